@@ -1,0 +1,135 @@
+"""Turning what a client sent into bytes and fields: bodies, forms, image references."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+
+from vidgate.api.errors import validation_error
+from vidgate.config import Settings
+from vidgate.core.errors import InvalidImage, InvalidRequest
+from vidgate.media.images import parse_data_url
+
+JSON_TYPES = ("application/json",)
+M = TypeVar("M", bound=BaseModel)
+
+
+def _set_path(target: dict[str, Any], key: str, value: Any) -> None:
+    """``metadata[a]=b`` (how SDKs flatten objects into form fields) -> nested dicts."""
+    head, bracket, rest = key.partition("[")
+    if not bracket:
+        target[key] = value
+        return
+    parts = [head] + [p.rstrip("]") for p in ("[" + rest).split("[") if p]
+    node = target
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise InvalidRequest(f"conflicting form fields for {head!r}", param=head)
+        node = child
+    node[parts[-1]] = value
+
+
+async def read_body(
+    request: Request, *, max_files: int = 2
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """A JSON or multipart body as plain fields, plus uploaded files by field name."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data" or content_type == "application/x-www-form-urlencoded":
+        try:
+            form = await request.form(max_files=max_files, max_fields=200)
+        except MultiPartException as exc:
+            raise InvalidRequest(
+                f"malformed multipart body: {exc.message}", code="invalid_body"
+            ) from exc
+        fields: dict[str, Any] = {}
+        files: dict[str, bytes] = {}
+        try:
+            for key, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    files[key] = await value.read()
+                elif key in ("metadata", "input_reference", "video") and value.startswith("{"):
+                    _set_path(fields, key, _json(value))
+                else:
+                    _set_path(fields, key, value)
+        finally:
+            await form.close()
+        return fields, files
+    if content_type in JSON_TYPES or content_type.endswith("+json") or not content_type:
+        raw = await request.body()
+        document = _json(raw)
+        if not isinstance(document, dict):
+            raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
+        return document, {}
+    raise InvalidRequest(
+        f"unsupported Content-Type {content_type!r}: send application/json or multipart/form-data",
+        code="unsupported_media_type",
+    )
+
+
+def _json(raw: bytes | str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"malformed JSON body: {exc}", code="invalid_json") from exc
+
+
+def parse_model(model: type[M], fields: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        raise validation_error(list(exc.errors())) from exc
+
+
+def _is_public(host: str) -> bool:
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return all(ipaddress.ip_address(info[4][0]).is_global for info in infos)
+
+
+async def load_image_url(url: str, settings: Settings, *, param: str) -> bytes:
+    """The bytes behind a ``data:`` URL or an https URL (fetched once, size-capped)."""
+    if url.startswith("data:"):
+        _, data = parse_data_url(url, param=param)
+        return data
+    parts = urlsplit(url)
+    insecure = settings.allow_insecure_image_urls
+    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not insecure):
+        raise InvalidImage("an image URL must be https:// or a data: URL", param=param)
+    host = parts.hostname or ""
+    if not insecure and not await anyio.to_thread.run_sync(_is_public, host):
+        raise InvalidImage("the image URL's host is not a public address", param=param)
+    limit = settings.max_image_bytes
+    try:
+        async with (
+            httpx.AsyncClient(timeout=10.0, follow_redirects=False) as client,
+            client.stream("GET", url) as response,
+        ):
+            if response.status_code != 200:
+                raise InvalidImage(
+                    f"could not fetch the image URL: HTTP {response.status_code}", param=param
+                )
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise InvalidImage(f"the image is larger than {limit} bytes", param=param)
+                chunks.append(chunk)
+    except httpx.HTTPError as exc:
+        raise InvalidImage(
+            f"could not fetch the image URL: {type(exc).__name__}", param=param
+        ) from exc
+    return b"".join(chunks)

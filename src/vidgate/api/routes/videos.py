@@ -1,0 +1,212 @@
+"""The OpenAI Videos shape: ``/v1/videos``; the official ``openai`` SDK works unchanged."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from vidgate.api.content import blob_response, pick_output
+from vidgate.api.deps import AppSettings, CurrentPrincipal, Jobs, State, get_principal
+from vidgate.api.inputs import load_image_url, parse_model, read_body
+from vidgate.api.responses import FastJSONResponse
+from vidgate.api.schemas import (
+    CreateVideoBody,
+    ExtendBody,
+    ImageUrlReference,
+    RemixBody,
+    VideoDeleted,
+    VideoList,
+    VideoObject,
+)
+from vidgate.api.views import video_object
+from vidgate.core.errors import InvalidImage, InvalidParameter, InvalidRequest, NotFound
+from vidgate.core.spec import ImageRef, VideoRequest
+from vidgate.engine.service import JobService, Principal
+
+router = APIRouter(prefix="/v1/videos", tags=["videos (OpenAI shape)"])
+
+DEFAULT_MODEL = "sora-2"
+# What the SDK's poll helper waits between status reads of a running job.
+POLL_AFTER_MS = "1000"
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+
+
+async def _input_image(
+    body: CreateVideoBody, files: dict[str, bytes], jobs: JobService, settings: AppSettings
+) -> ImageRef | None:
+    if "input_reference" in files:
+        return await jobs.store_image(files["input_reference"], param="input_reference")
+    ref = body.input_reference
+    if ref is None:
+        return None
+    url = ref if isinstance(ref, str) else ref.image_url
+    if isinstance(ref, ImageUrlReference) and ref.file_id is not None and url is None:
+        raise InvalidImage(
+            "input_reference.file_id is not supported: send the image as a file part, an"
+            " https URL or a data URL",
+            param="input_reference",
+        )
+    if not url:
+        raise InvalidImage("input_reference needs an image_url", param="input_reference")
+    data = await load_image_url(url, settings, param="input_reference")
+    return await jobs.store_image(data, param="input_reference")
+
+
+@router.post("", response_model=VideoObject)
+async def create_video(
+    request: Request,
+    principal: CurrentPrincipal,
+    jobs: Jobs,
+    settings: AppSettings,
+    idempotency_key: IdempotencyKey = None,
+) -> FastJSONResponse:
+    fields, files = await read_body(request)
+    unknown_files = set(files) - {"input_reference"}
+    if unknown_files:
+        raise InvalidRequest(
+            f"unexpected file field {sorted(unknown_files)[0]!r}", param=sorted(unknown_files)[0]
+        )
+    body = parse_model(CreateVideoBody, fields)
+    image = await _input_image(body, files, jobs, settings)
+    req = VideoRequest(
+        model=body.model or DEFAULT_MODEL,
+        prompt=body.prompt,
+        seconds=body.seconds,
+        size=body.size,
+        resolution=body.resolution,
+        aspect_ratio=body.aspect_ratio,
+        fps=body.fps,
+        n=body.n,
+        seed=body.seed,
+        negative_prompt=body.negative_prompt,
+        metadata=body.metadata,
+        image=image,
+    )
+    job = await jobs.create(
+        principal, req, webhook_url=body.webhook_url, idempotency_key=idempotency_key
+    )
+    return FastJSONResponse(video_object(job).model_dump(mode="json"))
+
+
+@router.get("", response_model=VideoList)
+async def list_videos(
+    principal: CurrentPrincipal,
+    jobs: Jobs,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+) -> FastJSONResponse:
+    rows, has_more = await jobs.list(principal, after=after, limit=limit, order=order)
+    data = [video_object(job) for job in rows]
+    page = VideoList(
+        data=data,
+        first_id=data[0].id if data else None,
+        last_id=data[-1].id if data else None,
+        has_more=has_more,
+    )
+    return FastJSONResponse(page.model_dump(mode="json"))
+
+
+@router.post("/extensions", response_model=VideoObject)
+async def extend_video(
+    request: Request,
+    principal: CurrentPrincipal,
+    jobs: Jobs,
+    idempotency_key: IdempotencyKey = None,
+) -> FastJSONResponse:
+    fields, files = await read_body(request)
+    if files:
+        raise InvalidRequest(
+            "uploading a video to extend is not supported; pass video={'id': ...} of a"
+            " completed video",
+            param="video",
+        )
+    body = parse_model(ExtendBody, fields)
+    source = await jobs.source(principal, body.video.id)
+    source_job = await jobs.get(principal, body.video.id)
+    req = VideoRequest(
+        model=body.model or source_job.model,
+        prompt=body.prompt,
+        kind="extend",
+        seconds=body.seconds,
+        metadata=body.metadata,
+        source=source,
+    )
+    job = await jobs.create(
+        principal, req, webhook_url=body.webhook_url, idempotency_key=idempotency_key
+    )
+    return FastJSONResponse(video_object(job).model_dump(mode="json"))
+
+
+@router.get("/{video_id}", response_model=VideoObject)
+async def retrieve_video(
+    video_id: str, principal: CurrentPrincipal, jobs: Jobs, response: Response
+) -> FastJSONResponse:
+    job = await jobs.get(principal, video_id)
+    headers = {} if job.is_terminal else {"openai-poll-after-ms": POLL_AFTER_MS}
+    return FastJSONResponse(video_object(job).model_dump(mode="json"), headers=headers)
+
+
+@router.delete("/{video_id}", response_model=VideoDeleted)
+async def delete_video(video_id: str, principal: CurrentPrincipal, jobs: Jobs) -> FastJSONResponse:
+    await jobs.delete(principal, video_id)
+    return FastJSONResponse(VideoDeleted(id=video_id).model_dump(mode="json"))
+
+
+@router.post("/{video_id}/remix", response_model=VideoObject)
+async def remix_video(
+    video_id: str,
+    request: Request,
+    principal: CurrentPrincipal,
+    jobs: Jobs,
+    idempotency_key: IdempotencyKey = None,
+) -> FastJSONResponse:
+    fields, _ = await read_body(request)
+    body = parse_model(RemixBody, fields)
+    source = await jobs.source(principal, video_id)
+    source_job = await jobs.get(principal, video_id)
+    req = VideoRequest(
+        model=source_job.model,
+        prompt=body.prompt,
+        kind="remix",
+        metadata=body.metadata,
+        source=source,
+    )
+    job = await jobs.create(
+        principal, req, webhook_url=body.webhook_url, idempotency_key=idempotency_key
+    )
+    return FastJSONResponse(video_object(job).model_dump(mode="json"))
+
+
+@router.api_route("/{video_id}/content", methods=["GET", "HEAD"])
+async def video_content(
+    video_id: str,
+    request: Request,
+    state: State,
+    variant: str = "video",
+    index: Annotated[int, Query(ge=0, le=63)] = 0,
+    expires: int | None = None,
+    signature: str | None = None,
+) -> Response:
+    """The stored file. Either an API key of the owner, or a valid signed link."""
+    jobs = state.runtime.jobs
+    if signature is not None:
+        if expires is None or not state.signer.verify(video_id, variant, index, expires, signature):
+            # Indistinguishable from a missing video: a bad link reveals nothing.
+            raise NotFound(
+                f"no video with id {video_id!r}", param="video_id", code="video_not_found"
+            )
+        job, outputs = await jobs.outputs_unscoped(video_id)
+    else:
+        principal: Principal = await get_principal(state, request.headers.get("authorization"))
+        job, outputs = await jobs.get_with_outputs(principal, video_id)
+    if job.state != "completed":
+        raise InvalidParameter(
+            f"video {video_id} is {job.state}; content is available once it has completed",
+            param="video_id",
+            code="video_not_ready",
+        )
+    sha, content_type, filename = pick_output(outputs, video_id, variant, index)
+    return await blob_response(state.runtime.engine.blobs, sha, content_type, filename)

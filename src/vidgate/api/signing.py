@@ -1,0 +1,42 @@
+"""Signed, expiring download links: a plain GET with no auth header can fetch them.
+
+The signature covers the video id, the variant, the output index and the expiry, so a
+link grants exactly one file until it expires and cannot be turned into another.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from urllib.parse import urlencode
+
+
+class UrlSigner:
+    def __init__(self, key: bytes, ttl_s: int) -> None:
+        self._key = key
+        self.ttl_s = ttl_s
+
+    def _signature(self, video_id: str, variant: str, index: int, expires: int) -> str:
+        message = f"{video_id}\n{variant}\n{index}\n{expires}".encode()
+        digest = hmac.new(self._key, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def sign(self, base_url: str, video_id: str, variant: str, index: int) -> tuple[str, int]:
+        expires = int(time.time()) + self.ttl_s
+        query = urlencode(
+            {
+                "variant": variant,
+                "index": index,
+                "expires": expires,
+                "signature": self._signature(video_id, variant, index, expires),
+            }
+        )
+        return f"{base_url.rstrip('/')}/v1/videos/{video_id}/content?{query}", expires
+
+    def verify(self, video_id: str, variant: str, index: int, expires: int, signature: str) -> bool:
+        if expires < time.time():
+            return False
+        expected = self._signature(video_id, variant, index, expires)
+        return hmac.compare_digest(expected, signature)

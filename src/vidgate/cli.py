@@ -1,0 +1,296 @@
+"""``vidgate``: serve, worker, keys, models, generate."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vidgate.accounts.keys import DEFAULT_TENANT, KeyMode, NewKey, create_key
+from vidgate.config import Settings
+from vidgate.db import repo
+from vidgate.db.database import create_engine
+from vidgate.logging import configure_logging
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="vidgate: one API for video models."
+)
+keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
+app.add_typer(keys_app, name="keys")
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", envvar="VIDGATE_DATA_DIR", help="Where vidgate keeps its database and media."
+    ),
+]
+
+
+def _settings(data_dir: Path | None, **overrides: object) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _with_database(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run ``work`` against the data directory's database, started or attached to."""
+    from vidgate.runtime import prepare_database
+
+    async def main() -> T:
+        url = await prepare_database(settings)
+        db = create_engine(url, pool_size=1)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+async def _create_key(
+    db: AsyncEngine, *, name: str, mode: KeyMode, is_admin: bool, tenant: str
+) -> NewKey:
+    async with db.begin() as conn:
+        return await create_key(conn, name=name, mode=mode, is_admin=is_admin, tenant=tenant)
+
+
+async def _first_key(db: AsyncEngine) -> NewKey | None:
+    async with db.begin() as conn:
+        if await repo.count_keys(conn) > 0:
+            return None
+        return await create_key(conn, name="default", mode="test")
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="Run the API only.")] = False,
+) -> None:
+    """Start the gateway: API and worker in one process, on embedded defaults."""
+    import uvicorn
+
+    from vidgate.api.app import create_app
+    from vidgate.runtime import prepare_database
+
+    settings = _settings(data_dir, host=host, port=port)
+    configure_logging(settings.log_level, json=settings.log_json)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = asyncio.run(prepare_database(settings))
+
+    async def first_key() -> NewKey | None:
+        db = create_engine(url, pool_size=1)
+        try:
+            return await _first_key(db)
+        finally:
+            await db.dispose()
+
+    created = asyncio.run(first_key())
+    if created is not None:
+        out.print("Created a test API key (it routes every model to the sandbox; shown once):")
+        out.print(created.secret, highlight=False, soft_wrap=True)
+    out.print(
+        f"vidgate listening on http://{settings.host}:{settings.port}  (data: {settings.data_dir})"
+    )
+    sys.stdout.flush()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, url, with_worker=not no_worker),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
+    )
+    server.run()
+
+
+@app.command()
+def worker(
+    data_dir: DataDir = None,
+    concurrency: Annotated[int | None, typer.Option(help="Job steps run at once.")] = None,
+) -> None:
+    """Run job workers only (scale-out: many of these beside `serve --no-worker`)."""
+    from vidgate.engine.app import run_worker
+    from vidgate.runtime import open_runtime, prepare_database
+
+    settings = _settings(data_dir, worker_concurrency=concurrency)
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    async def main() -> None:
+        url = await prepare_database(settings)
+        async with open_runtime(settings, url) as runtime:
+            await run_worker(runtime.engine)
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="A label for the key.")],
+    test: Annotated[bool, typer.Option("--test", help="Sandbox-only key (default).")] = False,
+    live: Annotated[bool, typer.Option("--live", help="Key that reaches real providers.")] = False,
+    admin: Annotated[bool, typer.Option("--admin", help="May manage the gateway.")] = False,
+    tenant: Annotated[
+        str, typer.Option("--tenant", help="Tenant the key belongs to.")
+    ] = DEFAULT_TENANT,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a key and print its secret (last line; shown once, only a hash is kept)."""
+    if test and live:
+        err.print("choose one of --test and --live")
+        raise typer.Exit(2)
+    mode: KeyMode = "live" if live else "test"
+    settings = _settings(data_dir)
+    configure_logging("WARNING")
+    new = _with_database(
+        settings,
+        lambda db: _create_key(db, name=name, mode=mode, is_admin=admin, tenant=tenant),
+    )
+    out.print(
+        f"Created {mode} key {new.id} ({new.name}) for tenant {new.tenant}{' with admin rights' if admin else ''}."
+    )
+    out.print("Store the secret now; it is not shown again:")
+    print(new.secret)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = None) -> None:
+    """List keys (never their secrets)."""
+    settings = _settings(data_dir)
+    configure_logging("WARNING")
+
+    async def work(db: AsyncEngine) -> list[repo.KeyRecord]:
+        async with db.connect() as conn:
+            return await repo.list_keys(conn)
+
+    table = Table("id", "name", "tenant", "mode", "admin", "prefix", "created", "revoked")
+    for k in _with_database(settings, work):
+        table.add_row(
+            k.id,
+            k.name,
+            k.tenant_name,
+            k.mode,
+            "yes" if k.is_admin else "",
+            k.prefix + "…",
+            k.created_at.strftime("%Y-%m-%d %H:%M"),
+            k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else "",
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
+    """Revoke a key by id; it stops working within seconds."""
+    settings = _settings(data_dir)
+    configure_logging("WARNING")
+
+    async def work(db: AsyncEngine) -> bool:
+        async with db.begin() as conn:
+            return await repo.revoke_key(conn, key_id)
+
+    if not _with_database(settings, work):
+        err.print(f"no active key {key_id}")
+        raise typer.Exit(1)
+    out.print(f"revoked {key_id}")
+
+
+@app.command()
+def models(data_dir: DataDir = None) -> None:
+    """Show the model catalogue: limits, prices, deployments."""
+    from vidgate.core.catalog import load_catalog
+
+    settings = _settings(data_dir)
+    catalog = load_catalog(settings.models_file)
+    table = Table(
+        "model", "durations (s)", "resolutions", "aspect ratios", "fps", "modes", "deployments"
+    )
+    for card in catalog.models():
+        modes = [
+            m for m in ("text_to_video", "image_to_video", "remix", "extend") if getattr(card, m)
+        ]
+        table.add_row(
+            card.id,
+            card.durations.describe(),
+            ", ".join(card.resolutions),
+            ", ".join(card.aspect_ratios),
+            ", ".join(map(str, card.fps)),
+            ", ".join(
+                m.replace("_to_", "→")
+                .replace("text", "t")
+                .replace("image", "i")
+                .replace("video", "v")
+                for m in modes
+            ),
+            ", ".join(d.provider for d in card.deployments) or "(sandbox via test keys)",
+        )
+    out.print(table)
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What the video shows.")],
+    model: Annotated[str, typer.Option(help="Model id (see `vidgate models`).")] = "sandbox",
+    seconds: Annotated[int | None, typer.Option(help="Duration in seconds.")] = None,
+    size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT, e.g. 1280x720.")] = None,
+    resolution: Annotated[str | None, typer.Option(help="480p, 720p, 1080p, ...")] = None,
+    aspect_ratio: Annotated[
+        str | None, typer.Option("--aspect-ratio", help="16:9, 9:16, 1:1, ...")
+    ] = None,
+    fps: Annotated[int | None, typer.Option(help="Frames per second.")] = None,
+    image: Annotated[Path | None, typer.Option(help="First-frame image (image-to-video).")] = None,
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Where to write the MP4.")] = Path(
+        "video.mp4"
+    ),
+    base_url: Annotated[
+        str, typer.Option(envvar="VIDGATE_BASE_URL", help="Gateway URL.")
+    ] = "http://127.0.0.1:8000",
+    api_key: Annotated[str | None, typer.Option(envvar="VIDGATE_API_KEY", help="API key.")] = None,
+) -> None:
+    """Generate a video through a running gateway, with a progress bar."""
+    from vidgate.generate_client import GenerateError, GenerateOptions, run_generate
+
+    if not api_key:
+        err.print("an API key is needed: pass --api-key or set VIDGATE_API_KEY")
+        raise typer.Exit(2)
+    options = GenerateOptions(
+        prompt=prompt,
+        model=model,
+        seconds=seconds,
+        size=size,
+        resolution=resolution,
+        aspect_ratio=aspect_ratio,
+        fps=fps,
+        image=image,
+        out=out_path,
+        base_url=base_url,
+        api_key=api_key,
+    )
+    try:
+        video_id = run_generate(options, console=err)
+    except GenerateError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    out.print(f"{video_id} -> {out_path}")
+
+
+def main() -> None:
+    app()

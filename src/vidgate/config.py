@@ -1,0 +1,60 @@
+"""Settings, read once from the environment (``VIDGATE_*``) and CLI flags, then passed down.
+
+Nothing reads settings at import time: ``Settings()`` is built in ``cli.py`` (or a test)
+and handed to ``create_app`` / the worker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".vidgate"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIDGATE_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    # Any PostgreSQL; when unset, an embedded server lives in ``data_dir/pg``.
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Operator catalogue overrides (YAML), merged over the built-in one.
+    models_file: Path | None = None
+    # URL prefix used in signed download links; defaults to the request's own base URL.
+    public_base_url: str | None = None
+
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_image_bytes: int = 20 * 1024 * 1024
+    # Only for tests and trusted networks: allow http:// and private hosts in image URLs.
+    allow_insecure_image_urls: bool = False
+    signed_url_ttl_s: int = 3600
+
+    worker_concurrency: int = 8
+    # How often a worker looks for scheduled (schedule_in) jobs; new jobs arrive by NOTIFY.
+    worker_fetch_interval_s: float = 0.5
+    heartbeat_interval_s: float = 2.0
+    # A `doing` job whose worker has been silent this long is re-queued by the sweeper.
+    stalled_after_s: float = 10.0
+    sweep_interval_s: float = 15.0
+    # Upper bound for a job step that keeps failing unexpectedly before the job fails.
+    max_step_attempts: int = 8
+
+    # Simulated upstream latency of the sandbox provider (overridable per job by metadata).
+    sandbox_latency_s: float = 3.0
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.data_dir / "pg"

@@ -1,0 +1,397 @@
+"""The model catalogue: which video models the gateway offers and what each one accepts.
+
+The built-in catalogue ships as ``catalog.yaml`` next to this module. An operator can lay
+their own YAML file over it (``load_catalog(override=...)``) in the same shape::
+
+    models:
+      sora-2:                 # known id: deep-merged, operator keys win
+        pricing:
+          points: {"720p": [[5, 0.25], [10, 0.40]]}
+      my-model: {...}         # new id: a whole model card
+    remove: [luma-ray-2]      # ids to drop
+
+Within a merged model, mappings merge key by key, lists and scalars are replaced, and a
+``null`` value deletes the key (so ``points: {"720p": null}`` drops a point list that
+a ``per_second`` rate should replace). ``durations`` is always replaced whole because
+its two forms (``allowed`` versus ``min``/``max``) cannot be mixed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from vidgate.core.errors import ModelNotFound
+from vidgate.core.pricing import PriceTable
+
+# Short side in pixels of every resolution name the gateway understands. Names are
+# canonical: "720p", never "720P"; "4K", never "2160p".
+RESOLUTION_SHORT_SIDES: dict[str, int] = {
+    "240p": 240,
+    "360p": 360,
+    "480p": 480,
+    "540p": 540,
+    "720p": 720,
+    "1080p": 1080,
+    "4K": 2160,
+}
+
+_RESOLUTION_ALIASES = {"2160p": "4K", "4k": "4K"}
+_ASPECT_RATIO = re.compile(r"([1-9][0-9]*):([1-9][0-9]*)")
+
+
+def canonical_resolution(value: str) -> str | None:
+    """The canonical name of a resolution written in any case, or None if unknown."""
+    key = value.strip().lower()
+    if key in _RESOLUTION_ALIASES:
+        return _RESOLUTION_ALIASES[key]
+    return key if key in RESOLUTION_SHORT_SIDES else None
+
+
+def parse_aspect_ratio(value: str) -> tuple[int, int]:
+    """``"16:9"`` -> ``(16, 9)``; ValueError for anything else."""
+    match = _ASPECT_RATIO.fullmatch(value)
+    if match is None:
+        raise ValueError(f"aspect ratio {value!r} is not of the form 'W:H', e.g. '16:9'")
+    return int(match[1]), int(match[2])
+
+
+def _reject_sexagesimal(value: object) -> object:
+    # YAML 1.1 reads an unquoted 16:9 as the base-60 integer 969; say so instead of
+    # pydantic's bare "should be a valid string".
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(
+            f"aspect ratio must be a quoted string such as '16:9', got the number {value} "
+            "(YAML reads an unquoted 16:9 as a base-60 number)"
+        )
+    return value
+
+
+class DurationRule(BaseModel):
+    """Durations a model accepts: a list of ``allowed`` values or a ``min``-``max`` range."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed: list[int] | None = None
+    min: int | None = None
+    max: int | None = None
+
+    @field_validator("allowed")
+    @classmethod
+    def _sort_allowed(cls, value: list[int] | None) -> list[int] | None:
+        return None if value is None else sorted(set(value))
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Self:
+        if self.allowed is not None:
+            if self.min is not None or self.max is not None:
+                raise ValueError("durations takes either 'allowed' or 'min'/'max', not both")
+            if not self.allowed or self.allowed[0] < 1:
+                raise ValueError("durations.allowed must list positive whole seconds")
+        elif self.min is None or self.max is None:
+            raise ValueError("durations needs 'allowed', or both 'min' and 'max'")
+        elif self.min < 1 or self.max < self.min:
+            raise ValueError(f"durations range {self.min}-{self.max} is empty or not positive")
+        return self
+
+    @property
+    def minimum(self) -> int:
+        if self.allowed is not None:
+            return self.allowed[0]
+        assert self.min is not None
+        return self.min
+
+    @property
+    def maximum(self) -> int:
+        if self.allowed is not None:
+            return self.allowed[-1]
+        assert self.max is not None
+        return self.max
+
+    def check(self, seconds: int) -> bool:
+        if self.allowed is not None:
+            return seconds in self.allowed
+        return self.minimum <= seconds <= self.maximum
+
+    def describe(self, up_to: int | None = None) -> str:
+        """``"5, 10"`` or ``"1-60"``; with ``up_to``, only durations <= it ("" if none)."""
+        if self.allowed is not None:
+            values = [s for s in self.allowed if up_to is None or s <= up_to]
+            return ", ".join(str(s) for s in values)
+        low = self.minimum
+        high = self.maximum if up_to is None else min(self.maximum, up_to)
+        if high < low:
+            return ""
+        return str(low) if low == high else f"{low}-{high}"
+
+
+class DeploymentRef(BaseModel):
+    """Where a model can run. Routing between deployments is not built yet."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str = Field(min_length=1)
+    upstream_model: str | None = None
+    priority: int = 0
+    weight: int = Field(default=1, ge=0)
+
+
+class ModelCard(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    description: str = ""
+    owned_by: str
+    durations: DurationRule
+    resolutions: list[str] = Field(min_length=1)
+    aspect_ratios: list[str] = Field(min_length=1)
+    fps: list[int] = Field(min_length=1)
+    max_n: int = Field(default=4, ge=1)
+    max_prompt_chars: int = Field(default=4000, ge=1)
+    default_seconds: int
+    default_resolution: str
+    default_aspect_ratio: str
+    default_fps: int
+    text_to_video: bool = True
+    image_to_video: bool = False
+    extend: bool = False
+    remix: bool = False
+    pricing: PriceTable
+    deployments: list[DeploymentRef] = Field(default_factory=list)
+
+    @field_validator("resolutions")
+    @classmethod
+    def _check_resolutions(cls, value: list[str]) -> list[str]:
+        for resolution in value:
+            if resolution not in RESOLUTION_SHORT_SIDES:
+                raise ValueError(
+                    f"unknown resolution {resolution!r}; known: {', '.join(RESOLUTION_SHORT_SIDES)}"
+                )
+        _reject_duplicates(value, "resolutions")
+        return value
+
+    @field_validator("aspect_ratios", mode="before")
+    @classmethod
+    def _aspect_ratios_are_strings(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [_reject_sexagesimal(item) for item in value]
+        return value
+
+    @field_validator("default_aspect_ratio", mode="before")
+    @classmethod
+    def _default_aspect_ratio_is_string(cls, value: object) -> object:
+        return _reject_sexagesimal(value)
+
+    @field_validator("aspect_ratios")
+    @classmethod
+    def _check_aspect_ratios(cls, value: list[str]) -> list[str]:
+        for ratio in value:
+            parse_aspect_ratio(ratio)
+        _reject_duplicates(value, "aspect_ratios")
+        return value
+
+    @field_validator("fps")
+    @classmethod
+    def _check_fps(cls, value: list[int]) -> list[int]:
+        if any(f < 1 for f in value):
+            raise ValueError("fps values must be positive")
+        _reject_duplicates(value, "fps")
+        return value
+
+    @model_validator(mode="after")
+    def _check_defaults(self) -> Self:
+        if not self.durations.check(self.default_seconds):
+            raise ValueError(
+                f"default_seconds {self.default_seconds} is outside durations "
+                f"{self.durations.describe()}"
+            )
+        for name, default, allowed in (
+            ("default_resolution", self.default_resolution, self.resolutions),
+            ("default_aspect_ratio", self.default_aspect_ratio, self.aspect_ratios),
+            ("default_fps", self.default_fps, self.fps),
+        ):
+            if default not in allowed:
+                raise ValueError(
+                    f"{name} {default} is not one of {', '.join(str(a) for a in allowed)}"
+                )
+        unpriced = [r for r in self.resolutions if not self.pricing.covers(r)]
+        if unpriced:
+            raise ValueError(
+                f"no price for resolution(s) {', '.join(unpriced)}; add points or per_second "
+                "for each, or a default_per_second"
+            )
+        return self
+
+    @property
+    def kinds(self) -> list[str]:
+        """The job kinds this model accepts, for error messages."""
+        kinds = ["generate"] if self.text_to_video or self.image_to_video else []
+        if self.remix:
+            kinds.append("remix")
+        if self.extend:
+            kinds.append("extend")
+        return kinds
+
+
+def _reject_duplicates(values: list[str] | list[int], field: str) -> None:
+    if len(set(values)) != len(values):
+        raise ValueError(f"{field} lists a value more than once")
+
+
+class Catalog:
+    """The models on offer, in a stable order (built-in order, then operator additions)."""
+
+    def __init__(self, cards: Iterable[ModelCard]) -> None:
+        self._cards: dict[str, ModelCard] = {}
+        for card in cards:
+            if card.id in self._cards:
+                raise ValueError(f"model {card.id!r} is listed twice")
+            self._cards[card.id] = card
+
+    def get(self, model_id: str) -> ModelCard:
+        card = self._cards.get(model_id)
+        if card is not None:
+            return card
+        known = list(self._cards)
+        shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+        message = f"model {model_id!r} does not exist; available models: {shown or 'none'}"
+        close = difflib.get_close_matches(model_id, known, n=1)
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
+        raise ModelNotFound(message, param="model")
+
+    def models(self) -> list[ModelCard]:
+        return list(self._cards.values())
+
+    def __contains__(self, model_id: object) -> bool:
+        return model_id in self._cards
+
+    def __len__(self) -> int:
+        return len(self._cards)
+
+
+_BUILTIN_SOURCE = "built-in catalogue"
+_OVERRIDE_KEYS = {"models", "remove"}
+# Top-level card keys an override replaces rather than merges; see the module docstring.
+_REPLACED_KEYS = {"durations"}
+
+
+def load_catalog(override: Path | None = None) -> Catalog:
+    """The built-in catalogue, with the operator's ``override`` file laid over it."""
+    text = resources.files("vidgate.core").joinpath("catalog.yaml").read_text(encoding="utf-8")
+    builtin = _parse(text, _BUILTIN_SOURCE)
+    entries = _models_section(builtin, _BUILTIN_SOURCE)
+    sources = dict.fromkeys(entries, _BUILTIN_SOURCE)
+
+    if override is not None:
+        source = f"catalogue override {override}"
+        try:
+            override_text = override.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read {source}: {exc.strerror or exc}") from exc
+        document = _parse(override_text, source)
+        unknown = set(document) - _OVERRIDE_KEYS
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown top-level key(s) {', '.join(sorted(map(str, unknown)))}; "
+                "expected 'models' and/or 'remove'"
+            )
+        changes = _models_section(document, source)
+        removals = _remove_section(document, source)
+        for model_id in removals:
+            if model_id in changes:
+                raise ValueError(f"{source}: model {model_id!r} is both in models and in remove")
+            if model_id not in entries:
+                raise ValueError(f"{source}: cannot remove unknown model {model_id!r}")
+            del entries[model_id]
+        for model_id, change in changes.items():
+            base = entries.get(model_id)
+            entries[model_id] = change if base is None else _merge(base, change, top=True)
+            sources[model_id] = source
+
+    cards = []
+    for model_id, data in entries.items():
+        try:
+            cards.append(ModelCard.model_validate({**data, "id": model_id}))
+        except ValidationError as exc:
+            raise ValueError(
+                f"{sources[model_id]}: model {model_id!r} is invalid: {_describe(exc)}"
+            ) from exc
+    return Catalog(cards)
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{source} is not valid YAML: {exc}") from exc
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ValueError(f"{source} must be a mapping with a 'models' key")
+    return document
+
+
+def _models_section(document: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:
+    section = document.get("models")
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ValueError(f"{source}: 'models' must be a mapping from model id to its settings")
+    entries: dict[str, dict[str, Any]] = {}
+    for model_id, data in section.items():
+        if not isinstance(model_id, str):
+            raise ValueError(f"{source}: model id {model_id!r} must be a string")
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"{source}: model {model_id!r} must be a mapping of settings "
+                "(to drop a model, list it under 'remove')"
+            )
+        if "id" in data and data["id"] != model_id:
+            raise ValueError(
+                f"{source}: model {model_id!r} has a different id {data['id']!r}; "
+                "the key is the id, leave 'id' out"
+            )
+        entries[model_id] = data
+    return entries
+
+
+def _remove_section(document: Mapping[str, Any], source: str) -> list[str]:
+    section = document.get("remove")
+    if section is None:
+        return []
+    if not isinstance(section, list) or not all(isinstance(i, str) for i in section):
+        raise ValueError(f"{source}: 'remove' must be a list of model ids")
+    return section
+
+
+def _merge(base: Mapping[str, Any], change: Mapping[str, Any], *, top: bool) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in change.items():
+        if value is None:
+            merged.pop(key, None)
+        elif (
+            isinstance(value, dict)
+            and isinstance(merged.get(key), dict)
+            and not (top and key in _REPLACED_KEYS)
+        ):
+            merged[key] = _merge(merged[key], value, top=False)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{location}: {message}" if location else message)
+    return "; ".join(parts)

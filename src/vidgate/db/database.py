@@ -1,0 +1,38 @@
+"""Connection handling: one SQLAlchemy async engine per process, psycopg 3 underneath.
+
+procrastinate defers jobs on the same psycopg connection (``raw_connection``) so that a
+job row and the task that advances it commit or roll back together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from vidgate.db.embedded import to_sqlalchemy_url
+
+
+def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        to_sqlalchemy_url(database_url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,
+        # Return connections quickly after a database restart rather than erroring forever.
+        pool_recycle=1800,
+    )
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.begin() as conn:
+        yield conn
+
+
+async def raw_connection(conn: AsyncConnection) -> Any:
+    """The psycopg ``AsyncConnection`` under ``conn``, inside its open transaction."""
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection

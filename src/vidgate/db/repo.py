@@ -1,0 +1,452 @@
+"""Every query vidgate runs against its own tables, in one place.
+
+Callers pass an open ``AsyncConnection`` (and so decide the transaction); functions
+return small frozen records, never SQLAlchemy rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB as JSONB_TYPE
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vidgate.db.schema import (
+    api_keys,
+    blobs,
+    idempotency_keys,
+    instance_secrets,
+    job_outputs,
+    jobs,
+    sandbox_tasks,
+    tenants,
+)
+
+ACTIVE_STATES = ("queued", "submitting", "waiting", "finalizing")
+TERMINAL_STATES = ("completed", "failed", "cancelled")
+
+
+# --- tenants and keys -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    id: str
+    tenant_id: str
+    tenant_name: str
+    name: str
+    prefix: str
+    mode: Literal["test", "live"]
+    is_admin: bool
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+async def ensure_tenant(conn: AsyncConnection, tenant_id: str, name: str) -> str:
+    stmt = pg_insert(tenants).values(id=tenant_id, name=name).on_conflict_do_nothing()
+    await conn.execute(stmt)
+    found = await conn.scalar(sa.select(tenants.c.id).where(tenants.c.name == name))
+    assert found is not None
+    return str(found)
+
+
+async def insert_api_key(
+    conn: AsyncConnection,
+    *,
+    key_id: str,
+    tenant_id: str,
+    name: str,
+    prefix: str,
+    secret_hash: bytes,
+    mode: str,
+    is_admin: bool,
+) -> None:
+    await conn.execute(
+        api_keys.insert().values(
+            id=key_id,
+            tenant_id=tenant_id,
+            name=name,
+            prefix=prefix,
+            secret_hash=secret_hash,
+            mode=mode,
+            is_admin=is_admin,
+        )
+    )
+
+
+_KEY_COLUMNS = (
+    api_keys.c.id,
+    api_keys.c.tenant_id,
+    tenants.c.name.label("tenant_name"),
+    api_keys.c.name,
+    api_keys.c.prefix,
+    api_keys.c.mode,
+    api_keys.c.is_admin,
+    api_keys.c.created_at,
+    api_keys.c.revoked_at,
+)
+
+
+def _key(row: sa.Row[Any]) -> KeyRecord:
+    return KeyRecord(**row._mapping)
+
+
+async def find_active_key(conn: AsyncConnection, secret_hash: bytes) -> KeyRecord | None:
+    row = (
+        await conn.execute(
+            sa.select(*_KEY_COLUMNS)
+            .join(tenants, tenants.c.id == api_keys.c.tenant_id)
+            .where(api_keys.c.secret_hash == secret_hash, api_keys.c.revoked_at.is_(None))
+        )
+    ).first()
+    return _key(row) if row else None
+
+
+async def list_keys(conn: AsyncConnection) -> list[KeyRecord]:
+    rows = await conn.execute(
+        sa.select(*_KEY_COLUMNS)
+        .join(tenants, tenants.c.id == api_keys.c.tenant_id)
+        .order_by(api_keys.c.created_at)
+    )
+    return [_key(r) for r in rows]
+
+
+async def revoke_key(conn: AsyncConnection, key_id: str) -> bool:
+    result = await conn.execute(
+        api_keys.update()
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=sa.func.now())
+    )
+    return result.rowcount > 0
+
+
+async def count_keys(conn: AsyncConnection) -> int:
+    return int(await conn.scalar(sa.select(sa.func.count()).select_from(api_keys)) or 0)
+
+
+# --- jobs -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: str
+    tenant_id: str
+    api_key_id: str
+    mode: str
+    model: str
+    kind: str
+    spec: dict[str, Any]
+    state: str
+    progress: int
+    error_code: str | None
+    error_message: str | None
+    provider: str
+    upstream_model: str | None
+    upstream_id: str | None
+    estimated_cost: Decimal
+    cost: Decimal | None
+    step_attempts: int
+    poll_count: int
+    source_video_id: str | None
+    webhook_url: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    submitted_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    deleted_at: dt.datetime | None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+def _job(row: sa.Row[Any]) -> JobRecord:
+    return JobRecord(**row._mapping)
+
+
+async def insert_job(conn: AsyncConnection, **values: Any) -> JobRecord:
+    row = (await conn.execute(jobs.insert().values(**values).returning(*jobs.c))).one()
+    return _job(row)
+
+
+async def get_job(
+    conn: AsyncConnection,
+    job_id: str,
+    *,
+    tenant_id: str | None = None,
+    for_update: bool = False,
+    include_deleted: bool = False,
+) -> JobRecord | None:
+    stmt = sa.select(jobs).where(jobs.c.id == job_id)
+    if tenant_id is not None:
+        stmt = stmt.where(jobs.c.tenant_id == tenant_id)
+    if not include_deleted:
+        stmt = stmt.where(jobs.c.deleted_at.is_(None))
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt)).first()
+    return _job(row) if row else None
+
+
+async def list_jobs(
+    conn: AsyncConnection,
+    tenant_id: str,
+    *,
+    after: str | None,
+    limit: int,
+    order: Literal["asc", "desc"],
+) -> list[JobRecord]:
+    """A page of the tenant's jobs; ids are time-ordered, so the id is the cursor."""
+    stmt = sa.select(jobs).where(jobs.c.tenant_id == tenant_id, jobs.c.deleted_at.is_(None))
+    if after is not None:
+        stmt = stmt.where(jobs.c.id > after if order == "asc" else jobs.c.id < after)
+    stmt = stmt.order_by(jobs.c.id.asc() if order == "asc" else jobs.c.id.desc()).limit(limit)
+    return [_job(r) for r in await conn.execute(stmt)]
+
+
+async def update_job(conn: AsyncConnection, job_id: str, **values: Any) -> None:
+    await conn.execute(
+        jobs.update().where(jobs.c.id == job_id).values(updated_at=sa.func.now(), **values)
+    )
+
+
+async def active_jobs_without_task(conn: AsyncConnection, limit: int = 500) -> list[str]:
+    """Active jobs that no procrastinate task will advance: lost work for the sweeper."""
+    pj = sa.table(
+        "procrastinate_jobs",
+        sa.column("args", JSONB_TYPE),
+        sa.column("status", sa.Text),
+        sa.column("task_name", sa.Text),
+    )
+    pending = (
+        sa.select(sa.literal(1))
+        .select_from(pj)
+        .where(
+            pj.c.args["job_id"].astext == jobs.c.id,
+            sa.cast(pj.c.status, sa.Text).in_(["todo", "doing"]),
+            pj.c.task_name.like("vidgate:%"),
+        )
+        .exists()
+    )
+    rows = await conn.execute(
+        sa.select(jobs.c.id)
+        .where(jobs.c.state.in_(ACTIVE_STATES), ~pending)
+        .order_by(jobs.c.id)
+        .limit(limit)
+    )
+    return [r[0] for r in rows]
+
+
+# --- outputs and blobs ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRecord:
+    job_id: str
+    index: int
+    video_sha256: str
+    thumbnail_sha256: str
+    spritesheet_sha256: str
+    width: int
+    height: int
+    fps: float
+    duration: float
+    size_bytes: int
+
+
+async def record_blob(conn: AsyncConnection, sha256: str, size: int, content_type: str) -> None:
+    await conn.execute(
+        pg_insert(blobs)
+        .values(sha256=sha256, size=size, content_type=content_type)
+        .on_conflict_do_nothing()
+    )
+
+
+async def get_blob_content_type(conn: AsyncConnection, sha256: str) -> str | None:
+    value = await conn.scalar(sa.select(blobs.c.content_type).where(blobs.c.sha256 == sha256))
+    return str(value) if value is not None else None
+
+
+async def insert_output(conn: AsyncConnection, output: OutputRecord) -> bool:
+    """Record an output once; a repeated finalize step finds it there and keeps the first."""
+    result = await conn.execute(
+        pg_insert(job_outputs)
+        .values(
+            job_id=output.job_id,
+            index=output.index,
+            video_sha256=output.video_sha256,
+            thumbnail_sha256=output.thumbnail_sha256,
+            spritesheet_sha256=output.spritesheet_sha256,
+            width=output.width,
+            height=output.height,
+            fps=output.fps,
+            duration=output.duration,
+            size_bytes=output.size_bytes,
+        )
+        .on_conflict_do_nothing()
+    )
+    return result.rowcount > 0
+
+
+async def get_outputs(conn: AsyncConnection, job_id: str) -> list[OutputRecord]:
+    rows = await conn.execute(
+        sa.select(
+            job_outputs.c.job_id,
+            job_outputs.c.index,
+            job_outputs.c.video_sha256,
+            job_outputs.c.thumbnail_sha256,
+            job_outputs.c.spritesheet_sha256,
+            job_outputs.c.width,
+            job_outputs.c.height,
+            job_outputs.c.fps,
+            job_outputs.c.duration,
+            job_outputs.c.size_bytes,
+        )
+        .where(job_outputs.c.job_id == job_id)
+        .order_by(job_outputs.c.index)
+    )
+    return [OutputRecord(**r._mapping) for r in rows]
+
+
+async def get_outputs_for(
+    conn: AsyncConnection, job_ids: list[str]
+) -> dict[str, list[OutputRecord]]:
+    if not job_ids:
+        return {}
+    rows = await conn.execute(
+        sa.select(
+            job_outputs.c.job_id,
+            job_outputs.c.index,
+            job_outputs.c.video_sha256,
+            job_outputs.c.thumbnail_sha256,
+            job_outputs.c.spritesheet_sha256,
+            job_outputs.c.width,
+            job_outputs.c.height,
+            job_outputs.c.fps,
+            job_outputs.c.duration,
+            job_outputs.c.size_bytes,
+        )
+        .where(job_outputs.c.job_id.in_(job_ids))
+        .order_by(job_outputs.c.job_id, job_outputs.c.index)
+    )
+    found: dict[str, list[OutputRecord]] = {}
+    for r in rows:
+        found.setdefault(r.job_id, []).append(OutputRecord(**r._mapping))
+    return found
+
+
+# --- idempotency ------------------------------------------------------------------
+
+
+async def claim_idempotency_key(
+    conn: AsyncConnection, tenant_id: str, key: str, request_hash: str, job_id: str
+) -> tuple[str, str] | None:
+    """Insert the key, or return ``(request_hash, job_id)`` of the request that holds it."""
+    result = await conn.execute(
+        pg_insert(idempotency_keys)
+        .values(tenant_id=tenant_id, key=key, request_hash=request_hash, job_id=job_id)
+        .on_conflict_do_nothing()
+    )
+    if result.rowcount > 0:
+        return None
+    row = (
+        await conn.execute(
+            sa.select(idempotency_keys.c.request_hash, idempotency_keys.c.job_id).where(
+                idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.key == key
+            )
+        )
+    ).one()
+    return str(row.request_hash), str(row.job_id)
+
+
+async def find_idempotency_key(
+    conn: AsyncConnection, tenant_id: str, key: str
+) -> tuple[str, str] | None:
+    row = (
+        await conn.execute(
+            sa.select(idempotency_keys.c.request_hash, idempotency_keys.c.job_id).where(
+                idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.key == key
+            )
+        )
+    ).first()
+    return (str(row.request_hash), str(row.job_id)) if row else None
+
+
+# --- instance secrets -------------------------------------------------------------
+
+
+async def get_or_create_secret(conn: AsyncConnection, name: str, candidate: bytes) -> bytes:
+    await conn.execute(
+        pg_insert(instance_secrets).values(name=name, value=candidate).on_conflict_do_nothing()
+    )
+    value = await conn.scalar(
+        sa.select(instance_secrets.c.value).where(instance_secrets.c.name == name)
+    )
+    assert value is not None
+    return bytes(value)
+
+
+# --- the sandbox provider's upstream store ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxTaskRecord:
+    id: str
+    idempotency_key: str
+    request: dict[str, Any]
+    latency_s: float
+    fail_code: str | None
+    submit_calls: int
+    created_at: dt.datetime
+    cancelled_at: dt.datetime | None
+
+
+async def sandbox_submit(
+    conn: AsyncConnection,
+    *,
+    task_id: str,
+    idempotency_key: str,
+    request: dict[str, Any],
+    latency_s: float,
+    fail_code: str | None,
+) -> SandboxTaskRecord:
+    """Create the task, or count another call for the same idempotency key and return it."""
+    stmt = pg_insert(sandbox_tasks).values(
+        id=task_id,
+        idempotency_key=idempotency_key,
+        request=request,
+        latency_s=latency_s,
+        fail_code=fail_code,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[sandbox_tasks.c.idempotency_key],
+        set_={"submit_calls": sandbox_tasks.c.submit_calls + 1},
+    ).returning(*sandbox_tasks.c)
+    row = (await conn.execute(stmt)).one()
+    return SandboxTaskRecord(**row._mapping)
+
+
+async def sandbox_get(conn: AsyncConnection, task_id: str) -> SandboxTaskRecord | None:
+    row = (
+        await conn.execute(sa.select(sandbox_tasks).where(sandbox_tasks.c.id == task_id))
+    ).first()
+    return SandboxTaskRecord(**row._mapping) if row else None
+
+
+async def sandbox_cancel(conn: AsyncConnection, task_id: str) -> None:
+    await conn.execute(
+        sandbox_tasks.update()
+        .where(sandbox_tasks.c.id == task_id, sandbox_tasks.c.cancelled_at.is_(None))
+        .values(cancelled_at=sa.func.now())
+    )
+
+
+async def now(conn: AsyncConnection) -> dt.datetime:
+    value = await conn.scalar(sa.select(sa.func.now()))
+    assert isinstance(value, dt.datetime)
+    return value

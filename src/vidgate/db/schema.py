@@ -1,0 +1,152 @@
+"""vidgate's tables. Alembic migrations under ``db/migrations`` create exactly these."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("tenant_id", sa.Text, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    # First characters of the secret, safe to show in listings and logs.
+    sa.Column("prefix", sa.Text, nullable=False),
+    sa.Column("secret_hash", sa.LargeBinary, nullable=False, unique=True),
+    sa.Column("mode", sa.Text, nullable=False),
+    sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("mode IN ('test', 'live')", name="api_keys_mode"),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("tenant_id", sa.Text, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("api_key_id", sa.Text, sa.ForeignKey("api_keys.id"), nullable=False),
+    sa.Column("mode", sa.Text, nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("spec", JSONB, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("progress", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error_code", sa.Text),
+    sa.Column("error_message", sa.Text),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("upstream_model", sa.Text),
+    sa.Column("upstream_id", sa.Text),
+    sa.Column("estimated_cost", sa.Numeric(12, 6), nullable=False),
+    sa.Column("cost", sa.Numeric(12, 6)),
+    # Unexpected failures of the current step; bounded by Settings.max_step_attempts.
+    sa.Column("step_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("poll_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("source_video_id", sa.Text),
+    sa.Column("webhook_url", sa.Text),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("submitted_at", sa.DateTime(timezone=True)),
+    sa.Column("completed_at", sa.DateTime(timezone=True)),
+    sa.Column("deleted_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint(
+        "state IN ('queued', 'submitting', 'waiting', 'finalizing',"
+        " 'completed', 'failed', 'cancelled')",
+        name="jobs_state",
+    ),
+    sa.CheckConstraint("progress BETWEEN 0 AND 100", name="jobs_progress"),
+)
+# Listing is per tenant in id order (ids are time-ordered), skipping deleted jobs.
+sa.Index(
+    "jobs_tenant_id_idx", jobs.c.tenant_id, jobs.c.id, postgresql_where=jobs.c.deleted_at.is_(None)
+)
+sa.Index(
+    "jobs_active_idx",
+    jobs.c.state,
+    postgresql_where=jobs.c.state.in_(["queued", "submitting", "waiting", "finalizing"]),
+)
+
+blobs = sa.Table(
+    "blobs",
+    metadata,
+    sa.Column("sha256", sa.Text, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("content_type", sa.Text, nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
+job_outputs = sa.Table(
+    "job_outputs",
+    metadata,
+    sa.Column("job_id", sa.Text, sa.ForeignKey("jobs.id"), primary_key=True),
+    sa.Column("index", sa.Integer, primary_key=True),
+    sa.Column("video_sha256", sa.Text, sa.ForeignKey("blobs.sha256"), nullable=False),
+    sa.Column("thumbnail_sha256", sa.Text, sa.ForeignKey("blobs.sha256"), nullable=False),
+    sa.Column("spritesheet_sha256", sa.Text, sa.ForeignKey("blobs.sha256"), nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("fps", sa.Float, nullable=False),
+    sa.Column("duration", sa.Float, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("tenant_id", sa.Text, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("request_hash", sa.Text, nullable=False),
+    sa.Column("job_id", sa.Text, sa.ForeignKey("jobs.id"), nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
+# Instance-wide secrets (the URL signing key), in the database so every replica shares them.
+instance_secrets = sa.Table(
+    "instance_secrets",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+)
+
+# The sandbox provider's own "upstream" task store. It stands in for a remote service,
+# so it keeps its state apart from `jobs` and dedupes submissions by idempotency key.
+sandbox_tasks = sa.Table(
+    "sandbox_tasks",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("idempotency_key", sa.Text, nullable=False, unique=True),
+    sa.Column("request", JSONB, nullable=False),
+    sa.Column("latency_s", sa.Float, nullable=False),
+    sa.Column("fail_code", sa.Text),
+    sa.Column("submit_calls", sa.Integer, nullable=False, server_default="1"),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("cancelled_at", sa.DateTime(timezone=True)),
+)

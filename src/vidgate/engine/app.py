@@ -1,0 +1,47 @@
+"""The procrastinate app and the worker loop (job steps plus the sweeper)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import procrastinate
+
+from vidgate.db.embedded import to_libpq_uri
+from vidgate.engine import steps
+from vidgate.engine.context import EngineContext
+from vidgate.engine.sweeper import run_sweeper
+from vidgate.engine.tasks import CONTEXT_KEY, blueprint
+
+
+def create_procrastinate_app(database_url: str, *, pool_size: int = 10) -> procrastinate.App:
+    connector = procrastinate.PsycopgConnector(
+        conninfo=to_libpq_uri(database_url), min_size=1, max_size=pool_size
+    )
+    app = procrastinate.App(connector=connector)
+    app.add_tasks_from(blueprint, namespace=steps.NAMESPACE)
+    return app
+
+
+async def run_worker(ctx: EngineContext, *, name: str = "vidgate-worker") -> None:
+    """Process job steps until cancelled; the sweeper runs beside it."""
+    settings = ctx.settings
+    sweeper = asyncio.create_task(run_sweeper(ctx), name="vidgate-sweeper")
+    try:
+        await ctx.app.run_worker_async(
+            name=name,
+            queues=[steps.QUEUE],
+            concurrency=settings.worker_concurrency,
+            fetch_job_polling_interval=settings.worker_fetch_interval_s,
+            abort_job_polling_interval=settings.worker_fetch_interval_s * 4,
+            update_heartbeat_interval=settings.heartbeat_interval_s,
+            stalled_worker_timeout=settings.stalled_after_s,
+            additional_context={CONTEXT_KEY: ctx},
+            install_signal_handlers=False,
+            delete_jobs="successful",
+            shutdown_graceful_timeout=5,
+        )
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper

@@ -1,0 +1,23 @@
+"""What the engine's tasks need, built once per process and handed to the worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import procrastinate
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vidgate.config import Settings
+from vidgate.core.catalog import Catalog
+from vidgate.media.storage import BlobStore
+from vidgate.providers.base import Provider
+
+
+@dataclass(frozen=True)
+class EngineContext:
+    settings: Settings
+    db: AsyncEngine
+    blobs: BlobStore
+    providers: dict[str, Provider]
+    catalog: Catalog
+    app: procrastinate.App

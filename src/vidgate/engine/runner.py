@@ -1,0 +1,327 @@
+"""The job state machine: submit, poll, finalize, cancel.
+
+    queued -> submitting -> waiting -> finalizing -> completed
+                  |            |           |
+                  +------------+-----------+----> failed | cancelled
+
+Each step reads the job, talks to the provider outside any transaction, then commits
+the next state and enqueues the next step in one transaction. Every step is safe to
+run again after a crash at any point:
+
+- submit: ``submitting`` is committed before the provider is called, and the provider
+  gets the job id as its idempotency key, so a re-run finds the same upstream task;
+- poll: only reads upstream;
+- finalize: outputs are content-addressed and recorded once per (job, index), so a
+  re-run skips what is already stored.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import anyio
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vidgate.core.spec import JobSpec
+from vidgate.db import repo
+from vidgate.engine import steps
+from vidgate.engine.context import EngineContext
+from vidgate.media.previews import (
+    SPRITESHEET_CONTENT_TYPE,
+    THUMBNAIL_CONTENT_TYPE,
+    VIDEO_CONTENT_TYPE,
+    make_spritesheet,
+    make_thumbnail,
+)
+from vidgate.media.probe import probe_video
+from vidgate.providers.base import Provider, ProviderError
+
+log = structlog.get_logger("vidgate.engine")
+
+# Upstream progress is shown up to this value; storing and previews take the rest.
+_UPSTREAM_PROGRESS_CAP = 95
+_MIN_POLL_S = 0.05
+_MAX_POLL_S = 30.0
+
+
+def backoff_s(attempt: int, *, base: float = 0.5, cap: float = 60.0) -> float:
+    """Exponential backoff with full jitter; ``attempt`` starts at 1."""
+    return float(random.uniform(0, min(cap, base * 2 ** (attempt - 1))))
+
+
+def adaptive_poll_s(poll_count: int) -> float:
+    """Without a hint from upstream, poll often at first and back off for long jobs."""
+    return float(min(_MAX_POLL_S, 1.0 * 1.25**poll_count))
+
+
+class JobRunner:
+    def __init__(self, ctx: EngineContext) -> None:
+        self.ctx = ctx
+
+    # --- helpers ----------------------------------------------------------------
+
+    def _provider(self, name: str) -> Provider:
+        return self.ctx.providers[name]
+
+    async def _fail(
+        self, conn: AsyncConnection, job_id: str, code: str, message: str, *, cancel: bool
+    ) -> None:
+        await repo.update_job(
+            conn,
+            job_id,
+            state="failed",
+            error_code=code,
+            error_message=message,
+            completed_at=await repo.now(conn),
+            # Failed jobs are not billed.
+            cost=0,
+        )
+        job = await repo.get_job(conn, job_id, include_deleted=True)
+        if cancel and job is not None and job.upstream_id:
+            await steps.enqueue(self.ctx.app, conn, steps.CANCEL_UPSTREAM, job_id)
+        log.info("job.failed", job_id=job_id, code=code)
+
+    async def _retry_later(
+        self, job_id: str, step: str, error: ProviderError, attempts: int
+    ) -> None:
+        """A retryable upstream error: wait (honouring Retry-After), or give up."""
+        async with self.ctx.db.begin() as conn:
+            job = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
+            if job is None or job.is_terminal:
+                return
+            if attempts >= self.ctx.settings.max_step_attempts:
+                await self._fail(conn, job_id, error.code, error.message, cancel=True)
+                return
+            delay = error.retry_after_s if error.retry_after_s is not None else backoff_s(attempts)
+            await repo.update_job(conn, job_id, step_attempts=attempts)
+            await steps.enqueue(self.ctx.app, conn, step, job_id, delay_s=delay)
+        log.info("job.retry", job_id=job_id, step=step, code=error.code, delay_s=round(delay, 2))
+
+    async def guarded(self, step: str, job_id: str, run: Callable[[str], Awaitable[None]]) -> None:
+        """Run a step; an unexpected error re-enqueues it with backoff, up to a bound."""
+        try:
+            await run(job_id)
+        except Exception as exc:
+            log.exception("job.step_error", job_id=job_id, step=step)
+            async with self.ctx.db.begin() as conn:
+                job = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
+                if job is None or job.is_terminal:
+                    return
+                attempts = job.step_attempts + 1
+                if attempts >= self.ctx.settings.max_step_attempts:
+                    await self._fail(
+                        conn,
+                        job_id,
+                        "internal_error",
+                        f"vidgate could not complete the job: {type(exc).__name__}",
+                        cancel=True,
+                    )
+                    return
+                await repo.update_job(conn, job_id, step_attempts=attempts)
+                await steps.enqueue(
+                    self.ctx.app, conn, step, job_id, delay_s=backoff_s(attempts, base=1.0)
+                )
+
+    # --- steps ------------------------------------------------------------------
+
+    async def submit(self, job_id: str) -> None:
+        async with self.ctx.db.begin() as conn:
+            job = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
+            if job is None or job.state not in ("queued", "submitting"):
+                return
+            if job.state == "queued":
+                await repo.update_job(conn, job_id, state="submitting")
+        spec = JobSpec.model_validate(job.spec)
+        provider = self._provider(job.provider)
+        try:
+            result = await provider.submit(
+                spec, idempotency_key=job.id, upstream_model=job.upstream_model
+            )
+        except ProviderError as error:
+            if error.retryable:
+                await self._retry_later(job_id, steps.SUBMIT, error, job.step_attempts + 1)
+                return
+            async with self.ctx.db.begin() as conn:
+                await self._fail(conn, job_id, error.code, error.message, cancel=False)
+            return
+        async with self.ctx.db.begin() as conn:
+            current = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
+            if current is None or current.state != "submitting":
+                # Cancelled while the submission was in flight: stop the upstream task too.
+                await provider.cancel(result.upstream_id)
+                return
+            await repo.update_job(
+                conn,
+                job_id,
+                state="waiting",
+                upstream_id=result.upstream_id,
+                submitted_at=await repo.now(conn),
+                step_attempts=0,
+            )
+            await steps.enqueue(
+                self.ctx.app,
+                conn,
+                steps.POLL,
+                job_id,
+                delay_s=max(_MIN_POLL_S, result.poll_after_s),
+            )
+        log.info(
+            "job.submitted", job_id=job_id, provider=job.provider, upstream_id=result.upstream_id
+        )
+
+    async def poll(self, job_id: str) -> None:
+        async with self.ctx.db.connect() as conn:
+            job = await repo.get_job(conn, job_id, include_deleted=True)
+        if job is None or job.state != "waiting" or job.upstream_id is None:
+            return
+        try:
+            status = await self._provider(job.provider).status(job.upstream_id)
+        except ProviderError as error:
+            if error.retryable:
+                await self._retry_later(job_id, steps.POLL, error, job.step_attempts + 1)
+                return
+            async with self.ctx.db.begin() as conn:
+                await self._fail(conn, job_id, error.code, error.message, cancel=True)
+            return
+        async with self.ctx.db.begin() as conn:
+            current = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
+            if current is None or current.state != "waiting":
+                return
+            if status.state in ("queued", "running"):
+                progress = min(_UPSTREAM_PROGRESS_CAP, max(current.progress, status.progress or 0))
+                delay = status.poll_after_s
+                if delay is None:
+                    delay = adaptive_poll_s(current.poll_count)
+                await repo.update_job(
+                    conn,
+                    job_id,
+                    progress=progress,
+                    poll_count=current.poll_count + 1,
+                    step_attempts=0,
+                )
+                await steps.enqueue(
+                    self.ctx.app, conn, steps.POLL, job_id, delay_s=max(_MIN_POLL_S, delay)
+                )
+            elif status.state == "succeeded":
+                values: dict[str, object] = {
+                    "state": "finalizing",
+                    "progress": _UPSTREAM_PROGRESS_CAP,
+                    "step_attempts": 0,
+                }
+                if status.cost is not None:
+                    values["cost"] = status.cost
+                await repo.update_job(conn, job_id, **values)
+                await steps.enqueue(self.ctx.app, conn, steps.FINALIZE, job_id)
+            elif status.state == "failed":
+                await self._fail(
+                    conn,
+                    job_id,
+                    status.error_code or "upstream_failed",
+                    status.error_message or "the upstream provider reported a failure",
+                    cancel=False,
+                )
+            else:
+                await self._fail(
+                    conn,
+                    job_id,
+                    "cancelled_upstream",
+                    "the upstream task was cancelled",
+                    cancel=False,
+                )
+
+    async def finalize(self, job_id: str) -> None:
+        async with self.ctx.db.connect() as conn:
+            job = await repo.get_job(conn, job_id, include_deleted=True)
+            stored = {o.index for o in await repo.get_outputs(conn, job_id)} if job else set()
+        if job is None or job.state != "finalizing" or job.upstream_id is None:
+            return
+        spec = JobSpec.model_validate(job.spec)
+        provider = self._provider(job.provider)
+        tmp_root = self.ctx.settings.data_dir / "tmp"
+        tmp_root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=tmp_root, prefix=f"{job_id}-"))
+        try:
+            if len(stored) < spec.n:
+                try:
+                    paths = await provider.fetch(job.upstream_id, tmp)
+                except ProviderError as error:
+                    if error.retryable:
+                        await self._retry_later(
+                            job_id, steps.FINALIZE, error, job.step_attempts + 1
+                        )
+                        return
+                    async with self.ctx.db.begin() as conn:
+                        await self._fail(conn, job_id, error.code, error.message, cancel=False)
+                    return
+                for index, path in enumerate(paths):
+                    if index not in stored:
+                        await self._store_output(job_id, index, path, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        async with self.ctx.db.begin() as conn:
+            current = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
+            if current is None or current.state != "finalizing":
+                return
+            await repo.update_job(
+                conn,
+                job_id,
+                state="completed",
+                progress=100,
+                completed_at=await repo.now(conn),
+                # Until a provider reports its own cost, the estimate is what is billed.
+                cost=current.cost if current.cost is not None else current.estimated_cost,
+                step_attempts=0,
+            )
+        log.info("job.completed", job_id=job_id, outputs=spec.n, duration_s=_since(job))
+
+    async def _store_output(self, job_id: str, index: int, video: Path, tmp: Path) -> None:
+        info = await anyio.to_thread.run_sync(probe_video, video)
+        thumbnail = tmp / f"{index}.thumb.webp"
+        spritesheet = tmp / f"{index}.sprites.jpg"
+        await anyio.to_thread.run_sync(make_thumbnail, video, thumbnail)
+        await anyio.to_thread.run_sync(make_spritesheet, video, spritesheet)
+        video_blob = await self.ctx.blobs.put_file(video)
+        thumb_blob = await self.ctx.blobs.put_file(thumbnail)
+        sprite_blob = await self.ctx.blobs.put_file(spritesheet)
+        async with self.ctx.db.begin() as conn:
+            await repo.record_blob(conn, video_blob.sha256, video_blob.size, VIDEO_CONTENT_TYPE)
+            await repo.record_blob(conn, thumb_blob.sha256, thumb_blob.size, THUMBNAIL_CONTENT_TYPE)
+            await repo.record_blob(
+                conn, sprite_blob.sha256, sprite_blob.size, SPRITESHEET_CONTENT_TYPE
+            )
+            await repo.insert_output(
+                conn,
+                repo.OutputRecord(
+                    job_id=job_id,
+                    index=index,
+                    video_sha256=video_blob.sha256,
+                    thumbnail_sha256=thumb_blob.sha256,
+                    spritesheet_sha256=sprite_blob.sha256,
+                    width=info.width,
+                    height=info.height,
+                    fps=info.fps,
+                    duration=info.duration,
+                    size_bytes=info.size_bytes,
+                ),
+            )
+
+    async def cancel_upstream(self, job_id: str) -> None:
+        async with self.ctx.db.connect() as conn:
+            job = await repo.get_job(conn, job_id, include_deleted=True)
+        if job is None or job.upstream_id is None:
+            return
+        try:
+            await self._provider(job.provider).cancel(job.upstream_id)
+        except ProviderError as error:
+            # Best effort: the job is already terminal on our side.
+            log.info("job.cancel_upstream_failed", job_id=job_id, code=error.code)
+
+
+def _since(job: repo.JobRecord) -> float:
+    return round(time.time() - job.created_at.timestamp(), 3)

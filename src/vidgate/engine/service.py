@@ -1,0 +1,233 @@
+"""What the API asks of the engine: create, read, list, delete jobs; store inputs.
+
+Creation validates against the catalogue, prices, routes, stores the job and enqueues
+its first step in one transaction. Every read is scoped to the caller's tenant, so
+another tenant's id behaves exactly like an id that does not exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+import anyio
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vidgate.core.catalog import ModelCard
+from vidgate.core.errors import Conflict, NotFound, ServiceUnavailable, VideoNotReady
+from vidgate.core.ids import new_id
+from vidgate.core.spec import ImageRef, JobSpec, SourceRef, VideoRequest, normalize
+from vidgate.db import repo
+from vidgate.engine import steps
+from vidgate.engine.context import EngineContext
+from vidgate.media.images import inspect_image
+from vidgate.providers.registry import SANDBOX
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: str
+    tenant_id: str
+    mode: Literal["test", "live"]
+    is_admin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    provider: str
+    upstream_model: str | None
+
+
+class _Replay(Exception):
+    """Raised inside the create transaction to roll it back and return a stored job."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+
+
+def request_hash(req: VideoRequest, webhook_url: str | None) -> str:
+    payload = {"request": req.model_dump(mode="json"), "webhook_url": webhook_url}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class JobService:
+    def __init__(self, ctx: EngineContext) -> None:
+        self.ctx = ctx
+
+    def route(self, card: ModelCard, principal: Principal) -> Route:
+        """Test keys always reach the sandbox; live keys reach a configured deployment."""
+        if principal.mode == "test":
+            return Route(SANDBOX, card.id)
+        for deployment in sorted(card.deployments, key=lambda d: -d.priority):
+            if deployment.provider in self.ctx.providers:
+                return Route(deployment.provider, deployment.upstream_model)
+        raise ServiceUnavailable(
+            f"no deployment is configured for model {card.id!r}; use a test key to reach the"
+            " sandbox, or configure a provider for it",
+            param="model",
+            code="no_deployment",
+        )
+
+    async def store_image(self, data: bytes, *, param: str) -> ImageRef:
+        info = await anyio.to_thread.run_sync(
+            lambda: inspect_image(data, max_bytes=self.ctx.settings.max_image_bytes, param=param)
+        )
+        blob = await self.ctx.blobs.put_bytes(data)
+        async with self.ctx.db.begin() as conn:
+            await repo.record_blob(conn, blob.sha256, blob.size, info.content_type)
+        return ImageRef(
+            sha256=blob.sha256, width=info.width, height=info.height, content_type=info.content_type
+        )
+
+    async def source(self, principal: Principal, video_id: str) -> SourceRef:
+        """A completed video of the caller's, to remix or extend."""
+        async with self.ctx.db.connect() as conn:
+            job = await self._owned(conn, principal, video_id)
+            outputs = await repo.get_outputs(conn, job.id)
+        if job.state != "completed" or not outputs:
+            raise VideoNotReady(
+                f"video {video_id} is {job.state}; only a completed video can be used",
+                param="video_id",
+            )
+        spec = JobSpec.model_validate(job.spec)
+        return SourceRef(
+            video_id=job.id,
+            sha256=outputs[0].video_sha256,
+            seconds=spec.seconds,
+            width=spec.width,
+            height=spec.height,
+            fps=spec.fps,
+        )
+
+    async def create(
+        self,
+        principal: Principal,
+        req: VideoRequest,
+        *,
+        webhook_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> repo.JobRecord:
+        card = self.ctx.catalog.get(req.model)
+        spec = normalize(req, card)
+        route = self.route(card, principal)
+        cost = card.pricing.estimate(spec.resolution, spec.seconds) * spec.n
+        job_id = new_id("video")
+        fingerprint = request_hash(req, webhook_url)
+        try:
+            async with self.ctx.db.begin() as conn:
+                if idempotency_key is not None:
+                    held = await repo.find_idempotency_key(
+                        conn, principal.tenant_id, idempotency_key
+                    )
+                    if held is not None:
+                        raise _Replay(self._check_replay(held, fingerprint))
+                job = await repo.insert_job(
+                    conn,
+                    id=job_id,
+                    tenant_id=principal.tenant_id,
+                    api_key_id=principal.key_id,
+                    mode=principal.mode,
+                    model=card.id,
+                    kind=spec.kind,
+                    spec=spec.model_dump(mode="json"),
+                    state="queued",
+                    provider=route.provider,
+                    upstream_model=route.upstream_model,
+                    estimated_cost=Decimal(cost),
+                    source_video_id=spec.source.video_id if spec.source else None,
+                    webhook_url=webhook_url,
+                )
+                if idempotency_key is not None:
+                    held = await repo.claim_idempotency_key(
+                        conn, principal.tenant_id, idempotency_key, fingerprint, job_id
+                    )
+                    if held is not None:
+                        # A concurrent request with the same key committed first.
+                        raise _Replay(self._check_replay(held, fingerprint))
+                await steps.enqueue(self.ctx.app, conn, steps.SUBMIT, job_id)
+        except _Replay as replay:
+            return await self.get(principal, replay.job_id, include_deleted=True)
+        return job
+
+    @staticmethod
+    def _check_replay(held: tuple[str, str], fingerprint: str) -> str:
+        held_hash, held_job = held
+        if held_hash != fingerprint:
+            raise Conflict(
+                "this Idempotency-Key was already used with a different request body",
+                param="Idempotency-Key",
+                code="idempotency_key_reused",
+            )
+        return held_job
+
+    async def _owned(
+        self, conn: AsyncConnection, principal: Principal, job_id: str, *, for_update: bool = False
+    ) -> repo.JobRecord:
+        job = await repo.get_job(conn, job_id, tenant_id=principal.tenant_id, for_update=for_update)
+        if job is None:
+            raise NotFound(f"no video with id {job_id!r}", param="video_id", code="video_not_found")
+        return job
+
+    async def get(
+        self, principal: Principal, job_id: str, *, include_deleted: bool = False
+    ) -> repo.JobRecord:
+        async with self.ctx.db.connect() as conn:
+            job = await repo.get_job(
+                conn, job_id, tenant_id=principal.tenant_id, include_deleted=include_deleted
+            )
+        if job is None:
+            raise NotFound(f"no video with id {job_id!r}", param="video_id", code="video_not_found")
+        return job
+
+    async def get_with_outputs(
+        self, principal: Principal, job_id: str
+    ) -> tuple[repo.JobRecord, list[repo.OutputRecord]]:
+        async with self.ctx.db.connect() as conn:
+            job = await self._owned(conn, principal, job_id)
+            outputs = await repo.get_outputs(conn, job_id) if job.state == "completed" else []
+        return job, outputs
+
+    async def outputs_unscoped(self, job_id: str) -> tuple[repo.JobRecord, list[repo.OutputRecord]]:
+        """For signed URLs, whose signature already proves the right to read this job."""
+        async with self.ctx.db.connect() as conn:
+            job = await repo.get_job(conn, job_id)
+            if job is None:
+                raise NotFound(
+                    f"no video with id {job_id!r}", param="video_id", code="video_not_found"
+                )
+            return job, await repo.get_outputs(conn, job_id)
+
+    async def list(
+        self,
+        principal: Principal,
+        *,
+        after: str | None,
+        limit: int,
+        order: Literal["asc", "desc"],
+    ) -> tuple[list[repo.JobRecord], bool]:
+        async with self.ctx.db.connect() as conn:
+            rows = await repo.list_jobs(
+                conn, principal.tenant_id, after=after, limit=limit + 1, order=order
+            )
+        return rows[:limit], len(rows) > limit
+
+    async def delete(self, principal: Principal, job_id: str) -> None:
+        """Delete a video; a job still running is cancelled, upstream too."""
+        async with self.ctx.db.begin() as conn:
+            job = await self._owned(conn, principal, job_id, for_update=True)
+            now = await repo.now(conn)
+            values: dict[str, object] = {"deleted_at": now}
+            if not job.is_terminal:
+                values.update(
+                    state="cancelled",
+                    error_code="cancelled",
+                    error_message="cancelled by the user",
+                    completed_at=now,
+                    cost=0,
+                )
+                if job.upstream_id is not None:
+                    await steps.enqueue(self.ctx.app, conn, steps.CANCEL_UPSTREAM, job_id)
+            await repo.update_job(conn, job_id, **values)

@@ -1,0 +1,46 @@
+"""Names of the procrastinate tasks that move a job along, and how to enqueue them.
+
+Every enqueue happens on the caller's open transaction, so a state change and the task
+that continues from it commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import procrastinate
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vidgate.db.database import raw_connection
+
+QUEUE = "jobs"
+NAMESPACE = "vidgate"
+SUBMIT = "vidgate:submit"
+POLL = "vidgate:poll"
+FINALIZE = "vidgate:finalize"
+CANCEL_UPSTREAM = "vidgate:cancel_upstream"
+
+# The step that continues a job from each active state.
+STEP_FOR_STATE = {
+    "queued": SUBMIT,
+    "submitting": SUBMIT,
+    "waiting": POLL,
+    "finalizing": FINALIZE,
+}
+
+
+async def enqueue(
+    app: procrastinate.App,
+    conn: AsyncConnection,
+    step: str,
+    job_id: str,
+    *,
+    delay_s: float = 0.0,
+) -> None:
+    options: dict[str, object] = {
+        "connection": await raw_connection(conn),
+        "queue": QUEUE,
+        # One step of a job at a time, even when a stalled step is retried.
+        "lock": f"job:{job_id}",
+    }
+    if delay_s > 0:
+        options["schedule_in"] = {"seconds": delay_s}
+    await app.configure_task(step, **options).defer_async(job_id=job_id)

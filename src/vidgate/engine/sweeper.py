@@ -1,0 +1,51 @@
+"""Finds work that nobody is doing and puts it back in the queue.
+
+Runs at worker start and then every ``sweep_interval_s``. It is idempotent, so any
+number of worker processes may sweep the same database.
+
+1. Steps left ``doing`` by a dead worker (kill -9, lost host): retried.
+2. Active jobs with no pending step (a step that ended in an unexpected way): a step
+   for their current state is enqueued again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from vidgate.db import repo
+from vidgate.engine import steps
+from vidgate.engine.context import EngineContext
+
+log = structlog.get_logger("vidgate.sweeper")
+
+
+async def sweep_once(ctx: EngineContext) -> tuple[int, int]:
+    manager = ctx.app.job_manager
+    stalled = list(
+        await manager.get_stalled_jobs(seconds_since_heartbeat=ctx.settings.stalled_after_s)
+    )
+    for job in stalled:
+        await manager.retry_job(job)
+    await manager.prune_stalled_workers(seconds_since_heartbeat=ctx.settings.stalled_after_s)
+    requeued = 0
+    async with ctx.db.begin() as conn:
+        for job_id in await repo.active_jobs_without_task(conn):
+            job = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
+            if job is None or job.is_terminal:
+                continue
+            await steps.enqueue(ctx.app, conn, steps.STEP_FOR_STATE[job.state], job_id)
+            requeued += 1
+    if stalled or requeued:
+        log.info("sweeper.requeued", stalled_steps=len(stalled), lost_jobs=requeued)
+    return len(stalled), requeued
+
+
+async def run_sweeper(ctx: EngineContext) -> None:
+    while True:
+        try:
+            await sweep_once(ctx)
+        except Exception:
+            log.exception("sweeper.error")
+        await asyncio.sleep(ctx.settings.sweep_interval_s)

@@ -1,0 +1,41 @@
+"""procrastinate tasks: thin wrappers that hand each step to the ``JobRunner``."""
+
+from __future__ import annotations
+
+import procrastinate
+
+from vidgate.engine import steps
+from vidgate.engine.context import EngineContext
+from vidgate.engine.runner import JobRunner
+
+blueprint = procrastinate.Blueprint()
+
+CONTEXT_KEY = "vidgate"
+
+
+def _runner(context: procrastinate.JobContext) -> JobRunner:
+    ctx: EngineContext = context.additional_context[CONTEXT_KEY]
+    return JobRunner(ctx)
+
+
+@blueprint.task(name=steps.SUBMIT.partition(":")[2], queue=steps.QUEUE, pass_context=True)
+async def submit(context: procrastinate.JobContext, job_id: str) -> None:
+    runner = _runner(context)
+    await runner.guarded(steps.SUBMIT, job_id, runner.submit)
+
+
+@blueprint.task(name=steps.POLL.partition(":")[2], queue=steps.QUEUE, pass_context=True)
+async def poll(context: procrastinate.JobContext, job_id: str) -> None:
+    runner = _runner(context)
+    await runner.guarded(steps.POLL, job_id, runner.poll)
+
+
+@blueprint.task(name=steps.FINALIZE.partition(":")[2], queue=steps.QUEUE, pass_context=True)
+async def finalize(context: procrastinate.JobContext, job_id: str) -> None:
+    runner = _runner(context)
+    await runner.guarded(steps.FINALIZE, job_id, runner.finalize)
+
+
+@blueprint.task(name=steps.CANCEL_UPSTREAM.partition(":")[2], queue=steps.QUEUE, pass_context=True)
+async def cancel_upstream(context: procrastinate.JobContext, job_id: str) -> None:
+    await _runner(context).cancel_upstream(job_id)

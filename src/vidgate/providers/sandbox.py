@@ -1,0 +1,159 @@
+"""The sandbox provider: a local stand-in for an upstream video service.
+
+It renders a real H.264 test clip (never a generated video) at exactly the requested
+size, fps and duration, after a simulated upstream latency with progress. Its task
+store is a table of its own, playing the remote service's database: submissions with
+the same idempotency key return the same task, as a well-behaved upstream would.
+
+Test hooks, through the job's ``metadata``:
+- ``sandbox_latency_ms``: upstream latency for this job.
+- ``sandbox_fail``: ``submit`` rejects the submission; ``fetch`` fails the download;
+  any other value ends the upstream task failed with that error code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vidgate.core.ids import new_id
+from vidgate.core.spec import JobSpec
+from vidgate.db import repo
+from vidgate.media.render import ClipRequest, render_clip
+from vidgate.media.storage import BlobStore
+from vidgate.providers.base import (
+    ProgressCallback,
+    ProviderError,
+    SubmitResult,
+    UpstreamStatus,
+)
+
+_MAX_POLL_S = 2.0
+
+
+class SandboxProvider:
+    name = "sandbox"
+
+    def __init__(self, engine: AsyncEngine, blobs: BlobStore, *, latency_s: float) -> None:
+        self._engine = engine
+        self._blobs = blobs
+        self._latency_s = latency_s
+
+    def _latency_for(self, spec: JobSpec) -> float:
+        raw = spec.metadata.get("sandbox_latency_ms")
+        if raw is None:
+            return self._latency_s
+        try:
+            return max(0.0, float(raw) / 1000)
+        except ValueError:
+            return self._latency_s
+
+    async def submit(
+        self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
+    ) -> SubmitResult:
+        fail = spec.metadata.get("sandbox_fail")
+        if fail == "submit":
+            raise ProviderError(
+                "invalid_request", "sandbox: injected submit rejection", retryable=False
+            )
+        latency = self._latency_for(spec)
+        async with self._engine.begin() as conn:
+            task = await repo.sandbox_submit(
+                conn,
+                task_id=new_id("sbx"),
+                idempotency_key=idempotency_key,
+                request={"spec": spec.model_dump(mode="json"), "label": idempotency_key},
+                latency_s=latency,
+                fail_code=fail if fail not in (None, "fetch") else None,
+            )
+        return SubmitResult(task.id, poll_after_s=min(task.latency_s, _MAX_POLL_S))
+
+    async def status(self, upstream_id: str) -> UpstreamStatus:
+        async with self._engine.connect() as conn:
+            task = await repo.sandbox_get(conn, upstream_id)
+            now = await repo.now(conn)
+        if task is None:
+            raise ProviderError(
+                "not_found", f"sandbox task {upstream_id} not found", retryable=False
+            )
+        if task.cancelled_at is not None:
+            return UpstreamStatus("cancelled")
+        elapsed = (now - task.created_at).total_seconds()
+        remaining = task.latency_s - elapsed
+        if remaining > 0:
+            progress = int(100 * elapsed / task.latency_s) if task.latency_s else 0
+            return UpstreamStatus(
+                "queued" if elapsed < 0.1 * task.latency_s else "running",
+                progress=max(1, min(99, progress)),
+                poll_after_s=min(max(remaining, 0.05), _MAX_POLL_S),
+            )
+        if task.fail_code:
+            return UpstreamStatus(
+                "failed",
+                error_code=task.fail_code,
+                error_message=f"sandbox: injected failure {task.fail_code!r}",
+            )
+        return UpstreamStatus("succeeded", progress=100)
+
+    async def fetch(
+        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+    ) -> list[Path]:
+        async with self._engine.connect() as conn:
+            task = await repo.sandbox_get(conn, upstream_id)
+        if task is None:
+            raise ProviderError(
+                "not_found", f"sandbox task {upstream_id} not found", retryable=False
+            )
+        spec = JobSpec.model_validate(task.request["spec"])
+        if spec.metadata.get("sandbox_fail") == "fetch":
+            raise ProviderError(
+                "download_failed", "sandbox: injected fetch failure", retryable=False
+            )
+        label = str(task.request.get("label", upstream_id))
+        with tempfile.TemporaryDirectory(dir=dest_dir) as tmp:
+            inputs = Path(tmp)
+            background = await self._materialize(spec.image.sha256 if spec.image else None, inputs)
+            source = await self._materialize(spec.source.sha256 if spec.source else None, inputs)
+            outputs: list[Path] = []
+            for index in range(spec.n):
+                out = dest_dir / f"{index}.mp4"
+                request = ClipRequest(
+                    width=spec.width,
+                    height=spec.height,
+                    fps=spec.fps,
+                    seconds=spec.seconds,
+                    prompt=spec.prompt,
+                    label=f"{label} #{index + 1}",
+                    seed=None if spec.seed is None else spec.seed + index,
+                    background=background,
+                    remix_source=source if spec.kind == "remix" else None,
+                    extend_source=source if spec.kind == "extend" else None,
+                )
+                await asyncio.to_thread(render_clip, request, out, _scaled(progress, index, spec.n))
+                outputs.append(out)
+        return outputs
+
+    async def cancel(self, upstream_id: str) -> None:
+        async with self._engine.begin() as conn:
+            await repo.sandbox_cancel(conn, upstream_id)
+
+    async def _materialize(self, sha256: str | None, directory: Path) -> Path | None:
+        if sha256 is None:
+            return None
+        path = directory / sha256
+        await self._blobs.copy_to(sha256, path)
+        return path
+
+
+def _scaled(progress: ProgressCallback | None, index: int, total: int) -> ProgressCallback | None:
+    if progress is None:
+        return None
+    report = progress
+
+    def scaled(fraction: float) -> None:
+        report((index + fraction) / total)
+
+    return scaled

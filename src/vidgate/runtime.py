@@ -1,0 +1,72 @@
+"""Builds everything a vidgate process needs from ``Settings``, and tears it down.
+
+``serve``, ``worker`` and the CLI's one-shot commands all go through here, so a
+database URL is resolved (embedded or external) and migrated the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vidgate.config import Settings
+from vidgate.core.catalog import Catalog, load_catalog
+from vidgate.db.database import create_engine
+from vidgate.db.embedded import EmbeddedPostgres
+from vidgate.db.migrate import migrate
+from vidgate.engine.app import create_procrastinate_app
+from vidgate.engine.context import EngineContext
+from vidgate.engine.service import JobService
+from vidgate.media.storage import LocalBlobStore
+from vidgate.providers.registry import build_providers
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured PostgreSQL, or the embedded one (started if it is not running).
+
+    The embedded server is stopped by the last vidgate process using it, at exit.
+    """
+    if settings.database_url:
+        return settings.database_url
+    return EmbeddedPostgres(settings.pg_dir).start()
+
+
+async def prepare_database(settings: Settings) -> str:
+    url = await anyio.to_thread.run_sync(resolve_database_url, settings)
+    await anyio.to_thread.run_sync(migrate, url)
+    return url
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    database_url: str
+    db: AsyncEngine
+    catalog: Catalog
+    engine: EngineContext
+    jobs: JobService
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, database_url: str) -> AsyncIterator[Runtime]:
+    catalog = load_catalog(settings.models_file)
+    db = create_engine(database_url, pool_size=max(10, settings.worker_concurrency + 4))
+    blobs = LocalBlobStore(settings.media_dir)
+    app = create_procrastinate_app(database_url, pool_size=max(4, settings.worker_concurrency))
+    try:
+        async with app.open_async():
+            ctx = EngineContext(
+                settings=settings,
+                db=db,
+                blobs=blobs,
+                providers=build_providers(settings, db, blobs),
+                catalog=catalog,
+                app=app,
+            )
+            yield Runtime(settings, database_url, db, catalog, ctx, JobService(ctx))
+    finally:
+        await db.dispose()

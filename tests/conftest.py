@@ -1,0 +1,167 @@
+"""Shared fixtures: one embedded PostgreSQL for the session, real server processes.
+
+Every server here is a real ``vidgate serve`` subprocess reached over loopback HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from vidgate.db.embedded import EmbeddedPostgres
+
+VIDGATE = [sys.executable, "-m", "vidgate"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """URI of the session's embedded PostgreSQL (its maintenance database)."""
+    return EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "pg").start()
+
+
+_db_counter = 0
+
+
+def make_database(pg_server: str, name: str | None = None) -> str:
+    global _db_counter
+    _db_counter += 1
+    name = name or f"vidgate_test_{os.getpid()}_{_db_counter}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return pg_server.replace("/postgres?", f"/{name}?")
+
+
+@pytest.fixture
+def database_url(pg_server: str) -> str:
+    """A fresh, empty database for one test."""
+    return make_database(pg_server)
+
+
+def cli(*args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*VIDGATE, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"vidgate {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def fast_env(**extra: str) -> dict[str, str]:
+    """Short timings so that recovery and polling happen within a test's patience."""
+    return {
+        "VIDGATE_SANDBOX_LATENCY_S": "0.3",
+        "VIDGATE_HEARTBEAT_INTERVAL_S": "0.5",
+        "VIDGATE_STALLED_AFTER_S": "2",
+        "VIDGATE_SWEEP_INTERVAL_S": "1",
+        "VIDGATE_WORKER_FETCH_INTERVAL_S": "0.1",
+        "VIDGATE_ALLOW_INSECURE_IMAGE_URLS": "true",
+        "VIDGATE_LOG_LEVEL": "INFO",
+        **extra,
+    }
+
+
+@dataclass
+class ServerProcess:
+    data_dir: Path
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[str] | None = None
+    log_path: Path | None = None
+    extra_args: tuple[str, ...] = ()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> None:
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server-{self.port}.log"
+        log = self.log_path.open("a")
+        self.proc = subprocess.Popen(
+            [*VIDGATE, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port), *self.extra_args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **self.env},
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"server did not become healthy:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def create_key(self, name: str, *flags: str) -> str:
+        result = cli("keys", "create", "--name", name, "--data-dir", str(self.data_dir), *flags, env=self.env)
+        return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def server(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The session's gateway, on a database of its own in the shared PostgreSQL."""
+    url = make_database(pg_server, "vidgate_session")
+    srv = ServerProcess(
+        data_dir=tmp_path_factory.mktemp("data") / "vidgate",
+        env=fast_env(VIDGATE_DATABASE_URL=url),
+    )
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def key_a(server: ServerProcess) -> str:
+    return server.create_key("tenant-a key", "--tenant", "tenant-a")
+
+
+@pytest.fixture(scope="session")
+def key_b(server: ServerProcess) -> str:
+    return server.create_key("tenant-b key", "--tenant", "tenant-b")
+
+
+@pytest.fixture(scope="session")
+def session_db(server: ServerProcess) -> str:
+    return server.env["VIDGATE_DATABASE_URL"]
