@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import psycopg
 import pytest
 
 from vidgate.db.embedded import EmbeddedPostgres
+from vidgate.media.probe import MediaInfo
 
 VIDGATE = [sys.executable, "-m", "vidgate"]
 
@@ -31,9 +33,16 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """URI of the session's embedded PostgreSQL (its maintenance database)."""
-    return EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "pg").start()
+def pg_server() -> Iterator[str]:
+    """URI of the session's embedded PostgreSQL (its maintenance database).
+
+    It lives outside pytest's private (0700) temp tree: the server runs as an
+    unprivileged user when the tests run as root, and must reach its directory.
+    """
+    base = Path(tempfile.mkdtemp(prefix="vidgate-test-pg-"))
+    base.chmod(0o755)
+    yield EmbeddedPostgres(base / "pg").start()
+    # The server stops at interpreter exit (last user); its directory goes with it.
 
 
 _db_counter = 0
@@ -97,14 +106,21 @@ class ServerProcess:
 
     def start(self, timeout: float = 60) -> None:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server-{self.port}.log"
-        log = self.log_path.open("a")
-        self.proc = subprocess.Popen(
+        with self.log_path.open("a") as log:
+            self.proc = self._spawn(log)
+        self._wait_healthy(timeout)
+
+    def _spawn(self, log: object) -> subprocess.Popen[str]:
+        return subprocess.Popen(
             [*VIDGATE, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port), *self.extra_args],
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, **self.env},
         )
+
+    def _wait_healthy(self, timeout: float) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -145,7 +161,11 @@ def server(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     url = make_database(pg_server, "vidgate_session")
     srv = ServerProcess(
         data_dir=tmp_path_factory.mktemp("data") / "vidgate",
-        env=fast_env(VIDGATE_DATABASE_URL=url),
+        env=fast_env(
+            VIDGATE_DATABASE_URL=url,
+            VIDGATE_MAX_BODY_BYTES=str(4 * 1024 * 1024),
+            VIDGATE_MAX_IMAGE_BYTES=str(1024 * 1024),
+        ),
     )
     srv.start()
     yield srv
@@ -165,3 +185,21 @@ def key_b(server: ServerProcess) -> str:
 @pytest.fixture(scope="session")
 def session_db(server: ServerProcess) -> str:
     return server.env["VIDGATE_DATABASE_URL"]
+
+
+def probe(data: bytes, tmp_path: Path, name: str = "probe.mp4") -> MediaInfo:
+    from vidgate.media.probe import probe_video
+
+    path = tmp_path / name
+    path.write_bytes(data)
+    return probe_video(path)
+
+
+def png_bytes(width: int = 64, height: int = 48, color: tuple[int, int, int] = (255, 0, 0)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buf, format="PNG")
+    return buf.getvalue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate.accounts.keys import DEFAULT_TENANT, KeyMode, NewKey, create_key
@@ -117,6 +118,9 @@ def serve(
             timeout_graceful_shutdown=10,
         )
     )
+    # uvicorn re-raises SIGTERM once it has shut down gracefully; exit normally instead, so
+    # that atexit handlers run (the last process using the embedded PostgreSQL stops it).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server.run()
 
 
@@ -133,13 +137,17 @@ def worker(
     configure_logging(settings.log_level, json=settings.log_json)
 
     async def main() -> None:
+        # SIGTERM stops the worker gracefully, like Ctrl-C, and lets atexit handlers run.
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         url = await prepare_database(settings)
         async with open_runtime(settings, url) as runtime:
             await run_worker(runtime.engine)
 
     try:
         asyncio.run(main())
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         pass
 
 
@@ -221,7 +229,14 @@ def models(data_dir: DataDir = None) -> None:
     settings = _settings(data_dir)
     catalog = load_catalog(settings.models_file)
     table = Table(
-        "model", "durations (s)", "resolutions", "aspect ratios", "fps", "modes", "deployments"
+        # Model ids are what users copy: never truncate or wrap them (80 columns when piped).
+        Column("model", no_wrap=True),
+        "durations (s)",
+        "resolutions",
+        "aspect ratios",
+        "fps",
+        "modes",
+        "deployments",
     )
     for card in catalog.models():
         modes = [

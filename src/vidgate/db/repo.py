@@ -117,12 +117,13 @@ async def list_keys(conn: AsyncConnection) -> list[KeyRecord]:
 
 
 async def revoke_key(conn: AsyncConnection, key_id: str) -> bool:
-    result = await conn.execute(
+    revoked = await conn.execute(
         api_keys.update()
         .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
         .values(revoked_at=sa.func.now())
+        .returning(api_keys.c.id)
     )
-    return result.rowcount > 0
+    return revoked.first() is not None
 
 
 async def count_keys(conn: AsyncConnection) -> int:
@@ -274,7 +275,7 @@ async def get_blob_content_type(conn: AsyncConnection, sha256: str) -> str | Non
 
 async def insert_output(conn: AsyncConnection, output: OutputRecord) -> bool:
     """Record an output once; a repeated finalize step finds it there and keeps the first."""
-    result = await conn.execute(
+    inserted = await conn.execute(
         pg_insert(job_outputs)
         .values(
             job_id=output.job_id,
@@ -289,8 +290,9 @@ async def insert_output(conn: AsyncConnection, output: OutputRecord) -> bool:
             size_bytes=output.size_bytes,
         )
         .on_conflict_do_nothing()
+        .returning(job_outputs.c.index)
     )
-    return result.rowcount > 0
+    return inserted.first() is not None
 
 
 async def get_outputs(conn: AsyncConnection, job_id: str) -> list[OutputRecord]:
@@ -347,12 +349,15 @@ async def claim_idempotency_key(
     conn: AsyncConnection, tenant_id: str, key: str, request_hash: str, job_id: str
 ) -> tuple[str, str] | None:
     """Insert the key, or return ``(request_hash, job_id)`` of the request that holds it."""
-    result = await conn.execute(
-        pg_insert(idempotency_keys)
-        .values(tenant_id=tenant_id, key=key, request_hash=request_hash, job_id=job_id)
-        .on_conflict_do_nothing()
-    )
-    if result.rowcount > 0:
+    inserted = (
+        await conn.execute(
+            pg_insert(idempotency_keys)
+            .values(tenant_id=tenant_id, key=key, request_hash=request_hash, job_id=job_id)
+            .on_conflict_do_nothing()
+            .returning(idempotency_keys.c.job_id)
+        )
+    ).first()
+    if inserted is not None:
         return None
     row = (
         await conn.execute(

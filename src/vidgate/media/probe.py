@@ -44,6 +44,10 @@ def open_video(path: Path, *, param: str = "video") -> Iterator[tuple[InputConta
     except _READ_ERRORS as exc:
         raise InvalidParameter(f"{path.name} is not a readable video", param=param) from exc
     with container:
+        # FFmpeg happily opens a still image as a one-frame video; nothing vidgate
+        # stores or serves as a video should be one.
+        if container.format.name.endswith("_pipe") or container.format.name == "image2":
+            raise InvalidParameter(f"{path.name} is an image, not a video", param=param)
         if not container.streams.video:
             raise InvalidParameter(f"{path.name} has no video stream", param=param)
         stream = container.streams.video[0]

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
@@ -221,7 +220,8 @@ def _image_background(path: Path, width: int, height: int) -> U8:
         with Image.open(path) as opened:
             # JPEG can decode at 1/2..1/8 scale for free; anything still above the
             # target is reduced by the resize below.
-            opened.draft("RGB", (width, height))
+            side = max(width, height)  # EXIF may rotate it by 90 degrees after this
+            opened.draft("RGB", (side, side))
             img = ImageOps.exif_transpose(opened)
             if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
                 rgba = img.convert("RGBA")
@@ -238,7 +238,13 @@ def _image_background(path: Path, width: int, height: int) -> U8:
                 box=(left, top, left + crop_w, top + crop_h),
                 reducing_gap=2.0,
             )
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
         raise InvalidImage("the input image could not be read", param="input_reference") from exc
     return _rgb_to_i420(np.asarray(img, dtype=np.uint8))
 
@@ -268,10 +274,15 @@ def _text_width(font: Font, text: str) -> int:
 
 
 def _wrap(text: str, font: Font, max_width: int, max_lines: int) -> list[str]:
+    """Greedy word wrap into at most ``max_lines`` lines, the last one ellipsised."""
     words = re.sub(r"\s+", " ", text).strip().split(" ") if text.strip() else []
     lines: list[str] = []
     current = ""
     for word in words:
+        # One line past the limit is enough to know an ellipsis is needed; prompts
+        # can be thousands of characters long.
+        if len(lines) > max_lines:
+            break
         candidate = f"{current} {word}" if current else word
         if _text_width(font, candidate) <= max_width:
             current = candidate
@@ -279,10 +290,8 @@ def _wrap(text: str, font: Font, max_width: int, max_lines: int) -> list[str]:
         if current:
             lines.append(current)
         # A word wider than the line (a URL, a long token) is broken anywhere.
-        while _text_width(font, word) > max_width and len(word) > 1:
-            cut = len(word) - 1
-            while cut > 1 and _text_width(font, word[:cut]) > max_width:
-                cut -= 1
+        while len(word) > 1 and _text_width(font, word) > max_width and len(lines) <= max_lines:
+            cut = _fitting_prefix(font, word, max_width)
             lines.append(word[:cut])
             word = word[cut:]
         current = word
@@ -294,6 +303,18 @@ def _wrap(text: str, font: Font, max_width: int, max_lines: int) -> list[str]:
             last = last[:-1]
         lines = [*lines[: max_lines - 1], last.rstrip() + "…"]
     return lines or ["(empty prompt)"]
+
+
+def _fitting_prefix(font: Font, word: str, max_width: int) -> int:
+    """Length of the longest prefix of ``word`` that fits (at least 1 character)."""
+    lo, hi = 1, len(word)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _text_width(font, word[:mid]) <= max_width:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 @dataclass(frozen=True)
@@ -395,12 +416,14 @@ def _layout(
     banner: str | None,
     total_frames: int,
 ) -> _Layout:
-    margin = max(2, _even(round(height * 0.025)))
-    pad = max(2, _even(round(height * 0.012)))
-    big = _font(max(8, round(height / 22)))
-    small = _font(max(8, round(height / 30)))
+    # Scale by the short side so portrait (720x1280) looks like landscape (1280x720).
+    short = min(width, height)
+    margin = max(2, _even(round(short * 0.025)))
+    pad = max(2, _even(round(short * 0.012)))
+    big = _font(max(8, round(short / 22)))
+    small = _font(max(8, round(short / 30)))
     big_lh, small_lh = _line_height(big), _line_height(small)
-    inner_w = width - 2 * margin - 2 * pad
+    inner_w = max(1, width - 2 * margin - 2 * pad)
 
     img = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(img)
@@ -426,6 +449,7 @@ def _layout(
     # counter sits in an opaque box whose size fits the longest "frame N/N".
     sandbox = "vidgate sandbox"
     gap = 2 * pad
+    label = _wrap(label, small, inner_w, 1)[0] if label.strip() else ""
     footer_lines: list[tuple[str, str]] = []
     if _text_width(small, label) + gap + _text_width(small, sandbox) <= inner_w:
         footer_lines.append((label, sandbox))
@@ -494,7 +518,7 @@ class _Disc:
     def __init__(
         self, width: int, height: int, top: int, bottom: int, fps: int, rng: np.random.Generator
     ) -> None:
-        size = max(4, _even(height // 6))
+        size = max(4, _even(min(width, height) // 6))
         if bottom - top < size:  # Tiny frames: the panels leave no room; roam freely.
             top, bottom = 0, height
         self.size = min(size, _even(bottom - top), _even(width))
@@ -611,7 +635,7 @@ class _Encoder:
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
         stream.thread_count = 0
-        ctx: Any = stream.codec_context
+        ctx = stream.codec_context
         ctx.time_base = self.time_base
         # A keyframe every 2 s keeps thumbnail/spritesheet seeks short.
         ctx.gop_size = 2 * fps

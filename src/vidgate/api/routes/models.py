@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 from fastapi import APIRouter
 
 from vidgate.api.deps import CurrentPrincipal, State
@@ -10,6 +13,17 @@ from vidgate.api.schemas import ModelList, ModelObject
 from vidgate.core.catalog import ModelCard
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+def _numbers(value: Any) -> Any:
+    """Prices as JSON numbers (USD), not Decimal strings."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_numbers(v) for v in value]
+    return value
 
 
 def model_object(card: ModelCard, providers: set[str]) -> ModelObject:
@@ -38,7 +52,7 @@ def model_object(card: ModelCard, providers: set[str]) -> ModelObject:
         pricing={
             "currency": "USD",
             "unit": "video",
-            **card.pricing.model_dump(mode="json", exclude_none=True),
+            **_numbers(card.pricing.model_dump(exclude_none=True)),
         },
         deployments=[
             {
