@@ -64,7 +64,9 @@ def database_url(pg_server: str) -> str:
     return make_database(pg_server)
 
 
-def cli(*args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [*VIDGATE, *args],
         capture_output=True,
@@ -112,7 +114,15 @@ class ServerProcess:
 
     def _spawn(self, log: object) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [*VIDGATE, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port), *self.extra_args],
+            [
+                *VIDGATE,
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(self.port),
+                *self.extra_args,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
@@ -151,7 +161,9 @@ class ServerProcess:
                 self.proc.wait(5)
 
     def create_key(self, name: str, *flags: str) -> str:
-        result = cli("keys", "create", "--name", name, "--data-dir", str(self.data_dir), *flags, env=self.env)
+        result = cli(
+            "keys", "create", "--name", name, "--data-dir", str(self.data_dir), *flags, env=self.env
+        )
         return result.stdout.strip().splitlines()[-1]
 
 
@@ -195,7 +207,9 @@ def probe(data: bytes, tmp_path: Path, name: str = "probe.mp4") -> MediaInfo:
     return probe_video(path)
 
 
-def png_bytes(width: int = 64, height: int = 48, color: tuple[int, int, int] = (255, 0, 0)) -> bytes:
+def png_bytes(
+    width: int = 64, height: int = 48, color: tuple[int, int, int] = (255, 0, 0)
+) -> bytes:
     import io
 
     from PIL import Image

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -145,10 +146,8 @@ def worker(
         async with open_runtime(settings, url) as runtime:
             await run_worker(runtime.engine)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         asyncio.run(main())
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        pass
 
 
 @keys_app.command("create")
@@ -173,9 +172,8 @@ def keys_create(
         settings,
         lambda db: _create_key(db, name=name, mode=mode, is_admin=admin, tenant=tenant),
     )
-    out.print(
-        f"Created {mode} key {new.id} ({new.name}) for tenant {new.tenant}{' with admin rights' if admin else ''}."
-    )
+    rights = " with admin rights" if admin else ""
+    out.print(f"Created {mode} key {new.id} ({new.name}) for tenant {new.tenant}{rights}.")
     out.print("Store the secret now; it is not shown again:")
     print(new.secret)
 

@@ -8,11 +8,12 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-
 from tests.conftest import ServerProcess, png_bytes
 
 
-def _assert_error(response: httpx.Response, status: int, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+def _assert_error(
+    response: httpx.Response, status: int, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
@@ -61,7 +62,9 @@ def _job_count(db: str) -> int:
         ({"model": "sandbox", "prompt": "x", "metadata": {"k": 1}}, None, None),
     ],
 )
-def test_out_of_range_requests_name_the_parameter(post: Any, session_db: str, body: dict[str, Any], param: str | None, needle: str | None) -> None:
+def test_out_of_range_requests_name_the_parameter(
+    post: Any, session_db: str, body: dict[str, Any], param: str | None, needle: str | None
+) -> None:
     before = _job_count(session_db)
     error = _assert_error(post(json=body), 400, param=param)
     if needle:
@@ -70,45 +73,97 @@ def test_out_of_range_requests_name_the_parameter(post: Any, session_db: str, bo
 
 
 def test_unknown_model(post: Any) -> None:
-    error = _assert_error(post(json={"model": "sora-3", "prompt": "x"}), 404, param="model", code="model_not_found")
+    error = _assert_error(
+        post(json={"model": "sora-3", "prompt": "x"}), 404, param="model", code="model_not_found"
+    )
     assert "sora-2" in error["message"]
 
 
 def test_task_shape_validates_the_same_way(post: Any) -> None:
-    _assert_error(post("/v1/videos/generations", json={"model": "kling-2.0", "prompt": "x", "duration": 7}), 400, param="seconds")
-    _assert_error(post("/v1/videos/generations", json={"model": "sandbox", "prompt": "x", "n": 9}), 400, param="n")
+    _assert_error(
+        post("/v1/videos/generations", json={"model": "kling-2.0", "prompt": "x", "duration": 7}),
+        400,
+        param="seconds",
+    )
+    _assert_error(
+        post("/v1/videos/generations", json={"model": "sandbox", "prompt": "x", "n": 9}),
+        400,
+        param="n",
+    )
     _assert_error(post("/v1/videos/generations", json={"prompt": "x"}), 400, param="model")
 
 
 def test_malformed_bodies(post: Any) -> None:
-    _assert_error(post(content=b'{"model": "sandbox", "prompt": ', headers={"Content-Type": "application/json"}), 400, code="invalid_json")
-    _assert_error(post(content=b"[1, 2]", headers={"Content-Type": "application/json"}), 400, code="invalid_json")
     _assert_error(
-        post(content=b"--xyz\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\nhi", headers={"Content-Type": "multipart/form-data; boundary=xyz"}),
+        post(
+            content=b'{"model": "sandbox", "prompt": ', headers={"Content-Type": "application/json"}
+        ),
+        400,
+        code="invalid_json",
+    )
+    _assert_error(
+        post(content=b"[1, 2]", headers={"Content-Type": "application/json"}),
+        400,
+        code="invalid_json",
+    )
+    _assert_error(
+        post(
+            content=b'--xyz\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nhi',
+            headers={"Content-Type": "multipart/form-data; boundary=xyz"},
+        ),
         400,
     )
-    _assert_error(post(content=b"hello", headers={"Content-Type": "text/plain"}), 400, code="unsupported_media_type")
+    _assert_error(
+        post(content=b"hello", headers={"Content-Type": "text/plain"}),
+        400,
+        code="unsupported_media_type",
+    )
 
 
 def test_bad_images(post: Any) -> None:
-    not_image = post(data={"model": "sandbox", "prompt": "x", "seconds": "1"}, files={"input_reference": ("a.png", b"not an image at all", "image/png")})
+    not_image = post(
+        data={"model": "sandbox", "prompt": "x", "seconds": "1"},
+        files={"input_reference": ("a.png", b"not an image at all", "image/png")},
+    )
     _assert_error(not_image, 400, param="input_reference", code="invalid_image")
-    truncated = post(data={"model": "sandbox", "prompt": "x"}, files={"input_reference": ("a.png", png_bytes()[:60], "image/png")})
+    truncated = post(
+        data={"model": "sandbox", "prompt": "x"},
+        files={"input_reference": ("a.png", png_bytes()[:60], "image/png")},
+    )
     _assert_error(truncated, 400, param="input_reference", code="invalid_image")
     # The session server caps images at 1 MiB (and bodies at 4 MiB).
-    big = post(data={"model": "sandbox", "prompt": "x"}, files={"input_reference": ("a.png", png_bytes() + b"\0" * (1024 * 1024 + 10), "image/png")})
+    big = post(
+        data={"model": "sandbox", "prompt": "x"},
+        files={"input_reference": ("a.png", png_bytes() + b"\0" * (1024 * 1024 + 10), "image/png")},
+    )
     error = _assert_error(big, 400, param="input_reference", code="invalid_image")
     assert "1048576" in error["message"] or "1 MiB" in error["message"] or "MB" in error["message"]
-    not_base64 = post("/v1/videos/generations", json={"model": "sandbox", "prompt": "x", "image": "data:image/png;base64,@@@not-base64@@@"})
+    not_base64 = post(
+        "/v1/videos/generations",
+        json={"model": "sandbox", "prompt": "x", "image": "data:image/png;base64,@@@not-base64@@@"},
+    )
     _assert_error(not_base64, 400, param="image", code="invalid_image")
-    ftp = post("/v1/videos/generations", json={"model": "sandbox", "prompt": "x", "image": "ftp://example.com/a.png"})
+    ftp = post(
+        "/v1/videos/generations",
+        json={"model": "sandbox", "prompt": "x", "image": "ftp://example.com/a.png"},
+    )
     _assert_error(ftp, 400, param="image")
-    as_json = post(json={"model": "sandbox", "prompt": "x", "input_reference": {"image_url": "data:image/png;base64," + base64.b64encode(b"GIF89a nope").decode()}})
+    as_json = post(
+        json={
+            "model": "sandbox",
+            "prompt": "x",
+            "input_reference": {
+                "image_url": "data:image/png;base64," + base64.b64encode(b"GIF89a nope").decode()
+            },
+        }
+    )
     _assert_error(as_json, 400, param="input_reference")
 
 
 def test_oversized_body_is_413(post: Any) -> None:
-    declared = post(content=b"x" * (4 * 1024 * 1024 + 1), headers={"Content-Type": "application/json"})
+    declared = post(
+        content=b"x" * (4 * 1024 * 1024 + 1), headers={"Content-Type": "application/json"}
+    )
     _assert_error(declared, 413, code="payload_too_large")
 
     def chunks() -> Any:
@@ -129,7 +184,12 @@ def test_unknown_ids(server: ServerProcess, key_a: str) -> None:
         ("GET", "/v1/videos/generations/video_doesnotexist"),
     ]:
         _assert_error(httpx.request(method, f"{base}{path}", headers=headers), 404)
-    _assert_error(httpx.post(f"{base}/v1/videos/video_doesnotexist/remix", headers=headers, json={"prompt": "x"}), 404)
+    _assert_error(
+        httpx.post(
+            f"{base}/v1/videos/video_doesnotexist/remix", headers=headers, json={"prompt": "x"}
+        ),
+        404,
+    )
     _assert_error(httpx.get(f"{base}/v1/nothing-here", headers=headers), 404)
     _assert_error(httpx.get(f"{base}/v1/videos/x/content?variant=poster", headers=headers), 404)
 
@@ -137,7 +197,11 @@ def test_unknown_ids(server: ServerProcess, key_a: str) -> None:
 def test_missing_or_wrong_keys_are_401(server: ServerProcess) -> None:
     base = server.base_url
     _assert_error(httpx.get(f"{base}/v1/videos"), 401, code="missing_api_key")
-    _assert_error(httpx.get(f"{base}/v1/videos", headers={"Authorization": "Bearer vg_test_wrong"}), 401, code="invalid_api_key")
+    _assert_error(
+        httpx.get(f"{base}/v1/videos", headers={"Authorization": "Bearer vg_test_wrong"}),
+        401,
+        code="invalid_api_key",
+    )
     _assert_error(httpx.get(f"{base}/v1/videos", headers={"Authorization": "Basic abc"}), 401)
     _assert_error(httpx.post(f"{base}/v1/videos", json={"model": "sandbox", "prompt": "x"}), 401)
     _assert_error(httpx.get(f"{base}/v1/models"), 401)
@@ -147,9 +211,21 @@ def test_missing_or_wrong_keys_are_401(server: ServerProcess) -> None:
 def test_live_keys_need_a_deployment(server: ServerProcess) -> None:
     live = server.create_key("live one", "--live", "--tenant", "live-tenant")
     headers = {"Authorization": f"Bearer {live}"}
-    error = _assert_error(httpx.post(f"{server.base_url}/v1/videos", headers=headers, json={"model": "kling-2.0", "prompt": "x", "seconds": 5}), 503, code="no_deployment")
+    error = _assert_error(
+        httpx.post(
+            f"{server.base_url}/v1/videos",
+            headers=headers,
+            json={"model": "kling-2.0", "prompt": "x", "seconds": 5},
+        ),
+        503,
+        code="no_deployment",
+    )
     assert "kling-2.0" in error["message"]
-    ok = httpx.post(f"{server.base_url}/v1/videos", headers=headers, json={"model": "sandbox", "prompt": "x", "seconds": 1, "size": "320x240"})
+    ok = httpx.post(
+        f"{server.base_url}/v1/videos",
+        headers=headers,
+        json={"model": "sandbox", "prompt": "x", "seconds": 1, "size": "320x240"},
+    )
     assert ok.status_code == 200, ok.text
 
 
@@ -160,8 +236,16 @@ def test_idempotency_key(post: Any, session_db: str) -> None:
     again = post(json=body, headers={"Idempotency-Key": "abc-123"})
     assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
     before = _job_count(session_db)
-    _assert_error(post(json={**body, "prompt": "twice"}, headers={"Idempotency-Key": "abc-123"}), 409, code="idempotency_key_reused")
+    _assert_error(
+        post(json={**body, "prompt": "twice"}, headers={"Idempotency-Key": "abc-123"}),
+        409,
+        code="idempotency_key_reused",
+    )
     assert _job_count(session_db) == before
-    task_shape = post("/v1/videos/generations", json={"model": "sandbox", "prompt": "once", "duration": 1, "size": "320x240"}, headers={"Idempotency-Key": "abc-123"})
+    task_shape = post(
+        "/v1/videos/generations",
+        json={"model": "sandbox", "prompt": "once", "duration": 1, "size": "320x240"},
+        headers={"Idempotency-Key": "abc-123"},
+    )
     # The same key with the same normalized request, through the other shape: the same job.
     assert task_shape.status_code == 200 and task_shape.json()["id"] == first.json()["id"]

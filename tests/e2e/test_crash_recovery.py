@@ -25,7 +25,6 @@ import psutil
 import psycopg
 import pytest
 from psycopg.rows import dict_row
-
 from tests.conftest import ServerProcess, fast_env
 
 pytestmark = pytest.mark.slow
@@ -220,6 +219,9 @@ def test_sigkill_at_random_instants_loses_nothing(tmp_path: Path) -> None:
                 late = submit(srv, key, more, max_delay_s=1.5, seed=rng.randrange(1 << 30))
             time.sleep(rng.uniform(0.2, 1.5))
             srv.kill()
+            with connect(data_dir) as conn:
+                states = conn.execute("SELECT state, count(*) AS n FROM jobs GROUP BY state")
+                print(f"killed in cycle {cycle}: {({r['state']: r['n'] for r in states})}")
             if late:
                 got = accepted(late)
                 kills_during_submit = 10 - len(got)

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from tests.conftest import ServerProcess, fast_env, make_database
 
 
 def test_catalogue_lists_limits_and_prices(server: ServerProcess, key_a: str) -> None:
-    response = httpx.get(f"{server.base_url}/v1/models", headers={"Authorization": f"Bearer {key_a}"})
+    response = httpx.get(
+        f"{server.base_url}/v1/models", headers={"Authorization": f"Bearer {key_a}"}
+    )
     assert response.status_code == 200
     models = {m["id"]: m for m in response.json()["data"]}
     assert {"sandbox", "sora-2", "veo-3", "kling-2.0", "luma-ray-2"} <= set(models)
@@ -20,13 +21,25 @@ def test_catalogue_lists_limits_and_prices(server: ServerProcess, key_a: str) ->
     assert sora["resolutions"] == ["480p", "720p", "1080p"]
     assert sora["aspect_ratios"] == ["16:9", "9:16", "1:1"]
     assert sora["fps"] == [24, 30]
-    assert sora["remix"] is True and sora["image_to_video"] is True and sora["text_to_video"] is True
+    assert (
+        sora["remix"] is True and sora["image_to_video"] is True and sora["text_to_video"] is True
+    )
     assert models["veo-3"]["capabilities"]["resolutions"] == ["720p", "1080p", "4K"]
     assert models["kling-2.0"]["capabilities"]["durations"]["allowed"] == [5, 10]
-    assert models["luma-ray-2"]["capabilities"]["aspect_ratios"] == ["16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21"]
+    assert models["luma-ray-2"]["capabilities"]["aspect_ratios"] == [
+        "16:9",
+        "9:16",
+        "1:1",
+        "4:3",
+        "3:4",
+        "21:9",
+        "9:21",
+    ]
     prices = models["sora-2"]["pricing"]["points"]
     assert prices["1080p"] == [[5, 0.3], [10, 0.5], [30, 1.2], [60, 2.0]]
-    one = httpx.get(f"{server.base_url}/v1/models/kling-2.0", headers={"Authorization": f"Bearer {key_a}"})
+    one = httpx.get(
+        f"{server.base_url}/v1/models/kling-2.0", headers={"Authorization": f"Bearer {key_a}"}
+    )
     assert one.status_code == 200 and one.json()["id"] == "kling-2.0"
 
 
@@ -53,13 +66,17 @@ remove: [luma-ray-2]
     )
     srv = ServerProcess(
         data_dir=tmp_path / "data",
-        env=fast_env(VIDGATE_DATABASE_URL=make_database(pg_server), VIDGATE_MODELS_FILE=str(overrides)),
+        env=fast_env(
+            VIDGATE_DATABASE_URL=make_database(pg_server), VIDGATE_MODELS_FILE=str(overrides)
+        ),
     )
     srv.start()
     try:
         key = srv.create_key("ops")
         headers = {"Authorization": f"Bearer {key}"}
-        ids = {m["id"] for m in httpx.get(f"{srv.base_url}/v1/models", headers=headers).json()["data"]}
+        ids = {
+            m["id"] for m in httpx.get(f"{srv.base_url}/v1/models", headers=headers).json()["data"]
+        }
         assert "house-model" in ids and "luma-ray-2" not in ids
         created = httpx.post(
             f"{srv.base_url}/v1/videos/generations",
@@ -69,7 +86,11 @@ remove: [luma-ray-2]
         assert created.status_code == 200, created.text
         # One listed point (720p, 5 s, 0.05): the price is proportional past it.
         assert created.json()["estimated_cost"] == pytest.approx(0.15)
-        house = httpx.post(f"{srv.base_url}/v1/videos/generations", headers=headers, json={"model": "house-model", "prompt": "x", "duration": 8})
+        house = httpx.post(
+            f"{srv.base_url}/v1/videos/generations",
+            headers=headers,
+            json={"model": "house-model", "prompt": "x", "duration": 8},
+        )
         assert house.status_code == 200 and house.json()["estimated_cost"] == pytest.approx(0.08)
     finally:
         srv.stop()

@@ -9,7 +9,6 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-
 from tests.conftest import ServerProcess, png_bytes, probe
 
 
@@ -30,7 +29,11 @@ def _wait(client: openai.OpenAI, video_id: str, timeout: float = 60) -> openai.t
 
 def test_create_and_poll_then_download(client: openai.OpenAI, tmp_path: Path) -> None:
     video = client.videos.create_and_poll(
-        model="sandbox", prompt="a lighthouse at dusk", seconds="2", size="320x240", poll_interval_ms=200
+        model="sandbox",
+        prompt="a lighthouse at dusk",
+        seconds="2",
+        size="320x240",
+        poll_interval_ms=200,
     )
     assert video.status == "completed", video.error
     assert video.progress == 100
@@ -82,7 +85,9 @@ def test_extra_body_fields_are_honoured(client: openai.OpenAI, tmp_path: Path) -
     assert (info.width, info.height, round(info.fps)) == (360, 360, 12)
 
 
-def test_input_reference_file_part_becomes_the_background(client: openai.OpenAI, tmp_path: Path) -> None:
+def test_input_reference_file_part_becomes_the_background(
+    client: openai.OpenAI, tmp_path: Path
+) -> None:
     image = tmp_path / "red.png"
     image.write_bytes(png_bytes(64, 48, (255, 0, 0)))
     video = client.videos.create_and_poll(
@@ -105,7 +110,9 @@ def test_input_reference_file_part_becomes_the_background(client: openai.OpenAI,
     assert r > 180 and g < 80 and b < 80
 
 
-def test_input_reference_image_url_as_json(server: ServerProcess, key_a: str, client: openai.OpenAI) -> None:
+def test_input_reference_image_url_as_json(
+    server: ServerProcess, key_a: str, client: openai.OpenAI
+) -> None:
     data_url = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
     response = httpx.post(
         f"{server.base_url}/v1/videos",
@@ -134,7 +141,10 @@ def test_seconds_may_be_a_number(server: ServerProcess, key_a: str) -> None:
 
 def test_retrieve_sets_poll_after_header(client: openai.OpenAI) -> None:
     video = client.videos.create(
-        model="sandbox", prompt="slow", seconds="1", size="320x240",
+        model="sandbox",
+        prompt="slow",
+        seconds="1",
+        size="320x240",
         extra_body={"metadata": {"sandbox_latency_ms": "3000"}},
     )
     raw = client.videos.with_raw_response.retrieve(video.id)
@@ -142,7 +152,9 @@ def test_retrieve_sets_poll_after_header(client: openai.OpenAI) -> None:
     assert raw.parse().status in ("queued", "in_progress")
 
 
-def test_list_paginates_with_after_limit_order(client: openai.OpenAI, server: ServerProcess) -> None:
+def test_list_paginates_with_after_limit_order(
+    client: openai.OpenAI, server: ServerProcess
+) -> None:
     key = server.create_key("pager", "--tenant", "pager")
     pager = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=key, max_retries=0)
     ids = [
@@ -187,7 +199,10 @@ def test_remix_of_a_completed_video(client: openai.OpenAI, tmp_path: Path) -> No
 
 def test_remix_of_an_unfinished_video_is_a_400(client: openai.OpenAI) -> None:
     running = client.videos.create(
-        model="sandbox", prompt="busy", seconds="1", size="320x240",
+        model="sandbox",
+        prompt="busy",
+        seconds="1",
+        size="320x240",
         extra_body={"metadata": {"sandbox_latency_ms": "5000"}},
     )
     with pytest.raises(openai.BadRequestError) as exc:
@@ -195,7 +210,9 @@ def test_remix_of_an_unfinished_video_is_a_400(client: openai.OpenAI) -> None:
     assert exc.value.body["code"] == "video_not_ready"  # type: ignore[index]
 
 
-def test_extension_appends_to_the_source(server: ServerProcess, key_a: str, client: openai.OpenAI, tmp_path: Path) -> None:
+def test_extension_appends_to_the_source(
+    server: ServerProcess, key_a: str, client: openai.OpenAI, tmp_path: Path
+) -> None:
     source = client.videos.create_and_poll(
         model="sandbox", prompt="base", seconds="2", size="320x240", poll_interval_ms=200
     )
@@ -214,7 +231,10 @@ def test_extension_appends_to_the_source(server: ServerProcess, key_a: str, clie
 
 def test_delete_cancels_and_hides(client: openai.OpenAI) -> None:
     video = client.videos.create(
-        model="sandbox", prompt="to delete", seconds="1", size="320x240",
+        model="sandbox",
+        prompt="to delete",
+        seconds="1",
+        size="320x240",
         extra_body={"metadata": {"sandbox_latency_ms": "4000"}},
     )
     deleted = client.videos.delete(video.id)
@@ -226,7 +246,11 @@ def test_delete_cancels_and_hides(client: openai.OpenAI) -> None:
 
 def test_failure_injected_upstream_is_reported(client: openai.OpenAI) -> None:
     video = client.videos.create_and_poll(
-        model="sandbox", prompt="refused", seconds="1", size="320x240", poll_interval_ms=200,
+        model="sandbox",
+        prompt="refused",
+        seconds="1",
+        size="320x240",
+        poll_interval_ms=200,
         extra_body={"metadata": {"sandbox_fail": "content_policy_violation"}},
     )
     assert video.status == "failed"

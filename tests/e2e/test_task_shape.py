@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import openai
 import pytest
-
 from tests.conftest import ServerProcess, png_bytes, probe
 
 
@@ -22,7 +21,9 @@ def _auth(key: str) -> dict[str, str]:
 def _wait(base: str, key: str, gen_id: str, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        body: dict[str, Any] = httpx.get(f"{base}/v1/videos/generations/{gen_id}", headers=_auth(key)).json()
+        body: dict[str, Any] = httpx.get(
+            f"{base}/v1/videos/generations/{gen_id}", headers=_auth(key)
+        ).json()
         assert body["status"] in ("queued", "processing", "completed", "failed")
         if body["status"] in ("completed", "failed"):
             return body
@@ -30,15 +31,30 @@ def _wait(base: str, key: str, gen_id: str, timeout: float = 60) -> dict[str, An
     raise AssertionError(f"{gen_id} did not finish")
 
 
-def test_generation_with_n_outputs_downloads_without_auth(server: ServerProcess, key_a: str, tmp_path: Path) -> None:
+def test_generation_with_n_outputs_downloads_without_auth(
+    server: ServerProcess, key_a: str, tmp_path: Path
+) -> None:
     created = httpx.post(
         f"{server.base_url}/v1/videos/generations",
         headers=_auth(key_a),
-        json={"model": "sandbox", "prompt": "two takes", "duration": 1, "resolution": "360p", "aspect_ratio": "9:16", "n": 2, "fps": 12},
+        json={
+            "model": "sandbox",
+            "prompt": "two takes",
+            "duration": 1,
+            "resolution": "360p",
+            "aspect_ratio": "9:16",
+            "n": 2,
+            "fps": 12,
+        },
     )
     assert created.status_code == 200, created.text
     body = created.json()
-    assert body["status"] == "queued" and body["progress"] == 0 and body["error"] is None and body["data"] == []
+    assert (
+        body["status"] == "queued"
+        and body["progress"] == 0
+        and body["error"] is None
+        and body["data"] == []
+    )
     done = _wait(server.base_url, key_a, body["id"])
     assert done["status"] == "completed" and done["progress"] == 100 and done["error"] is None
     assert [d["index"] for d in done["data"]] == [0, 1]
@@ -46,7 +62,9 @@ def test_generation_with_n_outputs_downloads_without_auth(server: ServerProcess,
         response = httpx.get(item["url"])  # no Authorization header
         assert response.status_code == 200
         assert response.headers["content-type"] == "video/mp4"
-        assert int(response.headers["content-length"]) == len(response.content) == item["size_bytes"]
+        assert (
+            int(response.headers["content-length"]) == len(response.content) == item["size_bytes"]
+        )
         info = probe(response.content, tmp_path, f"{i}.mp4")
         assert (info.width, info.height) == (360, 640)
         assert round(info.fps) == 12 and info.duration == pytest.approx(1.0, abs=0.05)
@@ -72,7 +90,10 @@ def test_range_requests_on_signed_urls(server: ServerProcess, key_a: str) -> Non
     assert tail.status_code == 206 and tail.content == full[-10:]
     assert httpx.get(url, headers={"Range": f"bytes={len(full) + 5}-"}).status_code == 416
     # The same Range support with an API key on the OpenAI route.
-    keyed = httpx.get(f"{server.base_url}/v1/videos/{body['id']}/content", headers={**_auth(key_a), "Range": "bytes=0-9"})
+    keyed = httpx.get(
+        f"{server.base_url}/v1/videos/{body['id']}/content",
+        headers={**_auth(key_a), "Range": "bytes=0-9"},
+    )
     assert keyed.status_code == 206 and keyed.content == full[:10]
 
 
@@ -103,7 +124,12 @@ def test_tampered_or_expired_links_are_404(server: ServerProcess, key_a: str) ->
         json={"model": "sandbox", "prompt": "other", "duration": 1, "size": "320x240"},
     ).json()
     # A valid signature for one video opens no other video.
-    assert httpx.get(f"{server.base_url}/v1/videos/{other['id']}/content?{urlencode(query)}").status_code == 404
+    assert (
+        httpx.get(
+            f"{server.base_url}/v1/videos/{other['id']}/content?{urlencode(query)}"
+        ).status_code
+        == 404
+    )
 
 
 def test_image_to_video_with_a_data_url(server: ServerProcess, key_a: str) -> None:
@@ -111,7 +137,14 @@ def test_image_to_video_with_a_data_url(server: ServerProcess, key_a: str) -> No
     body = httpx.post(
         f"{server.base_url}/v1/videos/generations",
         headers=_auth(key_a),
-        json={"model": "kling-2.0", "prompt": "blue", "duration": 5, "resolution": "720p", "aspect_ratio": "1:1", "image": image},
+        json={
+            "model": "kling-2.0",
+            "prompt": "blue",
+            "duration": 5,
+            "resolution": "720p",
+            "aspect_ratio": "1:1",
+            "image": image,
+        },
     )
     assert body.status_code == 200, body.text
     done = _wait(server.base_url, key_a, body.json()["id"])
@@ -125,7 +158,9 @@ def test_image_from_an_http_url(server: ServerProcess, key_a: str, tmp_path: Pat
     import threading
 
     (tmp_path / "img.png").write_bytes(png_bytes())
-    handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path), **kw)  # noqa: E731
+    handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(
+        *a, directory=str(tmp_path), **kw
+    )
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -134,13 +169,25 @@ def test_image_from_an_http_url(server: ServerProcess, key_a: str, tmp_path: Pat
         ok = httpx.post(
             f"{server.base_url}/v1/videos/generations",
             headers=_auth(key_a),
-            json={"model": "sandbox", "prompt": "fetched", "duration": 1, "size": "320x240", "image": url},
+            json={
+                "model": "sandbox",
+                "prompt": "fetched",
+                "duration": 1,
+                "size": "320x240",
+                "image": url,
+            },
         )
         assert ok.status_code == 200, ok.text
         missing = httpx.post(
             f"{server.base_url}/v1/videos/generations",
             headers=_auth(key_a),
-            json={"model": "sandbox", "prompt": "fetched", "duration": 1, "size": "320x240", "image": url + ".nope"},
+            json={
+                "model": "sandbox",
+                "prompt": "fetched",
+                "duration": 1,
+                "size": "320x240",
+                "image": url + ".nope",
+            },
         )
         assert missing.status_code == 400 and missing.json()["error"]["param"] == "image"
     finally:
@@ -150,15 +197,32 @@ def test_image_from_an_http_url(server: ServerProcess, key_a: str, tmp_path: Pat
 
 def test_one_job_two_shapes(server: ServerProcess, key_a: str) -> None:
     client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=key_a, max_retries=0)
-    via_sdk = client.videos.create_and_poll(model="sandbox", prompt="sdk made", seconds="1", size="320x240", poll_interval_ms=200)
-    as_task = httpx.get(f"{server.base_url}/v1/videos/generations/{via_sdk.id}", headers=_auth(key_a)).json()
-    assert as_task["status"] == "completed" and as_task["duration"] == 1 and as_task["size"] == "320x240"
-    assert httpx.get(as_task["data"][0]["url"]).content == client.videos.download_content(via_sdk.id).read()
+    via_sdk = client.videos.create_and_poll(
+        model="sandbox", prompt="sdk made", seconds="1", size="320x240", poll_interval_ms=200
+    )
+    as_task = httpx.get(
+        f"{server.base_url}/v1/videos/generations/{via_sdk.id}", headers=_auth(key_a)
+    ).json()
+    assert (
+        as_task["status"] == "completed"
+        and as_task["duration"] == 1
+        and as_task["size"] == "320x240"
+    )
+    assert (
+        httpx.get(as_task["data"][0]["url"]).content
+        == client.videos.download_content(via_sdk.id).read()
+    )
 
     task = httpx.post(
         f"{server.base_url}/v1/videos/generations",
         headers=_auth(key_a),
-        json={"model": "sora-2", "prompt": "task made", "duration": 8, "resolution": "720p", "aspect_ratio": "16:9"},
+        json={
+            "model": "sora-2",
+            "prompt": "task made",
+            "duration": 8,
+            "resolution": "720p",
+            "aspect_ratio": "16:9",
+        },
     ).json()
     assert task["estimated_cost"] == pytest.approx(0.29)  # between the 5 s and 10 s points
     video = client.videos.retrieve(task["id"])

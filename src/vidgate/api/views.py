@@ -44,7 +44,7 @@ def video_object(job: JobRecord) -> VideoObject:
     return VideoObject(
         id=job.id,
         model=job.model,
-        status=_OPENAI_STATUS[job.state],  # type: ignore[arg-type]
+        status=_OPENAI_STATUS[job.state],
         progress=job.progress,
         created_at=int(job.created_at.timestamp()),
         completed_at=_ts(job.completed_at),
@@ -96,7 +96,7 @@ def generation_object(
     return GenerationObject(
         id=job.id,
         model=job.model,
-        status=_TASK_STATUS[job.state],  # type: ignore[arg-type]
+        status=_TASK_STATUS[job.state],
         progress=job.progress,
         created_at=int(job.created_at.timestamp()),
         completed_at=_ts(job.completed_at),

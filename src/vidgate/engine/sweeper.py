@@ -32,10 +32,10 @@ async def sweep_once(ctx: EngineContext) -> tuple[int, int]:
     requeued = 0
     async with ctx.db.begin() as conn:
         for job_id in await repo.active_jobs_without_task(conn):
-            job = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
-            if job is None or job.is_terminal:
+            record = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
+            if record is None or record.is_terminal:
                 continue
-            await steps.enqueue(ctx.app, conn, steps.STEP_FOR_STATE[job.state], job_id)
+            await steps.enqueue(ctx.app, conn, steps.STEP_FOR_STATE[record.state], job_id)
             requeued += 1
     if stalled or requeued:
         log.info("sweeper.requeued", stalled_steps=len(stalled), lost_jobs=requeued)
