@@ -1,0 +1,293 @@
+"""The job state machine against a real PostgreSQL, with a scripted provider.
+
+Steps are called directly (no worker), and what each step enqueued next is read from
+procrastinate's own table, so every transition and its follow-up are checked together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from vidgate.config import Settings
+from vidgate.core.spec import JobSpec, VideoRequest
+from vidgate.db import repo
+from vidgate.db.migrate import migrate
+from vidgate.engine import steps
+from vidgate.engine.runner import JobRunner
+from vidgate.engine.service import JobService, Principal
+from vidgate.engine.sweeper import sweep_once
+from vidgate.media.render import ClipRequest, render_clip
+from vidgate.providers.base import ProviderError, SubmitResult, UpstreamStatus
+from vidgate.runtime import Runtime, open_runtime
+
+
+class ScriptedProvider:
+    """Answers from queues the test fills; records every call."""
+
+    name = "scripted"
+
+    def __init__(self) -> None:
+        self.submits: list[Any] = []
+        self.statuses: list[UpstreamStatus | ProviderError] = []
+        self.fetch_error: ProviderError | None = None
+        self.submit_error: Exception | None = None
+        self.cancelled: list[str] = []
+
+    async def submit(
+        self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
+    ) -> SubmitResult:
+        self.submits.append(idempotency_key)
+        if self.submit_error is not None:
+            raise self.submit_error
+        return SubmitResult(f"up-{idempotency_key}", poll_after_s=0.5)
+
+    async def status(self, upstream_id: str) -> UpstreamStatus:
+        item = self.statuses.pop(0)
+        if isinstance(item, ProviderError):
+            raise item
+        return item
+
+    async def fetch(self, upstream_id: str, dest_dir: Path, progress: Any = None) -> list[Path]:
+        if self.fetch_error is not None:
+            raise self.fetch_error
+        out = dest_dir / "0.mp4"
+        render_clip(ClipRequest(width=64, height=48, fps=8, seconds=1, prompt="x", label="t"), out)
+        return [out]
+
+    async def cancel(self, upstream_id: str) -> None:
+        self.cancelled.append(upstream_id)
+
+
+@pytest.fixture
+async def runtime(database_url: str, tmp_path: Path) -> AsyncIterator[Runtime]:
+    migrate(database_url)
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url, max_step_attempts=3)
+    async with open_runtime(settings, database_url) as rt:
+        yield rt
+
+
+@pytest.fixture
+def provider() -> ScriptedProvider:
+    return ScriptedProvider()
+
+
+@pytest.fixture
+async def setup(
+    runtime: Runtime, provider: ScriptedProvider
+) -> tuple[JobRunner, JobService, Principal]:
+    ctx = dataclasses.replace(
+        runtime.engine, providers={**runtime.engine.providers, "scripted": provider}
+    )
+    service = JobService(ctx)
+    async with runtime.db.begin() as conn:
+        tenant = await repo.ensure_tenant(conn, "tenant_t", "t")
+        await repo.insert_api_key(
+            conn,
+            key_id="key_t",
+            tenant_id=tenant,
+            name="t",
+            prefix="p",
+            secret_hash=b"h",
+            mode="test",
+            is_admin=False,
+        )
+    return JobRunner(ctx), service, Principal("key_t", tenant, "test", False)
+
+
+async def _new_job(runtime: Runtime, service: JobService, principal: Principal) -> str:
+    job = await service.create(
+        principal, VideoRequest(model="sandbox", prompt="p", seconds=1, size="320x240")
+    )
+    # Point the job at the scripted provider instead of the sandbox.
+    async with runtime.db.begin() as conn:
+        await repo.update_job(conn, job.id, provider="scripted")
+    return job.id
+
+
+def _pending(url: str, job_id: str) -> list[tuple[str, float]]:
+    """(task name, seconds until scheduled) of the job's queued steps."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT task_name, EXTRACT(EPOCH FROM (COALESCE(scheduled_at, now()) - now()))"
+            " FROM procrastinate_jobs WHERE args->>'job_id' = %s AND status = 'todo' ORDER BY id",
+            (job_id,),
+        ).fetchall()
+    return [(r[0], float(r[1])) for r in rows]
+
+
+def _clear(url: str, job_id: str) -> None:
+    """Play the worker: the steps seen so far are done."""
+    with psycopg.connect(url) as conn:
+        conn.execute("DELETE FROM procrastinate_jobs WHERE args->>'job_id' = %s", (job_id,))
+
+
+async def _job(runtime: Runtime, job_id: str) -> repo.JobRecord:
+    async with runtime.db.connect() as conn:
+        job = await repo.get_job(conn, job_id, include_deleted=True)
+    assert job is not None
+    return job
+
+
+async def test_happy_path_enqueues_each_next_step(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.SUBMIT]
+    _clear(runtime.database_url, job_id)
+
+    await runner.submit(job_id)
+    job = await _job(runtime, job_id)
+    assert job.state == "waiting" and job.upstream_id == f"up-{job_id}"
+    [(task, delay)] = _pending(runtime.database_url, job_id)
+    assert task == steps.POLL and 0.2 < delay <= 0.5
+    _clear(runtime.database_url, job_id)
+
+    provider.statuses = [UpstreamStatus("running", progress=40, poll_after_s=3.0)]
+    await runner.poll(job_id)
+    job = await _job(runtime, job_id)
+    assert job.state == "waiting" and job.progress == 40 and job.poll_count == 1
+    [(task, delay)] = _pending(runtime.database_url, job_id)
+    assert task == steps.POLL and 2.5 < delay <= 3.0
+    _clear(runtime.database_url, job_id)
+
+    provider.statuses = [UpstreamStatus("succeeded", cost=Decimal("0.042"))]
+    await runner.poll(job_id)
+    assert (await _job(runtime, job_id)).state == "finalizing"
+    assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.FINALIZE]
+    _clear(runtime.database_url, job_id)
+
+    await runner.finalize(job_id)
+    job = await _job(runtime, job_id)
+    assert job.state == "completed" and job.progress == 100
+    assert job.cost == Decimal("0.042")  # the provider's reported cost wins over the estimate
+    # Re-running a finished step changes nothing and stores nothing twice.
+    await runner.finalize(job_id)
+    await runner.submit(job_id)
+    async with runtime.db.connect() as conn:
+        assert len(await repo.get_outputs(conn, job_id)) == 1
+    assert provider.submits == [job_id]
+    assert _pending(runtime.database_url, job_id) == []
+
+
+async def test_retryable_submit_error_honours_retry_after(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    _clear(runtime.database_url, job_id)
+    provider.submit_error = ProviderError(
+        "rate_limited", "slow down", retryable=True, retry_after_s=7
+    )
+    await runner.submit(job_id)
+    job = await _job(runtime, job_id)
+    assert job.state == "submitting" and job.step_attempts == 1
+    [(task, delay)] = _pending(runtime.database_url, job_id)
+    assert task == steps.SUBMIT and 6 < delay <= 7
+    # A re-run of the submit after a crash reuses the same idempotency key.
+    provider.submit_error = None
+    _clear(runtime.database_url, job_id)
+    await runner.submit(job_id)
+    assert provider.submits == [job_id, job_id]
+    assert (await _job(runtime, job_id)).state == "waiting"
+
+
+async def test_retryable_errors_give_up_after_the_bound(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    provider.submit_error = ProviderError("upstream_unavailable", "503", retryable=True)
+    for _ in range(3):
+        _clear(runtime.database_url, job_id)
+        await runner.submit(job_id)
+    job = await _job(runtime, job_id)
+    assert job.state == "failed" and job.error_code == "upstream_unavailable" and job.cost == 0
+
+
+async def test_non_retryable_failures_fail_the_job_with_the_reason(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    runner, service, principal = setup
+    refused = await _new_job(runtime, service, principal)
+    provider.submit_error = ProviderError("content_policy_violation", "refused", retryable=False)
+    await runner.submit(refused)
+    job = await _job(runtime, refused)
+    assert (job.state, job.error_code, job.error_message) == (
+        "failed",
+        "content_policy_violation",
+        "refused",
+    )
+
+    provider.submit_error = None
+    upstream_failed = await _new_job(runtime, service, principal)
+    await runner.submit(upstream_failed)
+    provider.statuses = [UpstreamStatus("failed", error_code="bad_prompt", error_message="nope")]
+    await runner.poll(upstream_failed)
+    job = await _job(runtime, upstream_failed)
+    assert (job.state, job.error_code, job.cost) == ("failed", "bad_prompt", Decimal(0))
+
+    lost = await _new_job(runtime, service, principal)
+    await runner.submit(lost)
+    provider.statuses = [UpstreamStatus("succeeded")]
+    await runner.poll(lost)
+    provider.fetch_error = ProviderError("download_failed", "gone", retryable=False)
+    await runner.finalize(lost)
+    assert (await _job(runtime, lost)).error_code == "download_failed"
+
+
+async def test_unexpected_errors_are_retried_then_fail_as_internal(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    provider.submit_error = RuntimeError("bug")
+    for attempt in (1, 2):
+        _clear(runtime.database_url, job_id)
+        await runner.guarded(steps.SUBMIT, job_id, runner.submit)
+        assert (await _job(runtime, job_id)).step_attempts == attempt
+        assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.SUBMIT]
+    _clear(runtime.database_url, job_id)
+    await runner.guarded(steps.SUBMIT, job_id, runner.submit)
+    job = await _job(runtime, job_id)
+    assert job.state == "failed" and job.error_code == "internal_error"
+    assert "bug" not in (job.error_message or "")  # internals stay in the logs
+
+
+async def test_delete_while_waiting_cancels_upstream(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    await runner.submit(job_id)
+    _clear(runtime.database_url, job_id)
+    await service.delete(principal, job_id)
+    job = await _job(runtime, job_id)
+    assert job.state == "cancelled" and job.deleted_at is not None and job.cost == 0
+    assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.CANCEL_UPSTREAM]
+    await runner.cancel_upstream(job_id)
+    assert provider.cancelled == [f"up-{job_id}"]
+    # A poll that was already queued finds the job cancelled and does nothing.
+    await runner.poll(job_id)
+    assert (await _job(runtime, job_id)).state == "cancelled"
+
+
+async def test_sweeper_requeues_an_active_job_with_no_pending_step(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    await runner.submit(job_id)
+    _clear(runtime.database_url, job_id)  # the poll step is lost
+    stalled, requeued = await sweep_once(runner.ctx)
+    assert requeued == 1
+    assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.POLL]
+    # Idempotent: a second sweep finds the step pending and adds nothing.
+    assert (await sweep_once(runner.ctx))[1] == 0
