@@ -87,7 +87,7 @@ def fast_env(**extra: str) -> dict[str, str]:
         "VIDGATE_STALLED_AFTER_S": "2",
         "VIDGATE_SWEEP_INTERVAL_S": "1",
         "VIDGATE_WORKER_FETCH_INTERVAL_S": "0.1",
-        "VIDGATE_ALLOW_INSECURE_IMAGE_URLS": "true",
+        "VIDGATE_ALLOW_INSECURE_URLS": "true",
         "VIDGATE_LOG_LEVEL": "INFO",
         **extra,
     }

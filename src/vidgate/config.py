@@ -31,8 +31,11 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = 32 * 1024 * 1024
     max_image_bytes: int = 20 * 1024 * 1024
-    # Only for tests and trusted networks: allow http:// and private hosts in image URLs.
-    allow_insecure_image_urls: bool = False
+    # Only for tests and trusted networks: allow http:// and private hosts in the URLs
+    # vidgate fetches (input images) and calls (webhooks).
+    allow_insecure_urls: bool = False
+    webhook_timeout_s: float = 10.0
+    webhook_max_attempts: int = 8
     signed_url_ttl_s: int = 3600
 
     worker_concurrency: int = 8

@@ -17,7 +17,7 @@ from vidgate.api.deps import ApiState
 from vidgate.api.errors import install_error_handlers
 from vidgate.api.limits import BodyLimitMiddleware
 from vidgate.api.responses import FastJSONResponse
-from vidgate.api.routes import generations, health, models, videos
+from vidgate.api.routes import generations, health, models, videos, webhooks
 from vidgate.api.signing import UrlSigner
 from vidgate.config import Settings
 from vidgate.db import repo
@@ -91,6 +91,7 @@ def create_app(settings: Settings, database_url: str, *, with_worker: bool = Tru
     app.include_router(models.router)
     app.include_router(generations.router)
     app.include_router(videos.router)
+    app.include_router(webhooks.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
     return app

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -17,7 +14,8 @@ from starlette.requests import Request
 
 from vidgate.api.errors import validation_error
 from vidgate.config import Settings
-from vidgate.core.errors import InvalidImage, InvalidRequest
+from vidgate.core.errors import InvalidImage, InvalidParameter, InvalidRequest
+from vidgate.core.urls import check_outbound_url
 from vidgate.media.images import parse_data_url
 
 JSON_TYPES = ("application/json",)
@@ -91,26 +89,21 @@ def parse_model(model: type[M], fields: dict[str, Any]) -> M:
         raise validation_error(list(exc.errors())) from exc
 
 
-def _is_public(host: str) -> bool:
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False
-    return all(ipaddress.ip_address(info[4][0]).is_global for info in infos)
-
-
 async def load_image_url(url: str, settings: Settings, *, param: str) -> bytes:
     """The bytes behind a ``data:`` URL or an https URL (fetched once, size-capped)."""
     if url.startswith("data:"):
-        _, data = parse_data_url(url, param=param)
+        _, data = parse_data_url(url, param=param, max_bytes=settings.max_image_bytes)
         return data
-    parts = urlsplit(url)
-    insecure = settings.allow_insecure_image_urls
-    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not insecure):
+    if not url.startswith(("https://", "http://")):
         raise InvalidImage("an image URL must be https:// or a data: URL", param=param)
-    host = parts.hostname or ""
-    if not insecure and not await anyio.to_thread.run_sync(_is_public, host):
-        raise InvalidImage("the image URL's host is not a public address", param=param)
+    try:
+        await anyio.to_thread.run_sync(
+            lambda: check_outbound_url(
+                url, allow_insecure=settings.allow_insecure_urls, param=param
+            )
+        )
+    except InvalidParameter as exc:
+        raise InvalidImage(exc.message, param=param) from exc
     limit = settings.max_image_bytes
     try:
         async with (

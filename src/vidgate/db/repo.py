@@ -55,6 +55,18 @@ async def ensure_tenant(conn: AsyncConnection, tenant_id: str, name: str) -> str
     return str(found)
 
 
+async def webhook_secret(conn: AsyncConnection, tenant_id: str, candidate: str) -> str:
+    """The tenant's webhook signing secret, set to ``candidate`` if it has none yet."""
+    value = await conn.scalar(
+        tenants.update()
+        .where(tenants.c.id == tenant_id)
+        .values(webhook_secret=sa.func.coalesce(tenants.c.webhook_secret, candidate))
+        .returning(tenants.c.webhook_secret)
+    )
+    assert value is not None
+    return str(value)
+
+
 async def insert_api_key(
     conn: AsyncConnection,
     *,

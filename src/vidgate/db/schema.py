@@ -15,6 +15,8 @@ tenants = sa.Table(
     sa.Column(
         "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
+    # Standard Webhooks signing secret ("whsec_..."), made on first use.
+    sa.Column("webhook_secret", sa.Text),
 )
 
 api_keys = sa.Table(

@@ -17,7 +17,6 @@ run again after a crash at any point:
 
 from __future__ import annotations
 
-import random
 import shutil
 import tempfile
 import time
@@ -31,7 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vidgate.core.spec import JobSpec
 from vidgate.db import repo
 from vidgate.engine import steps
+from vidgate.engine.backoff import adaptive_poll_s, backoff_s
 from vidgate.engine.context import EngineContext
+from vidgate.engine.webhooks import enqueue_event
 from vidgate.media.previews import (
     SPRITESHEET_CONTENT_TYPE,
     THUMBNAIL_CONTENT_TYPE,
@@ -47,17 +48,6 @@ log = structlog.get_logger("vidgate.engine")
 # Upstream progress is shown up to this value; storing and previews take the rest.
 _UPSTREAM_PROGRESS_CAP = 95
 _MIN_POLL_S = 0.05
-_MAX_POLL_S = 30.0
-
-
-def backoff_s(attempt: int, *, base: float = 0.5, cap: float = 60.0) -> float:
-    """Exponential backoff with full jitter; ``attempt`` starts at 1."""
-    return float(random.uniform(0, min(cap, base * 2 ** (attempt - 1))))
-
-
-def adaptive_poll_s(poll_count: int) -> float:
-    """Without a hint from upstream, poll often at first and back off for long jobs."""
-    return float(min(_MAX_POLL_S, 1.0 * 1.25**poll_count))
 
 
 class JobRunner:
@@ -83,8 +73,11 @@ class JobRunner:
             cost=0,
         )
         job = await repo.get_job(conn, job_id, include_deleted=True)
-        if cancel and job is not None and job.upstream_id:
+        if job is None:
+            return
+        if cancel and job.upstream_id:
             await steps.enqueue(self.ctx.app, conn, steps.CANCEL_UPSTREAM, job_id)
+        await enqueue_event(self.ctx, conn, job, "failed")
         log.info("job.failed", job_id=job_id, code=code)
 
     async def _retry_later(
@@ -278,6 +271,7 @@ class JobRunner:
                 cost=current.cost if current.cost is not None else current.estimated_cost,
                 step_attempts=0,
             )
+            await enqueue_event(self.ctx, conn, current, "completed")
         log.info("job.completed", job_id=job_id, outputs=spec.n, duration_s=_since(job))
 
     async def _store_output(self, job_id: str, index: int, video: Path, tmp: Path) -> None:

@@ -20,9 +20,11 @@ from vidgate.core.catalog import ModelCard
 from vidgate.core.errors import Conflict, NotFound, ServiceUnavailable, VideoNotReady
 from vidgate.core.ids import new_id
 from vidgate.core.spec import ImageRef, JobSpec, SourceRef, VideoRequest, normalize
+from vidgate.core.urls import check_outbound_url
 from vidgate.db import repo
 from vidgate.engine import steps
 from vidgate.engine.context import EngineContext
+from vidgate.engine.webhooks import tenant_secret
 from vidgate.media.images import inspect_image
 from vidgate.providers.registry import SANDBOX
 
@@ -112,6 +114,13 @@ class JobService:
     ) -> repo.JobRecord:
         card = self.ctx.catalog.get(req.model)
         spec = normalize(req, card)
+        if webhook_url is not None:
+            check_outbound_url(
+                webhook_url,
+                allow_insecure=self.ctx.settings.allow_insecure_urls,
+                param="webhook_url",
+                resolve=False,
+            )
         route = self.route(card, principal)
         cost = card.pricing.estimate(spec.resolution, spec.seconds) * spec.n
         job_id = new_id("video")
@@ -213,6 +222,10 @@ class JobService:
                 conn, principal.tenant_id, after=after, limit=limit + 1, order=order
             )
         return rows[:limit], len(rows) > limit
+
+    async def webhook_secret(self, principal: Principal) -> str:
+        async with self.ctx.db.begin() as conn:
+            return await tenant_secret(conn, principal.tenant_id)
 
     async def delete(self, principal: Principal, job_id: str) -> None:
         """Delete a video; a job still running is cancelled, upstream too."""

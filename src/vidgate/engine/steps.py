@@ -19,6 +19,7 @@ SUBMIT = "vidgate:submit"
 POLL = "vidgate:poll"
 FINALIZE = "vidgate:finalize"
 CANCEL_UPSTREAM = "vidgate:cancel_upstream"
+WEBHOOK = "vidgate:webhook"
 
 # The step that continues a job from each active state.
 STEP_FOR_STATE = {
@@ -36,13 +37,15 @@ async def enqueue(
     job_id: str,
     *,
     delay_s: float = 0.0,
+    lock: str | None = None,
+    **task_kwargs: Any,
 ) -> None:
     options: dict[str, Any] = {
         "connection": await raw_connection(conn),
         "queue": QUEUE,
         # One step of a job at a time, even when a stalled step is retried.
-        "lock": f"job:{job_id}",
+        "lock": lock or f"job:{job_id}",
     }
     if delay_s > 0:
         options["schedule_in"] = {"seconds": delay_s}
-    await app.configure_task(step, **options).defer_async(job_id=job_id)
+    await app.configure_task(step, **options).defer_async(job_id=job_id, **task_kwargs)

@@ -7,6 +7,7 @@ import procrastinate
 from vidgate.engine import steps
 from vidgate.engine.context import EngineContext
 from vidgate.engine.runner import JobRunner
+from vidgate.engine.webhooks import deliver
 
 blueprint = procrastinate.Blueprint()
 
@@ -39,3 +40,8 @@ async def finalize(context: procrastinate.JobContext, job_id: str) -> None:
 @blueprint.task(name=steps.CANCEL_UPSTREAM.partition(":")[2], queue=steps.QUEUE, pass_context=True)
 async def cancel_upstream(context: procrastinate.JobContext, job_id: str) -> None:
     await _runner(context).cancel_upstream(job_id)
+
+
+@blueprint.task(name=steps.WEBHOOK.partition(":")[2], queue=steps.QUEUE, pass_context=True)
+async def webhook(context: procrastinate.JobContext, job_id: str, attempt: int = 1) -> None:
+    await deliver(context.additional_context[CONTEXT_KEY], job_id, attempt)

@@ -14,6 +14,7 @@ Test hooks, through the job's ``metadata``:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import tempfile
 from pathlib import Path
 
@@ -113,6 +114,9 @@ class SandboxProvider:
                 "download_failed", "sandbox: injected fetch failure", retryable=False
             )
         label = str(task.request.get("label", upstream_id))
+        # An upstream task has one result: downloading it again (a finalize step re-run
+        # after a crash) must give the same bytes, so an unseeded job gets the task's seed.
+        seed = spec.seed if spec.seed is not None else _task_seed(task.id)
         with tempfile.TemporaryDirectory(dir=dest_dir) as tmp:
             inputs = Path(tmp)
             background = await self._materialize(spec.image.sha256 if spec.image else None, inputs)
@@ -127,7 +131,7 @@ class SandboxProvider:
                     seconds=spec.seconds,
                     prompt=spec.prompt,
                     label=f"{label} #{index + 1}",
-                    seed=None if spec.seed is None else spec.seed + index,
+                    seed=seed + index,
                     background=background,
                     remix_source=source if spec.kind == "remix" else None,
                     extend_source=source if spec.kind == "extend" else None,
@@ -146,6 +150,10 @@ class SandboxProvider:
         path = directory / sha256
         await self._blobs.copy_to(sha256, path)
         return path
+
+
+def _task_seed(task_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(task_id.encode()).digest()[:8], "big")
 
 
 def _scaled(progress: ProgressCallback | None, index: int, total: int) -> ProgressCallback | None:

@@ -1,0 +1,16 @@
+"""``/v1/webhooks/secret``: the tenant's Standard Webhooks signing secret."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from vidgate.api.deps import CurrentPrincipal, Jobs
+from vidgate.api.responses import FastJSONResponse
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+@router.get("/secret")
+async def webhook_secret(principal: CurrentPrincipal, jobs: Jobs) -> FastJSONResponse:
+    secret = await jobs.webhook_secret(principal)
+    return FastJSONResponse({"object": "webhook_secret", "secret": secret})
