@@ -12,11 +12,13 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Column, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate.accounts.keys import DEFAULT_TENANT, KeyMode, NewKey, create_key
 from vidgate.config import Settings
+from vidgate.core.catalog import Catalog
 from vidgate.db import repo
 from vidgate.db.database import create_engine
 from vidgate.logging import configure_logging
@@ -44,6 +46,27 @@ def _settings(data_dir: Path | None, **overrides: object) -> Settings:
     if data_dir is not None:
         values["data_dir"] = data_dir
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _print_table(table: Table) -> None:
+    """On a terminal, fit its width; piped, print at full width (rich would assume 80
+    columns and cut the ids that ``keys revoke`` and ``--model`` need)."""
+    if out.is_terminal:
+        out.print(table)
+    else:
+        width = Measurement.get(out, out.options.update_width(1000), table).maximum
+        Console(file=out.file, width=width).print(table)
+
+
+def _load_catalog(settings: Settings) -> Catalog:
+    """The catalogue, or a clean exit naming what is wrong with the operator's file."""
+    from vidgate.core.catalog import load_catalog
+
+    try:
+        return load_catalog(settings.models_file)
+    except ValueError as exc:
+        err.print(f"[red]invalid model catalogue:[/red] {exc}")
+        raise typer.Exit(2) from None
 
 
 def _with_database(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
@@ -90,6 +113,7 @@ def serve(
 
     settings = _settings(data_dir, host=host, port=port)
     configure_logging(settings.log_level, json=settings.log_json)
+    _load_catalog(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = asyncio.run(prepare_database(settings))
 
@@ -188,7 +212,16 @@ def keys_list(data_dir: DataDir = None) -> None:
         async with db.connect() as conn:
             return await repo.list_keys(conn)
 
-    table = Table("id", "name", "tenant", "mode", "admin", "prefix", "created", "revoked")
+    table = Table(
+        Column("id", no_wrap=True),
+        "name",
+        "tenant",
+        "mode",
+        "admin",
+        "prefix",
+        "created",
+        "revoked",
+    )
     for k in _with_database(settings, work):
         table.add_row(
             k.id,
@@ -200,7 +233,7 @@ def keys_list(data_dir: DataDir = None) -> None:
             k.created_at.strftime("%Y-%m-%d %H:%M"),
             k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else "",
         )
-    out.print(table)
+    _print_table(table)
 
 
 @keys_app.command("revoke")
@@ -222,10 +255,8 @@ def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
 @app.command()
 def models(data_dir: DataDir = None) -> None:
     """Show the model catalogue: limits, prices, deployments."""
-    from vidgate.core.catalog import load_catalog
-
     settings = _settings(data_dir)
-    catalog = load_catalog(settings.models_file)
+    catalog = _load_catalog(settings)
     table = Table(
         # Model ids are what users copy: never truncate or wrap them (80 columns when piped).
         Column("model", no_wrap=True),
@@ -234,6 +265,7 @@ def models(data_dir: DataDir = None) -> None:
         "aspect ratios",
         "fps",
         "modes",
+        "USD per video at the default length",
         "deployments",
     )
     for card in catalog.models():
@@ -253,9 +285,14 @@ def models(data_dir: DataDir = None) -> None:
                 .replace("video", "v")
                 for m in modes
             ),
+            ", ".join(
+                f"{r} {card.pricing.estimate(r, card.default_seconds):.2f}"
+                for r in card.resolutions
+            )
+            + f" ({card.default_seconds} s)",
             ", ".join(d.provider for d in card.deployments) or "(sandbox via test keys)",
         )
-    out.print(table)
+    _print_table(table)
 
 
 @app.command()

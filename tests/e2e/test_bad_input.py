@@ -79,6 +79,17 @@ def test_unknown_model(post: Any) -> None:
     assert "sora-2" in error["message"]
 
 
+def test_booleans_are_not_numbers(post: Any) -> None:
+    _assert_error(
+        post(json={"model": "sandbox", "prompt": "x", "seconds": True}), 400, param="seconds"
+    )
+    _assert_error(
+        post("/v1/videos/generations", json={"model": "sandbox", "prompt": "x", "n": True}),
+        400,
+        param="n",
+    )
+
+
 def test_task_shape_validates_the_same_way(post: Any) -> None:
     _assert_error(
         post("/v1/videos/generations", json={"model": "kling-2.0", "prompt": "x", "duration": 7}),

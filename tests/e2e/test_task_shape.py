@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -158,9 +159,7 @@ def test_image_from_an_http_url(server: ServerProcess, key_a: str, tmp_path: Pat
     import threading
 
     (tmp_path / "img.png").write_bytes(png_bytes())
-    handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(
-        *a, directory=str(tmp_path), **kw
-    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

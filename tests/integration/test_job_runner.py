@@ -98,7 +98,8 @@ async def setup(
             mode="test",
             is_admin=False,
         )
-    return JobRunner(ctx), service, Principal("key_t", tenant, "test", False)
+    # A live key, so that settled costs are real (test keys are never billed).
+    return JobRunner(ctx), service, Principal("key_t", tenant, "live", False)
 
 
 async def _new_job(runtime: Runtime, service: JobService, principal: Principal) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 
 class _Body(BaseModel):
@@ -25,13 +25,13 @@ class CreateVideoBody(_Body):
 
     prompt: str
     model: str | None = None
-    seconds: int | float | str | None = None
+    seconds: bool | int | float | str | None = None
     size: str | None = None
     input_reference: ImageUrlReference | str | None = None
     aspect_ratio: str | None = None
     resolution: str | None = None
-    fps: int | str | None = None
-    n: int | str | None = None
+    fps: bool | int | str | None = None
+    n: bool | int | str | None = None
     seed: int | None = None
     negative_prompt: str | None = None
     metadata: dict[str, str] | None = None
@@ -51,7 +51,7 @@ class VideoReference(_Body):
 class ExtendBody(_Body):
     prompt: str
     video: VideoReference
-    seconds: int | float | str | None = None
+    seconds: bool | int | float | str | None = None
     model: str | None = None
     metadata: dict[str, str] | None = None
     webhook_url: str | None = None
@@ -62,13 +62,13 @@ class CreateGenerationBody(_Body):
 
     model: str
     prompt: str
-    duration: int | float | str | None = None
+    duration: bool | int | float | str | None = None
     resolution: str | None = None
     aspect_ratio: str | None = None
     size: str | None = None
-    n: int | str | None = Field(default=None)
+    n: bool | int | str | None = None
     image: str | None = None
-    fps: int | str | None = None
+    fps: bool | int | str | None = None
     seed: int | None = None
     negative_prompt: str | None = None
     metadata: dict[str, str] | None = None

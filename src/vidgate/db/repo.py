@@ -228,27 +228,38 @@ async def update_job(conn: AsyncConnection, job_id: str, **values: Any) -> None:
     )
 
 
-async def active_jobs_without_task(conn: AsyncConnection, limit: int = 500) -> list[str]:
-    """Active jobs that no procrastinate task will advance: lost work for the sweeper."""
-    pj = sa.table(
-        "procrastinate_jobs",
-        sa.column("args", JSONB_TYPE),
-        sa.column("status", sa.Text),
-        sa.column("task_name", sa.Text),
-    )
-    pending = (
+_procrastinate_jobs = sa.table(
+    "procrastinate_jobs",
+    sa.column("args", JSONB_TYPE),
+    sa.column("status", sa.Text),
+    sa.column("task_name", sa.Text),
+)
+
+
+def _pending_step(job_id: sa.ColumnElement[str]) -> sa.Exists:
+    """A queued or running step (engine/steps.py's task names) for the job."""
+    pj = _procrastinate_jobs
+    return (
         sa.select(sa.literal(1))
         .select_from(pj)
         .where(
-            pj.c.args["job_id"].astext == jobs.c.id,
+            pj.c.args["job_id"].astext == job_id,
             sa.cast(pj.c.status, sa.Text).in_(["todo", "doing"]),
-            pj.c.task_name.like("vidgate:%"),
+            pj.c.task_name.in_(["vidgate:submit", "vidgate:poll", "vidgate:finalize"]),
         )
         .exists()
     )
+
+
+async def has_pending_step(conn: AsyncConnection, job_id: str) -> bool:
+    return bool(await conn.scalar(sa.select(_pending_step(sa.literal(job_id)))))
+
+
+async def active_jobs_without_task(conn: AsyncConnection, limit: int = 500) -> list[str]:
+    """Active jobs that no procrastinate task will advance: lost work for the sweeper."""
     rows = await conn.execute(
         sa.select(jobs.c.id)
-        .where(jobs.c.state.in_(ACTIVE_STATES), ~pending)
+        .where(jobs.c.state.in_(ACTIVE_STATES), ~_pending_step(jobs.c.id))
         .order_by(jobs.c.id)
         .limit(limit)
     )

@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from pathlib import Path
 
 import anyio
@@ -76,7 +77,9 @@ class JobRunner:
         if job is None:
             return
         if cancel and job.upstream_id:
-            await steps.enqueue(self.ctx.app, conn, steps.CANCEL_UPSTREAM, job_id)
+            await steps.enqueue(
+                self.ctx.app, conn, steps.CANCEL_UPSTREAM, job_id, lock=steps.cancel_lock(job_id)
+            )
         await enqueue_event(self.ctx, conn, job, "failed")
         log.info("job.failed", job_id=job_id, code=code)
 
@@ -268,7 +271,7 @@ class JobRunner:
                 progress=100,
                 completed_at=await repo.now(conn),
                 # Until a provider reports its own cost, the estimate is what is billed.
-                cost=current.cost if current.cost is not None else current.estimated_cost,
+                cost=_settled_cost(current),
                 step_attempts=0,
             )
             await enqueue_event(self.ctx, conn, current, "completed")
@@ -315,6 +318,14 @@ class JobRunner:
         except ProviderError as error:
             # Best effort: the job is already terminal on our side.
             log.info("job.cancel_upstream_failed", job_id=job_id, code=error.code)
+
+
+def _settled_cost(job: repo.JobRecord) -> Decimal:
+    """What the job is billed: nothing for test keys (the sandbox charged nothing); else
+    the provider's reported cost where it gave one, or the estimate."""
+    if job.mode == "test":
+        return Decimal(0)
+    return job.cost if job.cost is not None else job.estimated_cost
 
 
 def _since(job: repo.JobRecord) -> float:

@@ -50,8 +50,10 @@ class _Replay(Exception):
         self.job_id = job_id
 
 
-def request_hash(req: VideoRequest, webhook_url: str | None) -> str:
-    payload = {"request": req.model_dump(mode="json"), "webhook_url": webhook_url}
+def request_hash(spec: JobSpec, webhook_url: str | None) -> str:
+    """Fingerprint of the normalized request: the same video asked for through either
+    shape, with numbers as strings or not, is the same request."""
+    payload = {"spec": spec.model_dump(mode="json"), "webhook_url": webhook_url}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -98,7 +100,8 @@ class JobService:
         return SourceRef(
             video_id=job.id,
             sha256=outputs[0].video_sha256,
-            seconds=spec.seconds,
+            # What the stored file holds: for an extended video, source and extension.
+            seconds=round(outputs[0].duration),
             width=spec.width,
             height=spec.height,
             fps=spec.fps,
@@ -124,7 +127,7 @@ class JobService:
         route = self.route(card, principal)
         cost = card.pricing.estimate(spec.resolution, spec.seconds) * spec.n
         job_id = new_id("video")
-        fingerprint = request_hash(req, webhook_url)
+        fingerprint = request_hash(spec, webhook_url)
         try:
             async with self.ctx.db.begin() as conn:
                 if idempotency_key is not None:
@@ -242,5 +245,11 @@ class JobService:
                     cost=0,
                 )
                 if job.upstream_id is not None:
-                    await steps.enqueue(self.ctx.app, conn, steps.CANCEL_UPSTREAM, job_id)
+                    await steps.enqueue(
+                        self.ctx.app,
+                        conn,
+                        steps.CANCEL_UPSTREAM,
+                        job_id,
+                        lock=steps.cancel_lock(job_id),
+                    )
             await repo.update_job(conn, job_id, **values)

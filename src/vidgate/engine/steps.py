@@ -30,6 +30,12 @@ STEP_FOR_STATE = {
 }
 
 
+def cancel_lock(job_id: str) -> str:
+    """Cancelling must not wait behind the job's next scheduled poll, which holds the
+    job's own lock until it runs."""
+    return f"cancel:{job_id}"
+
+
 async def enqueue(
     app: procrastinate.App,
     conn: AsyncConnection,

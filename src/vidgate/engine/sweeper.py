@@ -33,7 +33,8 @@ async def sweep_once(ctx: EngineContext) -> tuple[int, int]:
     async with ctx.db.begin() as conn:
         for job_id in await repo.active_jobs_without_task(conn):
             record = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
-            if record is None or record.is_terminal:
+            # Under the row lock, look again: another sweeper may have just re-queued it.
+            if record is None or record.is_terminal or await repo.has_pending_step(conn, job_id):
                 continue
             await steps.enqueue(ctx.app, conn, steps.STEP_FOR_STATE[record.state], job_id)
             requeued += 1

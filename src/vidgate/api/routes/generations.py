@@ -26,7 +26,7 @@ async def create_generation(
     settings: AppSettings,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> FastJSONResponse:
-    fields, files = await read_body(request, max_files=0)
+    fields, files = await read_body(request, max_files=1)
     if files:
         raise InvalidRequest("send the image as a data: URL or https URL in 'image'", param="image")
     body = parse_model(CreateGenerationBody, fields)

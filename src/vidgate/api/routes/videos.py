@@ -163,7 +163,9 @@ async def remix_video(
     jobs: Jobs,
     idempotency_key: IdempotencyKey = None,
 ) -> FastJSONResponse:
-    fields, _ = await read_body(request)
+    fields, files = await read_body(request, max_files=1)
+    if files:
+        raise InvalidRequest("a remix takes only a prompt", param=sorted(files)[0])
     body = parse_model(RemixBody, fields)
     source = await jobs.source(principal, video_id)
     source_job = await jobs.get(principal, video_id)
