@@ -291,3 +291,23 @@ async def test_sweeper_requeues_an_active_job_with_no_pending_step(
     assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.POLL]
     # Idempotent: a second sweep finds the step pending and adds nothing.
     assert (await sweep_once(runner.ctx))[1] == 0
+
+
+def test_prune_scratch_keeps_fresh_entries(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from vidgate.engine.sweeper import prune_scratch
+
+    old_file = tmp_path / "old.part"
+    old_dir = tmp_path / "video_x-abc"
+    fresh = tmp_path / "fresh.part"
+    old_file.write_bytes(b"x")
+    old_dir.mkdir()
+    (old_dir / "0.mp4").write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    past = time.time() - 7200
+    os.utime(old_file, (past, past))
+    os.utime(old_dir, (past, past))
+    assert prune_scratch([tmp_path, tmp_path / "missing"]) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["fresh.part"]

@@ -11,7 +11,11 @@ number of worker processes may sweep the same database.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import time
+from pathlib import Path
 
+import anyio
 import structlog
 
 from vidgate.db import repo
@@ -43,7 +47,33 @@ async def sweep_once(ctx: EngineContext) -> tuple[int, int]:
     return len(stalled), requeued
 
 
+def prune_scratch(directories: list[Path], *, older_than_s: float = 3600.0) -> int:
+    """Remove what crashed steps left in scratch directories (partial downloads,
+    half-written blobs). Only old entries: another process may be using fresh ones."""
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for directory in directories:
+        if not directory.is_dir():
+            continue
+        for entry in directory.iterdir():
+            try:
+                if entry.lstat().st_mtime >= cutoff:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+                removed += 1
+            except OSError:
+                continue
+    return removed
+
+
 async def run_sweeper(ctx: EngineContext) -> None:
+    scratch = [ctx.settings.data_dir / "tmp", ctx.settings.media_dir / ".tmp"]
+    removed = await anyio.to_thread.run_sync(prune_scratch, scratch)
+    if removed:
+        log.info("sweeper.pruned_scratch", entries=removed)
     while True:
         try:
             await sweep_once(ctx)
