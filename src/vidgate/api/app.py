@@ -18,8 +18,8 @@ from vidgate.api.errors import install_error_handlers
 from vidgate.api.limits import BodyLimitMiddleware
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.routes import generations, health, models, videos, webhooks
-from vidgate.api.signing import UrlSigner
 from vidgate.config import Settings
+from vidgate.core.signing import UrlSigner
 from vidgate.db import repo
 from vidgate.engine.app import run_worker
 from vidgate.runtime import open_runtime

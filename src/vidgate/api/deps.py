@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from vidgate.api.auth import KeyAuthenticator
-from vidgate.api.signing import UrlSigner
 from vidgate.config import Settings
+from vidgate.core.signing import UrlSigner
 from vidgate.engine.service import JobService, Principal
 from vidgate.runtime import Runtime
 

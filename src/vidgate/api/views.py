@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from vidgate.api.schemas import ErrorInfo, GenerationObject, GenerationOutput, VideoObject
-from vidgate.api.signing import UrlSigner
+from vidgate.core.signing import UrlSigner
 from vidgate.core.spec import JobSpec
 from vidgate.db.repo import JobRecord, OutputRecord
 

@@ -278,7 +278,8 @@ class Catalog:
 
 
 _BUILTIN_SOURCE = "built-in catalogue"
-_OVERRIDE_KEYS = {"models", "remove"}
+# "deployments" is read by vidgate.core.deployments.
+_OVERRIDE_KEYS = {"models", "remove", "deployments"}
 # Top-level card keys an override replaces rather than merges; see the module docstring.
 _REPLACED_KEYS = {"durations"}
 
@@ -301,7 +302,7 @@ def load_catalog(override: Path | None = None) -> Catalog:
         if unknown:
             raise ValueError(
                 f"{source}: unknown top-level key(s) {', '.join(sorted(map(str, unknown)))}; "
-                "expected 'models' and/or 'remove'"
+                "expected 'models', 'remove' and/or 'deployments'"
             )
         changes = _models_section(document, source)
         removals = _remove_section(document, source)

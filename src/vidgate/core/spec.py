@@ -56,6 +56,10 @@ class SourceRef(BaseModel, frozen=True):
     width: int
     height: int
     fps: int
+    # Where the source was made and its id there: a provider that can remix or extend
+    # its own generations (Luma, OpenAI-shaped servers) references them by that id.
+    provider: str | None = None
+    upstream_id: str | None = None
 
 
 class VideoRequest(BaseModel):

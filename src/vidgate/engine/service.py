@@ -102,6 +102,8 @@ class JobService:
             sha256=outputs[0].video_sha256,
             # What the stored file holds: for an extended video, source and extension.
             seconds=round(outputs[0].duration),
+            provider=job.provider,
+            upstream_id=job.upstream_id,
             width=spec.width,
             height=spec.height,
             fps=spec.fps,

@@ -16,13 +16,36 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal, Protocol
 
+from vidgate.config import Settings
 from vidgate.core.spec import JobSpec
+from vidgate.media.storage import BlobStore
 
 UpstreamState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+@dataclass(frozen=True)
+class ProviderDeps:
+    """What an adapter may use besides its own HTTP client."""
+
+    blobs: BlobStore
+    settings: Settings
+    # A signed public URL of a stored input (sha256), for providers that only take URLs;
+    # None when VIDGATE_PUBLIC_BASE_URL is not set (nothing outside can reach us then).
+    input_url: Callable[[str], str] | None = None
+
+
 ProgressCallback = Callable[[float], None]
 
 
 class ProviderError(Exception):
+    """An upstream failure, already classified.
+
+    ``retryable``: worth trying again (429, 5xx, timeouts), after ``retry_after_s`` when
+    the provider said so. ``unhealthy``: the deployment itself is broken (bad
+    credentials), so routing keeps it out for a while. ``expired``: a result URL no
+    longer works; the adapter may fetch a fresh one.
+    """
+
     def __init__(
         self,
         code: str,
@@ -30,12 +53,16 @@ class ProviderError(Exception):
         *,
         retryable: bool,
         retry_after_s: float | None = None,
+        unhealthy: bool = False,
+        expired: bool = False,
     ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.retryable = retryable
         self.retry_after_s = retry_after_s
+        self.unhealthy = unhealthy
+        self.expired = expired
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +85,10 @@ class UpstreamStatus:
 
 class Provider(Protocol):
     name: str
+
+    def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
+        """Raise ``InvalidParameter`` for what this upstream cannot do (a 400 at create)."""
+        ...
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None

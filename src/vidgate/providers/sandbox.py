@@ -43,6 +43,9 @@ class SandboxProvider:
         self._blobs = blobs
         self._latency_s = latency_s
 
+    def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
+        """The sandbox renders whatever the catalogue allows."""
+
     def _latency_for(self, spec: JobSpec) -> float:
         raw = spec.metadata.get("sandbox_latency_ms")
         if raw is None:

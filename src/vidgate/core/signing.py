@@ -12,6 +12,9 @@ import hmac
 import time
 from urllib.parse import urlencode
 
+# Signatures of input links use this variant, so they never open an output and back.
+INPUT_VARIANT = "input"
+
 
 class UrlSigner:
     def __init__(self, key: bytes, ttl_s: int) -> None:
@@ -34,6 +37,13 @@ class UrlSigner:
             }
         )
         return f"{base_url.rstrip('/')}/v1/videos/{video_id}/content?{query}", expires
+
+    def sign_input(self, base_url: str, sha256: str) -> str:
+        """A link to a stored input image, for providers that only take URLs."""
+        expires = int(time.time()) + self.ttl_s
+        signature = self._signature(sha256, INPUT_VARIANT, 0, expires)
+        query = urlencode({"expires": expires, "signature": signature})
+        return f"{base_url.rstrip('/')}/v1/inputs/{sha256}?{query}"
 
     def verify(self, video_id: str, variant: str, index: int, expires: int, signature: str) -> bool:
         if expires < time.time():

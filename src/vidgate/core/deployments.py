@@ -1,0 +1,135 @@
+"""Deployments: a configured upstream (provider adapter + base URL + credentials).
+
+A model in the catalogue lists the deployments that can serve it (``provider:`` in its
+``deployments``, by deployment name). Deployments come from two places:
+
+1. Well-known environment variables, one default deployment per provider, named after
+   it: ``LUMAAI_API_KEY`` configures ``luma``, ``FAL_KEY`` configures ``fal``, ...
+2. The operator's YAML (``VIDGATE_MODELS_FILE``), under ``deployments:``; a string value
+   may reference the environment as ``${NAME}``. A YAML entry with the name of a default
+   deployment replaces it.
+
+A deployment whose credentials reference an unset variable is left out (and logged),
+never half-configured. Secrets are ``SecretStr``: they print as ``**********``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class DeploymentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    # The adapter: a key of vidgate.providers.registry.ADAPTERS.
+    provider: str = Field(min_length=1)
+    base_url: str | None = None
+    credentials: dict[str, SecretStr] = Field(default_factory=dict)
+    # Provider-specific settings that are not secret (project, location, api_version...).
+    options: dict[str, Any] = Field(default_factory=dict)
+    # Jobs this deployment may have upstream at once; more wait inside vidgate.
+    max_concurrency: int | None = Field(default=None, ge=1)
+    timeout_s: float = Field(default=30.0, gt=0)
+
+    def secret(self, key: str) -> str:
+        value = self.credentials.get(key)
+        if value is None:
+            raise KeyError(f"deployment {self.name!r} has no credential {key!r}")
+        return value.get_secret_value()
+
+
+# provider -> {credential key: env var}; every variable must be set for the default
+# deployment to exist. Options read from the environment follow the credentials.
+_ENV_DEFAULTS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+    "luma": ({"api_key": "LUMAAI_API_KEY"}, {}),
+    "runway": ({"api_key": "RUNWAYML_API_SECRET"}, {}),
+    "kling": ({"access_key": "KLING_ACCESS_KEY", "secret_key": "KLING_SECRET_KEY"}, {}),
+    "replicate": ({"api_key": "REPLICATE_API_TOKEN"}, {}),
+    "fal": ({"api_key": "FAL_KEY"}, {}),
+    "minimax": ({"api_key": "MINIMAX_API_KEY"}, {}),
+    "seedance": ({"api_key": "ARK_API_KEY"}, {}),
+    "gemini": ({"api_key": "GEMINI_API_KEY"}, {}),
+    "vertex": (
+        {"service_account_file": "GOOGLE_APPLICATION_CREDENTIALS"},
+        {"project": "GOOGLE_CLOUD_PROJECT", "location": "GOOGLE_CLOUD_LOCATION"},
+    ),
+}
+
+
+def _expand(value: Any, env: Mapping[str, str], missing: set[str]) -> Any:
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                missing.add(name)
+                return ""
+            return env[name]
+
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, env, missing) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, env, missing) for v in value]
+    return value
+
+
+def env_deployments(env: Mapping[str, str]) -> dict[str, DeploymentConfig]:
+    found: dict[str, DeploymentConfig] = {}
+    for provider, (credentials, options) in _ENV_DEFAULTS.items():
+        if not all(env.get(var) for var in credentials.values()):
+            continue
+        found[provider] = DeploymentConfig(
+            name=provider,
+            provider=provider,
+            credentials={k: SecretStr(env[v]) for k, v in credentials.items()},
+            options={k: env[v] for k, v in options.items() if env.get(v)},
+        )
+    return found
+
+
+def load_deployments(
+    models_file: Path | None, env: Mapping[str, str] | None = None
+) -> tuple[dict[str, DeploymentConfig], dict[str, list[str]]]:
+    """``(deployments by name, {skipped name: missing env vars})``."""
+    env = os.environ if env is None else env
+    deployments = env_deployments(env)
+    skipped: dict[str, list[str]] = {}
+    if models_file is None:
+        return deployments, skipped
+    source = f"catalogue override {models_file}"
+    try:
+        document = yaml.safe_load(models_file.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read {source}: {exc}") from exc
+    section = document.get("deployments") if isinstance(document, dict) else None
+    if section is None:
+        return deployments, skipped
+    if not isinstance(section, dict):
+        raise ValueError(f"{source}: 'deployments' must be a mapping from name to settings")
+    for name, raw in section.items():
+        if not isinstance(raw, dict):
+            raise ValueError(f"{source}: deployment {name!r} must be a mapping")
+        missing: set[str] = set()
+        expanded = _expand(raw, env, missing)
+        if missing:
+            skipped[str(name)] = sorted(missing)
+            deployments.pop(str(name), None)
+            continue
+        try:
+            deployments[str(name)] = DeploymentConfig.model_validate({**expanded, "name": name})
+        except ValidationError as exc:
+            # Never echo the values: they may hold secrets.
+            fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+            raise ValueError(f"{source}: deployment {name!r} is invalid ({fields})") from None
+    return deployments, skipped
