@@ -6,15 +6,20 @@ database URL is resolved (embedded or external) and migrated the same way everyw
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
+import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate.config import Settings
 from vidgate.core.catalog import Catalog, load_catalog
+from vidgate.core.deployments import load_deployments
+from vidgate.core.signing import UrlSigner
+from vidgate.db import repo
 from vidgate.db.database import create_engine
 from vidgate.db.embedded import EmbeddedPostgres
 from vidgate.db.migrate import migrate
@@ -22,7 +27,10 @@ from vidgate.engine.app import create_procrastinate_app
 from vidgate.engine.context import EngineContext
 from vidgate.engine.service import JobService
 from vidgate.media.storage import LocalBlobStore
+from vidgate.providers.base import Provider, ProviderDeps
 from vidgate.providers.registry import build_providers
+
+log = structlog.get_logger("vidgate.runtime")
 
 
 def resolve_database_url(settings: Settings) -> str:
@@ -49,24 +57,46 @@ class Runtime:
     catalog: Catalog
     engine: EngineContext
     jobs: JobService
+    signer: UrlSigner
+
+
+async def _signer(db: AsyncEngine, settings: Settings) -> UrlSigner:
+    async with db.begin() as conn:
+        key = await repo.get_or_create_secret(conn, "url_signing", secrets.token_bytes(32))
+    return UrlSigner(key, settings.signed_url_ttl_s)
 
 
 @asynccontextmanager
 async def open_runtime(settings: Settings, database_url: str) -> AsyncIterator[Runtime]:
     catalog = load_catalog(settings.models_file)
+    deployments, skipped = load_deployments(settings.models_file)
+    for name, missing in skipped.items():
+        log.warning("deployment.skipped", deployment=name, missing_env=missing)
     db = create_engine(database_url, pool_size=max(10, settings.worker_concurrency + 4))
     blobs = LocalBlobStore(settings.media_dir)
     app = create_procrastinate_app(database_url, pool_size=max(4, settings.worker_concurrency))
+    providers: dict[str, Provider] = {}
     try:
+        signer = await _signer(db, settings)
+        base = settings.public_base_url
+        deps = ProviderDeps(
+            blobs=blobs,
+            settings=settings,
+            input_url=(lambda sha: signer.sign_input(base, sha)) if base else None,
+        )
+        providers = build_providers(deployments, db, deps)
         async with app.open_async():
             ctx = EngineContext(
                 settings=settings,
                 db=db,
                 blobs=blobs,
-                providers=build_providers(settings, db, blobs),
+                providers=providers,
                 catalog=catalog,
                 app=app,
+                deployments=deployments,
             )
-            yield Runtime(settings, database_url, db, catalog, ctx, JobService(ctx))
+            yield Runtime(settings, database_url, db, catalog, ctx, JobService(ctx), signer)
     finally:
+        for provider in providers.values():
+            await provider.aclose()
         await db.dispose()

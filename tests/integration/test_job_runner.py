@@ -16,10 +16,13 @@ import psycopg
 import pytest
 
 from vidgate.config import Settings
+from vidgate.core.catalog import Catalog, DeploymentRef
+from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.spec import JobSpec, VideoRequest
 from vidgate.db import repo
 from vidgate.db.migrate import migrate
 from vidgate.engine import steps
+from vidgate.engine.context import EngineContext
 from vidgate.engine.runner import JobRunner
 from vidgate.engine.service import JobService, Principal
 from vidgate.engine.sweeper import sweep_once
@@ -39,6 +42,12 @@ class ScriptedProvider:
         self.fetch_error: ProviderError | None = None
         self.submit_error: Exception | None = None
         self.cancelled: list[str] = []
+
+    def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
@@ -82,9 +91,7 @@ def provider() -> ScriptedProvider:
 async def setup(
     runtime: Runtime, provider: ScriptedProvider
 ) -> tuple[JobRunner, JobService, Principal]:
-    ctx = dataclasses.replace(
-        runtime.engine, providers={**runtime.engine.providers, "scripted": provider}
-    )
+    ctx = _with_deployments(runtime, {"scripted": provider})
     service = JobService(ctx)
     async with runtime.db.begin() as conn:
         tenant = await repo.ensure_tenant(conn, "tenant_t", "t")
@@ -102,13 +109,28 @@ async def setup(
     return JobRunner(ctx), service, Principal("key_t", tenant, "live", False)
 
 
+def _with_deployments(
+    runtime: Runtime,
+    providers: dict[str, Any],
+    refs: list[DeploymentRef] | None = None,
+    configs: dict[str, DeploymentConfig] | None = None,
+) -> EngineContext:
+    """The runtime's engine with a catalogue whose "sandbox" model runs on ``providers``."""
+    card = runtime.catalog.get("sandbox").model_copy(
+        update={"deployments": refs or [DeploymentRef(provider=name) for name in providers]}
+    )
+    return dataclasses.replace(
+        runtime.engine,
+        providers={**runtime.engine.providers, **providers},
+        catalog=Catalog([card]),
+        deployments=configs or {},
+    )
+
+
 async def _new_job(runtime: Runtime, service: JobService, principal: Principal) -> str:
     job = await service.create(
         principal, VideoRequest(model="sandbox", prompt="p", seconds=1, size="320x240")
     )
-    # Point the job at the scripted provider instead of the sandbox.
-    async with runtime.db.begin() as conn:
-        await repo.update_job(conn, job.id, provider="scripted")
     return job.id
 
 
@@ -311,3 +333,106 @@ def test_prune_scratch_keeps_fresh_entries(tmp_path: Path) -> None:
     os.utime(old_dir, (past, past))
     assert prune_scratch([tmp_path, tmp_path / "missing"]) == 2
     assert [p.name for p in tmp_path.iterdir()] == ["fresh.part"]
+
+
+async def _principal(runtime: Runtime) -> Principal:
+    async with runtime.db.begin() as conn:
+        tenant = await repo.ensure_tenant(conn, "tenant_r", "r")
+        await repo.insert_api_key(
+            conn,
+            key_id="key_r",
+            tenant_id=tenant,
+            name="r",
+            prefix="p",
+            secret_hash=b"r",
+            mode="live",
+            is_admin=False,
+        )
+    return Principal("key_r", tenant, "live", False)
+
+
+async def test_retryable_submit_failure_falls_back_to_the_next_deployment(
+    runtime: Runtime,
+) -> None:
+    primary, backup = ScriptedProvider(), ScriptedProvider()
+    primary.submit_error = ProviderError("upstream_error", "503", retryable=True)
+    ctx = _with_deployments(
+        runtime,
+        {"primary": primary, "backup": backup},
+        refs=[DeploymentRef(provider="primary", priority=10), DeploymentRef(provider="backup")],
+    )
+    runner, service, principal = JobRunner(ctx), JobService(ctx), await _principal(runtime)
+    job_id = await _new_job(runtime, service, principal)
+    assert (await _job(runtime, job_id)).provider == "primary"
+    _clear(runtime.database_url, job_id)
+    await runner.submit(job_id)
+    job = await _job(runtime, job_id)
+    assert (job.state, job.provider, job.tried_providers) == ("queued", "backup", ["primary"])
+    assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.SUBMIT]
+    await runner.submit(job_id)
+    assert (await _job(runtime, job_id)).state == "waiting"
+    assert primary.submits == [job_id] and backup.submits == [job_id]
+
+
+async def test_breaker_opens_after_repeated_failures_and_routes_around(runtime: Runtime) -> None:
+    primary, backup = ScriptedProvider(), ScriptedProvider()
+    primary.submit_error = ProviderError("upstream_error", "503", retryable=True)
+    ctx = _with_deployments(
+        runtime,
+        {"primary": primary, "backup": backup},
+        refs=[DeploymentRef(provider="primary", priority=10), DeploymentRef(provider="backup")],
+    )
+    runner, service, principal = JobRunner(ctx), JobService(ctx), await _principal(runtime)
+    for _ in range(3):
+        await runner.submit(await _new_job(runtime, service, principal))
+    async with runtime.db.connect() as conn:
+        health = await repo.deployment_health_all(conn)
+    assert health["primary"].consecutive_failures == 3 and health["primary"].open_until
+    # With primary's breaker open, a new job goes straight to backup.
+    fresh = await _new_job(runtime, service, principal)
+    assert (await _job(runtime, fresh)).provider == "backup"
+    # A success closes the breaker again.
+    primary.submit_error = None
+    async with runtime.db.begin() as conn:
+        await repo.record_deployment_success(conn, "primary")
+        assert not await repo.open_breakers(conn, ["primary"])
+
+
+async def test_auth_failure_marks_the_deployment_unhealthy(runtime: Runtime) -> None:
+    broken = ScriptedProvider()
+    broken.submit_error = ProviderError(
+        "upstream_auth_failed", "401", retryable=False, unhealthy=True
+    )
+    ctx = _with_deployments(runtime, {"broken": broken})
+    runner, service, principal = JobRunner(ctx), JobService(ctx), await _principal(runtime)
+    job_id = await _new_job(runtime, service, principal)
+    await runner.submit(job_id)
+    job = await _job(runtime, job_id)
+    assert (job.state, job.error_code) == ("failed", "upstream_auth_failed")
+    async with runtime.db.connect() as conn:
+        health = await repo.deployment_health_all(conn)
+    assert health["broken"].unhealthy and health["broken"].open_until is not None
+
+
+async def test_concurrency_cap_queues_jobs_inside_vidgate(runtime: Runtime) -> None:
+    capped = ScriptedProvider()
+    ctx = _with_deployments(
+        runtime,
+        {"capped": capped},
+        configs={"capped": DeploymentConfig(name="capped", provider="x", max_concurrency=1)},
+    )
+    runner, service, principal = JobRunner(ctx), JobService(ctx), await _principal(runtime)
+    first = await _new_job(runtime, service, principal)
+    second = await _new_job(runtime, service, principal)
+    await runner.submit(first)
+    _clear(runtime.database_url, second)
+    await runner.submit(second)
+    assert (await _job(runtime, second)).state == "queued"
+    [(task, delay)] = _pending(runtime.database_url, second)
+    assert task == steps.SUBMIT and delay > 0.5
+    assert capped.submits == [first]
+    # Once the first is done, the second goes out.
+    async with runtime.db.begin() as conn:
+        await repo.update_job(conn, first, state="completed")
+    await runner.submit(second)
+    assert capped.submits == [first, second]

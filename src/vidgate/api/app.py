@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import time
 from collections.abc import AsyncIterator
 
@@ -17,10 +16,8 @@ from vidgate.api.deps import ApiState
 from vidgate.api.errors import install_error_handlers
 from vidgate.api.limits import BodyLimitMiddleware
 from vidgate.api.responses import FastJSONResponse
-from vidgate.api.routes import generations, health, models, videos, webhooks
+from vidgate.api.routes import generations, health, inputs, models, videos, webhooks
 from vidgate.config import Settings
-from vidgate.core.signing import UrlSigner
-from vidgate.db import repo
 from vidgate.engine.app import run_worker
 from vidgate.runtime import open_runtime
 
@@ -63,9 +60,7 @@ def create_app(settings: Settings, database_url: str, *, with_worker: bool = Tru
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_runtime(settings, database_url) as runtime:
-            async with runtime.db.begin() as conn:
-                key = await repo.get_or_create_secret(conn, "url_signing", secrets.token_bytes(32))
-            app.state.api = ApiState(runtime, UrlSigner(key, settings.signed_url_ttl_s))
+            app.state.api = ApiState(runtime, runtime.signer)
             worker = (
                 asyncio.create_task(run_worker(runtime.engine), name="vidgate-worker")
                 if with_worker
@@ -92,6 +87,7 @@ def create_app(settings: Settings, database_url: str, *, with_worker: bool = Tru
     app.include_router(generations.router)
     app.include_router(videos.router)
     app.include_router(webhooks.router)
+    app.include_router(inputs.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
     return app

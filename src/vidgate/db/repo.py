@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vidgate.db.schema import (
     api_keys,
     blobs,
+    deployment_health,
     idempotency_keys,
     instance_secrets,
     job_outputs,
@@ -167,6 +168,7 @@ class JobRecord:
     poll_count: int
     source_video_id: str | None
     webhook_url: str | None
+    tried_providers: list[str]
     created_at: dt.datetime
     updated_at: dt.datetime
     submitted_at: dt.datetime | None
@@ -478,3 +480,104 @@ async def now(conn: AsyncConnection) -> dt.datetime:
     value = await conn.scalar(sa.select(sa.func.now()))
     assert isinstance(value, dt.datetime)
     return value
+
+
+# --- deployment health and capacity -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRecord:
+    name: str
+    consecutive_failures: int
+    open_until: dt.datetime | None
+    last_error: str | None
+    unhealthy: bool
+
+
+async def deployment_health_all(conn: AsyncConnection) -> dict[str, HealthRecord]:
+    rows = await conn.execute(
+        sa.select(
+            deployment_health.c.name,
+            deployment_health.c.consecutive_failures,
+            deployment_health.c.open_until,
+            deployment_health.c.last_error,
+            deployment_health.c.unhealthy,
+        )
+    )
+    return {r.name: HealthRecord(**r._mapping) for r in rows}
+
+
+async def open_breakers(conn: AsyncConnection, names: list[str]) -> set[str]:
+    rows = await conn.execute(
+        sa.select(deployment_health.c.name).where(
+            deployment_health.c.name.in_(names), deployment_health.c.open_until > sa.func.now()
+        )
+    )
+    return {r[0] for r in rows}
+
+
+async def record_deployment_failure(
+    conn: AsyncConnection,
+    name: str,
+    error: str,
+    *,
+    threshold: int,
+    cooldown_s: float,
+    unhealthy: bool,
+) -> None:
+    """Count a failure; at ``threshold`` in a row (or at once when ``unhealthy``), open
+    the breaker for ``cooldown_s``."""
+    failures = deployment_health.c.consecutive_failures + 1
+    stmt = pg_insert(deployment_health).values(
+        name=name,
+        consecutive_failures=1,
+        last_error=error,
+        unhealthy=unhealthy,
+        open_until=(
+            sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, cooldown_s)
+            if unhealthy or threshold <= 1
+            else None
+        ),
+    )
+    opens = sa.or_(sa.literal(unhealthy), failures >= threshold)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[deployment_health.c.name],
+        set_={
+            "consecutive_failures": failures,
+            "last_error": error,
+            "unhealthy": sa.literal(unhealthy),
+            "open_until": sa.case(
+                (opens, sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, cooldown_s)),
+                else_=deployment_health.c.open_until,
+            ),
+            "updated_at": sa.func.now(),
+        },
+    )
+    await conn.execute(stmt)
+
+
+async def record_deployment_success(conn: AsyncConnection, name: str) -> None:
+    await conn.execute(
+        deployment_health.update()
+        .where(deployment_health.c.name == name, deployment_health.c.consecutive_failures > 0)
+        .values(
+            consecutive_failures=0,
+            open_until=None,
+            unhealthy=False,
+            updated_at=sa.func.now(),
+        )
+    )
+
+
+async def lock_deployment(conn: AsyncConnection, name: str) -> None:
+    """Serialize capacity checks for one deployment until the transaction ends."""
+    await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("deploy:" + name))))
+
+
+async def count_inflight(conn: AsyncConnection, provider: str) -> int:
+    value = await conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(jobs)
+        .where(jobs.c.provider == provider, jobs.c.state.in_(["submitting", "waiting"]))
+    )
+    return int(value or 0)

@@ -61,6 +61,8 @@ jobs = sa.Table(
     sa.Column("poll_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("source_video_id", sa.Text),
     sa.Column("webhook_url", sa.Text),
+    # Deployments a submission already failed on, so fallback moves on to the next one.
+    sa.Column("tried_providers", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     sa.Column(
         "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
@@ -77,9 +79,29 @@ jobs = sa.Table(
     ),
     sa.CheckConstraint("progress BETWEEN 0 AND 100", name="jobs_progress"),
 )
+deployment_health = sa.Table(
+    "deployment_health",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    # While in the future, routing keeps the deployment out (an open circuit breaker).
+    sa.Column("open_until", sa.DateTime(timezone=True)),
+    sa.Column("last_error", sa.Text),
+    # Opened by an auth failure rather than by errors piling up.
+    sa.Column("unhealthy", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
 # Listing is per tenant in id order (ids are time-ordered), skipping deleted jobs.
 sa.Index(
     "jobs_tenant_id_idx", jobs.c.tenant_id, jobs.c.id, postgresql_where=jobs.c.deleted_at.is_(None)
+)
+sa.Index(
+    "jobs_provider_inflight_idx",
+    jobs.c.provider,
+    postgresql_where=jobs.c.state.in_(["submitting", "waiting"]),
 )
 sa.Index(
     "jobs_active_idx",

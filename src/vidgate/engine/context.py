@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import procrastinate
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate.config import Settings
 from vidgate.core.catalog import Catalog
+from vidgate.core.deployments import DeploymentConfig
 from vidgate.media.storage import BlobStore
 from vidgate.providers.base import Provider
 
@@ -21,3 +22,4 @@ class EngineContext:
     providers: dict[str, Provider]
     catalog: Catalog
     app: procrastinate.App
+    deployments: dict[str, DeploymentConfig] = field(default_factory=dict)

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.core.spec import JobSpec
 from vidgate.db import repo
-from vidgate.engine import steps
+from vidgate.engine import routing, steps
 from vidgate.engine.backoff import adaptive_poll_s, backoff_s
 from vidgate.engine.context import EngineContext
 from vidgate.engine.webhooks import enqueue_event
@@ -49,6 +49,7 @@ log = structlog.get_logger("vidgate.engine")
 # Upstream progress is shown up to this value; storing and previews take the rest.
 _UPSTREAM_PROGRESS_CAP = 95
 _MIN_POLL_S = 0.05
+_CAPACITY_WAIT_S = 1.0
 
 
 class JobRunner:
@@ -132,6 +133,12 @@ class JobRunner:
             if job is None or job.state not in ("queued", "submitting"):
                 return
             if job.state == "queued":
+                if not await self._has_capacity(conn, job):
+                    # The deployment is at its concurrency cap: wait inside vidgate.
+                    await steps.enqueue(
+                        self.ctx.app, conn, steps.SUBMIT, job_id, delay_s=_CAPACITY_WAIT_S
+                    )
+                    return
                 await repo.update_job(conn, job_id, state="submitting")
         spec = JobSpec.model_validate(job.spec)
         provider = self._provider(job.provider)
@@ -140,13 +147,10 @@ class JobRunner:
                 spec, idempotency_key=job.id, upstream_model=job.upstream_model
             )
         except ProviderError as error:
-            if error.retryable:
-                await self._retry_later(job_id, steps.SUBMIT, error, job.step_attempts + 1)
-                return
-            async with self.ctx.db.begin() as conn:
-                await self._fail(conn, job_id, error.code, error.message, cancel=False)
+            await self._submit_failed(job, spec, error)
             return
         async with self.ctx.db.begin() as conn:
+            await routing.record_success(conn, job.provider)
             current = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
             if current is None or current.state != "submitting":
                 # Cancelled while the submission was in flight: stop the upstream task too.
@@ -171,6 +175,60 @@ class JobRunner:
             "job.submitted", job_id=job_id, provider=job.provider, upstream_id=result.upstream_id
         )
 
+    async def _has_capacity(self, conn: AsyncConnection, job: repo.JobRecord) -> bool:
+        config = self.ctx.deployments.get(job.provider)
+        if config is None or config.max_concurrency is None:
+            return True
+        await repo.lock_deployment(conn, job.provider)
+        return await repo.count_inflight(conn, job.provider) < config.max_concurrency
+
+    async def _submit_failed(
+        self, job: repo.JobRecord, spec: JobSpec, error: ProviderError
+    ) -> None:
+        """Count the failure against the deployment; fall back to the next deployment
+        that can serve the job, else retry later or fail."""
+        if not (error.retryable or error.unhealthy):
+            async with self.ctx.db.begin() as conn:
+                await self._fail(conn, job.id, error.code, error.message, cancel=False)
+            return
+        async with self.ctx.db.begin() as conn:
+            await routing.record_failure(conn, job.provider, error)
+            current = await repo.get_job(conn, job.id, for_update=True, include_deleted=True)
+            if current is None or current.state != "submitting":
+                return
+            tried = [*current.tried_providers, current.provider]
+            card = (
+                self.ctx.catalog.get(current.model) if current.model in self.ctx.catalog else None
+            )
+            alternative = (
+                await routing.pick(self.ctx, conn, card, spec, current.mode, exclude=tried)
+                if card is not None
+                else None
+            )
+            if alternative is not None:
+                await repo.update_job(
+                    conn,
+                    job.id,
+                    state="queued",
+                    provider=alternative.provider,
+                    upstream_model=alternative.upstream_model,
+                    tried_providers=tried,
+                )
+                await steps.enqueue(self.ctx.app, conn, steps.SUBMIT, job.id)
+                log.info(
+                    "job.fallback",
+                    job_id=job.id,
+                    failed=current.provider,
+                    code=error.code,
+                    next=alternative.provider,
+                )
+                return
+        if error.retryable:
+            await self._retry_later(job.id, steps.SUBMIT, error, job.step_attempts + 1)
+            return
+        async with self.ctx.db.begin() as conn:
+            await self._fail(conn, job.id, error.code, error.message, cancel=False)
+
     async def poll(self, job_id: str) -> None:
         async with self.ctx.db.connect() as conn:
             job = await repo.get_job(conn, job_id, include_deleted=True)
@@ -179,6 +237,9 @@ class JobRunner:
         try:
             status = await self._provider(job.provider).status(job.upstream_id)
         except ProviderError as error:
+            if error.retryable or error.unhealthy:
+                async with self.ctx.db.begin() as conn:
+                    await routing.record_failure(conn, job.provider, error)
             if error.retryable:
                 await self._retry_later(job_id, steps.POLL, error, job.step_attempts + 1)
                 return

@@ -16,17 +16,15 @@ from typing import Literal
 import anyio
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vidgate.core.catalog import ModelCard
 from vidgate.core.errors import Conflict, NotFound, ServiceUnavailable, VideoNotReady
 from vidgate.core.ids import new_id
 from vidgate.core.spec import ImageRef, JobSpec, SourceRef, VideoRequest, normalize
 from vidgate.core.urls import check_outbound_url
 from vidgate.db import repo
-from vidgate.engine import steps
+from vidgate.engine import routing, steps
 from vidgate.engine.context import EngineContext
 from vidgate.engine.webhooks import tenant_secret
 from vidgate.media.images import inspect_image
-from vidgate.providers.registry import SANDBOX
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +33,6 @@ class Principal:
     tenant_id: str
     mode: Literal["test", "live"]
     is_admin: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    provider: str
-    upstream_model: str | None
 
 
 class _Replay(Exception):
@@ -60,20 +52,6 @@ def request_hash(spec: JobSpec, webhook_url: str | None) -> str:
 class JobService:
     def __init__(self, ctx: EngineContext) -> None:
         self.ctx = ctx
-
-    def route(self, card: ModelCard, principal: Principal) -> Route:
-        """Test keys always reach the sandbox; live keys reach a configured deployment."""
-        if principal.mode == "test":
-            return Route(SANDBOX, card.id)
-        for deployment in sorted(card.deployments, key=lambda d: -d.priority):
-            if deployment.provider in self.ctx.providers:
-                return Route(deployment.provider, deployment.upstream_model)
-        raise ServiceUnavailable(
-            f"no deployment is configured for model {card.id!r}; use a test key to reach the"
-            " sandbox, or configure a provider for it",
-            param="model",
-            code="no_deployment",
-        )
 
     async def store_image(self, data: bytes, *, param: str) -> ImageRef:
         info = await anyio.to_thread.run_sync(
@@ -126,7 +104,6 @@ class JobService:
                 param="webhook_url",
                 resolve=False,
             )
-        route = self.route(card, principal)
         cost = card.pricing.estimate(spec.resolution, spec.seconds) * spec.n
         job_id = new_id("video")
         fingerprint = request_hash(spec, webhook_url)
@@ -138,6 +115,22 @@ class JobService:
                     )
                     if held is not None:
                         raise _Replay(self._check_replay(held, fingerprint))
+                route = await routing.pick(
+                    self.ctx,
+                    conn,
+                    card,
+                    spec,
+                    principal.mode,
+                    prefer=spec.source.provider if spec.source else None,
+                    strict=True,
+                )
+                if route is None:
+                    raise ServiceUnavailable(
+                        f"no deployment is configured for model {card.id!r}; use a test key to"
+                        " reach the sandbox, or configure a provider for it",
+                        param="model",
+                        code="no_deployment",
+                    )
                 job = await repo.insert_job(
                     conn,
                     id=job_id,

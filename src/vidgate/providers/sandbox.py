@@ -147,6 +147,9 @@ class SandboxProvider:
         async with self._engine.begin() as conn:
             await repo.sandbox_cancel(conn, upstream_id)
 
+    async def aclose(self) -> None:
+        """Nothing to release: the sandbox borrows the engine's database pool."""
+
     async def _materialize(self, sha256: str | None, directory: Path) -> Path | None:
         if sha256 is None:
             return None

@@ -1,0 +1,128 @@
+"""Choosing a deployment for a job, and keeping failing ones out for a while.
+
+- Test keys always reach the sandbox.
+- Live keys reach the model's deployments that are configured here and can take the
+  request (the adapter's ``validate``), highest ``priority`` first, then at random by
+  ``weight``; a deployment whose circuit breaker is open is skipped while another one
+  is available.
+- A retryable failure counts against the deployment; ``BREAKER_THRESHOLD`` in a row
+  open its breaker for ``BREAKER_COOLDOWN_S``. An auth failure opens it at once, for
+  ``UNHEALTHY_COOLDOWN_S``. A success closes it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vidgate.core.catalog import DeploymentRef, ModelCard
+from vidgate.core.errors import InvalidParameter
+from vidgate.core.spec import JobSpec
+from vidgate.db import repo
+from vidgate.engine.context import EngineContext
+from vidgate.providers.base import ProviderError
+from vidgate.providers.registry import SANDBOX
+
+BREAKER_THRESHOLD = 3
+BREAKER_COOLDOWN_S = 30.0
+UNHEALTHY_COOLDOWN_S = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    provider: str
+    upstream_model: str | None
+
+
+def candidates(ctx: EngineContext, card: ModelCard, mode: str) -> list[DeploymentRef]:
+    if mode == "test":
+        return [DeploymentRef(provider=SANDBOX, upstream_model=card.id)]
+    return [d for d in card.deployments if d.provider in ctx.providers]
+
+
+def _serves(ctx: EngineContext, ref: DeploymentRef, spec: JobSpec) -> InvalidParameter | None:
+    try:
+        ctx.providers[ref.provider].validate(spec, ref.upstream_model)
+    except InvalidParameter as exc:
+        return exc
+    return None
+
+
+def _choose(refs: list[DeploymentRef]) -> DeploymentRef:
+    top = max(r.priority for r in refs)
+    group = [r for r in refs if r.priority == top]
+    weights = [max(r.weight, 0) for r in group]
+    if sum(weights) == 0:
+        return group[0]
+    return random.choices(group, weights=weights, k=1)[0]
+
+
+async def pick(
+    ctx: EngineContext,
+    conn: AsyncConnection,
+    card: ModelCard,
+    spec: JobSpec,
+    mode: str,
+    *,
+    exclude: Iterable[str] = (),
+    prefer: str | None = None,
+    strict: bool = False,
+) -> Route | None:
+    """A deployment for ``spec``; ``None`` when none is left (``exclude``d or all open).
+
+    ``prefer`` wins when it can serve (remix/extend go back to the source's upstream).
+    ``strict``: raise the adapter's ``InvalidParameter`` when no deployment can serve
+    the request at all, so a create gets a 400 that says why.
+    """
+    if mode == "test":
+        return Route(SANDBOX, card.id)
+    excluded = set(exclude)
+    refs = [r for r in candidates(ctx, card, mode) if r.provider not in excluded]
+    able: list[DeploymentRef] = []
+    first_refusal: InvalidParameter | None = None
+    for ref in refs:
+        refusal = _serves(ctx, ref, spec)
+        if refusal is None:
+            able.append(ref)
+        elif first_refusal is None:
+            first_refusal = refusal
+    if not able:
+        if strict and first_refusal is not None:
+            raise first_refusal
+        return None
+    for ref in able:
+        if ref.provider == prefer:
+            return Route(ref.provider, ref.upstream_model)
+    closed = set(r.provider for r in able) - await repo.open_breakers(
+        conn, [r.provider for r in able]
+    )
+    pool = [r for r in able if r.provider in closed]
+    if not pool:
+        if strict:
+            # Accept the job anyway: it waits in vidgate until a breaker closes.
+            pool = able
+        else:
+            return None
+    chosen = _choose(pool)
+    return Route(chosen.provider, chosen.upstream_model)
+
+
+async def record_failure(conn: AsyncConnection, deployment: str, error: ProviderError) -> None:
+    if deployment == SANDBOX:
+        return
+    await repo.record_deployment_failure(
+        conn,
+        deployment,
+        error.code,
+        threshold=BREAKER_THRESHOLD,
+        cooldown_s=UNHEALTHY_COOLDOWN_S if error.unhealthy else BREAKER_COOLDOWN_S,
+        unhealthy=error.unhealthy,
+    )
+
+
+async def record_success(conn: AsyncConnection, deployment: str) -> None:
+    if deployment != SANDBOX:
+        await repo.record_deployment_success(conn, deployment)
