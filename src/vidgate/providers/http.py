@@ -168,6 +168,7 @@ class UpstreamClient:
         max_bytes: int = 4 * 1024**3,
         authenticated: bool = False,
         headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> Path:
         """Stream ``url`` into ``dest`` (atomically). Result URLs are usually pre-signed
         on another host, so the deployment's auth headers are sent only when asked."""
@@ -176,7 +177,7 @@ class UpstreamClient:
         size = 0
         try:
             async with self._client.stream(
-                "GET", url, headers=merged, follow_redirects=True
+                "GET", url, headers=merged, params=params, follow_redirects=True
             ) as response:
                 if response.status_code in _EXPIRED:
                     raise ProviderError(

@@ -1,11 +1,13 @@
-"""Which adapter serves which deployment: an explicit provider -> factory map.
+"""Which adapter serves which deployment: an explicit provider -> module map.
 
 Adding a provider is one module with a ``create(config, deps)`` factory and one line in
-``ADAPTERS``; nothing else in vidgate names providers.
+``ADAPTERS``; nothing else in vidgate names providers. Modules are imported when a
+deployment needs them, so a gateway with two providers configured loads two adapters.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,7 +20,27 @@ SANDBOX = "sandbox"
 
 Factory = Callable[[DeploymentConfig, ProviderDeps], Provider]
 
-ADAPTERS: dict[str, Factory] = {}
+ADAPTERS: dict[str, str] = {
+    "openai_videos": "vidgate.providers.openai_videos",
+    "task_api": "vidgate.providers.task_api",
+    "vertex": "vidgate.providers.vertex",
+    "gemini": "vidgate.providers.gemini",
+    "luma": "vidgate.providers.luma",
+    "runway": "vidgate.providers.runway",
+    "kling": "vidgate.providers.kling",
+    "replicate": "vidgate.providers.replicate",
+    "fal": "vidgate.providers.fal",
+    "minimax": "vidgate.providers.minimax",
+    "seedance": "vidgate.providers.seedance",
+}
+
+
+def factory_for(provider: str) -> Factory | None:
+    module_name = ADAPTERS.get(provider)
+    if module_name is None:
+        return None
+    factory: Factory = importlib.import_module(module_name).create
+    return factory
 
 
 def build_providers(
@@ -31,7 +53,7 @@ def build_providers(
     for name, config in deployments.items():
         if name == SANDBOX:
             raise ValueError("'sandbox' is reserved for the built-in sandbox provider")
-        factory = ADAPTERS.get(config.provider)
+        factory = factory_for(config.provider)
         if factory is None:
             known = ", ".join(sorted(ADAPTERS)) or "none yet"
             raise ValueError(

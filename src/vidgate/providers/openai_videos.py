@@ -1,0 +1,180 @@
+"""Upstreams that speak the OpenAI Videos API (``/v1/videos``).
+
+Azure OpenAI, vLLM-Omni, SGLang and other gateways (another vidgate included) serve
+this shape; OpenAI's own Sora API was shut down on 2026-09-24 (reference section 1).
+
+- create: multipart ``POST /videos`` (what the official SDK sends): prompt, model,
+  seconds (a string), size "WxH", and the first frame as the ``input_reference`` part;
+- remix: ``POST /videos/{id}/remix`` JSON ``{prompt}`` on a video made here;
+- extend: ``POST /videos/extensions`` JSON ``{prompt, seconds, video: {id}}`` (the SDK's
+  multipart form of ``video`` is broken in 3.57.0; the JSON form is UNVERIFIED beyond
+  servers that accept JSON, such as vidgate);
+- poll ``GET /videos/{id}``, honouring the ``openai-poll-after-ms`` header;
+- download ``GET /videos/{id}/content`` with the key; once ``expires_at`` has passed the
+  bytes are gone and cannot be asked for again;
+- cancel: ``DELETE /videos/{id}``.
+
+Options: ``api_key_header`` ("authorization" sends ``Bearer``; Azure uses "api-key"),
+``query`` (extra query parameters on every call, e.g. Azure's ``api-version``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from vidgate.core.deployments import DeploymentConfig
+from vidgate.core.errors import InvalidParameter
+from vidgate.core.spec import JobSpec
+from vidgate.providers.base import (
+    ProgressCallback,
+    ProviderDeps,
+    ProviderError,
+    SubmitResult,
+    UpstreamStatus,
+)
+from vidgate.providers.http import UpstreamClient
+from vidgate.providers.inputs import read_blob
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_DEFAULT_POLL_S = 1.0
+_STATES = {
+    "queued": "queued",
+    "in_progress": "running",
+    "completed": "succeeded",
+    "failed": "failed",
+}
+
+
+def create_form(spec: JobSpec, upstream_model: str | None) -> dict[str, str]:
+    form = {"prompt": spec.prompt, "seconds": str(spec.seconds), "size": spec.size}
+    if upstream_model:
+        form["model"] = upstream_model
+    return form
+
+
+def parse_status(body: dict[str, Any], poll_after_ms: str | None) -> UpstreamStatus:
+    state = _STATES.get(str(body.get("status")), "running")
+    poll_after = _DEFAULT_POLL_S
+    if poll_after_ms:
+        with contextlib.suppress(ValueError):
+            poll_after = max(0.05, int(poll_after_ms) / 1000)
+    error = body.get("error") if isinstance(body.get("error"), dict) else None
+    progress = body.get("progress")
+    return UpstreamStatus(
+        state,  # type: ignore[arg-type]
+        progress=int(progress) if isinstance(progress, int | float) else None,
+        poll_after_s=poll_after,
+        error_code=str(error.get("code") or "upstream_failed") if error else None,
+        error_message=str(error.get("message") or "") if error else None,
+    )
+
+
+class OpenAIVideosProvider:
+    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+        self.name = config.name
+        self._deps = deps
+        key = config.secret("api_key")
+        header = str(config.options.get("api_key_header", "authorization")).lower()
+        auth = {"Authorization": f"Bearer {key}"} if header == "authorization" else {header: key}
+        self._query = {str(k): str(v) for k, v in dict(config.options.get("query", {})).items()}
+        self._http = UpstreamClient(
+            provider=config.name,
+            base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
+            headers=auth,
+            timeout_s=config.timeout_s,
+        )
+
+    def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
+        if spec.n != 1:
+            raise InvalidParameter(
+                f"{self.name} makes one video per request; allowed n: 1", param="n"
+            )
+        if spec.kind in ("remix", "extend"):
+            source = spec.source
+            if source is None or source.provider != self.name or not source.upstream_id:
+                raise InvalidParameter(
+                    f"{self.name} can {spec.kind} only videos it generated itself",
+                    param="video_id",
+                )
+
+    async def submit(
+        self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
+    ) -> SubmitResult:
+        headers = {"Idempotency-Key": idempotency_key}
+        if spec.kind == "remix" and spec.source and spec.source.upstream_id:
+            body = await self._http.json(
+                "POST",
+                f"/videos/{spec.source.upstream_id}/remix",
+                json={"prompt": spec.prompt},
+                params=self._query,
+                headers=headers,
+            )
+        elif spec.kind == "extend" and spec.source and spec.source.upstream_id:
+            body = await self._http.json(
+                "POST",
+                "/videos/extensions",
+                json={
+                    "prompt": spec.prompt,
+                    "seconds": str(spec.seconds),
+                    "video": {"id": spec.source.upstream_id},
+                },
+                params=self._query,
+                headers=headers,
+            )
+        else:
+            # Every field as a multipart part, as the official SDK sends it.
+            parts: list[tuple[str, tuple[str | None, bytes | str, str | None]]] = [
+                (key, (None, value, None))
+                for key, value in create_form(spec, upstream_model).items()
+            ]
+            if spec.image is not None:
+                data = await read_blob(self._deps, spec.image.sha256)
+                parts.append(("input_reference", ("input", data, spec.image.content_type)))
+            body = await self._http.json(
+                "POST", "/videos", files=parts, params=self._query, headers=headers
+            )
+        video_id = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(video_id, str):
+            raise ProviderError(
+                "upstream_bad_response", f"{self.name}: create returned no id", retryable=False
+            )
+        return SubmitResult(video_id, poll_after_s=_DEFAULT_POLL_S)
+
+    async def status(self, upstream_id: str) -> UpstreamStatus:
+        response = await self._http.request("GET", f"/videos/{upstream_id}", params=self._query)
+        return parse_status(response.json(), response.headers.get("openai-poll-after-ms"))
+
+    async def fetch(
+        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+    ) -> list[Path]:
+        try:
+            path = await self._http.download(
+                f"/videos/{upstream_id}/content",
+                dest_dir / "0.mp4",
+                authenticated=True,
+                params=self._query,
+            )
+        except ProviderError as error:
+            if error.expired:
+                # The content lives only until expires_at; there is no way to ask again.
+                raise ProviderError(
+                    "result_expired", error.message, retryable=False, expired=True
+                ) from error
+            raise
+        return [path]
+
+    async def cancel(self, upstream_id: str) -> None:
+        try:
+            await self._http.request("DELETE", f"/videos/{upstream_id}", params=self._query)
+        except ProviderError as error:
+            if error.code != "upstream_not_found":
+                raise
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def create(config: DeploymentConfig, deps: ProviderDeps) -> OpenAIVideosProvider:
+    return OpenAIVideosProvider(config, deps)

@@ -1,0 +1,224 @@
+"""What every fake provider shares: a real HTTP server on loopback, a tiny MP4 to serve,
+and one set of controls so that the same contract tests can drive any fake.
+
+A fake is a ``FakeUpstream`` subclass that builds a Starlette app speaking exactly the
+provider's documented API (paths, auth, field names, enums, status progressions, error
+bodies) and consults the shared controls at the documented points:
+
+- ``check_create()`` at the start of every create call: it counts the call and returns
+  an injected error response (``fail_next_creates`` / ``fail_all_creates``) or None;
+- ``accept(task)`` once a create is accepted: counts the submission, returns a task id;
+- ``advance(task)`` on every status read: moves the task one step toward success, or to
+  failure when ``fail_tasks`` is set (with the provider's own failure shape);
+- result URLs come from ``result_url(task)``; with ``expire_urls`` set, a URL handed out
+  before ``refresh_urls()`` answers 403/404 like an expired pre-signed link, and a new
+  status read hands out a fresh one;
+- ``cancel(task)`` records cancellations.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@functools.cache
+def tiny_mp4(width: int = 160, height: int = 96, seconds: int = 1, fps: int = 8) -> bytes:
+    """A real H.264 MP4 for fakes to serve as their "generated" video."""
+    import tempfile
+
+    from vidgate.media.render import ClipRequest, render_clip
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "fake.mp4"
+        render_clip(
+            ClipRequest(
+                width=width,
+                height=height,
+                fps=fps,
+                seconds=seconds,
+                prompt="fake upstream",
+                label="fake",
+            ),
+            out,
+        )
+        return out.read_bytes()
+
+
+@dataclass
+class FakeTask:
+    id: str
+    request: dict[str, Any]
+    created_at: float = field(default_factory=time.time)
+    polls: int = 0
+    state: str = "queued"  # queued -> running -> succeeded | failed | cancelled
+    error_code: str | None = None
+    error_message: str | None = None
+    url_token: str = field(default_factory=lambda: secrets.token_hex(6))
+
+
+@dataclass
+class InjectedError:
+    status: int
+    body: dict[str, Any] | str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def response(self) -> Response:
+        if isinstance(self.body, str):
+            return Response(self.body, status_code=self.status, headers=self.headers)
+        return JSONResponse(self.body, status_code=self.status, headers=self.headers)
+
+
+class FakeUpstream:
+    """Base of every fake: the controls and counters the contract tests use."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, FakeTask] = {}
+        self.create_calls = 0
+        self.submissions = 0
+        self.cancelled: list[str] = []
+        self.downloads = 0
+        # Status reads before a task succeeds (queued on the first, running after).
+        self.polls_to_finish = 2
+        self.fail_tasks: tuple[str, str] | None = None
+        self.expire_urls = False
+        # End-to-end form of expiry: the first download of each task's result fails as
+        # an expired link would, and hands out a new URL on the next status read.
+        self.expire_first_download = False
+        self._expired_once: set[str] = set()
+        self._next_create_errors: list[InjectedError] = []
+        self._all_create_error: InjectedError | None = None
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self.base_url = ""
+        self.video = tiny_mp4()
+
+    # --- controls used by tests ------------------------------------------------
+
+    def fail_next_creates(self, n: int, status: int, headers: dict[str, str] | None = None) -> None:
+        self._next_create_errors = [self.error_for(status, headers or {}) for _ in range(n)]
+
+    def fail_all_creates(self, status: int | None) -> None:
+        self._all_create_error = None if status is None else self.error_for(status, {})
+
+    def refresh_urls(self) -> None:
+        for task in self.tasks.values():
+            task.url_token = secrets.token_hex(6)
+
+    # --- provider-specific shape, overridden by each fake ------------------------
+
+    def error_for(self, status: int, headers: dict[str, str]) -> InjectedError:
+        """The provider's error body for an HTTP ``status`` (override per provider)."""
+        return InjectedError(status, {"error": {"message": f"injected {status}"}}, headers)
+
+    def routes(self) -> list[Route]:
+        raise NotImplementedError
+
+    # --- helpers for subclasses --------------------------------------------------
+
+    def check_create(self) -> Response | None:
+        with self._lock:
+            self.create_calls += 1
+            if self._next_create_errors:
+                return self._next_create_errors.pop(0).response()
+        if self._all_create_error is not None:
+            return self._all_create_error.response()
+        return None
+
+    def accept(self, request: dict[str, Any], task_id: str | None = None) -> FakeTask:
+        with self._lock:
+            self.submissions += 1
+            task = FakeTask(
+                id=task_id or f"task-{next(self._ids)}-{secrets.token_hex(4)}", request=request
+            )
+            self.tasks[task.id] = task
+        return task
+
+    def advance(self, task: FakeTask) -> FakeTask:
+        with self._lock:
+            if task.state in ("succeeded", "failed", "cancelled"):
+                return task
+            task.polls += 1
+            if task.polls >= self.polls_to_finish:
+                if self.fail_tasks is not None:
+                    task.state = "failed"
+                    task.error_code, task.error_message = self.fail_tasks
+                else:
+                    task.state = "succeeded"
+            else:
+                task.state = "running" if task.polls > 1 else "queued"
+        return task
+
+    def cancel(self, task: FakeTask) -> None:
+        with self._lock:
+            if task.state not in ("succeeded", "failed"):
+                task.state = "cancelled"
+            self.cancelled.append(task.id)
+
+    def result_url(self, task: FakeTask) -> str:
+        return f"{self.base_url}/_files/{task.id}/{task.url_token}/video.mp4"
+
+    async def _serve_file(self, request: Request) -> Response:
+        task = self.tasks.get(request.path_params["task_id"])
+        if task is None or task.state != "succeeded":
+            return Response(status_code=404)
+        if self.expire_urls and request.path_params["token"] != task.url_token:
+            return Response(
+                "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+                status_code=403,
+            )
+        self.downloads += 1
+        return Response(self.video, media_type="video/mp4")
+
+    def app(self) -> Starlette:
+        files = Route("/_files/{task_id}/{token}/video.mp4", self._serve_file, methods=["GET"])
+        return Starlette(routes=[*self.routes(), files])
+
+
+class FakeServer:
+    """Runs a fake's app with uvicorn on 127.0.0.1 in a background thread."""
+
+    def __init__(self, fake: FakeUpstream) -> None:
+        self.fake = fake
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        fake.base_url = self.url
+        config = uvicorn.Config(
+            fake.app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> FakeServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)

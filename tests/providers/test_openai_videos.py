@@ -1,0 +1,228 @@
+"""The OpenAI-shaped upstream adapter against a fake ``/v1/videos`` server on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from tests.conftest import png_bytes
+from tests.fakes.harness import FakeServer
+from tests.fakes.openai_videos import API_KEY, FakeOpenAIVideos
+from vidgate.config import Settings
+from vidgate.core.deployments import DeploymentConfig
+from vidgate.core.errors import InvalidParameter
+from vidgate.core.spec import ImageRef, JobSpec, SourceRef
+from vidgate.media.probe import probe_video
+from vidgate.media.storage import LocalBlobStore
+from vidgate.providers.base import ProviderDeps, ProviderError
+from vidgate.providers.openai_videos import OpenAIVideosProvider, create
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[FakeOpenAIVideos, FakeServer]]:
+    upstream = FakeOpenAIVideos()
+    with FakeServer(upstream) as server:
+        yield upstream, server
+
+
+def _adapter(server: FakeServer, tmp_path: Path, key: str = API_KEY) -> OpenAIVideosProvider:
+    config = DeploymentConfig(
+        name="oa",
+        provider="openai_videos",
+        base_url=f"{server.url}/v1",
+        credentials={"api_key": SecretStr(key)},
+    )
+    return create(
+        config,
+        ProviderDeps(
+            blobs=LocalBlobStore(tmp_path / "blobs"), settings=Settings(data_dir=tmp_path)
+        ),
+    )
+
+
+@pytest.fixture
+async def adapter(
+    fake: tuple[FakeOpenAIVideos, FakeServer], tmp_path: Path
+) -> AsyncIterator[OpenAIVideosProvider]:
+    provider = _adapter(fake[1], tmp_path)
+    yield provider
+    await provider.aclose()
+
+
+def _spec(**changes: object) -> JobSpec:
+    base: dict[str, object] = dict(
+        model="sora-2",
+        kind="generate",
+        prompt="a fox",
+        negative_prompt=None,
+        seconds=4,
+        width=1280,
+        height=720,
+        resolution="720p",
+        aspect_ratio="16:9",
+        fps=24,
+        n=1,
+        seed=None,
+        metadata={},
+        image=None,
+        source=None,
+    )
+    return JobSpec.model_validate({**base, **changes})
+
+
+async def _run(adapter: OpenAIVideosProvider, spec: JobSpec, tmp_path: Path) -> list[Path]:
+    result = await adapter.submit(spec, idempotency_key="job-1", upstream_model="sora-2")
+    for _ in range(10):
+        status = await adapter.status(result.upstream_id)
+        if status.state == "succeeded":
+            return await adapter.fetch(result.upstream_id, tmp_path)
+        assert status.state in ("queued", "running")
+        assert status.poll_after_s == pytest.approx(0.2)  # from openai-poll-after-ms
+    raise AssertionError("never finished")
+
+
+async def test_text_to_video_multipart_and_download(
+    fake: tuple[FakeOpenAIVideos, FakeServer], adapter: OpenAIVideosProvider, tmp_path: Path
+) -> None:
+    upstream, _ = fake
+    [path] = await _run(adapter, _spec(), tmp_path)
+    info = probe_video(path)
+    assert info.codec == "h264" and info.width == 160
+    assert upstream.requests[0] == {
+        "prompt": "a fox",
+        "seconds": "4",
+        "size": "1280x720",
+        "model": "sora-2",
+    }
+
+
+async def test_idempotency_key_prevents_a_second_upstream_video(
+    fake: tuple[FakeOpenAIVideos, FakeServer], adapter: OpenAIVideosProvider
+) -> None:
+    upstream, _ = fake
+    first = await adapter.submit(_spec(), idempotency_key="job-7", upstream_model="sora-2")
+    again = await adapter.submit(_spec(), idempotency_key="job-7", upstream_model="sora-2")
+    assert first.upstream_id == again.upstream_id and upstream.submissions == 1
+
+
+async def test_image_goes_as_the_input_reference_part(
+    fake: tuple[FakeOpenAIVideos, FakeServer], adapter: OpenAIVideosProvider, tmp_path: Path
+) -> None:
+    upstream, _ = fake
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    data = png_bytes()
+    blob = await blobs.put_bytes(data)
+    image = ImageRef(sha256=blob.sha256, width=64, height=48, content_type="image/png")
+    await adapter.submit(_spec(image=image), idempotency_key="job-2", upstream_model="sora-2")
+    assert upstream.requests[0]["input_reference"] == {
+        "content_type": "image/png",
+        "size": len(data),
+    }
+
+
+async def test_remix_uses_the_upstream_id(
+    fake: tuple[FakeOpenAIVideos, FakeServer], adapter: OpenAIVideosProvider, tmp_path: Path
+) -> None:
+    upstream, _ = fake
+    await _run(adapter, _spec(), tmp_path)
+    source_id = next(iter(upstream.tasks))
+    source = SourceRef(
+        video_id="video_x",
+        sha256="0" * 64,
+        seconds=4,
+        width=1280,
+        height=720,
+        fps=24,
+        provider="oa",
+        upstream_id=source_id,
+    )
+    spec = _spec(kind="remix", source=source, prompt="in winter")
+    adapter.validate(spec, "sora-2")
+    result = await adapter.submit(spec, idempotency_key="job-3", upstream_model="sora-2")
+    assert upstream.tasks[result.upstream_id].request["remixed_from_video_id"] == source_id
+
+
+async def test_validate_rejects_what_the_api_cannot_do(adapter: OpenAIVideosProvider) -> None:
+    with pytest.raises(InvalidParameter, match="one video per request"):
+        adapter.validate(_spec(n=2), "sora-2")
+    foreign = SourceRef(
+        video_id="v",
+        sha256="0" * 64,
+        seconds=4,
+        width=1280,
+        height=720,
+        fps=24,
+        provider="other",
+        upstream_id="x",
+    )
+    with pytest.raises(InvalidParameter, match="only videos it generated"):
+        adapter.validate(_spec(kind="remix", source=foreign), "sora-2")
+
+
+async def test_failures_map_onto_the_job(
+    fake: tuple[FakeOpenAIVideos, FakeServer], adapter: OpenAIVideosProvider
+) -> None:
+    upstream, _ = fake
+    upstream.fail_tasks = (
+        "moderation_blocked",
+        "Your request was blocked by our moderation system.",
+    )
+    result = await adapter.submit(_spec(), idempotency_key="job-4", upstream_model="sora-2")
+    status = await adapter.status(result.upstream_id)
+    while status.state != "failed":
+        status = await adapter.status(result.upstream_id)
+    assert status.error_code == "moderation_blocked" and "moderation" in (
+        status.error_message or ""
+    )
+    with pytest.raises(ProviderError) as rejected:
+        await adapter.submit(_spec(seconds=5), idempotency_key="job-5", upstream_model="sora-2")
+    assert not rejected.value.retryable and "Supported values" in rejected.value.message
+
+
+async def test_rate_limits_server_errors_and_bad_keys(
+    fake: tuple[FakeOpenAIVideos, FakeServer], adapter: OpenAIVideosProvider, tmp_path: Path
+) -> None:
+    upstream, server = fake
+    upstream.fail_next_creates(1, 429)
+    with pytest.raises(ProviderError) as limited:
+        await adapter.submit(_spec(), idempotency_key="job-6", upstream_model="sora-2")
+    assert limited.value.retryable and limited.value.retry_after_s == 1.0
+    assert (
+        await adapter.submit(_spec(), idempotency_key="job-6", upstream_model="sora-2")
+    ).upstream_id
+    upstream.fail_next_creates(1, 503)
+    with pytest.raises(ProviderError) as unavailable:
+        await adapter.submit(_spec(), idempotency_key="job-8", upstream_model="sora-2")
+    assert unavailable.value.retryable
+    wrong = _adapter(server, tmp_path, key="sk-wrong")
+    with pytest.raises(ProviderError) as denied:
+        await wrong.submit(_spec(), idempotency_key="job-9", upstream_model="sora-2")
+    assert denied.value.unhealthy and not denied.value.retryable
+    assert "sk-wrong" not in str(denied.value)
+    await wrong.aclose()
+
+
+async def test_expired_content_cannot_be_fetched_again(
+    fake: tuple[FakeOpenAIVideos, FakeServer], adapter: OpenAIVideosProvider, tmp_path: Path
+) -> None:
+    upstream, _ = fake
+    result = await adapter.submit(_spec(), idempotency_key="job-10", upstream_model="sora-2")
+    while (await adapter.status(result.upstream_id)).state != "succeeded":
+        pass
+    upstream.expire_urls = True
+    with pytest.raises(ProviderError) as expired:
+        await adapter.fetch(result.upstream_id, tmp_path)
+    assert expired.value.code == "result_expired" and not expired.value.retryable
+
+
+async def test_cancel_deletes_upstream(
+    fake: tuple[FakeOpenAIVideos, FakeServer], adapter: OpenAIVideosProvider
+) -> None:
+    upstream, _ = fake
+    result = await adapter.submit(_spec(), idempotency_key="job-11", upstream_model="sora-2")
+    await adapter.cancel(result.upstream_id)
+    await adapter.cancel("video_missing")  # already gone: not an error
+    assert upstream.cancelled == [result.upstream_id]
