@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vidgate.accounts.keys import DEFAULT_TENANT, KeyMode, NewKey, create_key
 from vidgate.config import Settings
 from vidgate.core.catalog import Catalog
+from vidgate.core.deployments import load_deployments
 from vidgate.db import repo
 from vidgate.db.database import create_engine
 from vidgate.logging import configure_logging
@@ -257,6 +258,9 @@ def models(data_dir: DataDir = None) -> None:
     """Show the model catalogue: limits, prices, deployments."""
     settings = _settings(data_dir)
     catalog = _load_catalog(settings)
+    configured, skipped = load_deployments(settings.models_file)
+    for name, missing in skipped.items():
+        err.print(f"deployment {name} is not configured: set {', '.join(missing)}")
     table = Table(
         # Model ids are what users copy: never truncate or wrap them (80 columns when piped).
         Column("model", no_wrap=True),
@@ -290,7 +294,12 @@ def models(data_dir: DataDir = None) -> None:
                 for r in card.resolutions
             )
             + f" ({card.default_seconds} s)",
-            ", ".join(d.provider for d in card.deployments) or "(sandbox via test keys)",
+            ", ".join(
+                f"{d.provider} ({'configured' if d.provider in configured else 'not configured'})"
+                for d in card.deployments
+                if d.provider != "sandbox"
+            )
+            or "(sandbox via test keys)",
         )
     _print_table(table)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -10,7 +11,8 @@ from fastapi import APIRouter
 from vidgate.api.deps import CurrentPrincipal, State
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.schemas import ModelList, ModelObject
-from vidgate.core.catalog import ModelCard
+from vidgate.core.catalog import DeploymentRef, ModelCard
+from vidgate.db import repo
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -26,7 +28,34 @@ def _numbers(value: Any) -> Any:
     return value
 
 
-def model_object(card: ModelCard, providers: set[str]) -> ModelObject:
+def _deployment_view(
+    ref: DeploymentRef, providers: set[str], health: dict[str, repo.HealthRecord], now: dt.datetime
+) -> dict[str, Any]:
+    """What an operator needs to see about a deployment, and never a credential."""
+    record = health.get(ref.provider)
+    open_now = bool(record and record.open_until and record.open_until > now)
+    return {
+        "provider": ref.provider,
+        "upstream_model": ref.upstream_model,
+        "priority": ref.priority,
+        "weight": ref.weight,
+        "configured": ref.provider in providers,
+        "healthy": ref.provider in providers and not open_now,
+        "circuit_open_until": int(record.open_until.timestamp())
+        if open_now and record and record.open_until
+        else None,
+        "last_error": record.last_error if record and record.consecutive_failures else None,
+    }
+
+
+def model_object(
+    card: ModelCard,
+    providers: set[str],
+    health: dict[str, repo.HealthRecord] | None = None,
+    now: dt.datetime | None = None,
+) -> ModelObject:
+    health = health or {}
+    now = now or dt.datetime.now(dt.UTC)
     return ModelObject(
         id=card.id,
         owned_by=card.owned_by,
@@ -54,23 +83,21 @@ def model_object(card: ModelCard, providers: set[str]) -> ModelObject:
             "unit": "video",
             **_numbers(card.pricing.model_dump(exclude_none=True)),
         },
-        deployments=[
-            {
-                "provider": d.provider,
-                "upstream_model": d.upstream_model,
-                "priority": d.priority,
-                "configured": d.provider in providers,
-            }
-            for d in card.deployments
-        ],
+        deployments=[_deployment_view(d, providers, health, now) for d in card.deployments],
     )
+
+
+async def _health(state: State) -> dict[str, repo.HealthRecord]:
+    async with state.runtime.db.connect() as conn:
+        return await repo.deployment_health_all(conn)
 
 
 @router.get("", response_model=ModelList)
 async def list_models(_: CurrentPrincipal, state: State) -> FastJSONResponse:
     runtime = state.runtime
     providers = set(runtime.engine.providers)
-    data = [model_object(card, providers) for card in runtime.catalog.models()]
+    health = await _health(state)
+    data = [model_object(card, providers, health) for card in runtime.catalog.models()]
     return FastJSONResponse(ModelList(data=data).model_dump(mode="json"))
 
 
@@ -78,6 +105,5 @@ async def list_models(_: CurrentPrincipal, state: State) -> FastJSONResponse:
 async def get_model(model_id: str, _: CurrentPrincipal, state: State) -> FastJSONResponse:
     runtime = state.runtime
     card = runtime.catalog.get(model_id)
-    return FastJSONResponse(
-        model_object(card, set(runtime.engine.providers)).model_dump(mode="json")
-    )
+    view = model_object(card, set(runtime.engine.providers), await _health(state))
+    return FastJSONResponse(view.model_dump(mode="json"))
