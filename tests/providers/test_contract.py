@@ -343,3 +343,40 @@ def test_kill_9_while_waiting_upstream_resumes_the_same_tasks(
     for name, body in _wait_all(gateway, jobs, timeout=90).items():
         assert body["status"] == "completed", f"{name}: {body['error']}"
         assert cases[name].a.submissions == before[name] + 1, f"{name} was submitted twice"
+
+
+def _secrets(cases: dict[str, Case]) -> list[str]:
+    found: list[str] = []
+    for case in cases.values():
+        found += [
+            str(v)
+            for v in case.module.DEPLOYMENT.get("credentials", {}).values()
+            if len(str(v)) >= 6
+        ]
+    return found
+
+
+def test_models_show_deployments_and_health_but_no_secret(
+    cases: dict[str, Case], gateway: tuple[ServerProcess, str]
+) -> None:
+    srv, key = gateway
+    response = httpx.get(f"{srv.base_url}/v1/models", headers={"Authorization": f"Bearer {key}"})
+    models = {m["id"]: m for m in response.json()["data"]}
+    for case in cases.values():
+        views = {d["provider"]: d for d in models[case.model]["deployments"]}
+        assert views[f"{case.name}-a"]["configured"] and views[f"{case.name}-b"]["configured"], (
+            case.name
+        )
+    # No credential in API responses, job records, or logs (after every scenario above).
+    import psycopg
+
+    url = srv.env["VIDGATE_DATABASE_URL"]
+    with psycopg.connect(url) as conn:
+        dump = "\n".join(str(row) for row in conn.execute("SELECT * FROM jobs").fetchall())
+        dump += "\n".join(
+            str(row) for row in conn.execute("SELECT * FROM deployment_health").fetchall()
+        )
+    for secret in _secrets(cases):
+        assert secret not in response.text
+        assert secret not in dump
+        assert secret not in srv.log()
