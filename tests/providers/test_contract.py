@@ -27,7 +27,7 @@ from tests.fakes.harness import FakeServer, FakeUpstream
 from vidgate.core.catalog import canonical_resolution
 from vidgate.core.spec import dimensions
 
-PROVIDERS = ["openai_videos"]
+PROVIDERS = ["openai_videos", "luma", "runway"]
 
 
 @dataclass

@@ -1,0 +1,306 @@
+"""Luma Dream Machine (Ray 2), reference section 3.
+
+- create: ``POST /generations/video`` JSON ``{model, prompt, duration: "5s"|"9s",
+  resolution, aspect_ratio, keyframes?}``; the answer is the Generation object;
+- image-to-video: ``keyframes.frame0 = {type: "image", url}``. Luma takes input images
+  only as URLs (no upload endpoint, data URIs UNVERIFIED), so the gateway hands it a
+  signed link to the stored image (``deps.input_url``; needs VIDGATE_PUBLIC_BASE_URL);
+- extend: ``keyframes.frame0 = {type: "generation", id}`` naming a generation made on
+  this same deployment (its upstream id);
+- poll ``GET /generations/{id}``: ``queued`` -> ``dreaming`` -> ``completed`` (with
+  ``assets.video``) | ``failed`` (``failure_reason``); no numeric progress;
+- cancel: ``DELETE /generations/{id}`` (it deletes the generation; Luma has no separate
+  cancel, and a deleted generation cannot be read or extended afterwards).
+
+Not supported by the API, so refused in ``validate``: seed, negative prompt, a frame
+rate other than 24 (Luma does not take one; 24 fps output is UNVERIFIED), n > 1 (one
+video per generation), remix. There is no idempotency key: a submit re-run after a
+crash makes a second generation.
+
+The upstream id is Luma's generation id, unchanged: it is all status/fetch/cancel need,
+and an extend references the source by it.
+
+Options: ``poll_s`` (seconds between status reads, default 2; Luma gives no hint).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from vidgate.core.deployments import DeploymentConfig
+from vidgate.core.errors import InvalidParameter
+from vidgate.core.spec import JobSpec
+from vidgate.providers.base import (
+    ProgressCallback,
+    ProviderDeps,
+    ProviderError,
+    SubmitResult,
+    UpstreamStatus,
+)
+from vidgate.providers.http import UpstreamClient, default_error_message
+from vidgate.providers.inputs import image_public_url
+
+DEFAULT_BASE_URL = "https://api.lumalabs.ai/dream-machine/v1"
+MODELS = ("ray-2", "ray-flash-2")
+DEFAULT_MODEL = "ray-2"
+# Section 3 "Create video body": durations are strings with an "s" suffix.
+DURATIONS = {5: "5s", 9: "9s"}
+# vidgate resolution name -> Luma's (Luma writes 4K in lower case).
+RESOLUTIONS = {"540p": "540p", "720p": "720p", "1080p": "1080p", "4K": "4k"}
+ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
+# Luma takes no frame rate; Ray 2 output at 24 fps is UNVERIFIED.
+FPS = 24
+_DEFAULT_POLL_S = 2.0
+_STATES = {"queued": "queued", "dreaming": "running", "completed": "succeeded", "failed": "failed"}
+# Result URLs remembered from status reads, so fetch need not read the status again.
+_URL_CACHE_SIZE = 256
+
+
+def _allowed(values: Any) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def check_spec(
+    spec: JobSpec, upstream_model: str | None, *, deployment: str, has_input_url: bool
+) -> None:
+    """What Luma cannot do, as ``InvalidParameter`` (the create-time 400)."""
+    model = upstream_model or DEFAULT_MODEL
+    if model not in MODELS:
+        raise InvalidParameter(
+            f"luma has no model {model!r}; allowed: {_allowed(MODELS)}", param="model"
+        )
+    if spec.n != 1:
+        raise InvalidParameter("luma makes one video per generation; allowed n: 1", param="n")
+    if spec.seconds not in DURATIONS:
+        raise InvalidParameter(
+            f"luma does not take seconds {spec.seconds}; allowed: {_allowed(DURATIONS)}",
+            param="seconds",
+        )
+    if spec.resolution not in RESOLUTIONS:
+        raise InvalidParameter(
+            f"luma does not take resolution {spec.resolution}; allowed: {_allowed(RESOLUTIONS)}",
+            param="resolution",
+        )
+    if spec.aspect_ratio not in ASPECT_RATIOS:
+        raise InvalidParameter(
+            f"luma does not take aspect_ratio {spec.aspect_ratio}; "
+            f"allowed: {_allowed(ASPECT_RATIOS)}",
+            param="aspect_ratio",
+        )
+    if spec.fps != FPS:
+        raise InvalidParameter(f"luma does not take a frame rate; allowed fps: {FPS}", param="fps")
+    if spec.seed is not None:
+        raise InvalidParameter("luma does not take a seed; leave seed unset", param="seed")
+    if spec.negative_prompt is not None:
+        raise InvalidParameter(
+            "luma does not take a negative prompt; leave negative_prompt unset",
+            param="negative_prompt",
+        )
+    if spec.kind == "remix":
+        raise InvalidParameter(
+            "luma cannot remix a video; allowed kinds: generate, extend", param="kind"
+        )
+    if spec.kind == "extend":
+        source = spec.source
+        if source is None or source.provider != deployment or not source.upstream_id:
+            raise InvalidParameter(
+                f"luma can extend only videos generated on deployment {deployment!r}",
+                param="video_id",
+            )
+        if spec.image is not None:
+            raise InvalidParameter(
+                "luma cannot take a first-frame image when extending a video", param="image"
+            )
+    if spec.image is not None and not has_input_url:
+        raise InvalidParameter(
+            "luma takes input images only as public URLs: set VIDGATE_PUBLIC_BASE_URL to an"
+            " address Luma can reach",
+            param="image",
+        )
+
+
+def build_body(spec: JobSpec, upstream_model: str | None, image_url: str | None) -> dict[str, Any]:
+    """The ``POST /generations/video`` body for a spec that passed ``check_spec``."""
+    body: dict[str, Any] = {
+        "generation_type": "video",
+        "model": upstream_model or DEFAULT_MODEL,
+        "prompt": spec.prompt,
+        "duration": DURATIONS[spec.seconds],
+        "resolution": RESOLUTIONS[spec.resolution],
+        "aspect_ratio": spec.aspect_ratio,
+    }
+    if spec.kind == "extend" and spec.source is not None and spec.source.upstream_id:
+        # frame0 = a generation extends it forward (section 3, keyframes).
+        body["keyframes"] = {"frame0": {"type": "generation", "id": spec.source.upstream_id}}
+    elif image_url is not None:
+        body["keyframes"] = {"frame0": {"type": "image", "url": image_url}}
+    return body
+
+
+def parse_generation(body: Any, poll_s: float = _DEFAULT_POLL_S) -> UpstreamStatus:
+    """A Generation object as an ``UpstreamStatus``."""
+    if not isinstance(body, dict) or body.get("state") not in _STATES:
+        state = body.get("state") if isinstance(body, dict) else None
+        raise ProviderError(
+            "upstream_bad_response", f"luma: unknown generation state {state!r}", retryable=True
+        )
+    state = _STATES[body["state"]]
+    if state == "failed":
+        reason = body.get("failure_reason")
+        return UpstreamStatus(
+            "failed",
+            error_code="generation_failed",
+            error_message=f"luma: {reason}" if reason else "luma: the generation failed",
+        )
+    if state == "succeeded":
+        if not result_urls(body):
+            return UpstreamStatus(
+                "failed",
+                error_code="no_output",
+                error_message="luma: the generation completed without a video",
+            )
+        return UpstreamStatus("succeeded", progress=100)
+    return UpstreamStatus(state, poll_after_s=poll_s)  # type: ignore[arg-type]
+
+
+def result_urls(body: dict[str, Any]) -> list[str]:
+    assets = body.get("assets")
+    video = assets.get("video") if isinstance(assets, dict) else None
+    return [video] if isinstance(video, str) and video else []
+
+
+def error_message(response: httpx.Response) -> str | None:
+    """Luma's error body: ``{"detail": "..."}`` or a validation list
+    ``{"detail": [{"loc", "msg"}]}`` (shape UNVERIFIED, section 3)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return default_error_message(response)
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        first = detail[0]
+        loc = ".".join(str(part) for part in first.get("loc", []) if part != "body")
+        msg = str(first.get("msg", "invalid request"))
+        return f"{loc}: {msg}" if loc else msg
+    return default_error_message(response)
+
+
+class LumaProvider:
+    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+        self.name = config.name
+        self._deps = deps
+        self._poll_s = float(config.options.get("poll_s", _DEFAULT_POLL_S))
+        self._client = UpstreamClient(
+            provider="luma",
+            base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
+            headers={"Authorization": f"Bearer {config.secret('api_key')}"},
+            timeout_s=config.timeout_s,
+            error_message=error_message,
+        )
+        self._urls: OrderedDict[str, list[str]] = OrderedDict()
+
+    def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
+        check_spec(
+            spec,
+            upstream_model,
+            deployment=self.name,
+            has_input_url=self._deps.input_url is not None,
+        )
+
+    async def submit(
+        self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
+    ) -> SubmitResult:
+        """Luma has no idempotency key; ``idempotency_key`` is unused."""
+        try:
+            # Checked at create already; again here in case the configuration changed
+            # since (a refusal now must fail the job, not crash the step).
+            self.validate(spec, upstream_model)
+            image_url = None
+            if spec.image is not None and spec.kind == "generate":
+                image_url = image_public_url(self._deps, spec.image, provider="luma")
+        except InvalidParameter as exc:
+            raise ProviderError("invalid_request", exc.message, retryable=False) from exc
+        body = await self._client.json(
+            "POST", "/generations/video", json=build_body(spec, upstream_model, image_url)
+        )
+        generation_id = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(generation_id, str) or not generation_id:
+            raise ProviderError(
+                "upstream_bad_response", "luma: the create answer has no id", retryable=True
+            )
+        return SubmitResult(generation_id, poll_after_s=self._poll_s)
+
+    async def _read(self, upstream_id: str) -> tuple[UpstreamStatus, list[str]]:
+        body = await self._client.json("GET", f"/generations/{quote(upstream_id, safe='')}")
+        status = parse_generation(body, self._poll_s)
+        urls = result_urls(body) if status.state == "succeeded" else []
+        if urls:
+            self._urls[upstream_id] = urls
+            self._urls.move_to_end(upstream_id)
+            while len(self._urls) > _URL_CACHE_SIZE:
+                self._urls.popitem(last=False)
+        return status, urls
+
+    async def status(self, upstream_id: str) -> UpstreamStatus:
+        status, _ = await self._read(upstream_id)
+        return status
+
+    async def _fresh_urls(self, upstream_id: str) -> list[str]:
+        status, urls = await self._read(upstream_id)
+        if status.state != "succeeded":
+            raise ProviderError(
+                "result_not_ready",
+                f"luma: generation {upstream_id} is {status.state}, not completed",
+                retryable=status.state in ("queued", "running"),
+            )
+        return urls
+
+    async def fetch(
+        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+    ) -> list[Path]:
+        """Download ``assets.video``. A URL remembered from the last status read is
+        tried first; if it has expired, the generation is read once more for the
+        current URL (whether Luma ever re-issues one is UNVERIFIED)."""
+        urls = self._urls.pop(upstream_id, None) or await self._fresh_urls(upstream_id)
+        dest = dest_dir / "0.mp4"
+        try:
+            await self._client.download(urls[0], dest)
+        except ProviderError as error:
+            if not error.expired:
+                raise
+            fresh = await self._fresh_urls(upstream_id)
+            self._urls.pop(upstream_id, None)
+            try:
+                await self._client.download(fresh[0], dest)
+            except ProviderError as again:
+                if not again.expired:
+                    raise
+                raise ProviderError(
+                    "result_expired",
+                    "luma: the result URL has expired and no fresh one is available",
+                    retryable=False,
+                ) from again
+        if progress is not None:
+            progress(1.0)
+        return [dest]
+
+    async def cancel(self, upstream_id: str) -> None:
+        """``DELETE /generations/{id}``: Luma deletes the generation (no separate cancel)."""
+        self._urls.pop(upstream_id, None)
+        try:
+            await self._client.request("DELETE", f"/generations/{quote(upstream_id, safe='')}")
+        except ProviderError as error:
+            if error.code != "upstream_not_found":  # already gone: nothing to cancel
+                raise
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def create(config: DeploymentConfig, deps: ProviderDeps) -> LumaProvider:
+    return LumaProvider(config, deps)

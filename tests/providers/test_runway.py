@@ -1,0 +1,375 @@
+"""The Runway adapter against a fake Runway API on loopback (reference section 4)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from tests.conftest import png_bytes
+from tests.fakes.harness import FakeServer
+from tests.fakes.runway import API_KEY, FakeRunway
+from vidgate.config import Settings
+from vidgate.core.deployments import DeploymentConfig
+from vidgate.core.errors import InvalidParameter
+from vidgate.core.spec import ImageRef, JobSpec
+from vidgate.media.probe import probe_video
+from vidgate.media.storage import LocalBlobStore
+from vidgate.providers import runway
+from vidgate.providers.base import ProviderDeps, ProviderError
+from vidgate.providers.runway import RunwayProvider, create
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeRunway]:
+    upstream = FakeRunway()
+    with FakeServer(upstream):
+        yield upstream
+
+
+def _deps(tmp_path: Path) -> ProviderDeps:
+    return ProviderDeps(
+        blobs=LocalBlobStore(tmp_path / "blobs"), settings=Settings(data_dir=tmp_path)
+    )
+
+
+def _adapter(fake: FakeRunway, tmp_path: Path, key: str = API_KEY) -> RunwayProvider:
+    config = DeploymentConfig(
+        name="runway-test",
+        provider="runway",
+        base_url=fake.base_url,
+        credentials={"api_key": SecretStr(key)},
+        options={"min_poll_s": 0.05},
+    )
+    return create(config, _deps(tmp_path))
+
+
+@pytest.fixture
+async def adapter(fake: FakeRunway, tmp_path: Path) -> AsyncIterator[RunwayProvider]:
+    provider = _adapter(fake, tmp_path)
+    yield provider
+    await provider.aclose()
+
+
+def _spec(**changes: Any) -> JobSpec:
+    base: dict[str, Any] = dict(
+        model="runway-gen4.5",
+        kind="generate",
+        prompt="a fox in the snow",
+        negative_prompt=None,
+        seconds=5,
+        width=1280,
+        height=720,
+        resolution="720p",
+        aspect_ratio="16:9",
+        fps=24,
+        n=1,
+        seed=None,
+        metadata={},
+        image=None,
+        source=None,
+    )
+    base.update(changes)
+    return JobSpec(**base)
+
+
+async def _image(tmp_path: Path, data: bytes | None = None) -> ImageRef:
+    blob = await LocalBlobStore(tmp_path / "blobs").put_bytes(data or png_bytes())
+    return ImageRef(sha256=blob.sha256, width=64, height=48, content_type="image/png")
+
+
+async def _until_done(adapter: RunwayProvider, upstream_id: str) -> list[tuple[str, int | None]]:
+    seen: list[tuple[str, int | None]] = []
+    for _ in range(10):
+        status = await adapter.status(upstream_id)
+        seen.append((status.state, status.progress))
+        if status.state in ("succeeded", "failed", "cancelled"):
+            break
+    return seen
+
+
+# --- pure mapping -------------------------------------------------------------------
+
+
+def test_request_for_veo_with_seed_and_negative_prompt() -> None:
+    spec = _spec(
+        seconds=8, width=1080, height=1920, resolution="1080p", aspect_ratio="9:16",
+        seed=42, negative_prompt="blur",
+    )  # fmt: skip
+    path, body = runway.build_request(spec, "veo3.1", None)
+    assert path == "/v1/text_to_video"
+    assert body == {
+        "model": "veo3.1",
+        "ratio": "1080:1920",
+        "duration": 8,
+        "promptText": "a fox in the snow",
+        "seed": 42,
+        "negativePrompt": "blur",
+    }
+    path, body = runway.build_request(spec, "veo3.1", "data:image/png;base64,AAAA")
+    assert path == "/v1/image_to_video" and body["promptImage"] == "data:image/png;base64,AAAA"
+
+
+def test_parse_task_states_progress_and_cost() -> None:
+    assert runway.parse_task({"status": "PENDING"}, 5.0).state == "queued"
+    throttled = runway.parse_task({"status": "THROTTLED"}, 6.0)
+    assert (throttled.state, throttled.poll_after_s) == ("queued", 6.0)
+    running = runway.parse_task({"status": "RUNNING", "progress": 0.42})
+    assert (running.state, running.progress) == ("running", 42)
+    done = runway.parse_task(
+        {"status": "SUCCEEDED", "output": ["https://x/v.mp4"], "cost": {"credits": 60}}
+    )
+    assert (done.state, done.progress, done.cost) == ("succeeded", 100, Decimal("0.60"))
+    failed = runway.parse_task(
+        {"status": "FAILED", "failure": "Prompt flagged", "failureCode": "SAFETY.INPUT.TEXT"}
+    )
+    assert (failed.state, failed.error_code) == ("failed", "SAFETY.INPUT.TEXT")
+    assert failed.error_message == "runway: Prompt flagged"
+    assert runway.parse_task({"status": "CANCELLED", "cost": {"credits": 0}}).state == "cancelled"
+    with pytest.raises(ProviderError) as exc:
+        runway.parse_task({"status": "WEIRD"})
+    assert exc.value.retryable
+
+
+def test_error_message_reads_issues() -> None:
+    body = {"error": "Validation of body failed", "issues": [{"path": ["ratio"], "message": "bad"}]}
+    assert (
+        runway.error_message(httpx.Response(400, json=body))
+        == "Validation of body failed (ratio: bad)"
+    )
+    assert runway.error_message(httpx.Response(401, json={"error": "Invalid API key"})) == (
+        "Invalid API key"
+    )
+
+
+_IMAGE = ImageRef(sha256="a" * 64, width=64, height=48, content_type="image/png")
+
+
+@pytest.mark.parametrize(
+    ("model", "changes", "param", "words"),
+    [
+        ("gen4.5", {"seconds": 11}, "seconds", "allowed: 2, 3"),
+        ("veo3.1", {"seconds": 5}, "seconds", "allowed: 4, 6, 8"),
+        ("gen4.5", {"width": 1920, "height": 1080, "resolution": "1080p"}, "size", "1280x720"),
+        ("gen4.5", {"width": 720, "height": 720, "aspect_ratio": "1:1"}, "size", "720x1280"),
+        ("gen4_turbo", {}, "image", "image-to-video only"),
+        ("gen4.5", {"negative_prompt": "blur"}, "negative_prompt", "veo3.1"),
+        ("gen4.5", {"n": 2}, "n", "one video"),
+        ("gen4.5", {"kind": "remix"}, "kind", "generate"),
+        ("gen4.5", {"fps": 30}, "fps", "24"),
+        ("gen4.5", {"seed": -1}, "seed", "4294967295"),
+        ("gen4.5", {"prompt": "x" * 1001}, "prompt", "1000"),
+        ("gen3", {}, "model", "gen4.5, gen4_turbo, veo3.1"),
+        ("gen4.5", {"image": _IMAGE.model_copy(update={"content_type": "image/gif"})}, "image",
+         "image/png"),
+    ],
+)  # fmt: skip
+def test_validate_rejects(
+    model: str, changes: dict[str, Any], param: str, words: str, tmp_path: Path
+) -> None:
+    provider = create(
+        DeploymentConfig(name="r", provider="runway", credentials={"api_key": "k"}),
+        _deps(tmp_path),
+    )
+    with pytest.raises(InvalidParameter) as exc:
+        provider.validate(_spec(**changes), model)
+    assert exc.value.param == param
+    assert "runway" in exc.value.message and words in exc.value.message
+
+
+async def test_validate_rejects_an_image_over_5_mb_as_data_uri(tmp_path: Path) -> None:
+    provider = create(
+        DeploymentConfig(name="r", provider="runway", credentials={"api_key": "k"}),
+        _deps(tmp_path),
+    )
+    # 3.8 MB of bytes is over 5,000,000 once base64-encoded.
+    big = await _image(tmp_path, png_bytes() + b"\0" * 3_800_000)
+    with pytest.raises(InvalidParameter, match="data URI") as exc:
+        provider.validate(_spec(image=big), "gen4.5")
+    assert exc.value.param == "image"
+    provider.validate(_spec(image=await _image(tmp_path)), "gen4.5")  # small: fine
+    provider.validate(_spec(image=await _image(tmp_path)), "gen4_turbo")
+
+
+def test_image_to_video_allows_more_ratios_than_text(tmp_path: Path) -> None:
+    provider = create(
+        DeploymentConfig(name="r", provider="runway", credentials={"api_key": "k"}),
+        _deps(tmp_path),
+    )
+    square = _spec(width=960, height=960, aspect_ratio="1:1")
+    with pytest.raises(InvalidParameter):
+        provider.validate(square, "gen4.5")
+    provider.validate(square.model_copy(update={"image": _IMAGE}), "gen4.5")
+
+
+# --- against the fake ---------------------------------------------------------------
+
+
+async def test_text_to_video_round_trip(
+    fake: FakeRunway, adapter: RunwayProvider, tmp_path: Path
+) -> None:
+    result = await adapter.submit(_spec(seed=7), idempotency_key="video_1", upstream_model=None)
+    assert result.poll_after_s == 0.05
+    assert fake.requests == [
+        (
+            "/v1/text_to_video",
+            {
+                "model": "gen4.5",
+                "ratio": "1280:720",
+                "duration": 5,
+                "promptText": "a fox in the snow",
+                "seed": 7,
+            },
+        )
+    ]
+    fake.polls_to_finish = 4
+    seen = await _until_done(adapter, result.upstream_id)
+    assert seen == [("queued", None), ("running", 50), ("running", 75), ("succeeded", 100)]
+    final = await adapter.status(result.upstream_id)
+    assert final.cost == Decimal("0.60")  # 60 credits at $0.01 (UNVERIFIED rate)
+    out = tmp_path / "out"
+    out.mkdir()
+    paths = await adapter.fetch(result.upstream_id, out)
+    assert paths == [out / "0.mp4"]
+    info = probe_video(paths[0])
+    assert (info.width, info.height, info.codec) == (160, 96, "h264")
+
+
+async def test_veo_request_fields(fake: FakeRunway, adapter: RunwayProvider) -> None:
+    spec = _spec(
+        seconds=6, width=1920, height=1080, resolution="1080p", seed=3, negative_prompt="blur"
+    )
+    await adapter.submit(spec, idempotency_key="v", upstream_model="veo3.1")
+    assert fake.requests[0][1] == {
+        "model": "veo3.1",
+        "ratio": "1920:1080",
+        "duration": 6,
+        "promptText": "a fox in the snow",
+        "seed": 3,
+        "negativePrompt": "blur",
+    }
+
+
+async def test_image_to_video_sends_a_data_uri(
+    fake: FakeRunway, adapter: RunwayProvider, tmp_path: Path
+) -> None:
+    image = await _image(tmp_path)
+    spec = _spec(image=image, seconds=10, width=720, height=1280, aspect_ratio="9:16")
+    await adapter.submit(spec, idempotency_key="v", upstream_model="gen4_turbo")
+    path, body = fake.requests[0]
+    assert path == "/v1/image_to_video"
+    assert body["model"] == "gen4_turbo" and body["ratio"] == "720:1280"
+    assert body["duration"] == 10
+    prefix = "data:image/png;base64,"
+    assert body["promptImage"].startswith(prefix)
+    assert base64.b64decode(body["promptImage"][len(prefix) :]) == png_bytes()
+
+
+async def test_throttled_task_is_queued(fake: FakeRunway, adapter: RunwayProvider) -> None:
+    fake.throttle = True
+    result = await adapter.submit(_spec(), idempotency_key="v", upstream_model="gen4.5")
+    status = await adapter.status(result.upstream_id)
+    assert (status.state, status.poll_after_s) == ("queued", 0.05)
+
+
+async def test_failed_task_reports_code_and_reason(
+    fake: FakeRunway, adapter: RunwayProvider
+) -> None:
+    fake.fail_tasks = ("SAFETY.INPUT.TEXT", "The prompt was flagged by content moderation.")
+    result = await adapter.submit(_spec(), idempotency_key="v", upstream_model="gen4.5")
+    seen = await _until_done(adapter, result.upstream_id)
+    assert seen[-1][0] == "failed"
+    status = await adapter.status(result.upstream_id)
+    assert status.error_code == "SAFETY.INPUT.TEXT"
+    assert status.error_message == "runway: The prompt was flagged by content moderation."
+    assert status.cost == Decimal("0")
+
+
+async def test_rate_limit_is_retryable_with_retry_after(
+    fake: FakeRunway, adapter: RunwayProvider
+) -> None:
+    fake.fail_next_creates(1, 429, {"Retry-After": "12"})
+    with pytest.raises(ProviderError) as exc:
+        await adapter.submit(_spec(), idempotency_key="v", upstream_model="gen4.5")
+    assert exc.value.retryable and exc.value.retry_after_s == 12.0
+    assert "rate limit" in exc.value.message
+    result = await adapter.submit(_spec(), idempotency_key="v", upstream_model="gen4.5")
+    assert result.upstream_id in fake.tasks
+    assert (fake.create_calls, fake.submissions) == (2, 1)
+
+
+async def test_server_error_is_retryable(fake: FakeRunway, adapter: RunwayProvider) -> None:
+    fake.fail_next_creates(1, 502)
+    with pytest.raises(ProviderError) as exc:
+        await adapter.submit(_spec(), idempotency_key="v", upstream_model="gen4.5")
+    assert exc.value.retryable and exc.value.code == "upstream_error"
+
+
+async def test_wrong_key_marks_the_deployment_unhealthy(fake: FakeRunway, tmp_path: Path) -> None:
+    provider = _adapter(fake, tmp_path, key="key_wrong")
+    try:
+        with pytest.raises(ProviderError) as exc:
+            await provider.submit(_spec(), idempotency_key="v", upstream_model="gen4.5")
+    finally:
+        await provider.aclose()
+    assert exc.value.unhealthy and not exc.value.retryable
+    assert "key_wrong" not in str(exc.value)
+    assert (fake.auth_failures, fake.version_failures, fake.submissions) == (1, 0, 0)
+
+
+async def test_fake_requires_the_version_header(fake: FakeRunway) -> None:
+    async with httpx.AsyncClient(base_url=fake.base_url) as client:
+        response = await client.post(
+            "/v1/text_to_video",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            json={"model": "gen4.5", "promptText": "x", "ratio": "1280:720", "duration": 5},
+        )
+    assert response.status_code == 400 and "X-Runway-Version" in response.json()["error"]
+    assert fake.submissions == 0
+
+
+async def test_fake_refuses_a_field_the_model_does_not_take(fake: FakeRunway) -> None:
+    async with httpx.AsyncClient(base_url=fake.base_url) as client:
+        response = await client.post(
+            "/v1/text_to_video",
+            headers={"Authorization": f"Bearer {API_KEY}", "X-Runway-Version": "2024-11-06"},
+            json={
+                "model": "gen4.5", "promptText": "x", "ratio": "1280:720", "duration": 5,
+                "negativePrompt": "blur",
+            },
+        )  # fmt: skip
+    assert response.status_code == 400
+    assert response.json()["issues"][0]["path"] == ["negativePrompt"]
+
+
+async def test_expired_urls_are_refreshed_by_reading_the_task(
+    fake: FakeRunway, adapter: RunwayProvider, tmp_path: Path
+) -> None:
+    fake.expire_urls = True
+    result = await adapter.submit(_spec(), idempotency_key="v", upstream_model="gen4.5")
+    assert (await _until_done(adapter, result.upstream_id))[-1][0] == "succeeded"
+    fake.refresh_urls()  # the URL the adapter saw in that status read is now stale
+    reads = fake.reads
+    paths = await adapter.fetch(result.upstream_id, tmp_path)
+    assert probe_video(paths[0]).codec == "h264"
+    # The remembered URL was tried and refused, then one re-read gave a working one.
+    assert (fake.expired_downloads, fake.reads - reads, fake.downloads) == (1, 1, 1)
+
+
+async def test_cancel_hits_delete(fake: FakeRunway, adapter: RunwayProvider) -> None:
+    result = await adapter.submit(_spec(), idempotency_key="v", upstream_model="gen4.5")
+    await adapter.cancel(result.upstream_id)
+    assert fake.cancelled == [result.upstream_id]
+    status = await adapter.status(result.upstream_id)
+    assert status.state == "cancelled"
+    await adapter.cancel(result.upstream_id)  # a finished task is deleted
+    with pytest.raises(ProviderError) as exc:
+        await adapter.status(result.upstream_id)
+    assert exc.value.code == "upstream_not_found"
+    await adapter.cancel(result.upstream_id)  # already gone: not an error
