@@ -183,11 +183,16 @@ class FakeUpstream:
         task = self.tasks.get(request.path_params["task_id"])
         if task is None or task.state != "succeeded":
             return Response(status_code=404)
+        expired = Response(
+            "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+            status_code=403,
+        )
         if self.expire_urls and request.path_params["token"] != task.url_token:
-            return Response(
-                "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
-                status_code=403,
-            )
+            return expired
+        if self.expire_first_download and task.id not in self._expired_once:
+            self._expired_once.add(task.id)
+            task.url_token = secrets.token_hex(6)
+            return expired
         self.downloads += 1
         return Response(self.video, media_type="video/mp4")
 

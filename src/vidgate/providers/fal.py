@@ -1,0 +1,381 @@
+"""fal's queue API (reference section 7).
+
+- submit: ``POST {queue host}/{endpoint id}`` with the model's input JSON, auth
+  ``Authorization: Key <FAL_KEY>``; the answer carries ``request_id`` and the
+  ``status_url``/``response_url``/``cancel_url`` to use from then on.
+- Those URLs use only ``{owner}/{app}``, not the endpoint's subpath (submit to
+  ``fal-ai/kling-video/v2.1/master/text-to-video``, poll ``fal-ai/kling-video/requests/
+  {id}/status``), so the upstream id is the returned status URL's path without
+  ``/status``: ``"{owner}/{app}/requests/{request_id}"``. Only the path is kept; every
+  call goes to the deployment's own host, so the key is never sent anywhere else.
+- status ``GET …/status?logs=1``: ``IN_QUEUE`` -> queued, ``IN_PROGRESS`` -> running,
+  ``COMPLETED`` -> succeeded, unless it carries ``error``/``error_type`` (then failed).
+  fal reports no progress and no cost in the queue API.
+- result ``GET …/requests/{id}``: the model's output, ``{"video": {"url", ...}}`` for
+  video models (UNVERIFIED per endpoint); the file is public (no auth). The output is
+  stored once, so an expired link cannot be renewed: ``result_expired``.
+- cancel ``PUT …/cancel``: 202 ``CANCELLATION_REQUESTED``; ``ALREADY_COMPLETED`` and
+  ``NOT_FOUND`` mean there is nothing left to stop.
+- no idempotency key exists in the queue API: a lost create response can leave a
+  duplicate request upstream.
+
+Each fal endpoint has its own input schema; ``family_for`` picks a small mapping by the
+endpoint id (Kling, MiniMax Hailuo, Veo 3, else a generic default). With a first frame,
+an endpoint ending in ``/text-to-video`` is swapped for its ``/image-to-video`` sibling,
+which exists for Kling and Hailuo on fal (UNVERIFIED for other families). Images are sent
+as ``data:`` URIs in ``image_url``. Options: ``input`` (extra fields sent with every
+request; mapped fields win), ``poll_s``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from vidgate.core.deployments import DeploymentConfig
+from vidgate.core.errors import InvalidParameter
+from vidgate.core.spec import JobSpec
+from vidgate.providers.base import (
+    ProgressCallback,
+    ProviderDeps,
+    ProviderError,
+    SubmitResult,
+    UpstreamStatus,
+)
+from vidgate.providers.http import UpstreamClient, default_error_message
+from vidgate.providers.inputs import image_data_url
+
+DEFAULT_BASE_URL = "https://queue.fal.run"
+# The SDK polls every 0.1 s; video takes minutes, so 2 s loses nothing.
+_POLL_S = 2.0
+_SEGMENT = r"[A-Za-z0-9_.~-]+"
+_ENDPOINT = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
+_REQUEST_PATH = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*/requests/{_SEGMENT}")
+# Apps under these namespaces keep a third path segment [SDK AppId.from_endpoint_id].
+_NAMESPACES = ("workflows", "comfy")
+_T2V, _I2V = "/text-to-video", "/image-to-video"
+
+
+@dataclass(frozen=True)
+class Family:
+    """How one family of fal endpoints names the common inputs."""
+
+    name: str
+    durations: tuple[int, ...] | None = None  # None: any whole number of seconds
+    duration_suffix: str = ""  # durations are strings: "5" (Kling) or "8s" (Veo)
+    aspect: bool = True  # text-to-video takes aspect_ratio
+    aspect_ratios: tuple[str, ...] | None = None  # None: passed through unchecked
+    text_aspect_ratio: str | None = None  # with no aspect input, the ratio it makes
+    resolutions: Mapping[str, str] = field(default_factory=dict)  # sent as "resolution"
+    seed: bool = True
+    negative_prompt: bool = True
+    known: bool = True  # False: we do not know whether it takes an image
+
+
+# All per-endpoint schemas are UNVERIFIED: the reference lists only the common names
+# (prompt, duration as a string for Kling, aspect_ratio, negative_prompt, image_url).
+KLING = Family("kling", durations=(5, 10), aspect_ratios=("16:9", "9:16", "1:1"), seed=False)
+HAILUO = Family(
+    "minimax-hailuo",
+    durations=(6, 10),
+    aspect=False,
+    text_aspect_ratio="16:9",
+    seed=False,
+    negative_prompt=False,
+)
+VEO3 = Family(
+    "veo3",
+    durations=(4, 6, 8),
+    duration_suffix="s",
+    aspect_ratios=("16:9", "9:16"),
+    resolutions={"720p": "720p", "1080p": "1080p"},
+)
+GENERIC = Family("generic", known=False)
+
+
+def family_for(endpoint: str) -> Family:
+    segments = endpoint.lower().split("/")
+    if "kling-video" in segments:
+        return KLING
+    if any(s.startswith("hailuo") for s in segments):
+        return HAILUO
+    if any(s.startswith("veo3") for s in segments):
+        return VEO3
+    return GENERIC
+
+
+def check_endpoint(endpoint: str | None) -> str:
+    value = (endpoint or "").strip().strip("/")
+    if not _ENDPOINT.fullmatch(value) or value.count("/") < 1:
+        raise InvalidParameter(
+            f"fal: upstream model {value!r} is not a fal endpoint id such as "
+            "'fal-ai/kling-video/v2.1/master/text-to-video'",
+            param="model",
+        )
+    return value
+
+
+def endpoint_for(endpoint: str, has_image: bool) -> str:
+    if has_image and endpoint.endswith(_T2V):
+        return endpoint[: -len(_T2V)] + _I2V
+    return endpoint
+
+
+def app_id(endpoint: str) -> str:
+    """``owner/app`` (``namespace/owner/app``) of an endpoint id, without the subpath."""
+    parts = endpoint.split("/")
+    return "/".join(parts[: 3 if parts[0] in _NAMESPACES else 2])
+
+
+def check_spec(spec: JobSpec, endpoint: str, who: str) -> None:
+    """InvalidParameter for what the endpoint cannot do (no I/O)."""
+    fam = family_for(endpoint)
+    image_endpoint = endpoint.endswith(_I2V)
+    if spec.kind != "generate":
+        raise InvalidParameter(
+            f"{who} cannot {spec.kind} videos; allowed: text or image to video", param="kind"
+        )
+    if spec.n != 1:
+        raise InvalidParameter(f"{who} makes one video per request; allowed n: 1", param="n")
+    if fam.durations is not None and spec.seconds not in fam.durations:
+        allowed = ", ".join(map(str, fam.durations))
+        raise InvalidParameter(
+            f"{who} cannot make {spec.seconds} s videos; allowed seconds: {allowed}",
+            param="seconds",
+        )
+    if spec.image is None and image_endpoint:
+        raise InvalidParameter(f"{who} needs a first frame image", param="image")
+    if spec.image is not None and fam.known and not image_endpoint:
+        raise InvalidParameter(
+            f"{who} takes no input image; use an image-to-video endpoint", param="image"
+        )
+    ratios = fam.aspect_ratios if fam.aspect else None
+    if spec.image is None and not fam.aspect and fam.text_aspect_ratio:
+        ratios = (fam.text_aspect_ratio,)
+    if spec.image is None and ratios is not None and spec.aspect_ratio not in ratios:
+        raise InvalidParameter(
+            f"{who} cannot make {spec.aspect_ratio} videos; allowed aspect_ratio: "
+            f"{', '.join(ratios)}",
+            param="aspect_ratio",
+        )
+    if fam.resolutions and spec.resolution not in fam.resolutions:
+        raise InvalidParameter(
+            f"{who} cannot make {spec.resolution} videos; allowed resolution: "
+            f"{', '.join(fam.resolutions)}",
+            param="resolution",
+        )
+    if spec.negative_prompt is not None and not fam.negative_prompt:
+        raise InvalidParameter(f"{who} takes no negative_prompt", param="negative_prompt")
+    if spec.seed is not None and not fam.seed:
+        raise InvalidParameter(f"{who} takes no seed", param="seed")
+
+
+def build_input(
+    spec: JobSpec, endpoint: str, image: str | None, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The request body for ``endpoint`` (already swapped by ``endpoint_for``)."""
+    fam = family_for(endpoint)
+    body: dict[str, Any] = {**(extra or {}), "prompt": spec.prompt}
+    body["duration"] = f"{spec.seconds}{fam.duration_suffix}"
+    # An image-to-video endpoint takes its frame from the image.
+    if fam.aspect and image is None:
+        body["aspect_ratio"] = spec.aspect_ratio
+    if spec.resolution in fam.resolutions:
+        body["resolution"] = fam.resolutions[spec.resolution]
+    if image is not None:
+        body["image_url"] = image
+    if spec.seed is not None and fam.seed:
+        body["seed"] = spec.seed
+    if spec.negative_prompt is not None and fam.negative_prompt:
+        body["negative_prompt"] = spec.negative_prompt
+    return body
+
+
+def request_path(created: Mapping[str, Any], endpoint: str, base_path: str = "") -> str:
+    """The upstream id: ``{owner}/{app}/requests/{request_id}``, from the returned
+    ``status_url`` where it has that shape, else built from the endpoint id."""
+    request_id = created.get("request_id")
+    if not isinstance(request_id, str) or not re.fullmatch(_SEGMENT, request_id):
+        raise ProviderError("upstream_bad_response", "fal: no request_id", retryable=False)
+    status_url = created.get("status_url")
+    suffix = f"/requests/{request_id}/status"
+    if isinstance(status_url, str):
+        path = urlsplit(status_url).path
+        if path.endswith(suffix):
+            app = path[: -len(suffix)]
+            if base_path and app.startswith(base_path + "/"):
+                app = app[len(base_path) :]
+            candidate = f"{app.strip('/')}/requests/{request_id}"
+            if _REQUEST_PATH.fullmatch(candidate):
+                return candidate
+    return f"{app_id(endpoint)}/requests/{request_id}"
+
+
+def parse_status(body: Mapping[str, Any], poll_s: float = _POLL_S) -> UpstreamStatus:
+    status = str(body.get("status") or "")
+    if status == "IN_QUEUE":
+        return UpstreamStatus("queued", poll_after_s=poll_s)
+    if status == "COMPLETED":
+        error, error_type = body.get("error"), body.get("error_type")
+        # COMPLETED only means the request ended; an app failure rides on it [SDK].
+        if error or error_type:
+            return UpstreamStatus(
+                "failed",
+                error_code=str(error_type or "request_failed"),
+                error_message=str(error or error_type),
+            )
+        return UpstreamStatus("succeeded", progress=100)
+    return UpstreamStatus("running", poll_after_s=poll_s)  # IN_PROGRESS, or anything new
+
+
+def output_urls(output: object) -> list[str]:
+    """``{"video": {"url"}}`` (or a bare URL), or ``{"videos": [...]}``."""
+    if not isinstance(output, dict):
+        return []
+    items = (
+        output.get("videos") if isinstance(output.get("videos"), list) else [output.get("video")]
+    )
+    urls: list[str] = []
+    for item in items or []:
+        url = item.get("url") if isinstance(item, dict) else item
+        if isinstance(url, str) and url:
+            urls.append(url)
+    return urls
+
+
+def error_message(response: httpx.Response) -> str | None:
+    """``{"detail": str | [{loc, msg}]}``, with ``x-fal-error-type`` when present."""
+    error_type = response.headers.get("x-fal-error-type")
+    text: str | None = None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        detail = body.get("detail")
+        error_type = error_type or (
+            body.get("error_type") if isinstance(body.get("error_type"), str) else None
+        )
+        if isinstance(detail, str):
+            text = detail
+        elif isinstance(detail, list):
+            text = "; ".join(_validation_item(item) for item in detail)
+    text = text or default_error_message(response)
+    if error_type and text:
+        return f"{text} ({error_type})"
+    return text or error_type
+
+
+def _validation_item(item: object) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    loc = [str(p) for p in item.get("loc", []) if p != "body"]
+    msg = str(item.get("msg", "invalid"))
+    return f"{'.'.join(loc)}: {msg}" if loc else msg
+
+
+class FalProvider:
+    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+        self.name = config.name
+        self._deps = deps
+        self._poll_s = float(config.options.get("poll_s", _POLL_S))
+        self._extra = dict(config.options.get("input") or {})
+        base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._base_path = urlsplit(base_url).path.rstrip("/")
+        self._http = UpstreamClient(
+            provider=config.name,
+            base_url=base_url,
+            headers={"Authorization": f"Key {config.secret('api_key')}"},
+            timeout_s=config.timeout_s,
+            error_message=error_message,
+        )
+
+    def _endpoint(self, spec: JobSpec, upstream_model: str | None) -> tuple[str, str]:
+        endpoint = endpoint_for(check_endpoint(upstream_model), spec.image is not None)
+        return endpoint, f"{self.name} (fal {endpoint})"
+
+    def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
+        check_spec(spec, *self._endpoint(spec, upstream_model))
+
+    async def submit(
+        self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
+    ) -> SubmitResult:
+        # idempotency_key is unused: the queue API has no idempotency mechanism.
+        endpoint, who = self._endpoint(spec, upstream_model)
+        check_spec(spec, endpoint, who)
+        image = await image_data_url(self._deps, spec.image) if spec.image else None
+        body = build_input(spec, endpoint, image, self._extra)
+        created = await self._http.json("POST", f"/{endpoint}", json=body)
+        if not isinstance(created, dict):
+            raise ProviderError(
+                "upstream_bad_response", f"{self.name}: submit answered no object", retryable=False
+            )
+        return SubmitResult(
+            request_path(created, endpoint, self._base_path), poll_after_s=self._poll_s
+        )
+
+    def _path(self, upstream_id: str) -> str:
+        if not _REQUEST_PATH.fullmatch(upstream_id) or ".." in upstream_id.split("/"):
+            raise ProviderError(
+                "invalid_upstream_id", f"{self.name}: malformed request id", retryable=False
+            )
+        return f"/{upstream_id}"
+
+    async def status(self, upstream_id: str) -> UpstreamStatus:
+        body = await self._http.json(
+            "GET", f"{self._path(upstream_id)}/status", params={"logs": "1"}
+        )
+        if not isinstance(body, dict):
+            raise ProviderError(
+                "upstream_bad_response", f"{self.name}: status is not an object", retryable=True
+            )
+        return parse_status(body, self._poll_s)
+
+    async def fetch(
+        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+    ) -> list[Path]:
+        output = await self._http.json("GET", self._path(upstream_id))
+        urls = output_urls(output)
+        if not urls:
+            raise ProviderError(
+                "upstream_bad_response",
+                f"{self.name}: the result has no video URL",
+                retryable=False,
+            )
+        paths: list[Path] = []
+        for index, url in enumerate(urls):
+            try:
+                paths.append(await self._http.download(url, dest_dir / f"{index}.mp4"))
+            except ProviderError as error:
+                if error.expired:
+                    raise ProviderError(
+                        "result_expired",
+                        f"{self.name}: the result file is gone and fal keeps one URL per result",
+                        retryable=False,
+                        expired=True,
+                    ) from error
+                raise
+            if progress is not None:
+                progress((index + 1) / len(urls))
+        return paths
+
+    async def cancel(self, upstream_id: str) -> None:
+        try:
+            await self._http.request("PUT", f"{self._path(upstream_id)}/cancel")
+        except ProviderError as error:
+            # ALREADY_COMPLETED (400) / NOT_FOUND (404): nothing left to stop.
+            if error.code not in ("upstream_rejected", "upstream_not_found"):
+                raise
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def create(config: DeploymentConfig, deps: ProviderDeps) -> FalProvider:
+    return FalProvider(config, deps)

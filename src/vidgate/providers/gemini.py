@@ -1,0 +1,404 @@
+"""The Gemini API (``generativelanguage.googleapis.com``, key in ``x-goog-api-key``), in
+the two shapes it has served video in; ``upstream_model`` picks the shape.
+
+``gemini-omni-*``: the Interactions API (reference 2.3), Google's current video path.
+``POST /v1/interactions`` with ``background: true`` and a video ``response_format``;
+poll ``GET /v1/interactions/{id}``; cancel ``POST /v1/interactions/{id}/cancel``. The
+video is the last ``video`` block of the last ``model_output`` step (the SDK's
+``output_video`` helper is derived from ``steps``; a top-level ``output_video`` is read
+too), as a ``uri`` or inline ``data``. One interaction makes one video.
+``gemini-omni-flash-preview`` was shut down on 2026-09-30 (3P).
+
+``veo-*``: the legacy operation shape (reference 2.2). ``POST /v1beta/models/{m}
+:predictLongRunning``, poll ``GET /v1beta/{operation name}``, results at
+``response.generateVideoResponse.generatedSamples[].video.uri``, downloaded with the
+key from ``GET /v1beta/files/{id}:download?alt=media``. Shut down: veo-2.0/3.0 on
+2026-06-30, veo-3.1-*-preview on 2026-10-22 (UNVERIFIED on Google's own page). Kept for
+deployments that still answer it (a proxy, a region, a late shutdown); it has no fps
+or seed, no cancel, and files kept 2 days (UNVERIFIED) that cannot be re-issued.
+
+``upstream_id``: ``interactions/{id}`` for Omni; the operation name
+(``models/{m}/operations/{id}``) plus ``#n=<sampleCount>`` for Veo.
+Options: ``poll_interval_s`` (5), ``interactions_api_version`` (v1).
+Neither shape takes an idempotency key, so a resubmission makes a second video.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from vidgate.core.deployments import DeploymentConfig
+from vidgate.core.errors import InvalidParameter
+from vidgate.core.spec import JobSpec
+from vidgate.providers.base import (
+    ProgressCallback,
+    ProviderDeps,
+    ProviderError,
+    SubmitResult,
+    UpstreamStatus,
+)
+from vidgate.providers.http import UpstreamClient
+from vidgate.providers.inputs import image_base64, read_blob
+from vidgate.providers.vertex import (
+    DEFAULT_POLL_S,
+    google_error_message,
+    join_upstream_id,
+    operation_status,
+    refine_error,
+    split_upstream_id,
+    write_base64,
+)
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+DEFAULT_MODEL = "gemini-omni-1.1-flash"
+ASPECT_RATIOS = ("16:9", "9:16")
+FPS = 24
+# Capabilities are UNVERIFIED (3P, reference 2.3): 1.1 Flash 3-10 s, 1.2 Flash 3-15 s,
+# 360p-4K, extension by 3-10 s up to 40 s in all.
+OMNI_RESOLUTIONS = {"360p": "360p", "720p": "720p", "1080p": "1080p", "4K": "4k"}
+OMNI_MAX_TOTAL_S = 40
+# Legacy Veo (UNVERIFIED, earlier Google docs): 4|6|8 s, 8 s for 1080p/4k, up to 4 videos.
+VEO_SECONDS = (4, 6, 8)
+VEO_RESOLUTIONS = {"720p": "720p", "1080p": "1080p", "4K": "4k"}
+VEO_MAX_SAMPLES = 4
+_INTERACTIONS = "interactions/"
+_OMNI_STATES: dict[str, Literal["queued", "running", "succeeded", "cancelled"]] = {
+    "queued": "queued",
+    "in_progress": "running",
+    "completed": "succeeded",
+    "cancelled": "cancelled",
+}
+# Statuses a background video interaction must not end in; each is a failure for us.
+_OMNI_FAILED = {"failed", "incomplete", "budget_exceeded", "requires_action",
+                "requires_continuation", "continuation_required", "idle"}  # fmt: skip
+# ``/v1beta/files/{id}:download`` (or ``/files/{id}``) on the API's host.
+_FILES_PATH = re.compile(r"/v1[a-z0-9]*/files/([A-Za-z0-9_-]+)(?::download)?")
+
+
+def is_omni(model: str) -> bool:
+    return model.startswith("gemini-omni")
+
+
+def _reject(message: str, param: str) -> InvalidParameter:
+    return InvalidParameter(message, param=param)
+
+
+def omni_seconds(model: str) -> tuple[int, int]:
+    return (3, 15) if model.startswith("gemini-omni-1.2") else (3, 10)
+
+
+def check_omni(spec: JobSpec, model: str, where: str) -> None:
+    low, high = omni_seconds(model)
+    if not low <= spec.seconds <= high:
+        raise _reject(
+            f"duration {spec.seconds} is not supported by {where}; allowed: {low}-{high}",
+            "seconds",
+        )
+    if (
+        spec.kind == "extend"
+        and spec.source
+        and spec.source.seconds + spec.seconds > OMNI_MAX_TOTAL_S
+    ):
+        raise _reject(
+            f"{where} extends videos up to {OMNI_MAX_TOTAL_S} s in all; allowed: up to "
+            f"{max(0, OMNI_MAX_TOTAL_S - spec.source.seconds)} more seconds",
+            "seconds",
+        )
+    if spec.resolution not in OMNI_RESOLUTIONS:
+        raise _reject(
+            f"resolution {spec.resolution} is not supported by {where}; "
+            f"allowed: {', '.join(OMNI_RESOLUTIONS)}",
+            "resolution",
+        )
+    if spec.n != 1:
+        raise _reject(
+            f"n {spec.n} is not supported by {where}, one video per request; allowed: 1", "n"
+        )
+    if spec.negative_prompt:
+        # The Interactions API has no negative-prompt field (reference 2.3).
+        raise _reject(
+            f"negative_prompt is not supported by {where}; allowed: none", "negative_prompt"
+        )
+
+
+def check_veo(spec: JobSpec, where: str) -> None:
+    if spec.kind != "generate":
+        raise _reject(f"{spec.kind} is not supported by {where}; allowed: generate", "video")
+    if spec.seconds not in VEO_SECONDS:
+        raise _reject(
+            f"duration {spec.seconds} is not supported by {where}; allowed: 4, 6, 8", "seconds"
+        )
+    if spec.resolution not in VEO_RESOLUTIONS:
+        raise _reject(
+            f"resolution {spec.resolution} is not supported by {where}; allowed: "
+            f"{', '.join(VEO_RESOLUTIONS)}",
+            "resolution",
+        )
+    if spec.resolution != "720p" and spec.seconds != 8:
+        raise _reject(f"{where} makes {spec.resolution} only at 8 s; allowed: 8", "seconds")
+    if not 1 <= spec.n <= VEO_MAX_SAMPLES:
+        raise _reject(f"n {spec.n} is not supported by {where}; allowed: 1-4", "n")
+    if spec.seed is not None:
+        # The Gemini API rejects seed (and fps) for Veo (reference 2.2).
+        raise _reject(f"seed is not supported by {where}; allowed: none", "seed")
+
+
+def check_spec(spec: JobSpec, model: str, provider: str) -> None:
+    where = f"{provider} (Gemini API {model})"
+    if not (is_omni(model) or model.startswith("veo-")):
+        raise _reject(f"{where}: unknown model family; allowed: gemini-omni-*, veo-*", "model")
+    if spec.aspect_ratio not in ASPECT_RATIOS:
+        raise _reject(
+            f"aspect_ratio {spec.aspect_ratio} is not supported by {where}; "
+            f"allowed: {', '.join(ASPECT_RATIOS)}",
+            "aspect_ratio",
+        )
+    if spec.fps != FPS:
+        raise _reject(f"fps {spec.fps} is not supported by {where}; allowed: {FPS}", "fps")
+    if is_omni(model):
+        check_omni(spec, model, where)
+    else:
+        check_veo(spec, where)
+
+
+def omni_request(
+    spec: JobSpec, model: str, *, image_b64: str | None = None, video_b64: str | None = None
+) -> dict[str, Any]:
+    """The Interactions create body; the wire example in reference 2.3 is the model."""
+    blocks: list[dict[str, Any]] = []
+    if video_b64 is not None:
+        blocks.append({"type": "video", "data": video_b64, "mime_type": "video/mp4"})
+    if image_b64 is not None and spec.image is not None:
+        blocks.append({"type": "image", "data": image_b64, "mime_type": spec.image.content_type})
+    body: dict[str, Any] = {
+        "model": model,
+        "input": [{"type": "text", "text": spec.prompt}, *blocks] if blocks else spec.prompt,
+        "response_modalities": ["video"],
+        "response_format": {
+            "type": "video",
+            "aspect_ratio": spec.aspect_ratio,
+            "resolution": OMNI_RESOLUTIONS[spec.resolution],
+            "duration": f"{spec.seconds}s",
+            "delivery": "uri",
+        },
+        "background": True,
+    }
+    config: dict[str, Any] = {}
+    if spec.seed is not None:
+        config["seed"] = spec.seed  # generation_config.seed; UNVERIFIED for video models
+    if spec.kind != "generate":
+        # A remix is Omni's "edit" of the source video (UNVERIFIED mapping).
+        config["video_config"] = {"task": "extend" if spec.kind == "extend" else "edit"}
+    if config:
+        body["generation_config"] = config
+    return body
+
+
+def omni_video(interaction: dict[str, Any]) -> dict[str, Any] | None:
+    """The result video block: ``output_video``, else the last video content of the
+    model output after the last user input (how the SDK derives it), else legacy
+    ``outputs``."""
+    if isinstance(interaction.get("output_video"), dict):
+        return dict(interaction["output_video"])
+    for step in reversed(interaction.get("steps") or []):
+        if not isinstance(step, dict) or step.get("type") == "user_input":
+            break
+        if step.get("type") == "model_output":
+            for item in reversed(step.get("content") or []):
+                if isinstance(item, dict) and item.get("type") == "video":
+                    return item
+    for item in reversed(interaction.get("outputs") or []):
+        if isinstance(item, dict) and item.get("type") == "video":
+            return item
+    return None
+
+
+def omni_status(interaction: dict[str, Any], poll_s: float) -> UpstreamStatus:
+    status = str(interaction.get("status"))
+    if status in _OMNI_FAILED:
+        errors = [e for e in interaction.get("errors") or [] if isinstance(e, dict)]
+        for step in interaction.get("steps") or []:
+            if isinstance(step, dict) and isinstance(step.get("error"), dict):
+                errors.append(step["error"])
+        message = "; ".join(str(e.get("message") or e.get("code")) for e in errors)
+        code = str(errors[0].get("code") or status) if errors else status
+        return UpstreamStatus("failed", error_code=code, error_message=message or status)
+    state = _OMNI_STATES.get(status, "running")
+    if state == "succeeded" and omni_video(interaction) is None:
+        return UpstreamStatus(
+            "failed", error_code="no_output", error_message="completed without a video"
+        )
+    if state in ("queued", "running"):
+        return UpstreamStatus(state, poll_after_s=poll_s)
+    return UpstreamStatus(state, progress=100 if state == "succeeded" else None)
+
+
+def veo_request(spec: JobSpec, *, image_b64: str | None = None) -> dict[str, Any]:
+    instance: dict[str, Any] = {"prompt": spec.prompt}
+    if image_b64 is not None and spec.image is not None:
+        instance["image"] = {"bytesBase64Encoded": image_b64, "mimeType": spec.image.content_type}
+    parameters: dict[str, Any] = {
+        "sampleCount": spec.n,
+        "durationSeconds": spec.seconds,
+        "aspectRatio": spec.aspect_ratio,
+        "resolution": VEO_RESOLUTIONS[spec.resolution],
+    }
+    if spec.negative_prompt:
+        parameters["negativePrompt"] = spec.negative_prompt
+    return {"instances": [instance], "parameters": parameters}
+
+
+def veo_samples(op: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    response = op.get("response") if isinstance(op.get("response"), dict) else None
+    result = (response or {}).get("generateVideoResponse")
+    result = result if isinstance(result, dict) else {}
+    videos = [
+        s["video"]
+        for s in result.get("generatedSamples") or []
+        if isinstance(s, dict) and isinstance(s.get("video"), dict) and s["video"].get("uri")
+    ]
+    return result, videos
+
+
+class GeminiProvider:
+    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+        self.name = config.name
+        self._deps = deps
+        self._poll_s = float(config.options.get("poll_interval_s", DEFAULT_POLL_S))
+        self._version = str(config.options.get("interactions_api_version") or "v1")
+        base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._api_host = urlsplit(base_url).netloc
+        self._http = UpstreamClient(
+            provider=config.name,
+            base_url=base_url,
+            headers={"x-goog-api-key": config.secret("api_key")},
+            timeout_s=config.timeout_s,
+            error_message=google_error_message,
+        )
+
+    def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
+        check_spec(spec, upstream_model or DEFAULT_MODEL, self.name)
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            body = await self._http.json(method, path, **kwargs)
+        except ProviderError as error:
+            refined = refine_error(error)
+            if refined is error:
+                raise
+            raise refined from error
+        if not isinstance(body, dict):
+            raise ProviderError(
+                "upstream_bad_response", f"{self.name}: expected a JSON object", retryable=True
+            )
+        return body
+
+    async def submit(
+        self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
+    ) -> SubmitResult:
+        """``idempotency_key`` is unused: neither API takes one."""
+        model = upstream_model or DEFAULT_MODEL
+        image = await image_base64(self._deps, spec.image) if spec.image else None
+        if not is_omni(model):
+            path = f"/v1beta/models/{model}:predictLongRunning"
+            op = await self._call("POST", path, json=veo_request(spec, image_b64=image))
+            if not isinstance(op.get("name"), str):
+                raise ProviderError("upstream_bad_response", "no operation name", retryable=False)
+            return SubmitResult(join_upstream_id(op["name"], spec.n), poll_after_s=self._poll_s)
+        video = None
+        if spec.kind != "generate" and spec.source is not None:
+            video = base64.b64encode(await read_blob(self._deps, spec.source.sha256)).decode()
+        body = omni_request(spec, model, image_b64=image, video_b64=video)
+        interaction = await self._call("POST", f"/{self._version}/interactions", json=body)
+        if not isinstance(interaction.get("id"), str):
+            raise ProviderError("upstream_bad_response", "no interaction id", retryable=False)
+        return SubmitResult(_INTERACTIONS + interaction["id"], poll_after_s=self._poll_s)
+
+    async def _read(self, upstream_id: str) -> tuple[dict[str, Any], UpstreamStatus]:
+        if upstream_id.startswith(_INTERACTIONS):
+            interaction = await self._call(
+                "GET", f"/{self._version}/{upstream_id}", params={"stream": "false"}
+            )
+            return interaction, omni_status(interaction, self._poll_s)
+        name, expected = split_upstream_id(upstream_id)
+        if not name.startswith("models/") or "/operations/" not in name:
+            raise ProviderError("upstream_bad_id", f"not a Gemini id: {name}", retryable=False)
+        op = await self._call("GET", f"/v1beta/{name}")
+        result, videos = veo_samples(op)
+        return op, operation_status(op, result, videos, expected, self._poll_s)
+
+    async def status(self, upstream_id: str) -> UpstreamStatus:
+        return (await self._read(upstream_id))[1]
+
+    async def _results(self, upstream_id: str) -> list[dict[str, Any]]:
+        body, state = await self._read(upstream_id)
+        if state.state != "succeeded":
+            raise ProviderError(
+                "upstream_not_ready",
+                f"{self.name}: the task is {state.state}: {state.error_message or ''}",
+                retryable=state.state in ("queued", "running"),
+            )
+        if upstream_id.startswith(_INTERACTIONS):
+            return [omni_video(body) or {}]
+        return veo_samples(body)[1]
+
+    async def _download(self, video: dict[str, Any], dest: Path) -> Path:
+        if video.get("data"):
+            return await write_base64(str(video["data"]), dest)
+        uri = str(video.get("uri") or "")
+        parts = urlsplit(uri)
+        ours = parts.netloc in (self._api_host, urlsplit(DEFAULT_BASE_URL).netloc)
+        file_id = _FILES_PATH.fullmatch(parts.path)
+        if ours and file_id:
+            # A Files API URI: the SDK downloads it by id through the API, with the key.
+            url = f"/v1beta/files/{file_id.group(1)}:download?alt=media"
+            return await self._http.download(url, dest, authenticated=True)
+        # The key goes only to the API's own host, never to a signed URL elsewhere.
+        return await self._http.download(uri, dest, authenticated=ours)
+
+    async def fetch(
+        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+    ) -> list[Path]:
+        videos = await self._results(upstream_id)
+        paths: list[Path] = []
+        for index in range(len(videos)):
+            dest = dest_dir / f"{index}.mp4"
+            try:
+                paths.append(await self._download(videos[index], dest))
+            except ProviderError as error:
+                if not error.expired:
+                    raise
+                # Re-read once: a fresh URL is retried; the same one is gone for good
+                # (Files API results are kept 2 days and never re-issued).
+                fresh = (await self._results(upstream_id))[index]
+                if fresh.get("uri") == videos[index].get("uri") and not fresh.get("data"):
+                    raise ProviderError(
+                        "result_expired", error.message, retryable=False, expired=True
+                    ) from error
+                paths.append(await self._download(fresh, dest))
+            if progress is not None:
+                progress((index + 1) / len(videos))
+        return paths
+
+    async def cancel(self, upstream_id: str) -> None:
+        """Omni: ``POST /v1/interactions/{id}/cancel``. Veo operations: a no-op, the
+        Gemini API exposes no cancel for them."""
+        if not upstream_id.startswith(_INTERACTIONS):
+            return
+        try:
+            await self._call("POST", f"/{self._version}/{upstream_id}/cancel")
+        except ProviderError as error:
+            # Already finished or gone: nothing left to stop.
+            if error.code not in ("upstream_not_found", "upstream_rejected"):
+                raise
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def create(config: DeploymentConfig, deps: ProviderDeps) -> GeminiProvider:
+    return GeminiProvider(config, deps)

@@ -1,0 +1,383 @@
+"""Replicate predictions (reference section 6).
+
+- create: ``POST /v1/models/{owner}/{name}/predictions`` ``{input}`` for an upstream
+  model written ``owner/name``, or ``POST /v1/predictions`` ``{version, input}`` for
+  ``owner/name:<64-hex version>`` (or a bare version id). Never ``Prefer: wait``: the
+  engine polls, and sync mode would hold a worker for up to a minute.
+- poll ``GET /v1/predictions/{id}``: ``starting`` -> queued, ``processing`` -> running
+  (progress from the last tqdm-style line in ``logs``, as the SDK reads it),
+  ``succeeded``, ``failed`` (with ``error``), ``canceled``, and ``aborted`` (a deadline
+  passed before it started; newer than SDK 1.0.7). Unknown statuses count as running.
+- output: a URL string or a list of them, public (no auth). Replicate deletes API
+  prediction outputs after 1 hour and cannot re-issue them, so an expired link is a
+  final ``result_expired``.
+- cancel: ``POST /v1/predictions/{id}/cancel``.
+- no idempotency key exists: a create whose response was lost may leave a duplicate
+  prediction upstream.
+- ``metrics.predict_time`` is compute seconds, not money: cost stays None.
+
+Inputs are model-defined; ``MODEL_INPUTS`` maps the normalized spec onto the few video
+models we know, and anything else gets ``GENERIC`` (prompt, duration, aspect_ratio,
+seed, negative_prompt, image). Options: ``input`` (extra inputs sent to every
+prediction, e.g. ``{"prompt_optimizer": false}``; mapped fields win), ``poll_s``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from vidgate.core.deployments import DeploymentConfig
+from vidgate.core.errors import InvalidParameter
+from vidgate.core.spec import JobSpec
+from vidgate.providers.base import (
+    ProgressCallback,
+    ProviderDeps,
+    ProviderError,
+    SubmitResult,
+    UpstreamState,
+    UpstreamStatus,
+)
+from vidgate.providers.http import UpstreamClient, default_error_message
+from vidgate.providers.inputs import image_data_url
+
+DEFAULT_BASE_URL = "https://api.replicate.com/v1"
+# The SDK polls every 0.5 s; a video takes minutes, so 2 s costs nothing noticeable.
+_POLL_S = 2.0
+_VERSION = re.compile(r"[0-9a-f]{64}")
+_MODEL = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+# tqdm: " 45%|████▌     | 9/20 [00:03<00:04,  2.6it/s]" (the SDK's Progress.parse).
+_TQDM = re.compile(r"^\s*(\d+)%\s*\|.+?\|\s*(\d+)/(\d+)")
+# Replicate appends a documented code to some errors, e.g. "... (E005)"; the exact form
+# is UNVERIFIED (not in the reference), so it is only used when present.
+_ERROR_CODE = re.compile(r"\((E\d{3,4})\)\s*$")
+_STATES: dict[str, UpstreamState] = {
+    "starting": "queued",
+    "processing": "running",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "canceled": "cancelled",
+}
+
+
+@dataclass(frozen=True)
+class InputMap:
+    """How one model names the common inputs; a field of None means it has no such input."""
+
+    label: str
+    duration_field: str | None = "duration"
+    durations: tuple[int, ...] | None = None  # None: any whole number of seconds
+    aspect_field: str | None = "aspect_ratio"
+    aspect_ratios: tuple[str, ...] | None = None  # None: passed through unchecked
+    # With no aspect input, the ratio the model makes from text alone (an image sets it).
+    text_aspect_ratio: str | None = None
+    resolution_field: str | None = None
+    resolutions: Mapping[str, str] = field(default_factory=dict)  # ours -> the model's
+    max_seconds: Mapping[str, int] = field(default_factory=dict)  # per resolution
+    image_field: str | None = "image"
+    seed_field: str | None = "seed"
+    negative_field: str | None = "negative_prompt"
+
+
+# minimax/hailuo-2.3: prompt, duration 6|10, resolution 768p|1080p, first_frame_image,
+# prompt_optimizer [DOC replicate.com model page, reference section 6]. 720p asks for the
+# nearest it makes (768p). 1080p only at 6 s and 16:9 from text alone are MiniMax's own
+# rules (section 8); that Replicate enforces them too is UNVERIFIED.
+HAILUO = InputMap(
+    "minimax/hailuo-2.3",
+    durations=(6, 10),
+    aspect_field=None,
+    text_aspect_ratio="16:9",
+    resolution_field="resolution",
+    resolutions={"720p": "768p", "1080p": "1080p"},
+    max_seconds={"1080p": 6},
+    image_field="first_frame_image",
+    seed_field=None,
+    negative_field=None,
+)
+# kwaivgi/kling-v2.x: prompt, duration 5|10, aspect_ratio, start_image, negative_prompt;
+# ``mode`` standard (720p) | pro (1080p). All UNVERIFIED (not in the reference).
+KLING = InputMap(
+    "kwaivgi/kling",
+    durations=(5, 10),
+    aspect_ratios=("16:9", "9:16", "1:1"),
+    resolution_field="mode",
+    resolutions={"720p": "standard", "1080p": "pro"},
+    image_field="start_image",
+    seed_field=None,
+)
+GENERIC = InputMap("generic")
+MODEL_INPUTS: dict[str, InputMap] = {"minimax/hailuo-2.3": HAILUO}
+MODEL_PREFIXES: tuple[tuple[str, InputMap], ...] = (("kwaivgi/kling-", KLING),)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str | None  # owner/name
+    version: str | None
+
+
+def parse_model(upstream_model: str | None) -> ModelRef:
+    """``owner/name``, ``owner/name:<version>`` or a bare 64-hex version id."""
+    value = (upstream_model or "").strip()
+    if _VERSION.fullmatch(value):
+        return ModelRef(None, value)
+    name, _, version = value.partition(":")
+    if not _MODEL.fullmatch(name) or (version and not _VERSION.fullmatch(version)):
+        raise InvalidParameter(
+            f"replicate: upstream model {value!r} is not 'owner/name' or "
+            "'owner/name:<64-hex version>'",
+            param="model",
+        )
+    return ModelRef(name, version or None)
+
+
+def input_map(ref: ModelRef) -> InputMap:
+    if ref.name is None:
+        return GENERIC
+    if ref.name in MODEL_INPUTS:
+        return MODEL_INPUTS[ref.name]
+    return next((m for prefix, m in MODEL_PREFIXES if ref.name.startswith(prefix)), GENERIC)
+
+
+def check_spec(spec: JobSpec, m: InputMap, who: str) -> None:
+    """InvalidParameter for what the model cannot do (no I/O)."""
+    if spec.kind != "generate":
+        raise InvalidParameter(
+            f"{who} cannot {spec.kind} videos; allowed: text or image to video", param="kind"
+        )
+    if spec.n != 1:
+        raise InvalidParameter(f"{who} makes one video per prediction; allowed n: 1", param="n")
+    if m.durations is not None and spec.seconds not in m.durations:
+        allowed = ", ".join(map(str, m.durations))
+        raise InvalidParameter(
+            f"{who} cannot make {spec.seconds} s videos; allowed seconds: {allowed}",
+            param="seconds",
+        )
+    ratios, how = (m.aspect_ratios if m.aspect_field else None), ""
+    if m.aspect_field is None and m.text_aspect_ratio and spec.image is None:
+        ratios, how = (m.text_aspect_ratio,), " from text (a first frame sets the ratio)"
+    if ratios is not None and spec.aspect_ratio not in ratios:
+        raise InvalidParameter(
+            f"{who} cannot make {spec.aspect_ratio} videos{how}; allowed aspect_ratio: "
+            f"{', '.join(ratios)}",
+            param="aspect_ratio",
+        )
+    if m.resolutions and spec.resolution not in m.resolutions:
+        raise InvalidParameter(
+            f"{who} cannot make {spec.resolution} videos; allowed resolution: "
+            f"{', '.join(m.resolutions)}",
+            param="resolution",
+        )
+    limit = m.max_seconds.get(spec.resolution)
+    if limit is not None and spec.seconds > limit:
+        raise InvalidParameter(
+            f"{who} makes {spec.resolution} videos of at most {limit} s; allowed seconds "
+            f"at {spec.resolution}: {limit}",
+            param="seconds",
+        )
+    if spec.image is not None and m.image_field is None:
+        raise InvalidParameter(f"{who} takes no input image", param="image")
+    if spec.negative_prompt is not None and m.negative_field is None:
+        raise InvalidParameter(f"{who} takes no negative_prompt", param="negative_prompt")
+    if spec.seed is not None and m.seed_field is None:
+        raise InvalidParameter(f"{who} takes no seed", param="seed")
+
+
+def build_input(
+    spec: JobSpec, m: InputMap, image: str | None, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The prediction's ``input`` (``check_spec`` has refused what the model lacks)."""
+    body: dict[str, Any] = {**(extra or {}), "prompt": spec.prompt}
+    if m.duration_field:
+        body[m.duration_field] = spec.seconds  # an integer on every known model
+    if m.aspect_field:
+        body[m.aspect_field] = spec.aspect_ratio
+    if m.resolution_field and spec.resolution in m.resolutions:
+        body[m.resolution_field] = m.resolutions[spec.resolution]
+    if image is not None and m.image_field:
+        body[m.image_field] = image
+    if spec.seed is not None and m.seed_field:
+        body[m.seed_field] = spec.seed
+    if spec.negative_prompt is not None and m.negative_field:
+        body[m.negative_field] = spec.negative_prompt
+    return body
+
+
+def log_progress(logs: object) -> int | None:
+    """Percent from the last tqdm-style line in ``logs`` (bars redraw with ``\\r``)."""
+    if not isinstance(logs, str):
+        return None
+    for line in reversed(re.split(r"[\r\n]+", logs)):
+        match = _TQDM.match(line)
+        if match:
+            return max(0, min(100, int(match[1])))
+    return None
+
+
+def parse_status(body: Mapping[str, Any], poll_s: float = _POLL_S) -> UpstreamStatus:
+    status = str(body.get("status") or "")
+    if status == "aborted":
+        return UpstreamStatus(
+            "failed",
+            error_code="prediction_aborted",
+            error_message="the prediction was aborted before it started (its deadline passed)",
+        )
+    state = _STATES.get(status, "running")  # unknown statuses: keep polling
+    if state == "failed":
+        error = body.get("error")
+        message = str(error) if error else "the prediction failed"
+        match = _ERROR_CODE.search(message)
+        return UpstreamStatus(
+            "failed",
+            error_code=match[1] if match else "prediction_failed",
+            error_message=message,
+        )
+    if state == "succeeded":
+        return UpstreamStatus("succeeded", progress=100)
+    if state == "cancelled":
+        return UpstreamStatus("cancelled")
+    progress = log_progress(body.get("logs")) if state == "running" else None
+    return UpstreamStatus(state, progress=progress, poll_after_s=poll_s)
+
+
+def output_urls(output: object) -> list[str]:
+    """A URL string, a list of them, or (some models) ``{"video": url}``."""
+    if isinstance(output, str):
+        return [output] if output else []
+    if isinstance(output, list):
+        return [item for item in output if isinstance(item, str) and item]
+    if isinstance(output, dict):
+        video = output.get("video") or output.get("url")
+        return [video] if isinstance(video, str) and video else []
+    return []
+
+
+def error_message(response: httpx.Response) -> str | None:
+    """RFC 7807 ``{type, title, status, detail}``: "title: detail"."""
+    try:
+        body = response.json()
+    except ValueError:
+        return default_error_message(response)
+    if isinstance(body, dict):
+        title, detail = body.get("title"), body.get("detail")
+        parts = [str(v).strip() for v in (title, detail) if isinstance(v, str) and v.strip()]
+        if parts:
+            return ": ".join(parts)
+    return default_error_message(response)
+
+
+class ReplicateProvider:
+    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+        self.name = config.name
+        self._deps = deps
+        self._poll_s = float(config.options.get("poll_s", _POLL_S))
+        self._extra = dict(config.options.get("input") or {})
+        self._http = UpstreamClient(
+            provider=config.name,
+            base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
+            headers={"Authorization": f"Bearer {config.secret('api_key')}"},
+            timeout_s=config.timeout_s,
+            error_message=error_message,
+        )
+
+    def _who(self, ref: ModelRef) -> str:
+        return f"{self.name} (Replicate {ref.name or ref.version})"
+
+    def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
+        ref = parse_model(upstream_model)
+        check_spec(spec, input_map(ref), self._who(ref))
+
+    async def submit(
+        self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
+    ) -> SubmitResult:
+        # idempotency_key is unused: Replicate has no idempotency mechanism.
+        ref = parse_model(upstream_model)
+        mapping = input_map(ref)
+        check_spec(spec, mapping, self._who(ref))
+        image = await image_data_url(self._deps, spec.image) if spec.image else None
+        inputs = build_input(spec, mapping, image, self._extra)
+        if ref.version is not None:
+            path, payload = "/predictions", {"version": ref.version, "input": inputs}
+        else:
+            path, payload = f"/models/{ref.name}/predictions", {"input": inputs}
+        body = await self._http.json("POST", path, json=payload)
+        prediction_id = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(prediction_id, str) or not prediction_id:
+            raise ProviderError(
+                "upstream_bad_response", f"{self.name}: create returned no id", retryable=False
+            )
+        return SubmitResult(prediction_id, poll_after_s=self._poll_s)
+
+    async def _prediction(self, upstream_id: str) -> dict[str, Any]:
+        body = await self._http.json("GET", f"/predictions/{quote(upstream_id, safe='')}")
+        if not isinstance(body, dict):
+            raise ProviderError(
+                "upstream_bad_response", f"{self.name}: prediction is not an object", retryable=True
+            )
+        return body
+
+    async def status(self, upstream_id: str) -> UpstreamStatus:
+        return parse_status(await self._prediction(upstream_id), self._poll_s)
+
+    async def fetch(
+        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+    ) -> list[Path]:
+        body = await self._prediction(upstream_id)
+        state = parse_status(body).state
+        if state != "succeeded":
+            raise ProviderError(
+                "result_not_ready",
+                f"{self.name}: prediction {upstream_id} is {body.get('status')!r}",
+                retryable=state in ("queued", "running"),
+            )
+        urls = output_urls(body.get("output"))
+        if not urls:
+            if body.get("data_removed"):
+                raise _expired(self.name)
+            raise ProviderError(
+                "upstream_bad_response",
+                f"{self.name}: the prediction has no output URL",
+                retryable=False,
+            )
+        paths: list[Path] = []
+        for index, url in enumerate(urls):
+            try:
+                paths.append(await self._http.download(url, dest_dir / f"{index}.mp4"))
+            except ProviderError as error:
+                if error.expired:
+                    raise _expired(self.name) from error
+                raise
+            if progress is not None:
+                progress((index + 1) / len(urls))
+        return paths
+
+    async def cancel(self, upstream_id: str) -> None:
+        try:
+            await self._http.request("POST", f"/predictions/{quote(upstream_id, safe='')}/cancel")
+        except ProviderError as error:
+            if error.code != "upstream_not_found":
+                raise
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _expired(who: str) -> ProviderError:
+    return ProviderError(
+        "result_expired",
+        f"{who}: Replicate deletes prediction outputs an hour after they finish; "
+        "this one can no longer be downloaded",
+        retryable=False,
+        expired=True,
+    )
+
+
+def create(config: DeploymentConfig, deps: ProviderDeps) -> ReplicateProvider:
+    return ReplicateProvider(config, deps)

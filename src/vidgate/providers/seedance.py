@@ -1,0 +1,372 @@
+"""ByteDance Seedance through BytePlus ModelArk (reference section 9).
+
+    POST   /contents/generations/tasks       {model, content: [...], resolution, ratio, ...}
+    GET    /contents/generations/tasks/{id}  {status, error, content: {video_url}, usage}
+    DELETE /contents/generations/tasks/{id}  queued -> cancelled; finished -> deleted
+
+Base URL ``https://ark.ap-southeast.bytepluses.com/api/v3``,
+``Authorization: Bearer <ARK key>``, errors ``{"error": {"code", "message", "param",
+"type"}}``.
+
+- ``upstream_id`` is the task id (``cgt-...``); nothing else is needed to poll.
+- One video per task, at a fixed 24 fps: ``n > 1`` and other frame rates are refused.
+- The first frame goes in ``content`` as an ``image_url`` with role ``first_frame``,
+  as a ``data:`` URI (section 10), so no public URL of ours is needed.
+- The API has no negative prompt and no idempotency key (none is documented), so a
+  submit re-run after a crash may leave a second task upstream.
+- No progress is reported. ``usage.completion_tokens`` is the billed amount; with the
+  deployment option ``usd_per_million_tokens`` it becomes the job's cost.
+- ``content.video_url`` is valid for 24 hours from generation (section 9); whether a
+  later read signs a new one is UNVERIFIED, so an expired URL is re-read once and the
+  fetch gives up with ``result_expired`` when the URL is the same.
+
+Deployment options (all optional): ``watermark``, ``camera_fixed``, ``generate_audio``,
+``service_tier`` (``default`` | ``flex``), ``execution_expires_after`` (seconds),
+sent as given; ``usd_per_million_tokens`` for the cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from vidgate.core.deployments import DeploymentConfig
+from vidgate.core.errors import InvalidParameter
+from vidgate.core.spec import JobSpec
+from vidgate.providers.base import (
+    ProgressCallback,
+    Provider,
+    ProviderDeps,
+    ProviderError,
+    SubmitResult,
+    UpstreamState,
+    UpstreamStatus,
+)
+from vidgate.providers.http import UpstreamClient
+from vidgate.providers.inputs import image_data_url
+
+NAME = "seedance"
+DEFAULT_BASE_URL = "https://ark.ap-southeast.bytepluses.com/api/v3"
+_TASKS = "/contents/generations/tasks"
+# No poll hint from the API; the engine backs off on its own after the first poll.
+FIRST_POLL_S = 2.0
+FPS = 24
+RESOLUTIONS = ("480p", "720p", "1080p")
+RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9")
+# Sent to the API as given (section 9, top-level parameters).
+PASSTHROUGH_OPTIONS = (
+    "watermark",
+    "camera_fixed",
+    "generate_audio",
+    "service_tier",
+    "execution_expires_after",
+)
+_OPTIONS = {*PASSTHROUGH_OPTIONS, "usd_per_million_tokens"}
+_SEED_RANGE = (-1, 2**32 - 1)
+_STATES: dict[str, UpstreamState] = {
+    "queued": "queued",
+    "running": "running",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+_MAX_REMEMBERED = 256
+
+
+# --- pure mapping ------------------------------------------------------------------
+
+
+def duration_range(model: str) -> tuple[int, int]:
+    """Seconds a model takes: 1.x 2-12, 2.0 4-15 (section 9). An endpoint id (``ep-``)
+    hides its model, so it gets the union and the upstream decides."""
+    if model.startswith("ep-"):
+        return 2, 15
+    if "seedance-2-0" in model:
+        return 4, 15
+    return 2, 12
+
+
+def check_spec(spec: JobSpec, model: str) -> None:
+    """Raise ``InvalidParameter`` for what Seedance cannot do."""
+
+    def refuse(what: str, allowed: str, param: str) -> InvalidParameter:
+        return InvalidParameter(f"seedance ({model}): {what}; allowed: {allowed}", param=param)
+
+    if spec.kind != "generate":
+        raise refuse(f"{spec.kind} is not supported", "generate", "video")
+    if spec.n != 1:
+        raise refuse(f"n {spec.n} is not supported: one video per task", "1", "n")
+    if spec.fps != FPS:
+        raise refuse(f"fps {spec.fps} is not supported: the frame rate is fixed", "24", "fps")
+    low, high = duration_range(model)
+    if not low <= spec.seconds <= high:
+        raise refuse(f"duration {spec.seconds} is not supported", f"{low}-{high}", "seconds")
+    if spec.resolution not in RESOLUTIONS:
+        raise refuse(
+            f"resolution {spec.resolution} is not supported", ", ".join(RESOLUTIONS), "resolution"
+        )
+    if spec.aspect_ratio not in RATIOS:
+        raise refuse(
+            f"aspect_ratio {spec.aspect_ratio} is not supported", ", ".join(RATIOS), "aspect_ratio"
+        )
+    if spec.seed is not None and not _SEED_RANGE[0] <= spec.seed <= _SEED_RANGE[1]:
+        raise refuse(f"seed {spec.seed} is out of range", "-1 to 4294967295", "seed")
+    if spec.negative_prompt is not None:
+        raise refuse("a negative prompt is not supported", "a prompt only", "negative_prompt")
+    if spec.image is not None and "-t2v-" in model:
+        raise refuse("an input image is not supported by this text-to-video model", "none", "image")
+    if spec.image is None and "-i2v-" in model:
+        raise refuse("this image-to-video model needs an input image", "an image", "image")
+
+
+def build_body(
+    spec: JobSpec, model: str, image: str | None, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The create body; ``image`` is a ``data:`` URI or None."""
+    content: list[dict[str, Any]] = [{"type": "text", "text": spec.prompt}]
+    if image is not None:
+        content.append({"type": "image_url", "image_url": {"url": image}, "role": "first_frame"})
+    body: dict[str, Any] = {
+        "model": model,
+        "content": content,
+        "resolution": spec.resolution,
+        "ratio": spec.aspect_ratio,
+        # An integer number of seconds (section 10); fps is not a parameter (fixed 24).
+        "duration": spec.seconds,
+    }
+    if spec.seed is not None:
+        body["seed"] = spec.seed
+    body.update({k: options[k] for k in PASSTHROUGH_OPTIONS if k in options})
+    return body
+
+
+def parse_error(body: Any) -> tuple[str | None, str | None]:
+    """``(code, message)`` from Ark's ``{"error": {"code", "message", ...}}``."""
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if not isinstance(error, Mapping):
+        return None, None
+    code, message = error.get("code"), error.get("message")
+    return (str(code) if code else None, str(message) if message else None)
+
+
+def error_message(response: httpx.Response) -> str | None:
+    try:
+        code, message = parse_error(response.json())
+    except ValueError:
+        return response.text.strip()[:500] or None
+    if message and code:
+        return f"{message} ({code})"
+    return message or code
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    status: UpstreamStatus
+    video_url: str | None
+
+
+def parse_task(body: Any, usd_per_million_tokens: Decimal | None = None) -> Task:
+    if not isinstance(body, Mapping):
+        raise _bad_response("a task that is not a JSON object")
+    raw = str(body.get("status", ""))
+    if raw == "expired":
+        # Not run within execution_expires_after (section 9).
+        return Task(
+            UpstreamStatus(
+                "failed",
+                error_code="upstream_task_expired",
+                error_message=f"{NAME}: the task expired before it ran (execution_expires_after)",
+            ),
+            None,
+        )
+    state = _STATES.get(raw)
+    if state is None:
+        raise _bad_response(f"unknown task status {raw!r}")
+    if state == "failed":
+        code, message = parse_error(body)
+        return Task(
+            UpstreamStatus(
+                "failed",
+                error_code=code or "upstream_failed",
+                error_message=f"{NAME}: {message or 'the task failed'}",
+            ),
+            None,
+        )
+    if state != "succeeded":
+        return Task(UpstreamStatus(state), None)
+    content = body.get("content")
+    url = content.get("video_url") if isinstance(content, Mapping) else None
+    cost = _cost(body.get("usage"), usd_per_million_tokens)
+    return Task(
+        UpstreamStatus("succeeded", progress=100, cost=cost),
+        url if isinstance(url, str) and url else None,
+    )
+
+
+def _cost(usage: Any, usd_per_million_tokens: Decimal | None) -> Decimal | None:
+    """Tokens billed x the deployment's price; only successful videos are billed."""
+    if usd_per_million_tokens is None or not isinstance(usage, Mapping):
+        return None
+    tokens = usage.get("completion_tokens")
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+        return None
+    return Decimal(tokens) * usd_per_million_tokens / Decimal(1_000_000)
+
+
+def _bad_response(what: str) -> ProviderError:
+    return ProviderError("upstream_bad_response", f"{NAME}: {what}", retryable=True)
+
+
+def _price(config: DeploymentConfig) -> Decimal | None:
+    raw = config.options.get("usd_per_million_tokens")
+    if raw is None:
+        return None
+    try:
+        price = Decimal(str(raw))
+    except InvalidOperation:
+        price = Decimal(-1)
+    if not price.is_finite() or price < 0:
+        raise ValueError(
+            f"deployment {config.name!r}: usd_per_million_tokens must be a number >= 0"
+        )
+    return price
+
+
+# --- the adapter -------------------------------------------------------------------
+
+
+class SeedanceProvider:
+    name = NAME
+
+    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+        unknown = set(config.options) - _OPTIONS
+        if unknown:
+            raise ValueError(
+                f"deployment {config.name!r}: unknown seedance option(s) "
+                f"{', '.join(sorted(unknown))}; known: {', '.join(sorted(_OPTIONS))}"
+            )
+        api_key = config.secret("api_key")
+        self._deps = deps
+        self._options = dict(config.options)
+        self._price = _price(config)
+        self._results: dict[str, str] = {}
+        self._client = UpstreamClient(
+            provider=NAME,
+            base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout_s=config.timeout_s,
+            error_message=error_message,
+        )
+
+    def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
+        check_spec(spec, upstream_model or spec.model)
+
+    async def submit(
+        self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
+    ) -> SubmitResult:
+        """``idempotency_key`` is unused: ModelArk documents no idempotency key."""
+        model = upstream_model or spec.model
+        _check_again(self, spec, model)
+        image = await image_data_url(self._deps, spec.image) if spec.image else None
+        created = await self._client.json(
+            "POST", _TASKS, json=build_body(spec, model, image, self._options)
+        )
+        task_id = created.get("id") if isinstance(created, Mapping) else None
+        if not isinstance(task_id, str) or not task_id:
+            raise _bad_response("the create response has no task id")
+        return SubmitResult(task_id, poll_after_s=FIRST_POLL_S)
+
+    async def _read(self, upstream_id: str) -> Task:
+        return parse_task(await self._client.json("GET", f"{_TASKS}/{upstream_id}"), self._price)
+
+    async def status(self, upstream_id: str) -> UpstreamStatus:
+        task = await self._read(upstream_id)
+        if task.status.state == "succeeded" and task.video_url:
+            if len(self._results) >= _MAX_REMEMBERED:
+                self._results.pop(next(iter(self._results)))
+            self._results[upstream_id] = task.video_url
+        return task.status
+
+    async def _video_url(self, upstream_id: str) -> str:
+        task = await self._read(upstream_id)
+        if task.status.state != "succeeded":
+            raise ProviderError(
+                "result_missing",
+                f"{NAME}: task {upstream_id} is {task.status.state}, not succeeded",
+                retryable=False,
+            )
+        if task.video_url is None:
+            raise _bad_response(f"task {upstream_id} succeeded without content.video_url")
+        return task.video_url
+
+    async def fetch(
+        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+    ) -> list[Path]:
+        """Download ``content.video_url`` (the one from the last status read first)."""
+        url = self._results.pop(upstream_id, None) or await self._video_url(upstream_id)
+        dest = dest_dir / "0.mp4"
+        try:
+            await self._client.download(url, dest)
+        except ProviderError as exc:
+            if not exc.expired:
+                raise
+            fresh = await self._video_url(upstream_id)
+            if fresh == url:
+                raise ProviderError(
+                    "result_expired",
+                    f"{NAME}: the result URL has expired (it is valid for 24 hours) and the "
+                    "task gives no new one",
+                    retryable=False,
+                ) from exc
+            await self._client.download(fresh, dest)
+        if progress is not None:
+            progress(1.0)
+        return [dest]
+
+    async def cancel(self, upstream_id: str) -> None:
+        """``DELETE`` cancels a queued task and deletes a finished one; a running task
+        cannot be stopped (section 9). A task that is gone or already cancelled is
+        fine; a running one raises ``cancel_refused`` (the engine logs it)."""
+        try:
+            await self._client.request("DELETE", f"{_TASKS}/{upstream_id}")
+        except ProviderError as exc:
+            if exc.code == "upstream_not_found":
+                return
+            if exc.code != "upstream_rejected":
+                raise
+            try:
+                state = (await self._read(upstream_id)).status.state
+            except ProviderError as gone:
+                if gone.code == "upstream_not_found":
+                    return
+                raise
+            if state == "cancelled":
+                return
+            raise ProviderError(
+                "cancel_refused",
+                f"{NAME}: the task is {state} and cannot be cancelled ({exc.message})",
+                retryable=False,
+            ) from exc
+        finally:
+            self._results.pop(upstream_id, None)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _check_again(provider: Provider, spec: JobSpec, upstream_model: str | None) -> None:
+    """Routing validated the spec already; a refusal here (a job routed before a config
+    change) must still reach the engine as a ProviderError, which is all it handles."""
+    try:
+        provider.validate(spec, upstream_model)
+    except InvalidParameter as exc:
+        raise ProviderError("invalid_parameter", exc.message, retryable=False) from exc
+
+
+def create(config: DeploymentConfig, deps: ProviderDeps) -> SeedanceProvider:
+    return SeedanceProvider(config, deps)

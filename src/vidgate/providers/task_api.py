@@ -1,0 +1,328 @@
+"""A generic upstream that speaks the multi-model routers' task shape.
+
+    POST {base}/v1/videos/generations      {model, prompt, duration, resolution, ...}
+    GET  {base}/v1/videos/generations/{id} {id, status, progress, error, data: [{url}]}
+
+with ``Authorization: Bearer <api_key>`` and OpenAI-style error bodies
+``{"error": {"message", "type", "param", "code"}}``. vidgate's own
+``/v1/videos/generations`` is one such upstream (docs/api.md), so one gateway can sit
+in front of another.
+
+- ``upstream_id`` is the upstream's generation id, unchanged.
+- The idempotency key travels as ``Idempotency-Key``: vidgate (and routers that honour
+  the header) return the same generation when a submit is re-run after a crash.
+- Statuses ``queued | processing | completed | failed``; a failure whose
+  ``error.code`` is ``cancelled`` is how vidgate reports a cancelled job.
+- ``data[]`` has one entry per video (``n`` may be > 1). Its links are signed with an
+  expiry, and every read signs them again, so an expired link is refreshed by reading
+  the generation once more.
+- The shape has no cancel; ``DELETE /v1/videos/{id}`` (vidgate's OpenAI-shape delete,
+  which cancels the job) is tried on a best-effort basis.
+- Remix and extend are not part of the shape: only ``generate`` is accepted.
+
+Deployment settings: ``base_url`` (required; with or without a trailing ``/v1``),
+``credentials.api_key``. No options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from vidgate.core.deployments import DeploymentConfig
+from vidgate.core.errors import InvalidParameter
+from vidgate.core.spec import JobSpec
+from vidgate.providers.base import (
+    ProgressCallback,
+    Provider,
+    ProviderDeps,
+    ProviderError,
+    SubmitResult,
+    UpstreamState,
+    UpstreamStatus,
+)
+from vidgate.providers.http import UpstreamClient
+from vidgate.providers.inputs import image_data_url
+
+NAME = "task_api"
+# The task shape gives no poll hint; the engine backs off on its own after this.
+FIRST_POLL_S = 2.0
+_GENERATIONS = "/v1/videos/generations"
+# Statuses of the shape, plus the spellings other routers use for the same states.
+_STATES: dict[str, UpstreamState] = {
+    "queued": "queued",
+    "pending": "queued",
+    "submitted": "queued",
+    "processing": "running",
+    "in_progress": "running",
+    "running": "running",
+    "completed": "succeeded",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "canceled": "cancelled",
+}
+# Results URLs remembered from a status read, for the fetch that follows it.
+_MAX_REMEMBERED = 256
+
+
+# --- pure mapping ------------------------------------------------------------------
+
+
+def build_body(spec: JobSpec, model: str, image: str | None) -> dict[str, Any]:
+    """The create body for ``spec``; ``image`` is a ``data:`` URL or None."""
+    body: dict[str, Any] = {
+        "model": model,
+        "prompt": spec.prompt,
+        "duration": spec.seconds,
+        "resolution": spec.resolution,
+        "aspect_ratio": spec.aspect_ratio,
+        "fps": spec.fps,
+        "n": spec.n,
+    }
+    if spec.seed is not None:
+        body["seed"] = spec.seed
+    if spec.negative_prompt is not None:
+        body["negative_prompt"] = spec.negative_prompt
+    if image is not None:
+        body["image"] = image
+    return body
+
+
+def parse_error(body: Any) -> tuple[str | None, str | None]:
+    """``(code, message)`` from ``{"error": {"code", "message"}}`` (or ``{"error": "..."}``)."""
+    if not isinstance(body, Mapping):
+        return None, None
+    error = body.get("error")
+    if isinstance(error, str):
+        return None, error
+    if not isinstance(error, Mapping):
+        return None, None
+    code, message = error.get("code"), error.get("message")
+    return (
+        str(code) if code not in (None, "") else None,
+        str(message) if message not in (None, "") else None,
+    )
+
+
+def error_message(response: httpx.Response) -> str | None:
+    """The upstream's message with its code, for ProviderError texts."""
+    try:
+        code, message = parse_error(response.json())
+    except ValueError:
+        return response.text.strip()[:500] or None
+    if message and code:
+        return f"{message} ({code})"
+    return message or code
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    status: UpstreamStatus
+    # Result URLs in output order; empty until the generation has completed.
+    urls: list[str]
+
+
+def parse_generation(body: Any) -> Generation:
+    if not isinstance(body, Mapping):
+        raise _bad_response("a generation that is not a JSON object")
+    raw = str(body.get("status", "")).lower()
+    state = _STATES.get(raw)
+    if state is None:
+        raise _bad_response(f"unknown generation status {raw!r}")
+    code, message = parse_error(body)
+    if state == "failed" and code == "cancelled":
+        # vidgate reports a cancelled job as failed with error.code "cancelled".
+        state = "cancelled"
+    progress = _progress(body.get("progress"))
+    if state == "succeeded":
+        return Generation(
+            UpstreamStatus("succeeded", progress=100, cost=_cost(body)), _result_urls(body)
+        )
+    if state == "failed":
+        return Generation(
+            UpstreamStatus(
+                "failed",
+                progress=progress,
+                error_code=code or "upstream_failed",
+                error_message=f"{NAME}: {message or 'the upstream generation failed'}",
+            ),
+            [],
+        )
+    return Generation(UpstreamStatus(state, progress=progress), [])
+
+
+def _progress(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return max(0, min(100, int(value)))
+
+
+def _cost(body: Mapping[str, Any]) -> Decimal | None:
+    """What the upstream billed, when it says so in USD (vidgate: ``cost``+``currency``)."""
+    value = body.get("cost")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    if str(body.get("currency", "")).upper() != "USD":
+        return None
+    try:
+        cost = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return cost if cost.is_finite() and cost >= 0 else None
+
+
+def _result_urls(body: Mapping[str, Any]) -> list[str]:
+    data = body.get("data")
+    if not isinstance(data, list):
+        return []
+    entries = [e for e in data if isinstance(e, Mapping) and isinstance(e.get("url"), str)]
+    # Outputs carry an index; without one, the list order is the output order.
+    entries.sort(key=lambda e: e["index"] if isinstance(e.get("index"), int) else 0)
+    return [str(e["url"]) for e in entries]
+
+
+def _bad_response(what: str) -> ProviderError:
+    return ProviderError("upstream_bad_response", f"{NAME}: {what}", retryable=True)
+
+
+def api_root(base_url: str) -> str:
+    """``https://host[/prefix]`` without a trailing ``/v1``: routes add ``/v1/...``."""
+    root = base_url.rstrip("/")
+    return root[: -len("/v1")] if root.endswith("/v1") else root
+
+
+# --- the adapter -------------------------------------------------------------------
+
+
+class TaskApiProvider:
+    name = NAME
+
+    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+        if not config.base_url:
+            raise ValueError(f"deployment {config.name!r}: task_api needs a base_url")
+        if config.options:
+            raise ValueError(
+                f"deployment {config.name!r}: task_api takes no options "
+                f"(got {', '.join(sorted(config.options))})"
+            )
+        api_key = config.secret("api_key")
+        self._deps = deps
+        self._results: dict[str, list[str]] = {}
+        self._client = UpstreamClient(
+            provider=NAME,
+            base_url=api_root(config.base_url),
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout_s=config.timeout_s,
+            error_message=error_message,
+        )
+
+    def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
+        if spec.kind != "generate":
+            raise InvalidParameter(
+                f"task_api: {spec.kind} is not part of the task API "
+                "(POST /v1/videos/generations); allowed: generate",
+                param="video",
+            )
+
+    async def submit(
+        self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
+    ) -> SubmitResult:
+        _check_again(self, spec, upstream_model)
+        image = await image_data_url(self._deps, spec.image) if spec.image else None
+        body = build_body(spec, upstream_model or spec.model, image)
+        created = await self._client.json(
+            "POST", _GENERATIONS, json=body, headers={"Idempotency-Key": idempotency_key}
+        )
+        task_id = created.get("id") if isinstance(created, Mapping) else None
+        if not isinstance(task_id, str) or not task_id:
+            raise _bad_response("the create response has no generation id")
+        return SubmitResult(task_id, poll_after_s=FIRST_POLL_S)
+
+    async def _read(self, upstream_id: str) -> Generation:
+        body = await self._client.json("GET", f"{_GENERATIONS}/{upstream_id}")
+        return parse_generation(body)
+
+    async def status(self, upstream_id: str) -> UpstreamStatus:
+        generation = await self._read(upstream_id)
+        if generation.status.state == "succeeded" and generation.urls:
+            if len(self._results) >= _MAX_REMEMBERED:
+                self._results.pop(next(iter(self._results)))
+            self._results[upstream_id] = generation.urls
+        return generation.status
+
+    async def _fresh_urls(self, upstream_id: str) -> list[str]:
+        generation = await self._read(upstream_id)
+        if generation.status.state != "succeeded":
+            raise ProviderError(
+                "result_missing",
+                f"{NAME}: generation {upstream_id} is {generation.status.state}, not completed",
+                retryable=False,
+            )
+        if not generation.urls:
+            raise _bad_response(f"generation {upstream_id} completed without result URLs")
+        return generation.urls
+
+    async def fetch(
+        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+    ) -> list[Path]:
+        """Download every ``data[].url``. The URLs from the last status read are used
+        first; when one has expired, the generation is read again for freshly signed
+        links (once)."""
+        urls = self._results.pop(upstream_id, None) or await self._fresh_urls(upstream_id)
+        paths: list[Path] = []
+        refreshed = False
+        while len(paths) < len(urls):
+            index = len(paths)
+            dest = dest_dir / f"{index}.mp4"
+            try:
+                paths.append(await self._client.download(urls[index], dest))
+            except ProviderError as exc:
+                if not exc.expired or refreshed:
+                    raise
+                refreshed = True
+                fresh = await self._fresh_urls(upstream_id)
+                if fresh == urls:
+                    raise ProviderError(
+                        "result_expired",
+                        f"{NAME}: the result URL has expired and the upstream gave no new one",
+                        retryable=False,
+                    ) from exc
+                urls = fresh
+                continue
+            if progress is not None:
+                progress(len(paths) / len(urls))
+        return paths
+
+    async def cancel(self, upstream_id: str) -> None:
+        """Best effort: the task shape has no cancel. A vidgate upstream cancels (and
+        deletes) the job on ``DELETE /v1/videos/{id}``; any other upstream that answers
+        404/405 or another refusal simply cannot cancel, which is not an error."""
+        try:
+            await self._client.request("DELETE", f"/v1/videos/{upstream_id}")
+        except ProviderError as exc:
+            if exc.code in ("upstream_not_found", "upstream_rejected"):
+                return
+            raise
+        self._results.pop(upstream_id, None)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _check_again(provider: Provider, spec: JobSpec, upstream_model: str | None) -> None:
+    """Routing validated the spec already; a refusal here (a job routed before a config
+    change) must still reach the engine as a ProviderError, which is all it handles."""
+    try:
+        provider.validate(spec, upstream_model)
+    except InvalidParameter as exc:
+        raise ProviderError("invalid_parameter", exc.message, retryable=False) from exc
+
+
+def create(config: DeploymentConfig, deps: ProviderDeps) -> TaskApiProvider:
+    return TaskApiProvider(config, deps)

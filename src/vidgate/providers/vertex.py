@@ -1,0 +1,432 @@
+"""Google Veo on Vertex AI ("Gemini Enterprise Agent Platform"), reference section 2.1.
+
+- create: ``POST /v1beta1/projects/{p}/locations/{l}/publishers/google/models/{m}
+  :predictLongRunning`` with ``{instances: [{prompt, image?, video?}], parameters}``;
+  the answer is a long-running Operation ``{name}``;
+- poll: ``POST /v1beta1/{model resource}:fetchPredictOperation {operationName}``; there
+  is no progress field, so a running operation reports no progress;
+- results: ``response.videos[]``, inline ``bytesBase64Encoded`` unless
+  ``options.storage_uri`` names a GCS prefix, then ``gcsUri`` objects read through the
+  GCS JSON API with the same token. Inline results come back on every poll, so they
+  never expire; a deleted GCS object cannot be asked for again;
+- RAI filtering: ``raiMediaFilteredCount``/``raiMediaFilteredReasons`` instead of videos;
+- no cancel and no idempotency key (a resubmission makes a second operation).
+
+``upstream_id`` is the operation name followed by ``#n=<sampleCount>``, so that a poll
+can tell a partly filtered result (fewer videos than asked for) from a complete one.
+
+Credentials: ``access_token``, a ready OAuth2 bearer token. A ``service_account_file``
+needs the OAuth2 JWT-bearer grant signed with RS256, which needs the ``cryptography``
+package; it is not installed, so such a deployment answers every call as unhealthy.
+Options: ``project`` (required), ``location`` (us-central1), ``api_version`` (v1beta1),
+``storage_uri``, ``storage_base_url``, ``generate_audio``, ``poll_interval_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from vidgate.core.deployments import DeploymentConfig
+from vidgate.core.errors import InvalidParameter
+from vidgate.core.spec import JobSpec
+from vidgate.providers.base import (
+    ProgressCallback,
+    ProviderDeps,
+    ProviderError,
+    SubmitResult,
+    UpstreamStatus,
+)
+from vidgate.providers.http import UpstreamClient, default_error_message
+from vidgate.providers.inputs import image_base64, read_blob
+
+DEFAULT_MODEL = "veo-3.1-generate-001"
+DEFAULT_LOCATION = "us-central1"
+STORAGE_BASE_URL = "https://storage.googleapis.com"
+# Veo takes one to a few minutes; Google's samples poll every 10-20 s.
+DEFAULT_POLL_S = 5.0
+ASPECT_RATIOS = ("16:9", "9:16")
+# Our names -> the API's (the docstring lists 720p/1080p; 4k was added 2026-01-13).
+RESOLUTIONS = {"720p": "720p", "1080p": "1080p", "4K": "4k"}
+# UNVERIFIED for Vertex: the reference lists 4|6|8 s for Veo 3 only from earlier Gemini
+# API docs (section 2.2); Veo 2 took 5-8 s. Veo renders 24 fps; sampleCount up to 4 (3P).
+MAX_SAMPLES = 4
+FPS = 24
+# google.rpc.Code numbers -> names, for Operation.error (which carries only the number).
+RPC_CODES = {
+    1: "CANCELLED",
+    2: "UNKNOWN",
+    3: "INVALID_ARGUMENT",
+    4: "DEADLINE_EXCEEDED",
+    5: "NOT_FOUND",
+    7: "PERMISSION_DENIED",
+    8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION",
+    10: "ABORTED",
+    13: "INTERNAL",
+    14: "UNAVAILABLE",
+    16: "UNAUTHENTICATED",
+}
+_RETRY_HINT = re.compile(r"\[retry after ([0-9.]+)s\]")
+_N_SUFFIX = re.compile(r"#n=([0-9]+)$")
+
+
+# --- shared Google mapping (also used by the Gemini API adapter) -------------------
+
+
+def google_error_message(response: httpx.Response) -> str | None:
+    """``STATUS: message`` from ``{"error": {code, message, status, details}}``, plus the
+    hints the status code alone loses: an ErrorInfo ``reason`` (API_KEY_INVALID rides on
+    a 400) and a RetryInfo ``retryDelay`` (Google's 429s carry it in the body, not in a
+    Retry-After header)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return default_error_message(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return default_error_message(response)
+    text = str(error.get("message") or f"HTTP {response.status_code}")
+    if error.get("status"):
+        text = f"{error['status']}: {text}"
+    for detail in error.get("details") or []:
+        if not isinstance(detail, dict):
+            continue
+        if isinstance(detail.get("reason"), str):
+            text += f" [{detail['reason']}]"
+        delay = detail.get("retryDelay")
+        if isinstance(delay, str) and delay.endswith("s"):
+            with contextlib.suppress(ValueError):
+                text += f" [retry after {float(delay[:-1]):g}s]"
+    return text
+
+
+def refine_error(error: ProviderError) -> ProviderError:
+    """Apply the hints ``google_error_message`` kept in the message."""
+    if error.code == "upstream_rejected" and "[API_KEY_INVALID]" in error.message:
+        return ProviderError("upstream_auth_failed", error.message, retryable=False, unhealthy=True)
+    hint = _RETRY_HINT.search(error.message)
+    if error.retryable and error.retry_after_s is None and hint:
+        return ProviderError(
+            error.code, error.message, retryable=True, retry_after_s=float(hint.group(1))
+        )
+    return error
+
+
+def rpc_error(error: Any) -> tuple[str, str]:
+    """(code name, message) of a google.rpc.Status."""
+    if not isinstance(error, dict):
+        return "UNKNOWN", str(error)
+    code = error.get("code")
+    name = RPC_CODES.get(code, str(code)) if isinstance(code, int) else str(code or "UNKNOWN")
+    return name, str(error.get("message") or name)
+
+
+def operation_status(
+    op: dict[str, Any],
+    result: dict[str, Any],
+    videos: list[Any],
+    expected: int | None,
+    poll_s: float,
+) -> UpstreamStatus:
+    """A Veo long-running operation as an UpstreamStatus. ``result`` holds the
+    raiMediaFiltered* fields and ``videos`` the usable outputs (their place differs
+    between Vertex and the Gemini API)."""
+    if op.get("error"):
+        code, message = rpc_error(op["error"])
+        return UpstreamStatus("failed", error_code=code, error_message=message)
+    if not op.get("done"):
+        # proto3 JSON leaves out ``done: false``; Veo reports no progress.
+        return UpstreamStatus("running", poll_after_s=poll_s)
+    if not videos or (expected is not None and len(videos) < expected):
+        filtered = result.get("raiMediaFilteredCount") or 0
+        reasons = "; ".join(str(r) for r in result.get("raiMediaFilteredReasons") or [])
+        made = f"{len(videos)} of {expected}" if expected else f"{len(videos)}"
+        message = f"{made} videos returned, {filtered} filtered by responsible-AI checks"
+        return UpstreamStatus(
+            "failed",
+            error_code="content_filtered" if filtered else "no_output",
+            error_message=f"{message}: {reasons}" if reasons else message,
+        )
+    return UpstreamStatus("succeeded", progress=100)
+
+
+def join_upstream_id(name: str, n: int) -> str:
+    return f"{name}#n={n}"
+
+
+def split_upstream_id(upstream_id: str) -> tuple[str, int | None]:
+    match = _N_SUFFIX.search(upstream_id)
+    if match is None:
+        return upstream_id, None
+    return upstream_id[: match.start()], int(match.group(1))
+
+
+async def write_base64(data: str, dest: Path) -> Path:
+    """Decode an inline result into ``dest`` (atomically, off the event loop)."""
+
+    def write() -> None:
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ProviderError(
+                "upstream_bad_response", "inline video is not valid base64", retryable=False
+            ) from exc
+        tmp = dest.with_name(f".{dest.name}.part")
+        tmp.write_bytes(raw)
+        os.replace(tmp, dest)
+
+    await asyncio.to_thread(write)
+    return dest
+
+
+# --- Vertex mapping ------------------------------------------------------------------
+
+
+def check_spec(spec: JobSpec, model: str, provider: str) -> None:
+    """What Vertex Veo cannot do, as a client error (no I/O)."""
+    where = f"{provider} (Vertex AI {model})"
+    if spec.kind == "remix":
+        raise InvalidParameter(f"remix is not supported by {where}; allowed: generate, extend")
+    seconds = (5, 6, 7, 8) if model.startswith("veo-2") else (4, 6, 8)
+    if spec.seconds not in seconds:
+        allowed = ", ".join(map(str, seconds))
+        raise InvalidParameter(
+            f"duration {spec.seconds} is not supported by {where}; allowed: {allowed}",
+            param="seconds",
+        )
+    if spec.aspect_ratio not in ASPECT_RATIOS:
+        raise InvalidParameter(
+            f"aspect_ratio {spec.aspect_ratio} is not supported by {where}; "
+            f"allowed: {', '.join(ASPECT_RATIOS)}",
+            param="aspect_ratio",
+        )
+    if spec.resolution not in RESOLUTIONS:
+        raise InvalidParameter(
+            f"resolution {spec.resolution} is not supported by {where}; "
+            f"allowed: {', '.join(RESOLUTIONS)}",
+            param="resolution",
+        )
+    if spec.fps != FPS:
+        raise InvalidParameter(
+            f"fps {spec.fps} is not supported by {where}; allowed: {FPS}", param="fps"
+        )
+    if not 1 <= spec.n <= MAX_SAMPLES:
+        raise InvalidParameter(
+            f"n {spec.n} is not supported by {where}; allowed: 1-{MAX_SAMPLES}", param="n"
+        )
+
+
+def build_request(
+    spec: JobSpec,
+    *,
+    image_b64: str | None = None,
+    video_b64: str | None = None,
+    storage_uri: str | None = None,
+    generate_audio: bool | None = None,
+) -> dict[str, Any]:
+    instance: dict[str, Any] = {"prompt": spec.prompt}
+    if image_b64 is not None and spec.image is not None:
+        instance["image"] = {"bytesBase64Encoded": image_b64, "mimeType": spec.image.content_type}
+    if video_b64 is not None:
+        # Extension input (UNVERIFIED which Veo models on Vertex accept it).
+        instance["video"] = {"bytesBase64Encoded": video_b64, "mimeType": "video/mp4"}
+    parameters: dict[str, Any] = {
+        "sampleCount": spec.n,
+        "durationSeconds": spec.seconds,
+        "aspectRatio": spec.aspect_ratio,
+        "resolution": RESOLUTIONS[spec.resolution],
+        "fps": spec.fps,
+    }
+    if spec.seed is not None:
+        parameters["seed"] = spec.seed
+    if spec.negative_prompt:
+        parameters["negativePrompt"] = spec.negative_prompt
+    if storage_uri:
+        parameters["storageUri"] = storage_uri
+    if generate_audio is not None:
+        parameters["generateAudio"] = generate_audio
+    return {"instances": [instance], "parameters": parameters}
+
+
+def result_videos(op: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    raw = op.get("response")
+    response: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    videos = [
+        v
+        for v in response.get("videos") or []
+        if isinstance(v, dict) and (v.get("bytesBase64Encoded") or v.get("gcsUri"))
+    ]
+    return response, videos
+
+
+def gcs_media_path(gcs_uri: str) -> str:
+    """``gs://bucket/a/b.mp4`` -> the GCS JSON API media download path."""
+    if not gcs_uri.startswith("gs://") or "/" not in gcs_uri[5:]:
+        raise ProviderError(
+            "upstream_bad_response", f"not a gs:// object URI: {gcs_uri}", retryable=False
+        )
+    bucket, name = gcs_uri[5:].split("/", 1)
+    return f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}?alt=media"
+
+
+def operation_resource(name: str) -> str:
+    """``projects/…/models/M/operations/ID`` -> ``projects/…/models/M``."""
+    resource, sep, op_id = name.partition("/operations/")
+    if not sep or not op_id or not resource.startswith("projects/"):
+        raise ProviderError(
+            "upstream_bad_id", f"not a Vertex operation name: {name}", retryable=False
+        )
+    return resource
+
+
+class VertexProvider:
+    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+        self.name = config.name
+        self._deps = deps
+        options = config.options
+        self._project = str(options.get("project") or "")
+        self._location = str(options.get("location") or DEFAULT_LOCATION)
+        self._version = str(options.get("api_version") or "v1beta1")
+        self._storage_uri = str(options["storage_uri"]) if options.get("storage_uri") else None
+        self._storage_base = str(options.get("storage_base_url") or STORAGE_BASE_URL).rstrip("/")
+        audio = options.get("generate_audio")
+        self._generate_audio = bool(audio) if audio is not None else None
+        self._poll_s = float(options.get("poll_interval_s", DEFAULT_POLL_S))
+        # Why this deployment cannot work, said on every call (routing keeps it out).
+        self._unusable: str | None = None
+        token = config.credentials.get("access_token")
+        if token is None:
+            self._unusable = (
+                "service-account keys need RS256 signing (the 'cryptography' package, not "
+                "installed); set credentials.access_token"
+                if "service_account_file" in config.credentials
+                else "no credentials.access_token"
+            )
+        elif not self._project:
+            self._unusable = "options.project is not set"
+        host = (
+            "https://aiplatform.googleapis.com"
+            if self._location == "global"
+            else f"https://{self._location}-aiplatform.googleapis.com"
+        )
+        bearer = token.get_secret_value() if token is not None else ""
+        self._http = UpstreamClient(
+            provider=config.name,
+            base_url=(config.base_url or host).rstrip("/"),
+            headers={"Authorization": f"Bearer {bearer}"},
+            timeout_s=config.timeout_s,
+            error_message=google_error_message,
+        )
+
+    def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
+        check_spec(spec, upstream_model or DEFAULT_MODEL, self.name)
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        if self._unusable:
+            raise ProviderError(
+                "upstream_misconfigured",
+                f"{self.name}: {self._unusable}",
+                retryable=False,
+                unhealthy=True,
+            )
+        try:
+            body = await self._http.json(method, path, **kwargs)
+        except ProviderError as error:
+            refined = refine_error(error)
+            if refined is error:
+                raise
+            raise refined from error
+        if not isinstance(body, dict):
+            raise ProviderError(
+                "upstream_bad_response", f"{self.name}: expected a JSON object", retryable=True
+            )
+        return body
+
+    async def submit(
+        self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
+    ) -> SubmitResult:
+        """``idempotency_key`` is unused: predictLongRunning takes no request id."""
+        model = upstream_model or DEFAULT_MODEL
+        image = await image_base64(self._deps, spec.image) if spec.image else None
+        video = None
+        if spec.kind == "extend" and spec.source is not None:
+            video = base64.b64encode(await read_blob(self._deps, spec.source.sha256)).decode()
+        body = build_request(
+            spec,
+            image_b64=image,
+            video_b64=video,
+            storage_uri=self._storage_uri,
+            generate_audio=self._generate_audio,
+        )
+        path = (
+            f"/{self._version}/projects/{self._project}/locations/{self._location}"
+            f"/publishers/google/models/{model}:predictLongRunning"
+        )
+        op = await self._call("POST", path, json=body)
+        if not isinstance(op.get("name"), str):
+            raise ProviderError(
+                "upstream_bad_response", f"{self.name}: no operation name", retryable=False
+            )
+        return SubmitResult(join_upstream_id(op["name"], spec.n), poll_after_s=self._poll_s)
+
+    async def _operation(self, upstream_id: str) -> tuple[dict[str, Any], int | None]:
+        name, expected = split_upstream_id(upstream_id)
+        path = f"/{self._version}/{operation_resource(name)}:fetchPredictOperation"
+        return await self._call("POST", path, json={"operationName": name}), expected
+
+    async def status(self, upstream_id: str) -> UpstreamStatus:
+        op, expected = await self._operation(upstream_id)
+        result, videos = result_videos(op)
+        return operation_status(op, result, videos, expected, self._poll_s)
+
+    async def fetch(
+        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+    ) -> list[Path]:
+        op, expected = await self._operation(upstream_id)
+        result, videos = result_videos(op)
+        state = operation_status(op, result, videos, expected, self._poll_s)
+        if state.state != "succeeded":
+            raise ProviderError(
+                "upstream_not_ready",
+                f"{self.name}: operation is {state.state}: {state.error_message or ''}",
+                retryable=state.state == "running",
+            )
+        paths: list[Path] = []
+        for index, video in enumerate(videos):
+            dest = dest_dir / f"{index}.mp4"
+            if video.get("bytesBase64Encoded"):
+                paths.append(await write_base64(str(video["bytesBase64Encoded"]), dest))
+            else:
+                # Objects in the operator's bucket: a deleted one is gone for good.
+                url = self._storage_base + gcs_media_path(str(video["gcsUri"]))
+                try:
+                    paths.append(await self._http.download(url, dest, authenticated=True))
+                except ProviderError as error:
+                    if error.expired:
+                        raise ProviderError(
+                            "result_expired", error.message, retryable=False, expired=True
+                        ) from error
+                    raise
+            if progress is not None:
+                progress((index + 1) / len(videos))
+        return paths
+
+    async def cancel(self, upstream_id: str) -> None:
+        """A no-op: Vertex exposes no cancel for Veo operations (reference 2.1)."""
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def create(config: DeploymentConfig, deps: ProviderDeps) -> VertexProvider:
+    return VertexProvider(config, deps)

@@ -1,0 +1,239 @@
+"""A fake Vertex AI Veo API (reference section 2.1): ``:predictLongRunning`` and
+``:fetchPredictOperation`` under ``/v1beta1/projects/{p}/locations/{l}/publishers/google/
+models/{m}``, OAuth bearer auth, Google error bodies, operations that omit ``done``
+until finished, inline base64 results (or ``gcsUri`` objects served by a fake GCS JSON
+API when the request sets ``storageUri``), and RAI filtering in place of videos.
+
+Controls besides the harness's: ``rai_failures`` renders ``fail_tasks`` as responsible-AI
+filtering (done, no videos, the message as the reason) instead of ``Operation.error``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.harness import FakeTask, FakeUpstream, InjectedError
+
+ACCESS_TOKEN = "ya29.test"
+PROJECT = "vidgate-test"
+LOCATION = "us-central1"
+DEPLOYMENT: dict[str, Any] = {
+    "provider": "vertex",
+    "credentials": {"access_token": ACCESS_TOKEN},
+    "options": {"project": PROJECT, "location": LOCATION, "poll_interval_s": 0.2},
+}
+UPSTREAM_MODEL = "veo-3.1-generate-001"
+SUPPORTS_IMAGE = True
+SUPPORTS_CANCEL = False
+# Inline results come back with every poll of the operation: nothing to expire.
+REFRESHES_URLS = True
+SECONDS = 8
+SIZE = "1280x720"
+
+MODELS = {"veo-3.1-generate-001", "veo-3.1-fast-generate-001", "veo-3.1-lite-generate-001"}
+_STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+                 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
+                 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}  # fmt: skip
+_RPC_NUMBERS = {"INVALID_ARGUMENT": 3, "NOT_FOUND": 5, "PERMISSION_DENIED": 7,
+                "RESOURCE_EXHAUSTED": 8, "FAILED_PRECONDITION": 9, "INTERNAL": 13}  # fmt: skip
+_MODEL_PREFIX = "/v1beta1/projects/{project}/locations/{location}/publishers/google/models"
+
+
+def google_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    name = _STATUS_NAMES.get(status, "UNKNOWN")
+    return JSONResponse(
+        {"error": {"code": status, "message": message, "status": name}},
+        status_code=status,
+        headers=headers,
+    )
+
+
+class FakeVertex(FakeUpstream):
+    name = "vertex"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[dict[str, Any]] = []
+        self.rai_failures = False
+
+    def error_for(self, status: int, headers: dict[str, str]) -> InjectedError:
+        messages = {
+            429: "Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_"
+            "base_model with base model: veo-3.1-generate. Please submit a quota increase "
+            "request.",
+            401: "Request had invalid authentication credentials.",
+        }
+        body = {
+            "error": {
+                "code": status,
+                "message": messages.get(status, f"injected {status}"),
+                "status": _STATUS_NAMES.get(status, "UNKNOWN"),
+            }
+        }
+        return InjectedError(status, body, headers)
+
+    def _unauthorized(self, request: Request) -> Response | None:
+        if request.headers.get("authorization") == f"Bearer {ACCESS_TOKEN}":
+            return None
+        return google_error(
+            401,
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+            "login cookie or other valid authentication credential.",
+        )
+
+    def _model(self, request: Request, action: str) -> tuple[str | None, Response | None]:
+        params = request.path_params
+        model, _, verb = params["model_action"].partition(":")
+        if verb != action:
+            return None, google_error(404, "Not Found")
+        if params["project"] != PROJECT:
+            return None, google_error(
+                403, f"Permission denied on resource project {params['project']}."
+            )
+        if model not in MODELS:
+            resource = f"projects/{params['project']}/locations/{params['location']}"
+            return None, google_error(
+                404,
+                f"Publisher Model `{resource}/publishers/google/models/{model}` was not found "
+                "or your project does not have access to it.",
+            )
+        return model, None
+
+    async def model_action(self, request: Request) -> Response:
+        verb = request.path_params["model_action"].partition(":")[2]
+        if verb == "predictLongRunning":
+            return await self.predict(request)
+        return await self.fetch_operation(request)
+
+    async def predict(self, request: Request) -> Response:
+        if (denied := self._unauthorized(request)) is not None:
+            return denied
+        model, problem = self._model(request, "predictLongRunning")
+        if problem is not None:
+            return problem
+        injected = self.check_create()
+        if injected is not None:
+            return injected
+        body = await request.json()
+        invalid = _invalid(body)
+        if invalid:
+            return google_error(400, invalid)
+        self.requests.append(body)
+        op_id = str(int.from_bytes(secrets.token_bytes(8), "big"))
+        params = request.path_params
+        name = (
+            f"projects/{params['project']}/locations/{params['location']}"
+            f"/publishers/google/models/{model}/operations/{op_id}"
+        )
+        self.accept(body, task_id=op_id)
+        return JSONResponse({"name": name})
+
+    async def fetch_operation(self, request: Request) -> Response:
+        if (denied := self._unauthorized(request)) is not None:
+            return denied
+        _, problem = self._model(request, "fetchPredictOperation")
+        if problem is not None:
+            return problem
+        body = await request.json()
+        name = body.get("operationName") if isinstance(body, dict) else None
+        if not isinstance(name, str) or "/operations/" not in name:
+            return google_error(400, "Invalid operation name.")
+        task = self.tasks.get(name.rsplit("/", 1)[1])
+        if task is None:
+            return google_error(404, f"Operation {name} not found.")
+        self.advance(task)
+        return JSONResponse(self._operation(name, task))
+
+    def _operation(self, name: str, task: FakeTask) -> dict[str, Any]:
+        if task.state in ("queued", "running"):
+            return {"name": name}  # proto3 JSON omits ``done: false``
+        if task.state == "failed" and not self.rai_failures:
+            code = _RPC_NUMBERS.get(task.error_code or "", 3)
+            return {
+                "name": name,
+                "done": True,
+                "error": {"code": code, "message": task.error_message},
+            }
+        response: dict[str, Any] = {
+            "@type": "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse"
+        }
+        count = int(task.request["parameters"].get("sampleCount", 1))
+        if task.state == "failed":
+            response["raiMediaFilteredCount"] = count
+            response["raiMediaFilteredReasons"] = [task.error_message]
+            return {"name": name, "done": True, "response": response}
+        storage = task.request["parameters"].get("storageUri")
+        if storage:
+            prefix = str(storage).rstrip("/")
+            response["videos"] = [
+                {"gcsUri": f"{prefix}/{task.id}/sample_{i}.mp4", "mimeType": "video/mp4"}
+                for i in range(count)
+            ]
+        else:
+            data = base64.b64encode(self.video).decode()
+            response["videos"] = [
+                {"bytesBase64Encoded": data, "mimeType": "video/mp4"} for _ in range(count)
+            ]
+        return {"name": name, "done": True, "response": response}
+
+    async def gcs_object(self, request: Request) -> Response:
+        """GCS JSON API media download: ``GET /storage/v1/b/{bucket}/o/{object}?alt=media``."""
+        if (denied := self._unauthorized(request)) is not None:
+            return denied
+        bucket, obj = request.path_params["bucket"], request.path_params["object"]
+        task_id = obj.split("/")[-2] if obj.count("/") >= 1 else ""
+        task = self.tasks.get(task_id)
+        if request.query_params.get("alt") != "media":
+            return JSONResponse({"kind": "storage#object", "bucket": bucket, "name": obj})
+        if task is None or task.state != "succeeded" or self.expire_urls:
+            # A lifecycle rule (or someone) deleted it: GCS says so with a plain 404.
+            return google_error(404, f"No such object: {bucket}/{obj}")
+        self.downloads += 1
+        return Response(self.video, media_type="video/mp4")
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(f"{_MODEL_PREFIX}/{{model_action}}", self.model_action, methods=["POST"]),
+            Route("/storage/v1/b/{bucket}/o/{object:path}", self.gcs_object, methods=["GET"]),
+        ]
+
+
+def _invalid(body: Any) -> str | None:
+    """The 400 message Vertex gives for a malformed predictLongRunning body, or None."""
+    if not isinstance(body, dict) or not isinstance(body.get("instances"), list):
+        return "Invalid JSON payload: instances is required."
+    if len(body["instances"]) != 1:
+        return "Exactly one instance is supported."
+    instance = body["instances"][0]
+    params = body.get("parameters") or {}
+    if not isinstance(instance, dict) or not isinstance(instance.get("prompt"), str):
+        return "A text prompt is required."
+    for key in ("image", "lastFrame", "video"):
+        media = instance.get(key)
+        if media is None:
+            continue
+        if not isinstance(media, dict) or not media.get("mimeType"):
+            return f"{key}.mimeType is required."
+        if "bytesBase64Encoded" in media:
+            try:
+                base64.b64decode(media["bytesBase64Encoded"], validate=True)
+            except (binascii.Error, ValueError):
+                return f"{key}.bytesBase64Encoded is not valid base64."
+        elif "gcsUri" not in media:
+            return f"{key} needs bytesBase64Encoded or gcsUri."
+    if params.get("durationSeconds", 8) not in (4, 6, 8):
+        return "Unsupported duration. Supported durations are 4, 6 and 8 seconds."
+    if params.get("aspectRatio", "16:9") not in ("16:9", "9:16"):
+        return "Unsupported aspect ratio. Supported: 16:9, 9:16."
+    if params.get("resolution", "720p") not in ("720p", "1080p", "4k"):
+        return "Unsupported resolution. Supported: 720p, 1080p, 4k."
+    if not 1 <= int(params.get("sampleCount", 1)) <= 4:
+        return "sampleCount must be between 1 and 4."
+    return None

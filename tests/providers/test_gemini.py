@@ -1,0 +1,370 @@
+"""The Gemini API adapter (Omni interactions and legacy Veo operations) against a fake
+Gemini API on loopback (reference 2.2, 2.3)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from tests.conftest import png_bytes
+from tests.fakes.gemini import API_KEY, FakeGemini
+from tests.fakes.harness import FakeServer, FakeTask, tiny_mp4
+from vidgate.config import Settings
+from vidgate.core.deployments import DeploymentConfig
+from vidgate.core.errors import InvalidParameter
+from vidgate.core.spec import ImageRef, JobSpec, SourceRef
+from vidgate.media.probe import probe_video
+from vidgate.media.storage import LocalBlobStore
+from vidgate.providers.base import ProviderDeps, ProviderError
+from vidgate.providers.gemini import GeminiProvider, create, omni_status, omni_video
+
+OMNI = "gemini-omni-1.1-flash"
+VEO = "veo-3.1-generate-preview"
+Fake = tuple[FakeGemini, FakeServer]
+
+
+@pytest.fixture
+def fake() -> Iterator[Fake]:
+    upstream = FakeGemini()
+    with FakeServer(upstream) as server:
+        yield upstream, server
+
+
+def _adapter(server: FakeServer, tmp_path: Path, key: str = API_KEY) -> GeminiProvider:
+    config = DeploymentConfig(
+        name="gm",
+        provider="gemini",
+        base_url=server.url,
+        credentials={"api_key": SecretStr(key)},
+        options={"poll_interval_s": 0.2},
+    )
+    deps = ProviderDeps(
+        blobs=LocalBlobStore(tmp_path / "blobs"), settings=Settings(data_dir=tmp_path)
+    )
+    return create(config, deps)
+
+
+@pytest.fixture
+async def adapter(fake: Fake, tmp_path: Path) -> AsyncIterator[GeminiProvider]:
+    provider = _adapter(fake[1], tmp_path)
+    yield provider
+    await provider.aclose()
+
+
+def _spec(**changes: object) -> JobSpec:
+    base: dict[str, object] = dict(
+        model="veo-3",
+        kind="generate",
+        prompt="a fox",
+        negative_prompt=None,
+        seconds=8,
+        width=1280,
+        height=720,
+        resolution="720p",
+        aspect_ratio="16:9",
+        fps=24,
+        n=1,
+        seed=None,
+        metadata={},
+        image=None,
+        source=None,
+    )
+    return JobSpec.model_validate({**base, **changes})
+
+
+async def _finish(adapter: GeminiProvider, upstream_id: str) -> list[str]:
+    seen = []
+    for _ in range(5):
+        status = await adapter.status(upstream_id)
+        seen.append(status.state)
+        if status.state == "succeeded":
+            return seen
+        assert status.poll_after_s == pytest.approx(0.2)
+    raise AssertionError(f"never finished: {seen}")
+
+
+# --- Gemini Omni (Interactions) ------------------------------------------------------
+
+
+async def test_omni_text_to_video_end_to_end(
+    fake: Fake, adapter: GeminiProvider, tmp_path: Path
+) -> None:
+    upstream, _ = fake
+    upstream.polls_to_finish = 3
+    result = await adapter.submit(_spec(), idempotency_key="job-1", upstream_model=OMNI)
+    assert result.upstream_id.startswith("interactions/v1_")
+    assert await _finish(adapter, result.upstream_id) == ["queued", "running", "succeeded"]
+    [path] = await adapter.fetch(result.upstream_id, tmp_path)
+    info = probe_video(path)
+    assert info.codec == "h264" and (info.width, info.height) == (160, 96)
+    assert upstream.requests == [
+        {
+            "model": OMNI,
+            "input": "a fox",
+            "response_modalities": ["video"],
+            "response_format": {
+                "type": "video",
+                "aspect_ratio": "16:9",
+                "resolution": "720p",
+                "duration": "8s",
+                "delivery": "uri",
+            },
+            "background": True,
+        }
+    ]
+
+
+async def test_omni_request_fields_for_a_representative_spec(
+    fake: Fake, adapter: GeminiProvider
+) -> None:
+    upstream, _ = fake
+    spec = _spec(seconds=5, resolution="4K", aspect_ratio="9:16", width=2160, height=3840, seed=7)
+    await adapter.submit(spec, idempotency_key="job-2", upstream_model=OMNI)
+    body = upstream.requests[0]
+    assert body["response_format"] == {
+        "type": "video",
+        "aspect_ratio": "9:16",
+        "resolution": "4k",
+        "duration": "5s",
+        "delivery": "uri",
+    }
+    assert body["generation_config"] == {"seed": 7}
+
+
+async def test_omni_image_goes_as_a_bare_base64_content_block(
+    fake: Fake, adapter: GeminiProvider, tmp_path: Path
+) -> None:
+    upstream, _ = fake
+    data = png_bytes(320, 180)
+    blob = await LocalBlobStore(tmp_path / "blobs").put_bytes(data)
+    image = ImageRef(sha256=blob.sha256, width=320, height=180, content_type="image/png")
+    await adapter.submit(_spec(image=image), idempotency_key="job-3", upstream_model=OMNI)
+    assert upstream.requests[0]["input"] == [
+        {"type": "text", "text": "a fox"},
+        {"type": "image", "data": base64.b64encode(data).decode(), "mime_type": "image/png"},
+    ]
+
+
+async def test_omni_extend_sends_the_source_video_and_the_task(
+    fake: Fake, adapter: GeminiProvider, tmp_path: Path
+) -> None:
+    upstream, _ = fake
+    blob = await LocalBlobStore(tmp_path / "blobs").put_bytes(tiny_mp4())
+    source = SourceRef(video_id="v", sha256=blob.sha256, seconds=8, width=160, height=96, fps=24)
+    await adapter.submit(
+        _spec(kind="extend", source=source, seconds=6), idempotency_key="j", upstream_model=OMNI
+    )
+    body = upstream.requests[0]
+    assert body["generation_config"] == {"video_config": {"task": "extend"}}
+    text, video = body["input"]
+    assert text == {"type": "text", "text": "a fox"}
+    assert video["type"] == "video" and video["mime_type"] == "video/mp4"
+    assert base64.b64decode(video["data"]) == tiny_mp4()
+
+
+@pytest.mark.parametrize(
+    ("model", "changes", "param", "allowed"),
+    [
+        (OMNI, {"seconds": 12}, "seconds", "3-10"),
+        (OMNI, {"n": 2}, "n", "1"),
+        (OMNI, {"negative_prompt": "blur"}, "negative_prompt", "none"),
+        (OMNI, {"aspect_ratio": "1:1", "width": 720, "height": 720}, "aspect_ratio", "16:9"),
+        (OMNI, {"resolution": "540p", "width": 960, "height": 540}, "resolution", "360p"),
+        (OMNI, {"fps": 30}, "fps", "24"),
+        (VEO, {"seed": 1}, "seed", "none"),
+        (VEO, {"seconds": 5}, "seconds", "4, 6, 8"),
+        (VEO, {"seconds": 6, "resolution": "1080p", "width": 1920, "height": 1080}, "seconds", "8"),
+        (VEO, {"n": 5}, "n", "1-4"),
+        ("imagen-4", {}, "model", "gemini-omni-*"),
+    ],
+)
+async def test_validate_rejects_what_the_model_cannot_do(
+    adapter: GeminiProvider, model: str, changes: dict[str, object], param: str, allowed: str
+) -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        adapter.validate(_spec(**changes), model)
+    assert caught.value.param == param
+    assert f"allowed: {allowed}" in caught.value.message and "Gemini API" in caught.value.message
+
+
+async def test_validate_accepts_longer_clips_on_omni_1_2_and_caps_extensions(
+    adapter: GeminiProvider,
+) -> None:
+    adapter.validate(_spec(seconds=12), "gemini-omni-1.2-flash")
+    source = SourceRef(video_id="v", sha256="0" * 64, seconds=36, width=1280, height=720, fps=24)
+    with pytest.raises(InvalidParameter, match="allowed: up to 4 more seconds"):
+        adapter.validate(_spec(kind="extend", source=source, seconds=8), OMNI)
+    with pytest.raises(InvalidParameter, match="remix is not supported"):
+        adapter.validate(_spec(kind="remix", source=source), VEO)
+
+
+async def test_omni_failure_carries_the_reason(fake: Fake, adapter: GeminiProvider) -> None:
+    upstream, _ = fake
+    upstream.fail_tasks = ("content_policy", "the prompt was refused by the provider")
+    result = await adapter.submit(_spec(), idempotency_key="job-5", upstream_model=OMNI)
+    await adapter.status(result.upstream_id)
+    status = await adapter.status(result.upstream_id)
+    assert status.state == "failed" and status.error_code == "content_policy"
+    assert status.error_message == "the prompt was refused by the provider"
+
+
+def test_omni_status_and_result_shapes() -> None:
+    assert omni_status({"status": "budget_exceeded"}, 1).state == "failed"
+    incomplete = omni_status({"status": "incomplete", "errors": [{"message": "cut short"}]}, 1)
+    assert (incomplete.error_code, incomplete.error_message) == ("incomplete", "cut short")
+    assert omni_status({"status": "completed"}, 1).error_code == "no_output"
+    assert omni_status({"status": "in_progress"}, 1.5).poll_after_s == 1.5
+    inline = {"type": "video", "data": "AA==", "mime_type": "video/mp4"}
+    assert omni_video({"status": "completed", "output_video": inline}) == inline
+    assert omni_video({"outputs": [{"type": "text"}, inline]}) == inline
+    # Only the model output after the last user input counts.
+    steps = [{"type": "model_output", "content": [inline]}, {"type": "user_input"}]
+    assert omni_video({"steps": steps}) is None
+
+
+async def test_rate_limit_retry_info_then_success(fake: Fake, adapter: GeminiProvider) -> None:
+    upstream, _ = fake
+    upstream.fail_next_creates(1, 429)
+    with pytest.raises(ProviderError) as caught:
+        await adapter.submit(_spec(), idempotency_key="job-6", upstream_model=OMNI)
+    # Google's 429 carries RetryInfo in the body, no Retry-After header.
+    assert caught.value.retryable and caught.value.retry_after_s == 1
+    upstream.fail_next_creates(1, 429, {"Retry-After": "9"})
+    with pytest.raises(ProviderError) as caught:
+        await adapter.submit(_spec(), idempotency_key="job-6", upstream_model=OMNI)
+    assert caught.value.retry_after_s == 9
+    await adapter.submit(_spec(), idempotency_key="job-6", upstream_model=OMNI)
+    assert upstream.create_calls == 3 and upstream.submissions == 1
+
+
+async def test_server_error_is_retryable(fake: Fake, adapter: GeminiProvider) -> None:
+    upstream, _ = fake
+    upstream.fail_next_creates(1, 500)
+    with pytest.raises(ProviderError) as caught:
+        await adapter.submit(_spec(), idempotency_key="job-7", upstream_model=OMNI)
+    assert caught.value.retryable and caught.value.code == "upstream_error"
+
+
+async def test_invalid_key_is_unhealthy_and_not_echoed(fake: Fake, tmp_path: Path) -> None:
+    provider = _adapter(fake[1], tmp_path, key="AIza-wrong-secret")
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await provider.submit(_spec(), idempotency_key="job-8", upstream_model=OMNI)
+    finally:
+        await provider.aclose()
+    # Google answers a bad key with 400 INVALID_ARGUMENT / API_KEY_INVALID, not a 401.
+    assert caught.value.unhealthy and not caught.value.retryable
+    assert "API key not valid" in caught.value.message
+    assert "wrong-secret" not in str(caught.value)
+
+
+async def test_omni_expired_url_is_refreshed_by_re_reading(
+    fake: Fake, adapter: GeminiProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upstream, _ = fake
+    upstream.expire_urls = True
+    result = await adapter.submit(_spec(), idempotency_key="job-9", upstream_model=OMNI)
+    await _finish(adapter, result.upstream_id)
+    handed_out: list[str] = []
+    original = upstream.result_url
+
+    def stale_once(task: FakeTask) -> str:
+        # The URL fetch reads goes stale before it is downloaded (as after a long wait).
+        url = original(task)
+        handed_out.append(url)
+        if len(handed_out) == 1:
+            upstream.refresh_urls()
+        return url
+
+    monkeypatch.setattr(upstream, "result_url", stale_once)
+    [path] = await adapter.fetch(result.upstream_id, tmp_path)
+    assert probe_video(path).codec == "h264"
+    assert len(handed_out) == 2 and handed_out[0] != handed_out[1]
+    assert upstream.downloads == 1
+
+
+async def test_omni_cancel_hits_the_cancel_endpoint(fake: Fake, adapter: GeminiProvider) -> None:
+    upstream, _ = fake
+    upstream.polls_to_finish = 100
+    result = await adapter.submit(_spec(), idempotency_key="job-10", upstream_model=OMNI)
+    await adapter.status(result.upstream_id)
+    await adapter.cancel(result.upstream_id)
+    interaction_id = result.upstream_id.removeprefix("interactions/")
+    assert upstream.cancelled == [interaction_id]
+    assert (await adapter.status(result.upstream_id)).state == "cancelled"
+    await adapter.cancel(result.upstream_id)  # already cancelled: not an error
+    await adapter.cancel("interactions/v1_missing")  # gone: not an error
+
+
+# --- legacy Veo (operations) ---------------------------------------------------------
+
+
+async def test_veo_is_shut_down_on_the_gemini_api(fake: Fake, adapter: GeminiProvider) -> None:
+    with pytest.raises(ProviderError) as caught:
+        await adapter.submit(_spec(), idempotency_key="job-11", upstream_model=VEO)
+    assert caught.value.code == "upstream_not_found" and not caught.value.retryable
+    assert "no longer available" in caught.value.message
+
+
+async def test_veo_operation_end_to_end(
+    fake: Fake, adapter: GeminiProvider, tmp_path: Path
+) -> None:
+    upstream, _ = fake
+    upstream.legacy_veo_available = True
+    spec = _spec(n=2, negative_prompt="blur", seconds=6)
+    result = await adapter.submit(spec, idempotency_key="job-12", upstream_model=VEO)
+    assert result.upstream_id.startswith(f"models/{VEO}/operations/")
+    assert result.upstream_id.endswith("#n=2")
+    assert upstream.requests[0] == {
+        "instances": [{"prompt": "a fox"}],
+        "parameters": {
+            "sampleCount": 2,
+            "durationSeconds": 6,
+            "aspectRatio": "16:9",
+            "resolution": "720p",
+            "negativePrompt": "blur",
+        },
+    }
+    assert await _finish(adapter, result.upstream_id) == ["running", "succeeded"]
+    paths = await adapter.fetch(result.upstream_id, tmp_path)
+    assert [p.name for p in paths] == ["0.mp4", "1.mp4"] and upstream.downloads == 2
+    await adapter.cancel(result.upstream_id)  # no cancel for operations: a no-op
+    assert upstream.cancelled == []
+
+
+async def test_veo_failure_and_rai_filtering(fake: Fake, adapter: GeminiProvider) -> None:
+    upstream, _ = fake
+    upstream.legacy_veo_available = True
+    upstream.fail_tasks = ("x", "the prompt was refused by the provider")
+    result = await adapter.submit(_spec(), idempotency_key="job-13", upstream_model=VEO)
+    await _finish_failed(adapter, result.upstream_id, "INVALID_ARGUMENT")
+    upstream.rai_failures = True
+    result = await adapter.submit(_spec(), idempotency_key="job-14", upstream_model=VEO)
+    status = await _finish_failed(adapter, result.upstream_id, "content_filtered")
+    assert "refused" in (status.error_message or "")
+
+
+async def _finish_failed(adapter: GeminiProvider, upstream_id: str, code: str) -> Any:
+    await adapter.status(upstream_id)
+    status = await adapter.status(upstream_id)
+    assert status.state == "failed" and status.error_code == code
+    return status
+
+
+async def test_veo_expired_file_cannot_be_re_issued(
+    fake: Fake, adapter: GeminiProvider, tmp_path: Path
+) -> None:
+    upstream, _ = fake
+    upstream.legacy_veo_available = True
+    result = await adapter.submit(_spec(), idempotency_key="job-15", upstream_model=VEO)
+    await _finish(adapter, result.upstream_id)
+    upstream.expire_urls = True
+    with pytest.raises(ProviderError) as caught:
+        await adapter.fetch(result.upstream_id, tmp_path)
+    assert caught.value.code == "result_expired" and not caught.value.retryable
+    assert upstream.downloads == 0

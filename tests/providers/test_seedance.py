@@ -1,0 +1,381 @@
+"""The Seedance adapter against a fake BytePlus ModelArk API on loopback."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import png_bytes
+from tests.fakes.harness import FakeServer
+from tests.fakes.seedance import API_KEY, SECONDS, SIZE, UPSTREAM_MODEL, FakeSeedance
+from vidgate.config import Settings
+from vidgate.core.catalog import load_catalog
+from vidgate.core.deployments import DeploymentConfig
+from vidgate.core.errors import InvalidParameter
+from vidgate.core.spec import ImageRef, JobSpec, SourceRef, VideoRequest, normalize
+from vidgate.media.probe import probe_video
+from vidgate.media.storage import LocalBlobStore
+from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamStatus
+from vidgate.providers.seedance import SeedanceProvider, create, duration_range, parse_task
+
+# The sandbox card is permissive (1-60 s, 240p-1080p, many ratios and frame rates), so
+# specs that Seedance must refuse can be built with it.
+CARD = load_catalog().get("sandbox")
+
+
+def make_spec(**fields: Any) -> JobSpec:
+    return normalize(VideoRequest(model="sandbox", prompt="a koi pond at dawn", **fields), CARD)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSeedance]:
+    upstream = FakeSeedance()
+    with FakeServer(upstream):
+        yield upstream
+
+
+@pytest.fixture
+def deps(tmp_path: Path) -> ProviderDeps:
+    return ProviderDeps(
+        blobs=LocalBlobStore(tmp_path / "blobs"), settings=Settings(data_dir=tmp_path)
+    )
+
+
+def make_provider(
+    fake: FakeSeedance, deps: ProviderDeps, key: str = API_KEY, **options: Any
+) -> SeedanceProvider:
+    config = DeploymentConfig(
+        name="seedance",
+        provider="seedance",
+        base_url=fake.base_url,
+        credentials={"api_key": key},
+        options=options,
+    )
+    return create(config, deps)
+
+
+@pytest.fixture
+async def provider(fake: FakeSeedance, deps: ProviderDeps) -> AsyncIterator[SeedanceProvider]:
+    adapter = make_provider(fake, deps)
+    yield adapter
+    await adapter.aclose()
+
+
+async def run_to_end(provider: SeedanceProvider, upstream_id: str) -> list[UpstreamStatus]:
+    seen = []
+    for _ in range(10):
+        status = await provider.status(upstream_id)
+        seen.append(status)
+        if status.state not in ("queued", "running"):
+            return seen
+    raise AssertionError(f"never finished: {seen}")
+
+
+async def submit(provider: SeedanceProvider, spec: JobSpec, model: str = UPSTREAM_MODEL) -> str:
+    provider.validate(spec, model)
+    result = await provider.submit(spec, idempotency_key="job", upstream_model=model)
+    return result.upstream_id
+
+
+async def test_text_to_video_end_to_end(
+    fake: FakeSeedance, provider: SeedanceProvider, tmp_path: Path
+) -> None:
+    fake.polls_to_finish = 3
+    spec = make_spec(seconds=SECONDS, size=SIZE)
+    result = await provider.submit(spec, idempotency_key="job-1", upstream_model=UPSTREAM_MODEL)
+    assert result.upstream_id.startswith("cgt-") and result.poll_after_s == 2.0
+    seen = await run_to_end(provider, result.upstream_id)
+    # Seedance reports no progress; without a configured token price, no cost either.
+    assert seen == [
+        UpstreamStatus("queued"),
+        UpstreamStatus("running"),
+        UpstreamStatus("succeeded", progress=100),
+    ]
+    paths = await provider.fetch(result.upstream_id, tmp_path)
+    assert paths == [tmp_path / "0.mp4"]
+    assert probe_video(paths[0]).frames > 0
+    assert fake.downloads == 1
+
+
+async def test_request_body(fake: FakeSeedance, provider: SeedanceProvider) -> None:
+    spec = make_spec(seconds=7, resolution="1080p", aspect_ratio="9:16", seed=42)
+    await submit(provider, spec)
+    assert fake.last_body == {
+        "model": UPSTREAM_MODEL,
+        "content": [{"type": "text", "text": "a koi pond at dawn"}],
+        "resolution": "1080p",
+        "ratio": "9:16",
+        "duration": 7,
+        "seed": 42,
+    }
+
+
+async def test_options_are_sent_and_tokens_priced(fake: FakeSeedance, deps: ProviderDeps) -> None:
+    adapter = make_provider(
+        fake,
+        deps,
+        watermark=False,
+        service_tier="flex",
+        execution_expires_after=7200,
+        usd_per_million_tokens=2.5,
+    )
+    try:
+        upstream_id = await submit(adapter, make_spec(seconds=5, size="1280x720"))
+        final = (await run_to_end(adapter, upstream_id))[-1]
+    finally:
+        await adapter.aclose()
+    assert fake.last_body is not None
+    assert fake.last_body["watermark"] is False
+    assert fake.last_body["service_tier"] == "flex"
+    assert fake.last_body["execution_expires_after"] == 7200
+    assert "usd_per_million_tokens" not in fake.last_body
+    # 1280 x 720 x 24 fps x 5 s / 1024 = 108000 tokens at $2.5 per million.
+    assert final.cost == Decimal("0.27")
+
+
+async def test_image_to_video_sends_a_first_frame_data_uri(
+    fake: FakeSeedance, provider: SeedanceProvider, deps: ProviderDeps
+) -> None:
+    png = png_bytes(64, 48)
+    blob = await deps.blobs.put_bytes(png)
+    image = ImageRef(sha256=blob.sha256, width=64, height=48, content_type="image/png")
+    await submit(provider, make_spec(image=image), model="seedance-1-0-lite-i2v-250428")
+    assert fake.last_body is not None
+    text, frame = fake.last_body["content"]
+    assert text == {"type": "text", "text": "a koi pond at dawn"}
+    assert frame["type"] == "image_url" and frame["role"] == "first_frame"
+    url = frame["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
+    assert base64.b64decode(url.split(",", 1)[1]) == png
+
+
+@pytest.mark.parametrize(
+    ("fields", "model", "param", "allowed"),
+    [
+        ({"n": 2}, UPSTREAM_MODEL, "n", "allowed: 1"),
+        ({"fps": 30}, UPSTREAM_MODEL, "fps", "allowed: 24"),
+        ({"seconds": 13}, UPSTREAM_MODEL, "seconds", "allowed: 2-12"),
+        ({"seconds": 3}, "dreamina-seedance-2-0-260128", "seconds", "allowed: 4-15"),
+        ({"resolution": "540p"}, UPSTREAM_MODEL, "resolution", "allowed: 480p, 720p, 1080p"),
+        ({"aspect_ratio": "9:21"}, UPSTREAM_MODEL, "aspect_ratio", "allowed: 16:9, 4:3"),
+        ({"seed": 2**32}, UPSTREAM_MODEL, "seed", "allowed: -1 to 4294967295"),
+        ({"negative_prompt": "blur"}, UPSTREAM_MODEL, "negative_prompt", "allowed: a prompt"),
+        ({}, "seedance-1-0-lite-i2v-250428", "image", "needs an input image"),
+    ],
+)
+def test_validate_rejects(
+    provider: SeedanceProvider, fields: dict[str, Any], model: str, param: str, allowed: str
+) -> None:
+    spec = make_spec(**fields)
+    with pytest.raises(InvalidParameter) as info:
+        provider.validate(spec, model)
+    assert info.value.param == param
+    assert info.value.message.startswith("seedance") and allowed in info.value.message
+
+
+def test_validate_rejects_images_on_text_only_models_and_remix(provider: SeedanceProvider) -> None:
+    image = ImageRef(sha256="b" * 64, width=64, height=48, content_type="image/png")
+    with pytest.raises(InvalidParameter) as info:
+        provider.validate(make_spec(image=image), "seedance-1-0-lite-t2v-250428")
+    assert info.value.param == "image"
+    source = SourceRef(
+        video_id="video_1", sha256="a" * 64, seconds=5, width=1280, height=720, fps=24
+    )
+    remix = make_spec().model_copy(update={"kind": "remix", "source": source})
+    with pytest.raises(InvalidParameter) as info:
+        provider.validate(remix, UPSTREAM_MODEL)
+    assert info.value.param == "video"
+    provider.validate(make_spec(seconds=12), UPSTREAM_MODEL)
+    provider.validate(make_spec(seconds=15), "dreamina-seedance-2-0-260128")
+
+
+async def test_upstream_refusal_is_a_rejection_with_arks_code(
+    fake: FakeSeedance, provider: SeedanceProvider
+) -> None:
+    # An endpoint id hides its model, so 15 s passes here and the upstream refuses it.
+    with pytest.raises(ProviderError) as info:
+        await submit(provider, make_spec(seconds=15), model="ep-20260101-abcde")
+    assert info.value.code == "upstream_rejected" and not info.value.retryable
+    assert "`duration`" in info.value.message and "(InvalidParameter)" in info.value.message
+    assert fake.submissions == 0
+
+
+async def test_failed_task_carries_the_upstream_reason(
+    fake: FakeSeedance, provider: SeedanceProvider
+) -> None:
+    fake.fail_tasks = (
+        "OutputVideoSensitiveContentDetected",
+        "The request failed because the output video may contain sensitive information.",
+    )
+    final = (await run_to_end(provider, await submit(provider, make_spec())))[-1]
+    assert final.state == "failed"
+    assert final.error_code == "OutputVideoSensitiveContentDetected"
+    assert final.error_message is not None and "sensitive information" in final.error_message
+
+
+async def test_expired_task_is_a_failure(fake: FakeSeedance, provider: SeedanceProvider) -> None:
+    fake.expire_tasks = True
+    final = (await run_to_end(provider, await submit(provider, make_spec())))[-1]
+    assert final.state == "failed" and final.error_code == "upstream_task_expired"
+
+
+async def test_rate_limit_then_success(fake: FakeSeedance, provider: SeedanceProvider) -> None:
+    fake.fail_next_creates(1, 429, {"Retry-After": "3"})
+    with pytest.raises(ProviderError) as info:
+        await submit(provider, make_spec())
+    assert info.value.retryable and info.value.retry_after_s == 3
+    assert "RateLimitExceeded" in info.value.message
+    assert await submit(provider, make_spec()) in fake.tasks
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_server_errors_are_retryable(
+    fake: FakeSeedance, provider: SeedanceProvider, status: int
+) -> None:
+    fake.fail_next_creates(1, status)
+    with pytest.raises(ProviderError) as info:
+        await submit(provider, make_spec())
+    assert info.value.retryable and not info.value.unhealthy
+
+
+async def test_wrong_key_marks_the_deployment_unhealthy(
+    fake: FakeSeedance, deps: ProviderDeps
+) -> None:
+    adapter = make_provider(fake, deps, key="ark-wrong-secret")
+    try:
+        with pytest.raises(ProviderError) as info:
+            await submit(adapter, make_spec())
+    finally:
+        await adapter.aclose()
+    assert info.value.unhealthy and not info.value.retryable
+    assert "(AuthenticationError)" in info.value.message
+    assert "wrong-secret" not in str(info.value)
+
+
+async def test_expired_url_is_result_expired(
+    fake: FakeSeedance, provider: SeedanceProvider, tmp_path: Path
+) -> None:
+    upstream_id = await submit(provider, make_spec())
+    await run_to_end(provider, upstream_id)
+    fake.reads = 0
+    fake.expire_urls = True  # the URL's 24 hours have passed
+    with pytest.raises(ProviderError) as info:
+        await provider.fetch(upstream_id, tmp_path)
+    assert info.value.code == "result_expired" and not info.value.retryable
+    # The adapter looked for a fresh URL once before giving up.
+    assert fake.reads == 1
+    assert fake.expired_downloads == 1 and fake.downloads == 0
+
+
+async def test_expired_url_is_refreshed_when_the_api_re_signs(
+    fake: FakeSeedance, provider: SeedanceProvider, tmp_path: Path
+) -> None:
+    fake.expire_urls = True
+    fake.resign_urls = True
+    upstream_id = await submit(provider, make_spec())
+    await run_to_end(provider, upstream_id)
+    fake.reads = 0
+    fake.refresh_urls()
+    paths = await provider.fetch(upstream_id, tmp_path)
+    assert probe_video(paths[0]).frames > 0
+    assert fake.reads == 1 and fake.downloads == 1
+
+
+async def test_cancel_a_queued_task(fake: FakeSeedance, provider: SeedanceProvider) -> None:
+    upstream_id = await submit(provider, make_spec())
+    await provider.cancel(upstream_id)
+    assert fake.cancelled == [upstream_id]
+    assert (await provider.status(upstream_id)).state == "cancelled"
+    # Ark refuses to delete a cancelled task; that is not an error for us.
+    await provider.cancel(upstream_id)
+    assert fake.cancelled == [upstream_id]
+
+
+async def test_cancel_a_running_task_is_refused(
+    fake: FakeSeedance, provider: SeedanceProvider
+) -> None:
+    fake.polls_to_finish = 5
+    upstream_id = await submit(provider, make_spec())
+    await provider.status(upstream_id)
+    assert (await provider.status(upstream_id)).state == "running"
+    with pytest.raises(ProviderError) as info:
+        await provider.cancel(upstream_id)
+    assert info.value.code == "cancel_refused" and not info.value.retryable
+    assert fake.cancelled == []
+
+
+async def test_cancel_a_finished_task_deletes_it(
+    fake: FakeSeedance, provider: SeedanceProvider
+) -> None:
+    upstream_id = await submit(provider, make_spec())
+    await run_to_end(provider, upstream_id)
+    await provider.cancel(upstream_id)
+    assert fake.cancelled == [upstream_id]
+    with pytest.raises(ProviderError) as info:
+        await provider.status(upstream_id)
+    assert info.value.code == "upstream_not_found"
+    await provider.cancel(upstream_id)  # already gone: a no-op
+
+
+# --- pure mapping --------------------------------------------------------------------
+
+
+def test_parse_task() -> None:
+    assert parse_task({"status": "cancelled"}).status.state == "cancelled"
+    done = parse_task(
+        {
+            "status": "succeeded",
+            "content": {"video_url": "https://tos.example/v.mp4"},
+            "usage": {"completion_tokens": 246840, "total_tokens": 246840},
+        },
+        Decimal("2.5"),
+    )
+    assert done.video_url == "https://tos.example/v.mp4"
+    assert done.status.cost == Decimal("0.6171")
+    assert parse_task({"status": "succeeded"}).video_url is None
+    with pytest.raises(ProviderError) as info:
+        parse_task({"status": "paused"})
+    assert info.value.retryable
+
+
+async def test_succeeded_without_a_url_is_retryable(
+    fake: FakeSeedance, provider: SeedanceProvider, tmp_path: Path
+) -> None:
+    upstream_id = await submit(provider, make_spec())
+    await run_to_end(provider, upstream_id)
+    await provider.fetch(upstream_id, tmp_path)  # uses up the URL from the status read
+    fake._render = lambda task: {"id": task.id, "status": "succeeded"}  # type: ignore[method-assign]
+    with pytest.raises(ProviderError) as info:
+        await provider.fetch(upstream_id, tmp_path / "none")
+    assert info.value.code == "upstream_bad_response" and info.value.retryable
+
+
+def test_duration_ranges() -> None:
+    assert duration_range("seedance-1-0-pro-250528") == (2, 12)
+    assert duration_range("dreamina-seedance-2-0-260128") == (4, 15)
+    assert duration_range("ep-123") == (2, 15)
+
+
+def test_create_rejects_unknown_options(deps: ProviderDeps) -> None:
+    config = DeploymentConfig(
+        name="s", provider="seedance", credentials={"api_key": "k"}, options={"fps": 30}
+    )
+    with pytest.raises(ValueError, match="unknown seedance option"):
+        create(config, deps)
+    priced = config.model_copy(update={"options": {"usd_per_million_tokens": "lots"}})
+    with pytest.raises(ValueError, match="usd_per_million_tokens"):
+        create(priced, deps)
+
+
+async def test_submit_refuses_what_validate_refuses(
+    fake: FakeSeedance, provider: SeedanceProvider
+) -> None:
+    with pytest.raises(ProviderError) as info:
+        await provider.submit(make_spec(n=2), idempotency_key="j", upstream_model=UPSTREAM_MODEL)
+    assert info.value.code == "invalid_parameter" and not info.value.retryable
+    assert fake.create_calls == 0
