@@ -245,7 +245,7 @@ def test_text_to_video_is_stored_and_probed(
 
 
 def test_image_to_video(cases: dict[str, Case], gateway: tuple[ServerProcess, str]) -> None:
-    image = "data:image/png;base64," + base64.b64encode(png_bytes(320, 180)).decode()
+    image = "data:image/png;base64," + base64.b64encode(png_bytes(640, 360)).decode()
     able = {n: c for n, c in cases.items() if c.module.SUPPORTS_IMAGE}
     jobs = {
         name: _create(gateway, case.solo, case.body(image=image)) for name, case in able.items()

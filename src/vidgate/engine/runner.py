@@ -153,8 +153,12 @@ class JobRunner:
             await routing.record_success(conn, job.provider)
             current = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
             if current is None or current.state != "submitting":
-                # Cancelled while the submission was in flight: stop the upstream task too.
-                await provider.cancel(result.upstream_id)
+                # Cancelled while the submission was in flight: stop the upstream task too
+                # (best effort, as in cancel_upstream).
+                try:
+                    await provider.cancel(result.upstream_id)
+                except ProviderError as error:
+                    log.info("job.cancel_upstream_failed", job_id=job_id, code=error.code)
                 return
             await repo.update_job(
                 conn,

@@ -53,6 +53,9 @@ def test_builtin_models_in_stable_order() -> None:
         "veo-3",
         "kling-2.0",
         "luma-ray-2",
+        "seedance-1-pro",
+        "runway-gen4.5",
+        "gemini-omni-flash",
     ]
     assert [card.id for card in load_catalog().models()] == [c.id for c in CATALOG.models()]
 
@@ -138,8 +141,17 @@ def test_builtin_capabilities(model: str, remix: bool, extend: bool) -> None:
 
 def test_builtin_deployments() -> None:
     assert CATALOG.get("sandbox").deployments == [DeploymentRef(provider="sandbox")]
-    for model in ("sora-2", "veo-3", "kling-2.0", "luma-ray-2"):
-        assert CATALOG.get(model).deployments == []
+    # Each built-in model names the deployments that can serve it, preferred first.
+    kling = CATALOG.get("kling-2.0").deployments
+    assert [(d.provider, d.upstream_model) for d in kling] == [
+        ("kling", "kling-v2-master"),
+        ("fal", "fal-ai/kling-video/v2/master/text-to-video"),
+        ("replicate", "kwaivgi/kling-v2.0"),
+    ]
+    assert kling[0].priority > kling[1].priority
+    assert [d.provider for d in CATALOG.get("veo-3").deployments] == ["vertex", "fal"]
+    assert [d.upstream_model for d in CATALOG.get("luma-ray-2").deployments] == ["ray-2"]
+    assert [d.provider for d in CATALOG.get("sora-2").deployments] == ["openai"]
     ref = DeploymentRef(provider="sandbox")
     assert (ref.upstream_model, ref.priority, ref.weight) == (None, 0, 1)
 
@@ -151,7 +163,7 @@ def test_get_and_contains() -> None:
     assert CATALOG.get("sora-2").id == "sora-2"
     assert "veo-3" in CATALOG
     assert "veo-4" not in CATALOG
-    assert len(CATALOG) == 5
+    assert len(CATALOG) == 8
 
 
 def test_unknown_model_lists_known_models() -> None:
@@ -364,7 +376,7 @@ models:
     )
     catalog = load_catalog(path)
     assert [c.id for c in catalog.models()][-1] == "house-model"
-    assert len(catalog) == 6
+    assert len(catalog) == 9
     card = catalog.get("house-model")
     assert card.owned_by == "acme"
     assert card.durations.describe() == "3, 6"
@@ -376,8 +388,8 @@ models:
 
 def test_override_removes_models(tmp_path: Path) -> None:
     catalog = load_catalog(write(tmp_path, "remove: [kling-2.0, luma-ray-2]\n"))
-    assert [c.id for c in catalog.models()] == ["sandbox", "sora-2", "veo-3"]
-    assert "kling-2.0" not in catalog
+    assert [c.id for c in catalog.models()][:3] == ["sandbox", "sora-2", "veo-3"]
+    assert "kling-2.0" not in catalog and "luma-ray-2" not in catalog
     with pytest.raises(ModelNotFound):
         catalog.get("kling-2.0")
 

@@ -1,0 +1,539 @@
+"""Kling (Kuaishou) video generation API (reference section 5).
+
+- auth: a fresh HS256 JWT ``{"iss": access_key, "exp": now+1800, "nbf": now-5}`` signed
+  with the secret key, sent as ``Authorization: Bearer <token>``; cached and re-signed
+  5 minutes before it expires;
+- create: ``POST /v1/videos/text2video`` or ``/v1/videos/image2video`` (the first frame as
+  raw base64 with no ``data:`` prefix) with ``external_task_id`` = the job id, or
+  ``POST /v1/videos/video-extend`` with the source's Kling *video* id;
+- poll ``GET /v1/videos/{kind}/{task_id}``: ``submitted|processing|succeed|failed``, the
+  result in ``task_result.videos[].url``;
+- there is no cancel endpoint, and a result URL is not re-issued (results are cleared
+  after 30 days), so an expired URL is final.
+
+The upstream id is ``"<kind>:<task_id>"`` (kind = text2video | image2video |
+video-extend) because the poll path depends on the endpoint that created the task.
+An extend finds the source's video id by querying the source's task (its upstream id
+holds the kind and task id), since ``video-extend`` takes a video id, not a task id.
+
+Options: ``model`` (default upstream model), ``usd_per_unit`` (USD per unit of
+``final_unit_deduction``; without it no cost is reported, as Kling bills in resource-
+pack units whose USD price is not published, reference section 5 "Pricing").
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from vidgate.core.deployments import DeploymentConfig
+from vidgate.core.errors import InvalidParameter
+from vidgate.core.spec import JobSpec
+from vidgate.providers.base import (
+    ProgressCallback,
+    ProviderDeps,
+    ProviderError,
+    SubmitResult,
+    UpstreamState,
+    UpstreamStatus,
+)
+from vidgate.providers.http import UpstreamClient
+from vidgate.providers.inputs import image_base64
+
+DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
+DEFAULT_MODEL = "kling-v2-master"
+KINDS = ("text2video", "image2video", "video-extend")
+ASPECT_RATIOS = ("16:9", "9:16", "1:1")
+# 3P: std is about 720p and pro about 1080p; Kling has no resolution field.
+MODES = {"720p": "std", "1080p": "pro"}
+DURATIONS = (5, 10)
+# 3P only: kling-v3 takes 3-15 s.
+V3_DURATIONS = tuple(range(3, 16))
+# 3P model list: these two are image-to-video only.
+IMAGE_ONLY_MODELS = frozenset({"kling-v1-5", "kling-v2-1"})
+MAX_PROMPT_CHARS = 2500
+# 3P: video-extend adds about 4-5 s per call, to a source of at most 3 minutes in all.
+EXTEND_SECONDS = 5
+EXTEND_MAX_TOTAL_S = 180
+IMAGE_TYPES = ("image/jpeg", "image/png")
+IMAGE_MIN_SIDE = 300
+
+TOKEN_TTL_S = 1800
+_TOKEN_NBF_SKEW_S = 5
+_TOKEN_REFRESH_S = 300
+_SUBMIT_POLL_S = 2.0
+# rateLimits doc: on 1303 back off, at least 1 s at first.
+_BUSY_RETRY_S = 1.0
+_URL_CACHE_MAX = 256
+
+_STATES: dict[str, UpstreamState] = {
+    "submitted": "queued",
+    "processing": "running",
+    "succeed": "succeeded",
+    "failed": "failed",
+}
+_CODE_SUFFIX = re.compile(r"\(code (\d+)\)$")
+
+
+# --- auth -------------------------------------------------------------------------
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def encode_jwt(access_key: str, secret_key: str, *, now: float) -> str:
+    """The token of Kling's official Python sample (commonInfo), HS256 by hand."""
+    header = {"alg": "HS256", "typ": "JWT"}
+    payload = {
+        "iss": access_key,
+        "exp": int(now) + TOKEN_TTL_S,
+        # Backdated for clock skew, as in the sample.
+        "nbf": int(now) - _TOKEN_NBF_SKEW_S,
+    }
+    signing_input = ".".join(
+        b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, payload)
+    )
+    signature = hmac.new(secret_key.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(signature)}"
+
+
+class TokenSigner:
+    """Signs a token, and a new one shortly before the current one expires."""
+
+    def __init__(
+        self, access_key: str, secret_key: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._clock = clock
+        self._token = ""
+        self._expires = 0.0
+
+    def headers(self) -> dict[str, str]:
+        now = self._clock()
+        if now >= self._expires - _TOKEN_REFRESH_S:
+            self._token = encode_jwt(self._access_key, self._secret_key, now=now)
+            self._expires = int(now) + TOKEN_TTL_S
+        return {"Authorization": f"Bearer {self._token}"}
+
+
+# --- upstream ids -------------------------------------------------------------------
+
+
+def encode_upstream_id(kind: str, task_id: str) -> str:
+    return f"{kind}:{task_id}"
+
+
+def parse_upstream_id(upstream_id: str | None) -> tuple[str, str] | None:
+    """``(kind, task_id)``, or None when the id is not one this adapter made."""
+    if not upstream_id:
+        return None
+    kind, sep, task_id = upstream_id.partition(":")
+    if not sep or kind not in KINDS or not task_id:
+        return None
+    return kind, task_id
+
+
+# --- request mapping --------------------------------------------------------------
+
+
+def check_spec(spec: JobSpec, model: str, deployment: str) -> None:
+    """What Kling cannot do, as InvalidParameter (no I/O)."""
+
+    def refuse(message: str, param: str) -> InvalidParameter:
+        return InvalidParameter(f"Kling: {message}", param=param)
+
+    if spec.n != 1:
+        raise refuse(f"makes one video per task; got n {spec.n}; allowed n: 1", "n")
+    if len(spec.prompt) > MAX_PROMPT_CHARS:
+        raise refuse(f"prompt is limited to {MAX_PROMPT_CHARS} characters", "prompt")
+    if spec.negative_prompt and len(spec.negative_prompt) > MAX_PROMPT_CHARS:
+        raise refuse(
+            f"negative_prompt is limited to {MAX_PROMPT_CHARS} characters", "negative_prompt"
+        )
+    if spec.kind == "remix":
+        raise refuse("cannot remix a video; allowed kinds: generate, extend", "kind")
+    if spec.kind == "extend":
+        source = spec.source
+        if (
+            source is None
+            or source.provider != deployment
+            or not parse_upstream_id(source.upstream_id)
+        ):
+            raise refuse(
+                f"can extend only videos that deployment {deployment!r} generated", "video_id"
+            )
+        if spec.image is not None:
+            raise refuse("an extension takes no image", "image")
+        if spec.seconds != EXTEND_SECONDS:
+            raise refuse(
+                f"video-extend adds {EXTEND_SECONDS} s per call; got seconds {spec.seconds};"
+                f" allowed seconds: {EXTEND_SECONDS}",
+                "seconds",
+            )
+        if source.seconds + spec.seconds > EXTEND_MAX_TOTAL_S:
+            raise refuse(
+                f"an extended video may last at most {EXTEND_MAX_TOTAL_S} s; the source has"
+                f" {source.seconds} s",
+                "video_id",
+            )
+        return
+    durations = V3_DURATIONS if model.startswith("kling-v3") else DURATIONS
+    if spec.seconds not in durations:
+        allowed = ", ".join(str(d) for d in durations)
+        raise refuse(f"{model} takes seconds {allowed}; got {spec.seconds}", "seconds")
+    if spec.resolution not in MODES:
+        raise refuse(
+            f"resolution {spec.resolution} is not offered; allowed: 720p (std), 1080p (pro)",
+            "resolution",
+        )
+    image = spec.image
+    if image is None:
+        if model in IMAGE_ONLY_MODELS:
+            raise refuse(f"{model} makes videos from an image only; pass an image", "image")
+        if spec.aspect_ratio not in ASPECT_RATIOS:
+            raise refuse(
+                f"aspect_ratio {spec.aspect_ratio} is not offered; allowed: "
+                + ", ".join(ASPECT_RATIOS),
+                "aspect_ratio",
+            )
+        return
+    # image2video limits from the official image2video page (reference section 5).
+    if image.content_type not in IMAGE_TYPES:
+        raise refuse(f"the image must be JPEG or PNG; got {image.content_type}", "image")
+    if min(image.width, image.height) < IMAGE_MIN_SIDE:
+        raise refuse(
+            f"the image must be at least {IMAGE_MIN_SIDE} px on each side; got"
+            f" {image.width}x{image.height}",
+            "image",
+        )
+    if not 1 / 2.5 <= image.width / image.height <= 2.5:
+        raise refuse(
+            f"the image's aspect ratio must be between 1:2.5 and 2.5:1; got"
+            f" {image.width}x{image.height}",
+            "image",
+        )
+
+
+def create_body(
+    spec: JobSpec, model: str, *, external_task_id: str, image: str | None
+) -> tuple[str, dict[str, Any]]:
+    """``(kind, body)`` for text2video / image2video. Kling has no seed or fps field, so
+    those are not sent; ``image`` is raw base64 (the docs stress: no ``data:`` prefix)."""
+    body: dict[str, Any] = {
+        "model_name": model,
+        "prompt": spec.prompt,
+        # A string: "5" | "10".
+        "duration": str(spec.seconds),
+        "mode": MODES[spec.resolution],
+        # Unique per account: a resubmission with the same id is refused, which is how
+        # a crashed submit finds its task again (see KlingProvider.submit).
+        "external_task_id": external_task_id,
+    }
+    if spec.negative_prompt:
+        body["negative_prompt"] = spec.negative_prompt
+    if image is None:
+        body["aspect_ratio"] = spec.aspect_ratio
+        return "text2video", body
+    # image2video takes its aspect ratio from the image.
+    body["image"] = image
+    return "image2video", body
+
+
+def extend_body(spec: JobSpec, video_id: str) -> dict[str, Any]:
+    """video-extend documents only video_id, prompt, negative_prompt, cfg_scale and
+    callback_url, so external_task_id is not sent (UNVERIFIED whether it is accepted)."""
+    body: dict[str, Any] = {"video_id": video_id, "prompt": spec.prompt}
+    if spec.negative_prompt:
+        body["negative_prompt"] = spec.negative_prompt
+    return body
+
+
+# --- response mapping -------------------------------------------------------------
+
+
+def error_message(response: httpx.Response) -> str | None:
+    """Kling's error envelope ``{code, message, request_id}`` as ``message (code N)``;
+    the code travels in the text so ``reclassify`` can read it back."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:500] or None
+    if not isinstance(body, dict):
+        return None
+    message = str(body.get("message") or f"HTTP {response.status_code}")
+    code = body.get("code")
+    return f"{message} (code {code})" if isinstance(code, int) else message
+
+
+def error_for_code(
+    code: int, message: str, *, retry_after_s: float | None = None
+) -> ProviderError | None:
+    """The Kling codes whose meaning differs from their HTTP status (or that ride on a
+    200). None where the HTTP translation already says it right."""
+    if code in (1000, 1001, 1002, 1003, 1004, 1304):
+        # Auth failures; 1304 (IP not whitelisted) is UNVERIFIED.
+        return ProviderError("upstream_auth_failed", message, retryable=False, unhealthy=True)
+    if code in (1100, 1101, 1102):
+        # Account exception, arrears, resource pack used up: HTTP 429, but waiting will
+        # not help; the deployment is out until someone pays.
+        return ProviderError("upstream_account_error", message, retryable=False, unhealthy=True)
+    if code == 1301:
+        # Content policy (UNVERIFIED code): the job fails with Kling's reason.
+        return ProviderError("content_policy_violation", message, retryable=False)
+    if code in (1302, 1303):
+        # 1303: too many parallel tasks for the resource pack (documented); 1302: rate.
+        return ProviderError(
+            "upstream_rate_limited",
+            message,
+            retryable=True,
+            retry_after_s=retry_after_s if retry_after_s is not None else _BUSY_RETRY_S,
+        )
+    if code in (5000, 5001, 5002):
+        return ProviderError("upstream_error", message, retryable=True, retry_after_s=retry_after_s)
+    return None
+
+
+def reclassify(error: ProviderError) -> ProviderError:
+    match = _CODE_SUFFIX.search(error.message)
+    if match is None:
+        return error
+    better = error_for_code(int(match[1]), error.message, retry_after_s=error.retry_after_s)
+    return better or error
+
+
+def unwrap(body: Any, provider: str) -> dict[str, Any]:
+    """``data`` of a ``{code: 0, data}`` envelope; a non-zero code on an HTTP 200 is an
+    error all the same."""
+    if not isinstance(body, dict):
+        raise ProviderError(
+            "upstream_bad_response", f"{provider}: a response that is not an object", retryable=True
+        )
+    code = body.get("code")
+    if code != 0:
+        message = f"{provider}: {body.get('message') or 'error'} (code {code})"
+        known = error_for_code(code, message) if isinstance(code, int) else None
+        raise known or ProviderError("upstream_rejected", message, retryable=False)
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise ProviderError(
+            "upstream_bad_response", f"{provider}: a response without data", retryable=True
+        )
+    return data
+
+
+def videos(data: dict[str, Any]) -> list[dict[str, Any]]:
+    result = data.get("task_result")
+    items = result.get("videos") if isinstance(result, dict) else None
+    return [v for v in items if isinstance(v, dict)] if isinstance(items, list) else []
+
+
+def result_urls(data: dict[str, Any]) -> list[str]:
+    return [str(v["url"]) for v in videos(data) if v.get("url")]
+
+
+def parse_status(
+    data: dict[str, Any], *, provider: str, usd_per_unit: Decimal | None = None
+) -> UpstreamStatus:
+    """Kling gives no progress and no failure code, only ``task_status_msg``."""
+    state = _STATES.get(str(data.get("task_status")), "running")
+    if state == "failed":
+        reason = str(data.get("task_status_msg") or "the task failed")
+        return UpstreamStatus(
+            "failed", error_code="upstream_failed", error_message=f"{provider}: {reason}"
+        )
+    if state != "succeeded":
+        # No poll hint from Kling: the engine backs off by itself.
+        return UpstreamStatus(state)
+    return UpstreamStatus("succeeded", progress=100, cost=_cost(data, usd_per_unit))
+
+
+def _cost(data: dict[str, Any], usd_per_unit: Decimal | None) -> Decimal | None:
+    units = data.get("final_unit_deduction")
+    if usd_per_unit is None or units in (None, ""):
+        return None
+    try:
+        return Decimal(str(units)) * usd_per_unit
+    except InvalidOperation:
+        return None
+
+
+# --- the adapter ------------------------------------------------------------------
+
+
+class KlingProvider:
+    def __init__(
+        self,
+        config: DeploymentConfig,
+        deps: ProviderDeps,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = config.name
+        self._deps = deps
+        self._model = str(config.options.get("model") or DEFAULT_MODEL)
+        rate = config.options.get("usd_per_unit")
+        self._usd_per_unit = Decimal(str(rate)) if rate is not None else None
+        self.signer = TokenSigner(config.secret("access_key"), config.secret("secret_key"), clock)
+        self._http = UpstreamClient(
+            provider=config.name,
+            base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
+            headers=self.signer.headers,
+            timeout_s=config.timeout_s,
+            error_message=error_message,
+        )
+        # Result URLs seen by status(), so fetch() need not ask again (in this process).
+        self._urls: dict[str, list[str]] = {}
+
+    def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
+        check_spec(spec, upstream_model or self._model, self.name)
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            body = await self._http.json(method, path, **kwargs)
+        except ProviderError as error:
+            raise reclassify(error) from None
+        return unwrap(body, self.name)
+
+    async def _task(self, upstream_id: str) -> dict[str, Any]:
+        parsed = parse_upstream_id(upstream_id)
+        if parsed is None:
+            raise ProviderError(
+                "upstream_bad_id",
+                f"{self.name}: {upstream_id!r} is not a Kling task id",
+                retryable=False,
+            )
+        kind, task_id = parsed
+        return await self._call("GET", f"/v1/videos/{kind}/{task_id}")
+
+    async def submit(
+        self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
+    ) -> SubmitResult:
+        model = upstream_model or self._model
+        if spec.kind == "extend":
+            kind, body = "video-extend", extend_body(spec, await self._source_video_id(spec))
+        else:
+            image = await image_base64(self._deps, spec.image) if spec.image else None
+            kind, body = create_body(spec, model, external_task_id=idempotency_key, image=image)
+        try:
+            data = await self._call("POST", f"/v1/videos/{kind}", json=body)
+        except ProviderError as error:
+            found = None
+            if error.code == "upstream_rejected" and "external_task_id" in body:
+                found = await self._find_external(kind, idempotency_key)
+            if found is None:
+                raise
+            data = found
+        task_id = data.get("task_id")
+        if not task_id:
+            raise ProviderError(
+                "upstream_bad_response",
+                f"{self.name}: create returned no task_id",
+                retryable=False,
+            )
+        return SubmitResult(encode_upstream_id(kind, str(task_id)), poll_after_s=_SUBMIT_POLL_S)
+
+    async def _find_external(self, kind: str, external_task_id: str) -> dict[str, Any] | None:
+        """A resubmission (after a crash) is refused because the external_task_id is
+        taken; the task it names is ours. The query path accepts an external_task_id in
+        place of the task id [3P; UNVERIFIED against the live API]."""
+        try:
+            data = await self._call("GET", f"/v1/videos/{kind}/{external_task_id}")
+        except ProviderError:
+            return None
+        info = data.get("task_info")
+        if isinstance(info, dict) and info.get("external_task_id") == external_task_id:
+            return data
+        return None
+
+    async def _source_video_id(self, spec: JobSpec) -> str:
+        upstream_id = spec.source.upstream_id if spec.source else None
+        data = await self._task(upstream_id or "")
+        ids = [str(v["id"]) for v in videos(data) if v.get("id")]
+        if data.get("task_status") != "succeed" or not ids:
+            raise ProviderError(
+                "source_unavailable",
+                f"{self.name}: the source task has no video to extend (Kling keeps results"
+                " 30 days)",
+                retryable=False,
+            )
+        return ids[0]
+
+    async def status(self, upstream_id: str) -> UpstreamStatus:
+        data = await self._task(upstream_id)
+        status = parse_status(data, provider=self.name, usd_per_unit=self._usd_per_unit)
+        if status.state == "succeeded" and (urls := result_urls(data)):
+            if len(self._urls) >= _URL_CACHE_MAX:
+                self._urls.pop(next(iter(self._urls)))
+            self._urls[upstream_id] = urls
+        return status
+
+    async def _result_urls(self, upstream_id: str) -> list[str]:
+        data = await self._task(upstream_id)
+        if data.get("task_status") != "succeed":
+            raise ProviderError(
+                "result_unavailable",
+                f"{self.name}: the task is {data.get('task_status')}, not succeed",
+                retryable=False,
+            )
+        urls = result_urls(data)
+        if not urls:
+            raise ProviderError(
+                "result_expired",
+                f"{self.name}: the task has no result URL (Kling clears them after 30 days)",
+                retryable=False,
+                expired=True,
+            )
+        return urls
+
+    async def fetch(
+        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+    ) -> list[Path]:
+        urls = self._urls.pop(upstream_id, None) or await self._result_urls(upstream_id)
+        paths: list[Path] = []
+        for index in range(len(urls)):
+            url = urls[index]
+            dest = dest_dir / f"{index}.mp4"
+            try:
+                await self._http.download(url, dest)
+            except ProviderError as error:
+                if not error.expired:
+                    raise
+                # Read the task again in case it names a new URL; Kling's are static
+                # links kept for 30 days, so the same URL means the result is gone.
+                fresh = await self._result_urls(upstream_id)
+                if index >= len(fresh) or fresh[index] == url:
+                    raise ProviderError(
+                        "result_expired",
+                        f"{self.name}: the result URL no longer works and Kling issues no new one",
+                        retryable=False,
+                        expired=True,
+                    ) from None
+                urls = fresh
+                await self._http.download(fresh[index], dest)
+            paths.append(dest)
+            if progress is not None:
+                progress((index + 1) / len(urls))
+        return paths
+
+    async def cancel(self, upstream_id: str) -> None:
+        """A no-op: Kling documents no way to cancel a task (reference section 5)."""
+        self._urls.pop(upstream_id, None)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def create(config: DeploymentConfig, deps: ProviderDeps) -> KlingProvider:
+    return KlingProvider(config, deps)
