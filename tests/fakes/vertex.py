@@ -6,15 +6,29 @@ API when the request sets ``storageUri``), and RAI filtering in place of videos.
 
 Controls besides the harness's: ``rai_failures`` renders ``fail_tasks`` as responsible-AI
 filtering (done, no videos, the message as the reason) instead of ``Operation.error``.
+
+OAuth2 (Google's token endpoint, JWT-bearer grant): ``POST /token`` with form fields
+``grant_type`` and ``assertion``. A test registers a service account's public key with
+``register_service_account``; the fake verifies the assertion's RS256 signature and its
+claims (iss, scope, aud = this fake's ``/token``, iat/exp) and answers ``{access_token,
+expires_in, token_type}`` or an OAuth2 error (``invalid_grant``...). Tokens it issued are
+accepted by the Vertex and GCS routes until ``token_expires_in`` passes or
+``revoke_tokens()``. ``fail_next_tokens(n, status)`` injects token-endpoint errors.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import secrets
+import time
+from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -44,6 +58,25 @@ _STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSI
 _RPC_NUMBERS = {"INVALID_ARGUMENT": 3, "NOT_FOUND": 5, "PERMISSION_DENIED": 7,
                 "RESOURCE_EXHAUSTED": 8, "FAILED_PRECONDITION": 9, "INTERNAL": 13}  # fmt: skip
 _MODEL_PREFIX = "/v1beta1/projects/{project}/locations/{location}/publishers/google/models"
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+@dataclass(frozen=True)
+class Assertion:
+    """A JWT-bearer assertion the token endpoint accepted, decoded."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    grant_type: str
+
+
+def oauth_error(status: int, error: str, description: str) -> JSONResponse:
+    return JSONResponse({"error": error, "error_description": description}, status_code=status)
+
+
+def _b64url_decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
 def google_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -62,6 +95,89 @@ class FakeVertex(FakeUpstream):
         super().__init__()
         self.requests: list[dict[str, Any]] = []
         self.rai_failures = False
+        # OAuth2: client_email -> (public key, key id); what was asked and issued.
+        self.service_accounts: dict[str, tuple[rsa.RSAPublicKey, str | None]] = {}
+        self.token_calls = 0
+        self.assertions: list[Assertion] = []
+        self.issued: dict[str, float] = {}  # access token -> expiry (wall clock)
+        self.token_expires_in = 3599
+        self._next_token_errors: list[int] = []
+
+    # --- OAuth2 controls ------------------------------------------------------------
+
+    def register_service_account(
+        self, client_email: str, public_key: rsa.RSAPublicKey, key_id: str | None = None
+    ) -> None:
+        self.service_accounts[client_email] = (public_key, key_id)
+
+    def fail_next_tokens(self, n: int, status: int) -> None:
+        self._next_token_errors = [status] * n
+
+    def revoke_tokens(self) -> None:
+        self.issued.clear()
+
+    def token_uri(self) -> str:
+        return f"{self.base_url}/token"
+
+    async def token(self, request: Request) -> Response:
+        """Google's OAuth2 token endpoint, JWT-bearer grant (RFC 7523)."""
+        self.token_calls += 1
+        if self._next_token_errors:
+            status = self._next_token_errors.pop(0)
+            return oauth_error(status, "internal_failure", f"injected {status}")
+        form = await request.form()
+        grant_type = str(form.get("grant_type") or "")
+        if grant_type != JWT_BEARER:
+            return oauth_error(400, "unsupported_grant_type", f"Invalid grant_type: {grant_type}")
+        parts = str(form.get("assertion") or "").split(".")
+        if len(parts) != 3:
+            return oauth_error(400, "invalid_grant", "Invalid JWT: not three segments.")
+        try:
+            header = json.loads(_b64url_decode(parts[0]))
+            claims = json.loads(_b64url_decode(parts[1]))
+            signature = _b64url_decode(parts[2])
+        except (ValueError, binascii.Error):
+            return oauth_error(400, "invalid_grant", "Invalid JWT: cannot be decoded.")
+        if header.get("alg") != "RS256" or header.get("typ") != "JWT":
+            return oauth_error(400, "invalid_grant", "Invalid JWT: alg must be RS256, typ JWT.")
+        account = self.service_accounts.get(str(claims.get("iss")))
+        if account is None:
+            return oauth_error(400, "invalid_grant", "Invalid grant: account not found")
+        public_key, key_id = account
+        if key_id is not None and header.get("kid") != key_id:
+            return oauth_error(400, "invalid_grant", "Invalid JWT Signature.")
+        try:
+            public_key.verify(
+                signature,
+                f"{parts[0]}.{parts[1]}".encode(),
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
+        except InvalidSignature:
+            return oauth_error(400, "invalid_grant", "Invalid JWT Signature.")
+        if claims.get("aud") != self.token_uri():
+            return oauth_error(400, "invalid_grant", "Invalid JWT: Failed audience check.")
+        if claims.get("scope") != CLOUD_PLATFORM:
+            return oauth_error(400, "invalid_scope", "Invalid OAuth scope or ID token audience.")
+        iat, exp, now = claims.get("iat"), claims.get("exp"), time.time()
+        if (
+            not isinstance(iat, int)
+            or not isinstance(exp, int)
+            or exp <= now
+            or not 0 < exp - iat <= 3600
+        ):
+            return oauth_error(
+                400,
+                "invalid_grant",
+                "Invalid JWT: Token must be a short-lived token (60 minutes) and in a "
+                "reasonable timeframe. Check your iat and exp values in the JWT claim.",
+            )
+        self.assertions.append(Assertion(header, claims, grant_type))
+        token = f"ya29.sa-{secrets.token_urlsafe(12)}"
+        self.issued[token] = now + self.token_expires_in
+        return JSONResponse(
+            {"access_token": token, "expires_in": self.token_expires_in, "token_type": "Bearer"}
+        )
 
     def error_for(self, status: int, headers: dict[str, str]) -> InjectedError:
         messages = {
@@ -80,7 +196,10 @@ class FakeVertex(FakeUpstream):
         return InjectedError(status, body, headers)
 
     def _unauthorized(self, request: Request) -> Response | None:
-        if request.headers.get("authorization") == f"Bearer {ACCESS_TOKEN}":
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme == "Bearer" and (
+            token == ACCESS_TOKEN or self.issued.get(token, 0.0) > time.time()
+        ):
             return None
         return google_error(
             401,
@@ -202,6 +321,7 @@ class FakeVertex(FakeUpstream):
         return [
             Route(f"{_MODEL_PREFIX}/{{model_action}}", self.model_action, methods=["POST"]),
             Route("/storage/v1/b/{bucket}/o/{object:path}", self.gcs_object, methods=["GET"]),
+            Route("/token", self.token, methods=["POST"]),
         ]
 
 

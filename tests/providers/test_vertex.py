@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pydantic import SecretStr
 
-from tests.conftest import png_bytes
+from tests.conftest import free_port, png_bytes
 from tests.fakes.harness import FakeServer, tiny_mp4
-from tests.fakes.vertex import ACCESS_TOKEN, LOCATION, PROJECT, FakeVertex
+from tests.fakes.vertex import (
+    ACCESS_TOKEN,
+    CLOUD_PLATFORM,
+    JWT_BEARER,
+    LOCATION,
+    PROJECT,
+    FakeVertex,
+)
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec, SourceRef
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import LocalBlobStore
+from vidgate.providers import vertex
 from vidgate.providers.base import ProviderDeps, ProviderError
 from vidgate.providers.http import translate
 from vidgate.providers.vertex import (
@@ -306,17 +319,15 @@ async def test_wrong_token_is_unhealthy_and_not_echoed(fake: Fake, tmp_path: Pat
     assert "wrong-secret" not in str(caught.value)
 
 
-async def test_service_account_key_without_cryptography_is_unhealthy(
-    fake: Fake, tmp_path: Path
-) -> None:
-    provider = _adapter(fake[1], tmp_path, {"service_account_file": "/secrets/key.json"})
+async def test_no_credentials_is_unhealthy(fake: Fake, tmp_path: Path) -> None:
+    provider = _adapter(fake[1], tmp_path, {"api_key": "x"})
     try:
         provider.validate(_spec(), MODEL)  # a deployment problem, never the client's
         with pytest.raises(ProviderError) as caught:
             await provider.submit(_spec(), idempotency_key="job-10", upstream_model=MODEL)
     finally:
         await provider.aclose()
-    assert caught.value.unhealthy and "access_token" in caught.value.message
+    assert caught.value.unhealthy and "service_account_file" in caught.value.message
     assert fake[0].create_calls == 0
 
 
@@ -376,3 +387,341 @@ async def test_cancel_is_a_no_op(fake: Fake, adapter: VertexProvider) -> None:
     with pytest.raises(ProviderError) as caught:
         await adapter.status("operations/not-a-vertex-name")
     assert caught.value.code == "upstream_bad_id"
+
+
+# --- service-account credentials (OAuth2 JWT-bearer grant) ----------------------------
+
+SA_EMAIL = "vidgate@vidgate-test.iam.gserviceaccount.com"
+SA_KEY_ID = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture(scope="module")
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _pem(key: rsa.RSAPrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def _key_file(tmp_path: Path, key: rsa.RSAPrivateKey, token_uri: str, **changes: Any) -> Path:
+    """A service-account JSON key as the Cloud console downloads it."""
+    data: dict[str, Any] = {
+        "type": "service_account",
+        "project_id": PROJECT,
+        "private_key_id": SA_KEY_ID,
+        "private_key": _pem(key),
+        "client_email": SA_EMAIL,
+        "client_id": "100000000000000000001",
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": token_uri,
+        **changes,
+    }
+    path = tmp_path / "sa-key.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def _sa_adapter(
+    fake: Fake, tmp_path: Path, key: rsa.RSAPrivateKey, **options: Any
+) -> VertexProvider:
+    upstream, server = fake
+    path = _key_file(tmp_path, key, upstream.token_uri())
+    return _adapter(server, tmp_path, {"service_account_file": str(path)}, **options)
+
+
+@pytest.fixture
+async def sa_adapter(
+    fake: Fake, tmp_path: Path, rsa_key: rsa.RSAPrivateKey
+) -> AsyncIterator[VertexProvider]:
+    fake[0].register_service_account(SA_EMAIL, rsa_key.public_key(), SA_KEY_ID)
+    provider = _sa_adapter(fake, tmp_path, rsa_key)
+    yield provider
+    await provider.aclose()
+
+
+class Clock:
+    """Stands in for vertex._clock: real time plus what a test adds."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake_clock = Clock()
+    monkeypatch.setattr(vertex, "_clock", fake_clock)
+    return fake_clock
+
+
+async def test_service_account_text_to_video_end_to_end(
+    fake: Fake, sa_adapter: VertexProvider, tmp_path: Path
+) -> None:
+    upstream, _ = fake
+    result = await sa_adapter.submit(_spec(), idempotency_key="sa-1", upstream_model=MODEL)
+    await _finish(sa_adapter, result.upstream_id)
+    [path] = await sa_adapter.fetch(result.upstream_id, tmp_path)
+    assert path.read_bytes() == tiny_mp4()
+    assert upstream.submissions == 1 and upstream.token_calls == 1
+    assert len(upstream.issued) == 1
+
+
+async def test_service_account_token_downloads_gcs_results(
+    fake: Fake, tmp_path: Path, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    upstream, server = fake
+    upstream.register_service_account(SA_EMAIL, rsa_key.public_key(), SA_KEY_ID)
+    provider = _sa_adapter(
+        fake, tmp_path, rsa_key, storage_uri="gs://vidgate-out/veo", storage_base_url=server.url
+    )
+    try:
+        result = await provider.submit(_spec(), idempotency_key="sa-2", upstream_model=MODEL)
+        await _finish(provider, result.upstream_id)
+        [path] = await provider.fetch(result.upstream_id, tmp_path)
+    finally:
+        await provider.aclose()
+    assert path.read_bytes() == tiny_mp4()
+    assert upstream.downloads == 1 and upstream.token_calls == 1
+
+
+async def test_assertion_carries_the_documented_claims(
+    fake: Fake, sa_adapter: VertexProvider, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    upstream, server = fake
+    before = int(time.time())
+    await sa_adapter.submit(_spec(), idempotency_key="sa-3", upstream_model=MODEL)
+    [assertion] = upstream.assertions
+    assert assertion.grant_type == JWT_BEARER
+    assert assertion.header == {"alg": "RS256", "typ": "JWT", "kid": SA_KEY_ID}
+    claims = dict(assertion.claims)
+    iat = claims.pop("iat")
+    assert before <= iat <= time.time() + 1
+    assert claims == {
+        "iss": SA_EMAIL,
+        "scope": CLOUD_PLATFORM,
+        "aud": f"{server.url}/token",
+        "exp": iat + 3600,
+    }
+
+
+def test_sign_assertion_is_rs256_over_header_and_claims(rsa_key: rsa.RSAPrivateKey) -> None:
+    key = vertex.ServiceAccountKey(
+        client_email=SA_EMAIL,
+        private_key=rsa_key,
+        private_key_id=SA_KEY_ID,
+        token_uri="https://oauth2.googleapis.com/token",
+    )
+    jwt = vertex.sign_assertion(key, 1_700_000_000.7)
+    header, claims, signature = jwt.split(".")
+
+    def decode(part: str) -> bytes:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+    assert "=" not in jwt
+    assert json.loads(decode(header)) == {"alg": "RS256", "typ": "JWT", "kid": SA_KEY_ID}
+    assert json.loads(decode(claims)) == {
+        "iss": SA_EMAIL,
+        "scope": "https://www.googleapis.com/auth/cloud-platform",
+        "aud": "https://oauth2.googleapis.com/token",
+        "iat": 1_700_000_000,
+        "exp": 1_700_003_600,
+    }
+    rsa_key.public_key().verify(
+        decode(signature), f"{header}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256()
+    )
+    assert "private_key=" not in repr(key)
+
+
+async def test_token_is_fetched_once_and_refreshed_before_expiry(
+    fake: Fake, sa_adapter: VertexProvider, clock: Clock
+) -> None:
+    upstream, _ = fake
+    result = await sa_adapter.submit(_spec(), idempotency_key="sa-4", upstream_model=MODEL)
+    # Several calls at once, and more later within the token's life: one token request.
+    await asyncio.gather(*(sa_adapter.status(result.upstream_id) for _ in range(5)))
+    clock.offset = 3599 - 301
+    await sa_adapter.status(result.upstream_id)
+    assert upstream.token_calls == 1
+    # Within 5 minutes of expiry: a new token, asked for once by concurrent callers.
+    clock.offset = 3599 - 299
+    await asyncio.gather(*(sa_adapter.status(result.upstream_id) for _ in range(5)))
+    assert upstream.token_calls == 2 and len(upstream.assertions) == 2
+    first, second = upstream.assertions
+    assert second.claims["iat"] - first.claims["iat"] >= 3599 - 299 - 1
+    # The fake accepts only tokens it issued: the calls above used the new one.
+    upstream.issued.pop(next(iter(upstream.issued)))
+    status = await sa_adapter.status(result.upstream_id)
+    assert status.state == "succeeded" and upstream.token_calls == 2
+
+
+async def test_short_lived_tokens_are_refreshed_halfway(
+    fake: Fake, sa_adapter: VertexProvider, clock: Clock
+) -> None:
+    upstream, _ = fake
+    upstream.token_expires_in = 60
+    result = await sa_adapter.submit(_spec(), idempotency_key="sa-5", upstream_model=MODEL)
+    clock.offset = 29
+    await sa_adapter.status(result.upstream_id)
+    assert upstream.token_calls == 1
+    clock.offset = 31
+    await sa_adapter.status(result.upstream_id)
+    assert upstream.token_calls == 2
+
+
+async def test_revoked_token_is_unhealthy_then_replaced(
+    fake: Fake, sa_adapter: VertexProvider
+) -> None:
+    upstream, _ = fake
+    result = await sa_adapter.submit(_spec(), idempotency_key="sa-6", upstream_model=MODEL)
+    upstream.revoke_tokens()
+    with pytest.raises(ProviderError) as caught:
+        await sa_adapter.status(result.upstream_id)
+    assert caught.value.unhealthy and "UNAUTHENTICATED" in caught.value.message
+    await sa_adapter.status(result.upstream_id)
+    assert upstream.token_calls == 2
+
+
+async def test_bad_signature_is_unhealthy_without_key_material(
+    fake: Fake, tmp_path: Path, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    upstream, _ = fake
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    upstream.register_service_account(SA_EMAIL, other.public_key(), SA_KEY_ID)
+    provider = _sa_adapter(fake, tmp_path, rsa_key)
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await provider.submit(_spec(), idempotency_key="sa-7", upstream_model=MODEL)
+    finally:
+        await provider.aclose()
+    error = caught.value
+    assert error.unhealthy and not error.retryable and error.code == "upstream_auth_failed"
+    assert error.message == (
+        "vx: service-account token request refused: invalid_grant: Invalid JWT Signature."
+    )
+    text = f"{error} {error.__cause__!r} {error.__context__!r}"
+    pem = _pem(rsa_key)
+    body = pem.split("-----")[2].replace("\n", "")
+    assert "BEGIN" not in text and body[:40] not in text and body[-40:] not in text
+    assert "eyJ" not in text  # no JWT: base64url of '{"' is "eyJ"
+    assert upstream.create_calls == 0 and upstream.token_calls == 1
+
+
+async def test_token_endpoint_outage_is_retryable(fake: Fake, sa_adapter: VertexProvider) -> None:
+    upstream, _ = fake
+    upstream.fail_next_tokens(1, 503)
+    with pytest.raises(ProviderError) as caught:
+        await sa_adapter.submit(_spec(), idempotency_key="sa-8", upstream_model=MODEL)
+    assert caught.value.retryable and not caught.value.unhealthy
+    assert caught.value.message.startswith("vx: token endpoint:")
+    assert upstream.create_calls == 0
+    await sa_adapter.submit(_spec(), idempotency_key="sa-8", upstream_model=MODEL)
+    assert upstream.token_calls == 2 and upstream.submissions == 1
+
+
+async def test_unreachable_token_endpoint_is_retryable(
+    fake: Fake, tmp_path: Path, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    _, server = fake
+    path = _key_file(tmp_path, rsa_key, f"http://127.0.0.1:{free_port()}/token")
+    provider = _adapter(server, tmp_path, {"service_account_file": str(path)})
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await provider.submit(_spec(), idempotency_key="sa-9", upstream_model=MODEL)
+    finally:
+        await provider.aclose()
+    assert caught.value.retryable and not caught.value.unhealthy
+    assert caught.value.code == "upstream_unreachable"
+
+
+async def test_refresh_failure_keeps_the_old_token_while_it_lasts(
+    fake: Fake, sa_adapter: VertexProvider, clock: Clock
+) -> None:
+    upstream, _ = fake
+    result = await sa_adapter.submit(_spec(), idempotency_key="sa-10", upstream_model=MODEL)
+    clock.offset = 3599 - 60
+    upstream.fail_next_tokens(1, 503)
+    status = await sa_adapter.status(result.upstream_id)
+    assert status.state in ("queued", "running") and upstream.token_calls == 2
+    await sa_adapter.status(result.upstream_id)
+    assert upstream.token_calls == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (None, "cannot be read"),
+        ('{"private_key": "-----BEGIN PRIVATE KEY-----\\nSECRETSTUFF', "not valid JSON"),
+        ('["SECRETSTUFF"]', "not a JSON object"),
+        ('{"type": "service_account", "private_key": "SECRETSTUFF"}', "has no client_email"),
+        (
+            '{"client_email": "a@b", "private_key": "-----BEGIN PRIVATE KEY-----SECRETSTUFF"}',
+            "private_key is not an unencrypted PEM private key",
+        ),
+        (
+            '{"type": "authorized_user", "client_secret": "SECRETSTUFF", "refresh_token": "x"}',
+            "not a service account key",
+        ),
+    ],
+)
+def test_bad_key_file_is_a_value_error_naming_only_the_path(
+    fake: Fake, tmp_path: Path, content: str | None, reason: str
+) -> None:
+    path = tmp_path / "key.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError) as caught:
+        _adapter(fake[1], tmp_path, {"service_account_file": str(path)})
+    message = str(caught.value)
+    assert str(path) in message and reason in message and "'vx'" in message
+    assert "SECRETSTUFF" not in message and "BEGIN" not in message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_non_rsa_key_is_a_value_error(fake: Fake, tmp_path: Path) -> None:
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+    path = tmp_path / "key.json"
+    path.write_text(json.dumps({"client_email": "a@b", "private_key": pem}), encoding="utf-8")
+    with pytest.raises(ValueError, match="not an RSA key"):
+        _adapter(fake[1], tmp_path, {"service_account_file": str(path)})
+
+
+async def test_access_token_wins_over_a_key_file(fake: Fake, tmp_path: Path) -> None:
+    upstream, server = fake
+    credentials = {"access_token": ACCESS_TOKEN, "service_account_file": "/nonexistent.json"}
+    provider = _adapter(server, tmp_path, credentials)
+    try:
+        await provider.submit(_spec(), idempotency_key="sa-11", upstream_model=MODEL)
+    finally:
+        await provider.aclose()
+    assert upstream.submissions == 1 and upstream.token_calls == 0
+
+
+def test_a_broken_credential_file_takes_out_only_its_deployment(tmp_path: Path) -> None:
+    from vidgate.providers.registry import build_providers
+
+    bad = tmp_path / "user-login.json"
+    bad.write_text('{"type": "authorized_user", "refresh_token": "x"}')
+    config = DeploymentConfig(
+        name="vertex",
+        provider="vertex",
+        credentials={"service_account_file": SecretStr(str(bad))},
+        options={"project": "p"},
+    )
+    deps = ProviderDeps(blobs=LocalBlobStore(tmp_path / "b"), settings=Settings(data_dir=tmp_path))
+    providers = build_providers({"vertex": config}, None, deps)  # type: ignore[arg-type]
+    assert set(providers) == {"sandbox"}

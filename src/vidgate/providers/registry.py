@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate.core.deployments import DeploymentConfig
@@ -17,6 +18,8 @@ from vidgate.providers.base import Provider, ProviderDeps
 from vidgate.providers.sandbox import SandboxProvider
 
 SANDBOX = "sandbox"
+
+log = structlog.get_logger("vidgate.providers")
 
 Factory = Callable[[DeploymentConfig, ProviderDeps], Provider]
 
@@ -59,5 +62,10 @@ def build_providers(
             raise ValueError(
                 f"deployment {name!r}: unknown provider {config.provider!r} (known: {known})"
             )
-        providers[name] = factory(config, deps)
+        try:
+            providers[name] = factory(config, deps)
+        except ValueError as exc:
+            # A broken credential file (say GOOGLE_APPLICATION_CREDENTIALS pointing at a
+            # gcloud user login) takes out that deployment, not the whole gateway.
+            log.warning("deployment.invalid", deployment=name, reason=str(exc))
     return providers

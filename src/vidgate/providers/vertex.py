@@ -15,9 +15,16 @@
 ``upstream_id`` is the operation name followed by ``#n=<sampleCount>``, so that a poll
 can tell a partly filtered result (fewer videos than asked for) from a complete one.
 
-Credentials: ``access_token``, a ready OAuth2 bearer token. A ``service_account_file``
-needs the OAuth2 JWT-bearer grant signed with RS256, which needs the ``cryptography``
-package; it is not installed, so such a deployment answers every call as unhealthy.
+Credentials: ``access_token``, a ready OAuth2 bearer token, or ``service_account_file``,
+the path of a service-account JSON key (what ``GOOGLE_APPLICATION_CREDENTIALS`` names).
+The key is read once, when the adapter is built (a missing or invalid file is a
+``ValueError`` naming the path, never the content); its tokens come from Google's OAuth2
+JWT-bearer grant (RFC 7523): an RS256-signed assertion ``{iss: client_email, scope:
+cloud-platform, aud: token_uri, iat, exp: iat+3600}`` posted to ``token_uri``. A token is
+kept until about 5 minutes before it expires; one refresh runs at a time. A refused
+assertion (400/401 ``invalid_grant``: a revoked or deleted key, a wrong clock) makes the
+deployment unhealthy; a network error or a 5xx is retryable. With both credentials set,
+``access_token`` wins.
 Options: ``project`` (required), ``location`` (us-central1), ``api_version`` (v1beta1),
 ``storage_uri``, ``storage_base_url``, ``generate_audio``, ``poll_interval_s``.
 """
@@ -28,13 +35,19 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import json
 import os
 import re
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -76,6 +89,14 @@ RPC_CODES = {
     14: "UNAVAILABLE",
     16: "UNAUTHENTICATED",
 }
+# OAuth2 service-account flow (JWT-bearer grant, RFC 7523).
+TOKEN_URI = "https://oauth2.googleapis.com/token"
+SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# Google accepts assertions valid for at most an hour.
+ASSERTION_LIFETIME_S = 3600
+# A token is replaced this long before it expires (at most half its lifetime).
+REFRESH_MARGIN_S = 300.0
 _RETRY_HINT = re.compile(r"\[retry after ([0-9.]+)s\]")
 _N_SUFFIX = re.compile(r"#n=([0-9]+)$")
 
@@ -187,6 +208,195 @@ async def write_base64(data: str, dest: Path) -> Path:
 
     await asyncio.to_thread(write)
     return dest
+
+
+# --- service-account credentials -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceAccountKey:
+    client_email: str
+    private_key: rsa.RSAPrivateKey = field(repr=False)
+    private_key_id: str | None
+    token_uri: str
+
+
+def load_service_account(path: str) -> ServiceAccountKey:
+    """Read a service-account JSON key. Every problem is a ``ValueError`` that names the
+    file and what is wrong with it, never anything read from it."""
+
+    def bad(reason: str) -> ValueError:
+        return ValueError(f"service account key file {path}: {reason}")
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise bad(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+    except UnicodeDecodeError:
+        raise bad("is not UTF-8 text") from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise bad("is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise bad("is not a JSON object")
+    kind = data.get("type")
+    if kind is not None and kind != "service_account":
+        raise bad(f"holds {str(kind)[:40]!r} credentials, not a service account key")
+    missing = [
+        k
+        for k in ("client_email", "private_key")
+        if not isinstance(data.get(k), str) or not data[k]
+    ]
+    if missing:
+        raise bad(f"has no {', '.join(missing)}")
+    token_uri = data.get("token_uri") or TOKEN_URI
+    if not isinstance(token_uri, str) or not token_uri.startswith(("https://", "http://")):
+        raise bad("token_uri is not an http(s) URL")
+    key_id = data.get("private_key_id")
+    try:
+        key = serialization.load_pem_private_key(data["private_key"].encode(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise bad("private_key is not an unencrypted PEM private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise bad("private_key is not an RSA key")
+    return ServiceAccountKey(
+        client_email=data["client_email"],
+        private_key=key,
+        private_key_id=key_id if isinstance(key_id, str) and key_id else None,
+        token_uri=token_uri,
+    )
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_json(value: dict[str, Any]) -> str:
+    return _b64url(json.dumps(value, separators=(",", ":")).encode())
+
+
+def sign_assertion(key: ServiceAccountKey, now: float) -> str:
+    """The JWT-bearer assertion for ``key``: RS256 over ``header.claims``."""
+    header: dict[str, Any] = {"alg": "RS256", "typ": "JWT"}
+    if key.private_key_id:
+        header["kid"] = key.private_key_id
+    iat = int(now)
+    claims = {
+        "iss": key.client_email,
+        "scope": SCOPE,
+        "aud": key.token_uri,
+        "iat": iat,
+        "exp": iat + ASSERTION_LIFETIME_S,
+    }
+    signing_input = f"{_b64url_json(header)}.{_b64url_json(claims)}"
+    signature = key.private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{_b64url(signature)}"
+
+
+def oauth_error_message(response: httpx.Response) -> str | None:
+    """``error: error_description`` of an OAuth2 error body (RFC 6749 5.2), shortened;
+    neither field carries the assertion or a token."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, dict):  # a Google API error body, from a proxy say
+        return google_error_message(response)
+    if not isinstance(error, str):
+        return None
+    description = body.get("error_description")
+    text = f"{error}: {description}" if isinstance(description, str) and description else error
+    return text[:300]
+
+
+def _clock() -> float:
+    """Wall-clock seconds (assertion times and token expiry); tests replace it."""
+    return time.time()
+
+
+class ServiceAccountTokens:
+    """Access tokens for one service-account key, cached until shortly before expiry."""
+
+    def __init__(self, key: ServiceAccountKey, *, provider: str, timeout_s: float) -> None:
+        self._key = key
+        self._provider = provider
+        self._http = UpstreamClient(
+            provider=provider, base_url="", timeout_s=timeout_s, error_message=oauth_error_message
+        )
+        self._lock = asyncio.Lock()
+        self._token: str | None = None
+        self._refresh_at = 0.0
+        self._expires_at = 0.0
+
+    def _fresh(self) -> str | None:
+        return self._token if self._token is not None and _clock() < self._refresh_at else None
+
+    async def token(self) -> str:
+        if (token := self._fresh()) is not None:
+            return token
+        async with self._lock:
+            # Whoever held the lock before may have refreshed it already.
+            if (token := self._fresh()) is not None:
+                return token
+            try:
+                token, expires_in = await self._fetch()
+            except ProviderError as error:
+                # A transient failure while the old token still works: keep using it.
+                if error.retryable and self._token is not None and _clock() < self._expires_at:
+                    return self._token
+                raise
+            now = _clock()
+            self._token = token
+            self._expires_at = now + expires_in
+            self._refresh_at = now + expires_in - min(REFRESH_MARGIN_S, expires_in / 2)
+            return token
+
+    def invalidate(self, token: str) -> None:
+        """Forget ``token`` (Vertex refused it) unless it was replaced meanwhile."""
+        if self._token == token:
+            self._token = None
+
+    async def _fetch(self) -> tuple[str, float]:
+        form = {"grant_type": JWT_BEARER_GRANT, "assertion": sign_assertion(self._key, _clock())}
+        try:
+            body = await self._http.json("POST", self._key.token_uri, data=form)
+        except ProviderError as error:
+            detail = error.message.removeprefix(f"{self._provider}: ")
+            if error.retryable:  # a network error, a timeout, 429, 5xx
+                raise ProviderError(
+                    error.code,
+                    f"{self._provider}: token endpoint: {detail}",
+                    retryable=True,
+                    retry_after_s=error.retry_after_s,
+                ) from error
+            # invalid_grant and the like: the key itself does not work (revoked,
+            # deleted, disabled account, skewed clock). Nothing a retry fixes.
+            raise ProviderError(
+                "upstream_auth_failed",
+                f"{self._provider}: service-account token request refused: {detail}",
+                retryable=False,
+                unhealthy=True,
+            ) from None
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise ProviderError(
+                "upstream_bad_response",
+                f"{self._provider}: the token endpoint answered without an access_token",
+                retryable=True,
+            )
+        expires_in = body.get("expires_in")
+        try:
+            lifetime = float(expires_in) if expires_in is not None else 3600.0
+        except (TypeError, ValueError):
+            lifetime = 3600.0
+        return token, max(lifetime, 0.0)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
 
 # --- Vertex mapping ------------------------------------------------------------------
@@ -305,13 +515,19 @@ class VertexProvider:
         # Why this deployment cannot work, said on every call (routing keeps it out).
         self._unusable: str | None = None
         token = config.credentials.get("access_token")
-        if token is None:
-            self._unusable = (
-                "service-account keys need RS256 signing (the 'cryptography' package, not "
-                "installed); set credentials.access_token"
-                if "service_account_file" in config.credentials
-                else "no credentials.access_token"
+        key_file = config.credentials.get("service_account_file")
+        self._bearer = token.get_secret_value() if token is not None else ""
+        self._tokens: ServiceAccountTokens | None = None
+        if token is None and key_file is not None:
+            try:
+                key = load_service_account(key_file.get_secret_value())
+            except ValueError as exc:
+                raise ValueError(f"deployment {config.name!r}: {exc}") from None
+            self._tokens = ServiceAccountTokens(
+                key, provider=config.name, timeout_s=config.timeout_s
             )
+        if token is None and key_file is None:
+            self._unusable = "no credentials.access_token or credentials.service_account_file"
         elif not self._project:
             self._unusable = "options.project is not set"
         host = (
@@ -319,19 +535,14 @@ class VertexProvider:
             if self._location == "global"
             else f"https://{self._location}-aiplatform.googleapis.com"
         )
-        bearer = token.get_secret_value() if token is not None else ""
         self._http = UpstreamClient(
             provider=config.name,
             base_url=(config.base_url or host).rstrip("/"),
-            headers={"Authorization": f"Bearer {bearer}"},
             timeout_s=config.timeout_s,
             error_message=google_error_message,
         )
 
-    def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
-        check_spec(spec, upstream_model or DEFAULT_MODEL, self.name)
-
-    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    async def _auth(self) -> dict[str, str]:
         if self._unusable:
             raise ProviderError(
                 "upstream_misconfigured",
@@ -339,9 +550,20 @@ class VertexProvider:
                 retryable=False,
                 unhealthy=True,
             )
+        bearer = await self._tokens.token() if self._tokens is not None else self._bearer
+        return {"Authorization": f"Bearer {bearer}"}
+
+    def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
+        check_spec(spec, upstream_model or DEFAULT_MODEL, self.name)
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        headers = await self._auth()
         try:
-            body = await self._http.json(method, path, **kwargs)
+            body = await self._http.json(method, path, headers=headers, **kwargs)
         except ProviderError as error:
+            if error.code == "upstream_auth_failed" and self._tokens is not None:
+                # A token revoked before its time: the next call asks for a new one.
+                self._tokens.invalidate(headers["Authorization"].removeprefix("Bearer "))
             refined = refine_error(error)
             if refined is error:
                 raise
@@ -410,7 +632,7 @@ class VertexProvider:
                 # Objects in the operator's bucket: a deleted one is gone for good.
                 url = self._storage_base + gcs_media_path(str(video["gcsUri"]))
                 try:
-                    paths.append(await self._http.download(url, dest, authenticated=True))
+                    paths.append(await self._http.download(url, dest, headers=await self._auth()))
                 except ProviderError as error:
                     if error.expired:
                         raise ProviderError(
@@ -426,6 +648,8 @@ class VertexProvider:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self._tokens is not None:
+            await self._tokens.aclose()
 
 
 def create(config: DeploymentConfig, deps: ProviderDeps) -> VertexProvider:
