@@ -260,3 +260,35 @@ def test_idempotency_key(post: Any, session_db: str) -> None:
     )
     # The same key with the same normalized request, through the other shape: the same job.
     assert task_shape.status_code == 200 and task_shape.json()["id"] == first.json()["id"]
+
+
+def test_last_frame_and_reference_images_are_checked_against_the_model(post: Any) -> None:
+    image = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+    gen = "/v1/videos/generations"
+    error = _assert_error(
+        post(gen, json={"model": "sandbox", "prompt": "x", "last_frame": image}),
+        400,
+        param="last_frame",
+    )
+    assert "first frame" in error["message"]
+    error = _assert_error(
+        post(
+            gen, json={"model": "runway-gen4.5", "prompt": "x", "image": image, "last_frame": image}
+        ),
+        400,
+        param="last_frame",
+    )
+    assert "not supported by runway-gen4.5" in error["message"]
+    error = _assert_error(
+        post(gen, json={"model": "sandbox", "prompt": "x", "reference_images": [image] * 4}),
+        400,
+        param="reference_images",
+    )
+    assert "0-3" in error["message"]
+    _assert_error(
+        post(
+            json={"model": "kling-2.0", "prompt": "x", "reference_images": [{"image_url": image}]}
+        ),
+        400,
+        param="reference_images",
+    )

@@ -227,3 +227,35 @@ def test_one_job_two_shapes(server: ServerProcess, key_a: str) -> None:
     video = client.videos.retrieve(task["id"])
     assert video.model == "sora-2" and video.seconds == "8" and video.size == "1280x720"
     assert video.status in ("queued", "in_progress", "completed")
+
+
+def test_first_last_and_reference_frames_reach_the_job(
+    server: ServerProcess, key_a: str, session_db: str
+) -> None:
+    import psycopg
+
+    first = "data:image/png;base64," + base64.b64encode(png_bytes(64, 48, (255, 0, 0))).decode()
+    last = "data:image/png;base64," + base64.b64encode(png_bytes(64, 48, (0, 0, 255))).decode()
+    ref = "data:image/png;base64," + base64.b64encode(png_bytes(32, 32, (0, 255, 0))).decode()
+    body = httpx.post(
+        f"{server.base_url}/v1/videos/generations",
+        headers=_auth(key_a),
+        json={
+            "model": "sandbox",
+            "prompt": "frames",
+            "duration": 1,
+            "size": "320x240",
+            "image": first,
+            "last_frame": last,
+            "reference_images": [ref, ref],
+        },
+    )
+    assert body.status_code == 200, body.text
+    done = _wait(server.base_url, key_a, body.json()["id"])
+    assert done["status"] == "completed"
+    with psycopg.connect(session_db) as conn:
+        row = conn.execute("SELECT spec FROM jobs WHERE id = %s", (done["id"],)).fetchone()
+    assert row is not None
+    spec = row[0]
+    assert spec["image"]["sha256"] != spec["last_frame"]["sha256"]
+    assert [r["width"] for r in spec["reference_images"]] == [32, 32]

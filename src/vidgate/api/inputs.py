@@ -40,7 +40,7 @@ def _set_path(target: dict[str, Any], key: str, value: Any) -> None:
 
 async def read_body(
     request: Request, *, max_files: int = 2
-) -> tuple[dict[str, Any], dict[str, bytes]]:
+) -> tuple[dict[str, Any], dict[str, list[bytes]]]:
     """A JSON or multipart body as plain fields, plus uploaded files by field name."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data" or content_type == "application/x-www-form-urlencoded":
@@ -51,11 +51,11 @@ async def read_body(
                 f"malformed multipart body: {exc.message}", code="invalid_body"
             ) from exc
         fields: dict[str, Any] = {}
-        files: dict[str, bytes] = {}
+        files: dict[str, list[bytes]] = {}
         try:
             for key, value in form.multi_items():
                 if isinstance(value, UploadFile):
-                    files[key] = await value.read()
+                    files.setdefault(key.removesuffix("[]"), []).append(await value.read())
                 elif key in ("metadata", "input_reference", "video") and value.startswith("{"):
                     _set_path(fields, key, _json(value))
                 else:

@@ -28,6 +28,9 @@ class CreateVideoBody(_Body):
     seconds: bool | int | float | str | None = None
     size: str | None = None
     input_reference: ImageUrlReference | str | None = None
+    # vidgate extensions: a last frame, and reference images (https or data URLs).
+    last_frame: ImageUrlReference | str | None = None
+    reference_images: list[ImageUrlReference | str] | None = None
     aspect_ratio: str | None = None
     resolution: str | None = None
     fps: bool | int | str | None = None
@@ -68,6 +71,8 @@ class CreateGenerationBody(_Body):
     size: str | None = None
     n: bool | int | str | None = None
     image: str | None = None
+    last_frame: str | None = None
+    reference_images: list[str] | None = None
     fps: bool | int | str | None = None
     seed: int | None = None
     negative_prompt: str | None = None

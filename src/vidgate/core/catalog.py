@@ -161,6 +161,9 @@ class ModelCard(BaseModel):
     default_fps: int
     text_to_video: bool = True
     image_to_video: bool = False
+    # A last frame to end on (with a first frame), and style/subject reference images.
+    last_frame: bool = False
+    max_reference_images: int = Field(default=0, ge=0)
     extend: bool = False
     remix: bool = False
     pricing: PriceTable

@@ -1,7 +1,12 @@
-"""Signed, expiring download links: a plain GET with no auth header can fetch them.
+"""Signed links: expiring download links that a plain GET with no auth header can
+fetch, and the callback URLs handed to upstream providers.
 
-The signature covers the video id, the variant, the output index and the expiry, so a
-link grants exactly one file until it expires and cannot be turned into another.
+A download signature covers the video id, the variant, the output index and the expiry,
+so a link grants exactly one file until it expires and cannot be turned into another.
+
+A callback signature covers the job id and the variant ``callback`` and has no expiry
+(an upstream task may run for hours). It grants nothing but a hint: a callback makes
+vidgate read that job's upstream status early (api/routes/callbacks.py).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from urllib.parse import urlencode
 
 # Signatures of input links use this variant, so they never open an output and back.
 INPUT_VARIANT = "input"
+# ... and those of callback URLs this one: never a download link, and no expiry.
+CALLBACK_VARIANT = "callback"
 
 
 class UrlSigner:
@@ -50,3 +57,17 @@ class UrlSigner:
             return False
         expected = self._signature(video_id, variant, index, expires)
         return hmac.compare_digest(expected, signature)
+
+    def sign_callback(self, base_url: str, job_id: str) -> str:
+        """The URL an upstream calls when the job's task changes state."""
+        query = urlencode({"signature": self._callback_signature(job_id)})
+        return f"{base_url.rstrip('/')}/v1/callbacks/{job_id}?{query}"
+
+    def verify_callback(self, job_id: str, signature: str) -> bool:
+        expected = self._callback_signature(job_id)
+        # As bytes: compare_digest refuses str with non-ASCII characters.
+        return hmac.compare_digest(expected.encode(), signature.encode())
+
+    def _callback_signature(self, job_id: str) -> str:
+        # Expiry 0 never passes ``verify``, so this cannot double as a download link.
+        return self._signature(job_id, CALLBACK_VARIANT, 0, 0)

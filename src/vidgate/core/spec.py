@@ -84,6 +84,8 @@ class VideoRequest(BaseModel):
     negative_prompt: str | None = None
     metadata: dict[str, str] | None = None
     image: ImageRef | None = None
+    last_frame: ImageRef | None = None
+    reference_images: list[ImageRef] = []
     source: SourceRef | None = None
 
 
@@ -103,6 +105,9 @@ class JobSpec(BaseModel, frozen=True):
     metadata: dict[str, str]
     image: ImageRef | None
     source: SourceRef | None
+    # Defaults keep specs stored before these fields existed readable.
+    last_frame: ImageRef | None = None
+    reference_images: tuple[ImageRef, ...] = ()
 
     @property
     def size(self) -> str:
@@ -153,6 +158,8 @@ def normalize(req: VideoRequest, card: ModelCard) -> JobSpec:
         metadata=_metadata(req.metadata),
         image=req.image,
         source=source if req.kind != "generate" else None,
+        last_frame=req.last_frame,
+        reference_images=tuple(req.reference_images),
     )
 
 
@@ -202,6 +209,23 @@ def _check_image(req: VideoRequest, card: ModelCard) -> None:
         raise InvalidParameter(
             f"{card.id} needs an input image; allowed: image-to-video requests only",
             param="image",
+        )
+    if req.last_frame is not None:
+        if not card.last_frame:
+            raise InvalidParameter(
+                f"a last frame is not supported by {card.id}; allowed: a first frame only",
+                param="last_frame",
+            )
+        if req.image is None:
+            raise InvalidParameter(
+                "a last frame needs a first frame too; allowed: image with last_frame",
+                param="last_frame",
+            )
+    if len(req.reference_images) > card.max_reference_images:
+        raise InvalidParameter(
+            f"{len(req.reference_images)} reference images is more than {card.id} takes;"
+            f" allowed: 0-{card.max_reference_images}",
+            param="reference_images",
         )
 
 

@@ -12,7 +12,7 @@ from vidgate.api.responses import FastJSONResponse
 from vidgate.api.schemas import CreateGenerationBody, GenerationObject
 from vidgate.api.views import generation_object
 from vidgate.core.errors import InvalidRequest
-from vidgate.core.spec import VideoRequest
+from vidgate.core.spec import ImageRef, VideoRequest
 
 router = APIRouter(prefix="/v1/videos/generations", tags=["videos (task shape)"])
 
@@ -30,10 +30,19 @@ async def create_generation(
     if files:
         raise InvalidRequest("send the image as a data: URL or https URL in 'image'", param="image")
     body = parse_model(CreateGenerationBody, fields)
-    image = None
-    if body.image is not None:
-        data = await load_image_url(body.image, settings, param="image")
-        image = await jobs.store_image(data, param="image")
+
+    async def stored(url: str | None, param: str) -> ImageRef | None:
+        if url is None:
+            return None
+        return await jobs.store_image(await load_image_url(url, settings, param=param), param=param)
+
+    image = await stored(body.image, "image")
+    last_frame = await stored(body.last_frame, "last_frame")
+    references = [
+        ref
+        for url in body.reference_images or []
+        if (ref := await stored(url, "reference_images")) is not None
+    ]
     req = VideoRequest(
         model=body.model,
         prompt=body.prompt,
@@ -47,6 +56,8 @@ async def create_generation(
         negative_prompt=body.negative_prompt,
         metadata=body.metadata,
         image=image,
+        last_frame=last_frame,
+        reference_images=references,
     )
     job = await jobs.create(
         principal, req, webhook_url=body.webhook_url, idempotency_key=idempotency_key

@@ -69,6 +69,8 @@ def model_object(
             "max_prompt_chars": card.max_prompt_chars,
             "text_to_video": card.text_to_video,
             "image_to_video": card.image_to_video,
+            "last_frame": card.last_frame,
+            "max_reference_images": card.max_reference_images,
             "extend": card.extend,
             "remix": card.remix,
             "defaults": {

@@ -33,25 +33,44 @@ POLL_AFTER_MS = "1000"
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
 
-async def _input_image(
-    body: CreateVideoBody, files: dict[str, bytes], jobs: JobService, settings: AppSettings
+async def _image(
+    ref: ImageUrlReference | str | None,
+    uploads: list[bytes] | None,
+    jobs: JobService,
+    settings: AppSettings,
+    *,
+    param: str,
 ) -> ImageRef | None:
-    if "input_reference" in files:
-        return await jobs.store_image(files["input_reference"], param="input_reference")
-    ref = body.input_reference
+    """An image sent as a file part, or referenced as ``{"image_url": ...}`` / a URL."""
+    if uploads:
+        if len(uploads) > 1:
+            raise InvalidImage(f"send one {param}", param=param)
+        return await jobs.store_image(uploads[0], param=param)
     if ref is None:
         return None
     url = ref if isinstance(ref, str) else ref.image_url
     if isinstance(ref, ImageUrlReference) and ref.file_id is not None and url is None:
         raise InvalidImage(
-            "input_reference.file_id is not supported: send the image as a file part, an"
+            f"{param}.file_id is not supported: send the image as a file part, an"
             " https URL or a data URL",
-            param="input_reference",
+            param=param,
         )
     if not url:
-        raise InvalidImage("input_reference needs an image_url", param="input_reference")
-    data = await load_image_url(url, settings, param="input_reference")
-    return await jobs.store_image(data, param="input_reference")
+        raise InvalidImage(f"{param} needs an image_url", param=param)
+    return await jobs.store_image(await load_image_url(url, settings, param=param), param=param)
+
+
+async def _reference_images(
+    body: CreateVideoBody, uploads: list[bytes] | None, jobs: JobService, settings: AppSettings
+) -> list[ImageRef]:
+    refs: list[ImageRef] = []
+    for data in uploads or []:
+        refs.append(await jobs.store_image(data, param="reference_images"))
+    for item in body.reference_images or []:
+        image = await _image(item, None, jobs, settings, param="reference_images")
+        if image is not None:
+            refs.append(image)
+    return refs
 
 
 @router.post("", response_model=VideoObject)
@@ -62,14 +81,20 @@ async def create_video(
     settings: AppSettings,
     idempotency_key: IdempotencyKey = None,
 ) -> FastJSONResponse:
-    fields, files = await read_body(request)
-    unknown_files = set(files) - {"input_reference"}
+    fields, files = await read_body(request, max_files=8)
+    unknown_files = set(files) - {"input_reference", "last_frame", "reference_images"}
     if unknown_files:
         raise InvalidRequest(
             f"unexpected file field {sorted(unknown_files)[0]!r}", param=sorted(unknown_files)[0]
         )
     body = parse_model(CreateVideoBody, fields)
-    image = await _input_image(body, files, jobs, settings)
+    image = await _image(
+        body.input_reference, files.get("input_reference"), jobs, settings, param="input_reference"
+    )
+    last_frame = await _image(
+        body.last_frame, files.get("last_frame"), jobs, settings, param="last_frame"
+    )
+    references = await _reference_images(body, files.get("reference_images"), jobs, settings)
     req = VideoRequest(
         model=body.model or DEFAULT_MODEL,
         prompt=body.prompt,
@@ -83,6 +108,8 @@ async def create_video(
         negative_prompt=body.negative_prompt,
         metadata=body.metadata,
         image=image,
+        last_frame=last_frame,
+        reference_images=references,
     )
     job = await jobs.create(
         principal, req, webhook_url=body.webhook_url, idempotency_key=idempotency_key
