@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -261,6 +262,24 @@ def models(data_dir: DataDir = None) -> None:
     configured, skipped = load_deployments(settings.models_file)
     for name, missing in skipped.items():
         err.print(f"deployment {name} is not configured: set {', '.join(missing)}")
+
+    async def read_health(db: AsyncEngine) -> dict[str, repo.HealthRecord]:
+        async with db.connect() as conn:
+            return await repo.deployment_health_all(conn)
+
+    # Circuit breakers live in the database, shared by every gateway process.
+    health = _with_database(settings, read_health) if configured else {}
+    now = datetime.datetime.now(datetime.UTC)
+
+    def state(name: str) -> str:
+        if name not in configured:
+            return "not configured"
+        record = health.get(name)
+        if record and record.open_until and record.open_until > now:
+            reason = "unhealthy" if record.unhealthy else "circuit open"
+            return f"{reason} until {record.open_until:%H:%M:%S}: {record.last_error}"
+        return "healthy"
+
     table = Table(
         # Model ids are what users copy: never truncate or wrap them (80 columns when piped).
         Column("model", no_wrap=True),
@@ -295,7 +314,7 @@ def models(data_dir: DataDir = None) -> None:
             )
             + f" ({card.default_seconds} s)",
             ", ".join(
-                f"{d.provider} ({'configured' if d.provider in configured else 'not configured'})"
+                f"{d.provider} ({state(d.provider)})"
                 for d in card.deployments
                 if d.provider != "sandbox"
             )
