@@ -11,6 +11,18 @@
   ``legacy_veo_available`` is set; files past retention (``expire_urls``) answer 403 and
   the operation keeps handing out the same URI.
 
+Inputs are checked as the SDK types describe them: interaction content blocks are
+text / image / audio / video / document; an image block has ``data`` (base64) or
+``uri`` and a ``mime_type`` from the SDK's ``ImageContentMimeType``; a
+``generation_config.video_config.task`` is one of the SDK's tasks, and the fake holds
+``image_to_video`` to at most 2 images (first, last), ``reference_to_video`` to 1-3
+images and no video, and any request to at most 3 images (3P capabilities, UNVERIFIED).
+Legacy Veo: ``image``/``lastFrame`` are ``{bytesBase64Encoded, mimeType}`` (no
+``gcsUri``), ``lastFrame`` needs ``image``, ``referenceImages`` are 1-3 ASSET
+``{image, referenceType}`` (the SDK refuses STYLE on this API), never with image,
+lastFrame or video, and only at 8 s (earlier Google docs, UNVERIFIED). The 400 wording is
+the fake's own.
+
 Auth as Google does it: the key in ``x-goog-api-key`` (or ``?key=``); a missing key is a
 403, a wrong one a 400 INVALID_ARGUMENT with ErrorInfo reason API_KEY_INVALID (from
 experience with the live API; not in the reference). A 429 carries RetryInfo in the body.
@@ -19,6 +31,7 @@ experience with the live API; not in the reference). A 429 carries RetryInfo in 
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 import secrets
 from typing import Any
@@ -299,6 +312,91 @@ def _invalid_interaction(body: dict[str, Any], seconds: tuple[int, int]) -> str 
         return f"response_format.duration must be between {low}s and {high}s."
     if not isinstance(body["input"], str | list):
         return "input must be a string or a list of content blocks."
+    return _invalid_blocks(body)
+
+
+_BLOCK_TYPES = {"text", "image", "audio", "video", "document"}
+_IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"}
+_TASKS = {"text_to_video", "image_to_video", "reference_to_video", "edit", "extend", "upscale"}
+
+
+def _invalid_media(block: dict[str, Any], where: str) -> str | None:
+    if ("data" in block) == ("uri" in block):
+        return f"{where}: exactly one of data or uri is required."
+    if "data" in block:
+        try:
+            base64.b64decode(block["data"], validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            return f"{where}.data is not valid base64."
+    return None
+
+
+def _invalid_blocks(body: dict[str, Any]) -> str | None:
+    blocks = body["input"] if isinstance(body["input"], list) else []
+    images = videos = 0
+    for index, block in enumerate(blocks):
+        where = f"input[{index}]"
+        if not isinstance(block, dict) or block.get("type") not in _BLOCK_TYPES:
+            return f"{where}.type must be one of {', '.join(sorted(_BLOCK_TYPES))}."
+        if block["type"] == "text":
+            if not isinstance(block.get("text"), str):
+                return f"{where}.text is required."
+            continue
+        if block["type"] == "image":
+            images += 1
+            if block.get("mime_type") not in _IMAGE_TYPES:
+                return f"{where}.mime_type must be one of {', '.join(sorted(_IMAGE_TYPES))}."
+            extra = set(block) - {"type", "data", "uri", "mime_type", "resolution"}
+            if extra:
+                return f"{where}: unknown field {sorted(extra)[0]}."
+        if block["type"] == "video":
+            videos += 1
+        if problem := _invalid_media(block, where):
+            return problem
+    config = body.get("generation_config") or {}
+    task = (config.get("video_config") or {}).get("task")
+    if task is not None and task not in _TASKS:
+        return f"generation_config.video_config.task must be one of {', '.join(sorted(_TASKS))}."
+    if images > 3:
+        return f"At most 3 input images are supported; got {images}."
+    if task == "image_to_video" and not 1 <= images <= 2:
+        return "image_to_video takes a first frame and optionally a last frame (1-2 images)."
+    if task == "reference_to_video" and (images == 0 or videos):
+        return "reference_to_video takes 1-3 reference images and no video."
+    if task == "text_to_video" and (images or videos):
+        return "text_to_video takes no images or videos."
+    return None
+
+
+def _invalid_veo_image(media: Any, where: str) -> str | None:
+    if not isinstance(media, dict) or "gcsUri" in media or "bytesBase64Encoded" not in media:
+        return f"{where}: only bytesBase64Encoded images are supported."
+    if not media.get("mimeType"):
+        return f"{where}.mimeType is required."
+    try:
+        base64.b64decode(media["bytesBase64Encoded"], validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        return f"{where}.bytesBase64Encoded is not valid base64."
+    return None
+
+
+def _invalid_veo_references(instance: dict[str, Any], params: dict[str, Any]) -> str | None:
+    refs = instance["referenceImages"]
+    if not isinstance(refs, list) or not 1 <= len(refs) <= 3:
+        return "referenceImages must hold 1 to 3 images."
+    with_refs = [k for k in ("image", "lastFrame", "video") if instance.get(k) is not None]
+    if with_refs:
+        return f"referenceImages cannot be used together with {', '.join(with_refs)}."
+    for index, ref in enumerate(refs):
+        where = f"referenceImages[{index}]"
+        if not isinstance(ref, dict):
+            return f"{where} must be an object."
+        if ref.get("referenceType") != "ASSET":
+            return f"{where}.referenceType: only ASSET reference images are supported."
+        if problem := _invalid_veo_image(ref.get("image"), f"{where}.image"):
+            return problem
+    if params.get("durationSeconds", 8) != 8:
+        return "Reference images require durationSeconds 8."
     return None
 
 
@@ -309,9 +407,13 @@ def _invalid_veo(body: Any) -> str | None:
     params = body.get("parameters") or {}
     if not isinstance(instance.get("prompt"), str):
         return "A text prompt is required."
-    image = instance.get("image")
-    if image is not None and ("gcsUri" in image or "bytesBase64Encoded" not in image):
-        return "image: only bytesBase64Encoded images are supported."
+    for key in ("image", "lastFrame"):
+        if instance.get(key) is not None and (problem := _invalid_veo_image(instance[key], key)):
+            return problem
+    if instance.get("lastFrame") is not None and instance.get("image") is None:
+        return "lastFrame requires image (the first frame)."
+    if "referenceImages" in instance and (problem := _invalid_veo_references(instance, params)):
+        return problem
     for unsupported in ("fps", "seed", "storageUri", "generateAudio"):
         if unsupported in params:
             return f"`{unsupported}` isn't supported by this model."

@@ -4,7 +4,9 @@ Covers: Bearer auth plus the required ``X-Runway-Version: 2024-11-06`` header (4
 without it), ``POST /v1/text_to_video`` and ``POST /v1/image_to_video`` for gen4.5,
 gen4_turbo (image only), veo3.1 and veo3.1_fast with their ratio lists, durations, seed
 range, negativePrompt (Veo only) and ``promptImage`` (URL, runway:// upload URI or a
-data URI of at most 5 MB; a string or ``[{uri, position}]``); the answer
+data URI of at most 5 MB; a string or ``[{uri, position}]`` with ``position`` first,
+or last on the Veo models only, each at most once and never last alone; no other
+fields, so ``references`` is refused as an unknown key); the answer
 ``{id, estimatedCost: {credits}}``; ``GET /v1/tasks/{id}`` moving PENDING (THROTTLED
 with ``throttle``) -> RUNNING (progress 0-1) -> SUCCEEDED (``output[]``, ``cost``) |
 FAILED (``failure``, ``failureCode``) and CANCELLED; ``DELETE /v1/tasks/{id}``
@@ -149,9 +151,15 @@ class FakeRunway(FakeUpstream):
         items = value if isinstance(value, list) else [{"uri": value, "position": "first"}]
         if not items:
             return _invalid("promptImage", "Required")
+        if len(items) > 2:
+            return _invalid("promptImage", "Array must contain at most 2 element(s)", "too_big")
         positions = []
         for item in items:
-            if not isinstance(item, dict) or not isinstance(item.get("uri"), str):
+            if (
+                not isinstance(item, dict)
+                or not isinstance(item.get("uri"), str)
+                or set(item) - {"uri", "position"}
+            ):
                 return _invalid("promptImage", "Expected string or array of {uri, position}")
             uri, position = item["uri"], item.get("position", "first")
             allowed_positions = {"first", "last"} if model.startswith("veo") else {"first"}
@@ -170,6 +178,8 @@ class FakeRunway(FakeUpstream):
                     return _invalid("promptImage", "Invalid base64 in data URI")
             elif not uri.startswith(("https://", "runway://")):
                 return _invalid("promptImage", "Must be an HTTPS URL, runway:// URI or data URI")
+        if len(set(positions)) != len(positions):
+            return _invalid("promptImage", "Each position may appear only once")
         if positions == ["last"]:
             return _invalid("promptImage", "A last frame needs a first frame")
         return None

@@ -4,6 +4,13 @@ models/{m}``, OAuth bearer auth, Google error bodies, operations that omit ``don
 until finished, inline base64 results (or ``gcsUri`` objects served by a fake GCS JSON
 API when the request sets ``storageUri``), and RAI filtering in place of videos.
 
+Inputs are checked as the SDK docstring describes them (reference 2.1): ``image``,
+``lastFrame`` and ``video`` need ``mimeType`` and bytes or a ``gcsUri``; ``lastFrame``
+needs ``image``; ``referenceImages`` are 1-3 ``{image, referenceType}`` with
+``referenceType`` ASSET (STYLE is Veo 2 only, and the 3.1 models served here refuse it)
+and never come with image, video or lastFrame. The wording of those 400s is the fake's
+own (UNVERIFIED).
+
 Controls besides the harness's: ``rai_failures`` renders ``fail_tasks`` as responsible-AI
 filtering (done, no videos, the message as the reason) instead of ``Operation.error``.
 
@@ -241,7 +248,7 @@ class FakeVertex(FakeUpstream):
         if injected is not None:
             return injected
         body = await request.json()
-        invalid = _invalid(body)
+        invalid = _invalid(body, model or "")
         if invalid:
             return google_error(400, invalid)
         self.requests.append(body)
@@ -325,7 +332,44 @@ class FakeVertex(FakeUpstream):
         ]
 
 
-def _invalid(body: Any) -> str | None:
+def _invalid_media(key: str, media: Any) -> str | None:
+    if not isinstance(media, dict) or not media.get("mimeType"):
+        return f"{key}.mimeType is required."
+    if "bytesBase64Encoded" in media:
+        try:
+            base64.b64decode(media["bytesBase64Encoded"], validate=True)
+        except (binascii.Error, ValueError):
+            return f"{key}.bytesBase64Encoded is not valid base64."
+    elif "gcsUri" not in media:
+        return f"{key} needs bytesBase64Encoded or gcsUri."
+    return None
+
+
+def _invalid_references(instance: dict[str, Any], model: str) -> str | None:
+    refs = instance["referenceImages"]
+    if not isinstance(refs, list) or not refs:
+        return "referenceImages must be a non-empty list."
+    with_refs = [k for k in ("image", "video", "lastFrame") if instance.get(k) is not None]
+    if with_refs:
+        return f"referenceImages cannot be used together with {', '.join(with_refs)}."
+    for index, ref in enumerate(refs):
+        key = f"referenceImages[{index}]"
+        if not isinstance(ref, dict) or set(ref) - {"image", "referenceType"}:
+            return f"{key} must be {{image, referenceType}}."
+        problem = _invalid_media(f"{key}.image", ref.get("image"))
+        if problem:
+            return problem
+        kind = ref.get("referenceType")
+        if kind == "STYLE":
+            return f"referenceType STYLE is not supported by {model}; use ASSET."
+        if kind != "ASSET":
+            return f"{key}.referenceType must be ASSET or STYLE."
+    if len(refs) > 3:
+        return f"At most 3 asset reference images are supported; got {len(refs)}."
+    return None
+
+
+def _invalid(body: Any, model: str) -> str | None:
     """The 400 message Vertex gives for a malformed predictLongRunning body, or None."""
     if not isinstance(body, dict) or not isinstance(body.get("instances"), list):
         return "Invalid JSON payload: instances is required."
@@ -337,17 +381,12 @@ def _invalid(body: Any) -> str | None:
         return "A text prompt is required."
     for key in ("image", "lastFrame", "video"):
         media = instance.get(key)
-        if media is None:
-            continue
-        if not isinstance(media, dict) or not media.get("mimeType"):
-            return f"{key}.mimeType is required."
-        if "bytesBase64Encoded" in media:
-            try:
-                base64.b64decode(media["bytesBase64Encoded"], validate=True)
-            except (binascii.Error, ValueError):
-                return f"{key}.bytesBase64Encoded is not valid base64."
-        elif "gcsUri" not in media:
-            return f"{key} needs bytesBase64Encoded or gcsUri."
+        if media is not None and (problem := _invalid_media(key, media)):
+            return problem
+    if instance.get("lastFrame") is not None and instance.get("image") is None:
+        return "lastFrame requires image (the first frame)."
+    if "referenceImages" in instance and (problem := _invalid_references(instance, model)):
+        return problem
     if params.get("durationSeconds", 8) not in (4, 6, 8):
         return "Unsupported duration. Supported durations are 4, 6 and 8 seconds."
     if params.get("aspectRatio", "16:9") not in ("16:9", "9:16"):

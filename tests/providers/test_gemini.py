@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -165,6 +166,247 @@ async def test_omni_extend_sends_the_source_video_and_the_task(
     assert text == {"type": "text", "text": "a fox"}
     assert video["type"] == "video" and video["mime_type"] == "video/mp4"
     assert base64.b64decode(video["data"]) == tiny_mp4()
+
+
+async def _stored_image(
+    tmp_path: Path, color: tuple[int, int, int], kind: str = "image/png"
+) -> tuple[ImageRef, str]:
+    """A stored input image and the bare base64 the API should receive for it."""
+    data = png_bytes(32, 18, color)
+    blob = await LocalBlobStore(tmp_path / "blobs").put_bytes(data)
+    image = ImageRef(sha256=blob.sha256, width=32, height=18, content_type=kind)
+    return image, base64.b64encode(data).decode()
+
+
+async def test_omni_first_and_last_frame_are_ordered_image_blocks(
+    fake: Fake, adapter: GeminiProvider, tmp_path: Path
+) -> None:
+    upstream, _ = fake
+    first, first_b64 = await _stored_image(tmp_path, (255, 0, 0))
+    last, last_b64 = await _stored_image(tmp_path, (0, 0, 255), "image/jpeg")
+    spec = _spec(image=first, last_frame=last)
+    adapter.validate(spec, OMNI)
+    await adapter.submit(spec, idempotency_key="lf", upstream_model=OMNI)
+    body = upstream.requests[0]
+    assert body["input"] == [
+        {"type": "text", "text": "a fox"},
+        {"type": "image", "data": first_b64, "mime_type": "image/png"},
+        {"type": "image", "data": last_b64, "mime_type": "image/jpeg"},
+    ]
+    assert body["generation_config"] == {"video_config": {"task": "image_to_video"}}
+
+
+async def test_omni_reference_images_are_image_blocks_with_the_reference_task(
+    fake: Fake, adapter: GeminiProvider, tmp_path: Path
+) -> None:
+    upstream, _ = fake
+    stored = [
+        await _stored_image(tmp_path, (255, 0, 0)),
+        await _stored_image(tmp_path, (0, 255, 0), "image/webp"),
+        await _stored_image(tmp_path, (0, 0, 255)),
+    ]
+    spec = _spec(reference_images=[ref for ref, _ in stored], seed=3)
+    adapter.validate(spec, OMNI)
+    await adapter.submit(spec, idempotency_key="refs", upstream_model=OMNI)
+    body = upstream.requests[0]
+    assert body["input"] == [
+        {"type": "text", "text": "a fox"},
+        {"type": "image", "data": stored[0][1], "mime_type": "image/png"},
+        {"type": "image", "data": stored[1][1], "mime_type": "image/webp"},
+        {"type": "image", "data": stored[2][1], "mime_type": "image/png"},
+    ]
+    assert body["generation_config"] == {
+        "seed": 3,
+        "video_config": {"task": "reference_to_video"},
+    }
+
+
+async def test_veo_first_and_last_frame_and_references(
+    fake: Fake, adapter: GeminiProvider, tmp_path: Path
+) -> None:
+    upstream, _ = fake
+    upstream.legacy_veo_available = True
+    first, first_b64 = await _stored_image(tmp_path, (255, 0, 0))
+    last, last_b64 = await _stored_image(tmp_path, (0, 0, 255), "image/jpeg")
+    frames = _spec(image=first, last_frame=last, seconds=6)
+    adapter.validate(frames, VEO)
+    await adapter.submit(frames, idempotency_key="veo-lf", upstream_model=VEO)
+    assert upstream.requests[0]["instances"] == [
+        {
+            "prompt": "a fox",
+            "image": {"bytesBase64Encoded": first_b64, "mimeType": "image/png"},
+            "lastFrame": {"bytesBase64Encoded": last_b64, "mimeType": "image/jpeg"},
+        }
+    ]
+    refs = _spec(reference_images=[first, last])
+    adapter.validate(refs, VEO)
+    await adapter.submit(refs, idempotency_key="veo-refs", upstream_model=VEO)
+    assert upstream.requests[1]["instances"] == [
+        {
+            "prompt": "a fox",
+            "referenceImages": [
+                {
+                    "image": {"bytesBase64Encoded": first_b64, "mimeType": "image/png"},
+                    "referenceType": "ASSET",
+                },
+                {
+                    "image": {"bytesBase64Encoded": last_b64, "mimeType": "image/jpeg"},
+                    "referenceType": "ASSET",
+                },
+            ],
+        }
+    ]
+
+
+_REF = ImageRef(sha256="1" * 64, width=32, height=18, content_type="image/png")
+_SOURCE = SourceRef(video_id="v", sha256="0" * 64, seconds=8, width=1280, height=720, fps=24)
+
+
+@pytest.mark.parametrize(
+    ("model", "changes", "param", "words"),
+    [
+        (OMNI, {"reference_images": [_REF] * 4}, "reference_images", "allowed: 0-3"),
+        (OMNI, {"reference_images": [_REF], "image": _REF}, "reference_images", "first frame"),
+        (
+            OMNI,
+            {"reference_images": [_REF], "kind": "extend", "source": _SOURCE, "seconds": 4},
+            "reference_images",
+            "a source video",
+        ),
+        (OMNI, {"last_frame": _REF}, "last_frame", "allowed: image with last_frame"),
+        (
+            OMNI,
+            {"image": _REF, "last_frame": _REF, "kind": "extend", "source": _SOURCE, "seconds": 4},
+            "last_frame",
+            "cannot be used to extend",
+        ),
+        (
+            OMNI,
+            {"image": _REF, "last_frame": _REF.model_copy(update={"content_type": "image/gif"})},
+            "last_frame",
+            "image/gif is not supported",
+        ),
+        (
+            OMNI,
+            {"reference_images": [_REF.model_copy(update={"content_type": "image/bmp"})]},
+            "reference_images",
+            "allowed: image/png",
+        ),
+        (VEO, {"reference_images": [_REF] * 4}, "reference_images", "allowed: 0-3"),
+        (VEO, {"reference_images": [_REF], "image": _REF}, "reference_images", "first frame"),
+        (VEO, {"reference_images": [_REF], "seconds": 6}, "seconds", "allowed: 8"),
+        (VEO, {"last_frame": _REF}, "last_frame", "needs a first frame"),
+    ],
+)
+async def test_validate_rejects_frame_and_reference_combinations(
+    adapter: GeminiProvider, model: str, changes: dict[str, object], param: str, words: str
+) -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        adapter.validate(_spec(**changes), model)
+    assert caught.value.param == param
+    assert words in caught.value.message and "Gemini API" in caught.value.message
+
+
+def _block(mime: str = "image/png") -> dict[str, str]:
+    return {"type": "image", "data": base64.b64encode(png_bytes()).decode(), "mime_type": mime}
+
+
+def _veo_image() -> dict[str, str]:
+    return {"bytesBase64Encoded": base64.b64encode(png_bytes()).decode(), "mimeType": "image/png"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        (
+            "/v1/interactions",
+            {"input": [{"type": "text", "text": "x"}, *[_block()] * 4]},
+            "At most 3 input images",
+        ),
+        (
+            "/v1/interactions",
+            {
+                "input": [{"type": "text", "text": "x"}, *[_block()] * 3],
+                "generation_config": {"video_config": {"task": "image_to_video"}},
+            },
+            "1-2 images",
+        ),
+        (
+            "/v1/interactions",
+            {
+                "input": [{"type": "text", "text": "x"}],
+                "generation_config": {"video_config": {"task": "reference_to_video"}},
+            },
+            "reference_to_video takes 1-3",
+        ),
+        ("/v1/interactions", {"input": [_block("image/gif")]}, "mime_type must be one of"),
+        (
+            "/v1/interactions",
+            {"input": [{**_block(), "role": "last_frame"}]},
+            "unknown field role",
+        ),
+        (
+            f"/v1beta/models/{VEO}:predictLongRunning",
+            {"instances": [{"prompt": "x", "lastFrame": _veo_image()}]},
+            "lastFrame requires image",
+        ),
+        (
+            f"/v1beta/models/{VEO}:predictLongRunning",
+            {
+                "instances": [
+                    {
+                        "prompt": "x",
+                        "referenceImages": [{"image": _veo_image(), "referenceType": "STYLE"}],
+                    }
+                ]
+            },
+            "only ASSET",
+        ),
+        (
+            f"/v1beta/models/{VEO}:predictLongRunning",
+            {
+                "instances": [
+                    {
+                        "prompt": "x",
+                        "image": _veo_image(),
+                        "referenceImages": [{"image": _veo_image(), "referenceType": "ASSET"}],
+                    }
+                ]
+            },
+            "cannot be used together with image",
+        ),
+        (
+            f"/v1beta/models/{VEO}:predictLongRunning",
+            {
+                "instances": [
+                    {
+                        "prompt": "x",
+                        "referenceImages": [{"image": _veo_image(), "referenceType": "ASSET"}],
+                    }
+                ],
+                "parameters": {"durationSeconds": 6},
+            },
+            "require durationSeconds 8",
+        ),
+    ],
+)
+async def test_fake_refuses_what_the_api_refuses(
+    fake: Fake, path: str, body: dict[str, Any], message: str
+) -> None:
+    upstream, server = fake
+    upstream.legacy_veo_available = True
+    if path.endswith("/interactions"):
+        body = {
+            "model": OMNI,
+            "response_modalities": ["video"],
+            "response_format": {"type": "video"},
+            **body,
+        }
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        response = await client.post(path, headers={"x-goog-api-key": API_KEY}, json=body)
+    assert response.status_code == 400
+    assert message in response.json()["error"]["message"]
+    assert upstream.submissions == 0
 
 
 @pytest.mark.parametrize(

@@ -168,6 +168,16 @@ _IMAGE = ImageRef(sha256="a" * 64, width=64, height=48, content_type="image/png"
         ("gen3", {}, "model", "gen4.5, gen4_turbo, veo3.1"),
         ("gen4.5", {"image": _IMAGE.model_copy(update={"content_type": "image/gif"})}, "image",
          "image/png"),
+        ("gen4.5", {"image": _IMAGE, "last_frame": _IMAGE}, "last_frame",
+         "does not take a last frame; models that do: veo3.1, veo3.1_fast"),
+        ("gen4_turbo", {"image": _IMAGE, "last_frame": _IMAGE}, "last_frame", "veo3.1"),
+        ("veo3.1", {"seconds": 8, "last_frame": _IMAGE}, "last_frame", "only after a first frame"),
+        ("veo3.1_fast", {"seconds": 8, "image": _IMAGE,
+                         "last_frame": _IMAGE.model_copy(update={"content_type": "image/gif"})},
+         "last_frame", "image/png"),
+        ("gen4.5", {"reference_images": [_IMAGE]}, "reference_images", "reference images"),
+        ("veo3.1", {"seconds": 8, "reference_images": [_IMAGE]}, "reference_images",
+         "allowed: none"),
     ],
 )  # fmt: skip
 def test_validate_rejects(
@@ -269,6 +279,95 @@ async def test_image_to_video_sends_a_data_uri(
     prefix = "data:image/png;base64,"
     assert body["promptImage"].startswith(prefix)
     assert base64.b64decode(body["promptImage"][len(prefix) :]) == png_bytes()
+
+
+def test_request_with_a_last_frame_uses_the_position_array() -> None:
+    spec = _spec(seconds=8, image=_IMAGE, last_frame=_IMAGE)
+    path, body = runway.build_request(spec, "veo3.1_fast", "data:image/png;base64,AA", "data:x")
+    assert path == "/v1/image_to_video"
+    assert body["promptImage"] == [
+        {"uri": "data:image/png;base64,AA", "position": "first"},
+        {"uri": "data:x", "position": "last"},
+    ]
+
+
+async def test_first_and_last_frame_go_as_promptimage_positions(
+    fake: FakeRunway, adapter: RunwayProvider, tmp_path: Path
+) -> None:
+    first_png = png_bytes(64, 48, (255, 0, 0))
+    last_png = png_bytes(64, 48, (0, 0, 255))
+    first = await _image(tmp_path, first_png)
+    last = await _image(tmp_path, last_png)
+    spec = _spec(image=first, last_frame=last, seconds=8)
+    adapter.validate(spec, "veo3.1")
+    await adapter.submit(spec, idempotency_key="v", upstream_model="veo3.1")
+    path, body = fake.requests[0]
+    prefix = "data:image/png;base64,"
+    assert path == "/v1/image_to_video"
+    assert body == {
+        "model": "veo3.1",
+        "ratio": "1280:720",
+        "duration": 8,
+        "promptText": "a fox in the snow",
+        "promptImage": [
+            {"uri": prefix + base64.b64encode(first_png).decode(), "position": "first"},
+            {"uri": prefix + base64.b64encode(last_png).decode(), "position": "last"},
+        ],
+    }
+
+
+async def test_an_oversized_last_frame_is_refused_before_upload(
+    fake: FakeRunway, adapter: RunwayProvider, tmp_path: Path
+) -> None:
+    big = await _image(tmp_path, png_bytes() + b"\0" * 3_800_000)
+    spec = _spec(image=await _image(tmp_path), last_frame=big, seconds=8)
+    with pytest.raises(InvalidParameter) as exc:
+        adapter.validate(spec, "veo3.1")
+    assert exc.value.param == "last_frame" and "data URI" in exc.value.message
+    with pytest.raises(ProviderError) as caught:
+        await adapter.submit(spec, idempotency_key="v", upstream_model="veo3.1")
+    assert caught.value.code == "image_too_large" and "last frame" in caught.value.message
+    assert fake.create_calls == 0
+
+
+_URI = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+_BOTH = [{"uri": _URI, "position": "first"}, {"uri": _URI, "position": "last"}]
+
+
+@pytest.mark.parametrize(
+    ("changes", "path", "message"),
+    [
+        ({"promptImage": [{"uri": _URI, "position": "last"}]}, "promptImage", "needs a first"),
+        (
+            {"model": "gen4.5", "duration": 5, "promptImage": _BOTH},
+            "promptImage", "position must be one of",
+        ),
+        (
+            {"promptImage": [{"uri": _URI, "position": "first"}] * 2},
+            "promptImage", "only once",
+        ),
+        (
+            {"promptImage": [*_BOTH, {"uri": _URI, "position": "last"}]},
+            "promptImage", "at most 2",
+        ),
+        ({"references": [{"uri": _URI}]}, "references", "Unrecognized key"),
+    ],
+)  # fmt: skip
+async def test_fake_refuses_bad_frame_and_reference_fields(
+    fake: FakeRunway, changes: dict[str, Any], path: str, message: str
+) -> None:
+    body = {"model": "veo3.1", "ratio": "1280:720", "duration": 8, "promptText": "x",
+            "promptImage": _URI, **changes}  # fmt: skip
+    async with httpx.AsyncClient(base_url=fake.base_url) as client:
+        response = await client.post(
+            "/v1/image_to_video",
+            headers={"Authorization": f"Bearer {API_KEY}", "X-Runway-Version": "2024-11-06"},
+            json=body,
+        )
+    assert response.status_code == 400
+    [issue] = response.json()["issues"]
+    assert issue["path"] == [path] and message in issue["message"]
+    assert fake.submissions == 0
 
 
 async def test_throttled_task_is_queued(fake: FakeRunway, adapter: RunwayProvider) -> None:

@@ -202,6 +202,138 @@ async def test_extend_sends_the_source_video(
     assert video["mimeType"] == "video/mp4"
 
 
+async def _stored_image(
+    tmp_path: Path, color: tuple[int, int, int], kind: str = "image/png"
+) -> tuple[ImageRef, str]:
+    """A stored input image and the bare base64 Vertex should receive for it."""
+    data = png_bytes(32, 18, color)
+    blob = await LocalBlobStore(tmp_path / "blobs").put_bytes(data)
+    image = ImageRef(sha256=blob.sha256, width=32, height=18, content_type=kind)
+    return image, base64.b64encode(data).decode()
+
+
+async def test_first_and_last_frame_go_as_image_and_last_frame(
+    fake: Fake, adapter: VertexProvider, tmp_path: Path
+) -> None:
+    upstream, _ = fake
+    first, first_b64 = await _stored_image(tmp_path, (255, 0, 0))
+    last, last_b64 = await _stored_image(tmp_path, (0, 0, 255), "image/jpeg")
+    spec = _spec(image=first, last_frame=last)
+    adapter.validate(spec, MODEL)
+    await adapter.submit(spec, idempotency_key="lf-1", upstream_model=MODEL)
+    assert upstream.requests[0]["instances"] == [
+        {
+            "prompt": "a fox",
+            "image": {"bytesBase64Encoded": first_b64, "mimeType": "image/png"},
+            "lastFrame": {"bytesBase64Encoded": last_b64, "mimeType": "image/jpeg"},
+        }
+    ]
+
+
+async def test_reference_images_go_as_asset_references(
+    fake: Fake, adapter: VertexProvider, tmp_path: Path
+) -> None:
+    upstream, _ = fake
+    stored = [
+        await _stored_image(tmp_path, (255, 0, 0)),
+        await _stored_image(tmp_path, (0, 255, 0), "image/jpeg"),
+        await _stored_image(tmp_path, (0, 0, 255)),
+    ]
+    spec = _spec(reference_images=[ref for ref, _ in stored])
+    adapter.validate(spec, MODEL)
+    await adapter.submit(spec, idempotency_key="ref-1", upstream_model=MODEL)
+    assert upstream.requests[0]["instances"] == [
+        {
+            "prompt": "a fox",
+            "referenceImages": [
+                {
+                    "image": {"bytesBase64Encoded": data, "mimeType": ref.content_type},
+                    "referenceType": "ASSET",
+                }
+                for ref, data in stored
+            ],
+        }
+    ]
+    assert [
+        r["image"]["mimeType"] for r in upstream.requests[0]["instances"][0]["referenceImages"]
+    ] == ["image/png", "image/jpeg", "image/png"]
+
+
+_REF = ImageRef(sha256="1" * 64, width=32, height=18, content_type="image/png")
+_SOURCE = SourceRef(video_id="v", sha256="0" * 64, seconds=4, width=1280, height=720, fps=24)
+
+
+@pytest.mark.parametrize(
+    ("changes", "param", "words"),
+    [
+        ({"reference_images": [_REF] * 4}, "reference_images", "allowed: 0-3"),
+        ({"reference_images": [_REF], "image": _REF}, "reference_images", "a first frame (image)"),
+        (
+            {"reference_images": [_REF], "image": _REF, "last_frame": _REF},
+            "reference_images",
+            "a first frame (image) or a last frame",
+        ),
+        (
+            {"reference_images": [_REF], "kind": "extend", "source": _SOURCE, "seconds": 4},
+            "reference_images",
+            "a source video (extend)",
+        ),
+        ({"last_frame": _REF}, "last_frame", "allowed: image with last_frame"),
+        (
+            {"last_frame": _REF, "image": _REF, "kind": "extend", "source": _SOURCE, "seconds": 4},
+            "last_frame",
+            "cannot be used to extend",
+        ),
+    ],
+)
+async def test_validate_rejects_frame_and_reference_combinations(
+    adapter: VertexProvider, changes: dict[str, object], param: str, words: str
+) -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        adapter.validate(_spec(**changes), MODEL)
+    assert caught.value.param == param
+    assert words in caught.value.message and "Vertex" in caught.value.message
+
+
+def _png_b64() -> dict[str, str]:
+    return {"bytesBase64Encoded": base64.b64encode(png_bytes()).decode(), "mimeType": "image/png"}
+
+
+@pytest.mark.parametrize(
+    ("instance", "message"),
+    [
+        ({"lastFrame": _png_b64()}, "lastFrame requires image"),
+        ({"referenceImages": [{"image": _png_b64(), "referenceType": "ASSET"}] * 4}, "At most 3"),
+        ({"referenceImages": [{"image": _png_b64(), "referenceType": "STYLE"}]}, "STYLE"),
+        ({"referenceImages": [{"image": {"mimeType": "image/png"}}]}, "bytesBase64Encoded"),
+        (
+            {
+                "image": _png_b64(),
+                "referenceImages": [{"image": _png_b64(), "referenceType": "ASSET"}],
+            },
+            "cannot be used together with image",
+        ),
+    ],
+)
+async def test_fake_refuses_what_vertex_refuses(
+    fake: Fake, instance: dict[str, Any], message: str
+) -> None:
+    upstream, server = fake
+    path = (
+        f"/v1beta1/projects/{PROJECT}/locations/{LOCATION}/publishers/google/models/"
+        f"{MODEL}:predictLongRunning"
+    )
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        response = await client.post(
+            path,
+            headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
+            json={"instances": [{"prompt": "x", **instance}], "parameters": {}},
+        )
+    assert response.status_code == 400
+    assert message in response.json()["error"]["message"]
+    assert upstream.submissions == 0
+
+
 @pytest.mark.parametrize(
     ("changes", "param", "allowed"),
     [

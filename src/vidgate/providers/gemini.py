@@ -8,6 +8,9 @@ video is the last ``video`` block of the last ``model_output`` step (the SDK's
 ``output_video`` helper is derived from ``steps``; a top-level ``output_video`` is read
 too), as a ``uri`` or inline ``data``. One interaction makes one video.
 ``gemini-omni-flash-preview`` was shut down on 2026-09-30 (3P).
+Input images are ``image`` content blocks after the text block: the first frame, then
+the last frame, or up to 3 reference images on their own (see ``omni_request`` for the
+ordering convention, which is UNVERIFIED).
 
 ``veo-*``: the legacy operation shape (reference 2.2). ``POST /v1beta/models/{m}
 :predictLongRunning``, poll ``GET /v1beta/{operation name}``, results at
@@ -15,7 +18,9 @@ too), as a ``uri`` or inline ``data``. One interaction makes one video.
 key from ``GET /v1beta/files/{id}:download?alt=media``. Shut down: veo-2.0/3.0 on
 2026-06-30, veo-3.1-*-preview on 2026-10-22 (UNVERIFIED on Google's own page). Kept for
 deployments that still answer it (a proxy, a region, a late shutdown); it has no fps
-or seed, no cancel, and files kept 2 days (UNVERIFIED) that cannot be re-issued.
+or seed, no cancel, and files kept 2 days (UNVERIFIED) that cannot be re-issued. It
+takes ``lastFrame`` and ``referenceImages`` (ASSET only; the SDK refuses STYLE on this
+API) like Vertex, with the same rules (``vertex.check_veo_inputs``).
 
 ``upstream_id``: ``interactions/{id}`` for Omni; the operation name
 (``models/{m}/operations/{id}``) plus ``#n=<sampleCount>`` for Veo.
@@ -27,13 +32,14 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
-from vidgate.core.spec import JobSpec
+from vidgate.core.spec import ImageRef, JobSpec
 from vidgate.providers.base import (
     ProgressCallback,
     ProviderDeps,
@@ -45,11 +51,14 @@ from vidgate.providers.http import UpstreamClient
 from vidgate.providers.inputs import image_base64, read_blob
 from vidgate.providers.vertex import (
     DEFAULT_POLL_S,
+    check_veo_inputs,
     google_error_message,
     join_upstream_id,
     operation_status,
     refine_error,
     split_upstream_id,
+    veo_image,
+    veo_references,
     write_base64,
 )
 
@@ -61,6 +70,10 @@ FPS = 24
 # 360p-4K, extension by 3-10 s up to 40 s in all.
 OMNI_RESOLUTIONS = {"360p": "360p", "720p": "720p", "1080p": "1080p", "4K": "4k"}
 OMNI_MAX_TOTAL_S = 40
+# First/last frame and up to 3 reference images: 3P, UNVERIFIED (reference 2.3).
+OMNI_MAX_REFERENCE_IMAGES = 3
+# ``ImageContentMimeType`` of the SDK's interaction image block.
+OMNI_IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/heic", "image/heif")
 # Legacy Veo (UNVERIFIED, earlier Google docs): 4|6|8 s, 8 s for 1080p/4k, up to 4 videos.
 VEO_SECONDS = (4, 6, 8)
 VEO_RESOLUTIONS = {"720p": "720p", "1080p": "1080p", "4K": "4k"}
@@ -123,6 +136,52 @@ def check_omni(spec: JobSpec, model: str, where: str) -> None:
         raise _reject(
             f"negative_prompt is not supported by {where}; allowed: none", "negative_prompt"
         )
+    check_omni_images(spec, where)
+
+
+def check_omni_images(spec: JobSpec, where: str) -> None:
+    """Frames and references on Omni. Image blocks carry no role (``omni_request``), so
+    a request must not leave the model guessing which image is which: a last frame
+    only follows a first frame, and reference images come on their own."""
+    if spec.last_frame is not None:
+        if spec.image is None:
+            raise _reject(
+                f"a last frame needs a first frame on {where}; allowed: image with last_frame",
+                "last_frame",
+            )
+        if spec.kind != "generate":
+            raise _reject(
+                f"a last frame cannot be used to {spec.kind} a video on {where}; "
+                "allowed: last_frame when generating from an image",
+                "last_frame",
+            )
+    refs = spec.reference_images
+    if len(refs) > OMNI_MAX_REFERENCE_IMAGES:
+        raise _reject(
+            f"{len(refs)} reference images is more than {where} takes; "
+            f"allowed: 0-{OMNI_MAX_REFERENCE_IMAGES}",
+            "reference_images",
+        )
+    if refs and (spec.image is not None or spec.kind != "generate"):
+        other = "a first frame (image)" if spec.image is not None else "a source video"
+        raise _reject(
+            f"reference images cannot be combined with {other} on {where}: the request "
+            "could not say which image is which; allowed: reference_images with a text "
+            "prompt only",
+            "reference_images",
+        )
+    named: list[tuple[str, ImageRef | None]] = [
+        ("image", spec.image),
+        ("last_frame", spec.last_frame),
+        *(("reference_images", ref) for ref in refs),
+    ]
+    for param, image in named:
+        if image is not None and image.content_type not in OMNI_IMAGE_TYPES:
+            raise _reject(
+                f"{param} of type {image.content_type} is not supported by {where}; "
+                f"allowed: {', '.join(OMNI_IMAGE_TYPES)}",
+                param,
+            )
 
 
 def check_veo(spec: JobSpec, where: str) -> None:
@@ -145,6 +204,10 @@ def check_veo(spec: JobSpec, where: str) -> None:
     if spec.seed is not None:
         # The Gemini API rejects seed (and fps) for Veo (reference 2.2).
         raise _reject(f"seed is not supported by {where}; allowed: none", "seed")
+    check_veo_inputs(spec, where)
+    if spec.reference_images and spec.seconds != 8:
+        # Earlier Google docs (reference 2.2, UNVERIFIED): references need 8 s.
+        raise _reject(f"{where} uses reference images only at 8 s; allowed: 8", "seconds")
 
 
 def check_spec(spec: JobSpec, model: str, provider: str) -> None:
@@ -165,15 +228,39 @@ def check_spec(spec: JobSpec, model: str, provider: str) -> None:
         check_veo(spec, where)
 
 
+def _image_block(data_b64: str, image: ImageRef) -> dict[str, Any]:
+    return {"type": "image", "data": data_b64, "mime_type": image.content_type}
+
+
 def omni_request(
-    spec: JobSpec, model: str, *, image_b64: str | None = None, video_b64: str | None = None
+    spec: JobSpec,
+    model: str,
+    *,
+    image_b64: str | None = None,
+    last_frame_b64: str | None = None,
+    references_b64: Sequence[str] = (),
+    video_b64: str | None = None,
 ) -> dict[str, Any]:
-    """The Interactions create body; the wire example in reference 2.3 is the model."""
+    """The Interactions create body; the wire example in reference 2.3 is the model.
+
+    Input images: the SDK's image content block is ``{type, data | uri, mime_type,
+    resolution}`` with no role field, and a user turn is just a list of such blocks, so
+    nothing in the types marks an image as first frame, last frame or reference.
+    UNVERIFIED convention used here: the text block, then the first frame, then the last
+    frame, with ``generation_config.video_config.task`` ``image_to_video``; reference
+    images alone after the text with task ``reference_to_video`` (``check_omni_images``
+    keeps references and frames apart, so the task says what every image is). A lone
+    first frame keeps its old form, task left to the model (it is auto-selected).
+    """
     blocks: list[dict[str, Any]] = []
     if video_b64 is not None:
         blocks.append({"type": "video", "data": video_b64, "mime_type": "video/mp4"})
     if image_b64 is not None and spec.image is not None:
-        blocks.append({"type": "image", "data": image_b64, "mime_type": spec.image.content_type})
+        blocks.append(_image_block(image_b64, spec.image))
+    if last_frame_b64 is not None and spec.last_frame is not None:
+        blocks.append(_image_block(last_frame_b64, spec.last_frame))
+    for data, ref in zip(references_b64, spec.reference_images, strict=True):
+        blocks.append(_image_block(data, ref))
     body: dict[str, Any] = {
         "model": model,
         "input": [{"type": "text", "text": spec.prompt}, *blocks] if blocks else spec.prompt,
@@ -193,6 +280,10 @@ def omni_request(
     if spec.kind != "generate":
         # A remix is Omni's "edit" of the source video (UNVERIFIED mapping).
         config["video_config"] = {"task": "extend" if spec.kind == "extend" else "edit"}
+    elif spec.reference_images:
+        config["video_config"] = {"task": "reference_to_video"}
+    elif spec.last_frame is not None:
+        config["video_config"] = {"task": "image_to_video"}
     if config:
         body["generation_config"] = config
     return body
@@ -237,10 +328,20 @@ def omni_status(interaction: dict[str, Any], poll_s: float) -> UpstreamStatus:
     return UpstreamStatus(state, progress=100 if state == "succeeded" else None)
 
 
-def veo_request(spec: JobSpec, *, image_b64: str | None = None) -> dict[str, Any]:
+def veo_request(
+    spec: JobSpec,
+    *,
+    image_b64: str | None = None,
+    last_frame_b64: str | None = None,
+    references_b64: Sequence[str] = (),
+) -> dict[str, Any]:
     instance: dict[str, Any] = {"prompt": spec.prompt}
     if image_b64 is not None and spec.image is not None:
-        instance["image"] = {"bytesBase64Encoded": image_b64, "mimeType": spec.image.content_type}
+        instance["image"] = veo_image(image_b64, spec.image.content_type)
+    if last_frame_b64 is not None and spec.last_frame is not None:
+        instance["lastFrame"] = veo_image(last_frame_b64, spec.last_frame.content_type)
+    if spec.reference_images:
+        instance["referenceImages"] = veo_references(spec, references_b64)
     parameters: dict[str, Any] = {
         "sampleCount": spec.n,
         "durationSeconds": spec.seconds,
@@ -303,17 +404,22 @@ class GeminiProvider:
         """``idempotency_key`` is unused: neither API takes one."""
         model = upstream_model or DEFAULT_MODEL
         image = await image_base64(self._deps, spec.image) if spec.image else None
+        last = await image_base64(self._deps, spec.last_frame) if spec.last_frame else None
+        refs = [await image_base64(self._deps, ref) for ref in spec.reference_images]
         if not is_omni(model):
             path = f"/v1beta/models/{model}:predictLongRunning"
-            op = await self._call("POST", path, json=veo_request(spec, image_b64=image))
+            body = veo_request(spec, image_b64=image, last_frame_b64=last, references_b64=refs)
+            op = await self._call("POST", path, json=body)
             if not isinstance(op.get("name"), str):
                 raise ProviderError("upstream_bad_response", "no operation name", retryable=False)
             return SubmitResult(join_upstream_id(op["name"], spec.n), poll_after_s=self._poll_s)
         video = None
         if spec.kind != "generate" and spec.source is not None:
             video = base64.b64encode(await read_blob(self._deps, spec.source.sha256)).decode()
-        body = omni_request(spec, model, image_b64=image, video_b64=video)
-        interaction = await self._call("POST", f"/{self._version}/interactions", json=body)
+        omni = omni_request(
+            spec, model, image_b64=image, last_frame_b64=last, references_b64=refs, video_b64=video
+        )
+        interaction = await self._call("POST", f"/{self._version}/interactions", json=omni)
         if not isinstance(interaction.get("id"), str):
             raise ProviderError("upstream_bad_response", "no interaction id", retryable=False)
         return SubmitResult(_INTERACTIONS + interaction["id"], poll_after_s=self._poll_s)

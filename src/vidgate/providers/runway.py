@@ -5,6 +5,11 @@
   ``promptText``, ``ratio`` ("1280:720" style, per model), ``duration`` (int, per
   model), ``seed``, ``negativePrompt`` (Veo only) and ``promptImage`` (a data URI of
   at most 5 MB); the answer is ``{id, estimatedCost: {credits}}``;
+- a last frame: ``promptImage`` as ``[{uri, position: "first"}, {uri, position:
+  "last"}]``, only for veo3.1 / veo3.1_fast (the reference names ``last`` for them alone;
+  a last frame alone is not allowed). A first frame alone stays a plain string;
+- reference images: the SDK has ``references[]`` on some text_to_video variants, but
+  the reference names none of the models here, so ``validate`` refuses them;
 - poll ``GET /v1/tasks/{id}``: PENDING / THROTTLED (queued behind the organisation's
   concurrency limit) / RUNNING (``progress`` 0-1, scale UNVERIFIED) / SUCCEEDED
   (``output[]`` URLs that expire in 24-48 h; a new read gives fresh ones) / FAILED
@@ -33,7 +38,7 @@ import httpx
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
-from vidgate.core.spec import JobSpec
+from vidgate.core.spec import ImageRef, JobSpec
 from vidgate.providers.base import (
     ProgressCallback,
     ProviderDeps,
@@ -67,6 +72,8 @@ class RunwayModel:
     image_ratios: tuple[str, ...]
     durations: tuple[int, ...]
     negative_prompt: bool = False
+    # ``promptImage`` position "last" (section 4 names it for the Veo models only).
+    last_frame: bool = False
 
 
 # Section 4 "Key per-model parameters" (runwayml 5.24.0).
@@ -74,8 +81,12 @@ MODELS: dict[str, RunwayModel] = {
     "gen4.5": RunwayModel(("1280:720", "720:1280"), _SIX_RATIOS, tuple(range(2, 11))),
     # Image-only; durations 5|10 come from older docs (UNVERIFIED).
     "gen4_turbo": RunwayModel((), _SIX_RATIOS, (5, 10)),
-    "veo3.1": RunwayModel(_VEO_RATIOS, _VEO_RATIOS, (4, 6, 8), negative_prompt=True),
-    "veo3.1_fast": RunwayModel(_VEO_RATIOS, _VEO_RATIOS, (4, 6, 8), negative_prompt=True),
+    "veo3.1": RunwayModel(
+        _VEO_RATIOS, _VEO_RATIOS, (4, 6, 8), negative_prompt=True, last_frame=True
+    ),
+    "veo3.1_fast": RunwayModel(
+        _VEO_RATIOS, _VEO_RATIOS, (4, 6, 8), negative_prompt=True, last_frame=True
+    ),
 }
 _QUEUED = {"PENDING", "THROTTLED"}
 _TERMINAL = {"SUCCEEDED": "succeeded", "FAILED": "failed", "CANCELLED": "cancelled"}
@@ -90,9 +101,15 @@ def data_uri_bytes(content_type: str, image_bytes: int) -> int:
     return len(f"data:{content_type};base64,") + 4 * ((image_bytes + 2) // 3)
 
 
-def check_spec(spec: JobSpec, upstream_model: str | None, image_bytes: int | None) -> None:
+def check_spec(
+    spec: JobSpec,
+    upstream_model: str | None,
+    image_bytes: int | None,
+    last_frame_bytes: int | None = None,
+) -> None:
     """What Runway cannot do, as ``InvalidParameter`` (the create-time 400).
-    ``image_bytes``: the stored input image's size, when it is known without I/O."""
+    ``image_bytes``/``last_frame_bytes``: the stored input images' sizes, when they are
+    known without I/O."""
     name = upstream_model or DEFAULT_MODEL
     model = MODELS.get(name)
     if model is None:
@@ -143,19 +160,38 @@ def check_spec(spec: JobSpec, upstream_model: str | None, image_bytes: int | Non
         )
     if spec.image is not None:
         _check_image(spec.image.content_type, image_bytes)
+    if spec.last_frame is not None:
+        if not model.last_frame:
+            with_it = ", ".join(m for m, c in MODELS.items() if c.last_frame)
+            raise InvalidParameter(
+                f"runway {name} does not take a last frame; models that do: {with_it}",
+                param="last_frame",
+            )
+        if spec.image is None:
+            raise InvalidParameter(
+                f"runway {name} takes a last frame only after a first frame; allowed: image"
+                " with last_frame",
+                param="last_frame",
+            )
+        _check_image(spec.last_frame.content_type, last_frame_bytes, "last_frame")
+    if spec.reference_images:
+        raise InvalidParameter(
+            f"runway {name} does not take reference images here; allowed: none",
+            param="reference_images",
+        )
 
 
-def _check_image(content_type: str, image_bytes: int | None) -> None:
+def _check_image(content_type: str, image_bytes: int | None, param: str = "image") -> None:
     if content_type not in IMAGE_TYPES:
         raise InvalidParameter(
             f"runway does not take {content_type} images; allowed: {', '.join(IMAGE_TYPES)}",
-            param="image",
+            param=param,
         )
     if image_bytes is not None and data_uri_bytes(content_type, image_bytes) > MAX_DATA_URI_BYTES:
         raise InvalidParameter(
             f"runway takes an input image of at most {MAX_DATA_URI_BYTES} bytes as a base64"
             f" data URI (about {MAX_DATA_URI_BYTES * 3 // 4 // 1000} kB before encoding)",
-            param="image",
+            param=param,
         )
 
 
@@ -164,9 +200,12 @@ def ratio_for(spec: JobSpec) -> str:
 
 
 def build_request(
-    spec: JobSpec, upstream_model: str | None, prompt_image: str | None
+    spec: JobSpec,
+    upstream_model: str | None,
+    prompt_image: str | None,
+    last_frame_image: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """``(path, body)`` for a spec that passed ``check_spec``."""
+    """``(path, body)`` for a spec that passed ``check_spec``; the images are data URIs."""
     body: dict[str, Any] = {
         "model": upstream_model or DEFAULT_MODEL,
         "ratio": ratio_for(spec),
@@ -180,7 +219,13 @@ def build_request(
         body["negativePrompt"] = spec.negative_prompt
     if prompt_image is None:
         return "/v1/text_to_video", body
-    body["promptImage"] = prompt_image
+    if last_frame_image is None:
+        body["promptImage"] = prompt_image
+    else:
+        body["promptImage"] = [
+            {"uri": prompt_image, "position": "first"},
+            {"uri": last_frame_image, "position": "last"},
+        ]
     return "/v1/image_to_video", body
 
 
@@ -283,14 +328,17 @@ class RunwayProvider:
         )
         self._urls: OrderedDict[str, list[str]] = OrderedDict()
 
+    def _local_size(self, image: ImageRef | None) -> int | None:
+        """One stat of a local blob; a remote store is checked at submit instead."""
+        if image is None:
+            return None
+        path = self._deps.blobs.local_path(image.sha256)
+        return path.stat().st_size if path is not None and path.is_file() else None
+
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
-        image_bytes = None
-        if spec.image is not None:
-            # One stat of a local blob; a remote store is checked at submit instead.
-            path = self._deps.blobs.local_path(spec.image.sha256)
-            if path is not None and path.is_file():
-                image_bytes = path.stat().st_size
-        check_spec(spec, upstream_model, image_bytes)
+        check_spec(
+            spec, upstream_model, self._local_size(spec.image), self._local_size(spec.last_frame)
+        )
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
@@ -301,16 +349,9 @@ class RunwayProvider:
             check_spec(spec, upstream_model, None)
         except InvalidParameter as exc:
             raise ProviderError("invalid_request", exc.message, retryable=False) from exc
-        prompt_image = None
-        if spec.image is not None:
-            prompt_image = await image_data_url(self._deps, spec.image)
-            if len(prompt_image) > MAX_DATA_URI_BYTES:
-                raise ProviderError(
-                    "image_too_large",
-                    f"runway: the input image is over {MAX_DATA_URI_BYTES} bytes as a data URI",
-                    retryable=False,
-                )
-        path, body = build_request(spec, upstream_model, prompt_image)
+        prompt_image = await self._data_uri(spec.image, "input image")
+        last_frame = await self._data_uri(spec.last_frame, "last frame")
+        path, body = build_request(spec, upstream_model, prompt_image, last_frame)
         answer = await self._client.json("POST", path, json=body)
         task_id = answer.get("id") if isinstance(answer, dict) else None
         if not isinstance(task_id, str) or not task_id:
@@ -318,6 +359,18 @@ class RunwayProvider:
                 "upstream_bad_response", "runway: the create answer has no id", retryable=True
             )
         return SubmitResult(task_id, poll_after_s=self._poll_s)
+
+    async def _data_uri(self, image: ImageRef | None, what: str) -> str | None:
+        if image is None:
+            return None
+        uri = await image_data_url(self._deps, image)
+        if len(uri) > MAX_DATA_URI_BYTES:
+            raise ProviderError(
+                "image_too_large",
+                f"runway: the {what} is over {MAX_DATA_URI_BYTES} bytes as a data URI",
+                retryable=False,
+            )
+        return uri
 
     async def _read(self, upstream_id: str) -> tuple[UpstreamStatus, list[str]]:
         body = await self._client.json("GET", f"/v1/tasks/{quote(upstream_id, safe='')}")

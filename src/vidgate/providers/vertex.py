@@ -1,8 +1,14 @@
 """Google Veo on Vertex AI ("Gemini Enterprise Agent Platform"), reference section 2.1.
 
 - create: ``POST /v1beta1/projects/{p}/locations/{l}/publishers/google/models/{m}
-  :predictLongRunning`` with ``{instances: [{prompt, image?, video?}], parameters}``;
-  the answer is a long-running Operation ``{name}``;
+  :predictLongRunning`` with ``{instances: [{prompt, image?, lastFrame?, video?,
+  referenceImages?}], parameters}``; the answer is a long-running Operation ``{name}``;
+- inputs: the first frame is ``image`` and the last frame ``lastFrame`` (both
+  ``{bytesBase64Encoded, mimeType}``); reference images are ``referenceImages[]`` of
+  ``{image, referenceType: "ASSET"}``, at most 3. Per the SDK docstring image, video and
+  lastFrame are not allowed together with references, and STYLE references are a Veo 2
+  thing (one image), so we only ever send ASSET. Which Vertex Veo models accept a last
+  frame or references is UNVERIFIED (the catalogue decides what reaches us);
 - poll: ``POST /v1beta1/{model resource}:fetchPredictOperation {operationName}``; there
   is no progress field, so a running operation reports no progress;
 - results: ``response.videos[]``, inline ``bytesBase64Encoded`` unless
@@ -39,6 +45,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +104,8 @@ JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ASSERTION_LIFETIME_S = 3600
 # A token is replaced this long before it expires (at most half its lifetime).
 REFRESH_MARGIN_S = 300.0
+# Asset references per request (SDK docstring, reference 2.1).
+MAX_REFERENCE_IMAGES = 3
 _RETRY_HINT = re.compile(r"\[retry after ([0-9.]+)s\]")
 _N_SUFFIX = re.compile(r"#n=([0-9]+)$")
 
@@ -190,6 +199,62 @@ def split_upstream_id(upstream_id: str) -> tuple[str, int | None]:
     if match is None:
         return upstream_id, None
     return upstream_id[: match.start()], int(match.group(1))
+
+
+def check_veo_inputs(spec: JobSpec, where: str) -> None:
+    """The last-frame and reference-image rules both Veo shapes share (SDK docstring for
+    ``GenerateVideosConfig``, reference 2.1/2.2): a last frame ends a clip that starts
+    from ``image``; reference images (ASSET, at most 3) stand alone, without image,
+    video or lastFrame."""
+    if spec.last_frame is not None:
+        if spec.image is None:
+            raise InvalidParameter(
+                f"a last frame needs a first frame on {where}; allowed: image with last_frame",
+                param="last_frame",
+            )
+        if spec.kind != "generate":
+            raise InvalidParameter(
+                f"a last frame cannot be used to {spec.kind} a video on {where}; "
+                "allowed: last_frame when generating from an image",
+                param="last_frame",
+            )
+    refs = spec.reference_images
+    if not refs:
+        return
+    if len(refs) > MAX_REFERENCE_IMAGES:
+        raise InvalidParameter(
+            f"{len(refs)} reference images is more than {where} takes; "
+            f"allowed: 0-{MAX_REFERENCE_IMAGES}",
+            param="reference_images",
+        )
+    others = [
+        name
+        for name, present in (
+            ("a first frame (image)", spec.image is not None),
+            ("a last frame", spec.last_frame is not None),
+            (f"a source video ({spec.kind})", spec.kind != "generate"),
+        )
+        if present
+    ]
+    if others:
+        raise InvalidParameter(
+            f"reference images cannot be combined with {' or '.join(others)} on {where}; "
+            "allowed: reference_images with a text prompt only",
+            param="reference_images",
+        )
+
+
+def veo_image(data_b64: str, content_type: str) -> dict[str, str]:
+    """A Veo image field: ``{bytesBase64Encoded, mimeType}``."""
+    return {"bytesBase64Encoded": data_b64, "mimeType": content_type}
+
+
+def veo_references(spec: JobSpec, references_b64: Sequence[str]) -> list[dict[str, Any]]:
+    """``referenceImages[]``: every reference as an ASSET (subject) image."""
+    return [
+        {"image": veo_image(data, ref.content_type), "referenceType": "ASSET"}
+        for ref, data in zip(spec.reference_images, references_b64, strict=True)
+    ]
 
 
 async def write_base64(data: str, dest: Path) -> Path:
@@ -434,22 +499,29 @@ def check_spec(spec: JobSpec, model: str, provider: str) -> None:
         raise InvalidParameter(
             f"n {spec.n} is not supported by {where}; allowed: 1-{MAX_SAMPLES}", param="n"
         )
+    check_veo_inputs(spec, where)
 
 
 def build_request(
     spec: JobSpec,
     *,
     image_b64: str | None = None,
+    last_frame_b64: str | None = None,
+    references_b64: Sequence[str] = (),
     video_b64: str | None = None,
     storage_uri: str | None = None,
     generate_audio: bool | None = None,
 ) -> dict[str, Any]:
     instance: dict[str, Any] = {"prompt": spec.prompt}
     if image_b64 is not None and spec.image is not None:
-        instance["image"] = {"bytesBase64Encoded": image_b64, "mimeType": spec.image.content_type}
+        instance["image"] = veo_image(image_b64, spec.image.content_type)
+    if last_frame_b64 is not None and spec.last_frame is not None:
+        instance["lastFrame"] = veo_image(last_frame_b64, spec.last_frame.content_type)
     if video_b64 is not None:
         # Extension input (UNVERIFIED which Veo models on Vertex accept it).
         instance["video"] = {"bytesBase64Encoded": video_b64, "mimeType": "video/mp4"}
+    if spec.reference_images:
+        instance["referenceImages"] = veo_references(spec, references_b64)
     parameters: dict[str, Any] = {
         "sampleCount": spec.n,
         "durationSeconds": spec.seconds,
@@ -580,12 +652,16 @@ class VertexProvider:
         """``idempotency_key`` is unused: predictLongRunning takes no request id."""
         model = upstream_model or DEFAULT_MODEL
         image = await image_base64(self._deps, spec.image) if spec.image else None
+        last = await image_base64(self._deps, spec.last_frame) if spec.last_frame else None
+        refs = [await image_base64(self._deps, ref) for ref in spec.reference_images]
         video = None
         if spec.kind == "extend" and spec.source is not None:
             video = base64.b64encode(await read_blob(self._deps, spec.source.sha256)).decode()
         body = build_request(
             spec,
             image_b64=image,
+            last_frame_b64=last,
+            references_b64=refs,
             video_b64=video,
             storage_uri=self._storage_uri,
             generate_audio=self._generate_audio,
