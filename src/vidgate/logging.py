@@ -15,12 +15,17 @@ from typing import Any
 import structlog
 
 _SECRET_KEYS = re.compile(r"(authorization|api[_-]?key|secret|token|password|signature)", re.I)
-_SECRET_VALUES = re.compile(r"(vg_(?:test|live)_[A-Za-z0-9_\-]{8})[A-Za-z0-9_\-]+|(Bearer\s+)\S+")
+_SECRET_VALUES = re.compile(
+    r"(vg_(?:test|live)_[A-Za-z0-9_\-]{8})[A-Za-z0-9_\-]+|(Bearer\s+)\S+"
+    # A signed link's signature in a URL, plain or percent-encoded inside another URL
+    # (an upstream request that carries vidgate's callback URL, as httpx logs it).
+    r"|((?i:signature)(?:=|%3D))[A-Za-z0-9_\-%]+"
+)
 
 
 def _scrub_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _SECRET_VALUES.sub(lambda m: (m.group(1) or m.group(2)) + "***", value)
+        return _SECRET_VALUES.sub(lambda m: (m.group(1) or m.group(2) or m.group(3)) + "***", value)
     if isinstance(value, dict):
         return {
             k: "***" if _SECRET_KEYS.search(str(k)) else _scrub_value(v) for k, v in value.items()

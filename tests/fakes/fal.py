@@ -20,7 +20,12 @@ is made up, for the generic mapping), the 401 body, whether a 429 carries Retry-
 (fal's SDK does not read one; tests pass it explicitly), what status a cancelled request
 shows (here: COMPLETED with an error), the result endpoint's answer for unfinished or
 failed requests, whether validation happens at submit (here) or when the app runs, and
-file retention. Not covered: webhooks, ``/status/stream``, uploads, keyless public apps.
+file retention, and the webhook signature headers (not sent here).
+
+Webhooks: ``?fal_webhook=<url>`` on submit is remembered (and the answer gains
+``gateway_request_id``); ``finish()`` POSTs ``{request_id, gateway_request_id, status:
+"OK", payload}`` there once the request has ended (``"ERROR"`` with ``error`` for a
+failed one). Not covered: ``/status/stream``, uploads, keyless public apps.
 """
 
 from __future__ import annotations
@@ -34,7 +39,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.harness import FakeTask, FakeUpstream, InjectedError
+from tests.fakes.harness import (
+    TERMINAL_TASK_STATES,
+    FakeTask,
+    FakeUpstream,
+    InjectedError,
+    is_http_url,
+)
 
 FAL_KEY = "fal-key-id:fal-key-secret-0123"
 BASE_PATH = ""
@@ -210,6 +221,24 @@ class FakeFal(FakeUpstream):
             self._outputs[task.id] = self.result_url(task)  # stored once, on completion
         return self._outputs[task.id]
 
+    def _video(self, task: FakeTask) -> dict[str, Any]:
+        return {
+            "url": self._output_url(task),
+            "content_type": "video/mp4",
+            "file_name": "output.mp4",
+            "file_size": len(self.video),
+        }
+
+    def callback_payload(self, task: FakeTask) -> dict[str, Any]:
+        ids = {"request_id": task.id, "gateway_request_id": task.id}
+        if task.state == "succeeded":
+            return {**ids, "status": "OK", "payload": {"video": self._video(task)}}
+        error = task.error_message or "Request was cancelled"
+        return {**ids, "status": "ERROR", "error": error, "payload": None}
+
+    def callback_wanted(self, task: FakeTask) -> bool:
+        return task.state in TERMINAL_TASK_STATES  # fal calls back only when it ends
+
     def _validate(self, endpoint: str, body: Any) -> Response | None:
         if not isinstance(body, dict):
             return _detail(422, [{"loc": ["body"], "msg": "Input should be a valid dictionary",
@@ -253,12 +282,18 @@ class FakeFal(FakeUpstream):
         refused = self._validate(endpoint, body)
         if refused is not None:
             return refused
+        webhook = request.query_params.get("fal_webhook")
+        if webhook is not None and not is_http_url(webhook):
+            return _detail(422, "fal_webhook must be an http(s) URL")
         self.requests.append({"endpoint": endpoint, "body": body})
         task = self.accept(
             {"endpoint": endpoint, "app": app_of(endpoint), "input": body},
             task_id=str(uuid.uuid4()),
         )
         answer = {"status": "IN_QUEUE", "request_id": task.id, **self._urls(task)}
+        if webhook:
+            self.remember_callback(task, webhook)
+            answer["gateway_request_id"] = task.id
         return JSONResponse({**answer, "queue_position": 0})
 
     async def _status(self, request: Request) -> Response:
@@ -301,13 +336,7 @@ class FakeFal(FakeUpstream):
         if task.state != "succeeded":
             message = task.error_message or "Request was cancelled"
             return _detail(422, message, task.error_code or "request_cancelled")
-        video = {
-            "url": self._output_url(task),
-            "content_type": "video/mp4",
-            "file_name": "output.mp4",
-            "file_size": len(self.video),
-        }
-        return JSONResponse({"video": video}, headers={"x-fal-request-id": task.id})
+        return JSONResponse({"video": self._video(task)}, headers={"x-fal-request-id": task.id})
 
     async def _cancel(self, request: Request) -> Response:
         if not self._authorized(request):

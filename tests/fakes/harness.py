@@ -13,13 +13,19 @@ bodies) and consults the shared controls at the documented points:
 - result URLs come from ``result_url(task)``; with ``expire_urls`` set, a URL handed out
   before ``refresh_urls()`` answers 403/404 like an expired pre-signed link, and a new
   status read hands out a fresh one;
-- ``cancel(task)`` records cancellations.
+- ``cancel(task)`` records cancellations;
+- callbacks: a create that names a callback URL (each provider's own field) calls
+  ``remember_callback(task, url)``. Tasks still advance only on status reads; the test
+  calls ``finish()`` to make a task succeed upstream and POST the provider's documented
+  callback body (``callback_payload``) to that URL, or ``send_callback()`` to POST the
+  task's current state. ``callbacks_sent`` records vidgate's answers.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import json
 import secrets
 import socket
 import threading
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -39,6 +46,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def is_http_url(value: Any) -> bool:
+    """What a fake accepts as a callback URL."""
+    return isinstance(value, str) and value.startswith(("http://", "https://"))
 
 
 @functools.cache
@@ -62,6 +74,9 @@ def tiny_mp4(width: int = 160, height: int = 96, seconds: int = 1, fps: int = 8)
             out,
         )
         return out.read_bytes()
+
+
+TERMINAL_TASK_STATES = ("succeeded", "failed", "cancelled")
 
 
 @dataclass
@@ -111,6 +126,10 @@ class FakeUpstream:
         self._all_create_error: InjectedError | None = None
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        # Task id -> the callback URL its create named.
+        self.callback_urls: dict[str, str] = {}
+        # (task id, HTTP status vidgate answered) of every callback POSTed.
+        self.callbacks_sent: list[tuple[str, int]] = []
         self.base_url = ""
         self.video = tiny_mp4()
 
@@ -126,6 +145,25 @@ class FakeUpstream:
         for task in self.tasks.values():
             task.url_token = secrets.token_hex(6)
 
+    def finish(self, task_id: str | None = None) -> list[int]:
+        """Make the task (every unfinished one when None) succeed upstream, as if the
+        provider had finished it between two status reads, and POST the provider's
+        callback for it where its create named a URL. Returns vidgate's HTTP statuses."""
+        with self._lock:
+            if task_id is not None:
+                finished = [self.tasks[task_id]]
+            else:
+                finished = [t for t in self.tasks.values() if t.state not in TERMINAL_TASK_STATES]
+            for task in finished:
+                task.state = "succeeded"
+        sent = [self._post_callback(task) for task in finished]
+        return [status for status in sent if status is not None]
+
+    def send_callback(self, task_id: str) -> int | None:
+        """POST the callback for the task's current state (as a provider does on each
+        state change); None when its create named no URL."""
+        return self._post_callback(self.tasks[task_id])
+
     # --- provider-specific shape, overridden by each fake ------------------------
 
     def error_for(self, status: int, headers: dict[str, str]) -> InjectedError:
@@ -134,6 +172,18 @@ class FakeUpstream:
 
     def routes(self) -> list[Route]:
         raise NotImplementedError
+
+    def callback_payload(self, task: FakeTask) -> dict[str, Any]:
+        """The JSON body the provider POSTs to a callback URL (fakes with callbacks)."""
+        raise NotImplementedError(f"{self.name} sends no callbacks")
+
+    def callback_headers(self, task: FakeTask, body: bytes) -> dict[str, str]:
+        """Extra headers of a callback (a provider's signature, say)."""
+        return {}
+
+    def callback_wanted(self, task: FakeTask) -> bool:
+        """Whether the provider would POST a callback for the task's state now."""
+        return True
 
     # --- helpers for subclasses --------------------------------------------------
 
@@ -170,6 +220,21 @@ class FakeUpstream:
                 task.state = "running" if task.polls > 1 else "queued"
         return task
 
+    def remember_callback(self, task: FakeTask, url: str) -> None:
+        with self._lock:
+            self.callback_urls[task.id] = url
+
+    def _post_callback(self, task: FakeTask) -> int | None:
+        url = self.callback_urls.get(task.id)
+        if url is None or not self.callback_wanted(task):
+            return None
+        body = json.dumps(self.callback_payload(task)).encode()
+        headers = {"content-type": "application/json", **self.callback_headers(task, body)}
+        response = httpx.post(url, content=body, headers=headers, timeout=10)
+        with self._lock:
+            self.callbacks_sent.append((task.id, response.status_code))
+        return response.status_code
+
     def cancel(self, task: FakeTask) -> None:
         with self._lock:
             if task.state not in ("succeeded", "failed"):
@@ -201,10 +266,48 @@ class FakeUpstream:
         return Starlette(routes=[*self.routes(), files])
 
 
-class FakeServer:
-    """Runs a fake's app with uvicorn on 127.0.0.1 in a background thread."""
+@dataclass
+class ReceivedCallback:
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: Any
 
-    def __init__(self, fake: FakeUpstream) -> None:
+
+class CallbackSink:
+    """Stands in for vidgate's callback route in adapter tests: records every POST and
+    echoes a ``{"challenge": X}`` body the way MiniMax's validation expects."""
+
+    def __init__(self) -> None:
+        self.received: list[ReceivedCallback] = []
+        self.base_url = ""
+
+    def url(self, job_id: str) -> str:
+        return f"{self.base_url}/v1/callbacks/{job_id}?signature=test-signature"
+
+    async def _receive(self, request: Request) -> Response:
+        body = json.loads(await request.body() or b"null")
+        if isinstance(body, dict) and set(body) == {"challenge"}:
+            return JSONResponse({"challenge": body["challenge"]})
+        self.received.append(
+            ReceivedCallback(
+                path=request.url.path,
+                query=request.url.query,
+                headers={k.lower(): v for k, v in request.headers.items()},
+                body=body,
+            )
+        )
+        return JSONResponse({"ok": True})
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/{path:path}", self._receive, methods=["POST"])])
+
+
+class FakeServer:
+    """Runs a fake's app (or a ``CallbackSink``) with uvicorn on 127.0.0.1 in a
+    background thread."""
+
+    def __init__(self, fake: FakeUpstream | CallbackSink) -> None:
         self.fake = fake
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

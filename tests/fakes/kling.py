@@ -7,6 +7,10 @@ re-issued, and Kling's error codes with their HTTP statuses.
 Fake-only guesses, marked where the reference calls them UNVERIFIED: the duplicate
 ``external_task_id`` refusal (400/1201), lookup by ``external_task_id`` on the query
 path, 1301 for a prompt refused by the content filter, and the unit counts.
+
+``callback_url``: remembered at create; ``finish()`` / ``send_callback()`` POST the
+task's ``data`` object (no envelope) there, as Kling does on each status change. No
+signature scheme is documented.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.harness import FakeTask, FakeUpstream, InjectedError
+from tests.fakes.harness import FakeTask, FakeUpstream, InjectedError, is_http_url
 
 ACCESS_KEY = "kling-test-access-key"
 SECRET_KEY = "kling-test-secret-key"
@@ -218,9 +222,14 @@ class FakeKling(FakeUpstream):
             )
         return data
 
+    def callback_payload(self, task: FakeTask) -> dict[str, Any]:
+        return self._data(task)
+
     # --- validation --------------------------------------------------------------
 
     def _invalid(self, kind: str, body: dict[str, Any]) -> str | None:
+        if "callback_url" in body and not is_http_url(body["callback_url"]):
+            return "callback_url must be an http(s) URL"
         if kind == "video-extend":
             video_id = body.get("video_id")
             if not isinstance(video_id, str) or not video_id:
@@ -284,6 +293,8 @@ class FakeKling(FakeUpstream):
         self.requests.append((kind, body))
         task = self.accept(body, task_id=str(800_000_000_000 + secrets.randbelow(10**11)))
         self.kinds[task.id] = kind
+        if body.get("callback_url"):
+            self.remember_callback(task, body["callback_url"])
         if external:
             self.external[(kind, external)] = task.id
         return self._ok(self._data(task))

@@ -10,7 +10,11 @@ the Generation object (``queued`` -> ``dreaming`` -> ``completed`` with
 UNVERIFIED against the live service (the reference could not confirm them): the error
 body shape (FastAPI-style ``{"detail": ...}``), status codes 201/204, rejecting unknown
 body fields, rate-limit headers on 429, whether a data URI is refused as an image URL.
-Not covered: callback_url POSTs, modify/reframe/upscale/audio, concepts, list.
+``callback_url``: remembered at create; ``finish()`` / ``send_callback()`` POST the
+Generation object there (Luma POSTs it on dreaming, completed and failed). Luma
+documents no signature on callbacks.
+
+Not covered: modify/reframe/upscale/audio, concepts, list.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.harness import FakeTask, FakeUpstream, InjectedError
+from tests.fakes.harness import FakeTask, FakeUpstream, InjectedError, is_http_url
 
 API_KEY = "luma-test-key"
 BASE_PATH = "/dream-machine/v1"
@@ -131,6 +135,9 @@ class FakeLuma(FakeUpstream):
             else None,
         }
 
+    def callback_payload(self, task: FakeTask) -> dict[str, Any]:
+        return self._generation(task)
+
     def _check_keyframe(self, name: str, frame: Any) -> Response | None:
         if not isinstance(frame, dict):
             return _invalid(["keyframes", name], "must be an object")
@@ -169,6 +176,8 @@ class FakeLuma(FakeUpstream):
                 return _invalid([field], f"must be one of {', '.join(sorted(allowed))}")
         if "prompt" in body and not isinstance(body["prompt"], str):
             return _invalid(["prompt"], "must be a string")
+        if "callback_url" in body and not is_http_url(body["callback_url"]):
+            return _invalid(["callback_url"], "must be an http(s) URL")
         if body.get("generation_type", "video") != "video":
             return _invalid(["generation_type"], "must be 'video'")
         keyframes = body.get("keyframes")
@@ -208,6 +217,8 @@ class FakeLuma(FakeUpstream):
             return refused
         self.requests.append(body)
         task = self.accept(body, task_id=str(uuid.uuid4()))
+        if body.get("callback_url"):
+            self.remember_callback(task, body["callback_url"])
         return JSONResponse(self._generation(task), status_code=201)
 
     async def _get(self, request: Request) -> Response:

@@ -7,10 +7,19 @@ each time (the real one lasts 9 hours).
 Fake-only guesses, marked UNVERIFIED in the reference: 1026 for a refused prompt, 2013
 for invalid parameters and unknown ids, where a failed task's reason is (``base_resp``
 of the query), and 2049 for a wrong key (seen in GitHub issues).
+
+Callbacks (section 8): a create with ``callback_url`` is answered at once, and the URL
+is then validated as MiniMax does: the fake POSTs ``{"challenge": X}`` and expects
+``{"challenge": X}`` back within 3 s (``challenges`` records whether it came back).
+Only a validated URL gets callbacks: ``finish()`` / ``send_callback()`` POST the
+query-shaped body with the lowercase ``status`` the docs' text uses (``processing`` |
+``success`` | ``failed``). Whether the real challenge comes before or after the create
+answer is not documented.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
@@ -18,12 +27,13 @@ import secrets
 import time
 from typing import Any
 
+import httpx
 from PIL import Image
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.harness import FakeTask, FakeUpstream, InjectedError
+from tests.fakes.harness import FakeTask, FakeUpstream, InjectedError, is_http_url
 
 API_KEY = "minimax-test-key"
 DEPLOYMENT: dict[str, Any] = {
@@ -53,6 +63,15 @@ MODELS = {
 BLOCKED_WORDS = ("forbidden",)
 
 _STATUS = {"queued": "Queueing", "running": "Processing", "succeeded": "Success"}
+# Callbacks spell the status in lower case (section 8).
+_CALLBACK_STATUS = {
+    "queued": "processing",
+    "running": "processing",
+    "succeeded": "success",
+    "failed": "failed",
+    "cancelled": "failed",
+}
+CHALLENGE_TIMEOUT_S = 3.0
 # HTTP status -> (HTTP status sent, status_code, status_msg) for injected errors: most
 # ride on HTTP 200 (errorcode.md); server failures also come as real 5xx.
 _INJECTED = {
@@ -98,6 +117,9 @@ class FakeMiniMax(FakeUpstream):
         self.queries = 0
         self.retrieves = 0
         self.files: dict[str, str] = {}  # file_id -> task id
+        # Task id -> whether its callback URL echoed the challenge (absent until known).
+        self.challenges: dict[str, bool] = {}
+        self._handshakes: set[asyncio.Task[None]] = set()
 
     # --- controls ----------------------------------------------------------------
 
@@ -115,6 +137,30 @@ class FakeMiniMax(FakeUpstream):
         sent, code, message = _INJECTED.get(status, (status, 1000, "unknown error"))
         # MiniMax documents no Retry-After; a test may add one through ``headers``.
         return InjectedError(sent, {"task_id": "", "base_resp": self._resp(code, message)}, headers)
+
+    # --- callbacks ---------------------------------------------------------------
+
+    async def _handshake(self, task_id: str, url: str) -> None:
+        challenge = secrets.token_urlsafe(16)
+        try:
+            async with httpx.AsyncClient(timeout=CHALLENGE_TIMEOUT_S) as client:
+                response = await client.post(url, json={"challenge": challenge})
+            echoed = response.status_code == 200 and response.json() == {"challenge": challenge}
+        except (httpx.HTTPError, ValueError):
+            echoed = False
+        self.challenges[task_id] = echoed
+
+    def callback_wanted(self, task: FakeTask) -> bool:
+        # The handshake runs beside the create answer: wait for its outcome.
+        deadline = time.monotonic() + CHALLENGE_TIMEOUT_S + 1
+        while task.id not in self.challenges and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.challenges.get(task.id, False)
+
+    def callback_payload(self, task: FakeTask) -> dict[str, Any]:
+        body = self._query_body(task)
+        body["status"] = _CALLBACK_STATUS[task.state]
+        return body
 
     # --- rendering ---------------------------------------------------------------
 
@@ -186,6 +232,8 @@ class FakeMiniMax(FakeUpstream):
         needs_image = str(model).startswith("I2V-") or str(model).endswith("-Fast")
         if needs_image and not image:
             return "invalid params, first_frame_image is required"
+        if "callback_url" in body and not is_http_url(body["callback_url"]):
+            return "invalid params, callback_url must be an http(s) URL"
         for field in ("first_frame_image", "last_frame_image"):
             value = body.get(field)
             if value is None:
@@ -217,6 +265,11 @@ class FakeMiniMax(FakeUpstream):
             return self._refuse(1026, "input new_sensitive", task_id="")
         self.requests.append(body)
         task = self.accept(dict(body), task_id=str(360_000_000_000_000 + secrets.randbelow(10**12)))
+        if body.get("callback_url"):
+            self.remember_callback(task, body["callback_url"])
+            handshake = asyncio.create_task(self._handshake(task.id, body["callback_url"]))
+            self._handshakes.add(handshake)
+            handshake.add_done_callback(self._handshakes.discard)
         return JSONResponse({"task_id": task.id, "base_resp": _ok()})
 
     async def query(self, request: Request) -> Response:

@@ -17,8 +17,13 @@ then answers 404, whatever ``refresh_urls()`` did.
 UNVERIFIED against the live service: the exact titles/details of error bodies, the 404
 for deleted files, the schema of ``kwaivgi/kling-v2.1`` (and ``acme/text-to-video`` is
 made up, to exercise the generic input mapping and a list-shaped ``output``). Extra input
-fields are ignored, as Cog's schemas allow (UNVERIFIED). Not covered: webhooks,
-deployments, ``/v1/files``, list, streaming, ``Cancel-After``.
+fields are ignored, as Cog's schemas allow (UNVERIFIED).
+
+Webhooks: ``webhook`` (an http(s) URL) and ``webhook_events_filter`` (a subset of start,
+output, logs, completed; all of them when absent) are checked and remembered at create;
+``finish()`` POSTs the prediction there when ``completed`` is wanted, signed with
+Standard Webhooks headers under ``WEBHOOK_SECRET``. Not covered: deployments,
+``/v1/files``, list, streaming, ``Cancel-After``, ``GET /v1/webhooks/default/secret``.
 """
 
 from __future__ import annotations
@@ -31,13 +36,23 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
+from standardwebhooks import Webhook
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.harness import FakeTask, FakeUpstream, InjectedError
+from tests.fakes.harness import (
+    TERMINAL_TASK_STATES,
+    FakeTask,
+    FakeUpstream,
+    InjectedError,
+    is_http_url,
+)
 
 API_TOKEN = "r8_fake_replicate_token_0123"
+# What GET /v1/webhooks/default/secret would answer; webhooks are signed with it.
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"fake-replicate-webhook-secret-32b").decode()
+WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
 BASE_PATH = "/v1"
 DEPLOYMENT: dict[str, Any] = {
     "provider": "replicate",
@@ -174,6 +189,8 @@ class FakeReplicate(FakeUpstream):
         self.reads = 0
         self.expired_downloads = 0
         self._outputs: dict[str, Any] = {}
+        # Prediction id -> its webhook_events_filter.
+        self.webhook_events: dict[str, tuple[str, ...]] = {}
 
     def error_for(self, status: int, headers: dict[str, str]) -> InjectedError:
         merged = {k.lower(): v for k, v in headers.items()}
@@ -260,6 +277,38 @@ class FakeReplicate(FakeUpstream):
             },
         }
 
+    def callback_payload(self, task: FakeTask) -> dict[str, Any]:
+        return self._prediction(task)
+
+    def callback_headers(self, task: FakeTask, body: bytes) -> dict[str, str]:
+        message_id = f"msg_{secrets.token_hex(12)}"
+        now = dt.datetime.now(dt.UTC)
+        return {
+            "webhook-id": message_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(WEBHOOK_SECRET).sign(message_id, now, body.decode()),
+        }
+
+    def callback_wanted(self, task: FakeTask) -> bool:
+        events = self.webhook_events.get(task.id, WEBHOOK_EVENTS)
+        if task.state in TERMINAL_TASK_STATES:
+            return "completed" in events
+        return bool({"start", "output", "logs"} & set(events))
+
+    def _check_webhook(self, body: dict[str, Any]) -> Response | None:
+        if "webhook" in body and not is_http_url(body["webhook"]):
+            return _error(422, "- webhook: Does not match format 'uri'\n", "Invalid webhook")
+        events = body.get("webhook_events_filter")
+        if events is not None and (
+            not isinstance(events, list) or not events or set(events) - set(WEBHOOK_EVENTS)
+        ):
+            return _error(
+                422,
+                "- webhook_events_filter: must be a list of start, output, logs, completed\n",
+                "Invalid webhook_events_filter",
+            )
+        return None
+
     def _logs(self, task: FakeTask) -> str:
         if task.state == "queued":
             return ""
@@ -309,7 +358,7 @@ class FakeReplicate(FakeUpstream):
                     "Invalid version or not permitted",
                 )
             model = VERSIONS[version]
-        refused = self._validate(model, body.get("input"))
+        refused = self._validate(model, body.get("input")) or self._check_webhook(body)
         if refused is not None:
             return refused
         self.requests.append(body)
@@ -317,6 +366,10 @@ class FakeReplicate(FakeUpstream):
         task = self.accept(
             {"model": model, "version": version, "input": body["input"]}, task_id=_prediction_id()
         )
+        if body.get("webhook"):
+            events = body.get("webhook_events_filter") or WEBHOOK_EVENTS
+            self.webhook_events[task.id] = tuple(events)
+            self.remember_callback(task, body["webhook"])
         if request.headers.get("prefer", "").startswith("wait"):
             # Sync mode: hold the response while the prediction runs (here: a few steps).
             for _ in range(min(self.polls_to_finish, 5)):

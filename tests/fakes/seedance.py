@@ -22,6 +22,10 @@ Error codes and ``type`` values follow Ark's ``{"error": {"code", "message", "pa
 InvalidParameter, InvalidEndpointOrModel.NotFound, RateLimitExceeded.*,
 InternalServiceError, ServerOverloaded) and the rest, including which HTTP status a
 refused DELETE gets and whether unknown fields are refused, are UNVERIFIED.
+
+``callback_url``: remembered at create; ``finish()`` / ``send_callback()`` POST the task
+object there (section 9: "POST of the task object on status change"; the exact payload
+and any signing are UNVERIFIED).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.harness import FakeTask, FakeUpstream, InjectedError
+from tests.fakes.harness import FakeTask, FakeUpstream, InjectedError, is_http_url
 from vidgate.core.spec import dimensions
 
 API_KEY = "ark-test-key-0123456789"
@@ -199,7 +203,12 @@ class FakeSeedance(FakeUpstream):
             return self._invalid(exc)
         stamp = time.strftime("%Y%m%d%H%M%S")
         task = self.accept(body, task_id=f"cgt-{stamp}-{secrets.token_hex(3)}")
+        if body.get("callback_url"):
+            self.remember_callback(task, body["callback_url"])
         return JSONResponse({"id": task.id})
+
+    def callback_payload(self, task: FakeTask) -> dict[str, Any]:
+        return self._render(task)
 
     def _invalid(self, exc: _Invalid) -> Response:
         message = f"The parameter `{exc.param}` specified in the request is not valid: {exc.why}."
@@ -323,6 +332,8 @@ def _check(body: dict[str, Any], model: str) -> None:
             raise _Invalid(flag, "must be a boolean")
     if body.get("service_tier", "default") not in ("default", "flex"):
         raise _Invalid("service_tier", "must be default or flex")
+    if "callback_url" in body and not is_http_url(body["callback_url"]):
+        raise _Invalid("callback_url", "must be an http(s) URL")
     expires = body.get("execution_expires_after", 172800)
     if not _is_int(expires) or not 3600 <= expires <= 259200:
         raise _Invalid("execution_expires_after", "must be an integer in [3600, 259200]")

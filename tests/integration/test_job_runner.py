@@ -436,3 +436,138 @@ async def test_concurrency_cap_queues_jobs_inside_vidgate(runtime: Runtime) -> N
         await repo.update_job(conn, first, state="completed")
     await runner.submit(second)
     assert capped.submits == [first, second]
+
+
+# --- callbacks: a nudge pulls the one poll chain forward ------------------------------
+
+
+def _queued(url: str, job_id: str) -> list[tuple[str, float, int, str]]:
+    """(task name, seconds until due, priority, lock) of the job's queued tasks."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT task_name, EXTRACT(EPOCH FROM (COALESCE(scheduled_at, now()) - now())),"
+            " priority, lock FROM procrastinate_jobs"
+            " WHERE args->>'job_id' = %s AND status = 'todo' ORDER BY id",
+            (job_id,),
+        ).fetchall()
+    return [(r[0], float(r[1]), int(r[2]), str(r[3])) for r in rows]
+
+
+def _done(url: str, job_id: str, task_name: str) -> None:
+    """Play the worker for one kind of task."""
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "DELETE FROM procrastinate_jobs WHERE args->>'job_id' = %s AND task_name = %s",
+            (job_id, task_name),
+        )
+
+
+async def _update_job(runtime: Runtime, job_id: str, **values: Any) -> None:
+    async with runtime.db.begin() as conn:
+        await repo.update_job(conn, job_id, **values)
+
+
+async def _waiting_with_poll_in(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider, seconds: float
+) -> str:
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    await runner.submit(job_id)
+    _clear(runtime.database_url, job_id)
+    provider.statuses = [UpstreamStatus("running", poll_after_s=seconds)]
+    await runner.poll(job_id)
+    [(task, delay)] = _pending(runtime.database_url, job_id)
+    assert task == steps.POLL and delay > seconds - 5
+    return job_id
+
+
+async def test_nudge_pulls_the_scheduled_poll_forward_and_forks_nothing(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    from vidgate.engine.nudge import pull_forward
+
+    runner, service, _ = setup
+    url = runtime.database_url
+    job_id = await _waiting_with_poll_in(runtime, setup, provider, 60)
+    # Callbacks queue one nudge between them, ahead of the poll that shares its lock.
+    assert await service.nudge(job_id) and await service.nudge(job_id)
+    poll, nudge = _queued(url, job_id)
+    assert poll[0] == steps.POLL and poll[2:] == (0, steps.job_lock(job_id))
+    assert nudge[0] == steps.NUDGE and nudge[2:] == (steps.NUDGE_PRIORITY, steps.job_lock(job_id))
+    assert nudge[1] <= 0
+    # procrastinate runs the nudge now, though the older poll holds the same lock.
+    with psycopg.connect(url, autocommit=True) as conn:
+        worker = conn.execute("SELECT procrastinate_register_worker_v1()").fetchone()
+        assert worker is not None
+        fetched = conn.execute(
+            "SELECT task_name FROM procrastinate_fetch_job_v2(ARRAY['jobs'], %s)", (worker[0],)
+        ).fetchone()
+        assert fetched == (steps.NUDGE,)
+    _done(url, job_id, steps.NUDGE)
+    await pull_forward(runner.ctx, job_id)
+    # The same poll, due now: no second one.
+    [(task, delay, _, _)] = _queued(url, job_id)
+    assert task == steps.POLL and delay <= 0
+    # That poll, still running upstream, schedules the next one as usual: one chain.
+    provider.statuses = [UpstreamStatus("running", poll_after_s=60)]
+    _clear(url, job_id)
+    await runner.poll(job_id)
+    [(task, delay, _, _)] = _queued(url, job_id)
+    assert task == steps.POLL and delay > 55
+    # Pulling forward again and again moves that one poll; it never adds a poll.
+    for _ in range(3):
+        await pull_forward(runner.ctx, job_id)
+    assert [(t, d <= 0) for t, d, _, _ in _queued(url, job_id)] == [(steps.POLL, True)]
+
+
+async def test_nudge_does_nothing_unless_the_job_waits_upstream(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    from vidgate.engine.nudge import pull_forward
+
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    assert not await service.nudge(job_id)  # queued: not submitted yet
+    assert not await service.nudge("video_unknown")
+    assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.SUBMIT]
+    # A nudge queued while waiting that runs after the job moved on changes nothing.
+    await runner.submit(job_id)
+    _clear(runtime.database_url, job_id)
+    await _update_job(runtime, job_id, state="finalizing")
+    await pull_forward(runner.ctx, job_id)
+    assert _pending(runtime.database_url, job_id) == []
+
+
+async def test_nudge_keeps_a_retry_backoff(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    from vidgate.engine.nudge import pull_forward
+
+    runner, _, _ = setup
+    job_id = await _waiting_with_poll_in(runtime, setup, provider, 60)
+    _clear(runtime.database_url, job_id)
+    provider.statuses = [
+        ProviderError("upstream_rate_limited", "slow down", retryable=True, retry_after_s=30)
+    ]
+    await runner.poll(job_id)
+    assert (await _job(runtime, job_id)).step_attempts == 1
+    await pull_forward(runner.ctx, job_id)
+    # The provider asked for 30 s: a callback does not shorten that.
+    [(task, delay)] = _pending(runtime.database_url, job_id)
+    assert task == steps.POLL and delay > 25
+
+
+async def test_nudge_restarts_a_lost_poll_chain(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    from vidgate.engine.nudge import pull_forward
+
+    runner, _, _ = setup
+    job_id = await _waiting_with_poll_in(runtime, setup, provider, 60)
+    _clear(runtime.database_url, job_id)  # the poll is lost
+    await pull_forward(runner.ctx, job_id)
+    [(task, delay)] = _pending(runtime.database_url, job_id)
+    assert task == steps.POLL and delay <= 0
+    # A second nudge finds that poll and adds none.
+    await pull_forward(runner.ctx, job_id)
+    assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.POLL]

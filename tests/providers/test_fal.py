@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from tests.conftest import png_bytes
 from tests.fakes.fal import FAL_KEY, FakeFal
-from tests.fakes.harness import FakeServer
+from tests.fakes.harness import CallbackSink, FakeServer
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -363,3 +363,32 @@ async def test_cancel_puts_to_the_cancel_url(fake: FakeFal, adapter: FalProvider
     assert fake.cancelled == [request_id]
     with pytest.raises(ProviderError, match="malformed"):
         await adapter.cancel("../../etc/requests/x")
+
+
+async def test_fal_webhook_is_sent_and_called_when_the_request_ends(
+    fake: FakeFal, tmp_path: Path
+) -> None:
+    sink = CallbackSink()
+    with FakeServer(sink):
+        deps = ProviderDeps(
+            blobs=LocalBlobStore(tmp_path / "blobs"),
+            settings=Settings(data_dir=tmp_path),
+            callback_url=sink.url,
+        )
+        adapter = _adapter(fake, deps)
+        try:
+            result = await adapter.submit(
+                _spec(), idempotency_key="video_cb", upstream_model=KLING_T2V
+            )
+            request_id = result.upstream_id.rsplit("/", 1)[1]
+            # A query parameter on submit; the body stays the model's input.
+            assert fake.callback_urls == {request_id: sink.url("video_cb")}
+            assert "fal_webhook" not in fake.requests[-1]["body"]
+            assert fake.send_callback(request_id) is None  # fal calls only when it ends
+            assert fake.finish() == [200]
+            [call] = sink.received
+            assert call.body["request_id"] == request_id and call.body["status"] == "OK"
+            assert call.body["payload"]["video"]["url"].endswith("/video.mp4")
+            assert (await adapter.status(result.upstream_id)).state == "succeeded"
+        finally:
+            await adapter.aclose()

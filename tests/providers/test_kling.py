@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import png_bytes
-from tests.fakes.harness import FakeServer
+from tests.fakes.harness import CallbackSink, FakeServer
 from tests.fakes.kling import ACCESS_KEY, DEPLOYMENT, SECRET_KEY, FakeKling, check_jwt
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
@@ -562,3 +562,30 @@ def test_fake_refuses_images_kling_would_refuse(fake: FakeKling, image: str) -> 
     assert response.status_code == 400
     assert response.json()["code"] == 1201
     assert fake.submissions == 0
+
+
+async def test_callback_url_is_sent_and_called_with_the_task_data(
+    fake: FakeKling, tmp_path: Path
+) -> None:
+    sink = CallbackSink()
+    with FakeServer(sink):
+        deps = ProviderDeps(
+            blobs=LocalBlobStore(tmp_path / "blobs"),
+            settings=Settings(data_dir=tmp_path),
+            callback_url=sink.url,
+        )
+        adapter = create(config(fake), deps)
+        try:
+            result = await adapter.submit(
+                make_spec(), idempotency_key="video_cb", upstream_model=None
+            )
+            kind, body = fake.requests[-1]
+            assert kind == "text2video" and body["callback_url"] == sink.url("video_cb")
+            assert fake.finish() == [200]
+            [call] = sink.received
+            # The data object itself, with no {code, data} envelope.
+            assert call.body["task_status"] == "succeed" and "code" not in call.body
+            assert result.upstream_id == f"text2video:{call.body['task_id']}"
+            assert (await adapter.status(result.upstream_id)).state == "succeeded"
+        finally:
+            await adapter.aclose()

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.conftest import png_bytes
-from tests.fakes.harness import FakeServer, FakeTask
+from tests.fakes.harness import CallbackSink, FakeServer, FakeTask
 from tests.fakes.luma import API_KEY, BASE_PATH, FakeLuma
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
@@ -351,3 +351,27 @@ async def test_submit_refusal_is_a_provider_error(fake: FakeLuma, tmp_path: Path
         await provider.aclose()
     assert exc.value.code == "invalid_request" and not exc.value.retryable
     assert fake.create_calls == 0
+
+
+async def test_callback_url_is_sent_and_called_with_the_generation(
+    fake: FakeLuma, tmp_path: Path
+) -> None:
+    sink = CallbackSink()
+    with FakeServer(sink):
+        deps = ProviderDeps(
+            blobs=LocalBlobStore(tmp_path / "blobs"),
+            settings=Settings(data_dir=tmp_path),
+            callback_url=sink.url,
+        )
+        adapter = _adapter(fake, deps)
+        try:
+            result = await adapter.submit(_spec(), idempotency_key="video_cb", upstream_model=None)
+            assert fake.requests[-1]["callback_url"] == sink.url("video_cb")
+            fake.polls_to_finish = 10_000
+            assert fake.finish() == [200]
+            [call] = sink.received
+            assert call.path == "/v1/callbacks/video_cb"
+            assert call.body["id"] == result.upstream_id and call.body["state"] == "completed"
+            assert (await adapter.status(result.upstream_id)).state == "succeeded"
+        finally:
+            await adapter.aclose()

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import png_bytes
-from tests.fakes.harness import FakeServer
+from tests.fakes.harness import CallbackSink, FakeServer
 from tests.fakes.minimax import DEPLOYMENT, FakeMiniMax
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
@@ -428,3 +428,44 @@ def test_fake_refuses_images_minimax_would_refuse(fake: FakeMiniMax, image: str)
     assert response.status_code == 200
     assert response.json()["base_resp"]["status_code"] == 2013
     assert fake.submissions == 0
+
+
+async def test_callback_url_is_validated_then_called(fake: FakeMiniMax, tmp_path: Path) -> None:
+    sink = CallbackSink()
+    with FakeServer(sink):
+        deps = ProviderDeps(
+            blobs=LocalBlobStore(tmp_path / "blobs"),
+            settings=Settings(data_dir=tmp_path),
+            callback_url=sink.url,
+        )
+        adapter = create(config(fake.base_url), deps)
+        try:
+            result = await adapter.submit(
+                make_spec(), idempotency_key="video_cb", upstream_model=None
+            )
+            assert fake.requests[-1]["callback_url"] == sink.url("video_cb")
+            assert fake.finish() == [200]
+            # The sink echoed the challenge, so the URL was validated and called.
+            assert fake.challenges == {result.upstream_id: True}
+            [call] = sink.received
+            assert call.body["task_id"] == result.upstream_id
+            assert call.body["status"] == "success" and call.body["file_id"]
+            assert (await adapter.status(result.upstream_id)).state == "succeeded"
+        finally:
+            await adapter.aclose()
+
+
+async def test_an_unvalidated_callback_url_is_never_called(
+    fake: FakeMiniMax, deps: ProviderDeps
+) -> None:
+    # Nothing listens here, so the challenge is never echoed.
+    callback_deps = ProviderDeps(
+        blobs=deps.blobs, settings=deps.settings, callback_url=lambda job: "http://127.0.0.1:9/cb"
+    )
+    adapter = create(config(fake.base_url), callback_deps)
+    try:
+        result = await adapter.submit(make_spec(), idempotency_key="video_x", upstream_model=None)
+        assert fake.finish() == []
+        assert fake.challenges == {result.upstream_id: False} and fake.callbacks_sent == []
+    finally:
+        await adapter.aclose()

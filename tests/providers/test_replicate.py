@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,8 @@ import pytest
 from pydantic import SecretStr
 
 from tests.conftest import png_bytes
-from tests.fakes.harness import FakeServer
-from tests.fakes.replicate import API_TOKEN, BASE_PATH, VERSIONS, FakeReplicate
+from tests.fakes.harness import CallbackSink, FakeServer
+from tests.fakes.replicate import API_TOKEN, BASE_PATH, VERSIONS, WEBHOOK_SECRET, FakeReplicate
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -375,3 +376,36 @@ async def test_cancel_hits_the_prediction(fake: FakeReplicate, adapter: Replicat
     assert fake.cancelled == [result.upstream_id]
     assert (await adapter.status(result.upstream_id)).state == "cancelled"
     await adapter.cancel("no-such-prediction")  # already gone: nothing to do
+
+
+async def test_webhook_is_sent_for_completed_and_called_with_the_prediction(
+    fake: FakeReplicate, tmp_path: Path
+) -> None:
+    from standardwebhooks import Webhook
+
+    sink = CallbackSink()
+    with FakeServer(sink):
+        deps = ProviderDeps(
+            blobs=LocalBlobStore(tmp_path / "blobs"),
+            settings=Settings(data_dir=tmp_path),
+            callback_url=sink.url,
+        )
+        adapter = _adapter(fake, deps)
+        try:
+            result = await adapter.submit(
+                _spec(), idempotency_key="video_cb", upstream_model=HAILUO
+            )
+            request = fake.requests[-1]
+            assert request["webhook"] == sink.url("video_cb")
+            assert request["webhook_events_filter"] == ["completed"]
+            # Only "completed" was asked for: no call while it runs.
+            assert fake.send_callback(result.upstream_id) is None
+            assert fake.finish() == [200]
+            [call] = sink.received
+            assert call.body["id"] == result.upstream_id and call.body["status"] == "succeeded"
+            # Signed with Standard Webhooks (vidgate does not need to check it).
+            raw = json.dumps(call.body)
+            assert Webhook(WEBHOOK_SECRET).verify(raw, call.headers) == call.body
+            assert (await adapter.status(result.upstream_id)).state == "succeeded"
+        finally:
+            await adapter.aclose()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import png_bytes
-from tests.fakes.harness import FakeServer
+from tests.fakes.harness import CallbackSink, FakeServer
 from tests.fakes.seedance import API_KEY, SECONDS, SIZE, UPSTREAM_MODEL, FakeSeedance
 from vidgate.config import Settings
 from vidgate.core.catalog import load_catalog
@@ -379,3 +379,30 @@ async def test_submit_refuses_what_validate_refuses(
         await provider.submit(make_spec(n=2), idempotency_key="j", upstream_model=UPSTREAM_MODEL)
     assert info.value.code == "invalid_parameter" and not info.value.retryable
     assert fake.create_calls == 0
+
+
+async def test_callback_url_is_sent_and_called_with_the_task(
+    fake: FakeSeedance, tmp_path: Path
+) -> None:
+    sink = CallbackSink()
+    with FakeServer(sink):
+        deps = ProviderDeps(
+            blobs=LocalBlobStore(tmp_path / "blobs"),
+            settings=Settings(data_dir=tmp_path),
+            callback_url=sink.url,
+        )
+        adapter = make_provider(fake, deps)
+        try:
+            spec = make_spec(seconds=SECONDS, size=SIZE)
+            result = await adapter.submit(
+                spec, idempotency_key="video_cb", upstream_model=UPSTREAM_MODEL
+            )
+            assert fake.last_body is not None
+            assert fake.last_body["callback_url"] == sink.url("video_cb")
+            assert fake.finish() == [200]
+            [call] = sink.received
+            assert call.body["id"] == result.upstream_id and call.body["status"] == "succeeded"
+            assert call.body["content"]["video_url"]
+            assert (await adapter.status(result.upstream_id)).state == "succeeded"
+        finally:
+            await adapter.aclose()

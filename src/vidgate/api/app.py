@@ -16,7 +16,7 @@ from vidgate.api.deps import ApiState
 from vidgate.api.errors import install_error_handlers
 from vidgate.api.limits import BodyLimitMiddleware
 from vidgate.api.responses import FastJSONResponse
-from vidgate.api.routes import generations, health, inputs, models, videos, webhooks
+from vidgate.api.routes import callbacks, generations, health, inputs, models, videos, webhooks
 from vidgate.config import Settings
 from vidgate.engine.app import run_worker
 from vidgate.runtime import open_runtime
@@ -88,6 +88,7 @@ def create_app(settings: Settings, database_url: str, *, with_worker: bool = Tru
     app.include_router(videos.router)
     app.include_router(webhooks.router)
     app.include_router(inputs.router)
+    app.include_router(callbacks.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
     return app

@@ -15,7 +15,7 @@ import base64
 import hashlib
 import hmac
 import time
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 # Signatures of input links use this variant, so they never open an output and back.
 INPUT_VARIANT = "input"
@@ -56,16 +56,16 @@ class UrlSigner:
         if expires < time.time():
             return False
         expected = self._signature(video_id, variant, index, expires)
-        return hmac.compare_digest(expected, signature)
+        # As bytes: compare_digest raises on a str with non-ASCII characters.
+        return hmac.compare_digest(expected.encode(), signature.encode())
 
     def sign_callback(self, base_url: str, job_id: str) -> str:
         """The URL an upstream calls when the job's task changes state."""
         query = urlencode({"signature": self._callback_signature(job_id)})
-        return f"{base_url.rstrip('/')}/v1/callbacks/{job_id}?{query}"
+        return f"{base_url.rstrip('/')}/v1/callbacks/{quote(job_id, safe='')}?{query}"
 
     def verify_callback(self, job_id: str, signature: str) -> bool:
         expected = self._callback_signature(job_id)
-        # As bytes: compare_digest refuses str with non-ASCII characters.
         return hmac.compare_digest(expected.encode(), signature.encode())
 
     def _callback_signature(self, job_id: str) -> str:

@@ -235,6 +235,8 @@ _procrastinate_jobs = sa.table(
     sa.column("args", JSONB_TYPE),
     sa.column("status", sa.Text),
     sa.column("task_name", sa.Text),
+    sa.column("lock", sa.Text),
+    sa.column("scheduled_at", sa.DateTime(timezone=True)),
 )
 
 
@@ -255,6 +257,40 @@ def _pending_step(job_id: sa.ColumnElement[str]) -> sa.Exists:
 
 async def has_pending_step(conn: AsyncConnection, job_id: str) -> bool:
     return bool(await conn.scalar(sa.select(_pending_step(sa.literal(job_id)))))
+
+
+async def has_queued_task(conn: AsyncConnection, job_id: str, task_name: str) -> bool:
+    """A ``todo`` procrastinate task ``task_name`` for the job."""
+    pj = _procrastinate_jobs
+    stmt = sa.select(
+        sa.select(sa.literal(1))
+        .select_from(pj)
+        .where(
+            pj.c.args["job_id"].astext == job_id,
+            sa.cast(pj.c.status, sa.Text) == "todo",
+            pj.c.task_name == task_name,
+        )
+        .exists()
+    )
+    return bool(await conn.scalar(stmt))
+
+
+async def make_due_now(conn: AsyncConnection, job_id: str, task_name: str, lock: str) -> int:
+    """Move the job's queued ``task_name`` tasks (holding ``lock``) that are scheduled
+    later to now; returns how many moved."""
+    pj = _procrastinate_jobs
+    result = await conn.execute(
+        pj.update()
+        .where(
+            pj.c.args["job_id"].astext == job_id,
+            pj.c.lock == lock,
+            pj.c.task_name == task_name,
+            sa.cast(pj.c.status, sa.Text) == "todo",
+            pj.c.scheduled_at > sa.func.now(),
+        )
+        .values(scheduled_at=sa.func.now())
+    )
+    return int(result.rowcount)
 
 
 async def active_jobs_without_task(conn: AsyncConnection, limit: int = 500) -> list[str]:

@@ -23,6 +23,7 @@ from vidgate.core.urls import check_outbound_url
 from vidgate.db import repo
 from vidgate.engine import routing, steps
 from vidgate.engine.context import EngineContext
+from vidgate.engine.nudge import request_nudge
 from vidgate.engine.webhooks import tenant_secret
 from vidgate.media.images import inspect_image
 
@@ -220,6 +221,11 @@ class JobService:
                 conn, principal.tenant_id, after=after, limit=limit + 1, order=order
             )
         return rows[:limit], len(rows) > limit
+
+    async def nudge(self, job_id: str) -> bool:
+        """An upstream called back about ``job_id``: read its status now (a hint only;
+        see engine/nudge.py). False when the job is not waiting on its upstream."""
+        return await request_nudge(self.ctx, job_id)
 
     async def webhook_secret(self, principal: Principal) -> str:
         async with self.ctx.db.begin() as conn:

@@ -20,6 +20,11 @@ POLL = "vidgate:poll"
 FINALIZE = "vidgate:finalize"
 CANCEL_UPSTREAM = "vidgate:cancel_upstream"
 WEBHOOK = "vidgate:webhook"
+# Pulls a waiting job's scheduled poll forward after an upstream callback (engine/nudge.py).
+NUDGE = "vidgate:nudge"
+# Above the default 0: procrastinate runs a job's lock-sharing tasks in order of priority,
+# then id, so a nudge is not held back behind the poll it is meant to pull forward.
+NUDGE_PRIORITY = 10
 
 # The step that continues a job from each active state.
 STEP_FOR_STATE = {
@@ -28,6 +33,11 @@ STEP_FOR_STATE = {
     "waiting": POLL,
     "finalizing": FINALIZE,
 }
+
+
+def job_lock(job_id: str) -> str:
+    """The lock every step of a job holds: one step of a job at a time."""
+    return f"job:{job_id}"
 
 
 def cancel_lock(job_id: str) -> str:
@@ -44,14 +54,17 @@ async def enqueue(
     *,
     delay_s: float = 0.0,
     lock: str | None = None,
+    priority: int | None = None,
     **task_kwargs: Any,
 ) -> None:
     options: dict[str, Any] = {
         "connection": await raw_connection(conn),
         "queue": QUEUE,
         # One step of a job at a time, even when a stalled step is retried.
-        "lock": lock or f"job:{job_id}",
+        "lock": lock or job_lock(job_id),
     }
+    if priority is not None:
+        options["priority"] = priority
     if delay_s > 0:
         options["schedule_in"] = {"seconds": delay_s}
     await app.configure_task(step, **options).defer_async(job_id=job_id, **task_kwargs)

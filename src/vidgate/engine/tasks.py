@@ -6,6 +6,7 @@ import procrastinate
 
 from vidgate.engine import steps
 from vidgate.engine.context import EngineContext
+from vidgate.engine.nudge import pull_forward
 from vidgate.engine.runner import JobRunner
 from vidgate.engine.webhooks import deliver
 
@@ -45,3 +46,8 @@ async def cancel_upstream(context: procrastinate.JobContext, job_id: str) -> Non
 @blueprint.task(name=steps.WEBHOOK.partition(":")[2], queue=steps.QUEUE, pass_context=True)
 async def webhook(context: procrastinate.JobContext, job_id: str, attempt: int = 1) -> None:
     await deliver(context.additional_context[CONTEXT_KEY], job_id, attempt)
+
+
+@blueprint.task(name=steps.NUDGE.partition(":")[2], queue=steps.QUEUE, pass_context=True)
+async def nudge(context: procrastinate.JobContext, job_id: str) -> None:
+    await pull_forward(context.additional_context[CONTEXT_KEY], job_id)

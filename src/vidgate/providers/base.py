@@ -32,6 +32,11 @@ class ProviderDeps:
     # A signed public URL of a stored input (sha256), for providers that only take URLs;
     # None when VIDGATE_PUBLIC_BASE_URL is not set (nothing outside can reach us then).
     input_url: Callable[[str], str] | None = None
+    # The signed URL an upstream may call when a job's task changes state (job id ->
+    # URL), for providers that take a callback at submit; None without
+    # VIDGATE_PUBLIC_BASE_URL. A callback is only a hint: vidgate then reads the
+    # task's status at once instead of at the next scheduled poll.
+    callback_url: Callable[[str], str] | None = None
 
 
 ProgressCallback = Callable[[float], None]

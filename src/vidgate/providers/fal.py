@@ -22,7 +22,10 @@
 Each fal endpoint has its own input schema; ``family_for`` picks a small mapping by the
 endpoint id (Kling, MiniMax Hailuo, Veo 3, else a generic default). With a first frame,
 an endpoint ending in ``/text-to-video`` is swapped for its ``/image-to-video`` sibling,
-which exists for Kling and Hailuo on fal (UNVERIFIED for other families). Images are sent
+which exists for Kling and Hailuo on fal (UNVERIFIED for other families). With
+``deps.callback_url`` (VIDGATE_PUBLIC_BASE_URL set) the submit carries ``?fal_webhook=``:
+fal POSTs there when the request ends, and vidgate reads the status at once (a hint
+only; the body is not used). Images are sent
 as ``data:`` URIs in ``image_url``. Options: ``input`` (extra fields sent with every
 request; mapped fields win), ``poll_s``.
 """
@@ -306,12 +309,18 @@ class FalProvider:
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
     ) -> SubmitResult:
-        # idempotency_key is unused: the queue API has no idempotency mechanism.
+        # The queue API has no idempotency mechanism: idempotency_key (the job id) only
+        # names the webhook URL.
         endpoint, who = self._endpoint(spec, upstream_model)
         check_spec(spec, endpoint, who)
         image = await image_data_url(self._deps, spec.image) if spec.image else None
         body = build_input(spec, endpoint, image, self._extra)
-        created = await self._http.json("POST", f"/{endpoint}", json=body)
+        params = (
+            {"fal_webhook": self._deps.callback_url(idempotency_key)}
+            if self._deps.callback_url is not None
+            else None
+        )
+        created = await self._http.json("POST", f"/{endpoint}", json=body, params=params)
         if not isinstance(created, dict):
             raise ProviderError(
                 "upstream_bad_response", f"{self.name}: submit answered no object", retryable=False

@@ -16,6 +16,10 @@ video-extend) because the poll path depends on the endpoint that created the tas
 An extend finds the source's video id by querying the source's task (its upstream id
 holds the kind and task id), since ``video-extend`` takes a video id, not a task id.
 
+With ``deps.callback_url`` (VIDGATE_PUBLIC_BASE_URL set) every create carries
+``callback_url``: Kling POSTs the task's ``data`` object there on each status change,
+and vidgate reads the status at once (a hint only; the body is not used).
+
 Options: ``model`` (default upstream model), ``usd_per_unit`` (USD per unit of
 ``final_unit_deduction``; without it no cost is reported, as Kling bills in resource-
 pack units whose USD price is not published, reference section 5 "Pricing").
@@ -426,6 +430,9 @@ class KlingProvider:
         else:
             image = await image_base64(self._deps, spec.image) if spec.image else None
             kind, body = create_body(spec, model, external_task_id=idempotency_key, image=image)
+        if self._deps.callback_url is not None:
+            # Documented for text2video, image2video and video-extend alike.
+            body["callback_url"] = self._deps.callback_url(idempotency_key)
         try:
             data = await self._call("POST", f"/v1/videos/{kind}", json=body)
         except ProviderError as error:

@@ -20,6 +20,10 @@ crash makes a second generation.
 The upstream id is Luma's generation id, unchanged: it is all status/fetch/cancel need,
 and an extend references the source by it.
 
+With ``deps.callback_url`` (VIDGATE_PUBLIC_BASE_URL set) the create carries
+``callback_url``: Luma POSTs the Generation there on each state change, and vidgate
+reads the status at once (a hint only; the body is not used).
+
 Options: ``poll_s`` (seconds between status reads, default 2; Luma gives no hint).
 """
 
@@ -215,7 +219,8 @@ class LumaProvider:
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
     ) -> SubmitResult:
-        """Luma has no idempotency key; ``idempotency_key`` is unused."""
+        """Luma has no idempotency key; ``idempotency_key`` (the job id) only names the
+        callback URL."""
         try:
             # Checked at create already; again here in case the configuration changed
             # since (a refusal now must fail the job, not crash the step).
@@ -225,9 +230,10 @@ class LumaProvider:
                 image_url = image_public_url(self._deps, spec.image, provider="luma")
         except InvalidParameter as exc:
             raise ProviderError("invalid_request", exc.message, retryable=False) from exc
-        body = await self._client.json(
-            "POST", "/generations/video", json=build_body(spec, upstream_model, image_url)
-        )
+        request = build_body(spec, upstream_model, image_url)
+        if self._deps.callback_url is not None:
+            request["callback_url"] = self._deps.callback_url(idempotency_key)
+        body = await self._client.json("POST", "/generations/video", json=request)
         generation_id = body.get("id") if isinstance(body, dict) else None
         if not isinstance(generation_id, str) or not generation_id:
             raise ProviderError(

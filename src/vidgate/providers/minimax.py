@@ -10,6 +10,11 @@
 - business errors ride on HTTP 200 with ``base_resp.status_code != 0`` and are
   translated here; there is no cancel endpoint and no idempotency key.
 
+With ``deps.callback_url`` (VIDGATE_PUBLIC_BASE_URL set) the create carries
+``callback_url``. MiniMax validates it first (``{"challenge": X}``, echoed by the
+callback route), then POSTs the query-shaped body on each status change, and vidgate
+reads the status at once (a hint only; the body is not used).
+
 The upstream id is MiniMax's task id as is.
 """
 
@@ -280,6 +285,8 @@ class MiniMaxProvider:
         task (the first is billed but never fetched)."""
         first_frame = await image_data_url(self._deps, spec.image) if spec.image else None
         body = create_body(spec, upstream_model or self._model, first_frame=first_frame)
+        if self._deps.callback_url is not None:
+            body["callback_url"] = self._deps.callback_url(idempotency_key)
         answer = await self._call("POST", "/v1/video_generation", json=body)
         task_id = answer.get("task_id")
         if not task_id:

@@ -16,6 +16,11 @@
   prediction upstream.
 - ``metrics.predict_time`` is compute seconds, not money: cost stays None.
 
+With ``deps.callback_url`` (VIDGATE_PUBLIC_BASE_URL set) the create carries ``webhook``
+with ``webhook_events_filter: ["completed"]``: Replicate POSTs the prediction there when
+it ends, and vidgate reads the status at once (a hint only: the body and its Standard
+Webhooks signature are not used).
+
 Inputs are model-defined; ``MODEL_INPUTS`` maps the normalized spec onto the few video
 models we know, and anything else gets ``GENERIC`` (prompt, duration, aspect_ratio,
 seed, negative_prompt, image). Options: ``input`` (extra inputs sent to every
@@ -297,7 +302,8 @@ class ReplicateProvider:
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
     ) -> SubmitResult:
-        # idempotency_key is unused: Replicate has no idempotency mechanism.
+        # Replicate has no idempotency mechanism: idempotency_key (the job id) only names
+        # the webhook URL.
         ref = parse_model(upstream_model)
         mapping = input_map(ref)
         check_spec(spec, mapping, self._who(ref))
@@ -307,6 +313,9 @@ class ReplicateProvider:
             path, payload = "/predictions", {"version": ref.version, "input": inputs}
         else:
             path, payload = f"/models/{ref.name}/predictions", {"input": inputs}
+        if self._deps.callback_url is not None:
+            payload["webhook"] = self._deps.callback_url(idempotency_key)
+            payload["webhook_events_filter"] = ["completed"]
         body = await self._http.json("POST", path, json=payload)
         prediction_id = body.get("id") if isinstance(body, dict) else None
         if not isinstance(prediction_id, str) or not prediction_id:

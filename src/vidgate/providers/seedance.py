@@ -20,6 +20,10 @@ Base URL ``https://ark.ap-southeast.bytepluses.com/api/v3``,
   later read signs a new one is UNVERIFIED, so an expired URL is re-read once and the
   fetch gives up with ``result_expired`` when the URL is the same.
 
+With ``deps.callback_url`` (VIDGATE_PUBLIC_BASE_URL set) the create carries
+``callback_url``: ModelArk POSTs the task there on status changes, and vidgate reads
+the status at once (a hint only; the body is not used).
+
 Deployment options (all optional): ``watermark``, ``camera_fixed``, ``generate_audio``,
 ``service_tier`` (``default`` | ``flex``), ``execution_expires_after`` (seconds),
 sent as given; ``usd_per_million_tokens`` for the cost.
@@ -269,13 +273,15 @@ class SeedanceProvider:
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
     ) -> SubmitResult:
-        """``idempotency_key`` is unused: ModelArk documents no idempotency key."""
+        """ModelArk documents no idempotency key: ``idempotency_key`` (the job id) only
+        names the callback URL."""
         model = upstream_model or spec.model
         _check_again(self, spec, model)
         image = await image_data_url(self._deps, spec.image) if spec.image else None
-        created = await self._client.json(
-            "POST", _TASKS, json=build_body(spec, model, image, self._options)
-        )
+        body = build_body(spec, model, image, self._options)
+        if self._deps.callback_url is not None:
+            body["callback_url"] = self._deps.callback_url(idempotency_key)
+        created = await self._client.json("POST", _TASKS, json=body)
         task_id = created.get("id") if isinstance(created, Mapping) else None
         if not isinstance(task_id, str) or not task_id:
             raise _bad_response("the create response has no task id")
