@@ -15,6 +15,11 @@ no ``x-fal-request-id``).
 A result's URL is set once, when the request completes. ``expire_urls`` means the file
 is gone: every result URL then answers 403, and nothing hands out a new one.
 
+Inputs not in an endpoint's schema are refused (422 ``extra_forbidden``), so an input the
+adapter misnames or sends to the wrong family shows; whether fal's apps refuse or ignore
+extra inputs is UNVERIFIED. Kling image-to-video takes ``tail_image_url`` (the last
+frame); no endpoint here takes reference images.
+
 UNVERIFIED against the live service: every endpoint schema below (``acme/video-model``
 is made up, for the generic mapping), the 401 body, whether a 429 carries Retry-After
 (fal's SDK does not read one; tests pass it explicitly), what status a cancelled request
@@ -108,7 +113,11 @@ _KLING_T2V: dict[str, Check] = {
     "negative_prompt": _string,
     "cfg_scale": _number,
 }
-_KLING_I2V = {k: v for k, v in _KLING_T2V.items() if k != "aspect_ratio"} | {"image_url": _image}
+# tail_image_url (the end frame): UNVERIFIED, like every schema here.
+_KLING_I2V = {k: v for k, v in _KLING_T2V.items() if k != "aspect_ratio"} | {
+    "image_url": _image,
+    "tail_image_url": _image,
+}
 _HAILUO_T2V: dict[str, Check] = {
     "prompt": _string,
     "duration": _literal("6", "10"),
@@ -250,7 +259,14 @@ class FakeFal(FakeUpstream):
         ]
         for name, value in body.items():
             check = checks.get(name)
-            problem = check(value) if check else None
+            if check is None:
+                # The fake's own strictness (extra="forbid"): a misnamed or unsupported
+                # input shows as a 422 instead of being dropped silently.
+                msg = "Extra inputs are not permitted"
+                errors.append({"loc": ["body", name], "msg": msg, "type": "extra_forbidden",
+                               "input": value})  # fmt: skip
+                continue
+            problem = check(value)
             if problem:
                 kind, msg = problem
                 errors.append({"loc": ["body", name], "msg": msg, "type": kind, "input": value})

@@ -4,6 +4,13 @@ image2video / video-extend creates validated like the real API, per-kind query p
 ``submitted -> processing -> succeed | failed``, static result URLs that are never
 re-issued, and Kling's error codes with their HTTP statuses.
 
+image2video: ``image`` and ``image_tail`` (the last frame) are each a URL or raw base64
+with no ``data:`` prefix under the same rules, at least one of them is required, and
+``image+image_tail``, the motion masks (``static_mask``/``dynamic_masks``) and
+``camera_control`` are mutually exclusive (section 5). The fake's own strictness: an
+image field on text2video, and ``image_list`` anywhere but multi-image2video (not
+served here), are refused rather than ignored, so a dropped input shows.
+
 Fake-only guesses, marked where the reference calls them UNVERIFIED: the duplicate
 ``external_task_id`` refusal (400/1201), lookup by ``external_task_id`` on the query
 path, 1301 for a prompt refused by the content filter, and the unit counts.
@@ -254,14 +261,32 @@ class FakeKling(FakeUpstream):
             return "mode must be std or pro"
         if kind == "text2video" and body.get("aspect_ratio", "16:9") not in ("16:9", "9:16", "1:1"):
             return "aspect_ratio must be 16:9, 9:16 or 1:1"
+        if kind == "text2video":
+            for field in ("image", "image_tail", "static_mask", "dynamic_masks"):
+                if field in body:
+                    return f"{field} is not a text2video parameter; use image2video"
+        if "image_list" in body:
+            return "image_list is a multi-image2video parameter"
         if kind == "image2video":
             images = [body.get("image"), body.get("image_tail")]
             if not any(images):
                 return "image or image_tail is required"
-            for image in images:
-                problem = image_problem(image) if isinstance(image, str) and image else None
+            for field, image in zip(("image", "image_tail"), images, strict=True):
+                if image is None:
+                    continue
+                if not isinstance(image, str) or not image:
+                    return f"{field} must be a non-empty string"
+                problem = image_problem(image)
                 if problem is not None:
-                    return problem
+                    return problem.replace("image", field, 1)
+            both = all(images)
+            masks = [f for f in ("static_mask", "dynamic_masks") if body.get(f)]
+            with_camera = bool(body.get("camera_control"))
+            if sum((both, bool(masks), with_camera)) > 1:
+                return (
+                    "image+image_tail, static_mask/dynamic_masks and camera_control"
+                    " cannot be used together"
+                )
         return None
 
     # --- endpoints ---------------------------------------------------------------

@@ -2,8 +2,11 @@
 
 Served under ``/dream-machine/v1`` like the real base URL. Covers: Bearer auth,
 ``POST /generations/video`` with the SDK's field names and enums (model, duration
-"5s"/"9s", resolution, aspect_ratio, keyframes frame0/frame1 of type image/generation),
-the Generation object (``queued`` -> ``dreaming`` -> ``completed`` with
+"5s"/"9s", resolution, aspect_ratio, keyframes frame0/frame1 of type image/generation);
+an image keyframe is exactly ``{type, url}`` with an http(s) URL (no data URIs, no
+upload), a generation keyframe exactly ``{type, id}``; frame1 is the end frame (a last
+frame beside an image frame0); there is no reference-image field, so one is refused as
+an extra field; the Generation object (``queued`` -> ``dreaming`` -> ``completed`` with
 ``assets.video`` | ``failed`` with ``failure_reason``), ``DELETE /generations/{id}``
 (empty body; the generation is gone afterwards) and ``GET /credits``.
 
@@ -142,6 +145,9 @@ class FakeLuma(FakeUpstream):
         if not isinstance(frame, dict):
             return _invalid(["keyframes", name], "must be an object")
         kind = frame.get("type")
+        fields = {"image": {"type", "url"}, "generation": {"type", "id"}}.get(str(kind))
+        if fields is not None and set(frame) != fields:
+            return _invalid(["keyframes", name], f"must have exactly {', '.join(sorted(fields))}")
         if kind == "image":
             url = frame.get("url")
             if not isinstance(url, str) or not url.startswith(("https://", "http://")):

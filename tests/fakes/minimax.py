@@ -4,6 +4,13 @@ on HTTP 200 in ``base_resp``, ``POST /v1/video_generation`` validated like the r
 with a ``file_id``, and ``GET /v1/files/retrieve`` handing out a fresh ``download_url``
 each time (the real one lasts 9 hours).
 
+Frames and subjects (section 8): ``last_frame_image`` follows the first frame's rules, is
+taken by ``MiniMax-Hailuo-02`` alone (the only model listed with first+last frame) and
+needs ``first_frame_image``; ``subject_reference`` is ``[{type: "character", image:
+[url]}]``, one subject, for ``S2V-01`` alone (which needs it). That the real API refuses
+these elsewhere rather than ignoring them is UNVERIFIED (the fake refuses, so a dropped
+input shows); the 2013 wording is the fake's own.
+
 Fake-only guesses, marked UNVERIFIED in the reference: 1026 for a refused prompt, 2013
 for invalid parameters and unknown ids, where a failed task's reason is (``base_resp``
 of the query), and 2049 for a wrong key (seen in GitHub issues).
@@ -59,6 +66,7 @@ MODELS = {
     "I2V-01-live",
     "S2V-01",
 }
+LAST_FRAME_MODELS = {"MiniMax-Hailuo-02"}
 # A prompt with one of these is refused like MiniMax's input check would (1026).
 BLOCKED_WORDS = ("forbidden",)
 
@@ -81,6 +89,21 @@ _INJECTED = {
     422: (200, 2013, "invalid params"),
     429: (200, 1002, "rate limit exceeded(RPM)"),
 }
+
+
+def _invalid_subject(model: str, subject: Any) -> str | None:
+    if model != "S2V-01":
+        if subject is not None:
+            return f"invalid params, model {model} does not support subject_reference"
+        return None
+    if not isinstance(subject, list) or len(subject) != 1 or not isinstance(subject[0], dict):
+        return "invalid params, subject_reference must hold exactly one subject"
+    item = subject[0]
+    images = item.get("image")
+    if item.get("type") != "character" or not isinstance(images, list) or len(images) != 1:
+        return 'invalid params, subject_reference needs type "character" and one image'
+    problem = image_problem(images[0]) if isinstance(images[0], str) else "must be a string"
+    return f"invalid params, subject_reference image {problem}" if problem else None
 
 
 def _ok() -> dict[str, Any]:
@@ -241,7 +264,12 @@ class FakeMiniMax(FakeUpstream):
             problem = image_problem(value) if isinstance(value, str) else "must be a string"
             if problem is not None:
                 return f"invalid params, {field} {problem}"
-        return None
+        if "last_frame_image" in body:
+            if model not in LAST_FRAME_MODELS:
+                return f"invalid params, model {model} does not support last_frame_image"
+            if not image:
+                return "invalid params, last_frame_image requires first_frame_image"
+        return _invalid_subject(str(model), body.get("subject_reference"))
 
     # --- endpoints ---------------------------------------------------------------
 

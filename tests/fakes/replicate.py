@@ -15,9 +15,10 @@ re-issue them). ``expire_urls`` means the 1 h retention has passed: every output
 then answers 404, whatever ``refresh_urls()`` did.
 
 UNVERIFIED against the live service: the exact titles/details of error bodies, the 404
-for deleted files, the schema of ``kwaivgi/kling-v2.1`` (and ``acme/text-to-video`` is
-made up, to exercise the generic input mapping and a list-shaped ``output``). Extra input
-fields are ignored, as Cog's schemas allow (UNVERIFIED).
+for deleted files, the schema of ``kwaivgi/kling-v2.1`` (its ``end_image``, the last
+frame, needs ``start_image`` here), and ``acme/text-to-video``, which is made up to
+exercise the generic input mapping and a list-shaped ``output``. Extra input fields are
+ignored, as Cog's schemas allow (UNVERIFIED).
 
 Webhooks: ``webhook`` (an http(s) URL) and ``webhook_events_filter`` (a subset of start,
 output, logs, completed; all of them when absent) are checked and remembered at create;
@@ -134,6 +135,8 @@ SCHEMAS: dict[str, tuple[set[str], dict[str, Check], bool]] = {
             "aspect_ratio": _enum("16:9", "9:16", "1:1"),
             "mode": _enum("standard", "pro"),
             "start_image": _uri,
+            # The end frame; needs start_image (UNVERIFIED, like this whole schema).
+            "end_image": _uri,
             "negative_prompt": _string,
         },
         False,
@@ -151,6 +154,8 @@ SCHEMAS: dict[str, tuple[set[str], dict[str, Check], bool]] = {
         True,
     ),
 }
+# input -> the input it cannot go without (the Kling end frame needs a start frame).
+_DEPENDS = {"end_image": "start_image"}
 VERSIONS = {hashlib.sha256(name.encode()).hexdigest(): name for name in SCHEMAS}
 _STATUS = {
     "queued": "starting",
@@ -228,6 +233,9 @@ class FakeReplicate(FakeUpstream):
             )
         required, checks, _ = SCHEMAS[model]
         problems = [(f"input.{name}", "is required") for name in sorted(required - set(inputs))]
+        for name, needs in _DEPENDS.items():
+            if name in inputs and name in checks and needs not in inputs:
+                problems.append((f"input.{name}", f"{needs} is required with {name}"))
         for name, value in inputs.items():
             check = checks.get(name)
             problem = check(value) if check else None

@@ -5,6 +5,11 @@
   https URL or a base64 ``data:image/...`` URI), ``resolution``, ``ratio``,
   ``duration`` (an integer; 1.x 2-12 s, 2.0 4-15 s or -1), ``frames`` (exclusive with
   duration), ``seed``, ``service_tier``, ``execution_expires_after``; answers ``{id}``.
+- ``image_url`` roles per model: at most one first_frame and one last_frame, and a
+  last_frame needs a first_frame; reference_image 1-4 on lite-i2v, up to 9 on 2.0
+  (section 9), none elsewhere, and never beside a first or last frame. The last-frame
+  models (``LAST_FRAME_MODELS``) and the no-mixing rule are UNVERIFIED (the reference
+  names the roles, not the models); an ``ep-`` endpoint id is not checked per model.
 - ``GET /contents/generations/tasks/{id}``: ``queued`` -> ``running`` -> ``succeeded``
   with ``content.video_url`` and ``usage``; ``failed`` with ``error{code,message}``;
   ``expired`` when ``expire_tasks`` is set; no progress field.
@@ -66,6 +71,15 @@ MODELS = {
     "seedance-1-5-pro-251215",
     "dreamina-seedance-2-0-260128",
 }
+# UNVERIFIED: which models take role last_frame (section 9 does not say).
+LAST_FRAME_MODELS = {
+    "seedance-1-0-pro-250528",
+    "seedance-1-0-lite-i2v-250428",
+    "seedance-1-5-pro-251215",
+    "dreamina-seedance-2-0-260128",
+}
+# role reference_image: lite-i2v 1-4, Seedance 2.0 up to 9 (section 9); others none.
+MAX_REFERENCE_IMAGES = {"seedance-1-0-lite-i2v-250428": 4, "dreamina-seedance-2-0-260128": 9}
 _RESOLUTIONS = {"480p", "720p", "1080p"}
 _RATIOS = {"16:9", "4:3", "1:1", "3:4", "9:16", "21:9", "adaptive"}
 _ROLES = {"first_frame", "last_frame", "reference_image"}
@@ -365,12 +379,32 @@ def _check_content(content: Any, model: str) -> None:
         raise _Invalid("content.text", "at most one text item")
     if not texts and not roles:
         raise _Invalid("content", "needs a text prompt or an image")
+    for role in ("first_frame", "last_frame"):
+        if roles.count(role) > 1:
+            raise _Invalid("content.role", f"at most one {role}")
     if "last_frame" in roles and "first_frame" not in roles:
         raise _Invalid("content.role", "last_frame needs a first_frame")
+    if not model.startswith("ep-"):
+        _check_roles(roles, model)
     if roles and "-t2v-" in model:
         raise _Invalid("content.image_url", f"{model} does not take images")
     if not roles and "-i2v-" in model:
         raise _Invalid("content.image_url", f"{model} needs an image")
+
+
+def _check_roles(roles: list[str], model: str) -> None:
+    if "last_frame" in roles and model not in LAST_FRAME_MODELS:
+        raise _Invalid("content.role", f"{model} does not support role last_frame")
+    refs = roles.count("reference_image")
+    if not refs:
+        return
+    limit = MAX_REFERENCE_IMAGES.get(model, 0)
+    if not limit:
+        raise _Invalid("content.role", f"{model} does not support role reference_image")
+    if refs > limit:
+        raise _Invalid("content.role", f"{model} takes at most {limit} reference images")
+    if {"first_frame", "last_frame"} & set(roles):
+        raise _Invalid("content.role", "reference_image cannot be mixed with first or last frames")
 
 
 def _check_image_url(url: Any) -> None:

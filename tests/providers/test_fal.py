@@ -392,3 +392,98 @@ async def test_fal_webhook_is_sent_and_called_when_the_request_ends(
             assert (await adapter.status(result.upstream_id)).state == "succeeded"
         finally:
             await adapter.aclose()
+
+
+# --- last frame and reference images ---------------------------------------------------
+
+_IMAGE = ImageRef(sha256="a" * 64, width=64, height=48, content_type="image/png")
+
+
+async def test_kling_last_frame_goes_as_tail_image_url(fake: FakeFal, adapter: FalProvider) -> None:
+    first_png = png_bytes(320, 180, (255, 0, 0))
+    last_png = png_bytes(320, 180, (0, 0, 255))
+    first = await adapter._deps.blobs.put_bytes(first_png)
+    last = await adapter._deps.blobs.put_bytes(last_png)
+    spec = _spec(
+        image=_IMAGE.model_copy(update={"sha256": first.sha256}),
+        last_frame=_IMAGE.model_copy(update={"sha256": last.sha256}),
+    )
+    adapter.validate(spec, KLING_T2V)
+    await adapter.submit(spec, idempotency_key="video_lf", upstream_model=KLING_T2V)
+    prefix = "data:image/png;base64,"
+    assert fake.requests == [
+        {
+            "endpoint": KLING_I2V,
+            "body": {
+                "prompt": "a paper boat on a river",
+                "duration": "5",
+                "image_url": prefix + base64.b64encode(first_png).decode(),
+                "tail_image_url": prefix + base64.b64encode(last_png).decode(),
+            },
+        }
+    ]
+
+
+def test_tail_image_url_only_with_a_first_frame_and_only_for_kling() -> None:
+    body = fal.build_input(_spec(), KLING_I2V, "data:a", last_frame="data:b")
+    assert (body["image_url"], body["tail_image_url"]) == ("data:a", "data:b")
+    assert "tail_image_url" not in fal.build_input(_spec(), KLING_I2V, None, last_frame="data:b")
+    hailuo_i2v = "fal-ai/minimax/hailuo-02/standard/image-to-video"
+    assert "tail_image_url" not in fal.build_input(_spec(), hailuo_i2v, "data:a", None, "data:b")
+
+
+@pytest.mark.parametrize(
+    ("model", "changes", "param", "words"),
+    [
+        (HAILUO_T2V, {"seconds": 6, "image": _IMAGE, "last_frame": _IMAGE}, "last_frame",
+         "minimax-hailuo endpoints"),
+        (VEO3, {"seconds": 8, "image": _IMAGE, "last_frame": _IMAGE}, "last_frame",
+         "or a Kling image-to-video endpoint"),
+        ("acme/video-model", {"image": _IMAGE, "last_frame": _IMAGE}, "last_frame",
+         "generic endpoints"),
+        (KLING_T2V, {"last_frame": _IMAGE}, "last_frame", "allowed: image with last_frame"),
+        (KLING_T2V, {"reference_images": [_IMAGE]}, "reference_images", "allowed: none"),
+        (VEO3, {"seconds": 8, "reference_images": [_IMAGE] * 3}, "reference_images",
+         "veo3 endpoints"),
+        ("acme/video-model", {"reference_images": [_IMAGE]}, "reference_images",
+         "takes no reference images"),
+    ],
+)  # fmt: skip
+def test_validate_rejects_frames_and_references(
+    model: str, changes: dict[str, Any], param: str, words: str, tmp_path: Path
+) -> None:
+    config = DeploymentConfig(name=DEPLOYMENT, provider="fal", credentials={"api_key": "k"})
+    with pytest.raises(InvalidParameter) as exc:
+        create(config, _deps(tmp_path)).validate(_spec(**changes), model)
+    assert exc.value.param == param
+    assert "fal" in exc.value.message and words in exc.value.message
+
+
+_URI = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "fields", "loc", "kind"),
+    [
+        (KLING_I2V, {"image_url": _URI, "tail_image_url": "not a url"}, "tail_image_url",
+         "url_parsing"),
+        (KLING_T2V, {"tail_image_url": _URI}, "tail_image_url", "extra_forbidden"),
+        ("fal-ai/minimax/hailuo-02/standard/image-to-video",
+         {"image_url": _URI, "tail_image_url": _URI}, "tail_image_url", "extra_forbidden"),
+        (KLING_I2V, {"image_url": _URI, "reference_image_urls": [_URI]}, "reference_image_urls",
+         "extra_forbidden"),
+    ],
+)  # fmt: skip
+async def test_fake_refuses_inputs_the_endpoint_does_not_take(
+    fake: FakeFal, endpoint: str, fields: dict[str, Any], loc: str, kind: str
+) -> None:
+    async with httpx.AsyncClient(base_url=fake.base_url) as client:
+        response = await client.post(
+            f"/{endpoint}",
+            headers={"Authorization": f"Key {FAL_KEY}"},
+            json={"prompt": "x", **fields},
+        )
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert (error["loc"], error["type"]) == (["body", loc], kind)
+    assert fake.submissions == 0

@@ -589,3 +589,109 @@ async def test_callback_url_is_sent_and_called_with_the_task_data(
             assert (await adapter.status(result.upstream_id)).state == "succeeded"
         finally:
             await adapter.aclose()
+
+
+# --- last frame and reference images ---------------------------------------------------
+
+_FRAME = ImageRef(sha256="a" * 64, width=640, height=360, content_type="image/png")
+
+
+async def test_first_and_last_frame_go_as_image_and_image_tail(
+    fake: FakeKling, provider: KlingProvider, deps: ProviderDeps
+) -> None:
+    first_png = png_bytes(640, 360, (255, 0, 0))
+    last_png = png_bytes(640, 360, (0, 0, 255))
+    first = await deps.blobs.put_bytes(first_png)
+    last = await deps.blobs.put_bytes(last_png)
+    spec = make_spec(
+        image=_FRAME.model_copy(update={"sha256": first.sha256}),
+        last_frame=_FRAME.model_copy(update={"sha256": last.sha256}),
+    )
+    provider.validate(spec, None)
+    result = await provider.submit(spec, idempotency_key="video_lf", upstream_model=None)
+    assert result.upstream_id.startswith("image2video:")
+    kind, body = fake.requests[-1]
+    assert kind == "image2video"
+    # Raw base64, no data: prefix, for both frames.
+    assert body == {
+        "model_name": "kling-v2-master",
+        "prompt": "a red fox in the snow",
+        "duration": "5",
+        "mode": "std",
+        "external_task_id": "video_lf",
+        "image": base64.b64encode(first_png).decode(),
+        "image_tail": base64.b64encode(last_png).decode(),
+    }
+
+
+_SOURCE = SourceRef(
+    video_id="v", sha256="0" * 64, seconds=5, width=1280, height=720, fps=24,
+    provider=NAME, upstream_id="text2video:123",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("update", "param", "words"),
+    [
+        ({"reference_images": [_FRAME]}, "reference_images", "multi-image2video"),
+        ({"image": _FRAME, "reference_images": [_FRAME] * 2}, "reference_images",
+         "allowed: none"),
+        ({"last_frame": _FRAME}, "last_frame", "allowed: image with last_frame"),
+        ({"kind": "extend", "source": _SOURCE, "image": _FRAME, "last_frame": _FRAME},
+         "last_frame", "video-extend takes no last frame"),
+        ({"image": _FRAME, "last_frame": _FRAME.model_copy(update={"content_type": "image/webp"})},
+         "last_frame", "the last frame must be JPEG or PNG"),
+        ({"image": _FRAME, "last_frame": _FRAME.model_copy(update={"width": 200, "height": 200})},
+         "last_frame", "at least 300 px"),
+        ({"image": _FRAME, "last_frame": _FRAME.model_copy(update={"width": 900, "height": 300})},
+         "last_frame", "1:2.5 and 2.5:1"),
+    ],
+)  # fmt: skip
+def test_validate_rejects_frames_and_references(
+    offline: KlingProvider, update: dict[str, Any], param: str, words: str
+) -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        offline.validate(make_spec(**update), None)
+    assert caught.value.param == param
+    assert "Kling" in caught.value.message and words in caught.value.message
+
+
+def test_create_body_puts_the_tail_on_image2video_only() -> None:
+    kind, body = create_body(
+        make_spec(), "kling-v1-6", external_task_id="k", image="QUJD", image_tail="REVG"
+    )
+    assert kind == "image2video"
+    assert (body["image"], body["image_tail"]) == ("QUJD", "REVG")
+    kind, body = create_body(make_spec(), "kling-v1-6", external_task_id="k", image=None)
+    assert kind == "text2video" and "image_tail" not in body
+
+
+_B64 = base64.b64encode(png_bytes(640, 360)).decode()
+
+
+@pytest.mark.parametrize(
+    ("path", "fields", "message"),
+    [
+        ("image2video", {"image": _B64, "image_tail": "data:image/png;base64," + _B64},
+         "image_tail must be a URL or raw base64"),
+        ("image2video", {"image": _B64, "image_tail": _B64,
+                         "camera_control": {"type": "simple", "config": {"zoom": 5}}},
+         "cannot be used together"),
+        ("image2video", {"image": _B64, "image_tail": _B64, "static_mask": _B64},
+         "cannot be used together"),
+        ("text2video", {"image_tail": _B64}, "image_tail is not a text2video parameter"),
+        ("image2video", {"image": _B64, "image_list": [{"image": _B64}]}, "multi-image2video"),
+    ],
+)  # fmt: skip
+def test_fake_refuses_bad_frame_combinations(
+    fake: FakeKling, path: str, fields: dict[str, Any], message: str
+) -> None:
+    token = encode_jwt(ACCESS_KEY, SECRET_KEY, now=time.time())
+    response = httpx.post(
+        f"{fake.base_url}/v1/videos/{path}",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"model_name": "kling-v2-master", "prompt": "x", **fields},
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == 1201 and message in response.json()["message"]
+    assert fake.submissions == 0

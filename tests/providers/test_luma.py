@@ -375,3 +375,111 @@ async def test_callback_url_is_sent_and_called_with_the_generation(
             assert (await adapter.status(result.upstream_id)).state == "succeeded"
         finally:
             await adapter.aclose()
+
+
+# --- last frame and reference images ---------------------------------------------------
+
+_IMAGE = ImageRef(sha256="a" * 64, width=64, height=48, content_type="image/png")
+
+
+async def test_first_and_last_frame_go_as_frame0_and_frame1(
+    fake: FakeLuma, adapter: LumaProvider, tmp_path: Path
+) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    first = await blobs.put_bytes(png_bytes(64, 48, (255, 0, 0)))
+    last = await blobs.put_bytes(png_bytes(64, 48, (0, 0, 255)))
+    spec = _spec(
+        image=ImageRef(sha256=first.sha256, width=64, height=48, content_type="image/png"),
+        last_frame=ImageRef(sha256=last.sha256, width=64, height=48, content_type="image/png"),
+    )
+    adapter.validate(spec, "ray-2")
+    await adapter.submit(spec, idempotency_key="v", upstream_model="ray-2")
+    assert fake.requests == [
+        {
+            "generation_type": "video",
+            "model": "ray-2",
+            "prompt": "a fox in the snow",
+            "duration": "5s",
+            "resolution": "720p",
+            "aspect_ratio": "16:9",
+            "keyframes": {
+                "frame0": {"type": "image", "url": f"{INPUT_BASE}/{first.sha256}?sig=abc"},
+                "frame1": {"type": "image", "url": f"{INPUT_BASE}/{last.sha256}?sig=abc"},
+            },
+        }
+    ]
+
+
+_SOURCE = SourceRef(
+    video_id="video_1", sha256="b" * 64, seconds=5, width=1280, height=720, fps=24,
+    provider=DEPLOYMENT, upstream_id="gen-1",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("changes", "public", "param", "words"),
+    [
+        ({"reference_images": [_IMAGE]}, True, "reference_images", "takes no reference images"),
+        ({"image": _IMAGE, "reference_images": [_IMAGE] * 2}, True, "reference_images",
+         "allowed: none"),
+        ({"last_frame": _IMAGE}, True, "last_frame", "allowed: image with last_frame"),
+        ({"image": _IMAGE, "last_frame": _IMAGE, "kind": "extend", "source": _SOURCE}, True,
+         "last_frame", "when extending"),
+        ({"image": _IMAGE, "last_frame": _IMAGE}, False, "last_frame", "VIDGATE_PUBLIC_BASE_URL"),
+    ],
+)  # fmt: skip
+def test_validate_rejects_frames_and_references(
+    changes: dict[str, Any], public: bool, param: str, words: str, tmp_path: Path
+) -> None:
+    config = DeploymentConfig(name=DEPLOYMENT, provider="luma", credentials={"api_key": "k"})
+    provider = create(config, _deps(tmp_path, public=public))
+    with pytest.raises(InvalidParameter) as exc:
+        provider.validate(_spec(**changes), "ray-2")
+    assert exc.value.param == param
+    assert "luma" in exc.value.message and words in exc.value.message
+
+
+_URL = "https://gw.example.com/v1/inputs/x"
+
+
+@pytest.mark.parametrize(
+    ("keyframes", "loc", "message"),
+    [
+        (
+            {"frame0": {"type": "image", "url": _URL},
+             "frame1": {"type": "image", "url": "data:image/png;base64,AA"}},
+            ["body", "keyframes", "frame1", "url"], "http(s) URL",
+        ),
+        (
+            {"frame0": {"type": "image", "url": _URL},
+             "frame1": {"type": "image", "url": _URL, "weight": 1}},
+            ["body", "keyframes", "frame1"], "exactly type, url",
+        ),
+        (
+            {"frame0": {"type": "image", "url": _URL}, "frame2": {"type": "image", "url": _URL}},
+            ["body", "keyframes"], "only frame0 and frame1",
+        ),
+    ],
+)  # fmt: skip
+async def test_fake_refuses_bad_keyframes(
+    fake: FakeLuma, keyframes: dict[str, Any], loc: list[str], message: str
+) -> None:
+    body = {"model": "ray-2", "prompt": "x", "keyframes": keyframes}
+    async with httpx.AsyncClient(base_url=f"{fake.base_url}{BASE_PATH}") as client:
+        response = await client.post(
+            "/generations/video", headers={"Authorization": f"Bearer {API_KEY}"}, json=body
+        )
+    assert response.status_code == 422
+    [detail] = response.json()["detail"]
+    assert detail["loc"] == loc and message in detail["msg"]
+    assert fake.submissions == 0
+
+
+async def test_fake_refuses_reference_images(fake: FakeLuma) -> None:
+    body = {"model": "ray-2", "prompt": "x", "reference_images": [{"url": _URL}]}
+    async with httpx.AsyncClient(base_url=f"{fake.base_url}{BASE_PATH}") as client:
+        response = await client.post(
+            "/generations/video", headers={"Authorization": f"Bearer {API_KEY}"}, json=body
+        )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "reference_images"]

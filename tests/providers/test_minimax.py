@@ -469,3 +469,115 @@ async def test_an_unvalidated_callback_url_is_never_called(
         assert fake.challenges == {result.upstream_id: False} and fake.callbacks_sent == []
     finally:
         await adapter.aclose()
+
+
+# --- last frame and reference images ---------------------------------------------------
+
+_FRAME = ImageRef(sha256="a" * 64, width=640, height=360, content_type="image/png")
+
+
+async def test_first_and_last_frame_go_as_data_urls(
+    fake: FakeMiniMax, provider: MiniMaxProvider, deps: ProviderDeps
+) -> None:
+    first_png = png_bytes(640, 360, (255, 0, 0))
+    last_png = png_bytes(640, 360, (0, 0, 255))
+    first = await deps.blobs.put_bytes(first_png)
+    last = await deps.blobs.put_bytes(last_png)
+    spec = make_spec(
+        image=_FRAME.model_copy(update={"sha256": first.sha256}),
+        last_frame=_FRAME.model_copy(update={"sha256": last.sha256, "content_type": "image/png"}),
+    )
+    provider.validate(spec, "MiniMax-Hailuo-02")
+    await provider.submit(spec, idempotency_key="video_lf", upstream_model="MiniMax-Hailuo-02")
+    prefix = "data:image/png;base64,"
+    assert fake.requests[-1] == {
+        "model": "MiniMax-Hailuo-02",
+        "prompt": "a paper boat on a river [Tracking shot]",
+        "duration": 6,
+        "resolution": "768P",
+        "first_frame_image": prefix + base64.b64encode(first_png).decode(),
+        "last_frame_image": prefix + base64.b64encode(last_png).decode(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("update", "model", "param", "words"),
+    [
+        ({"image": _FRAME, "last_frame": _FRAME}, "MiniMax-Hailuo-2.3", "last_frame",
+         "models that do: MiniMax-Hailuo-02"),
+        ({"image": _FRAME, "last_frame": _FRAME}, "MiniMax-Hailuo-2.3-Fast", "last_frame",
+         "takes no last frame"),
+        ({"image": _FRAME, "last_frame": _FRAME}, "I2V-01", "last_frame", "takes no last frame"),
+        ({"last_frame": _FRAME}, "MiniMax-Hailuo-02", "last_frame",
+         "allowed: image with last_frame"),
+        ({"image": _FRAME, "last_frame": _FRAME.model_copy(update={"content_type": "image/gif"})},
+         "MiniMax-Hailuo-02", "last_frame", "the last frame must be JPEG, PNG or WebP"),
+        ({"image": _FRAME, "last_frame": _FRAME.model_copy(update={"width": 300, "height": 300})},
+         "MiniMax-Hailuo-02", "last_frame", "short side must exceed 300"),
+        ({"reference_images": [_FRAME]}, "MiniMax-Hailuo-02", "reference_images",
+         "subject_reference is for S2V-01"),
+        ({"image": _FRAME, "reference_images": [_FRAME]}, "I2V-01", "reference_images",
+         "allowed: none"),
+    ],
+)  # fmt: skip
+def test_validate_rejects_frames_and_references(
+    offline: MiniMaxProvider, update: dict[str, Any], model: str, param: str, words: str
+) -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        offline.validate(make_spec(**update), model)
+    assert caught.value.param == param
+    assert "MiniMax" in caught.value.message and words in caught.value.message
+
+
+def test_create_body_with_both_frames() -> None:
+    body = create_body(
+        make_spec(), "MiniMax-Hailuo-02", first_frame="data:image/png;base64,AA==",
+        last_frame="data:image/jpeg;base64,AQ==",
+    )  # fmt: skip
+    assert body["first_frame_image"] == "data:image/png;base64,AA=="
+    assert body["last_frame_image"] == "data:image/jpeg;base64,AQ=="
+
+
+_DATA_URL = "data:image/png;base64," + base64.b64encode(png_bytes(640, 360)).decode()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"model": "MiniMax-Hailuo-2.3", "first_frame_image": _DATA_URL,
+          "last_frame_image": _DATA_URL}, "does not support last_frame_image"),
+        ({"model": "MiniMax-Hailuo-02", "last_frame_image": _DATA_URL},
+         "last_frame_image requires first_frame_image"),
+        ({"model": "MiniMax-Hailuo-02", "first_frame_image": _DATA_URL,
+          "last_frame_image": base64.b64encode(png_bytes(640, 360)).decode()},
+         "last_frame_image must be a URL or a base64 data URL"),
+        ({"model": "MiniMax-Hailuo-02",
+          "subject_reference": [{"type": "character", "image": [_DATA_URL]}]},
+         "does not support subject_reference"),
+        ({"model": "S2V-01",
+          "subject_reference": [{"type": "character", "image": [_DATA_URL]}] * 2},
+         "exactly one subject"),
+    ],
+)  # fmt: skip
+def test_fake_refuses_frames_and_subjects_minimax_would_refuse(
+    fake: FakeMiniMax, fields: dict[str, Any], message: str
+) -> None:
+    response = httpx.post(
+        f"{fake.base_url}/v1/video_generation",
+        headers={"Authorization": f"Bearer {DEPLOYMENT['credentials']['api_key']}"},
+        json={"prompt": "x", **fields},
+    )
+    assert response.status_code == 200
+    resp = response.json()["base_resp"]
+    assert resp["status_code"] == 2013 and message in resp["status_msg"]
+    assert fake.submissions == 0
+
+
+def test_fake_takes_a_subject_reference_on_s2v(fake: FakeMiniMax) -> None:
+    response = httpx.post(
+        f"{fake.base_url}/v1/video_generation",
+        headers={"Authorization": f"Bearer {DEPLOYMENT['credentials']['api_key']}"},
+        json={"model": "S2V-01", "prompt": "x",
+              "subject_reference": [{"type": "character", "image": [_DATA_URL]}]},
+    )  # fmt: skip
+    assert response.json()["base_resp"]["status_code"] == 0

@@ -409,3 +409,101 @@ async def test_webhook_is_sent_for_completed_and_called_with_the_prediction(
             assert (await adapter.status(result.upstream_id)).state == "succeeded"
         finally:
             await adapter.aclose()
+
+
+# --- last frame and reference images ---------------------------------------------------
+
+_IMAGE = ImageRef(sha256="a" * 64, width=320, height=180, content_type="image/png")
+
+
+async def test_kling_last_frame_goes_as_end_image(
+    fake: FakeReplicate, adapter: ReplicateProvider
+) -> None:
+    first_png = png_bytes(320, 180, (255, 0, 0))
+    last_png = png_bytes(320, 180, (0, 0, 255))
+    first = await adapter._deps.blobs.put_bytes(first_png)
+    last = await adapter._deps.blobs.put_bytes(last_png)
+    spec = _spec(
+        seconds=5,
+        image=_IMAGE.model_copy(update={"sha256": first.sha256}),
+        last_frame=_IMAGE.model_copy(update={"sha256": last.sha256}),
+    )
+    adapter.validate(spec, KLING)
+    await adapter.submit(spec, idempotency_key="video_lf", upstream_model=KLING)
+    prefix = "data:image/png;base64,"
+    assert fake.requests == [
+        {
+            "input": {
+                "prompt": "a lighthouse at dusk",
+                "duration": 5,
+                "aspect_ratio": "16:9",
+                "mode": "standard",
+                "start_image": prefix + base64.b64encode(first_png).decode(),
+                "end_image": prefix + base64.b64encode(last_png).decode(),
+            }
+        }
+    ]
+
+
+def test_end_image_only_beside_a_start_image() -> None:
+    kling = replicate.input_map(replicate.parse_model(KLING))
+    body = replicate.build_input(_spec(seconds=5), kling, "data:a", last_frame="data:b")
+    assert (body["start_image"], body["end_image"]) == ("data:a", "data:b")
+    assert "end_image" not in replicate.build_input(_spec(), kling, None, last_frame="data:b")
+    hailuo = replicate.input_map(replicate.parse_model(HAILUO))
+    assert set(replicate.build_input(_spec(), hailuo, "data:a", None, "data:b")) == {
+        "prompt", "duration", "resolution", "first_frame_image",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model", "changes", "param", "words"),
+    [
+        (HAILUO, {"image": _IMAGE, "last_frame": _IMAGE}, "last_frame",
+         "has no end-frame input"),
+        (f"acme/text-to-video:{GENERIC_VERSION}", {"seconds": 4, "image": _IMAGE,
+         "last_frame": _IMAGE}, "last_frame", "does not know this model's end-frame input"),
+        (GENERIC_VERSION, {"seconds": 4, "image": _IMAGE, "last_frame": _IMAGE}, "last_frame",
+         "kwaivgi/kling-* model (end_image)"),
+        (KLING, {"seconds": 5, "last_frame": _IMAGE}, "last_frame",
+         "allowed: image with last_frame"),
+        (KLING, {"seconds": 5, "reference_images": [_IMAGE]}, "reference_images",
+         "allowed: none"),
+        (HAILUO, {"reference_images": [_IMAGE]}, "reference_images", "no reference images"),
+        ("acme/text-to-video", {"seconds": 4, "reference_images": [_IMAGE] * 2},
+         "reference_images", "no reference-image input is known"),
+    ],
+)  # fmt: skip
+def test_validate_rejects_frames_and_references(
+    model: str, changes: dict[str, Any], param: str, words: str, tmp_path: Path
+) -> None:
+    config = DeploymentConfig(name=DEPLOYMENT, provider="replicate", credentials={"api_key": "k"})
+    with pytest.raises(InvalidParameter) as exc:
+        create(config, _deps(tmp_path)).validate(_spec(**changes), model)
+    assert exc.value.param == param
+    assert "Replicate" in exc.value.message and words in exc.value.message
+
+
+_URI = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"end_image": _URI}, "- input.end_image: start_image is required with end_image"),
+        ({"start_image": _URI, "end_image": "not a uri"},
+         "- input.end_image: Does not match format 'uri'"),
+    ],
+)  # fmt: skip
+async def test_fake_checks_the_kling_end_image(
+    fake: FakeReplicate, inputs: dict[str, Any], message: str
+) -> None:
+    async with httpx.AsyncClient(base_url=f"{fake.base_url}{BASE_PATH}") as client:
+        response = await client.post(
+            f"/models/{KLING}/predictions",
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+            json={"input": {"prompt": "x", **inputs}},
+        )
+    assert response.status_code == 422
+    assert message in response.json()["detail"]
+    assert fake.submissions == 0

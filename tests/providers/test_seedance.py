@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import png_bytes
@@ -406,3 +407,137 @@ async def test_callback_url_is_sent_and_called_with_the_task(
             assert (await adapter.status(result.upstream_id)).state == "succeeded"
         finally:
             await adapter.aclose()
+
+
+# --- last frame and reference images ---------------------------------------------------
+
+LITE_I2V = "seedance-1-0-lite-i2v-250428"
+SEEDANCE_2 = "dreamina-seedance-2-0-260128"
+_IMG = ImageRef(sha256="c" * 64, width=64, height=48, content_type="image/png")
+
+
+async def _stored(deps: ProviderDeps, color: tuple[int, int, int]) -> tuple[ImageRef, str]:
+    """A stored image and the data URI Seedance should receive for it."""
+    png = png_bytes(64, 48, color)
+    blob = await deps.blobs.put_bytes(png)
+    ref = ImageRef(sha256=blob.sha256, width=64, height=48, content_type="image/png")
+    return ref, "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def _item(url: str, role: str) -> dict[str, Any]:
+    return {"type": "image_url", "image_url": {"url": url}, "role": role}
+
+
+async def test_first_and_last_frame_go_as_roles(
+    fake: FakeSeedance, provider: SeedanceProvider, deps: ProviderDeps
+) -> None:
+    first, first_url = await _stored(deps, (255, 0, 0))
+    last, last_url = await _stored(deps, (0, 0, 255))
+    await submit(provider, make_spec(image=first, last_frame=last, seconds=5, size=SIZE))
+    assert fake.last_body == {
+        "model": UPSTREAM_MODEL,
+        "content": [
+            {"type": "text", "text": "a koi pond at dawn"},
+            _item(first_url, "first_frame"),
+            _item(last_url, "last_frame"),
+        ],
+        "resolution": "720p",
+        "ratio": "16:9",
+        "duration": 5,
+    }
+
+
+async def test_reference_images_go_as_reference_image_roles(
+    fake: FakeSeedance, provider: SeedanceProvider, deps: ProviderDeps
+) -> None:
+    stored = [await _stored(deps, c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    spec = make_spec(reference_images=[ref for ref, _ in stored], seconds=5, size=SIZE)
+    await submit(provider, spec, model=LITE_I2V)
+    assert fake.last_body is not None
+    assert fake.last_body["content"] == [
+        {"type": "text", "text": "a koi pond at dawn"},
+        *(_item(url, "reference_image") for _, url in stored),
+    ]
+
+
+async def test_seedance_2_takes_nine_reference_images(
+    fake: FakeSeedance, provider: SeedanceProvider, deps: ProviderDeps
+) -> None:
+    ref, url = await _stored(deps, (9, 9, 9))
+    spec = make_spec(seconds=5, size=SIZE).model_copy(update={"reference_images": (ref,) * 9})
+    await submit(provider, spec, model=SEEDANCE_2)
+    assert fake.last_body is not None
+    assert fake.last_body["content"][1:] == [_item(url, "reference_image")] * 9
+
+
+def test_an_endpoint_id_passes_frames_and_references_to_the_upstream(
+    provider: SeedanceProvider,
+) -> None:
+    provider.validate(make_spec(image=_IMG, last_frame=_IMG), "ep-20260101-abc")
+    provider.validate(make_spec(reference_images=[_IMG] * 3), "ep-20260101-abc")
+
+
+def _many(count: int, **fields: Any) -> JobSpec:
+    return make_spec(**fields).model_copy(update={"reference_images": (_IMG,) * count})
+
+
+@pytest.mark.parametrize(
+    ("spec", "model", "param", "words"),
+    [
+        (make_spec(image=_IMG, last_frame=_IMG), "seedance-1-0-pro-fast-251015", "last_frame",
+         "a last frame is not supported"),
+        (make_spec(image=_IMG, last_frame=_IMG), "seedance-9-9-new-260101", "last_frame",
+         "models with a last frame: seedance-2-0"),
+        (make_spec().model_copy(update={"last_frame": _IMG}), UPSTREAM_MODEL, "last_frame",
+         "allowed: image with last_frame"),
+        (make_spec(reference_images=[_IMG]), UPSTREAM_MODEL, "reference_images",
+         "models with reference images: seedance-2-0, seedance-1-0-lite-i2v"),
+        (make_spec(reference_images=[_IMG]), "seedance-1-5-pro-251215", "reference_images",
+         "not supported by this model"),
+        (make_spec(reference_images=[_IMG]), "seedance-1-0-pro-fast-251015", "reference_images",
+         "not supported"),
+        (_many(5), LITE_I2V, "reference_images", "allowed: 1-4"),
+        (_many(10), SEEDANCE_2, "reference_images", "allowed: 1-9"),
+        (make_spec(image=_IMG, reference_images=[_IMG]), LITE_I2V, "reference_images",
+         "cannot be combined with a first or last frame"),
+    ],
+)  # fmt: skip
+def test_validate_rejects_frames_and_references(
+    provider: SeedanceProvider, spec: JobSpec, model: str, param: str, words: str
+) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        provider.validate(spec, model)
+    assert info.value.param == param
+    assert info.value.message.startswith(f"seedance ({model})") and words in info.value.message
+
+
+_URI = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+
+
+@pytest.mark.parametrize(
+    ("model", "roles", "why"),
+    [
+        ("seedance-1-0-pro-fast-251015", ["first_frame", "last_frame"],
+         "does not support role last_frame"),
+        (UPSTREAM_MODEL, ["reference_image"], "does not support role reference_image"),
+        (LITE_I2V, ["reference_image"] * 5, "at most 4 reference images"),
+        (SEEDANCE_2, ["reference_image"] * 10, "at most 9 reference images"),
+        (LITE_I2V, ["first_frame", "reference_image"], "cannot be mixed"),
+        (UPSTREAM_MODEL, ["first_frame", "first_frame"], "at most one first_frame"),
+        (UPSTREAM_MODEL, ["last_frame"], "last_frame needs a first_frame"),
+    ],
+)  # fmt: skip
+async def test_fake_refuses_roles_the_model_does_not_take(
+    fake: FakeSeedance, model: str, roles: list[str], why: str
+) -> None:
+    content = [{"type": "text", "text": "x"}, *(_item(_URI, role) for role in roles)]
+    async with httpx.AsyncClient(base_url=fake.base_url) as client:
+        response = await client.post(
+            "/contents/generations/tasks",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            json={"model": model, "content": content},
+        )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "InvalidParameter" and why in error["message"]
+    assert fake.submissions == 0

@@ -28,6 +28,12 @@ fal POSTs there when the request ends, and vidgate reads the status at once (a h
 only; the body is not used). Images are sent
 as ``data:`` URIs in ``image_url``. Options: ``input`` (extra fields sent with every
 request; mapped fields win), ``poll_s``.
+
+A last frame goes only to the Kling image-to-video endpoints, as ``tail_image_url`` (a
+``data:`` URI like ``image_url``); that field name, and which Kling versions/tiers on
+fal take it, are UNVERIFIED (the reference has no per-endpoint schema). Every other
+family refuses a last frame, and every family refuses reference images, because no
+field for them is documented.
 """
 
 from __future__ import annotations
@@ -79,11 +85,20 @@ class Family:
     seed: bool = True
     negative_prompt: bool = True
     known: bool = True  # False: we do not know whether it takes an image
+    # The image-to-video input that takes a last frame; None: no documented one.
+    last_frame_field: str | None = None
 
 
 # All per-endpoint schemas are UNVERIFIED: the reference lists only the common names
 # (prompt, duration as a string for Kling, aspect_ratio, negative_prompt, image_url).
-KLING = Family("kling", durations=(5, 10), aspect_ratios=("16:9", "9:16", "1:1"), seed=False)
+# tail_image_url: UNVERIFIED (fal's Kling image-to-video schema is not in the reference).
+KLING = Family(
+    "kling",
+    durations=(5, 10),
+    aspect_ratios=("16:9", "9:16", "1:1"),
+    seed=False,
+    last_frame_field="tail_image_url",
+)
 HAILUO = Family(
     "minimax-hailuo",
     durations=(6, 10),
@@ -152,6 +167,25 @@ def check_spec(spec: JobSpec, endpoint: str, who: str) -> None:
             f"{who} cannot make {spec.seconds} s videos; allowed seconds: {allowed}",
             param="seconds",
         )
+    if spec.reference_images:
+        raise InvalidParameter(
+            f"{who} takes no reference images (no such input is documented for fal's"
+            f" {fam.name} endpoints); allowed: none",
+            param="reference_images",
+        )
+    if spec.last_frame is not None:
+        if fam.last_frame_field is None:
+            raise InvalidParameter(
+                f"{who} takes no last frame (no such input is documented for fal's"
+                f" {fam.name} endpoints); allowed: a first frame only, or a Kling"
+                " image-to-video endpoint",
+                param="last_frame",
+            )
+        if spec.image is None:
+            raise InvalidParameter(
+                f"{who} takes a last frame only with a first frame; allowed: image with last_frame",
+                param="last_frame",
+            )
     if spec.image is None and image_endpoint:
         raise InvalidParameter(f"{who} needs a first frame image", param="image")
     if spec.image is not None and fam.known and not image_endpoint:
@@ -180,9 +214,14 @@ def check_spec(spec: JobSpec, endpoint: str, who: str) -> None:
 
 
 def build_input(
-    spec: JobSpec, endpoint: str, image: str | None, extra: Mapping[str, Any] | None = None
+    spec: JobSpec,
+    endpoint: str,
+    image: str | None,
+    extra: Mapping[str, Any] | None = None,
+    last_frame: str | None = None,
 ) -> dict[str, Any]:
-    """The request body for ``endpoint`` (already swapped by ``endpoint_for``)."""
+    """The request body for ``endpoint`` (already swapped by ``endpoint_for``); the
+    images are ``data:`` URIs."""
     fam = family_for(endpoint)
     body: dict[str, Any] = {**(extra or {}), "prompt": spec.prompt}
     body["duration"] = f"{spec.seconds}{fam.duration_suffix}"
@@ -193,6 +232,8 @@ def build_input(
         body["resolution"] = fam.resolutions[spec.resolution]
     if image is not None:
         body["image_url"] = image
+        if last_frame is not None and fam.last_frame_field:
+            body[fam.last_frame_field] = last_frame
     if spec.seed is not None and fam.seed:
         body["seed"] = spec.seed
     if spec.negative_prompt is not None and fam.negative_prompt:
@@ -314,7 +355,8 @@ class FalProvider:
         endpoint, who = self._endpoint(spec, upstream_model)
         check_spec(spec, endpoint, who)
         image = await image_data_url(self._deps, spec.image) if spec.image else None
-        body = build_input(spec, endpoint, image, self._extra)
+        last = await image_data_url(self._deps, spec.last_frame) if spec.last_frame else None
+        body = build_input(spec, endpoint, image, self._extra, last)
         params = (
             {"fal_webhook": self._deps.callback_url(idempotency_key)}
             if self._deps.callback_url is not None

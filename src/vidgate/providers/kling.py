@@ -6,6 +6,13 @@
 - create: ``POST /v1/videos/text2video`` or ``/v1/videos/image2video`` (the first frame as
   raw base64 with no ``data:`` prefix) with ``external_task_id`` = the job id, or
   ``POST /v1/videos/video-extend`` with the source's Kling *video* id;
+- a last frame: image2video ``image_tail``, raw base64 like ``image`` and under the same
+  rules (JPG/PNG, at least 300 px, aspect 1:2.5-2.5:1). ``image+image_tail``, the motion
+  masks and ``camera_control`` are mutually exclusive; vidgate sends no masks or camera
+  control, so nothing clashes. Which models and modes honour ``image_tail`` is not in
+  the reference (UNVERIFIED): the upstream's 400 decides;
+- reference images: ``POST /v1/videos/multi-image2video`` (``image_list``) exists, but its
+  schema is UNVERIFIED, so ``validate`` refuses them;
 - poll ``GET /v1/videos/{kind}/{task_id}``: ``submitted|processing|succeed|failed``, the
   result in ``task_result.videos[].url``;
 - there is no cancel endpoint, and a result URL is not re-issued (results are cleared
@@ -42,7 +49,7 @@ import httpx
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
-from vidgate.core.spec import JobSpec
+from vidgate.core.spec import ImageRef, JobSpec
 from vidgate.providers.base import (
     ProgressCallback,
     ProviderDeps,
@@ -168,6 +175,18 @@ def check_spec(spec: JobSpec, model: str, deployment: str) -> None:
         )
     if spec.kind == "remix":
         raise refuse("cannot remix a video; allowed kinds: generate, extend", "kind")
+    if spec.reference_images:
+        raise refuse(
+            "reference images are not supported here (the multi-image2video endpoint is"
+            " unverified); allowed: none, or a first frame with an optional last frame",
+            "reference_images",
+        )
+    if spec.last_frame is not None and spec.kind == "extend":
+        raise refuse(
+            "video-extend takes no last frame; allowed: a last frame with a first frame"
+            " (image2video image_tail)",
+            "last_frame",
+        )
     if spec.kind == "extend":
         source = spec.source
         if (
@@ -203,6 +222,11 @@ def check_spec(spec: JobSpec, model: str, deployment: str) -> None:
             "resolution",
         )
     image = spec.image
+    if spec.last_frame is not None and image is None:
+        raise refuse(
+            "a last frame (image_tail) needs a first frame; allowed: image with last_frame",
+            "last_frame",
+        )
     if image is None:
         if model in IMAGE_ONLY_MODELS:
             raise refuse(f"{model} makes videos from an image only; pass an image", "image")
@@ -213,28 +237,43 @@ def check_spec(spec: JobSpec, model: str, deployment: str) -> None:
                 "aspect_ratio",
             )
         return
-    # image2video limits from the official image2video page (reference section 5).
+    _check_image(image, "image", refuse)
+    if spec.last_frame is not None:
+        _check_image(spec.last_frame, "last_frame", refuse)
+
+
+def _check_image(
+    image: ImageRef, param: str, refuse: Callable[[str, str], InvalidParameter]
+) -> None:
+    """image2video limits for ``image`` and ``image_tail`` alike (reference section 5)."""
+    what = "the image" if param == "image" else "the last frame"
     if image.content_type not in IMAGE_TYPES:
-        raise refuse(f"the image must be JPEG or PNG; got {image.content_type}", "image")
+        raise refuse(f"{what} must be JPEG or PNG; got {image.content_type}", param)
     if min(image.width, image.height) < IMAGE_MIN_SIDE:
         raise refuse(
-            f"the image must be at least {IMAGE_MIN_SIDE} px on each side; got"
+            f"{what} must be at least {IMAGE_MIN_SIDE} px on each side; got"
             f" {image.width}x{image.height}",
-            "image",
+            param,
         )
     if not 1 / 2.5 <= image.width / image.height <= 2.5:
         raise refuse(
-            f"the image's aspect ratio must be between 1:2.5 and 2.5:1; got"
+            f"{what}'s aspect ratio must be between 1:2.5 and 2.5:1; got"
             f" {image.width}x{image.height}",
-            "image",
+            param,
         )
 
 
 def create_body(
-    spec: JobSpec, model: str, *, external_task_id: str, image: str | None
+    spec: JobSpec,
+    model: str,
+    *,
+    external_task_id: str,
+    image: str | None,
+    image_tail: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """``(kind, body)`` for text2video / image2video. Kling has no seed or fps field, so
-    those are not sent; ``image`` is raw base64 (the docs stress: no ``data:`` prefix)."""
+    those are not sent; ``image`` and ``image_tail`` are raw base64 (the docs stress: no
+    ``data:`` prefix)."""
     body: dict[str, Any] = {
         "model_name": model,
         "prompt": spec.prompt,
@@ -252,6 +291,8 @@ def create_body(
         return "text2video", body
     # image2video takes its aspect ratio from the image.
     body["image"] = image
+    if image_tail is not None:
+        body["image_tail"] = image_tail
     return "image2video", body
 
 
@@ -429,7 +470,10 @@ class KlingProvider:
             kind, body = "video-extend", extend_body(spec, await self._source_video_id(spec))
         else:
             image = await image_base64(self._deps, spec.image) if spec.image else None
-            kind, body = create_body(spec, model, external_task_id=idempotency_key, image=image)
+            tail = await image_base64(self._deps, spec.last_frame) if spec.last_frame else None
+            kind, body = create_body(
+                spec, model, external_task_id=idempotency_key, image=image, image_tail=tail
+            )
         if self._deps.callback_url is not None:
             # Documented for text2video, image2video and video-extend alike.
             body["callback_url"] = self._deps.callback_url(idempotency_key)

@@ -5,6 +5,11 @@
 - image-to-video: ``keyframes.frame0 = {type: "image", url}``. Luma takes input images
   only as URLs (no upload endpoint, data URIs UNVERIFIED), so the gateway hands it a
   signed link to the stored image (``deps.input_url``; needs VIDGATE_PUBLIC_BASE_URL);
+- a last frame: ``keyframes.frame1 = {type: "image", url}`` beside frame0 (the SDK's
+  start/end-frame keyframes), again a signed URL; not with an extend (frame0 is then the
+  source generation, and a generation with an image end frame is UNVERIFIED);
+- reference images: Luma's create body has no such field (``concepts`` are named camera
+  moves, not images), so ``validate`` refuses them;
 - extend: ``keyframes.frame0 = {type: "generation", id}`` naming a generation made on
   this same deployment (its upstream id);
 - poll ``GET /generations/{id}``: ``queued`` -> ``dreaming`` -> ``completed`` (with
@@ -105,6 +110,30 @@ def check_spec(
             "luma does not take a negative prompt; leave negative_prompt unset",
             param="negative_prompt",
         )
+    if spec.last_frame is not None:
+        if spec.kind == "extend":
+            raise InvalidParameter(
+                "luma cannot take a last frame when extending a video; allowed: a last frame"
+                " with a first-frame image (keyframes frame0 and frame1)",
+                param="last_frame",
+            )
+        if spec.image is None:
+            raise InvalidParameter(
+                "luma takes a last frame only with a first frame; allowed: image with last_frame",
+                param="last_frame",
+            )
+        if not has_input_url:
+            raise InvalidParameter(
+                "luma takes a last frame only as a public URL: set VIDGATE_PUBLIC_BASE_URL to"
+                " an address Luma can reach",
+                param="last_frame",
+            )
+    if spec.reference_images:
+        raise InvalidParameter(
+            f"luma {model} takes no reference images (its API has no such input);"
+            " allowed: none, or a first and last frame",
+            param="reference_images",
+        )
     if spec.kind == "remix":
         raise InvalidParameter(
             "luma cannot remix a video; allowed kinds: generate, extend", param="kind"
@@ -128,7 +157,12 @@ def check_spec(
         )
 
 
-def build_body(spec: JobSpec, upstream_model: str | None, image_url: str | None) -> dict[str, Any]:
+def build_body(
+    spec: JobSpec,
+    upstream_model: str | None,
+    image_url: str | None,
+    last_frame_url: str | None = None,
+) -> dict[str, Any]:
     """The ``POST /generations/video`` body for a spec that passed ``check_spec``."""
     body: dict[str, Any] = {
         "generation_type": "video",
@@ -142,7 +176,11 @@ def build_body(spec: JobSpec, upstream_model: str | None, image_url: str | None)
         # frame0 = a generation extends it forward (section 3, keyframes).
         body["keyframes"] = {"frame0": {"type": "generation", "id": spec.source.upstream_id}}
     elif image_url is not None:
-        body["keyframes"] = {"frame0": {"type": "image", "url": image_url}}
+        keyframes = {"frame0": {"type": "image", "url": image_url}}
+        if last_frame_url is not None:
+            # frame1: the end frame (section 3, keyframes); image type, URL only.
+            keyframes["frame1"] = {"type": "image", "url": last_frame_url}
+        body["keyframes"] = keyframes
     return body
 
 
@@ -225,12 +263,14 @@ class LumaProvider:
             # Checked at create already; again here in case the configuration changed
             # since (a refusal now must fail the job, not crash the step).
             self.validate(spec, upstream_model)
-            image_url = None
+            image_url = last_frame_url = None
             if spec.image is not None and spec.kind == "generate":
                 image_url = image_public_url(self._deps, spec.image, provider="luma")
+                if spec.last_frame is not None:
+                    last_frame_url = image_public_url(self._deps, spec.last_frame, provider="luma")
         except InvalidParameter as exc:
             raise ProviderError("invalid_request", exc.message, retryable=False) from exc
-        request = build_body(spec, upstream_model, image_url)
+        request = build_body(spec, upstream_model, image_url, last_frame_url)
         if self._deps.callback_url is not None:
             request["callback_url"] = self._deps.callback_url(idempotency_key)
         body = await self._client.json("POST", "/generations/video", json=request)

@@ -3,6 +3,11 @@
 - auth: ``Authorization: Bearer <api_key>``;
 - create: ``POST /v1/video_generation`` ``{model, prompt, duration (int 6|10),
   resolution (768P|1080P), first_frame_image (a data URL)}`` -> ``{task_id, base_resp}``;
+- a last frame: ``last_frame_image``, a data URL under the first frame's rules. The
+  reference lists first+last frame for ``MiniMax-Hailuo-02`` only, so ``validate``
+  refuses it on every other model;
+- reference images: ``subject_reference`` belongs to S2V-01, which this adapter refuses
+  (vidgate has no subject input), so ``validate`` refuses reference images;
 - poll ``GET /v1/query/video_generation?task_id=``: ``Preparing|Queueing|Processing|
   Success|Fail``, with ``file_id`` on success;
 - result: ``GET /v1/files/retrieve?file_id=`` -> ``file.download_url``, valid 9 hours;
@@ -20,6 +25,7 @@ The upstream id is MiniMax's task id as is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +33,7 @@ import httpx
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
-from vidgate.core.spec import JobSpec
+from vidgate.core.spec import ImageRef, JobSpec
 from vidgate.providers.base import (
     ProgressCallback,
     ProviderDeps,
@@ -65,6 +71,8 @@ _RETRY_LATER = {1000, 1001, 1024}  # unknown error, request timeout, internal er
 # 2038 real-name verification required (UNVERIFIED).
 _AUTH = {1004, 2049, 2038}
 _CONTENT = {1026, 1027}  # input / output content sensitive (UNVERIFIED)
+# first_frame_image + last_frame_image: listed for this model only (reference section 8).
+LAST_FRAME_MODELS = ("MiniMax-Hailuo-02",)
 
 
 # --- request mapping --------------------------------------------------------------
@@ -95,6 +103,22 @@ def check_spec(spec: JobSpec, model: str) -> None:
         raise refuse(f"prompt is limited to {MAX_PROMPT_CHARS} characters", "prompt")
     if spec.negative_prompt:
         raise refuse("takes no negative_prompt; leave it out", "negative_prompt")
+    if spec.reference_images:
+        raise refuse(
+            f"{model} takes no reference images (subject_reference is for S2V-01 alone,"
+            " which vidgate does not drive); allowed: none",
+            "reference_images",
+        )
+    if spec.last_frame is not None:
+        if model not in LAST_FRAME_MODELS:
+            raise refuse(
+                f"{model} takes no last frame; models that do: {', '.join(LAST_FRAME_MODELS)}",
+                "last_frame",
+            )
+        if spec.image is None:
+            raise refuse(
+                "a last frame needs a first frame; allowed: image with last_frame", "last_frame"
+            )
     allowed = (6,) if _fixed_short(model) else DURATIONS
     if spec.seconds not in allowed:
         raise refuse(
@@ -123,25 +147,36 @@ def check_spec(spec: JobSpec, model: str) -> None:
         return
     if model.startswith("T2V-"):
         raise refuse(f"{model} is text-to-video only; leave out the image", "image")
-    # First-frame limits from the fl2v page (reference section 8).
+    _check_image(image, "image", refuse)
+    if spec.last_frame is not None:
+        _check_image(spec.last_frame, "last_frame", refuse)
+
+
+def _check_image(
+    image: ImageRef, param: str, refuse: Callable[[str, str], InvalidParameter]
+) -> None:
+    """First- and last-frame limits from the fl2v page (reference section 8)."""
+    what = "the image" if param == "image" else "the last frame"
     if image.content_type not in IMAGE_TYPES:
-        raise refuse(f"the image must be JPEG, PNG or WebP; got {image.content_type}", "image")
+        raise refuse(f"{what} must be JPEG, PNG or WebP; got {image.content_type}", param)
     if min(image.width, image.height) <= IMAGE_MIN_SHORT_SIDE:
         raise refuse(
-            f"the image's short side must exceed {IMAGE_MIN_SHORT_SIDE} px; got"
+            f"{what}'s short side must exceed {IMAGE_MIN_SHORT_SIDE} px; got"
             f" {image.width}x{image.height}",
-            "image",
+            param,
         )
     if not 2 / 5 <= image.width / image.height <= 5 / 2:
         raise refuse(
-            f"the image's aspect ratio must be between 2:5 and 5:2; got"
-            f" {image.width}x{image.height}",
-            "image",
+            f"{what}'s aspect ratio must be between 2:5 and 5:2; got {image.width}x{image.height}",
+            param,
         )
 
 
-def create_body(spec: JobSpec, model: str, *, first_frame: str | None) -> dict[str, Any]:
-    """MiniMax has no seed, fps, aspect-ratio or negative-prompt field."""
+def create_body(
+    spec: JobSpec, model: str, *, first_frame: str | None, last_frame: str | None = None
+) -> dict[str, Any]:
+    """MiniMax has no seed, fps, aspect-ratio or negative-prompt field; the frames are
+    data URLs."""
     body: dict[str, Any] = {
         "model": model,
         "prompt": spec.prompt,
@@ -150,6 +185,8 @@ def create_body(spec: JobSpec, model: str, *, first_frame: str | None) -> dict[s
     }
     if first_frame is not None:
         body["first_frame_image"] = first_frame
+    if last_frame is not None:
+        body["last_frame_image"] = last_frame
     return body
 
 
@@ -284,7 +321,10 @@ class MiniMaxProvider:
         """MiniMax takes no idempotency key: a submit re-run after a crash makes a second
         task (the first is billed but never fetched)."""
         first_frame = await image_data_url(self._deps, spec.image) if spec.image else None
-        body = create_body(spec, upstream_model or self._model, first_frame=first_frame)
+        last_frame = await image_data_url(self._deps, spec.last_frame) if spec.last_frame else None
+        body = create_body(
+            spec, upstream_model or self._model, first_frame=first_frame, last_frame=last_frame
+        )
         if self._deps.callback_url is not None:
             body["callback_url"] = self._deps.callback_url(idempotency_key)
         answer = await self._call("POST", "/v1/video_generation", json=body)

@@ -25,6 +25,13 @@ Inputs are model-defined; ``MODEL_INPUTS`` maps the normalized spec onto the few
 models we know, and anything else gets ``GENERIC`` (prompt, duration, aspect_ratio,
 seed, negative_prompt, image). Options: ``input`` (extra inputs sent to every
 prediction, e.g. ``{"prompt_optimizer": false}``; mapped fields win), ``poll_s``.
+
+Last frames and reference images, per model: ``kwaivgi/kling-*`` takes a last frame as
+``end_image`` (a ``data:`` URI beside ``start_image``; the name and which Kling versions
+and modes honour it are UNVERIFIED). ``minimax/hailuo-2.3`` has no last-frame input in
+the reference's input list, and the generic mapping cannot know a model's input names,
+so both refuse a last frame. No model here has a documented reference-image input, so
+every mapping refuses reference images.
 """
 
 from __future__ import annotations
@@ -88,6 +95,7 @@ class InputMap:
     image_field: str | None = "image"
     seed_field: str | None = "seed"
     negative_field: str | None = "negative_prompt"
+    last_frame_field: str | None = None  # the end-frame input, beside image_field
 
 
 # minimax/hailuo-2.3: prompt, duration 6|10, resolution 768p|1080p, first_frame_image,
@@ -106,8 +114,9 @@ HAILUO = InputMap(
     seed_field=None,
     negative_field=None,
 )
-# kwaivgi/kling-v2.x: prompt, duration 5|10, aspect_ratio, start_image, negative_prompt;
-# ``mode`` standard (720p) | pro (1080p). All UNVERIFIED (not in the reference).
+# kwaivgi/kling-v2.x: prompt, duration 5|10, aspect_ratio, start_image, end_image,
+# negative_prompt; ``mode`` standard (720p) | pro (1080p). All UNVERIFIED (not in the
+# reference).
 KLING = InputMap(
     "kwaivgi/kling",
     durations=(5, 10),
@@ -116,6 +125,7 @@ KLING = InputMap(
     resolutions={"720p": "standard", "1080p": "pro"},
     image_field="start_image",
     seed_field=None,
+    last_frame_field="end_image",
 )
 GENERIC = InputMap("generic")
 MODEL_INPUTS: dict[str, InputMap] = {"minimax/hailuo-2.3": HAILUO}
@@ -189,6 +199,30 @@ def check_spec(spec: JobSpec, m: InputMap, who: str) -> None:
         )
     if spec.image is not None and m.image_field is None:
         raise InvalidParameter(f"{who} takes no input image", param="image")
+    if spec.last_frame is not None:
+        if m.last_frame_field is None:
+            known = m is not GENERIC
+            raise InvalidParameter(
+                f"{who} takes no last frame"
+                + (
+                    " (it has no end-frame input)"
+                    if known
+                    else " (vidgate does not know this model's end-frame input)"
+                )
+                + "; allowed: a first frame only, or a kwaivgi/kling-* model (end_image)",
+                param="last_frame",
+            )
+        if spec.image is None:
+            raise InvalidParameter(
+                f"{who} takes a last frame only with a first frame; allowed: image with last_frame",
+                param="last_frame",
+            )
+    if spec.reference_images:
+        raise InvalidParameter(
+            f"{who} takes no reference images here (no reference-image input is known for"
+            " it); allowed: none",
+            param="reference_images",
+        )
     if spec.negative_prompt is not None and m.negative_field is None:
         raise InvalidParameter(f"{who} takes no negative_prompt", param="negative_prompt")
     if spec.seed is not None and m.seed_field is None:
@@ -196,9 +230,14 @@ def check_spec(spec: JobSpec, m: InputMap, who: str) -> None:
 
 
 def build_input(
-    spec: JobSpec, m: InputMap, image: str | None, extra: Mapping[str, Any] | None = None
+    spec: JobSpec,
+    m: InputMap,
+    image: str | None,
+    extra: Mapping[str, Any] | None = None,
+    last_frame: str | None = None,
 ) -> dict[str, Any]:
-    """The prediction's ``input`` (``check_spec`` has refused what the model lacks)."""
+    """The prediction's ``input`` (``check_spec`` has refused what the model lacks); the
+    images are ``data:`` URIs."""
     body: dict[str, Any] = {**(extra or {}), "prompt": spec.prompt}
     if m.duration_field:
         body[m.duration_field] = spec.seconds  # an integer on every known model
@@ -208,6 +247,8 @@ def build_input(
         body[m.resolution_field] = m.resolutions[spec.resolution]
     if image is not None and m.image_field:
         body[m.image_field] = image
+        if last_frame is not None and m.last_frame_field:
+            body[m.last_frame_field] = last_frame
     if spec.seed is not None and m.seed_field:
         body[m.seed_field] = spec.seed
     if spec.negative_prompt is not None and m.negative_field:
@@ -308,7 +349,8 @@ class ReplicateProvider:
         mapping = input_map(ref)
         check_spec(spec, mapping, self._who(ref))
         image = await image_data_url(self._deps, spec.image) if spec.image else None
-        inputs = build_input(spec, mapping, image, self._extra)
+        last = await image_data_url(self._deps, spec.last_frame) if spec.last_frame else None
+        inputs = build_input(spec, mapping, image, self._extra, last)
         if ref.version is not None:
             path, payload = "/predictions", {"version": ref.version, "input": inputs}
         else:

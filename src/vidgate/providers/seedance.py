@@ -11,7 +11,17 @@ Base URL ``https://ark.ap-southeast.bytepluses.com/api/v3``,
 - ``upstream_id`` is the task id (``cgt-...``); nothing else is needed to poll.
 - One video per task, at a fixed 24 fps: ``n > 1`` and other frame rates are refused.
 - The first frame goes in ``content`` as an ``image_url`` with role ``first_frame``,
-  as a ``data:`` URI (section 10), so no public URL of ours is needed.
+  as a ``data:`` URI (section 10), so no public URL of ours is needed. A last frame is
+  another ``image_url`` with role ``last_frame``, reference images one each with role
+  ``reference_image``, in the client's order.
+- Reference images (section 9): 1-4 on lite-i2v, up to 9 on Seedance 2.0, none on the
+  pro models. They are never mixed with a first or last frame (reference-to-video is
+  its own mode; that the API refuses the mix is UNVERIFIED, so vidgate does not try).
+- Last frames: section 9 names the ``last_frame`` role but not which models take it.
+  ``MODELS`` allows it on 1.0 pro, 1.0 lite-i2v, 1.5 pro and 2.0 and refuses it on
+  1.0 pro-fast and lite-t2v (all UNVERIFIED, from ModelArk's model list as remembered);
+  a model id vidgate does not know gets neither. An endpoint id (``ep-``) hides its
+  model, so its inputs go up as asked and the upstream decides.
 - The API has no negative prompt and no idempotency key (none is documented), so a
   submit re-run after a crash may leave a second task upstream.
 - No progress is reported. ``usage.completion_tokens`` is the billed amount; with the
@@ -31,7 +41,7 @@ sent as given; ``usd_per_million_tokens`` for the cost.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -85,6 +95,40 @@ _MAX_REMEMBERED = 256
 # --- pure mapping ------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """Which ``image_url`` roles besides ``first_frame`` a model takes."""
+
+    last_frame: bool
+    max_reference_images: int
+
+
+# Matched in order by a substring of the model id (Volcengine's ``doubao-`` ids too).
+# Reference-image counts are section 9's; every last_frame entry is UNVERIFIED.
+MODELS: tuple[tuple[str, Inputs], ...] = (
+    ("seedance-2-0", Inputs(last_frame=True, max_reference_images=9)),
+    ("seedance-1-0-lite-i2v", Inputs(last_frame=True, max_reference_images=4)),
+    ("seedance-1-0-lite-t2v", Inputs(last_frame=False, max_reference_images=0)),
+    ("seedance-1-0-pro-fast", Inputs(last_frame=False, max_reference_images=0)),
+    ("seedance-1-0-pro", Inputs(last_frame=True, max_reference_images=0)),
+    ("seedance-1-5-pro", Inputs(last_frame=True, max_reference_images=0)),
+)
+_UNKNOWN = Inputs(last_frame=False, max_reference_images=0)
+# An endpoint id: the model behind it is unknown here, the upstream decides.
+_ENDPOINT = Inputs(last_frame=True, max_reference_images=9)
+
+
+def inputs_for(model: str) -> Inputs:
+    if model.startswith("ep-"):
+        return _ENDPOINT
+    return next((inputs for key, inputs in MODELS if key in model), _UNKNOWN)
+
+
+def _with(what: str) -> str:
+    found = [key for key, inputs in MODELS if getattr(inputs, what)]
+    return ", ".join(found) or "none"
+
+
 def duration_range(model: str) -> tuple[int, int]:
     """Seconds a model takes: 1.x 2-12, 2.0 4-15 (section 9). An endpoint id (``ep-``)
     hides its model, so it gets the union and the upstream decides."""
@@ -124,17 +168,67 @@ def check_spec(spec: JobSpec, model: str) -> None:
         raise refuse("a negative prompt is not supported", "a prompt only", "negative_prompt")
     if spec.image is not None and "-t2v-" in model:
         raise refuse("an input image is not supported by this text-to-video model", "none", "image")
-    if spec.image is None and "-i2v-" in model:
-        raise refuse("this image-to-video model needs an input image", "an image", "image")
+    _check_frames_and_references(spec, model, refuse)
+
+
+def _check_frames_and_references(
+    spec: JobSpec, model: str, refuse: Callable[[str, str, str], InvalidParameter]
+) -> None:
+    inputs = inputs_for(model)
+    refs = len(spec.reference_images)
+    if spec.last_frame is not None:
+        if not inputs.last_frame:
+            raise refuse(
+                "a last frame is not supported by this model",
+                f"a first frame only; models with a last frame: {_with('last_frame')}",
+                "last_frame",
+            )
+        if spec.image is None:
+            raise refuse("a last frame needs a first frame", "image with last_frame", "last_frame")
+    if refs:
+        if inputs.max_reference_images == 0:
+            raise refuse(
+                "reference images are not supported by this model",
+                f"none; models with reference images: {_with('max_reference_images')}",
+                "reference_images",
+            )
+        if refs > inputs.max_reference_images:
+            raise refuse(
+                f"{refs} reference images are too many",
+                f"1-{inputs.max_reference_images}",
+                "reference_images",
+            )
+        if spec.image is not None:
+            raise refuse(
+                "reference images cannot be combined with a first or last frame",
+                "either reference images or a first (and last) frame",
+                "reference_images",
+            )
+    if spec.image is None and not refs and "-i2v-" in model:
+        most = inputs.max_reference_images
+        raise refuse(
+            "this image-to-video model needs an input image",
+            f"an image, or 1-{most} reference images" if most else "an image",
+            "image",
+        )
 
 
 def build_body(
-    spec: JobSpec, model: str, image: str | None, options: Mapping[str, Any]
+    spec: JobSpec,
+    model: str,
+    image: str | None,
+    options: Mapping[str, Any],
+    *,
+    last_frame: str | None = None,
+    references: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The create body; ``image`` is a ``data:`` URI or None."""
+    """The create body; the images are ``data:`` URIs (``image``/``last_frame`` or None)."""
     content: list[dict[str, Any]] = [{"type": "text", "text": spec.prompt}]
-    if image is not None:
-        content.append({"type": "image_url", "image_url": {"url": image}, "role": "first_frame"})
+    roles = [(image, "first_frame"), (last_frame, "last_frame")]
+    roles += [(ref, "reference_image") for ref in references]
+    for url, role in roles:
+        if url is not None:
+            content.append({"type": "image_url", "image_url": {"url": url}, "role": role})
     body: dict[str, Any] = {
         "model": model,
         "content": content,
@@ -278,7 +372,9 @@ class SeedanceProvider:
         model = upstream_model or spec.model
         _check_again(self, spec, model)
         image = await image_data_url(self._deps, spec.image) if spec.image else None
-        body = build_body(spec, model, image, self._options)
+        last = await image_data_url(self._deps, spec.last_frame) if spec.last_frame else None
+        refs = [await image_data_url(self._deps, ref) for ref in spec.reference_images]
+        body = build_body(spec, model, image, self._options, last_frame=last, references=refs)
         if self._deps.callback_url is not None:
             body["callback_url"] = self._deps.callback_url(idempotency_key)
         created = await self._client.json("POST", _TASKS, json=body)
