@@ -226,3 +226,13 @@ async def test_cancel_deletes_upstream(
     await adapter.cancel(result.upstream_id)
     await adapter.cancel("video_missing")  # already gone: not an error
     assert upstream.cancelled == [result.upstream_id]
+
+
+async def test_last_frame_and_references_are_refused(adapter: OpenAIVideosProvider) -> None:
+    image = ImageRef(sha256="0" * 64, width=64, height=48, content_type="image/png")
+    with pytest.raises(InvalidParameter) as last:
+        adapter.validate(_spec(image=image, last_frame=image), "sora-2")
+    assert last.value.param == "last_frame"
+    with pytest.raises(InvalidParameter) as refs:
+        adapter.validate(_spec(reference_images=(image,)), "sora-2")
+    assert refs.value.param == "reference_images"

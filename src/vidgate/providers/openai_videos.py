@@ -35,7 +35,7 @@ from vidgate.providers.base import (
     UpstreamStatus,
 )
 from vidgate.providers.http import UpstreamClient
-from vidgate.providers.inputs import read_blob
+from vidgate.providers.inputs import read_blob, refuse_extra_frames
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _DEFAULT_POLL_S = 1.0
@@ -91,6 +91,7 @@ class OpenAIVideosProvider:
             raise InvalidParameter(
                 f"{self.name} makes one video per request; allowed n: 1", param="n"
             )
+        refuse_extra_frames(spec, self.name)
         if spec.kind in ("remix", "extend"):
             source = spec.source
             if source is None or source.provider != self.name or not source.upstream_id:

@@ -47,7 +47,7 @@ from vidgate.providers.base import (
     UpstreamStatus,
 )
 from vidgate.providers.http import UpstreamClient
-from vidgate.providers.inputs import image_data_url
+from vidgate.providers.inputs import image_data_url, refuse_extra_frames
 
 NAME = "task_api"
 # The task shape gives no poll hint; the engine backs off on its own after this.
@@ -229,6 +229,7 @@ class TaskApiProvider:
                 "(POST /v1/videos/generations); allowed: generate",
                 param="video",
             )
+        refuse_extra_frames(spec, "task_api")
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
