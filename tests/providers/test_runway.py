@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from tests.conftest import png_bytes
 from tests.fakes.harness import FakeServer
 from tests.fakes.runway import API_KEY, FakeRunway
+from tests.fakes.runway import MODELS as fake_models
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -472,3 +473,278 @@ async def test_cancel_hits_delete(fake: FakeRunway, adapter: RunwayProvider) -> 
         await adapter.status(result.upstream_id)
     assert exc.value.code == "upstream_not_found"
     await adapter.cancel(result.upstream_id)  # already gone: not an error
+
+
+# --- the whole SDK 5.24.0 model list ------------------------------------------------
+
+# Reference section 4, "Model literals (SDK 5.24.0)" for POST /v1/image_to_video; every
+# one except gen4_turbo is also a /v1/text_to_video model.
+REFERENCE_MODELS = (
+    "gen4.5", "gen4_turbo", "veo3.1", "veo3.1_fast", "klingO3_4k", "hailuo3", "kling3.0_4k",
+    "happyhorse_1_0", "kling2.5_turbo_pro", "kling3.0_pro", "kling3.0_standard",
+    "klingO3_pro", "klingO3_standard", "seedance2", "seedance2_fast", "seedance2_mini",
+    "gemini_omni_flash", "grok_imagine_1_5", "wan3", "gemini_omni_flash_1.1", "wan3_prime",
+    "h3_max", "seedance2_5", "grok_imagine_1_5_lite", "kling_4",
+)  # fmt: skip
+IMAGE_ONLY = ("gen4_turbo",)
+_4K = {"seconds": 5, "width": 3840, "height": 2160, "resolution": "4K"}
+_1080 = {"seconds": 5, "width": 1920, "height": 1080, "resolution": "1080p"}
+# A spec each model takes (720p 16:9, 5 s unless said here).
+_REPRESENTATIVE: dict[str, dict[str, Any]] = {
+    "veo3.1": {"seconds": 8},
+    "veo3.1_fast": {"seconds": 8},
+    "klingO3_4k": _4K,
+    "kling3.0_4k": _4K,
+    "kling3.0_pro": _1080,
+    "klingO3_pro": _1080,
+}
+_MODES = [
+    (model, mode)
+    for model in REFERENCE_MODELS
+    for mode in ("image", "text")
+    if mode == "image" or model not in IMAGE_ONLY
+]
+
+
+def _provider(tmp_path: Path) -> RunwayProvider:
+    return create(
+        DeploymentConfig(name="r", provider="runway", credentials={"api_key": "k"}),
+        _deps(tmp_path),
+    )
+
+
+async def _sized_image(tmp_path: Path, width: int = 400, height: int = 300) -> ImageRef:
+    blob = await LocalBlobStore(tmp_path / "blobs").put_bytes(png_bytes(width, height))
+    return ImageRef(sha256=blob.sha256, width=width, height=height, content_type="image/png")
+
+
+def test_the_table_is_the_reference_model_list() -> None:
+    assert set(runway.MODELS) == set(REFERENCE_MODELS) == set(fake_models)
+    text = {m for m, c in runway.MODELS.items() if c.text is not None}
+    assert text == set(REFERENCE_MODELS) - set(IMAGE_ONLY)
+    assert text == {m for m, c in fake_models.items() if c.text is not None}
+
+
+@pytest.mark.parametrize("model", REFERENCE_MODELS)
+def test_adapter_and_fake_share_the_rules(model: str) -> None:
+    """Every value the adapter can send is one the fake takes, and the flags agree."""
+    ours, theirs = runway.MODELS[model], fake_models[model]
+    assert ours.durations == (None if theirs.durations is None else tuple(sorted(theirs.durations)))
+    assert ours.max_prompt == theirs.max_prompt
+    assert ours.min_image_side == theirs.min_image_side
+    assert ours.last_frame == ("last" in theirs.image.positions)
+    for frame, endpoint in ((ours.image, theirs.image), (ours.text, theirs.text)):
+        if frame is None or endpoint is None:
+            assert frame is None and endpoint is None
+            continue
+        assert ours.seed == ("seed" in endpoint.fields)
+        assert ours.negative_prompt == ("negativePrompt" in endpoint.fields)
+        sent_ratios = set(frame.ratios) if frame.ratio in ("pixels", "aspect") else set()
+        sent_resolutions = {sent for _, sent in frame.resolutions}
+        if frame.ratio == "auto":
+            sent_ratios, sent_resolutions = sent_resolutions, set()
+        assert sent_ratios <= endpoint.ratios
+        assert sent_resolutions <= endpoint.resolutions
+        assert ("ratio" in endpoint.fields) == (frame.ratio is not None)
+        assert ("resolution" in endpoint.fields) == bool(sent_resolutions)
+
+
+@pytest.mark.parametrize(("model", "mode"), _MODES)
+async def test_every_reference_model_is_accepted_and_the_fake_takes_it(
+    model: str, mode: str, fake: FakeRunway, adapter: RunwayProvider, tmp_path: Path
+) -> None:
+    image = await _sized_image(tmp_path) if mode == "image" else None
+    spec = _spec(image=image, **_REPRESENTATIVE.get(model, {}))
+    adapter.validate(spec, model)
+    await adapter.submit(spec, idempotency_key="v", upstream_model=model)
+    path, body = fake.requests[-1]
+    assert path == f"/v1/{mode}_to_video" and body["model"] == model
+    if runway.MODELS[model].last_frame and image is not None:
+        both = spec.model_copy(update={"last_frame": image})
+        adapter.validate(both, model)
+        await adapter.submit(both, idempotency_key="v2", upstream_model=model)
+        assert [p["position"] for p in fake.requests[-1][1]["promptImage"]] == ["first", "last"]
+    elif image is not None:
+        with pytest.raises(InvalidParameter) as exc:
+            adapter.validate(spec.model_copy(update={"last_frame": image}), model)
+        assert exc.value.param == "last_frame"
+
+
+def test_gen4_turbo_is_refused_for_text_to_video(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameter) as exc:
+        _provider(tmp_path).validate(_spec(), "gen4_turbo")
+    assert exc.value.param == "image" and "image-to-video only" in exc.value.message
+    _provider(tmp_path).validate(_spec(image=_IMAGE), "gen4_turbo")
+
+
+async def test_fake_refuses_gen4_turbo_on_text_to_video(fake: FakeRunway) -> None:
+    response = await _post(
+        fake, "/v1/text_to_video",
+        {"model": "gen4_turbo", "promptText": "x", "ratio": "1280:720", "duration": 5},
+    )  # fmt: skip
+    assert response.status_code == 400
+    [issue] = response.json()["issues"]
+    assert issue["path"] == ["model"] and "gen4_turbo" not in issue["message"]
+    assert fake.submissions == 0
+
+
+async def _post(fake: FakeRunway, path: str, body: dict[str, Any]) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=fake.base_url) as client:
+        return await client.post(
+            path,
+            headers={"Authorization": f"Bearer {API_KEY}", "X-Runway-Version": "2024-11-06"},
+            json=body,
+        )
+
+
+@pytest.mark.parametrize("seconds", [5, 10])
+async def test_kling_2_5_turbo_pro_takes_5_or_10_seconds(
+    seconds: int, fake: FakeRunway, adapter: RunwayProvider, tmp_path: Path
+) -> None:
+    spec = _spec(seconds=seconds)
+    await adapter.submit(spec, idempotency_key="v", upstream_model="kling2.5_turbo_pro")
+    assert fake.requests[-1] == (
+        "/v1/text_to_video",
+        {"model": "kling2.5_turbo_pro", "ratio": "1280:720", "duration": seconds,
+         "promptText": "a fox in the snow"},
+    )  # fmt: skip
+    # Image-to-video takes no ratio: the output follows the image.
+    image = await _sized_image(tmp_path)
+    await adapter.submit(
+        spec.model_copy(update={"image": image}), idempotency_key="i",
+        upstream_model="kling2.5_turbo_pro",
+    )  # fmt: skip
+    path, body = fake.requests[-1]
+    assert path == "/v1/image_to_video" and "ratio" not in body
+    assert body["duration"] == seconds
+
+
+@pytest.mark.parametrize("seconds", [4, 6, 8])
+async def test_kling_2_5_turbo_pro_refuses_other_durations(
+    seconds: int, fake: FakeRunway, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidParameter) as exc:
+        _provider(tmp_path).validate(_spec(seconds=seconds), "kling2.5_turbo_pro")
+    assert exc.value.param == "seconds" and "allowed: 5, 10" in exc.value.message
+    response = await _post(
+        fake, "/v1/text_to_video",
+        {"model": "kling2.5_turbo_pro", "promptText": "x", "ratio": "1280:720",
+         "duration": seconds},
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert response.json()["issues"][0]["path"] == ["duration"]
+
+
+@pytest.mark.parametrize(
+    ("model", "width", "height", "aspect"),
+    [("klingO3_4k", 3840, 2160, "16:9"), ("kling3.0_4k", 2160, 3840, "9:16")],
+)
+async def test_4k_kling_ratio(
+    model: str, width: int, height: int, aspect: str, fake: FakeRunway, adapter: RunwayProvider
+) -> None:
+    spec = _spec(width=width, height=height, resolution="4K", aspect_ratio=aspect)
+    await adapter.submit(spec, idempotency_key="v", upstream_model=model)
+    assert fake.requests[-1][1]["ratio"] == f"{width}:{height}"
+    with pytest.raises(InvalidParameter) as exc:
+        adapter.validate(_spec(**_1080), model)
+    assert exc.value.param == "size"
+    assert "allowed sizes: 3840x2160, 2160x3840, 2880x2880" in exc.value.message
+
+
+@pytest.mark.parametrize(
+    ("resolution", "width", "sent"), [("720p", 1280, "768p"), ("1080p", 1920, "2k")]
+)
+async def test_hailuo3_resolution_mapping(
+    resolution: str, width: int, sent: str, fake: FakeRunway, adapter: RunwayProvider,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    spec = _spec(width=width, height=width * 9 // 16, resolution=resolution)
+    await adapter.submit(spec, idempotency_key="v", upstream_model="hailuo3")
+    assert fake.requests[-1][1] == {
+        "model": "hailuo3", "ratio": "16:9", "resolution": sent, "duration": 5,
+        "promptText": "a fox in the snow",
+    }  # fmt: skip
+    image = await _sized_image(tmp_path)
+    await adapter.submit(
+        spec.model_copy(update={"image": image}), idempotency_key="i", upstream_model="hailuo3"
+    )
+    assert fake.requests[-1][1]["resolution"] == sent
+
+
+@pytest.mark.parametrize(
+    ("model", "changes", "param", "words"),
+    [
+        ("hailuo3", {"width": 854, "height": 480, "resolution": "480p"}, "resolution",
+         "allowed resolutions: 720p (sent as 768p), 1080p (sent as 2k)"),
+        ("hailuo3", {"width": 1440, "height": 720, "aspect_ratio": "2:1"}, "aspect_ratio",
+         "21:9, 16:9, 4:3, 1:1, 3:4, 9:16"),
+        ("h3_max", {"width": 720, "height": 1280, "aspect_ratio": "9:16"}, "aspect_ratio",
+         "allowed aspect ratios: 16:9"),
+        ("h3_max", {"width": 1920, "height": 1080, "resolution": "1080p"}, "resolution",
+         "480p, 720p (sent as 768p)"),
+        ("h3_max", {"image": _IMAGE}, "image", "at least 256 pixels"),
+        ("grok_imagine_1_5", {"image": _IMAGE.model_copy(update={"width": 300})}, "image",
+         "width/height is 0.4-2.5"),
+        ("kling_4", {"image": _IMAGE, "width": 854, "height": 480, "resolution": "480p"},
+         "resolution", "allowed resolutions: 720p (sent as auto_720p)"),
+        ("gemini_omni_flash", {"seconds": 2}, "seconds", "allowed: 3, 4, 5"),
+        ("kling3.0_standard", {"seed": 1}, "seed", "models that do: gen4.5"),
+        ("seedance2", {"prompt": "x" * 3501}, "prompt", "3500"),
+        ("wan3", {"image": _IMAGE, "last_frame": _IMAGE, "negative_prompt": "blur"},
+         "negative_prompt", "veo3.1"),
+        ("gemini_omni_flash", {"image": _IMAGE, "last_frame": _IMAGE}, "last_frame",
+         "models that do"),
+    ],
+)  # fmt: skip
+def test_validate_rejects_per_model_rules(
+    model: str, changes: dict[str, Any], param: str, words: str, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidParameter) as exc:
+        _provider(tmp_path).validate(_spec(**changes), model)
+    assert exc.value.param == param
+    assert model in exc.value.message and words in exc.value.message
+
+
+def test_a_model_without_a_stated_duration_range_passes_seconds_through() -> None:
+    # UNVERIFIED range: Runway validates it.
+    path, body = runway.build_request(_spec(seconds=13), "seedance2", None)
+    assert (path, body["duration"], body["ratio"]) == ("/v1/text_to_video", 13, "1280:720")
+
+
+@pytest.mark.parametrize(
+    ("model", "image", "frame"),
+    [
+        ("h3_max", False, {"resolution": "768p"}),
+        ("h3_max", True, {"resolution": "768p"}),
+        ("grok_imagine_1_5", False, {"ratio": "16:9", "resolution": "720p"}),
+        ("grok_imagine_1_5", True, {"resolution": "720p"}),
+        ("happyhorse_1_0", True, {"resolution": "720p"}),
+        ("wan3", True, {"ratio": "auto_720p"}),
+        ("grok_imagine_1_5_lite", True, {"ratio": "auto_720p"}),
+        ("wan3_prime", False, {"ratio": "1280:720"}),
+    ],
+)
+def test_frame_fields_per_model(model: str, image: bool, frame: dict[str, str]) -> None:
+    spec = _spec(image=_IMAGE.model_copy(update={"width": 400, "height": 300}) if image else None)
+    _, body = runway.build_request(spec, model, "data:image/png;base64,AA" if image else None)
+    assert {k: body[k] for k in ("ratio", "resolution") if k in body} == frame
+
+
+async def test_fake_refuses_what_a_model_does_not_take(fake: FakeRunway) -> None:
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"model": "kling3.0_pro", "ratio": "1280:720", "promptText": "x"}, "ratio"),
+        ({"model": "klingO3_pro", "ratio": "1920:1080", "promptText": "x", "seed": 1}, "seed"),
+        ({"model": "hailuo3", "ratio": "16:9", "resolution": "1080p", "promptText": "x"},
+         "resolution"),
+        ({"model": "hailuo3", "ratio": "adaptive", "promptText": "x"}, "ratio"),
+        ({"model": "h3_max", "ratio": "1280:720", "promptText": "x"}, "ratio"),
+        ({"model": "kling3.0_4k", "promptText": "x"}, "ratio"),
+        ({"model": "seedance2_fast", "ratio": "1920:1080", "promptText": "x"}, "ratio"),
+        ({"model": "gemini_omni_flash", "ratio": "1280:720", "promptText": "x",
+          "duration": 11}, "duration"),
+    ]  # fmt: skip
+    for body, field in cases:
+        response = await _post(fake, "/v1/text_to_video", body)
+        assert response.status_code == 400, body
+        assert response.json()["issues"][0]["path"] == [field], body
+    assert fake.submissions == 0

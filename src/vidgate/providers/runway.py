@@ -2,20 +2,35 @@
 
 - every request: ``Authorization: Bearer <secret>`` and ``X-Runway-Version: 2024-11-06``;
 - create: ``POST /v1/text_to_video`` or ``POST /v1/image_to_video`` JSON with ``model``,
-  ``promptText``, ``ratio`` ("1280:720" style, per model), ``duration`` (int, per
-  model), ``seed``, ``negativePrompt`` (Veo only) and ``promptImage`` (a data URI of
+  ``promptText``, the frame (see below), ``duration`` (int, per model), ``seed`` (the
+  models that have it), ``negativePrompt`` (Veo only) and ``promptImage`` (a data URI of
   at most 5 MB); the answer is ``{id, estimatedCost: {credits}}``;
+- the frame, per model and endpoint (table ``MODELS``): ``ratio`` as pixels ``W:H``
+  ("1280:720"), ``ratio`` as an aspect ratio ("16:9", hailuo3 and grok_imagine_1_5
+  text-to-video), ``ratio`` as ``auto_<resolution>`` (image-to-video whose output keeps
+  the first frame's framing: wan3, wan3_prime, grok_imagine_1_5_lite, kling_4), and/or
+  ``resolution`` (h3_max 480p|768p, hailuo3 768p|2k, happyhorse_1_0 and grok_imagine_1_5
+  image-to-video). Gateway resolutions map onto Runway's tiers: 720p is sent as 768p
+  and 1080p as 2k (the nearest tiers; their exact pixel sizes are UNVERIFIED);
 - a last frame: ``promptImage`` as ``[{uri, position: "first"}, {uri, position:
-  "last"}]``, only for veo3.1 / veo3.1_fast (the reference names ``last`` for them alone;
-  a last frame alone is not allowed). A first frame alone stays a plain string;
-- reference images: the SDK has ``references[]`` on some text_to_video variants, but
-  the reference names none of the models here, so ``validate`` refuses them;
+  "last"}]`` on the models whose SDK type has ``position: "last"`` (or, for hailuo3,
+  wan3, wan3_prime and kling_4, whose SDK docstring names first/last keyframes); a last
+  frame alone is not allowed. A first frame alone stays a plain string;
+- reference images: the SDK has ``references[]`` on some models, but vidgate does not
+  send them yet, so ``validate`` refuses them;
 - poll ``GET /v1/tasks/{id}``: PENDING / THROTTLED (queued behind the organisation's
   concurrency limit) / RUNNING (``progress`` 0-1, scale UNVERIFIED) / SUCCEEDED
   (``output[]`` URLs that expire in 24-48 h; a new read gives fresh ones) / FAILED
   (``failure``, ``failureCode``) / CANCELLED; terminal states carry ``cost.credits``.
   Runway asks for no more than one read every 5 s;
 - cancel: ``DELETE /v1/tasks/{id}``.
+
+The model list is the SDK 5.24.0 literal list for both endpoints (reference section 4;
+gen4_turbo is image-to-video only). Where the reference gives no per-model rule, the
+ratio/resolution lists, seed, last-frame and prompt-length facts come from the same
+SDK's ``types/{image,text}_to_video_create_params.py``; durations that the SDK types
+only as ``int`` are passed through unchecked for Runway to validate (UNVERIFIED, marked
+in the table).
 
 Runway has no idempotency key and no frame-rate setting (24 fps output UNVERIFIED), so
 ``validate`` refuses fps other than 24, n > 1 (one video per task), remix and extend.
@@ -31,7 +46,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
@@ -56,38 +71,209 @@ DEFAULT_MODEL = "gen4.5"
 # encoded URI, with MB as 10^6 bytes, which is the stricter reading (UNVERIFIED).
 MAX_DATA_URI_BYTES = 5_000_000
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")  # UNVERIFIED list
-MAX_PROMPT_UTF16 = 1000  # documented for gen4.5; assumed for the others (UNVERIFIED)
 MAX_SEED = 4_294_967_295  # UNVERIFIED: uint32 like the web app
 FPS = 24
 _DEFAULT_MIN_POLL_S = 5.0
 _DEFAULT_USD_PER_CREDIT = "0.01"
+_URL_CACHE_SIZE = 256
+
+# Ratio lists, SDK 5.24.0 (the first three are also in the reference).
 _SIX_RATIOS = ("1280:720", "720:1280", "1104:832", "960:960", "832:1104", "1584:672")
 _VEO_RATIOS = ("1280:720", "720:1280", "1080:1920", "1920:1080")
-_URL_CACHE_SIZE = 256
+_KLING_4K = ("3840:2160", "2160:3840", "2880:2880")
+_KLING_PRO = ("1920:1080", "1080:1920", "1440:1440")
+_KLING_STANDARD = ("1280:720", "720:1280", "960:960")
+_KLING_2_5_TEXT = ("1920:1080", "1440:1440", "1080:1920", "1280:720", "720:720", "720:1280")
+_KLING_4_TEXT = (
+    "1280:720", "720:1280", "940:940", "1460:624", "1920:1080", "1080:1920", "1440:1440",
+    "2200:940",
+)  # fmt: skip
+# "adaptive" is left out: vidgate always asks for a concrete aspect ratio.
+_HAILUO_3 = ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
+_HAPPYHORSE_TEXT = (
+    "1280:720", "720:1280", "960:960", "1108:832", "832:1108", "1920:1080", "1080:1920",
+    "1440:1440", "1662:1248", "1248:1662",
+)  # fmt: skip
+_SEEDANCE_2_FAST = (
+    "992:432", "864:496", "752:560", "640:640", "560:752", "496:864", "1470:630",
+    "1280:720", "1112:834", "960:960", "834:1112", "720:1280",
+)  # fmt: skip
+_SEEDANCE_2 = (
+    *_SEEDANCE_2_FAST, "2206:946", "1920:1080", "1664:1248", "1440:1440", "1248:1664",
+    "1080:1920", "3840:1646", "3840:2160", "3840:2880", "3840:3840", "2880:3840", "2160:3840",
+)  # fmt: skip
+_SEEDANCE_2_5 = (
+    "992:432", "854:480", "752:560", "640:640", "560:752", "480:854", "1470:630",
+    "1280:720", "1112:834", "960:960", "834:1112", "720:1280", "2206:946", "1920:1080",
+    "1664:1248", "1440:1440", "1248:1664", "1080:1920",
+)  # fmt: skip
+_OMNI = ("1280:720", "720:1280")
+_OMNI_1_1 = (
+    "640:360", "360:640", "1280:720", "720:1280", "1920:1080", "1080:1920", "3840:2160",
+    "2160:3840",
+)  # fmt: skip
+_GROK_TEXT_ASPECTS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
+_GROK_LITE_TEXT = (
+    "848:480", "480:848", "480:480", "640:480", "480:640", "720:480", "480:720", "1280:720",
+    "720:1280", "720:720", "960:720", "720:960", "1088:720", "720:1088", "1904:1072",
+    "1072:1904", "1424:1424", "1648:1232", "1232:1648", "1744:1152", "1152:1744",
+)  # fmt: skip
+_WAN_3_TEXT = (
+    "832:480", "720:544", "624:624", "544:720", "480:832", "1280:720", "1104:832",
+    "960:960", "832:1104", "720:1280", "1920:1080", "1648:1248", "1440:1440", "1248:1648",
+    "1080:1920",
+)  # fmt: skip
+_TIERS_3 = ("480p", "720p", "1080p")
+
+Mode = Literal["text-to-video", "image-to-video"]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """How one endpoint of one model takes the output frame.
+
+    ``ratio``: what goes into the ``ratio`` field:
+      ``"pixels"``: the spec's ``W:H`` (``1280:720``), one of ``ratios``;
+      ``"aspect"``: the spec's aspect ratio (``16:9``), one of ``ratios``;
+      ``"auto"``: the value ``resolutions`` gives the spec's resolution (``auto_720p``;
+      the output keeps the first frame's framing);
+      ``None``: no ``ratio`` field.
+    ``resolutions``: (gateway resolution, value sent) pairs. They fill the ``resolution``
+    field, or ``ratio`` with ``"auto"``; empty: no resolution check or field.
+    ``aspects``: with no ``ratio``, the aspect ratios the output is known to have;
+    empty: any (the output follows the input image).
+    """
+
+    ratio: Literal["pixels", "aspect", "auto"] | None
+    ratios: tuple[str, ...] = ()
+    resolutions: tuple[tuple[str, str], ...] = ()
+    aspects: tuple[str, ...] = ()
+
+
+def _px(*ratios: str) -> Frame:
+    return Frame("pixels", ratios)
+
+
+def _auto(*tiers: str) -> Frame:
+    return Frame("auto", resolutions=tuple((t, f"auto_{t}") for t in tiers))
+
+
+def _tiers(*pairs: tuple[str, str], aspects: tuple[str, ...] = ()) -> Frame:
+    return Frame(None, resolutions=pairs, aspects=aspects)
+
+
+_SAME_3 = (("480p", "480p"), ("720p", "720p"), ("1080p", "1080p"))
+# Nearest tiers (the exact pixel sizes of 768p and 2k are UNVERIFIED).
+_HAILUO_3_RES = (("720p", "768p"), ("1080p", "2k"))
+_H3_MAX_RES = (("480p", "480p"), ("720p", "768p"))
 
 
 @dataclass(frozen=True)
 class RunwayModel:
-    text_ratios: tuple[str, ...]  # empty: no text-to-video
-    image_ratios: tuple[str, ...]
-    durations: tuple[int, ...]
+    text: Frame | None  # None: no text-to-video
+    image: Frame
+    durations: tuple[int, ...] | None  # None: not stated; passed through (UNVERIFIED)
+    max_prompt: int | None = None  # UTF-16 code units; None: not stated, Runway checks
+    seed: bool = False
     negative_prompt: bool = False
-    # ``promptImage`` position "last" (section 4 names it for the Veo models only).
+    # ``promptImage`` position "last".
     last_frame: bool = False
+    # Input-image limits the SDK docstrings state (h3_max, grok_imagine_1_5).
+    min_image_side: int | None = None
+    image_aspect: tuple[float, float] | None = None  # width / height, inclusive
 
 
-# Section 4 "Key per-model parameters" (runwayml 5.24.0).
+_UNCHECKED = None  # durations the SDK types as a bare int: Runway validates (UNVERIFIED)
+
+# Section 4 "Key per-model parameters" and the SDK 5.24.0 request types.
 MODELS: dict[str, RunwayModel] = {
-    "gen4.5": RunwayModel(("1280:720", "720:1280"), _SIX_RATIOS, tuple(range(2, 11))),
+    "gen4.5": RunwayModel(
+        _px("1280:720", "720:1280"), _px(*_SIX_RATIOS), tuple(range(2, 11)),
+        max_prompt=1000, seed=True,
+    ),
     # Image-only; durations 5|10 come from older docs (UNVERIFIED).
-    "gen4_turbo": RunwayModel((), _SIX_RATIOS, (5, 10)),
+    "gen4_turbo": RunwayModel(None, _px(*_SIX_RATIOS), (5, 10), max_prompt=1000, seed=True),
     "veo3.1": RunwayModel(
-        _VEO_RATIOS, _VEO_RATIOS, (4, 6, 8), negative_prompt=True, last_frame=True
+        _px(*_VEO_RATIOS), _px(*_VEO_RATIOS), (4, 6, 8), max_prompt=1000, seed=True,
+        negative_prompt=True, last_frame=True,
     ),
     "veo3.1_fast": RunwayModel(
-        _VEO_RATIOS, _VEO_RATIOS, (4, 6, 8), negative_prompt=True, last_frame=True
+        _px(*_VEO_RATIOS), _px(*_VEO_RATIOS), (4, 6, 8), max_prompt=1000, seed=True,
+        negative_prompt=True, last_frame=True,
     ),
-}
+    # Kling via Runway. Durations: UNVERIFIED except kling2.5_turbo_pro (5|10).
+    "klingO3_4k": RunwayModel(_px(*_KLING_4K), _px(*_KLING_4K), _UNCHECKED, last_frame=True),
+    "kling3.0_4k": RunwayModel(_px(*_KLING_4K), _px(*_KLING_4K), _UNCHECKED, last_frame=True),
+    "kling3.0_pro": RunwayModel(
+        _px(*_KLING_PRO), _px(*_KLING_PRO), _UNCHECKED, last_frame=True
+    ),
+    "kling3.0_standard": RunwayModel(
+        _px(*_KLING_STANDARD), _px(*_KLING_STANDARD), _UNCHECKED, last_frame=True
+    ),
+    "klingO3_pro": RunwayModel(_px(*_KLING_PRO), _px(*_KLING_PRO), _UNCHECKED, last_frame=True),
+    "klingO3_standard": RunwayModel(
+        _px(*_KLING_STANDARD), _px(*_KLING_STANDARD), _UNCHECKED, last_frame=True
+    ),
+    # Image-to-video takes no ratio: the output follows the input image.
+    "kling2.5_turbo_pro": RunwayModel(
+        _px(*_KLING_2_5_TEXT), Frame(None), (5, 10), last_frame=True
+    ),
+    # Image-to-video: ratio auto_720p|auto_1080p, framing from the first frame.
+    # UNVERIFIED durations.
+    "kling_4": RunwayModel(
+        _px(*_KLING_4_TEXT), _auto("720p", "1080p"), _UNCHECKED, last_frame=True
+    ),
+    # MiniMax via Runway. UNVERIFIED durations.
+    "hailuo3": RunwayModel(
+        Frame("aspect", _HAILUO_3, _HAILUO_3_RES), Frame("aspect", _HAILUO_3, _HAILUO_3_RES),
+        _UNCHECKED, last_frame=True,
+    ),
+    # No ratio field: text-to-video is taken to be landscape 16:9 (UNVERIFIED, as for
+    # MiniMax's own API); image-to-video follows the image. UNVERIFIED durations.
+    "h3_max": RunwayModel(
+        _tiers(*_H3_MAX_RES, aspects=("16:9",)), _tiers(*_H3_MAX_RES), _UNCHECKED,
+        seed=True, last_frame=True, min_image_side=256,
+    ),
+    # Image-to-video: resolution 720p|1080p, aspect from the image. UNVERIFIED durations.
+    "happyhorse_1_0": RunwayModel(
+        _px(*_HAPPYHORSE_TEXT), _tiers(("720p", "720p"), ("1080p", "1080p")), _UNCHECKED,
+        max_prompt=2500,
+    ),
+    # Seedance via Runway: duration int or "auto" (vidgate sends an int; range
+    # UNVERIFIED).
+    "seedance2": RunwayModel(
+        _px(*_SEEDANCE_2), _px(*_SEEDANCE_2), _UNCHECKED, max_prompt=3500, seed=True,
+        last_frame=True,
+    ),
+    "seedance2_fast": RunwayModel(
+        _px(*_SEEDANCE_2_FAST), _px(*_SEEDANCE_2_FAST), _UNCHECKED, max_prompt=3500,
+        seed=True, last_frame=True,
+    ),
+    "seedance2_mini": RunwayModel(
+        _px(*_SEEDANCE_2_FAST), _px(*_SEEDANCE_2_FAST), _UNCHECKED, max_prompt=3500,
+        seed=True, last_frame=True,
+    ),
+    "seedance2_5": RunwayModel(
+        _px(*_SEEDANCE_2_5), _px(*_SEEDANCE_2_5), _UNCHECKED, max_prompt=15000, seed=True,
+        last_frame=True,
+    ),
+    # Durations 3-10 (the SDK docstrings; "auto" is not sent).
+    "gemini_omni_flash": RunwayModel(_px(*_OMNI), _px(*_OMNI), tuple(range(3, 11))),
+    "gemini_omni_flash_1.1": RunwayModel(
+        _px(*_OMNI_1_1), _px(*_OMNI_1_1), tuple(range(3, 11)), last_frame=True
+    ),
+    # Text-to-video: ratio as an aspect ratio plus resolution; image-to-video: resolution
+    # only, aspect from the image. UNVERIFIED durations.
+    "grok_imagine_1_5": RunwayModel(
+        Frame("aspect", _GROK_TEXT_ASPECTS, _SAME_3), _tiers(*_SAME_3), _UNCHECKED,
+        image_aspect=(0.4, 2.5),
+    ),
+    "grok_imagine_1_5_lite": RunwayModel(_px(*_GROK_LITE_TEXT), _auto(*_TIERS_3), _UNCHECKED),
+    # Keyframe image-to-video must use auto_<resolution> (SDK docstring). UNVERIFIED
+    # durations.
+    "wan3": RunwayModel(_px(*_WAN_3_TEXT), _auto(*_TIERS_3), _UNCHECKED, last_frame=True),
+    "wan3_prime": RunwayModel(_px(*_WAN_3_TEXT), _auto(*_TIERS_3), _UNCHECKED, last_frame=True),
+}  # fmt: skip
 _QUEUED = {"PENDING", "THROTTLED"}
 _TERMINAL = {"SUCCEEDED": "succeeded", "FAILED": "failed", "CANCELLED": "cancelled"}
 
@@ -96,9 +282,71 @@ def _sizes(ratios: tuple[str, ...]) -> str:
     return ", ".join(r.replace(":", "x") for r in ratios)
 
 
+def _models_with(flag: str) -> str:
+    return ", ".join(m for m, c in MODELS.items() if getattr(c, flag))
+
+
 def data_uri_bytes(content_type: str, image_bytes: int) -> int:
     """Length of ``data:<type>;base64,<payload>`` for an image of ``image_bytes``."""
     return len(f"data:{content_type};base64,") + 4 * ((image_bytes + 2) // 3)
+
+
+def model_for(upstream_model: str | None) -> tuple[str, RunwayModel]:
+    name = upstream_model or DEFAULT_MODEL
+    model = MODELS.get(name)
+    if model is None:
+        raise InvalidParameter(
+            f"runway: model {name!r} is not supported here; allowed: {', '.join(MODELS)}",
+            param="model",
+        )
+    return name, model
+
+
+def frame_fields(spec: JobSpec, name: str, frame: Frame, mode: Mode) -> dict[str, str]:
+    """The ``ratio``/``resolution`` fields for ``spec``, or ``InvalidParameter``."""
+    fields: dict[str, str] = {}
+    if frame.ratio == "pixels":
+        if ratio_for(spec) not in frame.ratios:
+            raise InvalidParameter(
+                f"runway {name} {mode} does not make {spec.size}; allowed sizes:"
+                f" {_sizes(frame.ratios)}",
+                param="size",
+            )
+        fields["ratio"] = ratio_for(spec)
+    elif frame.ratio == "aspect" or frame.aspects:
+        aspects = frame.ratios if frame.ratio == "aspect" else frame.aspects
+        if spec.aspect_ratio not in aspects:
+            raise InvalidParameter(
+                f"runway {name} {mode} does not make aspect ratio {spec.aspect_ratio};"
+                f" allowed aspect ratios: {', '.join(aspects)}",
+                param="aspect_ratio",
+            )
+        if frame.ratio == "aspect":
+            fields["ratio"] = spec.aspect_ratio
+    if frame.resolutions:
+        sent = dict(frame.resolutions).get(spec.resolution)
+        if sent is None:
+            allowed = ", ".join(
+                ours if ours == theirs else f"{ours} (sent as {theirs})"
+                for ours, theirs in frame.resolutions
+            )
+            raise InvalidParameter(
+                f"runway {name} {mode} does not make {spec.resolution}; allowed"
+                f" resolutions: {allowed}",
+                param="resolution",
+            )
+        fields["ratio" if frame.ratio == "auto" else "resolution"] = sent
+    return fields
+
+
+def _frame(spec: JobSpec, name: str, model: RunwayModel, image: bool) -> dict[str, str]:
+    if image:
+        return frame_fields(spec, name, model.image, "image-to-video")
+    if model.text is None:
+        raise InvalidParameter(
+            f"runway {name} needs a first-frame image (image-to-video only)", param="image"
+        )
+    return frame_fields(spec, name, model.text, "text-to-video")
 
 
 def check_spec(
@@ -110,13 +358,7 @@ def check_spec(
     """What Runway cannot do, as ``InvalidParameter`` (the create-time 400).
     ``image_bytes``/``last_frame_bytes``: the stored input images' sizes, when they are
     known without I/O."""
-    name = upstream_model or DEFAULT_MODEL
-    model = MODELS.get(name)
-    if model is None:
-        raise InvalidParameter(
-            f"runway: model {name!r} is not supported here; allowed: {', '.join(MODELS)}",
-            param="model",
-        )
+    name, model = model_for(upstream_model)
     if spec.kind != "generate":
         raise InvalidParameter(
             f"runway cannot {spec.kind} a video with {name}; allowed kinds: generate",
@@ -124,18 +366,8 @@ def check_spec(
         )
     if spec.n != 1:
         raise InvalidParameter("runway makes one video per task; allowed n: 1", param="n")
-    ratios = model.image_ratios if spec.image is not None else model.text_ratios
-    if not ratios:
-        raise InvalidParameter(
-            f"runway {name} needs a first-frame image (image-to-video only)", param="image"
-        )
-    if ratio_for(spec) not in ratios:
-        mode = "image-to-video" if spec.image is not None else "text-to-video"
-        raise InvalidParameter(
-            f"runway {name} {mode} does not make {spec.size}; allowed sizes: {_sizes(ratios)}",
-            param="size",
-        )
-    if spec.seconds not in model.durations:
+    _frame(spec, name, model, spec.image is not None)
+    if model.durations is not None and spec.seconds not in model.durations:
         allowed = ", ".join(str(d) for d in model.durations)
         raise InvalidParameter(
             f"runway {name} does not take seconds {spec.seconds}; allowed: {allowed}",
@@ -145,26 +377,34 @@ def check_spec(
         raise InvalidParameter(
             f"runway does not take a frame rate; allowed fps: {FPS}", param="fps"
         )
-    if spec.seed is not None and not 0 <= spec.seed <= MAX_SEED:
-        raise InvalidParameter(f"runway takes seed 0-{MAX_SEED}", param="seed")
+    if spec.seed is not None:
+        if not model.seed:
+            raise InvalidParameter(
+                f"runway {name} does not take a seed; models that do: {_models_with('seed')}",
+                param="seed",
+            )
+        if not 0 <= spec.seed <= MAX_SEED:
+            raise InvalidParameter(f"runway takes seed 0-{MAX_SEED}", param="seed")
     if spec.negative_prompt is not None and not model.negative_prompt:
-        with_it = ", ".join(m for m, c in MODELS.items() if c.negative_prompt)
         raise InvalidParameter(
-            f"runway {name} does not take a negative prompt; models that do: {with_it}",
+            f"runway {name} does not take a negative prompt; models that do:"
+            f" {_models_with('negative_prompt')}",
             param="negative_prompt",
         )
-    if len(spec.prompt.encode("utf-16-le")) // 2 > MAX_PROMPT_UTF16:
+    limit = model.max_prompt
+    if limit is not None and len(spec.prompt.encode("utf-16-le")) // 2 > limit:
         raise InvalidParameter(
-            f"runway takes a prompt of at most {MAX_PROMPT_UTF16} UTF-16 code units",
+            f"runway {name} takes a prompt of at most {limit} UTF-16 code units",
             param="prompt",
         )
     if spec.image is not None:
         _check_image(spec.image.content_type, image_bytes)
+        _check_image_shape(name, model, spec.image)
     if spec.last_frame is not None:
         if not model.last_frame:
-            with_it = ", ".join(m for m, c in MODELS.items() if c.last_frame)
             raise InvalidParameter(
-                f"runway {name} does not take a last frame; models that do: {with_it}",
+                f"runway {name} does not take a last frame; models that do:"
+                f" {_models_with('last_frame')}",
                 param="last_frame",
             )
         if spec.image is None:
@@ -174,11 +414,32 @@ def check_spec(
                 param="last_frame",
             )
         _check_image(spec.last_frame.content_type, last_frame_bytes, "last_frame")
+        _check_image_shape(name, model, spec.last_frame, "last_frame")
     if spec.reference_images:
         raise InvalidParameter(
             f"runway {name} does not take reference images here; allowed: none",
             param="reference_images",
         )
+
+
+def _check_image_shape(
+    name: str, model: RunwayModel, image: ImageRef, param: str = "image"
+) -> None:
+    side = model.min_image_side
+    if side is not None and min(image.width, image.height) < side:
+        raise InvalidParameter(
+            f"runway {name} needs input images of at least {side} pixels on both sides;"
+            f" got {image.width}x{image.height}",
+            param=param,
+        )
+    if model.image_aspect is not None:
+        low, high = model.image_aspect
+        if not low <= image.width / image.height <= high:
+            raise InvalidParameter(
+                f"runway {name} needs an input image whose width/height is {low}-{high};"
+                f" got {image.width}x{image.height}",
+                param=param,
+            )
 
 
 def _check_image(content_type: str, image_bytes: int | None, param: str = "image") -> None:
@@ -206,11 +467,9 @@ def build_request(
     last_frame_image: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """``(path, body)`` for a spec that passed ``check_spec``; the images are data URIs."""
-    body: dict[str, Any] = {
-        "model": upstream_model or DEFAULT_MODEL,
-        "ratio": ratio_for(spec),
-        "duration": spec.seconds,
-    }
+    name, model = model_for(upstream_model)
+    frame = _frame(spec, name, model, prompt_image is not None)
+    body: dict[str, Any] = {"model": name, **frame, "duration": spec.seconds}
     if spec.prompt:
         body["promptText"] = spec.prompt
     if spec.seed is not None:
