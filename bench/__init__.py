@@ -1,0 +1,1 @@
+"""vidgate's benchmark suite: ``python bench/run.py`` (see bench/README.md)."""
