@@ -526,6 +526,52 @@ class Sampler:
         return max((s.rss for s in self.samples if start <= s.t <= end), default=0)
 
 
+class CpuMeter:
+    """CPU seconds used by the processes ``pids()`` lists, from entry to exit.
+
+    Polled every ``interval_s`` in a thread, per process: one that starts meanwhile
+    counts from zero, one that exits keeps its last reading (a connection pool closes
+    its overflow connections, and PostgreSQL ends their backends, under load)."""
+
+    def __init__(self, pids: Callable[[], Sequence[int]], interval_s: float = 0.2) -> None:
+        self.pids = pids
+        self.interval_s = interval_s
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self._procs: dict[int, psutil.Process] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-meter", daemon=True)
+
+    def _read(self, *, initial: bool = False) -> None:
+        for pid in self.pids():
+            try:
+                proc = self._procs.setdefault(pid, psutil.Process(pid))
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            value = times.user + times.system
+            self.first.setdefault(pid, value if initial else 0.0)
+            self.last[pid] = value
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._read()
+
+    def __enter__(self) -> CpuMeter:
+        self._read(initial=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._read()
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.last[pid] - self.first[pid] for pid in self.last)
+
+
 @dataclass
 class PySpy:
     """``py-spy record`` of a running process into collapsed stacks (``--format raw``).
@@ -612,7 +658,9 @@ def hot_spots(collapsed: Path, *, top: int = 15, only: str | None = None) -> lis
             total_counts[name] = total_counts.get(name, 0) + count
     if samples == 0:
         return []
-    names = [n for n in total_counts if only is None or only in n]
+    # Entry points are on every stack: they say nothing.
+    entry = ("vidgate/__main__.py:", "vidgate/cli.py:")
+    names = [n for n in total_counts if (only is None or only in n) and not n.startswith(entry)]
     ranked = sorted(names, key=lambda n: (self_counts.get(n, 0), total_counts[n]), reverse=True)
     if only is not None:
         ranked = sorted(names, key=lambda n: total_counts[n], reverse=True)

@@ -94,9 +94,13 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def run_title(results: Results) -> str:
+    return f"### Run of {results.started.strftime('%Y-%m-%d %H:%M:%S UTC')}"
+
+
 def markdown_run(results: Results) -> str:
     lines = [
-        f"### Run of {results.started.strftime('%Y-%m-%d %H:%M UTC')}",
+        run_title(results),
         "",
         f"Command: `{results.command}`",
         "",
@@ -193,12 +197,16 @@ _RUN_SPLIT = re.compile(r"(?=^### Run of )", re.M)
 
 
 def write_markdown(results: Results, path: Path, *, keep: int = 6) -> None:
-    """Write ``path``: the header, this run, then up to ``keep - 1`` earlier runs."""
+    """Write ``path``: the header, this run, then up to ``keep - 1`` earlier runs.
+
+    Written again as the run goes on: this run's block replaces its earlier version."""
     earlier: list[str] = []
     if path.exists():
         match = _RUNS.search(path.read_text())
         if match:
             earlier = [r.strip() for r in _RUN_SPLIT.split(match.group(1)) if r.strip()]
+    title = run_title(results)
+    earlier = [r for r in earlier if r.splitlines()[0] != title]
     runs = [markdown_run(results), *earlier][:keep]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(HEADER + "\n## Runs\n\n<!-- runs -->\n" + "\n\n".join(runs) + "\n")

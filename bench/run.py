@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -72,6 +73,8 @@ def main(argv: list[str]) -> int:
         print("(apt-get update first; see bench/README.md)")
         return 2
 
+    # SIGTERM as Ctrl-C: stop the servers, print and write what was measured.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     quick = args.quick
     work = Path(tempfile.mkdtemp(prefix="vidgate-bench-"))
     # The embedded PostgreSQL (an unprivileged user when run as root) and nginx's
@@ -117,14 +120,16 @@ def main(argv: list[str]) -> int:
                 continue
             try:
                 run(want)
-            except KeyboardInterrupt:
-                results.note("interrupted")
+            except (KeyboardInterrupt, SystemExit):
+                results.note("interrupted: the figures above are all this run has")
                 raise
             except Exception as exc:
                 traceback.print_exc()
                 label = ",".join(sorted(want & names))
                 results.add(Row(label, "error", f"{type(exc).__name__}: {exc}"[:300], ok=False))
-    except KeyboardInterrupt:
+            if not args.no_write:
+                write_markdown(results, args.output)  # what there is so far
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         results.note(f"total bench time {time.monotonic() - started:.0f} s")
@@ -138,6 +143,8 @@ def main(argv: list[str]) -> int:
         else:
             pg.stop()
             shutil.rmtree(work, ignore_errors=True)
+    if any("interrupted" in note for note in results.notes):
+        return 130
     return 1 if any(r.ok is False for r in results.rows) else 0
 
 

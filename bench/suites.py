@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import psycopg
 import yaml
 
 from bench.harness import (
     REPO,
     ApiKey,
+    CpuMeter,
     FakeUpstream,
     Gateway,
     Nginx,
@@ -113,15 +113,15 @@ class Bench:
     ) -> tuple[WrkResult, float, float]:
         """``load`` plus CPU milliseconds per request of ``pid`` and of the PostgreSQL
         backends serving ``database``: less noisy than req/s when other work shares
-        the machine. (The pool's connections persist; a backend that started during
-        the run is counted whole, one that ended is lost.)"""
-        pg_pids = self.pg.server_pids(database) if database else []
-        before, pg_before = cpu_seconds([pid]), cpu_seconds(pg_pids)
-        result = self.load(url, **kwargs)
-        pg_pids = self.pg.server_pids(database) if database else []
-        after, pg_after = cpu_seconds([pid]), cpu_seconds(pg_pids)
+        the machine."""
+
+        def pg_pids() -> list[int]:
+            return self.pg.server_pids(database) if database else []
+
+        with CpuMeter(lambda: [pid]) as own, CpuMeter(pg_pids) as pg:
+            result = self.load(url, **kwargs)
         n = max(result.requests, 1)
-        return result, 1000 * (after - before) / n, 1000 * (pg_after - pg_before) / n
+        return result, 1000 * own.seconds / n, 1000 * pg.seconds / n
 
     def warm(self, url: str, **kwargs: Any) -> None:
         wrk(url, connections=self.cfg.connections, duration_s=self.cfg.warm_s, **kwargs)
@@ -360,17 +360,17 @@ class Bench:
         database = dbname(gw.database_url)
         repeats = 2 if cfg.quick else 3
 
-        def cheapest(url: str, **more: Any) -> tuple[WrkResult, float]:
+        def cheapest(url: str, **more: Any) -> Cost:
             # The least CPU per request of a few runs: other work on the machine only
             # ever adds to it (caches, frequency, steal time).
             self.warm(url, **more)
-            runs = []
-            for _ in range(repeats):
-                result, cpu, pg = self.load_cpu(gw.pid, url, database=database, **more, **kwargs)
-                runs.append((result, cpu + pg))
-            return min(runs, key=lambda run: run[1])
+            runs = [
+                Cost(*self.load_cpu(gw.pid, url, database=database, **more, **kwargs))
+                for _ in range(repeats)
+            ]
+            return min(runs, key=lambda run: run.total)
 
-        def measure() -> tuple[tuple[WrkResult, float], tuple[WrkResult, float]]:
+        def measure() -> tuple[Cost, Cost]:
             # GETs spread over the stored jobs, not one hot row.
             write_job_paths(gw.database_url, paths, limit=50_000)
             return cheapest(get_url, headers=auth, paths_file=paths), cheapest(post_url, **post)
@@ -381,10 +381,9 @@ class Bench:
         self.add(
             Row(
                 "B6",
-                f"base: {stored:,} stored jobs, CPU per request (gateway + its PostgreSQL"
-                f" backends, least of {repeats} runs)",
-                f"GET {base[0][1]:.2f} ms ({fmt_rate(base[0][0].rps)});"
-                f" POST {base[1][1]:.2f} ms ({fmt_rate(base[1][0].rps)})",
+                f"base: {stored:,} stored jobs; CPU per request: gateway + its PostgreSQL"
+                f" backends, least of {repeats} runs",
+                f"GET {base[0].describe()}; POST {base[1].describe()}",
             )
         )
         for size in cfg.b6_sizes:
@@ -392,19 +391,19 @@ class Bench:
             added = grow_jobs(gw.database_url, template, key, size)
             print(f"* B6: {size:,} stored jobs (+{added:,} in {time.monotonic() - started:.0f} s)")
             now = measure()
-            for what, (result, cost), (then, then_cost) in zip(
+            for what, cost, then in zip(
                 ("GET (random stored id)", "POST JSON"), now, base, strict=True
             ):
-                ratio = cost / then_cost if then_cost else float("nan")
+                ratio = cost.total / then.total if then.total else float("nan")
                 self.add(
                     Row(
                         "B6",
                         f"{what} with {size:,} jobs: CPU per request",
-                        f"{cost:.2f} ms ({fmt_rate(result.rps)}, p99 {fmt_ms(result.p99_ms)})",
-                        f"{then_cost:.2f} ms ({fmt_rate(then.rps)}, p99 {fmt_ms(then.p99_ms)})",
+                        cost.describe(),
+                        then.describe(),
                         fmt_ratio(ratio),
                         "<= 1.2 x base",
-                        ratio <= 1.2 and result.failed == 0,
+                        ratio <= 1.2 and cost.result.failed == 0,
                     )
                 )
 
@@ -711,6 +710,26 @@ class Bench:
         print(f"  profile {name}: {out}")
 
 
+@dataclass(frozen=True)
+class Cost:
+    """One wrk run and its CPU milliseconds per request."""
+
+    result: WrkResult
+    gateway_ms: float
+    pg_ms: float
+
+    @property
+    def total(self) -> float:
+        return self.gateway_ms + self.pg_ms
+
+    def describe(self) -> str:
+        r = self.result
+        return (
+            f"{self.total:.2f} ms = {self.gateway_ms:.2f} + {self.pg_ms:.2f}"
+            f" ({fmt_rate(r.rps)}, p99 {fmt_ms(r.p99_ms)})"
+        )
+
+
 @dataclass
 class B3Stats:
     """Per job, from the fake's records and the jobs table (epoch seconds throughout)."""
@@ -836,17 +855,6 @@ def wait_completed(
 def state_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
     rows = conn.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall()
     return {str(state): int(count) for state, count in rows}
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            times = psutil.Process(pid).cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
 
 
 def write_job_paths(url: str, path: Path, *, limit: int) -> None:
