@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
+from vidgate.api.file_response import FastFileResponse
 from vidgate.core.errors import InvalidParameter, NotFound
 from vidgate.db.repo import OutputRecord
 from vidgate.media.previews import (
@@ -53,7 +54,8 @@ async def blob_response(
     path = blobs.local_path(sha256)
     headers = {"Cache-Control": "private, max-age=31536000, immutable"}
     if path is not None:
-        return FileResponse(
+        # Not Starlette's FileResponse: its 64 KiB reads reach a tenth of nginx's rate.
+        return FastFileResponse(
             path,
             media_type=content_type,
             filename=filename,
