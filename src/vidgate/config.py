@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     signed_url_ttl_s: int = 3600
 
     worker_concurrency: int = 8
+    # Status reads of waiting jobs in flight at once, per worker (engine/poller.py).
+    poll_concurrency: int = 32
     # How often a worker looks for scheduled (schedule_in) jobs; new jobs arrive by NOTIFY.
     worker_fetch_interval_s: float = 0.5
     heartbeat_interval_s: float = 2.0

@@ -23,6 +23,7 @@ from vidgate.db import repo
 from vidgate.db.database import create_engine
 from vidgate.db.embedded import EmbeddedPostgres
 from vidgate.db.migrate import migrate
+from vidgate.db.reads import Reads
 from vidgate.engine.app import create_procrastinate_app
 from vidgate.engine.context import EngineContext
 from vidgate.engine.service import JobService
@@ -58,6 +59,8 @@ class Runtime:
     engine: EngineContext
     jobs: JobService
     signer: UrlSigner
+    # The API's hot reads, on autocommit connections of their own (db/reads.py).
+    reads: Reads
 
 
 async def _signer(db: AsyncEngine, settings: Settings) -> UrlSigner:
@@ -76,7 +79,9 @@ async def open_runtime(settings: Settings, database_url: str) -> AsyncIterator[R
     blobs = LocalBlobStore(settings.media_dir)
     app = create_procrastinate_app(database_url, pool_size=max(4, settings.worker_concurrency))
     providers: dict[str, Provider] = {}
+    reads = Reads(database_url)
     try:
+        await reads.open()
         signer = await _signer(db, settings)
         base = settings.public_base_url
         deps = ProviderDeps(
@@ -95,9 +100,12 @@ async def open_runtime(settings: Settings, database_url: str) -> AsyncIterator[R
                 catalog=catalog,
                 app=app,
                 deployments=deployments,
+                database_url=database_url,
             )
-            yield Runtime(settings, database_url, db, catalog, ctx, JobService(ctx), signer)
+            jobs = JobService(ctx, reads)
+            yield Runtime(settings, database_url, db, catalog, ctx, jobs, signer, reads)
     finally:
+        await reads.close()
         for provider in providers.values():
             await provider.aclose()
         await db.dispose()

@@ -6,7 +6,9 @@ procrastinate's own table, so every transition and its follow-up are checked tog
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import datetime as dt
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +24,9 @@ from vidgate.core.spec import JobSpec, VideoRequest
 from vidgate.db import repo
 from vidgate.db.migrate import migrate
 from vidgate.engine import steps
+from vidgate.engine.backoff import MAX_POLL_S, MIN_POLL_S, POLL_AGE_FACTOR, adaptive_poll_s
 from vidgate.engine.context import EngineContext
+from vidgate.engine.poller import Poller
 from vidgate.engine.runner import JobRunner
 from vidgate.engine.service import JobService, Principal
 from vidgate.engine.sweeper import sweep_once
@@ -145,6 +149,17 @@ def _pending(url: str, job_id: str) -> list[tuple[str, float]]:
     return [(r[0], float(r[1])) for r in rows]
 
 
+def _next_poll(url: str, job_id: str) -> float | None:
+    """Seconds until the job's next status read is due (engine/poller.py), or None."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT EXTRACT(EPOCH FROM (next_poll_at - now())) FROM jobs WHERE id = %s",
+            (job_id,),
+        ).fetchone()
+    assert row is not None
+    return None if row[0] is None else float(row[0])
+
+
 def _clear(url: str, job_id: str) -> None:
     """Play the worker: the steps seen so far are done."""
     with psycopg.connect(url) as conn:
@@ -169,21 +184,23 @@ async def test_happy_path_enqueues_each_next_step(
     await runner.submit(job_id)
     job = await _job(runtime, job_id)
     assert job.state == "waiting" and job.upstream_id == f"up-{job_id}"
-    [(task, delay)] = _pending(runtime.database_url, job_id)
-    assert task == steps.POLL and 0.2 < delay <= 0.5
-    _clear(runtime.database_url, job_id)
+    # Waiting is the poller's: no task, a due time on the row.
+    assert _pending(runtime.database_url, job_id) == []
+    delay = _next_poll(runtime.database_url, job_id)
+    assert delay is not None and 0.2 < delay <= 0.5
 
     provider.statuses = [UpstreamStatus("running", progress=40, poll_after_s=3.0)]
     await runner.poll(job_id)
     job = await _job(runtime, job_id)
     assert job.state == "waiting" and job.progress == 40 and job.poll_count == 1
-    [(task, delay)] = _pending(runtime.database_url, job_id)
-    assert task == steps.POLL and 2.5 < delay <= 3.0
-    _clear(runtime.database_url, job_id)
+    delay = _next_poll(runtime.database_url, job_id)
+    assert delay is not None and 2.5 < delay <= 3.0
+    assert _pending(runtime.database_url, job_id) == []
 
     provider.statuses = [UpstreamStatus("succeeded", cost=Decimal("0.042"))]
     await runner.poll(job_id)
     assert (await _job(runtime, job_id)).state == "finalizing"
+    assert _next_poll(runtime.database_url, job_id) is None
     assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.FINALIZE]
     _clear(runtime.database_url, job_id)
 
@@ -297,8 +314,11 @@ async def test_delete_while_waiting_cancels_upstream(
     assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.CANCEL_UPSTREAM]
     await runner.cancel_upstream(job_id)
     assert provider.cancelled == [f"up-{job_id}"]
-    # A poll that was already queued finds the job cancelled and does nothing.
+    # The poller no longer claims it, and a read already in flight changes nothing.
     await runner.poll(job_id)
+    provider.statuses = [UpstreamStatus("succeeded")]
+    claim = repo.PollClaim(job_id, "scripted", f"up-{job_id}", 0, 0, 0, None, _now())
+    assert await runner.check_upstream(claim) is None
     assert (await _job(runtime, job_id)).state == "cancelled"
 
 
@@ -307,12 +327,21 @@ async def test_sweeper_requeues_an_active_job_with_no_pending_step(
 ) -> None:
     runner, service, principal = setup
     job_id = await _new_job(runtime, service, principal)
-    await runner.submit(job_id)
-    _clear(runtime.database_url, job_id)  # the poll step is lost
+    _clear(runtime.database_url, job_id)  # the submit step is lost
     assert await sweep_once(runner.ctx) == (0, 1)
-    assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.POLL]
+    assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.SUBMIT]
     # Idempotent: a second sweep finds the step pending and adds nothing.
     assert (await sweep_once(runner.ctx))[1] == 0
+    # A waiting job is not the sweeper's (the poller reads it when due)...
+    _clear(runtime.database_url, job_id)
+    await runner.submit(job_id)
+    assert await sweep_once(runner.ctx) == (0, 0)
+    assert _pending(runtime.database_url, job_id) == []
+    # ...unless its row lost its due time.
+    await _update_job(runtime, job_id, next_poll_at=None)
+    assert await sweep_once(runner.ctx) == (0, 1)
+    delay = _next_poll(runtime.database_url, job_id)
+    assert delay is not None and delay <= 0
 
 
 def test_prune_scratch_keeps_fresh_entries(tmp_path: Path) -> None:
@@ -438,28 +467,7 @@ async def test_concurrency_cap_queues_jobs_inside_vidgate(runtime: Runtime) -> N
     assert capped.submits == [first, second]
 
 
-# --- callbacks: a nudge pulls the one poll chain forward ------------------------------
-
-
-def _queued(url: str, job_id: str) -> list[tuple[str, float, int, str]]:
-    """(task name, seconds until due, priority, lock) of the job's queued tasks."""
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT task_name, EXTRACT(EPOCH FROM (COALESCE(scheduled_at, now()) - now())),"
-            " priority, lock FROM procrastinate_jobs"
-            " WHERE args->>'job_id' = %s AND status = 'todo' ORDER BY id",
-            (job_id,),
-        ).fetchall()
-    return [(r[0], float(r[1]), int(r[2]), str(r[3])) for r in rows]
-
-
-def _done(url: str, job_id: str, task_name: str) -> None:
-    """Play the worker for one kind of task."""
-    with psycopg.connect(url) as conn:
-        conn.execute(
-            "DELETE FROM procrastinate_jobs WHERE args->>'job_id' = %s AND task_name = %s",
-            (job_id, task_name),
-        )
+# --- callbacks: a nudge pulls the one poll forward -----------------------------------
 
 
 async def _update_job(runtime: Runtime, job_id: str, **values: Any) -> None:
@@ -476,98 +484,151 @@ async def _waiting_with_poll_in(
     _clear(runtime.database_url, job_id)
     provider.statuses = [UpstreamStatus("running", poll_after_s=seconds)]
     await runner.poll(job_id)
-    [(task, delay)] = _pending(runtime.database_url, job_id)
-    assert task == steps.POLL and delay > seconds - 5
+    delay = _next_poll(runtime.database_url, job_id)
+    assert delay is not None and delay > seconds - 5
     return job_id
 
 
 async def test_nudge_pulls_the_scheduled_poll_forward_and_forks_nothing(
     runtime: Runtime, setup: Any, provider: ScriptedProvider
 ) -> None:
-    from vidgate.engine.nudge import pull_forward
-
     runner, service, _ = setup
     url = runtime.database_url
     job_id = await _waiting_with_poll_in(runtime, setup, provider, 60)
-    # Callbacks queue one nudge between them, ahead of the poll that shares its lock.
     assert await service.nudge(job_id) and await service.nudge(job_id)
-    poll, nudge = _queued(url, job_id)
-    assert poll[0] == steps.POLL and poll[2:] == (0, steps.job_lock(job_id))
-    assert nudge[0] == steps.NUDGE and nudge[2:] == (steps.NUDGE_PRIORITY, steps.job_lock(job_id))
-    assert nudge[1] <= 0
-    # procrastinate runs the nudge now, though the older poll holds the same lock.
-    with psycopg.connect(url, autocommit=True) as conn:
-        worker = conn.execute("SELECT procrastinate_register_worker_v1()").fetchone()
-        assert worker is not None
-        fetched = conn.execute(
-            "SELECT task_name FROM procrastinate_fetch_job_v2(ARRAY['jobs'], %s)", (worker[0],)
-        ).fetchone()
-        assert fetched == (steps.NUDGE,)
-    _done(url, job_id, steps.NUDGE)
-    await pull_forward(runner.ctx, job_id)
-    # The same poll, due now: no second one.
-    [(task, delay, _, _)] = _queued(url, job_id)
-    assert task == steps.POLL and delay <= 0
-    # That poll, still running upstream, schedules the next one as usual: one chain.
+    delay = _next_poll(url, job_id)
+    assert delay is not None and delay <= 0
+    assert _pending(url, job_id) == []  # no task of any kind: the row says when
+    # The poller reads it once; still running, the next read is the provider's 60 s away.
+    poller = Poller(runner.ctx, concurrency=4)
     provider.statuses = [UpstreamStatus("running", poll_after_s=60)]
-    _clear(url, job_id)
-    await runner.poll(job_id)
-    [(task, delay, _, _)] = _queued(url, job_id)
-    assert task == steps.POLL and delay > 55
-    # Pulling forward again and again moves that one poll; it never adds a poll.
-    for _ in range(3):
-        await pull_forward(runner.ctx, job_id)
-    assert [(t, d <= 0) for t, d, _, _ in _queued(url, job_id)] == [(steps.POLL, True)]
+    assert await poller.poll_due_once() == 1
+    delay = _next_poll(url, job_id)
+    assert delay is not None and delay > 55
+    assert await poller.poll_due_once() == 0
+
+
+async def test_a_nudge_during_a_read_is_not_lost(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    """A read that started before the callback saw the job running; its write-back must
+    not push the nudged poll 60 s away."""
+    runner, service, _ = setup
+    url = runtime.database_url
+    job_id = await _waiting_with_poll_in(runtime, setup, provider, 60)
+    async with runtime.db.begin() as conn:
+        claim = await repo.claim_poll(conn, job_id, lease_s=10)
+    assert claim is not None
+    provider.statuses = [UpstreamStatus("running", poll_after_s=60)]
+    reschedule = await runner.check_upstream(claim)
+    assert reschedule is not None
+    assert await service.nudge(job_id)
+    async with runtime.db.begin() as conn:
+        assert await repo.reschedule_polls(conn, [reschedule]) == 0
+    delay = _next_poll(url, job_id)
+    assert delay is not None and delay <= 0
 
 
 async def test_nudge_does_nothing_unless_the_job_waits_upstream(
     runtime: Runtime, setup: Any, provider: ScriptedProvider
 ) -> None:
-    from vidgate.engine.nudge import pull_forward
-
     runner, service, principal = setup
     job_id = await _new_job(runtime, service, principal)
     assert not await service.nudge(job_id)  # queued: not submitted yet
     assert not await service.nudge("video_unknown")
-    assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.SUBMIT]
-    # A nudge queued while waiting that runs after the job moved on changes nothing.
+    assert _next_poll(runtime.database_url, job_id) is None
     await runner.submit(job_id)
-    _clear(runtime.database_url, job_id)
-    await _update_job(runtime, job_id, state="finalizing")
-    await pull_forward(runner.ctx, job_id)
-    assert _pending(runtime.database_url, job_id) == []
+    await _update_job(runtime, job_id, state="finalizing", next_poll_at=None)
+    assert not await service.nudge(job_id)
+    assert _next_poll(runtime.database_url, job_id) is None
 
 
 async def test_nudge_keeps_a_retry_backoff(
     runtime: Runtime, setup: Any, provider: ScriptedProvider
 ) -> None:
-    from vidgate.engine.nudge import pull_forward
-
-    runner, _, _ = setup
+    runner, service, _ = setup
     job_id = await _waiting_with_poll_in(runtime, setup, provider, 60)
-    _clear(runtime.database_url, job_id)
     provider.statuses = [
         ProviderError("upstream_rate_limited", "slow down", retryable=True, retry_after_s=30)
     ]
     await runner.poll(job_id)
     assert (await _job(runtime, job_id)).step_attempts == 1
-    await pull_forward(runner.ctx, job_id)
+    assert await service.nudge(job_id)
     # The provider asked for 30 s: a callback does not shorten that.
-    [(task, delay)] = _pending(runtime.database_url, job_id)
-    assert task == steps.POLL and delay > 25
+    delay = _next_poll(runtime.database_url, job_id)
+    assert delay is not None and delay > 25
 
 
-async def test_nudge_restarts_a_lost_poll_chain(
+# --- the poller ---------------------------------------------------------------------
+
+
+async def test_poller_reads_due_jobs_in_batches_and_leaves_the_rest(
     runtime: Runtime, setup: Any, provider: ScriptedProvider
 ) -> None:
-    from vidgate.engine.nudge import pull_forward
+    runner, service, principal = setup
+    url = runtime.database_url
+    due = [await _new_job(runtime, service, principal) for _ in range(5)]
+    later = await _new_job(runtime, service, principal)
+    for job_id in [*due, later]:
+        await runner.submit(job_id)
+    await _update_job(runtime, later, next_poll_at=_now() + dt.timedelta(seconds=60))
+    for job_id in due:
+        await _update_job(runtime, job_id, next_poll_at=_now() - dt.timedelta(seconds=1))
+    provider.statuses = [
+        UpstreamStatus("running", progress=10),
+        UpstreamStatus("running", progress=20),
+        UpstreamStatus("succeeded"),
+        UpstreamStatus("failed", error_code="bad_prompt", error_message="no"),
+        ProviderError("upstream_unavailable", "503", retryable=True, retry_after_s=5),
+    ]
+    # Batches of two: every due job is read once, over three claims.
+    poller = Poller(runner.ctx, concurrency=2, batch=2)
+    assert await poller.poll_due_once() == 5
+    assert provider.statuses == []
+    states = sorted([(await _job(runtime, j)).state for j in due])
+    assert states == ["failed", "finalizing", "waiting", "waiting", "waiting"]
+    for job_id in due:
+        job = await _job(runtime, job_id)
+        if job.state != "waiting":
+            continue
+        delay = _next_poll(url, job_id)
+        assert delay is not None and 0.5 <= delay <= 5.1
+        assert job.poll_count == (0 if job.step_attempts else 1)
+    assert (await _job(runtime, later)).poll_count == 0
+    assert await poller.poll_due_once() == 0
 
-    runner, _, _ = setup
-    job_id = await _waiting_with_poll_in(runtime, setup, provider, 60)
-    _clear(runtime.database_url, job_id)  # the poll is lost
-    await pull_forward(runner.ctx, job_id)
-    [(task, delay)] = _pending(runtime.database_url, job_id)
-    assert task == steps.POLL and delay <= 0
-    # A second nudge finds that poll and adds none.
-    await pull_forward(runner.ctx, job_id)
-    assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.POLL]
+
+async def test_a_dead_pollers_claims_run_out(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    await runner.submit(job_id)
+    await _update_job(runtime, job_id, next_poll_at=_now() - dt.timedelta(seconds=1))
+    async with runtime.db.begin() as conn:
+        [claim] = await repo.claim_due_polls(conn, limit=10, lease_s=0.5)
+    # Claimed by a poller that then died: nobody else reads it while the lease holds...
+    async with runtime.db.begin() as conn:
+        assert await repo.claim_due_polls(conn, limit=10, lease_s=0.5) == []
+    await asyncio.sleep(0.6)
+    # ...and when it runs out, the job is due again.
+    async with runtime.db.begin() as conn:
+        [again] = await repo.claim_due_polls(conn, limit=10, lease_s=10)
+    assert again.job_id == job_id and again.lease_until > claim.lease_until
+    # The dead poller's late write-back no longer applies.
+    late = repo.PollReschedule(claim, delay_s=60, progress=50, poll_count=1, step_attempts=0)
+    async with runtime.db.begin() as conn:
+        assert await repo.reschedule_polls(conn, [late]) == 0
+    assert (await _job(runtime, job_id)).progress == 0
+
+
+def test_adaptive_poll_interval_grows_with_the_wait_within_bounds() -> None:
+    assert adaptive_poll_s(0) == MIN_POLL_S
+    assert adaptive_poll_s(10) == 10 * POLL_AGE_FACTOR
+    assert adaptive_poll_s(3600) == MAX_POLL_S
+    waits = [adaptive_poll_s(t) for t in range(0, 200, 5)]
+    assert waits == sorted(waits)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

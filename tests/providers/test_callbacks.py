@@ -8,9 +8,9 @@ and fal poll only every 30 s here, so a job that completes within seconds of
 ``finish()`` completed because of the callback.
 
 A callback is only a hint: it makes the gateway read the upstream status now, by
-pulling the job's one scheduled poll forward (engine/nudge.py). These tests also check
-that no second poll chain appears, and that the callback route refuses a bad signature
-and answers MiniMax's challenge.
+pulling the job's next poll (``jobs.next_poll_at``) forward (engine/nudge.py). These
+tests also check that the job keeps one poll schedule, and that the callback route
+refuses a bad signature and answers MiniMax's challenge.
 """
 
 from __future__ import annotations
@@ -152,6 +152,17 @@ def _steps(gateway: tuple[ServerProcess, str], job_id: str) -> list[tuple[str, s
     return [(r[0], r[1], float(r[2])) for r in rows]
 
 
+def _next_poll(gateway: tuple[ServerProcess, str], job_id: str) -> float | None:
+    """Seconds until the job's next status read (engine/poller.py), or None."""
+    with psycopg.connect(_db(gateway)) as conn:
+        row = conn.execute(
+            "SELECT EXTRACT(EPOCH FROM (next_poll_at - now())) FROM jobs WHERE id = %s",
+            (job_id,),
+        ).fetchone()
+    assert row is not None
+    return None if row[0] is None else float(row[0])
+
+
 def _signer(gateway: tuple[ServerProcess, str]) -> UrlSigner:
     with psycopg.connect(_db(gateway)) as conn:
         row = conn.execute(
@@ -193,8 +204,9 @@ def test_a_callback_completes_the_job_without_waiting_for_the_next_poll(
     signer = _signer(gateway)
     for name, job_id in jobs.items():
         # The regular poll is 30 s away: only the callback can finish the job in time.
-        [(task, _, due_in)] = _steps(gateway, job_id)
-        assert task == "vidgate:poll" and due_in > SLOW_POLL_S - 10, name
+        due_in = _next_poll(gateway, job_id)
+        assert _steps(gateway, job_id) == [], name
+        assert due_in is not None and due_in > SLOW_POLL_S - 10, name
         # The upstream was handed this job's signed callback URL.
         fake = fakes[name]
         url = fake.callback_urls[_task_of(fake, _upstream_id(gateway, job_id))]
@@ -207,6 +219,7 @@ def test_a_callback_completes_the_job_without_waiting_for_the_next_poll(
         assert seconds < CALLBACK_LATENCY_S, f"{name} took {seconds:.2f}s after the callback"
         # Done: no step of the job is left, and nothing else polls it.
         assert _steps(gateway, jobs[name]) == [], name
+        assert _next_poll(gateway, jobs[name]) is None, name
 
 
 def test_callbacks_of_providers_without_a_poll_option(
@@ -240,23 +253,24 @@ def test_a_callback_while_running_keeps_one_poll_chain(
     while luma.reads == reads and time.monotonic() < deadline:
         time.sleep(0.02)
     assert luma.reads > reads, "the callback did not make the gateway read the status"
-    # Once the nudged read is through, the job has one poll again, 30 s away: the chain
-    # was pulled forward, not forked, and no nudge is left behind.
+    # Once the nudged read is through, the next poll is 30 s away again: the schedule
+    # was pulled forward, not forked, and nothing is queued beside it.
     deadline = time.monotonic() + CALLBACK_LATENCY_S
     while time.monotonic() < deadline:
-        pending = _steps(gateway, job_id)
-        if len(pending) == 1 and pending[0][1] == "todo" and pending[0][2] > SLOW_POLL_S - 10:
+        due_in = _next_poll(gateway, job_id)
+        if due_in is not None and due_in > SLOW_POLL_S - 10:
             break
         time.sleep(0.05)
-    [(step, status, due_in)] = _steps(gateway, job_id)
-    assert (step, status) == ("vidgate:poll", "todo") and due_in > SLOW_POLL_S - 10
+    due_in = _next_poll(gateway, job_id)
+    assert due_in is not None and due_in > SLOW_POLL_S - 10
+    assert _steps(gateway, job_id) == []
     # Each callback costs at most one status read.
     assert 1 <= luma.reads - reads <= 5
     assert _get(gateway, job_id)["status"] == "processing"
     # The task then ends: one more callback completes the job, and nothing is left.
     took = _finish_and_time(gateway, fakes, {"luma": job_id})
     assert took["luma"] < CALLBACK_LATENCY_S
-    assert _steps(gateway, job_id) == []
+    assert _steps(gateway, job_id) == [] and _next_poll(gateway, job_id) is None
 
 
 def test_the_callback_route(

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from vidgate.accounts.keys import hash_secret
 from vidgate.core.errors import AuthenticationError
-from vidgate.db import repo
+from vidgate.db.reads import JobReads
 from vidgate.engine.service import Principal
 
 
 class KeyAuthenticator:
-    def __init__(self, db: AsyncEngine, *, ttl_s: float = 10.0, max_entries: int = 10_000) -> None:
-        self._db = db
+    def __init__(self, reads: JobReads, *, ttl_s: float = 10.0, max_entries: int = 10_000) -> None:
+        self._reads = reads
         self._ttl_s = ttl_s
         self._max_entries = max_entries
+        # By digest, so the process never holds a plain secret beyond its request.
         self._cache: dict[bytes, tuple[float, Principal | None]] = {}
 
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -40,8 +39,7 @@ class KeyAuthenticator:
         if cached is not None and cached[0] > now:
             principal = cached[1]
         else:
-            async with self._db.connect() as conn:
-                record = await repo.find_active_key(conn, digest)
+            record = await self._reads.active_key(digest)
             principal = (
                 Principal(record.id, record.tenant_id, record.mode, record.is_admin)
                 if record

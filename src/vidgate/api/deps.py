@@ -1,10 +1,18 @@
-"""Request dependencies, as ``Annotated`` aliases so routes read like declarations."""
+"""Request dependencies, as ``Annotated`` aliases so routes read like declarations.
+
+Two of them: ``State`` for routes anyone may call (the link or signature is the
+permission), ``Caller`` for routes that need an API key. Each takes only the request
+and is ``async def``: FastAPI runs a plain ``def`` dependency in the thread pool (a
+thread hop per request), and every further dependency, nested or declared header costs
+it another resolution and validation pass per request.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
 from vidgate.api.auth import KeyAuthenticator
 from vidgate.config import Settings
@@ -19,38 +27,47 @@ class ApiState:
     def __init__(self, runtime: Runtime, signer: UrlSigner) -> None:
         self.runtime = runtime
         self.signer = signer
-        self.auth = KeyAuthenticator(runtime.db)
+        self.jobs = runtime.jobs
+        self.settings = runtime.settings
+        self.auth = KeyAuthenticator(runtime.reads)
 
 
-def get_state(request: Request) -> ApiState:
+def _state(request: Request) -> ApiState:
     state: ApiState = request.app.state.api
     return state
+
+
+async def get_state(request: Request) -> ApiState:
+    return _state(request)
 
 
 State = Annotated[ApiState, Depends(get_state)]
 
 
-async def get_principal(
-    state: State, authorization: Annotated[str | None, Header()] = None
-) -> Principal:
-    return await state.auth.authenticate(authorization)
+@dataclass(frozen=True, slots=True)
+class CallerContext:
+    """An authenticated request: who asks, and what answering needs."""
+
+    principal: Principal
+    state: ApiState
+
+    @property
+    def jobs(self) -> JobService:
+        return self.state.jobs
+
+    @property
+    def settings(self) -> Settings:
+        return self.state.settings
 
 
-CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+async def get_caller(request: Request) -> CallerContext:
+    """The caller, from ``Authorization: Bearer <key>``."""
+    state = _state(request)
+    principal = await state.auth.authenticate(request.headers.get("authorization"))
+    return CallerContext(principal, state)
 
 
-def get_jobs(state: State) -> JobService:
-    return state.runtime.jobs
-
-
-Jobs = Annotated[JobService, Depends(get_jobs)]
-
-
-def get_settings(state: State) -> Settings:
-    return state.runtime.settings
-
-
-AppSettings = Annotated[Settings, Depends(get_settings)]
+Caller = Annotated[CallerContext, Depends(get_caller)]
 
 
 def public_base_url(request: Request, settings: Settings) -> str:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from vidgate.api.schemas import ErrorInfo, GenerationObject, GenerationOutput, VideoObject
+from vidgate.api.schemas import ErrorInfo, GenerationObject, GenerationOutput
 from vidgate.core.signing import UrlSigner
 from vidgate.core.spec import JobSpec
 from vidgate.db.repo import JobRecord, OutputRecord
@@ -39,34 +40,49 @@ def _error(job: JobRecord) -> ErrorInfo | None:
     return ErrorInfo(code=job.error_code or "failed", message=job.error_message or "the job failed")
 
 
-def video_object(job: JobRecord) -> VideoObject:
-    spec = JobSpec.model_validate(job.spec)
-    return VideoObject(
-        id=job.id,
-        model=job.model,
-        status=_OPENAI_STATUS[job.state],
-        progress=job.progress,
-        created_at=int(job.created_at.timestamp()),
-        completed_at=_ts(job.completed_at),
+def video_json(job: JobRecord) -> dict[str, Any]:
+    """``VideoObject(...).model_dump(mode="json")``, built straight from the stored spec.
+
+    The hot read path: no ``JobSpec`` validation and no model per request. The stored
+    spec is ``JobSpec.model_dump(mode="json")`` of a validated spec; a unit test keeps
+    this dict equal to the model's dump.
+    """
+    spec = job.spec
+    kind = spec["kind"]
+    source = spec.get("source")
+    seconds = spec["seconds"] + (source["seconds"] if kind == "extend" and source else 0)
+    failed = job.state in ("failed", "cancelled")
+    return {
+        "id": job.id,
+        "object": "video",
+        "model": job.model,
+        "status": _OPENAI_STATUS[job.state],
+        "progress": job.progress,
+        "created_at": int(job.created_at.timestamp()),
+        "completed_at": _ts(job.completed_at),
         # Stored copies do not expire: vidgate owns them.
-        expires_at=None,
-        prompt=spec.prompt,
-        seconds=str(
-            spec.seconds + (spec.source.seconds if spec.kind == "extend" and spec.source else 0)
-        ),
-        size=spec.size,
-        remixed_from_video_id=job.source_video_id if spec.kind == "remix" else None,
-        error=_error(job),
-        kind=spec.kind,
-        resolution=spec.resolution,
-        aspect_ratio=spec.aspect_ratio,
-        fps=spec.fps,
-        n=spec.n,
-        seed=spec.seed,
-        metadata=spec.metadata,
-        estimated_cost=float(job.estimated_cost),
-        cost=float(job.cost) if job.cost is not None else None,
-    )
+        "expires_at": None,
+        "prompt": spec["prompt"],
+        "seconds": str(seconds),
+        "size": f"{spec['width']}x{spec['height']}",
+        "remixed_from_video_id": job.source_video_id if kind == "remix" else None,
+        "error": {
+            "code": job.error_code or "failed",
+            "message": job.error_message or "the job failed",
+        }
+        if failed
+        else None,
+        "kind": kind,
+        "resolution": spec["resolution"],
+        "aspect_ratio": spec["aspect_ratio"],
+        "fps": spec["fps"],
+        "n": spec["n"],
+        "seed": spec["seed"],
+        "metadata": spec["metadata"],
+        "estimated_cost": float(job.estimated_cost),
+        "cost": float(job.cost) if job.cost is not None else None,
+        "currency": "USD",
+    }
 
 
 def generation_object(

@@ -18,8 +18,12 @@ from vidgate.db.embedded import to_sqlalchemy_url
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
         to_sqlalchemy_url(database_url),
-        pool_size=pool_size,
-        max_overflow=pool_size,
+        # As many connections as before (pool_size plus as many again in overflow), all
+        # kept once opened: under load the pool's queue fills in bursts, and overflow
+        # connections returned then were closed and reopened, a PostgreSQL backend
+        # start each time.
+        pool_size=2 * pool_size,
+        max_overflow=0,
         pool_pre_ping=False,
         # Return connections quickly after a database restart rather than erroring forever.
         pool_recycle=1800,

@@ -174,6 +174,7 @@ class JobRecord:
     submitted_at: dt.datetime | None
     completed_at: dt.datetime | None
     deleted_at: dt.datetime | None
+    next_poll_at: dt.datetime | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -249,7 +250,7 @@ def _pending_step(job_id: sa.ColumnElement[str]) -> sa.Exists:
         .where(
             pj.c.args["job_id"].astext == job_id,
             sa.cast(pj.c.status, sa.Text).in_(["todo", "doing"]),
-            pj.c.task_name.in_(["vidgate:submit", "vidgate:poll", "vidgate:finalize"]),
+            pj.c.task_name.in_(["vidgate:submit", "vidgate:finalize"]),
         )
         .exists()
     )
@@ -259,49 +260,27 @@ async def has_pending_step(conn: AsyncConnection, job_id: str) -> bool:
     return bool(await conn.scalar(sa.select(_pending_step(sa.literal(job_id)))))
 
 
-async def has_queued_task(conn: AsyncConnection, job_id: str, task_name: str) -> bool:
-    """A ``todo`` procrastinate task ``task_name`` for the job."""
-    pj = _procrastinate_jobs
-    stmt = sa.select(
-        sa.select(sa.literal(1))
-        .select_from(pj)
-        .where(
-            pj.c.args["job_id"].astext == job_id,
-            sa.cast(pj.c.status, sa.Text) == "todo",
-            pj.c.task_name == task_name,
-        )
-        .exists()
-    )
-    return bool(await conn.scalar(stmt))
-
-
-async def make_due_now(conn: AsyncConnection, job_id: str, task_name: str, lock: str) -> int:
-    """Move the job's queued ``task_name`` tasks (holding ``lock``) that are scheduled
-    later to now; returns how many moved."""
-    pj = _procrastinate_jobs
-    result = await conn.execute(
-        pj.update()
-        .where(
-            pj.c.args["job_id"].astext == job_id,
-            pj.c.lock == lock,
-            pj.c.task_name == task_name,
-            sa.cast(pj.c.status, sa.Text) == "todo",
-            pj.c.scheduled_at > sa.func.now(),
-        )
-        .values(scheduled_at=sa.func.now())
-    )
-    return int(result.rowcount)
-
-
 async def active_jobs_without_task(conn: AsyncConnection, limit: int = 500) -> list[str]:
-    """Active jobs that no procrastinate task will advance: lost work for the sweeper."""
+    """Jobs in a step-driven state that no procrastinate task will advance: lost work
+    for the sweeper. (Waiting jobs are the poller's: their row says when.)"""
     rows = await conn.execute(
         sa.select(jobs.c.id)
-        .where(jobs.c.state.in_(ACTIVE_STATES), ~_pending_step(jobs.c.id))
+        .where(jobs.c.state.in_(["queued", "submitting", "finalizing"]), ~_pending_step(jobs.c.id))
         .order_by(jobs.c.id)
         .limit(limit)
     )
     return [r[0] for r in rows]
+
+
+async def schedule_unscheduled_polls(conn: AsyncConnection) -> int:
+    """Waiting jobs with no next poll (none is written without one; a hand-edited row,
+    say): read them now."""
+    result = await conn.execute(
+        jobs.update()
+        .where(jobs.c.state == "waiting", jobs.c.next_poll_at.is_(None))
+        .values(next_poll_at=sa.func.now())
+    )
+    return int(result.rowcount)
 
 
 # --- outputs and blobs ------------------------------------------------------------
@@ -617,3 +596,158 @@ async def count_inflight(conn: AsyncConnection, provider: str) -> int:
         .where(jobs.c.provider == provider, jobs.c.state.in_(["submitting", "waiting"]))
     )
     return int(value or 0)
+
+
+# --- polling (engine/poller.py) ---------------------------------------------------
+
+# Notified when a poll falls due sooner than a sleeping poller would look again.
+POLL_CHANNEL = "vidgate_poll"
+
+
+@dataclass(frozen=True, slots=True)
+class PollClaim:
+    """A waiting job a poller has claimed: ``lease_until`` is the job's ``next_poll_at``
+    while the claim holds, and the token its result is written back against."""
+
+    job_id: str
+    provider: str
+    upstream_id: str
+    progress: int
+    poll_count: int
+    step_attempts: int
+    submitted_at: dt.datetime | None
+    lease_until: dt.datetime
+
+
+_CLAIM_RETURNING = (
+    "RETURNING id, provider, upstream_id, progress, poll_count, step_attempts,"
+    " submitted_at, next_poll_at"
+)
+
+
+def _claims(result: sa.CursorResult[Any]) -> list[PollClaim]:
+    return [
+        PollClaim(
+            job_id=row.id,
+            provider=row.provider,
+            upstream_id=row.upstream_id,
+            progress=row.progress,
+            poll_count=row.poll_count,
+            step_attempts=row.step_attempts,
+            submitted_at=row.submitted_at,
+            lease_until=row.next_poll_at,
+        )
+        for row in result
+    ]
+
+
+async def claim_due_polls(conn: AsyncConnection, *, limit: int, lease_s: float) -> list[PollClaim]:
+    """Claim up to ``limit`` waiting jobs whose poll is due, oldest due first. Rows other
+    pollers hold are skipped, so any number of pollers share the work."""
+    result = await conn.execute(
+        sa.text(
+            "UPDATE jobs SET next_poll_at = now() + make_interval(secs => :lease)"
+            " WHERE id IN (SELECT id FROM jobs WHERE state = 'waiting'"
+            " AND next_poll_at <= now() AND upstream_id IS NOT NULL"
+            " ORDER BY next_poll_at LIMIT :limit FOR UPDATE SKIP LOCKED) " + _CLAIM_RETURNING
+        ),
+        {"lease": lease_s, "limit": limit},
+    )
+    return _claims(result)
+
+
+async def claim_poll(conn: AsyncConnection, job_id: str, *, lease_s: float) -> PollClaim | None:
+    """Claim one waiting job whether or not its poll is due."""
+    result = await conn.execute(
+        sa.text(
+            "UPDATE jobs SET next_poll_at = now() + make_interval(secs => :lease)"
+            " WHERE id = :id AND state = 'waiting' AND upstream_id IS NOT NULL " + _CLAIM_RETURNING
+        ),
+        {"lease": lease_s, "id": job_id},
+    )
+    claims = _claims(result)
+    return claims[0] if claims else None
+
+
+@dataclass(frozen=True, slots=True)
+class PollReschedule:
+    """A polled job still running upstream: when to read it next, and what it showed."""
+
+    claim: PollClaim
+    delay_s: float
+    progress: int
+    poll_count: int
+    step_attempts: int
+
+
+async def reschedule_polls(conn: AsyncConnection, items: list[PollReschedule]) -> int:
+    """Write back a batch of polls in one statement. A row whose ``next_poll_at`` no
+    longer holds the claim's lease was changed meanwhile (a nudge made it due now, or
+    the job moved on) and is left as it is. Returns how many rows were written."""
+    if not items:
+        return 0
+    result = await conn.execute(
+        sa.text(
+            "UPDATE jobs SET next_poll_at = now() + make_interval(secs => u.delay),"
+            " progress = u.progress, poll_count = u.poll_count,"
+            " step_attempts = u.step_attempts, updated_at = now()"
+            " FROM unnest(CAST(:ids AS text[]), CAST(:leases AS timestamptz[]),"
+            " CAST(:delays AS float8[]), CAST(:progress AS int[]), CAST(:polls AS int[]),"
+            " CAST(:attempts AS int[])) AS u(id, lease, delay, progress, poll_count,"
+            " step_attempts)"
+            " WHERE jobs.id = u.id AND jobs.state = 'waiting' AND jobs.next_poll_at = u.lease"
+        ),
+        {
+            "ids": [i.claim.job_id for i in items],
+            "leases": [i.claim.lease_until for i in items],
+            "delays": [i.delay_s for i in items],
+            "progress": [i.progress for i in items],
+            "polls": [i.poll_count for i in items],
+            "attempts": [i.step_attempts for i in items],
+        },
+    )
+    return int(result.rowcount)
+
+
+def db_now(*, after_s: float = 0.0) -> sa.ColumnElement[dt.datetime]:
+    """The database's clock (plus ``after_s``), as a value to write: no round trip to
+    read it first."""
+    now: sa.ColumnElement[dt.datetime] = sa.func.now()
+    if after_s:
+        return now + sa.literal(dt.timedelta(seconds=after_s))
+    return now
+
+
+async def make_poll_due(conn: AsyncConnection, job_id: str) -> bool | None:
+    """Pull a waiting job's next poll forward to now, unless it is backing off after an
+    upstream error (the provider may have asked for that delay). None when the job is
+    not waiting; else whether the poll moved."""
+    row = (
+        await conn.execute(
+            sa.text(
+                "UPDATE jobs SET next_poll_at = CASE WHEN step_attempts > 0 THEN next_poll_at"
+                " ELSE LEAST(COALESCE(next_poll_at, now()), now()) END"
+                " WHERE id = :id AND state = 'waiting'"
+                " RETURNING step_attempts = 0"
+            ),
+            {"id": job_id},
+        )
+    ).first()
+    return None if row is None else bool(row[0])
+
+
+async def next_poll_due_in(conn: AsyncConnection) -> float | None:
+    """Seconds until the earliest waiting job's poll is due (<= 0: overdue); None when
+    no job waits."""
+    value = await conn.scalar(
+        sa.text(
+            "SELECT EXTRACT(EPOCH FROM (min(next_poll_at) - now())) FROM jobs"
+            " WHERE state = 'waiting'"
+        )
+    )
+    return None if value is None else float(value)
+
+
+async def notify_pollers(conn: AsyncConnection) -> None:
+    """Wake sleeping pollers when the transaction commits."""
+    await conn.execute(sa.text(f"NOTIFY {POLL_CHANNEL}"))

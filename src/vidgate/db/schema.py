@@ -59,6 +59,9 @@ jobs = sa.Table(
     # Unexpected failures of the current step; bounded by Settings.max_step_attempts.
     sa.Column("step_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("poll_count", sa.Integer, nullable=False, server_default="0"),
+    # When a waiting job's upstream status is read next (engine/poller.py). A poller
+    # that claims the job moves it a lease ahead, so a dead poller's claim runs out.
+    sa.Column("next_poll_at", sa.DateTime(timezone=True)),
     sa.Column("source_video_id", sa.Text),
     sa.Column("webhook_url", sa.Text),
     # Deployments a submission already failed on, so fallback moves on to the next one.
@@ -103,6 +106,8 @@ sa.Index(
     jobs.c.provider,
     postgresql_where=jobs.c.state.in_(["submitting", "waiting"]),
 )
+# The poller's scan: waiting jobs in order of when they are due.
+sa.Index("jobs_poll_due_idx", jobs.c.next_poll_at, postgresql_where=jobs.c.state == "waiting")
 sa.Index(
     "jobs_active_idx",
     jobs.c.state,

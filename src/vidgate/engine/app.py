@@ -10,6 +10,7 @@ import procrastinate
 from vidgate.db.embedded import to_libpq_uri
 from vidgate.engine import steps
 from vidgate.engine.context import EngineContext
+from vidgate.engine.poller import Poller
 from vidgate.engine.sweeper import run_sweeper
 from vidgate.engine.tasks import CONTEXT_KEY, blueprint
 
@@ -24,9 +25,12 @@ def create_procrastinate_app(database_url: str, *, pool_size: int = 10) -> procr
 
 
 async def run_worker(ctx: EngineContext, *, name: str = "vidgate-worker") -> None:
-    """Process job steps until cancelled; the sweeper runs beside it."""
+    """Process job steps until cancelled; the poller and the sweeper run beside it."""
     settings = ctx.settings
     sweeper = asyncio.create_task(run_sweeper(ctx), name="vidgate-sweeper")
+    poller = asyncio.create_task(
+        Poller(ctx, concurrency=settings.poll_concurrency).run(), name="vidgate-poller"
+    )
     try:
         await ctx.app.run_worker_async(
             name=name,
@@ -43,5 +47,7 @@ async def run_worker(ctx: EngineContext, *, name: str = "vidgate-worker") -> Non
         )
     finally:
         sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        poller.cancel()
+        for task in (sweeper, poller):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -23,3 +23,5 @@ class EngineContext:
     catalog: Catalog
     app: procrastinate.App
     deployments: dict[str, DeploymentConfig] = field(default_factory=dict)
+    # For connections outside the pool: the poller's LISTEN.
+    database_url: str = ""

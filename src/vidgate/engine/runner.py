@@ -10,7 +10,7 @@ run again after a crash at any point:
 
 - submit: ``submitting`` is committed before the provider is called, and the provider
   gets the job id as its idempotency key, so a re-run finds the same upstream task;
-- poll: only reads upstream;
+- poll: only reads upstream (engine/poller.py claims due jobs in batches);
 - finalize: outputs are content-addressed and recorded once per (job, index), so a
   re-run skips what is already stored.
 """
@@ -49,6 +49,8 @@ log = structlog.get_logger("vidgate.engine")
 # Upstream progress is shown up to this value; storing and previews take the rest.
 _UPSTREAM_PROGRESS_CAP = 95
 _MIN_POLL_S = 0.05
+# How long an idle poller sleeps before it looks for due polls again (engine/poller.py).
+POLLER_IDLE_S = 1.0
 _CAPACITY_WAIT_S = 1.0
 
 
@@ -70,7 +72,7 @@ class JobRunner:
             state="failed",
             error_code=code,
             error_message=message,
-            completed_at=await repo.now(conn),
+            completed_at=repo.db_now(),
             # Failed jobs are not billed.
             cost=0,
         )
@@ -160,21 +162,19 @@ class JobRunner:
                 except ProviderError as error:
                     log.info("job.cancel_upstream_failed", job_id=job_id, code=error.code)
                 return
+            first_poll_s = max(_MIN_POLL_S, result.poll_after_s)
             await repo.update_job(
                 conn,
                 job_id,
                 state="waiting",
                 upstream_id=result.upstream_id,
-                submitted_at=await repo.now(conn),
+                submitted_at=repo.db_now(),
+                next_poll_at=repo.db_now(after_s=first_poll_s),
                 step_attempts=0,
             )
-            await steps.enqueue(
-                self.ctx.app,
-                conn,
-                steps.POLL,
-                job_id,
-                delay_s=max(_MIN_POLL_S, result.poll_after_s),
-            )
+            if first_poll_s < POLLER_IDLE_S:
+                # Sooner than a sleeping poller looks again on its own.
+                await repo.notify_pollers(conn)
         log.info(
             "job.submitted", job_id=job_id, provider=job.provider, upstream_id=result.upstream_id
         )
@@ -234,55 +234,67 @@ class JobRunner:
             await self._fail(conn, job.id, error.code, error.message, cancel=False)
 
     async def poll(self, job_id: str) -> None:
-        async with self.ctx.db.connect() as conn:
-            job = await repo.get_job(conn, job_id, include_deleted=True)
-        if job is None or job.state != "waiting" or job.upstream_id is None:
-            return
-        try:
-            status = await self._provider(job.provider).status(job.upstream_id)
-        except ProviderError as error:
-            if error.retryable or error.unhealthy:
-                async with self.ctx.db.begin() as conn:
-                    await routing.record_failure(conn, job.provider, error)
-            if error.retryable:
-                await self._retry_later(job_id, steps.POLL, error, job.step_attempts + 1)
-                return
-            async with self.ctx.db.begin() as conn:
-                await self._fail(conn, job_id, error.code, error.message, cancel=True)
-            return
+        """Read one waiting job's upstream status now and act on it (the poller does
+        this in batches; this is the same for one job)."""
         async with self.ctx.db.begin() as conn:
-            current = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
+            claim = await repo.claim_poll(conn, job_id, lease_s=self.ctx.settings.stalled_after_s)
+        if claim is None:
+            return
+        reschedule = await self.check_upstream(claim)
+        if reschedule is not None:
+            async with self.ctx.db.begin() as conn:
+                await repo.reschedule_polls(conn, [reschedule])
+
+    async def check_upstream(self, claim: repo.PollClaim) -> repo.PollReschedule | None:
+        """One status read of a claimed job. A job still running upstream (or an error
+        worth retrying) comes back as a reschedule, for the caller to write with others;
+        anything else (done, failed, gave up) is written here."""
+        try:
+            status = await self._provider(claim.provider).status(claim.upstream_id)
+        except ProviderError as error:
+            return await self._poll_failed(claim, error)
+        except Exception as exc:
+            log.exception("job.step_error", job_id=claim.job_id, step="poll")
+            return await self._poll_failed(
+                claim,
+                ProviderError(
+                    "internal_error",
+                    f"vidgate could not complete the job: {type(exc).__name__}",
+                    retryable=True,
+                ),
+                upstream=False,
+            )
+        if status.state in ("queued", "running"):
+            delay = status.poll_after_s
+            if delay is None:
+                delay = adaptive_poll_s(_waited_s(claim))
+            return repo.PollReschedule(
+                claim,
+                delay_s=max(_MIN_POLL_S, delay),
+                progress=min(_UPSTREAM_PROGRESS_CAP, max(claim.progress, status.progress or 0)),
+                poll_count=claim.poll_count + 1,
+                step_attempts=0,
+            )
+        async with self.ctx.db.begin() as conn:
+            current = await repo.get_job(conn, claim.job_id, for_update=True, include_deleted=True)
             if current is None or current.state != "waiting":
-                return
-            if status.state in ("queued", "running"):
-                progress = min(_UPSTREAM_PROGRESS_CAP, max(current.progress, status.progress or 0))
-                delay = status.poll_after_s
-                if delay is None:
-                    delay = adaptive_poll_s(current.poll_count)
-                await repo.update_job(
-                    conn,
-                    job_id,
-                    progress=progress,
-                    poll_count=current.poll_count + 1,
-                    step_attempts=0,
-                )
-                await steps.enqueue(
-                    self.ctx.app, conn, steps.POLL, job_id, delay_s=max(_MIN_POLL_S, delay)
-                )
-            elif status.state == "succeeded":
+                return None
+            if status.state == "succeeded":
                 values: dict[str, object] = {
                     "state": "finalizing",
                     "progress": _UPSTREAM_PROGRESS_CAP,
+                    "poll_count": claim.poll_count + 1,
                     "step_attempts": 0,
+                    "next_poll_at": None,
                 }
                 if status.cost is not None:
                     values["cost"] = status.cost
-                await repo.update_job(conn, job_id, **values)
-                await steps.enqueue(self.ctx.app, conn, steps.FINALIZE, job_id)
+                await repo.update_job(conn, claim.job_id, **values)
+                await steps.enqueue(self.ctx.app, conn, steps.FINALIZE, claim.job_id)
             elif status.state == "failed":
                 await self._fail(
                     conn,
-                    job_id,
+                    claim.job_id,
                     status.error_code or "upstream_failed",
                     status.error_message or "the upstream provider reported a failure",
                     cancel=False,
@@ -290,11 +302,38 @@ class JobRunner:
             else:
                 await self._fail(
                     conn,
-                    job_id,
+                    claim.job_id,
                     "cancelled_upstream",
                     "the upstream task was cancelled",
                     cancel=False,
                 )
+        return None
+
+    async def _poll_failed(
+        self, claim: repo.PollClaim, error: ProviderError, *, upstream: bool = True
+    ) -> repo.PollReschedule | None:
+        """A status read failed: retry with backoff (honouring Retry-After) up to the
+        bound, or fail the job. Only the upstream's own failures count against its
+        deployment (``upstream``)."""
+        if upstream and (error.retryable or error.unhealthy):
+            async with self.ctx.db.begin() as conn:
+                await routing.record_failure(conn, claim.provider, error)
+        attempts = claim.step_attempts + 1
+        if error.retryable and attempts < self.ctx.settings.max_step_attempts:
+            delay = error.retry_after_s if error.retry_after_s is not None else backoff_s(attempts)
+            log.info("job.retry", job_id=claim.job_id, step="poll", code=error.code)
+            return repo.PollReschedule(
+                claim,
+                delay_s=max(_MIN_POLL_S, delay),
+                progress=claim.progress,
+                poll_count=claim.poll_count,
+                step_attempts=attempts,
+            )
+        async with self.ctx.db.begin() as conn:
+            current = await repo.get_job(conn, claim.job_id, for_update=True, include_deleted=True)
+            if current is not None and current.state == "waiting":
+                await self._fail(conn, claim.job_id, error.code, error.message, cancel=True)
+        return None
 
     async def finalize(self, job_id: str) -> None:
         async with self.ctx.db.connect() as conn:
@@ -334,7 +373,7 @@ class JobRunner:
                 job_id,
                 state="completed",
                 progress=100,
-                completed_at=await repo.now(conn),
+                completed_at=repo.db_now(),
                 # Until a provider reports its own cost, the estimate is what is billed.
                 cost=_settled_cost(current),
                 step_attempts=0,
@@ -391,6 +430,12 @@ def _settled_cost(job: repo.JobRecord) -> Decimal:
     if job.mode == "test":
         return Decimal(0)
     return job.cost if job.cost is not None else job.estimated_cost
+
+
+def _waited_s(claim: repo.PollClaim) -> float:
+    if claim.submitted_at is None:
+        return 0.0
+    return max(0.0, time.time() - claim.submitted_at.timestamp())
 
 
 def _since(job: repo.JobRecord) -> float:

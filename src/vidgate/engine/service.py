@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,7 +20,8 @@ from vidgate.core.errors import Conflict, NotFound, ServiceUnavailable, VideoNot
 from vidgate.core.ids import new_id
 from vidgate.core.spec import ImageRef, JobSpec, SourceRef, VideoRequest, normalize
 from vidgate.core.urls import check_outbound_url
-from vidgate.db import repo
+from vidgate.db import repo, writes
+from vidgate.db.reads import EngineReads, JobReads
 from vidgate.engine import routing, steps
 from vidgate.engine.context import EngineContext
 from vidgate.engine.nudge import request_nudge
@@ -43,16 +44,23 @@ class _Replay(Exception):
         self.job_id = job_id
 
 
-def request_hash(spec: JobSpec, webhook_url: str | None) -> str:
-    """Fingerprint of the normalized request: the same video asked for through either
-    shape, with numbers as strings or not, is the same request."""
-    payload = {"spec": spec.model_dump(mode="json"), "webhook_url": webhook_url}
+def request_hash(spec: dict[str, Any], webhook_url: str | None) -> str:
+    """Fingerprint of the normalized request (``JobSpec.model_dump(mode="json")``): the
+    same video asked for through either shape, with numbers as strings or not, is the
+    same request."""
+    payload = {"spec": spec, "webhook_url": webhook_url}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def _not_found(job_id: str) -> NotFound:
+    return NotFound(f"no video with id {job_id!r}", param="video_id", code="video_not_found")
+
+
 class JobService:
-    def __init__(self, ctx: EngineContext) -> None:
+    def __init__(self, ctx: EngineContext, reads: JobReads | None = None) -> None:
         self.ctx = ctx
+        # The API's reads skip the engine when the runtime has a pool for them.
+        self._reads = reads or EngineReads(ctx.db)
 
     async def store_image(self, data: bytes, *, param: str) -> ImageRef:
         info = await anyio.to_thread.run_sync(
@@ -107,7 +115,8 @@ class JobService:
             )
         cost = card.pricing.estimate(spec.resolution, spec.seconds) * spec.n
         job_id = new_id("video")
-        fingerprint = request_hash(spec, webhook_url)
+        stored_spec = spec.model_dump(mode="json")
+        fingerprint = request_hash(stored_spec, webhook_url) if idempotency_key is not None else ""
         try:
             async with self.ctx.db.begin() as conn:
                 if idempotency_key is not None:
@@ -132,7 +141,7 @@ class JobService:
                         param="model",
                         code="no_deployment",
                     )
-                job = await repo.insert_job(
+                job = await writes.insert_job(
                     conn,
                     id=job_id,
                     tenant_id=principal.tenant_id,
@@ -140,7 +149,7 @@ class JobService:
                     mode=principal.mode,
                     model=card.id,
                     kind=spec.kind,
-                    spec=spec.model_dump(mode="json"),
+                    spec=stored_spec,
                     state="queued",
                     provider=route.provider,
                     upstream_model=route.upstream_model,
@@ -176,37 +185,33 @@ class JobService:
     ) -> repo.JobRecord:
         job = await repo.get_job(conn, job_id, tenant_id=principal.tenant_id, for_update=for_update)
         if job is None:
-            raise NotFound(f"no video with id {job_id!r}", param="video_id", code="video_not_found")
+            raise _not_found(job_id)
         return job
 
     async def get(
         self, principal: Principal, job_id: str, *, include_deleted: bool = False
     ) -> repo.JobRecord:
-        async with self.ctx.db.connect() as conn:
-            job = await repo.get_job(
-                conn, job_id, tenant_id=principal.tenant_id, include_deleted=include_deleted
-            )
+        job = await self._reads.job(job_id, principal.tenant_id, include_deleted=include_deleted)
         if job is None:
-            raise NotFound(f"no video with id {job_id!r}", param="video_id", code="video_not_found")
+            raise _not_found(job_id)
         return job
 
     async def get_with_outputs(
         self, principal: Principal, job_id: str
     ) -> tuple[repo.JobRecord, list[repo.OutputRecord]]:
-        async with self.ctx.db.connect() as conn:
-            job = await self._owned(conn, principal, job_id)
-            outputs = await repo.get_outputs(conn, job_id) if job.state == "completed" else []
-        return job, outputs
+        found = await self._reads.job_with_outputs(job_id, principal.tenant_id)
+        if found is None:
+            raise _not_found(job_id)
+        job, outputs = found
+        # Outputs are recorded while a job finalizes; they are its content once completed.
+        return job, outputs if job.state == "completed" else []
 
     async def outputs_unscoped(self, job_id: str) -> tuple[repo.JobRecord, list[repo.OutputRecord]]:
         """For signed URLs, whose signature already proves the right to read this job."""
-        async with self.ctx.db.connect() as conn:
-            job = await repo.get_job(conn, job_id)
-            if job is None:
-                raise NotFound(
-                    f"no video with id {job_id!r}", param="video_id", code="video_not_found"
-                )
-            return job, await repo.get_outputs(conn, job_id)
+        found = await self._reads.job_with_outputs(job_id, None)
+        if found is None:
+            raise _not_found(job_id)
+        return found
 
     async def list(
         self,

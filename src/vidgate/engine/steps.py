@@ -16,21 +16,20 @@ from vidgate.db.database import raw_connection
 QUEUE = "jobs"
 NAMESPACE = "vidgate"
 SUBMIT = "vidgate:submit"
-POLL = "vidgate:poll"
 FINALIZE = "vidgate:finalize"
 CANCEL_UPSTREAM = "vidgate:cancel_upstream"
 WEBHOOK = "vidgate:webhook"
-# Pulls a waiting job's scheduled poll forward after an upstream callback (engine/nudge.py).
-NUDGE = "vidgate:nudge"
-# Above the default 0: procrastinate runs a job's lock-sharing tasks in order of priority,
-# then id, so a nudge is not held back behind the poll it is meant to pull forward.
-NUDGE_PRIORITY = 10
 
-# The step that continues a job from each active state.
+# procrastinate runs higher priorities first. Work closer to a result goes ahead of new
+# submissions, so a burst of creates never holds back outputs that upstream already
+# produced (and was paid for), nor the cancels and webhooks that follow them.
+PRIORITY = {FINALIZE: 20, CANCEL_UPSTREAM: 10, WEBHOOK: 10}
+
+# The step that continues a job from each active state but ``waiting``, which the
+# poller (engine/poller.py) advances from the job row.
 STEP_FOR_STATE = {
     "queued": SUBMIT,
     "submitting": SUBMIT,
-    "waiting": POLL,
     "finalizing": FINALIZE,
 }
 
@@ -41,8 +40,8 @@ def job_lock(job_id: str) -> str:
 
 
 def cancel_lock(job_id: str) -> str:
-    """Cancelling must not wait behind the job's next scheduled poll, which holds the
-    job's own lock until it runs."""
+    """Cancelling must not wait behind a step of the job (a slow finalize, a submit
+    backing off), which holds the job's own lock until it runs."""
     return f"cancel:{job_id}"
 
 
@@ -63,6 +62,8 @@ async def enqueue(
         # One step of a job at a time, even when a stalled step is retried.
         "lock": lock or job_lock(job_id),
     }
+    if priority is None:
+        priority = PRIORITY.get(step)
     if priority is not None:
         options["priority"] = priority
     if delay_s > 0:

@@ -5,7 +5,8 @@ number of worker processes may sweep the same database.
 
 1. Steps left ``doing`` by a dead worker (kill -9, lost host): retried.
 2. Active jobs with no pending step (a step that ended in an unexpected way): a step
-   for their current state is enqueued again.
+   for their current state is enqueued again. Waiting jobs need no sweeping: a poll
+   whose poller died becomes due again when its lease runs out (engine/poller.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ async def sweep_once(ctx: EngineContext) -> tuple[int, int]:
                 continue
             await steps.enqueue(ctx.app, conn, steps.STEP_FOR_STATE[record.state], job_id)
             requeued += 1
+        requeued += await repo.schedule_unscheduled_polls(conn)
     if stalled or requeued:
         log.info("sweeper.requeued", stalled_steps=len(stalled), lost_jobs=requeued)
     return len(stalled), requeued

@@ -1,4 +1,6 @@
-"""procrastinate tasks: thin wrappers that hand each step to the ``JobRunner``."""
+"""procrastinate tasks: thin wrappers that hand each step to the ``JobRunner``.
+
+Status reads of waiting jobs are not tasks: engine/poller.py claims them in batches."""
 
 from __future__ import annotations
 
@@ -6,7 +8,6 @@ import procrastinate
 
 from vidgate.engine import steps
 from vidgate.engine.context import EngineContext
-from vidgate.engine.nudge import pull_forward
 from vidgate.engine.runner import JobRunner
 from vidgate.engine.webhooks import deliver
 
@@ -26,12 +27,6 @@ async def submit(context: procrastinate.JobContext, job_id: str) -> None:
     await runner.guarded(steps.SUBMIT, job_id, runner.submit)
 
 
-@blueprint.task(name=steps.POLL.partition(":")[2], queue=steps.QUEUE, pass_context=True)
-async def poll(context: procrastinate.JobContext, job_id: str) -> None:
-    runner = _runner(context)
-    await runner.guarded(steps.POLL, job_id, runner.poll)
-
-
 @blueprint.task(name=steps.FINALIZE.partition(":")[2], queue=steps.QUEUE, pass_context=True)
 async def finalize(context: procrastinate.JobContext, job_id: str) -> None:
     runner = _runner(context)
@@ -46,8 +41,3 @@ async def cancel_upstream(context: procrastinate.JobContext, job_id: str) -> Non
 @blueprint.task(name=steps.WEBHOOK.partition(":")[2], queue=steps.QUEUE, pass_context=True)
 async def webhook(context: procrastinate.JobContext, job_id: str, attempt: int = 1) -> None:
     await deliver(context.additional_context[CONTEXT_KEY], job_id, attempt)
-
-
-@blueprint.task(name=steps.NUDGE.partition(":")[2], queue=steps.QUEUE, pass_context=True)
-async def nudge(context: procrastinate.JobContext, job_id: str) -> None:
-    await pull_forward(context.additional_context[CONTEXT_KEY], job_id)

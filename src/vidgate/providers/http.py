@@ -16,7 +16,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from vidgate.providers.base import ProviderError
 
@@ -97,6 +99,24 @@ def translate(
     return ProviderError("upstream_rejected", where, retryable=False)
 
 
+def _timed_out(exc: httpx.HTTPError) -> bool:
+    # The aiohttp transport reports a refused connection as httpx's ConnectTimeout.
+    return isinstance(exc, httpx.TimeoutException) and not isinstance(
+        exc.__cause__, aiohttp.ClientConnectorError
+    )
+
+
+def _name(exc: httpx.HTTPError) -> str:
+    """The error's class for messages: the transport's own where it was remapped."""
+    if isinstance(exc.__cause__, aiohttp.ClientError):
+        return type(exc.__cause__).__name__
+    return type(exc).__name__
+
+
+# Per deployment: the poller's concurrent status reads share these.
+_MAX_CONNECTIONS = 64
+
+
 class UpstreamClient:
     """One provider deployment's HTTP client (connection pool, auth, timeouts)."""
 
@@ -113,6 +133,16 @@ class UpstreamClient:
         self.provider = provider
         self._headers = headers
         self._error_message = error_message
+        if transport is None:
+            # httpx's API, aiohttp's connection pool underneath. httpx's own pool scans
+            # every pooled connection (a syscall each) on every request and response:
+            # 1.7 ms of CPU per status read on loopback, 4 ms with 32 in flight, where
+            # this transport takes 0.8 ms (bench B3 reads thousands of statuses a second).
+            transport = AiohttpTransport(
+                limits=httpx.Limits(
+                    max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_CONNECTIONS
+                )
+            )
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
@@ -137,14 +167,9 @@ class UpstreamClient:
         merged = {**self._auth_headers(), **(headers or {})}
         try:
             response = await self._client.request(method, url, headers=merged, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise ProviderError(
-                "upstream_timeout", f"{self.provider}: {type(exc).__name__}", retryable=True
-            ) from exc
         except httpx.HTTPError as exc:
-            raise ProviderError(
-                "upstream_unreachable", f"{self.provider}: {type(exc).__name__}", retryable=True
-            ) from exc
+            code = "upstream_timeout" if _timed_out(exc) else "upstream_unreachable"
+            raise ProviderError(code, f"{self.provider}: {_name(exc)}", retryable=True) from exc
         if response.status_code >= 400:
             raise translate(response, self.provider, self._error_message)
         return response
@@ -200,14 +225,9 @@ class UpstreamClient:
                             )
                         fh.write(chunk)
             os.replace(tmp, dest)
-        except httpx.TimeoutException as exc:
-            raise ProviderError(
-                "download_timeout", f"{self.provider}: {type(exc).__name__}", retryable=True
-            ) from exc
         except httpx.HTTPError as exc:
-            raise ProviderError(
-                "download_failed", f"{self.provider}: {type(exc).__name__}", retryable=True
-            ) from exc
+            code = "download_timeout" if _timed_out(exc) else "download_failed"
+            raise ProviderError(code, f"{self.provider}: {_name(exc)}", retryable=True) from exc
         finally:
             tmp.unlink(missing_ok=True)
         return dest

@@ -56,7 +56,8 @@ def create_form(spec: JobSpec, upstream_model: str | None) -> dict[str, str]:
 
 def parse_status(body: dict[str, Any], poll_after_ms: str | None) -> UpstreamStatus:
     state = _STATES.get(str(body.get("status")), "running")
-    poll_after = _DEFAULT_POLL_S
+    # Without the server's own hint, the engine's adaptive cadence decides.
+    poll_after: float | None = None
     if poll_after_ms:
         with contextlib.suppress(ValueError):
             poll_after = max(0.05, int(poll_after_ms) / 1000)

@@ -50,7 +50,7 @@ async def upstream_callback(
     # The signature never reaches a log line (the access log leaves out the query too).
     if not state.signer.verify_callback(job_id, signature):
         raise NotFound("no such callback", code="not_found")
-    # The body is capped by BodyLimitMiddleware; beyond a challenge it is ignored.
+    # The body is capped by EdgeMiddleware; beyond a challenge it is ignored.
     challenge = _challenge(await request.body())
     if challenge is not _NO_CHALLENGE:
         log.info("callback.challenge", job_id=job_id)

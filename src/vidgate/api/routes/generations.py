@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 
-from vidgate.api.deps import AppSettings, CurrentPrincipal, Jobs, State, public_base_url
+from vidgate.api.deps import Caller, public_base_url
 from vidgate.api.inputs import load_image_url, parse_model, read_body
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.schemas import CreateGenerationBody, GenerationObject
@@ -20,12 +20,10 @@ router = APIRouter(prefix="/v1/videos/generations", tags=["videos (task shape)"]
 @router.post("", response_model=GenerationObject)
 async def create_generation(
     request: Request,
-    principal: CurrentPrincipal,
-    jobs: Jobs,
-    state: State,
-    settings: AppSettings,
+    caller: Caller,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> FastJSONResponse:
+    jobs, settings = caller.jobs, caller.settings
     fields, files = await read_body(request, max_files=1)
     if files:
         raise InvalidRequest("send the image as a data: URL or https URL in 'image'", param="image")
@@ -60,21 +58,15 @@ async def create_generation(
         reference_images=references,
     )
     job = await jobs.create(
-        principal, req, webhook_url=body.webhook_url, idempotency_key=idempotency_key
+        caller.principal, req, webhook_url=body.webhook_url, idempotency_key=idempotency_key
     )
-    view = generation_object(job, [], state.signer, public_base_url(request, settings))
+    view = generation_object(job, [], caller.state.signer, public_base_url(request, settings))
     return FastJSONResponse(view.model_dump(mode="json"))
 
 
 @router.get("/{generation_id}", response_model=GenerationObject)
-async def get_generation(
-    generation_id: str,
-    request: Request,
-    principal: CurrentPrincipal,
-    jobs: Jobs,
-    state: State,
-    settings: AppSettings,
-) -> FastJSONResponse:
-    job, outputs = await jobs.get_with_outputs(principal, generation_id)
-    view = generation_object(job, outputs, state.signer, public_base_url(request, settings))
+async def get_generation(generation_id: str, request: Request, caller: Caller) -> FastJSONResponse:
+    job, outputs = await caller.jobs.get_with_outputs(caller.principal, generation_id)
+    base_url = public_base_url(request, caller.settings)
+    view = generation_object(job, outputs, caller.state.signer, base_url)
     return FastJSONResponse(view.model_dump(mode="json"))

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from vidgate.api.deps import CurrentPrincipal, State
+from vidgate.api.deps import ApiState, Caller
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.schemas import ModelList, ModelObject
 from vidgate.core.catalog import DeploymentRef, ModelCard
@@ -89,23 +89,23 @@ def model_object(
     )
 
 
-async def _health(state: State) -> dict[str, repo.HealthRecord]:
+async def _health(state: ApiState) -> dict[str, repo.HealthRecord]:
     async with state.runtime.db.connect() as conn:
         return await repo.deployment_health_all(conn)
 
 
 @router.get("", response_model=ModelList)
-async def list_models(_: CurrentPrincipal, state: State) -> FastJSONResponse:
-    runtime = state.runtime
+async def list_models(caller: Caller) -> FastJSONResponse:
+    runtime = caller.state.runtime
     providers = set(runtime.engine.providers)
-    health = await _health(state)
+    health = await _health(caller.state)
     data = [model_object(card, providers, health) for card in runtime.catalog.models()]
     return FastJSONResponse(ModelList(data=data).model_dump(mode="json"))
 
 
 @router.get("/{model_id}", response_model=ModelObject)
-async def get_model(model_id: str, _: CurrentPrincipal, state: State) -> FastJSONResponse:
-    runtime = state.runtime
+async def get_model(model_id: str, caller: Caller) -> FastJSONResponse:
+    runtime = caller.state.runtime
     card = runtime.catalog.get(model_id)
-    view = model_object(card, set(runtime.engine.providers), await _health(state))
+    view = model_object(card, set(runtime.engine.providers), await _health(caller.state))
     return FastJSONResponse(view.model_dump(mode="json"))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from vidgate.api.deps import CurrentPrincipal, Jobs
+from vidgate.api.deps import Caller
 from vidgate.api.responses import FastJSONResponse
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 
 @router.get("/secret")
-async def webhook_secret(principal: CurrentPrincipal, jobs: Jobs) -> FastJSONResponse:
-    secret = await jobs.webhook_secret(principal)
+async def webhook_secret(caller: Caller) -> FastJSONResponse:
+    secret = await caller.jobs.webhook_secret(caller.principal)
     return FastJSONResponse({"object": "webhook_secret", "secret": secret})

@@ -1,0 +1,235 @@
+"""The API's hot reads, on a psycopg pool of their own: one round trip each.
+
+A read through the SQLAlchemy engine costs ``BEGIN``, the query and ``ROLLBACK`` (three
+round trips) plus statement compilation and the greenlet bridge. These queries are
+fixed, so they run on autocommit connections, prepared on first use per connection,
+with rows built straight into the records ``repo`` returns. Writes, and reads that
+must see a transaction, stay on the engine.
+
+Reads of a job by id (every status poll) are also coalesced: those that arrive while
+the previous lookup is on its way share one query (``_JobBatcher``). Under load that
+turns dozens of round trips into one; a lone request still goes out at once.
+
+``EngineReads`` answers the same questions through the engine, for code that builds a
+``JobService`` without a pool of its own (tests of the engine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import psycopg
+from psycopg.rows import BaseRowFactory, RowMaker, args_row
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vidgate.db import repo
+from vidgate.db.embedded import to_libpq_uri
+from vidgate.db.repo import JobRecord, KeyRecord, OutputRecord
+
+_JOB_COLUMNS = ", ".join(f"j.{f.name}" for f in dataclasses.fields(JobRecord))
+_OUTPUT_FIELDS = tuple(f.name for f in dataclasses.fields(OutputRecord))
+
+_JOB = f"SELECT {_JOB_COLUMNS} FROM jobs j WHERE j.id = %s AND j.tenant_id = %s"
+# Several jobs by id (primary key), of the asking tenants only; the exact (id, tenant)
+# pairs are matched in ``_JobBatcher``.
+_LIVE_JOBS = (
+    f"SELECT {_JOB_COLUMNS} FROM jobs j"
+    " WHERE j.id = ANY(%s) AND j.tenant_id = ANY(%s) AND j.deleted_at IS NULL"
+)
+
+# The job and its outputs in one statement: outputs as a JSON array in index order.
+_OUTPUTS = (
+    "(SELECT coalesce(json_agg(json_build_array("
+    + ", ".join(f'o."{name}"' for name in _OUTPUT_FIELDS)
+    + ") ORDER BY o.\"index\"), '[]') FROM job_outputs o WHERE o.job_id = j.id)"
+)
+_JOB_WITH_OUTPUTS = (
+    f"SELECT {_JOB_COLUMNS}, {_OUTPUTS} FROM jobs j WHERE j.id = %s AND j.deleted_at IS NULL"
+)
+_OWNED_JOB_WITH_OUTPUTS = _JOB_WITH_OUTPUTS + " AND j.tenant_id = %s"
+
+_ACTIVE_KEY = (
+    "SELECT k.id, k.tenant_id, t.name, k.name, k.prefix, k.mode, k.is_admin, k.created_at,"
+    " k.revoked_at FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+    " WHERE k.secret_hash = %s AND k.revoked_at IS NULL"
+)
+
+
+def _output(item: list[Any]) -> OutputRecord:
+    job_id, index, video, thumbnail, sprites, width, height, fps, duration, size = item
+    # JSON drops the float type of whole numbers (24.0 arrives as 24).
+    return OutputRecord(
+        job_id, index, video, thumbnail, sprites, width, height, float(fps), float(duration), size
+    )
+
+
+def _job_with_outputs(cur: Any) -> RowMaker[tuple[JobRecord, list[OutputRecord]]]:
+    width = len(dataclasses.fields(JobRecord))
+
+    def make(values: Sequence[Any]) -> tuple[JobRecord, list[OutputRecord]]:
+        return JobRecord(*values[:width]), [_output(item) for item in values[width]]
+
+    return make
+
+
+_JOB_ROW: BaseRowFactory[JobRecord] = args_row(JobRecord)
+_KEY_ROW: BaseRowFactory[KeyRecord] = args_row(KeyRecord)
+_JOB_WITH_OUTPUTS_ROW: BaseRowFactory[tuple[JobRecord, list[OutputRecord]]] = _job_with_outputs
+
+Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+
+
+class JobReads(Protocol):
+    async def job(
+        self, job_id: str, tenant_id: str, *, include_deleted: bool = False
+    ) -> JobRecord | None:
+        """The tenant's job; another tenant's id reads as missing."""
+
+    async def job_with_outputs(
+        self, job_id: str, tenant_id: str | None
+    ) -> tuple[JobRecord, list[OutputRecord]] | None:
+        """A job that is not deleted and its outputs; any tenant's when ``tenant_id`` is
+        None (a signed link already proves the right to read it)."""
+
+    async def active_key(self, secret_hash: bytes) -> KeyRecord | None:
+        """The unrevoked key with this secret hash."""
+
+
+_Waiter = tuple[str, str, "asyncio.Future[JobRecord | None]"]
+
+
+class _JobBatcher:
+    """Live jobs by (id, tenant): concurrent lookups share one query.
+
+    The first lookup of a batch starts a task; the task takes every lookup queued by
+    the time it holds a connection, so a batch is whatever arrived in the meantime.
+    Each lookup still sees every commit that preceded it: its query starts after it
+    was asked.
+    """
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._queued: list[_Waiter] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def get(self, job_id: str, tenant_id: str) -> JobRecord | None:
+        found: asyncio.Future[JobRecord | None] = asyncio.get_running_loop().create_future()
+        self._queued.append((job_id, tenant_id, found))
+        if len(self._queued) == 1:
+            task = asyncio.create_task(self._run(), name="vidgate-job-reads")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await found
+
+    async def _run(self) -> None:
+        batch: list[_Waiter] = []
+        try:
+            async with self._pool.connection() as conn:
+                batch, self._queued = self._queued, []
+                if not batch:  # an earlier task took them
+                    return
+                rows = await self._fetch(conn, batch)
+        except BaseException as exc:
+            if not batch:
+                batch, self._queued = self._queued, []
+            for *_, waiter in batch:
+                if waiter.done():
+                    continue
+                if isinstance(exc, Exception):
+                    waiter.set_exception(exc)
+                else:
+                    waiter.cancel()
+            if not isinstance(exc, Exception):
+                raise
+            return
+        by_key = {(row.id, row.tenant_id): row for row in rows}
+        for job_id, tenant_id, waiter in batch:
+            if not waiter.done():
+                waiter.set_result(by_key.get((job_id, tenant_id)))
+
+    @staticmethod
+    async def _fetch(conn: psycopg.AsyncConnection[Any], batch: list[_Waiter]) -> list[JobRecord]:
+        ids = list({job_id for job_id, _, _ in batch})
+        tenants = list({tenant_id for _, tenant_id, _ in batch})
+        async with conn.cursor(row_factory=_JOB_ROW) as cur:
+            await cur.execute(_LIVE_JOBS, (ids, tenants))
+            return await cur.fetchall()
+
+
+class Reads:
+    """The pool and the queries on it. ``open`` before use, ``close`` at shutdown."""
+
+    def __init__(self, database_url: str, *, max_size: int = 8) -> None:
+        self._pool: Pool = AsyncConnectionPool(
+            to_libpq_uri(database_url),
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            # Prepared on first execution: these few statements run on every request.
+            kwargs={"autocommit": True, "prepare_threshold": 0},
+            name="vidgate-reads",
+        )
+        self._jobs = _JobBatcher(self._pool)
+
+    async def open(self) -> None:
+        await self._pool.open(wait=True)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def job(
+        self, job_id: str, tenant_id: str, *, include_deleted: bool = False
+    ) -> JobRecord | None:
+        if not include_deleted:
+            return await self._jobs.get(job_id, tenant_id)
+        async with self._pool.connection() as conn, conn.cursor(row_factory=_JOB_ROW) as cur:
+            await cur.execute(_JOB, (job_id, tenant_id))
+            return await cur.fetchone()
+
+    async def job_with_outputs(
+        self, job_id: str, tenant_id: str | None
+    ) -> tuple[JobRecord, list[OutputRecord]] | None:
+        async with (
+            self._pool.connection() as conn,
+            conn.cursor(row_factory=_JOB_WITH_OUTPUTS_ROW) as cur,
+        ):
+            if tenant_id is None:
+                await cur.execute(_JOB_WITH_OUTPUTS, (job_id,))
+            else:
+                await cur.execute(_OWNED_JOB_WITH_OUTPUTS, (job_id, tenant_id))
+            return await cur.fetchone()
+
+    async def active_key(self, secret_hash: bytes) -> KeyRecord | None:
+        async with self._pool.connection() as conn, conn.cursor(row_factory=_KEY_ROW) as cur:
+            await cur.execute(_ACTIVE_KEY, (secret_hash,))
+            return await cur.fetchone()
+
+
+class EngineReads:
+    """``JobReads`` through the SQLAlchemy engine: correct, three round trips a read."""
+
+    def __init__(self, db: AsyncEngine) -> None:
+        self._db = db
+
+    async def job(
+        self, job_id: str, tenant_id: str, *, include_deleted: bool = False
+    ) -> JobRecord | None:
+        async with self._db.connect() as conn:
+            return await repo.get_job(
+                conn, job_id, tenant_id=tenant_id, include_deleted=include_deleted
+            )
+
+    async def job_with_outputs(
+        self, job_id: str, tenant_id: str | None
+    ) -> tuple[JobRecord, list[OutputRecord]] | None:
+        async with self._db.connect() as conn:
+            job = await repo.get_job(conn, job_id, tenant_id=tenant_id)
+            return (job, await repo.get_outputs(conn, job_id)) if job is not None else None
+
+    async def active_key(self, secret_hash: bytes) -> KeyRecord | None:
+        async with self._db.connect() as conn:
+            return await repo.find_active_key(conn, secret_hash)

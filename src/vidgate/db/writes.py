@@ -1,0 +1,67 @@
+"""The API's hot write: a new job, as one fixed INSERT on the caller's transaction.
+
+``repo.insert_job`` builds a SQLAlchemy statement per call (values, cache key,
+compilation); this statement is a constant that psycopg prepares once per connection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.rows import BaseRowFactory, args_row
+from psycopg.types.json import Jsonb
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vidgate.db.database import raw_connection
+from vidgate.db.repo import JobRecord
+
+_INSERT_JOB = (
+    "INSERT INTO jobs (id, tenant_id, api_key_id, mode, model, kind, spec, state, provider,"
+    " upstream_model, estimated_cost, source_video_id, webhook_url)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING "
+    + ", ".join(f.name for f in dataclasses.fields(JobRecord))
+)
+_JOB_ROW: BaseRowFactory[JobRecord] = args_row(JobRecord)
+
+
+async def insert_job(
+    conn: AsyncConnection,
+    *,
+    id: str,
+    tenant_id: str,
+    api_key_id: str,
+    mode: str,
+    model: str,
+    kind: str,
+    spec: dict[str, Any],
+    state: str,
+    provider: str,
+    upstream_model: str | None,
+    estimated_cost: Decimal,
+    source_video_id: str | None,
+    webhook_url: str | None,
+) -> JobRecord:
+    raw: psycopg.AsyncConnection[Any] = await raw_connection(conn)
+    params = (
+        id,
+        tenant_id,
+        api_key_id,
+        mode,
+        model,
+        kind,
+        Jsonb(spec),
+        state,
+        provider,
+        upstream_model,
+        estimated_cost,
+        source_video_id,
+        webhook_url,
+    )
+    async with raw.cursor(row_factory=_JOB_ROW) as cur:
+        await cur.execute(_INSERT_JOB, params)
+        row = await cur.fetchone()
+    assert row is not None
+    return row
