@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = 8
     signed_url_ttl_s: int = 3600
 
-    worker_concurrency: int = 8
+    # Steps (submit, finalize, cancel, webhook) in flight at once, per worker. Most of a
+    # step's time is spent waiting on an upstream, so this is well above the core count.
+    worker_concurrency: int = 32
     # Status reads of waiting jobs in flight at once, per worker (engine/poller.py).
     poll_concurrency: int = 32
     # How often a worker looks for scheduled (schedule_in) jobs; new jobs arrive by NOTIFY.

@@ -75,9 +75,13 @@ async def open_runtime(settings: Settings, database_url: str) -> AsyncIterator[R
     deployments, skipped = load_deployments(settings.models_file)
     for name, missing in skipped.items():
         log.warning("deployment.skipped", deployment=name, missing_env=missing)
-    db = create_engine(database_url, pool_size=max(10, settings.worker_concurrency + 4))
+    # Steps hold a connection only for their short transactions, never across an
+    # upstream call: a pool well below the step concurrency serves them.
+    db = create_engine(database_url, pool_size=max(10, min(settings.worker_concurrency, 12) + 4))
     blobs = LocalBlobStore(settings.media_dir)
-    app = create_procrastinate_app(database_url, pool_size=max(4, settings.worker_concurrency))
+    app = create_procrastinate_app(
+        database_url, pool_size=max(4, min(settings.worker_concurrency, 10))
+    )
     providers: dict[str, Provider] = {}
     reads = Reads(database_url)
     try:
