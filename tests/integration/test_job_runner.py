@@ -202,6 +202,12 @@ async def test_happy_path_enqueues_each_next_step(
     assert (await _job(runtime, job_id)).state == "finalizing"
     assert _next_poll(runtime.database_url, job_id) is None
     assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.FINALIZE]
+    # On the media queue, whose own worker keeps finalizing from starving submissions.
+    with psycopg.connect(runtime.database_url) as conn:
+        queues = conn.execute(
+            "SELECT queue_name FROM procrastinate_jobs WHERE args->>'job_id' = %s", (job_id,)
+        ).fetchall()
+    assert queues == [(steps.MEDIA_QUEUE,)]
     _clear(runtime.database_url, job_id)
 
     await runner.finalize(job_id)

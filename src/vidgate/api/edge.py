@@ -1,4 +1,5 @@
-"""The one pure-ASGI layer in front of the app: the body-size cap and the access log.
+"""The one pure-ASGI layer in front of the app: the body-size cap, the access log, and
+the status read of a video (``fast_lane.py``).
 
 One layer rather than two because each costs a coroutine and a ``send`` wrapper per
 request, and most requests need neither: a body whose declared length is within the
@@ -15,6 +16,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vidgate.api.errors import error_response
+from vidgate.api.fast_lane import try_fast_lane
 from vidgate.core.errors import PayloadTooLarge
 
 log = structlog.get_logger("vidgate.api")
@@ -64,6 +66,8 @@ class EdgeMiddleware:
 
     async def _capped(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The app, with a body over ``max_bytes`` answered 413 before it is parsed."""
+        if scope["method"] == "GET" and await try_fast_lane(scope, receive, send):
+            return
         # A body without Content-Length (chunked) is counted as it arrives; so is one
         # whose Content-Length does not parse, should the server let it through.
         counted = False

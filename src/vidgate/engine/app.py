@@ -25,29 +25,45 @@ def create_procrastinate_app(database_url: str, *, pool_size: int = 10) -> procr
 
 
 async def run_worker(ctx: EngineContext, *, name: str = "vidgate-worker") -> None:
-    """Process job steps until cancelled; the poller and the sweeper run beside it."""
+    """Process job steps until cancelled: one procrastinate worker per queue (``jobs``:
+    submit, cancel, webhooks, waiting on upstreams; ``media``: finalize, on CPU and
+    disk), with the poller and the sweeper beside them."""
     settings = ctx.settings
-    sweeper = asyncio.create_task(run_sweeper(ctx), name="vidgate-sweeper")
-    poller = asyncio.create_task(
-        Poller(ctx, concurrency=settings.poll_concurrency).run(), name="vidgate-poller"
-    )
+    side = [
+        asyncio.create_task(run_sweeper(ctx), name="vidgate-sweeper"),
+        asyncio.create_task(
+            Poller(ctx, concurrency=settings.poll_concurrency).run(), name="vidgate-poller"
+        ),
+    ]
     try:
-        await ctx.app.run_worker_async(
-            name=name,
-            queues=[steps.QUEUE],
-            concurrency=settings.worker_concurrency,
-            fetch_job_polling_interval=settings.worker_fetch_interval_s,
-            abort_job_polling_interval=settings.worker_fetch_interval_s * 4,
-            update_heartbeat_interval=settings.heartbeat_interval_s,
-            stalled_worker_timeout=settings.stalled_after_s,
-            additional_context={CONTEXT_KEY: ctx},
-            install_signal_handlers=False,
-            delete_jobs="successful",
-            shutdown_graceful_timeout=5,
+        await asyncio.gather(
+            _procrastinate_worker(ctx, f"{name}-jobs", steps.QUEUE, settings.worker_concurrency),
+            _procrastinate_worker(
+                ctx, f"{name}-media", steps.MEDIA_QUEUE, settings.media_concurrency
+            ),
         )
     finally:
-        sweeper.cancel()
-        poller.cancel()
-        for task in (sweeper, poller):
+        for task in side:
+            task.cancel()
+        for task in side:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def _procrastinate_worker(
+    ctx: EngineContext, name: str, queue: str, concurrency: int
+) -> None:
+    settings = ctx.settings
+    await ctx.app.run_worker_async(
+        name=name,
+        queues=[queue],
+        concurrency=concurrency,
+        fetch_job_polling_interval=settings.worker_fetch_interval_s,
+        abort_job_polling_interval=settings.worker_fetch_interval_s * 4,
+        update_heartbeat_interval=settings.heartbeat_interval_s,
+        stalled_worker_timeout=settings.stalled_after_s,
+        additional_context={CONTEXT_KEY: ctx},
+        install_signal_handlers=False,
+        delete_jobs="successful",
+        shutdown_graceful_timeout=5,
+    )

@@ -14,16 +14,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vidgate.db.database import raw_connection
 
 QUEUE = "jobs"
+# Finalize (download, probe, previews: CPU and disk) runs on a queue of its own with its
+# own small concurrency, so that neither kind of step starves the other: a burst of
+# results never holds back submissions, nor a burst of creates the results.
+MEDIA_QUEUE = "media"
 NAMESPACE = "vidgate"
 SUBMIT = "vidgate:submit"
 FINALIZE = "vidgate:finalize"
 CANCEL_UPSTREAM = "vidgate:cancel_upstream"
 WEBHOOK = "vidgate:webhook"
 
-# procrastinate runs higher priorities first. Work closer to a result goes ahead of new
-# submissions, so a burst of creates never holds back outputs that upstream already
-# produced (and was paid for), nor the cancels and webhooks that follow them.
-PRIORITY = {FINALIZE: 20, CANCEL_UPSTREAM: 10, WEBHOOK: 10}
+QUEUE_FOR = {FINALIZE: MEDIA_QUEUE}
+# Within a queue procrastinate runs higher priorities first: cancels and webhooks (few,
+# and about jobs that already ended) go ahead of a backlog of submissions.
+PRIORITY = {CANCEL_UPSTREAM: 10, WEBHOOK: 10}
 
 # The step that continues a job from each active state but ``waiting``, which the
 # poller (engine/poller.py) advances from the job row.
@@ -58,7 +62,7 @@ async def enqueue(
 ) -> None:
     options: dict[str, Any] = {
         "connection": await raw_connection(conn),
-        "queue": QUEUE,
+        "queue": QUEUE_FOR.get(step, QUEUE),
         # One step of a job at a time, even when a stalled step is retried.
         "lock": lock or job_lock(job_id),
     }

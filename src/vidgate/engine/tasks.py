@@ -27,7 +27,7 @@ async def submit(context: procrastinate.JobContext, job_id: str) -> None:
     await runner.guarded(steps.SUBMIT, job_id, runner.submit)
 
 
-@blueprint.task(name=steps.FINALIZE.partition(":")[2], queue=steps.QUEUE, pass_context=True)
+@blueprint.task(name=steps.FINALIZE.partition(":")[2], queue=steps.MEDIA_QUEUE, pass_context=True)
 async def finalize(context: procrastinate.JobContext, job_id: str) -> None:
     runner = _runner(context)
     await runner.guarded(steps.FINALIZE, job_id, runner.finalize)

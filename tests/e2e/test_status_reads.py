@@ -1,0 +1,86 @@
+"""``GET /v1/videos/{id}``: the edge answers it before routing (api/fast_lane.py); the
+FastAPI route answers the same request when it carries a query string. Both must say
+exactly the same thing, errors included."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from tests.conftest import ServerProcess
+
+
+def _both(server: ServerProcess, video_id: str, headers: dict[str, str]) -> list[httpx.Response]:
+    url = f"{server.base_url}/v1/videos/{video_id}"
+    # Any query string makes the edge pass the request on to FastAPI's route.
+    return [httpx.get(url, headers=headers), httpx.get(f"{url}?via=route", headers=headers)]
+
+
+def _same(responses: list[httpx.Response]) -> dict[str, Any]:
+    fast, routed = responses
+    assert fast.status_code == routed.status_code
+    assert fast.json() == routed.json()
+    for name in ("content-type", "openai-poll-after-ms"):
+        assert fast.headers.get(name) == routed.headers.get(name), name
+    body: dict[str, Any] = fast.json()
+    return body
+
+
+def test_the_fast_lane_and_the_route_answer_alike(
+    server: ServerProcess, key_a: str, key_b: str
+) -> None:
+    owner = {"Authorization": f"Bearer {key_a}"}
+    created = httpx.post(
+        f"{server.base_url}/v1/videos",
+        headers=owner,
+        json={
+            "model": "sandbox",
+            "prompt": "status",
+            "seconds": 1,
+            "size": "320x240",
+            "metadata": {"sandbox_latency_ms": "300"},
+        },
+    ).json()
+    video_id = created["id"]
+
+    running = _same(_both(server, video_id, owner))
+    assert running["id"] == video_id and running["status"] in ("queued", "in_progress")
+    assert _both(server, video_id, owner)[0].headers["openai-poll-after-ms"] == "1000"
+
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{server.base_url}/v1/videos/{video_id}", headers=owner).json()[
+        "status"
+    ] not in ("completed", "failed"):
+        assert time.monotonic() < deadline, "the video did not finish"
+        time.sleep(0.1)
+    done = _same(_both(server, video_id, owner))
+    assert done["status"] == "completed" and done["progress"] == 100
+    assert "openai-poll-after-ms" not in _both(server, video_id, owner)[0].headers
+
+    # Errors, in the OpenAI shape, the same both ways.
+    other_tenant = _same(_both(server, video_id, {"Authorization": f"Bearer {key_b}"}))
+    assert other_tenant["error"]["code"] == "video_not_found"
+    for headers, code in (
+        ({}, "missing_api_key"),
+        ({"Authorization": "Bearer vg_test_wrong"}, "invalid_api_key"),
+        ({"Authorization": "Basic abc"}, "invalid_api_key"),
+    ):
+        responses = _both(server, video_id, headers)
+        assert responses[0].status_code == 401
+        assert _same(responses)["error"]["code"] == code
+    unknown = _same(_both(server, "video_01nothinghere0000000000000", owner))
+    assert unknown["error"]["code"] == "video_not_found"
+
+
+def test_other_paths_under_videos_are_not_taken_for_ids(server: ServerProcess, key_a: str) -> None:
+    owner = {"Authorization": f"Bearer {key_a}"}
+    # Not of vidgate's id shape: the route answers (a 404 of its own), as before.
+    response = httpx.get(f"{server.base_url}/v1/videos/not-an-id", headers=owner)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "video_not_found"
+    # Deeper paths stay with their routes.
+    response = httpx.get(f"{server.base_url}/v1/videos/video_x/content", headers=owner)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "video_not_found"
+    assert httpx.get(f"{server.base_url}/v1/videos", headers=owner).status_code == 200
