@@ -42,8 +42,8 @@ class Settings(BaseSettings):
     # step's time is spent waiting on an upstream, so this is well above the core count.
     worker_concurrency: int = 32
     # Finalize steps (download, probe, thumbnail, spritesheet) at once, per worker: CPU
-    # and disk work, so about the core count.
-    media_concurrency: int = 4
+    # and disk work, much of it waiting on downloads, fsync and the database.
+    media_concurrency: int = 16
     # Status reads of waiting jobs in flight at once, per worker (engine/poller.py).
     poll_concurrency: int = 32
     # How often a worker looks for scheduled (schedule_in) jobs; new jobs arrive by NOTIFY.

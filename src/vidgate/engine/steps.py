@@ -15,8 +15,8 @@ from vidgate.db.database import raw_connection
 
 QUEUE = "jobs"
 # Finalize (download, probe, previews: CPU and disk) runs on a queue of its own with its
-# own small concurrency, so that neither kind of step starves the other: a burst of
-# results never holds back submissions, nor a burst of creates the results.
+# own concurrency (``media_concurrency``), so that neither kind of step starves the
+# other: a burst of results never holds back submissions, nor creates the results.
 MEDIA_QUEUE = "media"
 NAMESPACE = "vidgate"
 SUBMIT = "vidgate:submit"
