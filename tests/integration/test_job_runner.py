@@ -628,6 +628,34 @@ async def test_a_dead_pollers_claims_run_out(
     assert (await _job(runtime, job_id)).progress == 0
 
 
+async def test_a_stopping_poller_hands_back_the_reads_it_had_in_flight(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    await runner.submit(job_id)
+    await _update_job(runtime, job_id, next_poll_at=_now() - dt.timedelta(seconds=1))
+    started = asyncio.Event()
+
+    async def hangs(upstream_id: str) -> UpstreamStatus:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    provider.status = hangs  # type: ignore[method-assign]
+    poller = asyncio.create_task(Poller(runner.ctx, concurrency=4).run())
+    await asyncio.wait_for(started.wait(), 10)
+    # Claimed: its due time is a lease ahead while the read hangs.
+    delay = _next_poll(runtime.database_url, job_id)
+    assert delay is not None and delay > 1
+    poller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await poller
+    # Stopped: due again now, not when the lease would have run out.
+    delay = _next_poll(runtime.database_url, job_id)
+    assert delay is not None and delay <= 0
+
+
 def test_adaptive_poll_interval_grows_with_the_wait_within_bounds() -> None:
     assert adaptive_poll_s(0) == MIN_POLL_S
     assert adaptive_poll_s(10) == 10 * POLL_AGE_FACTOR

@@ -73,12 +73,14 @@ class Poller:
                 if not more:
                     await self._sleep()
         finally:
+            # Taken before the reads are cancelled: each one leaves the map as it ends.
+            unread = list(self._inflight.values())
             listener.cancel()
             flusher.cancel()
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(listener, flusher, *self._tasks, return_exceptions=True)
-            await asyncio.shield(self._release())
+            await asyncio.shield(self._release(unread))
 
     async def _claim_and_start(self) -> bool:
         """Claim what is due (up to the free concurrency) and start reading it; True
@@ -160,10 +162,10 @@ class Poller:
             await asyncio.wait_for(self._wake.wait(), timeout)
         self._wake.clear()
 
-    async def _release(self) -> None:
+    async def _release(self, unread: list[repo.PollClaim]) -> None:
         """On the way out: write back what was read, and make what was still being read
         due again at once rather than when its lease runs out."""
-        releases = [
+        self._pending.extend(
             repo.PollReschedule(
                 claim,
                 delay_s=0.0,
@@ -171,10 +173,8 @@ class Poller:
                 poll_count=claim.poll_count,
                 step_attempts=claim.step_attempts,
             )
-            for claim in self._inflight.values()
-        ]
-        self._inflight.clear()
-        self._pending.extend(releases)
+            for claim in unread
+        )
         with contextlib.suppress(Exception):
             await self.flush()
 
