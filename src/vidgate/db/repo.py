@@ -185,11 +185,6 @@ def _job(row: sa.Row[*tuple[Any, ...]]) -> JobRecord:
     return JobRecord(**row._mapping)
 
 
-async def insert_job(conn: AsyncConnection, **values: Any) -> JobRecord:
-    row = (await conn.execute(jobs.insert().values(**values).returning(*jobs.c))).one()
-    return _job(row)
-
-
 async def get_job(
     conn: AsyncConnection,
     job_id: str,
@@ -353,33 +348,6 @@ async def get_outputs(conn: AsyncConnection, job_id: str) -> list[OutputRecord]:
         .order_by(job_outputs.c.index)
     )
     return [OutputRecord(**r._mapping) for r in rows]
-
-
-async def get_outputs_for(
-    conn: AsyncConnection, job_ids: list[str]
-) -> dict[str, list[OutputRecord]]:
-    if not job_ids:
-        return {}
-    rows = await conn.execute(
-        sa.select(
-            job_outputs.c.job_id,
-            job_outputs.c.index,
-            job_outputs.c.video_sha256,
-            job_outputs.c.thumbnail_sha256,
-            job_outputs.c.spritesheet_sha256,
-            job_outputs.c.width,
-            job_outputs.c.height,
-            job_outputs.c.fps,
-            job_outputs.c.duration,
-            job_outputs.c.size_bytes,
-        )
-        .where(job_outputs.c.job_id.in_(job_ids))
-        .order_by(job_outputs.c.job_id, job_outputs.c.index)
-    )
-    found: dict[str, list[OutputRecord]] = {}
-    for r in rows:
-        found.setdefault(r.job_id, []).append(OutputRecord(**r._mapping))
-    return found
 
 
 # --- idempotency ------------------------------------------------------------------

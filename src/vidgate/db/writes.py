@@ -1,7 +1,7 @@
 """The API's hot write: a new job, as one fixed INSERT on the caller's transaction.
 
-``repo.insert_job`` builds a SQLAlchemy statement per call (values, cache key,
-compilation); this statement is a constant that psycopg prepares once per connection.
+A SQLAlchemy insert would build a statement per call (values, cache key, compilation);
+this one is a constant that psycopg prepares once per connection.
 """
 
 from __future__ import annotations
