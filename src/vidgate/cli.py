@@ -136,7 +136,7 @@ def serve(
     sys.stdout.flush()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, url, with_worker=not no_worker),
+            create_app(settings, url, with_worker=not no_worker, freeze_heap=True),
             host=settings.host,
             port=settings.port,
             log_config=None,
@@ -158,6 +158,7 @@ def worker(
 ) -> None:
     """Run job workers only (scale-out: many of these beside `serve --no-worker`)."""
     from vidgate.engine.app import run_worker
+    from vidgate.heap import freeze_startup_heap
     from vidgate.runtime import open_runtime, prepare_database
 
     settings = _settings(data_dir, worker_concurrency=concurrency)
@@ -170,6 +171,7 @@ def worker(
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         url = await prepare_database(settings)
         async with open_runtime(settings, url) as runtime:
+            freeze_startup_heap()
             await run_worker(runtime.engine)
 
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):

@@ -73,6 +73,12 @@ def assert_postgres_stopped(data_dir: Path, timeout: float = 15) -> None:
         time.sleep(0.1)
 
 
+def frozen_objects(log: str) -> int:
+    """The object count of the ``heap.frozen`` line in a process's log (0 if none)."""
+    match = re.search(r"heap\.frozen\s.*?objects=(\d+)", log)
+    return int(match.group(1)) if match else 0
+
+
 def auth(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
@@ -381,6 +387,10 @@ def test_serve_no_worker_then_a_separate_worker(tmp_path: Path) -> None:
             if c.status == psutil.CONN_LISTEN
         ]
         assert listening == []
+        # Both processes froze their startup heap (vidgate.heap): a full collection
+        # no longer walks it.
+        assert frozen_objects(api.log()) > 10_000
+        assert frozen_objects(worker_log.read_text()) > 10_000
         assert stop(worker) == 0, worker_log.read_text()
     finally:
         if worker is not None:

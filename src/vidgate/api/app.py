@@ -18,12 +18,22 @@ from vidgate.api.responses import FastJSONResponse
 from vidgate.api.routes import callbacks, generations, health, inputs, models, videos, webhooks
 from vidgate.config import Settings
 from vidgate.engine.app import run_worker
+from vidgate.heap import freeze_startup_heap
 from vidgate.runtime import open_runtime
 
 log = structlog.get_logger("vidgate.api")
 
 
-def create_app(settings: Settings, database_url: str, *, with_worker: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings,
+    database_url: str,
+    *,
+    with_worker: bool = True,
+    freeze_heap: bool = False,
+) -> FastAPI:
+    """``freeze_heap``: freeze the startup heap once the runtime is open (vidgate.heap);
+    for the process that serves, not for tests that build many apps in one process."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_runtime(settings, database_url) as runtime:
@@ -33,6 +43,8 @@ def create_app(settings: Settings, database_url: str, *, with_worker: bool = Tru
                 if with_worker
                 else None
             )
+            if freeze_heap:
+                freeze_startup_heap()
             log.info("vidgate.ready", worker=with_worker)
             try:
                 yield
