@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # A `doing` job whose worker has been silent this long is re-queued by the sweeper.
     stalled_after_s: float = 10.0
     sweep_interval_s: float = 15.0
+    # How often a worker checks that the planner's idea of the step queue's size is not
+    # far behind the truth (engine/queue_stats.py).
+    queue_stats_interval_s: float = 2.0
     # Upper bound for a job step that keeps failing unexpectedly before the job fails.
     max_step_attempts: int = 8
 

@@ -328,6 +328,27 @@ async def test_delete_while_waiting_cancels_upstream(
     assert (await _job(runtime, job_id)).state == "cancelled"
 
 
+async def test_delete_during_the_submission_cancels_the_task_it_created(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    _clear(runtime.database_url, job_id)
+    submit = provider.submit
+
+    async def deleted_meanwhile(spec: JobSpec, **kwargs: Any) -> SubmitResult:
+        # The user deletes the job while the create request is on its way upstream.
+        await service.delete(principal, job_id)
+        return await submit(spec, **kwargs)
+
+    provider.submit = deleted_meanwhile  # type: ignore[method-assign]
+    await runner.submit(job_id)
+    job = await _job(runtime, job_id)
+    # The upstream task that was created anyway is stopped, and the job is not revived.
+    assert provider.cancelled == [f"up-{job_id}"]
+    assert job.state == "cancelled" and job.upstream_id is None and job.next_poll_at is None
+
+
 async def test_sweeper_requeues_an_active_job_with_no_pending_step(
     runtime: Runtime, setup: Any, provider: ScriptedProvider
 ) -> None:

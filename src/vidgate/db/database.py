@@ -36,6 +36,14 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
+@asynccontextmanager
+async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection on which each statement commits on its own: no BEGIN and COMMIT
+    round trips, for single statements that need no transaction around them."""
+    async with engine.connect() as conn:
+        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
 async def raw_connection(conn: AsyncConnection) -> Any:
     """The psycopg ``AsyncConnection`` under ``conn``, inside its open transaction."""
     raw = await conn.get_raw_connection()

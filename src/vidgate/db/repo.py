@@ -7,6 +7,7 @@ return small frozen records, never SQLAlchemy rows.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -224,6 +225,50 @@ async def update_job(conn: AsyncConnection, job_id: str, **values: Any) -> None:
     await conn.execute(
         jobs.update().where(jobs.c.id == job_id).values(updated_at=sa.func.now(), **values)
     )
+
+
+async def start_submission(
+    conn: AsyncConnection, job_id: str, *, capped: list[str]
+) -> JobRecord | None:
+    """Move a job to ``submitting`` in one statement and return it: a queued job, or one
+    a crashed submission left ``submitting`` (run again). None when the job is in
+    another state, or queued for a deployment in ``capped``: those wait for a capacity
+    check under the deployment's lock first."""
+    stmt = (
+        jobs.update()
+        .where(
+            jobs.c.id == job_id,
+            sa.or_(
+                jobs.c.state == "submitting",
+                sa.and_(jobs.c.state == "queued", jobs.c.provider.not_in(capped)),
+            ),
+        )
+        .values(state="submitting", updated_at=sa.func.now())
+        .returning(*jobs.c)
+    )
+    row = (await conn.execute(stmt)).first()
+    return _job(row) if row else None
+
+
+async def mark_submitted(
+    conn: AsyncConnection, job_id: str, *, upstream_id: str, first_poll_s: float
+) -> bool:
+    """``submitting`` -> ``waiting`` with its upstream task and first poll, in one
+    statement; False (nothing written) when the job left ``submitting`` meanwhile
+    (cancelled while the submission was in flight)."""
+    result = await conn.execute(
+        jobs.update()
+        .where(jobs.c.id == job_id, jobs.c.state == "submitting")
+        .values(
+            state="waiting",
+            upstream_id=upstream_id,
+            submitted_at=sa.func.now(),
+            next_poll_at=db_now(after_s=first_poll_s),
+            step_attempts=0,
+            updated_at=sa.func.now(),
+        )
+    )
+    return result.rowcount == 1
 
 
 _procrastinate_jobs = sa.table(
@@ -719,3 +764,35 @@ async def next_poll_due_in(conn: AsyncConnection) -> float | None:
 async def notify_pollers(conn: AsyncConnection) -> None:
     """Wake sleeping pollers when the transaction commits."""
     await conn.execute(sa.text(f"NOTIFY {POLL_CHANNEL}"))
+
+
+# --- planner statistics of the step queue (engine/queue_stats.py) ----------------------
+
+# Steps that are queued or running: the rows procrastinate's fetch looks through.
+_LIVE_STEPS = "FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRows:
+    live: int  # steps queued or running now
+    planned: float  # how many the planner expects, from the last ANALYZE
+
+
+async def queue_rows(conn: AsyncConnection) -> QueueRows:
+    live = await conn.scalar(sa.text(f"SELECT count(*) {_LIVE_STEPS}"))
+    plan = await conn.scalar(sa.text(f"EXPLAIN (FORMAT JSON) SELECT 1 {_LIVE_STEPS}"))
+    planned = _plan_rows(plan)
+    return QueueRows(live=int(live or 0), planned=planned)
+
+
+def _plan_rows(plan: Any) -> float:
+    # psycopg hands EXPLAIN's JSON over parsed or as text, by server version and driver.
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+async def analyze_queue(conn: AsyncConnection) -> None:
+    """Refresh the planner's statistics of the step queue. A role that does not own
+    the table gets a warning from PostgreSQL, not an error."""
+    await conn.execute(sa.text("ANALYZE procrastinate_jobs"))

@@ -17,6 +17,7 @@ run again after a crash at any point:
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 import time
@@ -30,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.core.spec import JobSpec
 from vidgate.db import repo
+from vidgate.db.database import autocommit
 from vidgate.engine import routing, steps
 from vidgate.engine.backoff import adaptive_poll_s, backoff_s
 from vidgate.engine.context import EngineContext
@@ -38,8 +40,7 @@ from vidgate.media.previews import (
     SPRITESHEET_CONTENT_TYPE,
     THUMBNAIL_CONTENT_TYPE,
     VIDEO_CONTENT_TYPE,
-    make_spritesheet,
-    make_thumbnail,
+    make_previews,
 )
 from vidgate.media.probe import probe_video
 from vidgate.providers.base import Provider, ProviderError
@@ -130,18 +131,9 @@ class JobRunner:
     # --- steps ------------------------------------------------------------------
 
     async def submit(self, job_id: str) -> None:
-        async with self.ctx.db.begin() as conn:
-            job = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
-            if job is None or job.state not in ("queued", "submitting"):
-                return
-            if job.state == "queued":
-                if not await self._has_capacity(conn, job):
-                    # The deployment is at its concurrency cap: wait inside vidgate.
-                    await steps.enqueue(
-                        self.ctx.app, conn, steps.SUBMIT, job_id, delay_s=_CAPACITY_WAIT_S
-                    )
-                    return
-                await repo.update_job(conn, job_id, state="submitting")
+        job = await self._start_submission(job_id)
+        if job is None:
+            return
         spec = JobSpec.model_validate(job.spec)
         provider = self._provider(job.provider)
         try:
@@ -151,33 +143,55 @@ class JobRunner:
         except ProviderError as error:
             await self._submit_failed(job, spec, error)
             return
-        async with self.ctx.db.begin() as conn:
+        first_poll_s = max(_MIN_POLL_S, result.poll_after_s)
+        # Single statements, each committing on its own: the state check is the
+        # UPDATE's own condition, so no transaction or row lock is needed around it.
+        async with autocommit(self.ctx.db) as conn:
             await routing.record_success(conn, job.provider)
-            current = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
-            if current is None or current.state != "submitting":
-                # Cancelled while the submission was in flight: stop the upstream task too
-                # (best effort, as in cancel_upstream).
-                try:
-                    await provider.cancel(result.upstream_id)
-                except ProviderError as error:
-                    log.info("job.cancel_upstream_failed", job_id=job_id, code=error.code)
-                return
-            first_poll_s = max(_MIN_POLL_S, result.poll_after_s)
-            await repo.update_job(
-                conn,
-                job_id,
-                state="waiting",
-                upstream_id=result.upstream_id,
-                submitted_at=repo.db_now(),
-                next_poll_at=repo.db_now(after_s=first_poll_s),
-                step_attempts=0,
+            moved = await repo.mark_submitted(
+                conn, job_id, upstream_id=result.upstream_id, first_poll_s=first_poll_s
             )
-            if first_poll_s < POLLER_IDLE_S:
+            if moved and first_poll_s < POLLER_IDLE_S:
                 # Sooner than a sleeping poller looks again on its own.
                 await repo.notify_pollers(conn)
+        if not moved:
+            # Cancelled while the submission was in flight: stop the upstream task too
+            # (best effort, as in cancel_upstream).
+            try:
+                await provider.cancel(result.upstream_id)
+            except ProviderError as error:
+                log.info("job.cancel_upstream_failed", job_id=job_id, code=error.code)
+            return
         log.info(
             "job.submitted", job_id=job_id, provider=job.provider, upstream_id=result.upstream_id
         )
+
+    async def _start_submission(self, job_id: str) -> repo.JobRecord | None:
+        """Take the job to ``submitting``; None when there is nothing to submit now."""
+        async with autocommit(self.ctx.db) as conn:
+            job = await repo.start_submission(conn, job_id, capped=self._capped())
+        if job is not None:
+            return job
+        async with self.ctx.db.begin() as conn:
+            job = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
+            # Only a job queued for a capped deployment is left to start here.
+            if job is None or job.state != "queued":
+                return None
+            if not await self._has_capacity(conn, job):
+                # The deployment is at its concurrency cap: wait inside vidgate.
+                await steps.enqueue(
+                    self.ctx.app, conn, steps.SUBMIT, job_id, delay_s=_CAPACITY_WAIT_S
+                )
+                return None
+            await repo.update_job(conn, job_id, state="submitting")
+        return job
+
+    def _capped(self) -> list[str]:
+        return [
+            name
+            for name, config in self.ctx.deployments.items()
+            if config.max_concurrency is not None
+        ]
 
     async def _has_capacity(self, conn: AsyncConnection, job: repo.JobRecord) -> bool:
         config = self.ctx.deployments.get(job.provider)
@@ -385,8 +399,9 @@ class JobRunner:
         info = await anyio.to_thread.run_sync(probe_video, video)
         thumbnail = tmp / f"{index}.thumb.webp"
         spritesheet = tmp / f"{index}.sprites.jpg"
-        await anyio.to_thread.run_sync(make_thumbnail, video, thumbnail)
-        await anyio.to_thread.run_sync(make_spritesheet, video, spritesheet)
+        await anyio.to_thread.run_sync(
+            functools.partial(make_previews, video, thumbnail=thumbnail, spritesheet=spritesheet)
+        )
         video_blob = await self.ctx.blobs.put_file(video)
         thumb_blob = await self.ctx.blobs.put_file(thumbnail)
         sprite_blob = await self.ctx.blobs.put_file(spritesheet)

@@ -16,6 +16,7 @@ from typing import Any
 
 from av.container import InputContainer
 from av.video.frame import VideoFrame
+from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 from PIL import Image
 
@@ -26,6 +27,7 @@ __all__ = [
     "SPRITESHEET_CONTENT_TYPE",
     "THUMBNAIL_CONTENT_TYPE",
     "VIDEO_CONTENT_TYPE",
+    "make_previews",
     "make_spritesheet",
     "make_thumbnail",
 ]
@@ -42,18 +44,7 @@ _SEQUENTIAL_MAX_SECONDS = 20.0
 def make_thumbnail(video: Path, out: Path, *, max_width: int = 640) -> None:
     """Write a WebP of the frame about a third of the way in (the first frame of a
     clip too short to have one), at most ``max_width`` wide."""
-    if max_width < 1:
-        raise ValueError("max_width must be positive")
-    with open_video(video) as (container, stream):
-        duration = _duration(container, stream)
-        target = duration / 3 if duration > 0 else 0.0
-        frame = next(_frames_at(container, stream, [target], duration), None)
-        if frame is None:
-            raise _no_frames(video)
-        width = min(max_width, frame.width)
-        height = max(1, round(frame.height * width / frame.width))
-        image = _to_image(frame, width, height)
-    _save_atomic(image, out, "WEBP", quality=80, method=4)
+    make_previews(video, thumbnail=out, max_width=max_width)
 
 
 def make_spritesheet(
@@ -62,26 +53,69 @@ def make_spritesheet(
     """Write a JPEG grid of ``tiles`` evenly spaced frames, ``columns`` per row, left
     to right then top to bottom; each tile is ``tile_width`` wide with the video's
     aspect ratio."""
-    if tiles < 1 or columns < 1 or tile_width < 1:
-        raise ValueError("tiles, columns and tile_width must be positive")
+    make_previews(video, spritesheet=out, tiles=tiles, columns=columns, tile_width=tile_width)
+
+
+def make_previews(
+    video: Path,
+    *,
+    thumbnail: Path | None = None,
+    spritesheet: Path | None = None,
+    max_width: int = 640,
+    tiles: int = 10,
+    columns: int = 5,
+    tile_width: int = 160,
+) -> None:
+    """Write the thumbnail and/or the spritesheet (as ``make_thumbnail`` and
+    ``make_spritesheet`` describe them) from one opening of the file and one pass over
+    its frames: finalize makes both, and opening and decoding twice cost more than
+    everything else for short clips."""
+    if max_width < 1 or tiles < 1 or columns < 1 or tile_width < 1:
+        raise ValueError("max_width, tiles, columns and tile_width must be positive")
     columns = min(columns, tiles)
     rows = math.ceil(tiles / columns)
+    thumb: Image.Image | None = None
+    sheet: Image.Image | None = None
     with open_video(video) as (container, stream):
         ctx = stream.codec_context
         tile_height = max(1, round(ctx.height * tile_width / ctx.width))
-        sheet = Image.new("RGB", (columns * tile_width, rows * tile_height))
         duration = _duration(container, stream)
-        # The middle of each of `tiles` equal slices: never the black first frame of a
-        # fade-in, never past the end.
-        targets = [(i + 0.5) * duration / tiles for i in range(tiles)]
-        placed = 0
-        for i, frame in enumerate(_frames_at(container, stream, targets, duration)):
-            tile = _to_image(frame, tile_width, tile_height)
-            sheet.paste(tile, ((i % columns) * tile_width, (i // columns) * tile_height))
-            placed += 1
-        if placed == 0:
+        # (time, what to make of the frame there): the thumbnail a third of the way in;
+        # tiles at the middle of each of `tiles` equal slices, so never the black first
+        # frame of a fade-in, never past the end.
+        wanted: list[tuple[float, int]] = []
+        if thumbnail is not None:
+            wanted.append((duration / 3 if duration > 0 else 0.0, _THUMBNAIL))
+        if spritesheet is not None:
+            sheet = Image.new("RGB", (columns * tile_width, rows * tile_height))
+            wanted += [((i + 0.5) * duration / tiles, i) for i in range(tiles)]
+        wanted.sort()
+        frames = _frames_at(container, stream, [t for t, _ in wanted], duration)
+        # One scaler per output size: a scaler is set up (filter tables and all) once
+        # and reused for every frame of the same size, not once per frame.
+        thumb_scaler, tile_scaler = VideoReformatter(), VideoReformatter()
+        found = 0
+        for (_, use), frame in zip(wanted, frames, strict=False):
+            found += 1
+            if use == _THUMBNAIL:
+                width = min(max_width, frame.width)
+                height = max(1, round(frame.height * width / frame.width))
+                thumb = _to_image(thumb_scaler, frame, width, height)
+            elif sheet is not None:
+                tile = _to_image(tile_scaler, frame, tile_width, tile_height)
+                sheet.paste(tile, ((use % columns) * tile_width, (use // columns) * tile_height))
+        # _frames_at yields a frame for every target once it has found any frame.
+        if wanted and found == 0:
             raise _no_frames(video)
-    _save_atomic(sheet, out, "JPEG", quality=82, optimize=True)
+    if thumbnail is not None and thumb is not None:
+        _save_atomic(thumb, thumbnail, "WEBP", quality=80, method=4)
+    if spritesheet is not None and sheet is not None:
+        _save_atomic(sheet, spritesheet, "JPEG", quality=82, optimize=True)
+
+
+_THUMBNAIL = -1
+# Below this many pixels per frame, decoding threads cost more to start than they save.
+_THREADED_MIN_PIXELS = 640 * 360
 
 
 def _frames_at(
@@ -89,7 +123,8 @@ def _frames_at(
 ) -> Iterator[VideoFrame]:
     """For each target time (ascending, seconds from the start), the first frame at or
     after it, or the last frame when the video ends before it."""
-    stream.thread_type = "AUTO"
+    ctx = stream.codec_context
+    stream.thread_type = "AUTO" if ctx.width * ctx.height >= _THREADED_MIN_PIXELS else "NONE"
     start = _seconds(stream, stream.start_time) or 0.0
     if duration <= _SEQUENTIAL_MAX_SECONDS:
         yield from _scan(container.decode(stream), targets, start)
@@ -137,10 +172,10 @@ def _to_pts(stream: VideoStream, seconds: float) -> int:
     return int(seconds / stream.time_base)
 
 
-def _to_image(frame: VideoFrame, width: int, height: int) -> Image.Image:
+def _to_image(scaler: VideoReformatter, frame: VideoFrame, width: int, height: int) -> Image.Image:
     # Scaling in swscale on the YUV frame is cheaper than converting full size
     # to RGB and resizing in Pillow; AREA averages properly when shrinking a lot.
-    rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA")
+    rgb = scaler.reformat(frame, width=width, height=height, format="rgb24", interpolation="AREA")
     return Image.fromarray(rgb.to_ndarray())
 
 

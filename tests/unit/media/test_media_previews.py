@@ -15,6 +15,7 @@ from vidgate.media.previews import (
     SPRITESHEET_CONTENT_TYPE,
     THUMBNAIL_CONTENT_TYPE,
     VIDEO_CONTENT_TYPE,
+    make_previews,
     make_spritesheet,
     make_thumbnail,
 )
@@ -143,6 +144,21 @@ def test_long_video_previews_seek_to_the_right_frames(tmp_path: Path) -> None:
         assert _gray(img) == pytest.approx(20 + 2 * 34, abs=3)
 
 
+@pytest.mark.parametrize("frames,fps", [(30, 10), (100, 4)])  # sequential, then seeking
+def test_both_previews_in_one_pass_are_the_ones_made_apart(
+    tmp_path: Path, frames: int, fps: int
+) -> None:
+    video = tmp_path / "ramp.mp4"
+    _gray_ramp(video, frames=frames, fps=fps, step=2, gop=8)
+    make_thumbnail(video, tmp_path / "t1.webp")
+    make_spritesheet(video, tmp_path / "s1.jpg")
+    make_previews(video, thumbnail=tmp_path / "t2.webp", spritesheet=tmp_path / "s2.jpg")
+    # The thumbnail's frame is among the tiles' (a third of the way in sorts between
+    # them): the merged pass must hand each output its own frame, byte for byte.
+    assert (tmp_path / "t2.webp").read_bytes() == (tmp_path / "t1.webp").read_bytes()
+    assert (tmp_path / "s2.jpg").read_bytes() == (tmp_path / "s1.jpg").read_bytes()
+
+
 def test_previews_of_a_non_video(tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.mp4"
     bogus.write_bytes(b"definitely not a video" * 20)
@@ -151,4 +167,6 @@ def test_previews_of_a_non_video(tmp_path: Path) -> None:
     assert err.value.param == "video"
     with pytest.raises(InvalidParameter):
         make_spritesheet(bogus, tmp_path / "s.jpg")
+    with pytest.raises(InvalidParameter):
+        make_previews(bogus, thumbnail=tmp_path / "t.webp", spritesheet=tmp_path / "s.jpg")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bogus.mp4"]
