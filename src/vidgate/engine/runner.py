@@ -17,7 +17,7 @@ run again after a crash at any point:
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import shutil
 import tempfile
 import time
@@ -42,7 +42,7 @@ from vidgate.media.previews import (
     VIDEO_CONTENT_TYPE,
     make_previews,
 )
-from vidgate.media.probe import probe_video
+from vidgate.media.probe import MediaInfo, probe_video
 from vidgate.providers.base import Provider, ProviderError
 
 log = structlog.get_logger("vidgate.engine")
@@ -396,15 +396,16 @@ class JobRunner:
         log.info("job.completed", job_id=job_id, outputs=spec.n, duration_s=_since(job))
 
     async def _store_output(self, job_id: str, index: int, video: Path, tmp: Path) -> None:
-        info = await anyio.to_thread.run_sync(probe_video, video)
-        thumbnail = tmp / f"{index}.thumb.webp"
-        spritesheet = tmp / f"{index}.sprites.jpg"
-        await anyio.to_thread.run_sync(
-            functools.partial(make_previews, video, thumbnail=thumbnail, spritesheet=spritesheet)
+        # One thread hop for all the media work of an output, then the three blobs
+        # stored side by side (each is a copy and an fsync).
+        info, thumbnail, spritesheet = await anyio.to_thread.run_sync(
+            _probe_and_preview, video, tmp, index
         )
-        video_blob = await self.ctx.blobs.put_file(video)
-        thumb_blob = await self.ctx.blobs.put_file(thumbnail)
-        sprite_blob = await self.ctx.blobs.put_file(spritesheet)
+        video_blob, thumb_blob, sprite_blob = await asyncio.gather(
+            self.ctx.blobs.put_file(video),
+            self.ctx.blobs.put_file(thumbnail),
+            self.ctx.blobs.put_file(spritesheet),
+        )
         async with self.ctx.db.begin() as conn:
             await repo.record_blob(conn, video_blob.sha256, video_blob.size, VIDEO_CONTENT_TYPE)
             await repo.record_blob(conn, thumb_blob.sha256, thumb_blob.size, THUMBNAIL_CONTENT_TYPE)
@@ -437,6 +438,14 @@ class JobRunner:
         except ProviderError as error:
             # Best effort: the job is already terminal on our side.
             log.info("job.cancel_upstream_failed", job_id=job_id, code=error.code)
+
+
+def _probe_and_preview(video: Path, tmp: Path, index: int) -> tuple[MediaInfo, Path, Path]:
+    info = probe_video(video)
+    thumbnail = tmp / f"{index}.thumb.webp"
+    spritesheet = tmp / f"{index}.sprites.jpg"
+    make_previews(video, thumbnail=thumbnail, spritesheet=spritesheet)
+    return info, thumbnail, spritesheet
 
 
 def _settled_cost(job: repo.JobRecord) -> Decimal:
