@@ -190,15 +190,22 @@ class Bench:
             self.pg.drop_database(gw.database_url)
 
     def b6_group(self) -> None:
-        """B6 on a gateway of its own, so that the base is a near-empty jobs table."""
-        gw = self.gateway("b6", worker=False)
+        """B6 on two gateways of their own: one whose table stays at the base size and
+        one whose table grows; their runs alternate, so that both see the same
+        machine (the load of other work drifts over a run of many minutes)."""
+        base = self.gateway("b6-base", worker=False)
+        grown = self.gateway("b6", worker=False)
         try:
-            key = gw.create_key("bench")
             json_file, _ = self.body_files()
-            self.b6(gw, key, create_video(gw, key), json_file)
+            sides = []
+            for gw in (base, grown):
+                key = gw.create_key("bench")
+                sides.append(B6Side(gw, key, create_video(gw, key)))
+            self.b6(sides[0], sides[1], json_file)
         finally:
-            gw.stop()
-            self.pg.drop_database(gw.database_url)
+            for gw in (base, grown):
+                gw.stop()
+                self.pg.drop_database(gw.database_url)
 
     def b1(self, gw: Gateway, url: str, auth: dict[str, str], base: WrkResult) -> None:
         cfg = self.cfg
@@ -346,66 +353,70 @@ class Bench:
                 ),
             )
 
-    def b6(self, gw: Gateway, key: ApiKey, template: str, json_file: Path) -> None:
+    def b6(self, base: B6Side, grown: B6Side, json_file: Path) -> None:
         cfg = self.cfg
-        auth = {"Authorization": f"Bearer {key.secret}"}
-        get_url = f"{gw.base_url}/v1/videos/{template}"
-        post_url = f"{gw.base_url}/v1/videos"
-        post = {
-            "method": "POST",
-            "headers": {**auth, "Content-Type": "application/json"},
-            "body_file": json_file,
-        }
-        kwargs: dict[str, Any] = {"connections": cfg.connections, "duration_s": cfg.measure_s}
-        paths = cfg.work / "b6-paths.txt"
-        database = dbname(gw.database_url)
         repeats = 2 if cfg.quick else 3
+        kwargs: dict[str, Any] = {"connections": cfg.connections, "duration_s": cfg.measure_s}
 
-        def cheapest(url: str, **more: Any) -> Cost:
-            # The least CPU per request of a few runs: other work on the machine only
-            # ever adds to it (caches, frequency, steal time).
+        def runner(side: B6Side, what: str) -> Callable[[], Cost]:
+            """One measured run of ``what`` against ``side``, warmed up once."""
+            auth = {"Authorization": f"Bearer {side.key.secret}"}
+            if what == "GET":
+                url = f"{side.gw.base_url}/v1/videos/{side.template}"
+                # GETs spread over the stored jobs, not one hot row.
+                paths = cfg.work / f"b6-paths-{side.gw.name}.txt"
+                write_job_paths(side.gw.database_url, paths, limit=50_000)
+                more: dict[str, Any] = {"headers": auth, "paths_file": paths}
+            else:
+                url = f"{side.gw.base_url}/v1/videos"
+                more = {
+                    "method": "POST",
+                    "headers": {**auth, "Content-Type": "application/json"},
+                    "body_file": json_file,
+                }
             self.warm(url, **more)
-            runs = [
-                Cost(*self.load_cpu(gw.pid, url, database=database, **more, **kwargs))
-                for _ in range(repeats)
-            ]
-            return min(runs, key=lambda run: run.total)
+            database = dbname(side.gw.database_url)
 
-        def measure() -> tuple[Cost, Cost]:
-            # GETs spread over the stored jobs, not one hot row.
-            write_job_paths(gw.database_url, paths, limit=50_000)
-            return cheapest(get_url, headers=auth, paths_file=paths), cheapest(post_url, **post)
+            def run() -> Cost:
+                return Cost(*self.load_cpu(side.gw.pid, url, database=database, **more, **kwargs))
 
-        # The base holds B6_BASE_JOBS jobs, not one: random ids over a single job are
-        # all the same id, which concurrent reads share (db/reads.py coalesces them),
-        # so a one-job base measured a cheaper access pattern, not a smaller table.
-        grow_jobs(gw.database_url, template, key, B6_BASE_JOBS)
-        stored = count_jobs(gw.database_url)
-        print(f"* B6: base, {stored:,} stored jobs")
-        base = measure()
-        self.add(
-            Row(
-                "B6",
-                f"base: {stored:,} stored jobs; CPU per request: gateway + its PostgreSQL"
-                f" backends, least of {repeats} runs",
-                f"GET {base[0].describe()}; POST {base[1].describe()}",
-            )
-        )
+            return run
+
+        def measure() -> dict[str, tuple[Cost, Cost]]:
+            """(base, grown) per request kind: the least CPU per request of a few runs
+            each, base and grown runs alternating. Other work on the machine only ever
+            adds to the CPU per request (caches, frequency, steal time)."""
+            found: dict[str, tuple[Cost, Cost]] = {}
+            for what in ("GET", "POST"):
+                pair = (runner(base, what), runner(grown, what))
+                measured: tuple[list[Cost], list[Cost]] = ([], [])
+                for _ in range(repeats):
+                    for i, run in enumerate(pair):
+                        measured[i].append(run())
+                found[what] = (
+                    min(measured[0], key=lambda c: c.total),
+                    min(measured[1], key=lambda c: c.total),
+                )
+            # The base's table stays at its size: drop what its creates added.
+            trim_jobs(base.gw.database_url, base.template)
+            return found
+
+        grow_jobs(base.gw.database_url, base.template, base.key, B6_BASE_JOBS)
+        print(f"* B6: base, {count_jobs(base.gw.database_url):,} stored jobs")
         for size in cfg.b6_sizes:
             started = time.monotonic()
-            added = grow_jobs(gw.database_url, template, key, size)
+            added = grow_jobs(grown.gw.database_url, grown.template, grown.key, size)
             print(f"* B6: {size:,} stored jobs (+{added:,} in {time.monotonic() - started:.0f} s)")
-            now = measure()
-            for what, cost, then in zip(
-                ("GET (random stored id)", "POST JSON"), now, base, strict=True
-            ):
+            found = measure()
+            for what, label in (("GET", "GET (random stored id)"), ("POST", "POST JSON")):
+                then, cost = found[what]
                 ratio = cost.total / then.total if then.total else float("nan")
                 self.add(
                     Row(
                         "B6",
-                        f"{what} with {size:,} jobs: CPU per request",
+                        f"{label} with {size:,} jobs: CPU per request",
                         cost.describe(),
-                        then.describe(),
+                        f"{B6_BASE_JOBS:,} jobs: {then.describe()}",
                         fmt_ratio(ratio),
                         "<= 1.2 x base",
                         ratio <= 1.2 and cost.result.failed == 0,
@@ -747,6 +758,13 @@ class Cost:
         )
 
 
+@dataclass(frozen=True)
+class B6Side:
+    gw: Gateway
+    key: ApiKey
+    template: str  # a job of the key's tenant: the copies' model
+
+
 @dataclass
 class B3Stats:
     """Per job, from the fake's records and the jobs table (epoch seconds throughout)."""
@@ -888,6 +906,19 @@ def write_job_paths(url: str, path: Path, *, limit: int) -> None:
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT id FROM jobs ORDER BY random() LIMIT %s", (limit,)).fetchall()
     path.write_text("".join(f"/v1/videos/{row[0]}\n" for row in rows))
+
+
+def trim_jobs(url: str, template: str) -> None:
+    """Delete the jobs (and their queued steps) that creates added: all but the
+    template and its copies (ids 'video_0...')."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "DELETE FROM procrastinate_jobs WHERE args->>'job_id' IN"
+            " (SELECT id FROM jobs WHERE id NOT LIKE 'video_0%%' AND id <> %s)",
+            (template,),
+        )
+        conn.execute("DELETE FROM jobs WHERE id NOT LIKE 'video_0%%' AND id <> %s", (template,))
+        conn.execute("VACUUM ANALYZE jobs")
 
 
 def count_jobs(url: str) -> int:
