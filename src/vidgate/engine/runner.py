@@ -17,7 +17,6 @@ run again after a crash at any point:
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import tempfile
 import time
@@ -396,16 +395,15 @@ class JobRunner:
         log.info("job.completed", job_id=job_id, outputs=spec.n, duration_s=_since(job))
 
     async def _store_output(self, job_id: str, index: int, video: Path, tmp: Path) -> None:
-        # One thread hop for all the media work of an output, then the three blobs
-        # stored side by side (each is a copy and an fsync).
+        # One thread hop for all the media work of an output. The blobs are stored one
+        # after another: side by side (asyncio.gather) put three more threads per
+        # finalize on the GIL at once, and B3's event loop (polls, submits) fell behind.
         info, thumbnail, spritesheet = await anyio.to_thread.run_sync(
             _probe_and_preview, video, tmp, index
         )
-        video_blob, thumb_blob, sprite_blob = await asyncio.gather(
-            self.ctx.blobs.put_file(video),
-            self.ctx.blobs.put_file(thumbnail),
-            self.ctx.blobs.put_file(spritesheet),
-        )
+        video_blob = await self.ctx.blobs.put_file(video)
+        thumb_blob = await self.ctx.blobs.put_file(thumbnail)
+        sprite_blob = await self.ctx.blobs.put_file(spritesheet)
         async with self.ctx.db.begin() as conn:
             await repo.record_blob(conn, video_blob.sha256, video_blob.size, VIDEO_CONTENT_TYPE)
             await repo.record_blob(conn, thumb_blob.sha256, thumb_blob.size, THUMBNAIL_CONTENT_TYPE)
