@@ -15,12 +15,12 @@ of workers may do this at once.
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
 
 from vidgate.db import repo
+from vidgate.db.database import autocommit
 from vidgate.engine.context import EngineContext
+from vidgate.engine.periodic import run_periodically
 
 log = structlog.get_logger("vidgate.queue_stats")
 
@@ -36,20 +36,19 @@ def is_stale(rows: repo.QueueRows) -> bool:
 
 async def refresh_queue_stats(ctx: EngineContext) -> bool:
     """ANALYZE the step queue if the planner's estimate is stale; True if it did."""
-    async with ctx.db.connect() as conn:
+    async with autocommit(ctx.db) as conn:
         rows = await repo.queue_rows(conn)
         if not is_stale(rows):
             return False
         await repo.analyze_queue(conn)
-        await conn.commit()
     log.info("queue_stats.analyzed", live_steps=rows.live, planned_steps=round(rows.planned))
     return True
 
 
 async def run_queue_stats(ctx: EngineContext) -> None:
-    while True:
-        try:
-            await refresh_queue_stats(ctx)
-        except Exception:
-            log.exception("queue_stats.error")
-        await asyncio.sleep(ctx.settings.queue_stats_interval_s)
+    await run_periodically(
+        lambda: refresh_queue_stats(ctx),
+        ctx.settings.queue_stats_interval_s,
+        log=log,
+        error_event="queue_stats.error",
+    )

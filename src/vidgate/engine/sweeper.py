@@ -11,7 +11,6 @@ number of worker processes may sweep the same database.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import structlog
 from vidgate.db import repo
 from vidgate.engine import steps
 from vidgate.engine.context import EngineContext
+from vidgate.engine.periodic import run_periodically
 
 log = structlog.get_logger("vidgate.sweeper")
 
@@ -76,9 +76,6 @@ async def run_sweeper(ctx: EngineContext) -> None:
     removed = await anyio.to_thread.run_sync(prune_scratch, scratch)
     if removed:
         log.info("sweeper.pruned_scratch", entries=removed)
-    while True:
-        try:
-            await sweep_once(ctx)
-        except Exception:
-            log.exception("sweeper.error")
-        await asyncio.sleep(ctx.settings.sweep_interval_s)
+    await run_periodically(
+        lambda: sweep_once(ctx), ctx.settings.sweep_interval_s, log=log, error_event="sweeper.error"
+    )
