@@ -6,6 +6,7 @@ and handed to ``create_app`` / the worker.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -14,6 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 def default_data_dir() -> Path:
     return Path.home() / ".vidgate"
+
+
+def half_the_cores() -> int:
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 class Settings(BaseSettings):
@@ -38,12 +43,19 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = 8
     signed_url_ttl_s: int = 3600
 
-    # Steps (submit, finalize, cancel, webhook) in flight at once, per worker. Most of a
-    # step's time is spent waiting on an upstream, so this is well above the core count.
+    # Cancel and webhook steps in flight at once, per worker. Most of a step's time is
+    # spent waiting on another server, so this is well above the core count.
     worker_concurrency: int = 32
     # Finalize steps (download, probe, thumbnail, spritesheet) at once, per worker: CPU
     # and disk work, much of it waiting on downloads, fsync and the database.
     media_concurrency: int = 16
+    # Threads for the CPU-bound part of finalizing (probe, thumbnail, spritesheet), per
+    # worker process. Each holds the GIL for much of its work, so every one added takes
+    # turns away from the event loop (API requests, status reads): with a thread per
+    # finalize step, a burst of results made B3's status reads run 8 s late.
+    media_threads: int = Field(default_factory=half_the_cores)
+    # Submissions waiting on their providers at once, per worker (engine/submitter.py).
+    submit_concurrency: int = 32
     # Status reads of waiting jobs in flight at once, per worker (engine/poller.py).
     poll_concurrency: int = 32
     # How often a worker looks for scheduled (schedule_in) jobs; new jobs arrive by NOTIFY.

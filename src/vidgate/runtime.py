@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -84,6 +85,7 @@ async def open_runtime(settings: Settings, database_url: str) -> AsyncIterator[R
     )
     providers: dict[str, Provider] = {}
     reads = Reads(database_url)
+    media = ThreadPoolExecutor(settings.media_threads, thread_name_prefix="vidgate-media")
     try:
         await reads.open()
         signer = await _signer(db, settings)
@@ -105,10 +107,12 @@ async def open_runtime(settings: Settings, database_url: str) -> AsyncIterator[R
                 app=app,
                 deployments=deployments,
                 database_url=database_url,
+                media=media,
             )
             jobs = JobService(ctx, reads)
             yield Runtime(settings, database_url, db, catalog, ctx, jobs, signer, reads)
     finally:
+        media.shutdown(wait=False, cancel_futures=True)
         await reads.close()
         for provider in providers.values():
             await provider.aclose()

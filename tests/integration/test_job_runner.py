@@ -1,7 +1,8 @@
 """The job state machine against a real PostgreSQL, with a scripted provider.
 
-Steps are called directly (no worker), and what each step enqueued next is read from
-procrastinate's own table, so every transition and its follow-up are checked together.
+Steps are called directly (no worker), and what each step scheduled next is read from
+the job row (a submission's or a poll's due time) or procrastinate's own table (the
+other steps), so every transition and its follow-up are checked together.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from vidgate.engine.context import EngineContext
 from vidgate.engine.poller import Poller
 from vidgate.engine.runner import JobRunner
 from vidgate.engine.service import JobService, Principal
+from vidgate.engine.submitter import Submitter
 from vidgate.engine.sweeper import sweep_once
 from vidgate.media.render import ClipRequest, render_clip
 from vidgate.providers.base import ProviderError, SubmitResult, UpstreamStatus
@@ -160,6 +162,17 @@ def _next_poll(url: str, job_id: str) -> float | None:
     return None if row[0] is None else float(row[0])
 
 
+def _next_submit(url: str, job_id: str) -> float | None:
+    """Seconds until the job's submission is due (engine/submitter.py), or None."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT EXTRACT(EPOCH FROM (submit_at - now())) FROM jobs WHERE id = %s",
+            (job_id,),
+        ).fetchone()
+    assert row is not None
+    return None if row[0] is None else float(row[0])
+
+
 def _clear(url: str, job_id: str) -> None:
     """Play the worker: the steps seen so far are done."""
     with psycopg.connect(url) as conn:
@@ -178,12 +191,15 @@ async def test_happy_path_enqueues_each_next_step(
 ) -> None:
     runner, service, principal = setup
     job_id = await _new_job(runtime, service, principal)
-    assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.SUBMIT]
-    _clear(runtime.database_url, job_id)
+    # Submitting is the submitter's: no task, a due time on the row (now).
+    assert _pending(runtime.database_url, job_id) == []
+    submit_in = _next_submit(runtime.database_url, job_id)
+    assert submit_in is not None and submit_in <= 0
 
     await runner.submit(job_id)
     job = await _job(runtime, job_id)
     assert job.state == "waiting" and job.upstream_id == f"up-{job_id}"
+    assert _next_submit(runtime.database_url, job_id) is None
     # Waiting is the poller's: no task, a due time on the row.
     assert _pending(runtime.database_url, job_id) == []
     delay = _next_poll(runtime.database_url, job_id)
@@ -228,18 +244,17 @@ async def test_retryable_submit_error_honours_retry_after(
 ) -> None:
     runner, service, principal = setup
     job_id = await _new_job(runtime, service, principal)
-    _clear(runtime.database_url, job_id)
     provider.submit_error = ProviderError(
         "rate_limited", "slow down", retryable=True, retry_after_s=7
     )
     await runner.submit(job_id)
     job = await _job(runtime, job_id)
     assert job.state == "submitting" and job.step_attempts == 1
-    [(task, delay)] = _pending(runtime.database_url, job_id)
-    assert task == steps.SUBMIT and 6 < delay <= 7
-    # A re-run of the submit after a crash reuses the same idempotency key.
+    delay = _next_submit(runtime.database_url, job_id)
+    assert delay is not None and 6 < delay <= 7
+    assert _pending(runtime.database_url, job_id) == []
+    # The next submission reuses the same idempotency key.
     provider.submit_error = None
-    _clear(runtime.database_url, job_id)
     await runner.submit(job_id)
     assert provider.submits == [job_id, job_id]
     assert (await _job(runtime, job_id)).state == "waiting"
@@ -252,7 +267,6 @@ async def test_retryable_errors_give_up_after_the_bound(
     job_id = await _new_job(runtime, service, principal)
     provider.submit_error = ProviderError("upstream_unavailable", "503", retryable=True)
     for _ in range(3):
-        _clear(runtime.database_url, job_id)
         await runner.submit(job_id)
     job = await _job(runtime, job_id)
     assert job.state == "failed" and job.error_code == "upstream_unavailable" and job.cost == 0
@@ -296,11 +310,12 @@ async def test_unexpected_errors_are_retried_then_fail_as_internal(
     job_id = await _new_job(runtime, service, principal)
     provider.submit_error = RuntimeError("bug")
     for attempt in (1, 2):
-        _clear(runtime.database_url, job_id)
         await runner.guarded(steps.SUBMIT, job_id, runner.submit)
         assert (await _job(runtime, job_id)).step_attempts == attempt
-        assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.SUBMIT]
-    _clear(runtime.database_url, job_id)
+        # Again after a backoff of up to 2 ** (attempt - 1) s, from the job row.
+        delay = _next_submit(runtime.database_url, job_id)
+        assert delay is not None and -0.5 < delay <= 2 ** (attempt - 1)
+        assert _pending(runtime.database_url, job_id) == []
     await runner.guarded(steps.SUBMIT, job_id, runner.submit)
     job = await _job(runtime, job_id)
     assert job.state == "failed" and job.error_code == "internal_error"
@@ -313,7 +328,6 @@ async def test_delete_while_waiting_cancels_upstream(
     runner, service, principal = setup
     job_id = await _new_job(runtime, service, principal)
     await runner.submit(job_id)
-    _clear(runtime.database_url, job_id)
     await service.delete(principal, job_id)
     job = await _job(runtime, job_id)
     assert job.state == "cancelled" and job.deleted_at is not None and job.cost == 0
@@ -333,7 +347,6 @@ async def test_delete_during_the_submission_cancels_the_task_it_created(
 ) -> None:
     runner, service, principal = setup
     job_id = await _new_job(runtime, service, principal)
-    _clear(runtime.database_url, job_id)
     submit = provider.submit
 
     async def deleted_meanwhile(spec: JobSpec, **kwargs: Any) -> SubmitResult:
@@ -349,26 +362,35 @@ async def test_delete_during_the_submission_cancels_the_task_it_created(
     assert job.state == "cancelled" and job.upstream_id is None and job.next_poll_at is None
 
 
-async def test_sweeper_requeues_an_active_job_with_no_pending_step(
+async def test_sweeper_requeues_an_active_job_with_nothing_to_move_it(
     runtime: Runtime, setup: Any, provider: ScriptedProvider
 ) -> None:
     runner, service, principal = setup
+    url = runtime.database_url
     job_id = await _new_job(runtime, service, principal)
-    _clear(runtime.database_url, job_id)  # the submit step is lost
+    # A queued job is the submitter's (it submits it when due)...
+    assert await sweep_once(runner.ctx) == (0, 0)
+    # ...unless its row lost its due time.
+    await _update_job(runtime, job_id, submit_at=None)
     assert await sweep_once(runner.ctx) == (0, 1)
-    assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.SUBMIT]
-    # Idempotent: a second sweep finds the step pending and adds nothing.
-    assert (await sweep_once(runner.ctx))[1] == 0
-    # A waiting job is not the sweeper's (the poller reads it when due)...
-    _clear(runtime.database_url, job_id)
+    delay = _next_submit(url, job_id)
+    assert delay is not None and delay <= 0
+    # A waiting job is the poller's...
     await runner.submit(job_id)
     assert await sweep_once(runner.ctx) == (0, 0)
-    assert _pending(runtime.database_url, job_id) == []
+    assert _pending(url, job_id) == []
     # ...unless its row lost its due time.
     await _update_job(runtime, job_id, next_poll_at=None)
     assert await sweep_once(runner.ctx) == (0, 1)
-    delay = _next_poll(runtime.database_url, job_id)
+    delay = _next_poll(url, job_id)
     assert delay is not None and delay <= 0
+    # A finalizing job whose finalize step was lost gets the step again, once.
+    provider.statuses = [UpstreamStatus("succeeded")]
+    await runner.poll(job_id)
+    _clear(url, job_id)
+    assert await sweep_once(runner.ctx) == (0, 1)
+    assert [t for t, _ in _pending(url, job_id)] == [steps.FINALIZE]
+    assert (await sweep_once(runner.ctx))[1] == 0
 
 
 def test_prune_scratch_keeps_fresh_entries(tmp_path: Path) -> None:
@@ -420,11 +442,11 @@ async def test_retryable_submit_failure_falls_back_to_the_next_deployment(
     runner, service, principal = JobRunner(ctx), JobService(ctx), await _principal(runtime)
     job_id = await _new_job(runtime, service, principal)
     assert (await _job(runtime, job_id)).provider == "primary"
-    _clear(runtime.database_url, job_id)
     await runner.submit(job_id)
     job = await _job(runtime, job_id)
     assert (job.state, job.provider, job.tried_providers) == ("queued", "backup", ["primary"])
-    assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.SUBMIT]
+    delay = _next_submit(runtime.database_url, job_id)
+    assert delay is not None and delay <= 0
     await runner.submit(job_id)
     assert (await _job(runtime, job_id)).state == "waiting"
     assert primary.submits == [job_id] and backup.submits == [job_id]
@@ -481,11 +503,11 @@ async def test_concurrency_cap_queues_jobs_inside_vidgate(runtime: Runtime) -> N
     first = await _new_job(runtime, service, principal)
     second = await _new_job(runtime, service, principal)
     await runner.submit(first)
-    _clear(runtime.database_url, second)
     await runner.submit(second)
+    # Still queued and due: it waits for capacity, not for a time.
     assert (await _job(runtime, second)).state == "queued"
-    [(task, delay)] = _pending(runtime.database_url, second)
-    assert task == steps.SUBMIT and delay > 0.5
+    delay = _next_submit(runtime.database_url, second)
+    assert delay is not None and delay <= 0
     assert capped.submits == [first]
     # Once the first is done, the second goes out.
     async with runtime.db.begin() as conn:
@@ -508,7 +530,6 @@ async def _waiting_with_poll_in(
     runner, service, principal = setup
     job_id = await _new_job(runtime, service, principal)
     await runner.submit(job_id)
-    _clear(runtime.database_url, job_id)
     provider.statuses = [UpstreamStatus("running", poll_after_s=seconds)]
     await runner.poll(job_id)
     delay = _next_poll(runtime.database_url, job_id)
@@ -529,10 +550,10 @@ async def test_nudge_pulls_the_scheduled_poll_forward_and_forks_nothing(
     # The poller reads it once; still running, the next read is the provider's 60 s away.
     poller = Poller(runner.ctx, concurrency=4)
     provider.statuses = [UpstreamStatus("running", poll_after_s=60)]
-    assert await poller.poll_due_once() == 1
+    assert await poller.run_due_once() == 1
     delay = _next_poll(url, job_id)
     assert delay is not None and delay > 55
-    assert await poller.poll_due_once() == 0
+    assert await poller.run_due_once() == 0
 
 
 async def test_a_nudge_during_a_read_is_not_lost(
@@ -610,7 +631,7 @@ async def test_poller_reads_due_jobs_in_batches_and_leaves_the_rest(
     ]
     # Batches of two: every due job is read once, over three claims.
     poller = Poller(runner.ctx, concurrency=2, batch=2)
-    assert await poller.poll_due_once() == 5
+    assert await poller.run_due_once() == 5
     assert provider.statuses == []
     states = sorted([(await _job(runtime, j)).state for j in due])
     assert states == ["failed", "finalizing", "waiting", "waiting", "waiting"]
@@ -622,7 +643,7 @@ async def test_poller_reads_due_jobs_in_batches_and_leaves_the_rest(
         assert delay is not None and 0.5 <= delay <= 5.1
         assert job.poll_count == (0 if job.step_attempts else 1)
     assert (await _job(runtime, later)).poll_count == 0
-    assert await poller.poll_due_once() == 0
+    assert await poller.run_due_once() == 0
 
 
 async def test_a_dead_pollers_claims_run_out(
@@ -675,6 +696,190 @@ async def test_a_stopping_poller_hands_back_the_reads_it_had_in_flight(
     # Stopped: due again now, not when the lease would have run out.
     delay = _next_poll(runtime.database_url, job_id)
     assert delay is not None and delay <= 0
+
+
+async def test_finalize_makes_previews_on_the_media_threads(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Media work runs on the few ``media_threads``, not on a thread per step, which
+    would take the event loop's turns on the GIL."""
+    import threading
+
+    from vidgate.engine import runner as runner_module
+
+    runner, service, principal = setup
+    assert runtime.settings.media_threads >= 1
+    assert runtime.engine.media is not None
+    assert runtime.engine.media._max_workers == runtime.settings.media_threads  # type: ignore[attr-defined]
+    threads: list[str] = []
+    real = runner_module._probe_and_preview
+
+    def recording(*args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(runner_module, "_probe_and_preview", recording)
+    job_id = await _new_job(runtime, service, principal)
+    await runner.submit(job_id)
+    provider.statuses = [UpstreamStatus("succeeded")]
+    await runner.poll(job_id)
+    await runner.finalize(job_id)
+    assert (await _job(runtime, job_id)).state == "completed"
+    assert len(threads) == 1 and threads[0].startswith("vidgate-media")
+
+
+# --- the submitter ------------------------------------------------------------------
+
+
+async def test_submitter_submits_due_jobs_in_batches_and_leaves_the_rest(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    runner, service, principal = setup
+    url = runtime.database_url
+    due = [await _new_job(runtime, service, principal) for _ in range(5)]
+    later = await _new_job(runtime, service, principal)
+    await _update_job(runtime, later, submit_at=_now() + dt.timedelta(seconds=60))
+    # Batches of two: every due job is submitted once, over three claims.
+    submitter = Submitter(runner.ctx, concurrency=2, batch=2)
+    assert await submitter.run_due_once() == 5
+    assert sorted(provider.submits) == sorted(due)
+    for job_id in due:
+        job = await _job(runtime, job_id)
+        assert (job.state, job.upstream_id) == ("waiting", f"up-{job_id}")
+        assert _next_submit(url, job_id) is None
+        delay = _next_poll(url, job_id)
+        assert delay is not None and 0.2 < delay <= 0.5
+    assert (await _job(runtime, later)).state == "queued"
+    assert await submitter.run_due_once() == 0
+    assert _pending(url, later) == []
+
+
+async def test_submitter_fills_a_capped_deployment_up_to_its_cap(runtime: Runtime) -> None:
+    capped, free = ScriptedProvider(), ScriptedProvider()
+    ctx = _with_deployments(
+        runtime,
+        {"capped": capped, "free": free},
+        refs=[DeploymentRef(provider="capped", priority=10), DeploymentRef(provider="free")],
+        configs={"capped": DeploymentConfig(name="capped", provider="x", max_concurrency=2)},
+    )
+    service, principal = JobService(ctx), await _principal(runtime)
+    jobs = [await _new_job(runtime, service, principal) for _ in range(5)]
+    other = await _new_job(runtime, service, principal)
+    await _update_job(runtime, other, provider="free")
+    submitter = Submitter(ctx, concurrency=8)
+    assert await submitter.run_due_once() == 3
+    # The oldest first (in any order within a batch).
+    assert sorted(capped.submits) == sorted(jobs[:2]) and free.submits == [other]
+    assert [(await _job(runtime, j)).state for j in jobs[2:]] == ["queued"] * 3
+    # Nothing is due but the capped jobs, which wait for capacity rather than a time.
+    async with runtime.db.connect() as conn:
+        assert await repo.next_submission_due_in(conn, capped=["capped"]) is None
+    assert await submitter.run_due_once() == 0
+    # One finishes: one more goes out.
+    await _update_job(runtime, jobs[0], state="completed")
+    assert await submitter.run_due_once() == 1
+    assert sorted(capped.submits) == sorted(jobs[:3])
+
+
+async def test_a_dead_submitters_claims_run_out(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    async with runtime.db.begin() as conn:
+        [claim] = await repo.claim_due_submissions(conn, limit=10, lease_s=0.5, capped=[])
+    assert claim.id == job_id and (await _job(runtime, job_id)).state == "submitting"
+    # Claimed by a submitter that then died: nobody else takes it while the lease holds...
+    async with runtime.db.begin() as conn:
+        assert await repo.claim_due_submissions(conn, limit=10, lease_s=0.5, capped=[]) == []
+    await asyncio.sleep(0.6)
+    # ...and when it runs out, it goes again, with the same idempotency key.
+    assert await Submitter(runner.ctx, concurrency=4).run_due_once() == 1
+    assert provider.submits == [job_id]
+    assert (await _job(runtime, job_id)).state == "waiting"
+
+
+async def test_a_living_submitter_keeps_its_claims(
+    database_url: str, tmp_path: Path, provider: ScriptedProvider
+) -> None:
+    """While a provider takes its time to answer, the lease is renewed: nobody else
+    submits the job a second time (most providers take no idempotency key)."""
+    migrate(database_url)
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url, stalled_after_s=0.6)
+    async with open_runtime(settings, database_url) as rt:
+        ctx = _with_deployments(rt, {"scripted": provider})
+        service, principal = JobService(ctx), await _principal(rt)
+        job_id = await _new_job(rt, service, principal)
+        started, answer = asyncio.Event(), asyncio.Event()
+        submit = provider.submit
+
+        async def slow(spec: JobSpec, **kwargs: Any) -> SubmitResult:
+            started.set()
+            await answer.wait()
+            return await submit(spec, **kwargs)
+
+        provider.submit = slow  # type: ignore[method-assign]
+        submitter = asyncio.create_task(Submitter(ctx, concurrency=4).run())
+        await asyncio.wait_for(started.wait(), 10)
+        await asyncio.sleep(1.5)  # two and a half leases
+        async with rt.db.begin() as conn:
+            assert await repo.claim_due_submissions(conn, limit=10, lease_s=1, capped=[]) == []
+        answer.set()
+        for _ in range(100):
+            if (await _job(rt, job_id)).state == "waiting":
+                break
+            await asyncio.sleep(0.05)
+        submitter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await submitter
+    assert provider.submits == [job_id]
+
+
+async def test_a_stopping_submitter_hands_back_what_it_had_in_flight(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    started = asyncio.Event()
+
+    async def hangs(spec: JobSpec, **kwargs: Any) -> SubmitResult:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    provider.submit = hangs  # type: ignore[method-assign]
+    submitter = asyncio.create_task(Submitter(runner.ctx, concurrency=4).run())
+    await asyncio.wait_for(started.wait(), 10)
+    delay = _next_submit(runtime.database_url, job_id)
+    assert delay is not None and delay > 1
+    submitter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await submitter
+    delay = _next_submit(runtime.database_url, job_id)
+    assert delay is not None and delay <= 0
+    assert (await _job(runtime, job_id)).state == "submitting"
+
+
+async def test_a_second_submission_of_a_job_keeps_the_first_task(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    """Two submissions of one job both answered (the first's lease ran out while its
+    process was stalled): the job keeps the task written first; the other's task is
+    cancelled unless it is the same one (an idempotency key the provider honours)."""
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    async with runtime.db.begin() as conn:
+        [claim] = await repo.claim_due_submissions(conn, limit=1, lease_s=10, capped=[])
+    first = await runner.submit_claimed(claim)
+    same = await runner.submit_claimed(claim)
+    assert first is not None and same is not None
+    await runner.record_submitted([first])
+    await runner.record_submitted([same])
+    assert provider.cancelled == []
+    other = dataclasses.replace(same, upstream_id="up-duplicate")
+    await runner.record_submitted([other])
+    assert provider.cancelled == ["up-duplicate"]
+    assert (await _job(runtime, job_id)).upstream_id == f"up-{job_id}"
 
 
 def test_adaptive_poll_interval_grows_with_the_wait_within_bounds() -> None:

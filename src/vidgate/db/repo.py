@@ -6,6 +6,7 @@ return small frozen records, never SQLAlchemy rows.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -176,6 +177,7 @@ class JobRecord:
     completed_at: dt.datetime | None
     deleted_at: dt.datetime | None
     next_poll_at: dt.datetime | None = None
+    submit_at: dt.datetime | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -227,50 +229,6 @@ async def update_job(conn: AsyncConnection, job_id: str, **values: Any) -> None:
     )
 
 
-async def start_submission(
-    conn: AsyncConnection, job_id: str, *, capped: list[str]
-) -> JobRecord | None:
-    """Move a job to ``submitting`` in one statement and return it: a queued job, or one
-    a crashed submission left ``submitting`` (run again). None when the job is in
-    another state, or queued for a deployment in ``capped``: those wait for a capacity
-    check under the deployment's lock first."""
-    stmt = (
-        jobs.update()
-        .where(
-            jobs.c.id == job_id,
-            sa.or_(
-                jobs.c.state == "submitting",
-                sa.and_(jobs.c.state == "queued", jobs.c.provider.not_in(capped)),
-            ),
-        )
-        .values(state="submitting", updated_at=sa.func.now())
-        .returning(*jobs.c)
-    )
-    row = (await conn.execute(stmt)).first()
-    return _job(row) if row else None
-
-
-async def mark_submitted(
-    conn: AsyncConnection, job_id: str, *, upstream_id: str, first_poll_s: float
-) -> bool:
-    """``submitting`` -> ``waiting`` with its upstream task and first poll, in one
-    statement; False (nothing written) when the job left ``submitting`` meanwhile
-    (cancelled while the submission was in flight)."""
-    result = await conn.execute(
-        jobs.update()
-        .where(jobs.c.id == job_id, jobs.c.state == "submitting")
-        .values(
-            state="waiting",
-            upstream_id=upstream_id,
-            submitted_at=sa.func.now(),
-            next_poll_at=db_now(after_s=first_poll_s),
-            step_attempts=0,
-            updated_at=sa.func.now(),
-        )
-    )
-    return result.rowcount == 1
-
-
 _procrastinate_jobs = sa.table(
     "procrastinate_jobs",
     sa.column("args", JSONB_TYPE),
@@ -282,7 +240,7 @@ _procrastinate_jobs = sa.table(
 
 
 def _pending_step(job_id: sa.ColumnElement[str]) -> sa.Exists:
-    """A queued or running step (engine/steps.py's task names) for the job."""
+    """A queued or running finalize step (engine/steps.py) for the job."""
     pj = _procrastinate_jobs
     return (
         sa.select(sa.literal(1))
@@ -290,7 +248,7 @@ def _pending_step(job_id: sa.ColumnElement[str]) -> sa.Exists:
         .where(
             pj.c.args["job_id"].astext == job_id,
             sa.cast(pj.c.status, sa.Text).in_(["todo", "doing"]),
-            pj.c.task_name.in_(["vidgate:submit", "vidgate:finalize"]),
+            pj.c.task_name == "vidgate:finalize",
         )
         .exists()
     )
@@ -301,26 +259,32 @@ async def has_pending_step(conn: AsyncConnection, job_id: str) -> bool:
 
 
 async def active_jobs_without_task(conn: AsyncConnection, limit: int = 500) -> list[str]:
-    """Jobs in a step-driven state that no procrastinate task will advance: lost work
-    for the sweeper. (Waiting jobs are the poller's: their row says when.)"""
+    """Finalizing jobs that no procrastinate task will advance: lost work for the
+    sweeper. (Jobs to submit and waiting jobs are the submitter's and the poller's:
+    their row says when.)"""
     rows = await conn.execute(
         sa.select(jobs.c.id)
-        .where(jobs.c.state.in_(["queued", "submitting", "finalizing"]), ~_pending_step(jobs.c.id))
+        .where(jobs.c.state == "finalizing", ~_pending_step(jobs.c.id))
         .order_by(jobs.c.id)
         .limit(limit)
     )
     return [r[0] for r in rows]
 
 
-async def schedule_unscheduled_polls(conn: AsyncConnection) -> int:
-    """Waiting jobs with no next poll (none is written without one; a hand-edited row,
-    say): read them now."""
-    result = await conn.execute(
+async def schedule_unscheduled(conn: AsyncConnection) -> int:
+    """Jobs to submit with no submit time, and waiting jobs with no next poll (none is
+    written without one; a hand-edited row, say): take them up now."""
+    submits = await conn.execute(
+        jobs.update()
+        .where(jobs.c.state.in_(["queued", "submitting"]), jobs.c.submit_at.is_(None))
+        .values(submit_at=sa.func.now())
+    )
+    polls = await conn.execute(
         jobs.update()
         .where(jobs.c.state == "waiting", jobs.c.next_poll_at.is_(None))
         .values(next_poll_at=sa.func.now())
     )
-    return int(result.rowcount)
+    return int(submits.rowcount) + int(polls.rowcount)
 
 
 # --- outputs and blobs ------------------------------------------------------------
@@ -609,6 +573,170 @@ async def count_inflight(conn: AsyncConnection, provider: str) -> int:
         .where(jobs.c.provider == provider, jobs.c.state.in_(["submitting", "waiting"]))
     )
     return int(value or 0)
+
+
+# --- submissions (engine/submitter.py) --------------------------------------------
+
+# Notified when a job is queued for submission (or falls back to another deployment).
+SUBMIT_CHANNEL = "vidgate_submit"
+
+# A claimed submission's ``submit_at`` is when its lease runs out; its submitter renews
+# it while the provider answers, so only a dead submitter's claims become due again.
+_SUBMIT_LEASE = "submit_at = now() + make_interval(secs => :lease), state = 'submitting'"
+_JOB_COLUMNS = ", ".join(f"jobs.{f.name}" for f in dataclasses.fields(JobRecord))
+
+
+async def claim_due_submissions(
+    conn: AsyncConnection, *, limit: int, lease_s: float, capped: list[str]
+) -> list[JobRecord]:
+    """Claim up to ``limit`` jobs whose submission is due, oldest due first, moving
+    them to ``submitting``: queued jobs of deployments without a concurrency cap, and
+    jobs a submission left ``submitting`` (its retry is due, or its submitter died and
+    the lease ran out). Rows other submitters hold are skipped."""
+    result = await conn.execute(
+        sa.text(
+            f"UPDATE jobs SET {_SUBMIT_LEASE}, updated_at = now()"
+            " WHERE id IN (SELECT id FROM jobs WHERE state IN ('queued', 'submitting')"
+            " AND submit_at <= now()"
+            " AND NOT (state = 'queued' AND provider = ANY(CAST(:capped AS text[])))"
+            " ORDER BY submit_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
+            f" RETURNING {_JOB_COLUMNS}"
+        ),
+        {"lease": lease_s, "limit": limit, "capped": capped},
+    )
+    return [_job(row) for row in result]
+
+
+async def claim_capped_submissions(
+    conn: AsyncConnection, provider: str, *, cap: int, limit: int, lease_s: float
+) -> list[JobRecord]:
+    """Claim queued jobs of a capped deployment, as many as its free capacity allows
+    (``cap`` jobs submitting or waiting at once). Call in a transaction: the
+    deployment's lock, held to its end, keeps two submitters from both counting the
+    same free slot."""
+    await lock_deployment(conn, provider)
+    result = await conn.execute(
+        sa.text(
+            f"UPDATE jobs SET {_SUBMIT_LEASE}, updated_at = now()"
+            " WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND provider = :provider"
+            " AND submit_at <= now() ORDER BY submit_at"
+            " LIMIT LEAST(:limit, GREATEST(0, :cap - (SELECT count(*) FROM jobs"
+            " WHERE provider = :provider AND state IN ('submitting', 'waiting'))))"
+            " FOR UPDATE SKIP LOCKED)"
+            f" RETURNING {_JOB_COLUMNS}"
+        ),
+        {"lease": lease_s, "limit": limit, "cap": cap, "provider": provider},
+    )
+    return [_job(row) for row in result]
+
+
+async def claim_submission(
+    conn: AsyncConnection, job_id: str, *, lease_s: float, capped: dict[str, int]
+) -> JobRecord | None:
+    """Claim one job to submit whether or not it is due: None when it is in another
+    state, or queued for a capped deployment with no free capacity. Call in a
+    transaction (the capacity check holds the deployment's lock)."""
+    job = await get_job(conn, job_id, for_update=True, include_deleted=True)
+    if job is None or job.state not in ("queued", "submitting"):
+        return None
+    cap = capped.get(job.provider)
+    if job.state == "queued" and cap is not None:
+        await lock_deployment(conn, job.provider)
+        if await count_inflight(conn, job.provider) >= cap:
+            return None
+    result = await conn.execute(
+        sa.text(f"UPDATE jobs SET {_SUBMIT_LEASE} WHERE id = :id RETURNING {_JOB_COLUMNS}"),
+        {"lease": lease_s, "id": job_id},
+    )
+    row = result.first()
+    return _job(row) if row else None
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """A claimed job its provider accepted: written back with others in one statement."""
+
+    job_id: str
+    provider: str
+    upstream_id: str
+    first_poll_s: float
+
+
+async def record_submissions(conn: AsyncConnection, items: list[Submitted]) -> set[str]:
+    """``submitting`` -> ``waiting`` with the upstream task and its first poll, for a
+    batch in one statement. A job that left ``submitting`` meanwhile (cancelled, or
+    written by another submission after a lease ran out) is left as it is. Returns the
+    ids written."""
+    if not items:
+        return set()
+    result = await conn.execute(
+        sa.text(
+            "UPDATE jobs SET state = 'waiting', upstream_id = u.upstream_id,"
+            " submitted_at = now(), next_poll_at = now() + make_interval(secs => u.first_poll),"
+            " submit_at = NULL, step_attempts = 0, updated_at = now()"
+            " FROM unnest(CAST(:ids AS text[]), CAST(:upstream AS text[]),"
+            " CAST(:first_poll AS float8[])) AS u(id, upstream_id, first_poll)"
+            " WHERE jobs.id = u.id AND jobs.state = 'submitting'"
+            " RETURNING jobs.id"
+        ),
+        {
+            "ids": [i.job_id for i in items],
+            "upstream": [i.upstream_id for i in items],
+            "first_poll": [i.first_poll_s for i in items],
+        },
+    )
+    return {row[0] for row in result}
+
+
+async def schedule_submission(
+    conn: AsyncConnection, job_id: str, *, delay_s: float, **values: Any
+) -> None:
+    """Submit the job (again) after ``delay_s``: a retry keeps its state, a fallback
+    passes ``state="queued"`` with its next deployment."""
+    await update_job(conn, job_id, submit_at=db_now(after_s=delay_s), **values)
+
+
+async def renew_submissions(conn: AsyncConnection, job_ids: list[str], *, lease_s: float) -> None:
+    """Extend the leases of submissions still waiting on their providers."""
+    await conn.execute(
+        sa.text(
+            "UPDATE jobs SET submit_at = now() + make_interval(secs => :lease)"
+            " WHERE id = ANY(CAST(:ids AS text[])) AND state = 'submitting'"
+        ),
+        {"ids": job_ids, "lease": lease_s},
+    )
+
+
+async def release_submissions(conn: AsyncConnection, job_ids: list[str]) -> None:
+    """Make submissions a submitter gives up on (shutting down) due again at once
+    rather than when their leases run out."""
+    await conn.execute(
+        sa.text(
+            "UPDATE jobs SET submit_at = now()"
+            " WHERE id = ANY(CAST(:ids AS text[])) AND state = 'submitting'"
+        ),
+        {"ids": job_ids},
+    )
+
+
+async def next_submission_due_in(conn: AsyncConnection, *, capped: list[str]) -> float | None:
+    """Seconds until the earliest submission a claim would take is due (<= 0: overdue);
+    None when there is none. Queued jobs of capped deployments are left out: they wait
+    for capacity, not for a time."""
+    value = await conn.scalar(
+        sa.text(
+            "SELECT EXTRACT(EPOCH FROM (min(submit_at) - now())) FROM jobs"
+            " WHERE state IN ('queued', 'submitting')"
+            " AND NOT (state = 'queued' AND provider = ANY(CAST(:capped AS text[])))"
+        ),
+        {"capped": capped},
+    )
+    return None if value is None else float(value)
+
+
+async def notify_submitters(conn: AsyncConnection) -> None:
+    """Wake sleeping submitters when the transaction commits."""
+    await conn.execute(sa.text(f"NOTIFY {SUBMIT_CHANNEL}"))
 
 
 # --- polling (engine/poller.py) ---------------------------------------------------

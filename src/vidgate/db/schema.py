@@ -62,6 +62,9 @@ jobs = sa.Table(
     # When a waiting job's upstream status is read next (engine/poller.py). A poller
     # that claims the job moves it a lease ahead, so a dead poller's claim runs out.
     sa.Column("next_poll_at", sa.DateTime(timezone=True)),
+    # When a queued job is submitted upstream (engine/submitter.py); the same lease
+    # scheme as next_poll_at while a submitter holds it in ``submitting``.
+    sa.Column("submit_at", sa.DateTime(timezone=True)),
     sa.Column("source_video_id", sa.Text),
     sa.Column("webhook_url", sa.Text),
     # Deployments a submission already failed on, so fallback moves on to the next one.
@@ -108,6 +111,12 @@ sa.Index(
 )
 # The poller's scan: waiting jobs in order of when they are due.
 sa.Index("jobs_poll_due_idx", jobs.c.next_poll_at, postgresql_where=jobs.c.state == "waiting")
+# The submitter's scan: jobs to submit in order of when they are due.
+sa.Index(
+    "jobs_submit_due_idx",
+    jobs.c.submit_at,
+    postgresql_where=jobs.c.state.in_(["queued", "submitting"]),
+)
 sa.Index(
     "jobs_active_idx",
     jobs.c.state,

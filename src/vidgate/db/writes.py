@@ -1,4 +1,5 @@
-"""The API's hot write: a new job, as one fixed INSERT on the caller's transaction.
+"""The API's hot write: a new job, queued for submission now (engine/submitter.py), as
+one fixed INSERT on the caller's transaction.
 
 A SQLAlchemy insert would build a statement per call (values, cache key, compilation);
 this one is a constant that psycopg prepares once per connection.
@@ -19,9 +20,9 @@ from vidgate.db.database import raw_connection
 from vidgate.db.repo import JobRecord
 
 _INSERT_JOB = (
-    "INSERT INTO jobs (id, tenant_id, api_key_id, mode, model, kind, spec, state, provider,"
-    " upstream_model, estimated_cost, source_video_id, webhook_url)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING "
+    "INSERT INTO jobs (id, tenant_id, api_key_id, mode, model, kind, spec, provider,"
+    " upstream_model, estimated_cost, source_video_id, webhook_url, state, submit_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'queued', now()) RETURNING "
     + ", ".join(f.name for f in dataclasses.fields(JobRecord))
 )
 _JOB_ROW: BaseRowFactory[JobRecord] = args_row(JobRecord)
@@ -37,7 +38,6 @@ async def insert_job(
     model: str,
     kind: str,
     spec: dict[str, Any],
-    state: str,
     provider: str,
     upstream_model: str | None,
     estimated_cost: Decimal,
@@ -53,7 +53,6 @@ async def insert_job(
         model,
         kind,
         Jsonb(spec),
-        state,
         provider,
         upstream_model,
         estimated_cost,

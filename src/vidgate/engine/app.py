@@ -14,6 +14,7 @@ from vidgate.engine import steps
 from vidgate.engine.context import EngineContext
 from vidgate.engine.poller import Poller
 from vidgate.engine.queue_stats import run_queue_stats
+from vidgate.engine.submitter import Submitter
 from vidgate.engine.sweeper import run_sweeper
 from vidgate.engine.tasks import CONTEXT_KEY, blueprint
 
@@ -28,13 +29,17 @@ def create_procrastinate_app(database_url: str, *, pool_size: int = 10) -> procr
 
 
 async def run_worker(ctx: EngineContext, *, name: str = "vidgate-worker") -> None:
-    """Process job steps until cancelled: one procrastinate worker per queue (``jobs``:
-    submit, cancel, webhooks, waiting on upstreams; ``media``: finalize, on CPU and
-    disk), with the poller, the sweeper and the queue statistics keeper beside them."""
+    """Process job steps until cancelled: the submitter and the poller (steps claimed
+    from the job rows), procrastinate workers per queue (``jobs``: cancels and
+    webhooks, waiting on other servers; ``media``: finalize, on CPU and disk), and the
+    sweeper and the queue statistics keeper beside them."""
     settings = ctx.settings
     side = [
         asyncio.create_task(run_sweeper(ctx), name="vidgate-sweeper"),
         asyncio.create_task(run_queue_stats(ctx), name="vidgate-queue-stats"),
+        asyncio.create_task(
+            Submitter(ctx, concurrency=settings.submit_concurrency).run(), name="vidgate-submitter"
+        ),
         asyncio.create_task(
             Poller(ctx, concurrency=settings.poll_concurrency).run(), name="vidgate-poller"
         ),

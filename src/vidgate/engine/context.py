@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import procrastinate
@@ -25,3 +26,6 @@ class EngineContext:
     deployments: dict[str, DeploymentConfig] = field(default_factory=dict)
     # For connections outside the pool: the poller's LISTEN.
     database_url: str = ""
+    # Where finalize's media work runs (``Settings.media_threads`` threads); None: the
+    # event loop's default executor.
+    media: Executor | None = None

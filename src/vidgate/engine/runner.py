@@ -17,6 +17,7 @@ run again after a crash at any point:
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import time
@@ -24,7 +25,6 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 
-import anyio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -51,7 +51,6 @@ _UPSTREAM_PROGRESS_CAP = 95
 _MIN_POLL_S = 0.05
 # How long an idle poller sleeps before it looks for due polls again (engine/poller.py).
 POLLER_IDLE_S = 1.0
-_CAPACITY_WAIT_S = 1.0
 
 
 class JobRunner:
@@ -86,6 +85,16 @@ class JobRunner:
         await enqueue_event(self.ctx, conn, job, "failed")
         log.info("job.failed", job_id=job_id, code=code)
 
+    async def _run_again(
+        self, conn: AsyncConnection, step: str, job_id: str, delay_s: float
+    ) -> None:
+        """Schedule a step of the job again: a submission on the job row (the
+        submitter's), any other step as a procrastinate task."""
+        if step == steps.SUBMIT:
+            await repo.schedule_submission(conn, job_id, delay_s=delay_s)
+        else:
+            await steps.enqueue(self.ctx.app, conn, step, job_id, delay_s=delay_s)
+
     async def _retry_later(
         self, job_id: str, step: str, error: ProviderError, attempts: int
     ) -> None:
@@ -99,105 +108,117 @@ class JobRunner:
                 return
             delay = error.retry_after_s if error.retry_after_s is not None else backoff_s(attempts)
             await repo.update_job(conn, job_id, step_attempts=attempts)
-            await steps.enqueue(self.ctx.app, conn, step, job_id, delay_s=delay)
+            await self._run_again(conn, step, job_id, delay)
         log.info("job.retry", job_id=job_id, step=step, code=error.code, delay_s=round(delay, 2))
 
     async def guarded(self, step: str, job_id: str, run: Callable[[str], Awaitable[None]]) -> None:
-        """Run a step; an unexpected error re-enqueues it with backoff, up to a bound."""
+        """Run a step; an unexpected error runs it again with backoff, up to a bound."""
         try:
             await run(job_id)
         except Exception as exc:
-            log.exception("job.step_error", job_id=job_id, step=step)
-            async with self.ctx.db.begin() as conn:
-                job = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
-                if job is None or job.is_terminal:
-                    return
-                attempts = job.step_attempts + 1
-                if attempts >= self.ctx.settings.max_step_attempts:
-                    await self._fail(
-                        conn,
-                        job_id,
-                        "internal_error",
-                        f"vidgate could not complete the job: {type(exc).__name__}",
-                        cancel=True,
-                    )
-                    return
-                await repo.update_job(conn, job_id, step_attempts=attempts)
-                await steps.enqueue(
-                    self.ctx.app, conn, step, job_id, delay_s=backoff_s(attempts, base=1.0)
+            await self.step_failed(step, job_id, exc)
+
+    async def step_failed(self, step: str, job_id: str, exc: Exception) -> None:
+        """After an unexpected error in a step: run the step again with backoff, or
+        fail the job once the bound is reached."""
+        log.error("job.step_error", job_id=job_id, step=step, exc_info=exc)
+        async with self.ctx.db.begin() as conn:
+            job = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
+            if job is None or job.is_terminal:
+                return
+            attempts = job.step_attempts + 1
+            if attempts >= self.ctx.settings.max_step_attempts:
+                await self._fail(
+                    conn,
+                    job_id,
+                    "internal_error",
+                    f"vidgate could not complete the job: {type(exc).__name__}",
+                    cancel=True,
                 )
+                return
+            await repo.update_job(conn, job_id, step_attempts=attempts)
+            await self._run_again(conn, step, job_id, backoff_s(attempts, base=1.0))
 
     # --- steps ------------------------------------------------------------------
 
     async def submit(self, job_id: str) -> None:
-        job = await self._start_submission(job_id)
+        """Submit one job now, due or not (engine/submitter.py submits due jobs in
+        batches); a job in another state, or queued for a deployment at its
+        concurrency cap, is left as it is."""
+        async with self.ctx.db.begin() as conn:
+            job = await repo.claim_submission(
+                conn, job_id, lease_s=self.ctx.settings.stalled_after_s, capped=self.caps()
+            )
         if job is None:
             return
+        submitted = await self.submit_claimed(job)
+        if submitted is not None:
+            await self.record_submitted([submitted])
+
+    async def submit_claimed(self, job: repo.JobRecord) -> repo.Submitted | None:
+        """Send a claimed job to its provider, with the job id as idempotency key: the
+        acceptance, for the caller to write back with others; None when the provider
+        refused or failed (written here: fallback, retry or failure)."""
         spec = JobSpec.model_validate(job.spec)
-        provider = self._provider(job.provider)
         try:
-            result = await provider.submit(
+            result = await self._provider(job.provider).submit(
                 spec, idempotency_key=job.id, upstream_model=job.upstream_model
             )
         except ProviderError as error:
             await self._submit_failed(job, spec, error)
-            return
-        first_poll_s = max(_MIN_POLL_S, result.poll_after_s)
-        # Single statements, each committing on its own: the state check is the
-        # UPDATE's own condition, so no transaction or row lock is needed around it.
-        async with autocommit(self.ctx.db) as conn:
-            await routing.record_success(conn, job.provider)
-            moved = await repo.mark_submitted(
-                conn, job_id, upstream_id=result.upstream_id, first_poll_s=first_poll_s
-            )
-            if moved and first_poll_s < POLLER_IDLE_S:
-                # Sooner than a sleeping poller looks again on its own.
-                await repo.notify_pollers(conn)
-        if not moved:
-            # Cancelled while the submission was in flight: stop the upstream task too
-            # (best effort, as in cancel_upstream).
-            try:
-                await provider.cancel(result.upstream_id)
-            except ProviderError as error:
-                log.info("job.cancel_upstream_failed", job_id=job_id, code=error.code)
-            return
-        log.info(
-            "job.submitted", job_id=job_id, provider=job.provider, upstream_id=result.upstream_id
+            return None
+        return repo.Submitted(
+            job_id=job.id,
+            provider=job.provider,
+            upstream_id=result.upstream_id,
+            first_poll_s=max(_MIN_POLL_S, result.poll_after_s),
         )
 
-    async def _start_submission(self, job_id: str) -> repo.JobRecord | None:
-        """Take the job to ``submitting``; None when there is nothing to submit now."""
+    async def record_submitted(self, items: list[repo.Submitted]) -> None:
+        """Write back a batch of accepted submissions (``submitting`` -> ``waiting``)."""
+        # Single statements, each committing on its own: the state check is the
+        # UPDATE's own condition, so no transaction or row lock is needed.
         async with autocommit(self.ctx.db) as conn:
-            job = await repo.start_submission(conn, job_id, capped=self._capped())
-        if job is not None:
-            return job
-        async with self.ctx.db.begin() as conn:
-            job = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
-            # Only a job queued for a capped deployment is left to start here.
-            if job is None or job.state != "queued":
-                return None
-            if not await self._has_capacity(conn, job):
-                # The deployment is at its concurrency cap: wait inside vidgate.
-                await steps.enqueue(
-                    self.ctx.app, conn, steps.SUBMIT, job_id, delay_s=_CAPACITY_WAIT_S
+            written = await repo.record_submissions(conn, items)
+            moved = [item for item in items if item.job_id in written]
+            for name in sorted({item.provider for item in moved}):
+                await routing.record_success(conn, name)
+            if any(item.first_poll_s < POLLER_IDLE_S for item in moved):
+                # Sooner than a sleeping poller looks again on its own.
+                await repo.notify_pollers(conn)
+        for item in items:
+            if item.job_id in written:
+                log.info(
+                    "job.submitted",
+                    job_id=item.job_id,
+                    provider=item.provider,
+                    upstream_id=item.upstream_id,
                 )
-                return None
-            await repo.update_job(conn, job_id, state="submitting")
-        return job
+            else:
+                await self._submission_lost(item)
 
-    def _capped(self) -> list[str]:
-        return [
-            name
+    async def _submission_lost(self, item: repo.Submitted) -> None:
+        """The job left ``submitting`` while the provider was answering. If it was
+        cancelled, or another submission (after a lease ran out) wrote another task,
+        stop the task this one created (best effort, as in cancel_upstream); if that
+        submission wrote this same task (the idempotency key), or is still under way,
+        leave it."""
+        async with self.ctx.db.connect() as conn:
+            job = await repo.get_job(conn, item.job_id, include_deleted=True)
+        if job is not None and (job.upstream_id == item.upstream_id or job.state == "submitting"):
+            return
+        try:
+            await self._provider(item.provider).cancel(item.upstream_id)
+        except ProviderError as error:
+            log.info("job.cancel_upstream_failed", job_id=item.job_id, code=error.code)
+
+    def caps(self) -> dict[str, int]:
+        """The deployments with a concurrency cap, and their caps."""
+        return {
+            name: config.max_concurrency
             for name, config in self.ctx.deployments.items()
             if config.max_concurrency is not None
-        ]
-
-    async def _has_capacity(self, conn: AsyncConnection, job: repo.JobRecord) -> bool:
-        config = self.ctx.deployments.get(job.provider)
-        if config is None or config.max_concurrency is None:
-            return True
-        await repo.lock_deployment(conn, job.provider)
-        return await repo.count_inflight(conn, job.provider) < config.max_concurrency
+        }
 
     async def _submit_failed(
         self, job: repo.JobRecord, spec: JobSpec, error: ProviderError
@@ -223,15 +244,16 @@ class JobRunner:
                 else None
             )
             if alternative is not None:
-                await repo.update_job(
+                await repo.schedule_submission(
                     conn,
                     job.id,
+                    delay_s=0.0,
                     state="queued",
                     provider=alternative.provider,
                     upstream_model=alternative.upstream_model,
                     tried_providers=tried,
                 )
-                await steps.enqueue(self.ctx.app, conn, steps.SUBMIT, job.id)
+                await repo.notify_submitters(conn)
                 log.info(
                     "job.fallback",
                     job_id=job.id,
@@ -395,11 +417,12 @@ class JobRunner:
         log.info("job.completed", job_id=job_id, outputs=spec.n, duration_s=_since(job))
 
     async def _store_output(self, job_id: str, index: int, video: Path, tmp: Path) -> None:
-        # One thread hop for all the media work of an output. The blobs are stored one
-        # after another: side by side (asyncio.gather) put three more threads per
-        # finalize on the GIL at once, and B3's event loop (polls, submits) fell behind.
-        info, thumbnail, spritesheet = await anyio.to_thread.run_sync(
-            _probe_and_preview, video, tmp, index
+        # One hop to the media threads (Settings.media_threads) for all the media work
+        # of an output. The blobs are stored one after another: side by side
+        # (asyncio.gather) put three more threads per finalize on the GIL at once, and
+        # B3's event loop (polls, submits) fell behind.
+        info, thumbnail, spritesheet = await asyncio.get_running_loop().run_in_executor(
+            self.ctx.media, _probe_and_preview, video, tmp, index
         )
         video_blob = await self.ctx.blobs.put_file(video)
         thumb_blob = await self.ctx.blobs.put_file(thumbnail)

@@ -150,7 +150,6 @@ class JobService:
                     model=card.id,
                     kind=spec.kind,
                     spec=stored_spec,
-                    state="queued",
                     provider=route.provider,
                     upstream_model=route.upstream_model,
                     estimated_cost=Decimal(cost),
@@ -164,7 +163,7 @@ class JobService:
                     if held is not None:
                         # A concurrent request with the same key committed first.
                         raise _Replay(self._check_replay(held, fingerprint))
-                await steps.enqueue(self.ctx.app, conn, steps.SUBMIT, job_id)
+                await repo.notify_submitters(conn)
         except _Replay as replay:
             return await self.get(principal, replay.job_id, include_deleted=True)
         return job

@@ -1,4 +1,5 @@
-"""Names of the procrastinate tasks that move a job along, and how to enqueue them.
+"""Names of the steps that move a job along, and how to enqueue the ones that are
+procrastinate tasks (all but submit, which engine/submitter.py claims from the job row).
 
 Every enqueue happens on the caller's open transaction, so a state change and the task
 that continues from it commit together or not at all.
@@ -15,27 +16,20 @@ from vidgate.db.database import raw_connection
 
 QUEUE = "jobs"
 # Finalize (download, probe, previews: CPU and disk) runs on a queue of its own with its
-# own concurrency (``media_concurrency``), so that neither kind of step starves the
-# other: a burst of results never holds back submissions, nor creates the results.
+# own concurrency (``media_concurrency``), so that a burst of results never holds back
+# cancels and webhooks.
 MEDIA_QUEUE = "media"
 NAMESPACE = "vidgate"
+# A step, not a task: its retries are due times on the job row (engine/submitter.py).
 SUBMIT = "vidgate:submit"
 FINALIZE = "vidgate:finalize"
 CANCEL_UPSTREAM = "vidgate:cancel_upstream"
 WEBHOOK = "vidgate:webhook"
 
 QUEUE_FOR = {FINALIZE: MEDIA_QUEUE}
-# Within a queue procrastinate runs higher priorities first: cancels and webhooks (few,
-# and about jobs that already ended) go ahead of a backlog of submissions.
-PRIORITY = {CANCEL_UPSTREAM: 10, WEBHOOK: 10}
-
-# The step that continues a job from each active state but ``waiting``, which the
-# poller (engine/poller.py) advances from the job row.
-STEP_FOR_STATE = {
-    "queued": SUBMIT,
-    "submitting": SUBMIT,
-    "finalizing": FINALIZE,
-}
+# Within a queue procrastinate runs higher priorities first: cancels (few, and about
+# jobs that already ended) go ahead of a backlog of webhooks.
+PRIORITY = {CANCEL_UPSTREAM: 10}
 
 
 def job_lock(job_id: str) -> str:

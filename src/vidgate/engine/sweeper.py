@@ -4,9 +4,10 @@ Runs at worker start and then every ``sweep_interval_s``. It is idempotent, so a
 number of worker processes may sweep the same database.
 
 1. Steps left ``doing`` by a dead worker (kill -9, lost host): retried.
-2. Active jobs with no pending step (a step that ended in an unexpected way): a step
-   for their current state is enqueued again. Waiting jobs need no sweeping: a poll
-   whose poller died becomes due again when its lease runs out (engine/poller.py).
+2. Finalizing jobs with no pending finalize step (a step that ended in an unexpected
+   way): the step is enqueued again. Jobs to submit and waiting jobs need no such
+   sweeping: a claim whose submitter or poller died becomes due again when its lease
+   runs out (engine/due.py); rows with no due time at all are given one.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ async def sweep_once(ctx: EngineContext) -> tuple[int, int]:
             # Under the row lock, look again: another sweeper may have just re-queued it.
             if record is None or record.is_terminal or await repo.has_pending_step(conn, job_id):
                 continue
-            await steps.enqueue(ctx.app, conn, steps.STEP_FOR_STATE[record.state], job_id)
+            await steps.enqueue(ctx.app, conn, steps.FINALIZE, job_id)
             requeued += 1
-        requeued += await repo.schedule_unscheduled_polls(conn)
+        requeued += await repo.schedule_unscheduled(conn)
     if stalled or requeued:
         log.info("sweeper.requeued", stalled_steps=len(stalled), lost_jobs=requeued)
     return len(stalled), requeued

@@ -1,6 +1,7 @@
 """procrastinate tasks: thin wrappers that hand each step to the ``JobRunner``.
 
-Status reads of waiting jobs are not tasks: engine/poller.py claims them in batches."""
+Submissions and status reads are not tasks: engine/submitter.py and engine/poller.py
+claim them from the job rows in batches."""
 
 from __future__ import annotations
 
@@ -19,12 +20,6 @@ CONTEXT_KEY = "vidgate"
 def _runner(context: procrastinate.JobContext) -> JobRunner:
     ctx: EngineContext = context.additional_context[CONTEXT_KEY]
     return JobRunner(ctx)
-
-
-@blueprint.task(name=steps.SUBMIT.partition(":")[2], queue=steps.QUEUE, pass_context=True)
-async def submit(context: procrastinate.JobContext, job_id: str) -> None:
-    runner = _runner(context)
-    await runner.guarded(steps.SUBMIT, job_id, runner.submit)
 
 
 @blueprint.task(name=steps.FINALIZE.partition(":")[2], queue=steps.MEDIA_QUEUE, pass_context=True)
