@@ -338,8 +338,11 @@ async def test_delete_while_waiting_cancels_upstream(
     await runner.poll(job_id)
     provider.statuses = [UpstreamStatus("succeeded")]
     claim = repo.PollClaim(job_id, "scripted", f"up-{job_id}", 0, 0, 0, None, _now())
-    assert await runner.check_upstream(claim) is None
+    outcome = await runner.check_upstream(claim)
+    assert isinstance(outcome, repo.PollDone)
+    await runner.record_polls([outcome])
     assert (await _job(runtime, job_id)).state == "cancelled"
+    assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.CANCEL_UPSTREAM]
 
 
 async def test_delete_during_the_submission_cancels_the_task_it_created(
@@ -644,6 +647,37 @@ async def test_poller_reads_due_jobs_in_batches_and_leaves_the_rest(
         assert job.poll_count == (0 if job.step_attempts else 1)
     assert (await _job(runtime, later)).poll_count == 0
     assert await poller.run_due_once() == 0
+
+
+async def test_finished_reads_move_on_together_each_with_its_finalize_step(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    runner, service, principal = setup
+    url = runtime.database_url
+    jobs = [await _new_job(runtime, service, principal) for _ in range(3)]
+    for job_id in jobs:
+        await runner.submit(job_id)
+        await _update_job(runtime, job_id, next_poll_at=_now() - dt.timedelta(seconds=1))
+    provider.statuses = [
+        UpstreamStatus("succeeded", cost=Decimal("0.5")),
+        UpstreamStatus("succeeded"),
+        UpstreamStatus("succeeded"),
+    ]
+    assert await Poller(runner.ctx, concurrency=4).run_due_once() == 3
+    found = [await _job(runtime, job_id) for job_id in jobs]
+    assert [(j.state, j.progress, j.poll_count, j.next_poll_at) for j in found] == [
+        ("finalizing", 95, 1, None)
+    ] * 3
+    # The provider's cost where it gave one; no cost written where it gave none.
+    assert sorted(str(j.cost) for j in found) == ["0.500000", "None", "None"]
+    with psycopg.connect(url) as conn:
+        steps_queued = conn.execute(
+            "SELECT args->>'job_id', lock, queue_name FROM procrastinate_jobs"
+            " WHERE task_name = %s ORDER BY 1",
+            (steps.FINALIZE,),
+        ).fetchall()
+    # One step each, under each job's own lock (not one lock for the batch).
+    assert steps_queued == [(j, f"job:{j}", steps.MEDIA_QUEUE) for j in sorted(jobs)]
 
 
 async def test_a_dead_pollers_claims_run_out(

@@ -27,14 +27,14 @@ async def runtime(database_url: str, tmp_path: Path) -> AsyncIterator[Runtime]:
 
 
 def _burst(url: str, n: int) -> None:
-    """What the planner last saw is an empty queue; then ``n`` submissions arrive, each
-    with its job's lock, as creates defer them."""
+    """What the planner last saw is an empty queue; then ``n`` steps arrive, each with
+    its own lock, as a burst of finished jobs defers its webhooks."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DELETE FROM procrastinate_jobs")
         conn.execute("ANALYZE procrastinate_jobs")
         conn.execute(
             "INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args)"
-            " SELECT 'jobs', 'vidgate:submit', 'job:' || g, jsonb_build_object('job_id', g)"
+            " SELECT 'jobs', 'vidgate:webhook', 'webhook:' || g, jsonb_build_object('job_id', g)"
             " FROM generate_series(1, %s) AS g",
             (n,),
         )

@@ -850,6 +850,45 @@ async def reschedule_polls(conn: AsyncConnection, items: list[PollReschedule]) -
     return int(result.rowcount)
 
 
+@dataclass(frozen=True, slots=True)
+class PollDone:
+    """A polled job its provider reports succeeded: moved to ``finalizing`` with the
+    others of its batch in one statement."""
+
+    claim: PollClaim
+    cost: Decimal | None
+
+
+# What a status read leaves to write: read again later, or move on to finalize.
+PollOutcome = PollReschedule | PollDone
+
+
+async def finish_polls(conn: AsyncConnection, items: list[PollDone], *, progress: int) -> list[str]:
+    """``waiting`` -> ``finalizing`` for a batch, with the provider's cost where it gave
+    one. A job no longer waiting (cancelled meanwhile, or moved on by another read) is
+    left as it is. Returns the ids moved, for their finalize steps."""
+    if not items:
+        return []
+    result = await conn.execute(
+        sa.text(
+            "UPDATE jobs SET state = 'finalizing', progress = :progress,"
+            " poll_count = u.poll_count, step_attempts = 0, next_poll_at = NULL,"
+            " cost = COALESCE(u.cost, jobs.cost), updated_at = now()"
+            " FROM unnest(CAST(:ids AS text[]), CAST(:polls AS int[]),"
+            " CAST(:costs AS numeric[])) AS u(id, poll_count, cost)"
+            " WHERE jobs.id = u.id AND jobs.state = 'waiting'"
+            " RETURNING jobs.id"
+        ),
+        {
+            "progress": progress,
+            "ids": [i.claim.job_id for i in items],
+            "polls": [i.claim.poll_count + 1 for i in items],
+            "costs": [i.cost for i in items],
+        },
+    )
+    return [row[0] for row in result]
+
+
 def db_now(*, after_s: float = 0.0) -> sa.ColumnElement[dt.datetime]:
     """The database's clock (plus ``after_s``), as a value to write: no round trip to
     read it first."""

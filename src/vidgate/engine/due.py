@@ -29,7 +29,7 @@ from vidgate.engine.context import EngineContext
 ClaimT = TypeVar("ClaimT")
 ResultT = TypeVar("ResultT")
 
-# A write-back waits this long for others to join it.
+# A write-back waits this long for others still in flight to join it.
 _FLUSH_DELAY_S = 0.05
 _LISTEN_RETRY_S = 5.0
 # The shortest sleep: work falling due one job after another is claimed in batches.
@@ -166,7 +166,10 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
     async def _flush_loop(self) -> None:
         while True:
             await self._flush_wanted.wait()
-            await asyncio.sleep(_FLUSH_DELAY_S)
+            # Steps still in flight may join this write-back; with none, waiting for
+            # them would only delay the job (a lone submission's first poll, say).
+            if self._inflight:
+                await asyncio.sleep(_FLUSH_DELAY_S)
             self._flush_wanted.clear()
             await self.flush()
 

@@ -2,8 +2,8 @@
 
 A waiting job's next status read is a column of its row (``jobs.next_poll_at``), not a
 queued task: the poller claims due jobs in batches, reads their status concurrently,
-and writes back the ones still running in one statement per flush (engine/due.py has
-the loop, its leases and its waking).
+and writes back the ones still running, and the ones done with their finalize steps,
+a statement each per flush (engine/due.py has the loop, its leases and its waking).
 
 A read that outlives its lease is harmless: status reads change nothing upstream, a
 write-back only applies while the row still holds the claim's lease, and a finished
@@ -19,7 +19,7 @@ from vidgate.engine.due import DueWorker
 from vidgate.engine.runner import POLLER_IDLE_S, JobRunner
 
 
-class Poller(DueWorker[repo.PollClaim, repo.PollReschedule]):
+class Poller(DueWorker[repo.PollClaim, repo.PollOutcome]):
     channel = repo.POLL_CHANNEL
     name = "poller"
 
@@ -41,12 +41,11 @@ class Poller(DueWorker[repo.PollClaim, repo.PollReschedule]):
     def job_id(self, claim: repo.PollClaim) -> str:
         return claim.job_id
 
-    async def work(self, claim: repo.PollClaim) -> repo.PollReschedule | None:
+    async def work(self, claim: repo.PollClaim) -> repo.PollOutcome | None:
         return await self.runner.check_upstream(claim)
 
-    async def write_back(self, results: list[repo.PollReschedule]) -> None:
-        async with self.ctx.db.begin() as conn:
-            await repo.reschedule_polls(conn, results)
+    async def write_back(self, results: list[repo.PollOutcome]) -> None:
+        await self.runner.record_polls(results)
 
     async def next_due_in(self) -> float | None:
         async with self.ctx.db.connect() as conn:

@@ -275,15 +275,26 @@ class JobRunner:
             claim = await repo.claim_poll(conn, job_id, lease_s=self.ctx.settings.stalled_after_s)
         if claim is None:
             return
-        reschedule = await self.check_upstream(claim)
-        if reschedule is not None:
-            async with self.ctx.db.begin() as conn:
-                await repo.reschedule_polls(conn, [reschedule])
+        outcome = await self.check_upstream(claim)
+        if outcome is not None:
+            await self.record_polls([outcome])
 
-    async def check_upstream(self, claim: repo.PollClaim) -> repo.PollReschedule | None:
+    async def record_polls(self, outcomes: list[repo.PollOutcome]) -> None:
+        """Write back a batch of status reads in one transaction: the jobs still running
+        with their next read, the finished ones to ``finalizing`` with their finalize
+        steps (one statement each, however many)."""
+        running = [o for o in outcomes if isinstance(o, repo.PollReschedule)]
+        done = [o for o in outcomes if isinstance(o, repo.PollDone)]
+        async with self.ctx.db.begin() as conn:
+            await repo.reschedule_polls(conn, running)
+            moved = await repo.finish_polls(conn, done, progress=_UPSTREAM_PROGRESS_CAP)
+            await steps.enqueue_many(self.ctx.app, conn, steps.FINALIZE, moved)
+
+    async def check_upstream(self, claim: repo.PollClaim) -> repo.PollOutcome | None:
         """One status read of a claimed job. A job still running upstream (or an error
-        worth retrying) comes back as a reschedule, for the caller to write with others;
-        anything else (done, failed, gave up) is written here."""
+        worth retrying) comes back as a reschedule and one that succeeded as done, for
+        the caller to write with others (``record_polls``); a failure (upstream's, or
+        giving up) is written here."""
         try:
             status = await self._provider(claim.provider).status(claim.upstream_id)
         except ProviderError as error:
@@ -310,23 +321,13 @@ class JobRunner:
                 poll_count=claim.poll_count + 1,
                 step_attempts=0,
             )
+        if status.state == "succeeded":
+            return repo.PollDone(claim, status.cost)
         async with self.ctx.db.begin() as conn:
             current = await repo.get_job(conn, claim.job_id, for_update=True, include_deleted=True)
             if current is None or current.state != "waiting":
                 return None
-            if status.state == "succeeded":
-                values: dict[str, object] = {
-                    "state": "finalizing",
-                    "progress": _UPSTREAM_PROGRESS_CAP,
-                    "poll_count": claim.poll_count + 1,
-                    "step_attempts": 0,
-                    "next_poll_at": None,
-                }
-                if status.cost is not None:
-                    values["cost"] = status.cost
-                await repo.update_job(conn, claim.job_id, **values)
-                await steps.enqueue(self.ctx.app, conn, steps.FINALIZE, claim.job_id)
-            elif status.state == "failed":
+            if status.state == "failed":
                 await self._fail(
                     conn,
                     claim.job_id,

@@ -67,3 +67,23 @@ async def enqueue(
     if delay_s > 0:
         options["schedule_in"] = {"seconds": delay_s}
     await app.configure_task(step, **options).defer_async(job_id=job_id, **task_kwargs)
+
+
+async def enqueue_many(
+    app: procrastinate.App, conn: AsyncConnection, step: str, job_ids: list[str]
+) -> None:
+    """``enqueue`` for many jobs in one statement, each with its own job lock."""
+    if not job_ids:
+        return
+    jobs = [
+        procrastinate.jobs.Job(
+            queue=QUEUE_FOR.get(step, QUEUE),
+            priority=PRIORITY.get(step, 0),
+            lock=job_lock(job_id),
+            queueing_lock=None,
+            task_name=step,
+            task_kwargs={"job_id": job_id},
+        )
+        for job_id in job_ids
+    ]
+    await app.job_manager.batch_defer_jobs_async(jobs, connection=await raw_connection(conn))
