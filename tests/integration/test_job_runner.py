@@ -704,32 +704,43 @@ async def test_a_dead_pollers_claims_run_out(
     assert (await _job(runtime, job_id)).progress == 0
 
 
-async def test_a_stopping_poller_hands_back_the_reads_it_had_in_flight(
-    runtime: Runtime, setup: Any, provider: ScriptedProvider
+@pytest.mark.parametrize("kind", ["submitter", "poller"])
+async def test_a_stopping_loop_hands_back_what_it_had_in_flight(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider, kind: str
 ) -> None:
+    """engine/due.py on shutdown: a step in flight is due again at once, not when its
+    claim's lease would have run out."""
     runner, service, principal = setup
+    url = runtime.database_url
     job_id = await _new_job(runtime, service, principal)
-    await runner.submit(job_id)
-    await _update_job(runtime, job_id, next_poll_at=_now() - dt.timedelta(seconds=1))
     started = asyncio.Event()
 
-    async def hangs(upstream_id: str) -> UpstreamStatus:
+    async def hangs(*args: Any, **kwargs: Any) -> Any:
         started.set()
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
-    provider.status = hangs  # type: ignore[method-assign]
-    poller = asyncio.create_task(Poller(runner.ctx, concurrency=4).run())
+    loop: Poller | Submitter
+    if kind == "poller":
+        await runner.submit(job_id)
+        await _update_job(runtime, job_id, next_poll_at=_now() - dt.timedelta(seconds=1))
+        provider.status = hangs  # type: ignore[method-assign]
+        loop, due_in = Poller(runner.ctx, concurrency=4), _next_poll
+    else:
+        provider.submit = hangs  # type: ignore[method-assign]
+        loop, due_in = Submitter(runner.ctx, concurrency=4), _next_submit
+    running = asyncio.create_task(loop.run())
     await asyncio.wait_for(started.wait(), 10)
-    # Claimed: its due time is a lease ahead while the read hangs.
-    delay = _next_poll(runtime.database_url, job_id)
+    # Claimed: its due time is a lease ahead while the step hangs.
+    delay = due_in(url, job_id)
     assert delay is not None and delay > 1
-    poller.cancel()
+    running.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await poller
-    # Stopped: due again now, not when the lease would have run out.
-    delay = _next_poll(runtime.database_url, job_id)
+        await running
+    # Stopped: due again now.
+    delay = due_in(url, job_id)
     assert delay is not None and delay <= 0
+    assert (await _job(runtime, job_id)).state == ("waiting" if kind == "poller" else "submitting")
 
 
 async def test_finalize_makes_previews_on_the_media_threads(
@@ -867,31 +878,6 @@ async def test_a_living_submitter_keeps_its_claims(
         with pytest.raises(asyncio.CancelledError):
             await submitter
     assert provider.submits == [job_id]
-
-
-async def test_a_stopping_submitter_hands_back_what_it_had_in_flight(
-    runtime: Runtime, setup: Any, provider: ScriptedProvider
-) -> None:
-    runner, service, principal = setup
-    job_id = await _new_job(runtime, service, principal)
-    started = asyncio.Event()
-
-    async def hangs(spec: JobSpec, **kwargs: Any) -> SubmitResult:
-        started.set()
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    provider.submit = hangs  # type: ignore[method-assign]
-    submitter = asyncio.create_task(Submitter(runner.ctx, concurrency=4).run())
-    await asyncio.wait_for(started.wait(), 10)
-    delay = _next_submit(runtime.database_url, job_id)
-    assert delay is not None and delay > 1
-    submitter.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await submitter
-    delay = _next_submit(runtime.database_url, job_id)
-    assert delay is not None and delay <= 0
-    assert (await _job(runtime, job_id)).state == "submitting"
 
 
 async def test_a_second_submission_of_a_job_keeps_the_first_task(
