@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.sql
 import pytest
 
 from vidgate.config import Settings
@@ -151,26 +152,23 @@ def _pending(url: str, job_id: str) -> list[tuple[str, float]]:
     return [(r[0], float(r[1])) for r in rows]
 
 
-def _next_poll(url: str, job_id: str) -> float | None:
-    """Seconds until the job's next status read is due (engine/poller.py), or None."""
+def _due_in(url: str, job_id: str, column: str) -> float | None:
+    """Seconds until the due time in the job row's ``column``, or None."""
+    query = psycopg.sql.SQL("SELECT EXTRACT(EPOCH FROM ({} - now())) FROM jobs WHERE id = %s")
     with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT EXTRACT(EPOCH FROM (next_poll_at - now())) FROM jobs WHERE id = %s",
-            (job_id,),
-        ).fetchone()
+        row = conn.execute(query.format(psycopg.sql.Identifier(column)), (job_id,)).fetchone()
     assert row is not None
     return None if row[0] is None else float(row[0])
+
+
+def _next_poll(url: str, job_id: str) -> float | None:
+    """Seconds until the job's next status read is due (engine/poller.py), or None."""
+    return _due_in(url, job_id, "next_poll_at")
 
 
 def _next_submit(url: str, job_id: str) -> float | None:
     """Seconds until the job's submission is due (engine/submitter.py), or None."""
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT EXTRACT(EPOCH FROM (submit_at - now())) FROM jobs WHERE id = %s",
-            (job_id,),
-        ).fetchone()
-    assert row is not None
-    return None if row[0] is None else float(row[0])
+    return _due_in(url, job_id, "submit_at")
 
 
 def _clear(url: str, job_id: str) -> None:
