@@ -582,7 +582,15 @@ SUBMIT_CHANNEL = "vidgate_submit"
 
 # A claimed submission's ``submit_at`` is when its lease runs out; its submitter renews
 # it while the provider answers, so only a dead submitter's claims become due again.
-_SUBMIT_LEASE = "submit_at = now() + make_interval(secs => :lease), state = 'submitting'"
+_SUBMIT_LEASE = (
+    "submit_at = now() + make_interval(secs => :lease), state = 'submitting', updated_at = now()"
+)
+# What a claim of due submissions may take, and so what the submitter waits for: queued
+# jobs of deployments without a cap (``:capped``), and any job left ``submitting``.
+_SUBMITTABLE = (
+    "state IN ('queued', 'submitting')"
+    " AND NOT (state = 'queued' AND provider = ANY(CAST(:capped AS text[])))"
+)
 _JOB_COLUMNS = ", ".join(f"jobs.{f.name}" for f in dataclasses.fields(JobRecord))
 
 
@@ -595,10 +603,8 @@ async def claim_due_submissions(
     the lease ran out). Rows other submitters hold are skipped."""
     result = await conn.execute(
         sa.text(
-            f"UPDATE jobs SET {_SUBMIT_LEASE}, updated_at = now()"
-            " WHERE id IN (SELECT id FROM jobs WHERE state IN ('queued', 'submitting')"
-            " AND submit_at <= now()"
-            " AND NOT (state = 'queued' AND provider = ANY(CAST(:capped AS text[])))"
+            f"UPDATE jobs SET {_SUBMIT_LEASE} WHERE id IN (SELECT id FROM jobs"
+            f" WHERE {_SUBMITTABLE} AND submit_at <= now()"
             " ORDER BY submit_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
             f" RETURNING {_JOB_COLUMNS}"
         ),
@@ -615,17 +621,17 @@ async def claim_capped_submissions(
     deployment's lock, held to its end, keeps two submitters from both counting the
     same free slot."""
     await lock_deployment(conn, provider)
+    free = min(limit, cap - await count_inflight(conn, provider))
+    if free <= 0:
+        return []
     result = await conn.execute(
         sa.text(
-            f"UPDATE jobs SET {_SUBMIT_LEASE}, updated_at = now()"
-            " WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND provider = :provider"
-            " AND submit_at <= now() ORDER BY submit_at"
-            " LIMIT LEAST(:limit, GREATEST(0, :cap - (SELECT count(*) FROM jobs"
-            " WHERE provider = :provider AND state IN ('submitting', 'waiting'))))"
-            " FOR UPDATE SKIP LOCKED)"
+            f"UPDATE jobs SET {_SUBMIT_LEASE} WHERE id IN (SELECT id FROM jobs"
+            " WHERE state = 'queued' AND provider = :provider AND submit_at <= now()"
+            " ORDER BY submit_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
             f" RETURNING {_JOB_COLUMNS}"
         ),
-        {"lease": lease_s, "limit": limit, "cap": cap, "provider": provider},
+        {"lease": lease_s, "limit": free, "provider": provider},
     )
     return [_job(row) for row in result]
 
@@ -697,7 +703,8 @@ async def schedule_submission(
 
 
 async def renew_submissions(conn: AsyncConnection, job_ids: list[str], *, lease_s: float) -> None:
-    """Extend the leases of submissions still waiting on their providers."""
+    """Extend the leases of submissions still waiting on their providers (``lease_s=0``:
+    give them up, due again at once)."""
     await conn.execute(
         sa.text(
             "UPDATE jobs SET submit_at = now() + make_interval(secs => :lease)"
@@ -707,27 +714,13 @@ async def renew_submissions(conn: AsyncConnection, job_ids: list[str], *, lease_
     )
 
 
-async def release_submissions(conn: AsyncConnection, job_ids: list[str]) -> None:
-    """Make submissions a submitter gives up on (shutting down) due again at once
-    rather than when their leases run out."""
-    await conn.execute(
-        sa.text(
-            "UPDATE jobs SET submit_at = now()"
-            " WHERE id = ANY(CAST(:ids AS text[])) AND state = 'submitting'"
-        ),
-        {"ids": job_ids},
-    )
-
-
 async def next_submission_due_in(conn: AsyncConnection, *, capped: list[str]) -> float | None:
     """Seconds until the earliest submission a claim would take is due (<= 0: overdue);
     None when there is none. Queued jobs of capped deployments are left out: they wait
     for capacity, not for a time."""
     value = await conn.scalar(
         sa.text(
-            "SELECT EXTRACT(EPOCH FROM (min(submit_at) - now())) FROM jobs"
-            " WHERE state IN ('queued', 'submitting')"
-            " AND NOT (state = 'queued' AND provider = ANY(CAST(:capped AS text[])))"
+            f"SELECT EXTRACT(EPOCH FROM (min(submit_at) - now())) FROM jobs WHERE {_SUBMITTABLE}"
         ),
         {"capped": capped},
     )

@@ -6,8 +6,9 @@ and writes back the ones still running, and the ones done with their finalize st
 a statement each per flush (engine/due.py has the loop, its leases and its waking).
 
 A read that outlives its lease is harmless: status reads change nothing upstream, a
-write-back only applies while the row still holds the claim's lease, and a finished
-job's transition is checked under the row lock. A ``NOTIFY`` on ``repo.POLL_CHANNEL``
+running job's write-back only applies while the row still holds the claim's lease, and
+a finished job moves on only if it is still waiting (a failure: checked under the row
+lock). A ``NOTIFY`` on ``repo.POLL_CHANNEL``
 (a submission whose first poll is due soon, a callback's nudge) wakes the poller.
 """
 

@@ -81,4 +81,4 @@ class Submitter(DueWorker[repo.JobRecord, repo.Submitted]):
 
     async def release(self, claims: list[repo.JobRecord]) -> None:
         async with autocommit(self.ctx.db) as conn:
-            await repo.release_submissions(conn, [c.id for c in claims])
+            await repo.renew_submissions(conn, [c.id for c in claims], lease_s=0.0)
