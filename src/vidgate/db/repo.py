@@ -594,6 +594,29 @@ _SUBMITTABLE = (
 _JOB_COLUMNS = ", ".join(f"jobs.{f.name}" for f in dataclasses.fields(JobRecord))
 
 
+async def _claim_due(conn: AsyncConnection, where: str, params: dict[str, Any]) -> list[JobRecord]:
+    """Claim due jobs matching ``where`` (``:limit`` of them, oldest due first), rows
+    other submitters hold skipped."""
+    result = await conn.execute(
+        sa.text(
+            f"UPDATE jobs SET {_SUBMIT_LEASE} WHERE id IN (SELECT id FROM jobs"
+            f" WHERE {where} AND submit_at <= now()"
+            " ORDER BY submit_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
+            f" RETURNING {_JOB_COLUMNS}"
+        ),
+        params,
+    )
+    return [_job(row) for row in result]
+
+
+async def _free_capacity(conn: AsyncConnection, provider: str, cap: int) -> int:
+    """How many more jobs a capped deployment may have submitting or waiting. The
+    deployment's lock, held to the transaction's end, keeps two submitters from both
+    counting the same free slot."""
+    await lock_deployment(conn, provider)
+    return cap - await count_inflight(conn, provider)
+
+
 async def claim_due_submissions(
     conn: AsyncConnection, *, limit: int, lease_s: float, capped: list[str]
 ) -> list[JobRecord]:
@@ -601,39 +624,25 @@ async def claim_due_submissions(
     them to ``submitting``: queued jobs of deployments without a concurrency cap, and
     jobs a submission left ``submitting`` (its retry is due, or its submitter died and
     the lease ran out). Rows other submitters hold are skipped."""
-    result = await conn.execute(
-        sa.text(
-            f"UPDATE jobs SET {_SUBMIT_LEASE} WHERE id IN (SELECT id FROM jobs"
-            f" WHERE {_SUBMITTABLE} AND submit_at <= now()"
-            " ORDER BY submit_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
-            f" RETURNING {_JOB_COLUMNS}"
-        ),
-        {"lease": lease_s, "limit": limit, "capped": capped},
+    return await _claim_due(
+        conn, _SUBMITTABLE, {"lease": lease_s, "limit": limit, "capped": capped}
     )
-    return [_job(row) for row in result]
 
 
 async def claim_capped_submissions(
     conn: AsyncConnection, provider: str, *, cap: int, limit: int, lease_s: float
 ) -> list[JobRecord]:
     """Claim queued jobs of a capped deployment, as many as its free capacity allows
-    (``cap`` jobs submitting or waiting at once). Call in a transaction: the
-    deployment's lock, held to its end, keeps two submitters from both counting the
-    same free slot."""
-    await lock_deployment(conn, provider)
-    free = min(limit, cap - await count_inflight(conn, provider))
+    (``cap`` jobs submitting or waiting at once). Call in a transaction (the
+    capacity count holds the deployment's lock)."""
+    free = min(limit, await _free_capacity(conn, provider, cap))
     if free <= 0:
         return []
-    result = await conn.execute(
-        sa.text(
-            f"UPDATE jobs SET {_SUBMIT_LEASE} WHERE id IN (SELECT id FROM jobs"
-            " WHERE state = 'queued' AND provider = :provider AND submit_at <= now()"
-            " ORDER BY submit_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
-            f" RETURNING {_JOB_COLUMNS}"
-        ),
+    return await _claim_due(
+        conn,
+        "state = 'queued' AND provider = :provider",
         {"lease": lease_s, "limit": free, "provider": provider},
     )
-    return [_job(row) for row in result]
 
 
 async def claim_submission(
@@ -646,10 +655,12 @@ async def claim_submission(
     if job is None or job.state not in ("queued", "submitting"):
         return None
     cap = capped.get(job.provider)
-    if job.state == "queued" and cap is not None:
-        await lock_deployment(conn, job.provider)
-        if await count_inflight(conn, job.provider) >= cap:
-            return None
+    if (
+        job.state == "queued"
+        and cap is not None
+        and await _free_capacity(conn, job.provider, cap) <= 0
+    ):
+        return None
     result = await conn.execute(
         sa.text(f"UPDATE jobs SET {_SUBMIT_LEASE} WHERE id = :id RETURNING {_JOB_COLUMNS}"),
         {"lease": lease_s, "id": job_id},
