@@ -207,10 +207,7 @@ class JobRunner:
             job = await repo.get_job(conn, item.job_id, include_deleted=True)
         if job is not None and (job.upstream_id == item.upstream_id or job.state == "submitting"):
             return
-        try:
-            await self._provider(item.provider).cancel(item.upstream_id)
-        except ProviderError as error:
-            log.info("job.cancel_upstream_failed", job_id=item.job_id, code=error.code)
+        await self._cancel_task(item.job_id, item.provider, item.upstream_id)
 
     def caps(self) -> dict[str, int]:
         """The deployments with a concurrency cap, and their caps."""
@@ -455,10 +452,13 @@ class JobRunner:
             job = await repo.get_job(conn, job_id, include_deleted=True)
         if job is None or job.upstream_id is None:
             return
+        await self._cancel_task(job_id, job.provider, job.upstream_id)
+
+    async def _cancel_task(self, job_id: str, provider: str, upstream_id: str) -> None:
         try:
-            await self._provider(job.provider).cancel(job.upstream_id)
+            await self._provider(provider).cancel(upstream_id)
         except ProviderError as error:
-            # Best effort: the job is already terminal on our side.
+            # Best effort: the job is already over (or not this task's) on our side.
             log.info("job.cancel_upstream_failed", job_id=job_id, code=error.code)
 
 
