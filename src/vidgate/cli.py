@@ -111,6 +111,7 @@ def serve(
     import uvicorn
 
     from vidgate.api.app import create_app
+    from vidgate.api.protocol import ConnectionLimits, protocol_class
     from vidgate.runtime import prepare_database
 
     settings = _settings(data_dir, host=host, port=port)
@@ -136,12 +137,27 @@ def serve(
     sys.stdout.flush()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, url, with_worker=not no_worker, freeze_heap=True),
+            create_app(
+                settings,
+                url,
+                with_worker=not no_worker,
+                freeze_heap=True,
+                supervise_database=True,
+            ),
             host=settings.host,
             port=settings.port,
             log_config=None,
             access_log=False,
             lifespan="on",
+            http=protocol_class(
+                ConnectionLimits(
+                    max_connections=settings.max_connections,
+                    header_timeout_s=settings.header_timeout_s,
+                    body_timeout_s=settings.body_timeout_s,
+                    max_header_bytes=settings.max_header_bytes,
+                    max_header_count=settings.max_header_count,
+                )
+            ),
             timeout_graceful_shutdown=10,
         )
     )
@@ -170,7 +186,7 @@ def worker(
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         url = await prepare_database(settings)
-        async with open_runtime(settings, url) as runtime:
+        async with open_runtime(settings, url, supervise_database=True) as runtime:
             freeze_startup_heap()
             await run_worker(runtime.engine)
 

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
 
     max_body_bytes: int = 32 * 1024 * 1024
+    # Connection limits of `serve` (api/protocol.py): open connections at once; time
+    # for a request's headers, then for its body; size and count of its header fields.
+    max_connections: int = 1000
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    max_header_bytes: int = 64 * 1024
+    max_header_count: int = 100
     max_image_bytes: int = 20 * 1024 * 1024
     # Only for tests and trusted networks: allow http:// and private hosts in the URLs
     # vidgate fetches (input images) and calls (webhooks).
@@ -69,6 +76,10 @@ class Settings(BaseSettings):
     queue_stats_interval_s: float = 2.0
     # Upper bound for a job step that keeps failing unexpectedly before the job fails.
     max_step_attempts: int = 8
+
+    # How long a request waits for a database connection (a free pooled one, or a new
+    # one) before it is answered 503: with the database down, requests fail fast.
+    db_timeout_s: float = 5.0
 
     # Simulated upstream latency of the sandbox provider (overridable per job by metadata).
     sandbox_latency_s: float = 3.0

@@ -6,6 +6,8 @@ database URL is resolved (embedded or external) and migrated the same way everyw
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +24,8 @@ from vidgate.core.deployments import load_deployments
 from vidgate.core.signing import UrlSigner
 from vidgate.db import repo
 from vidgate.db.database import create_engine
-from vidgate.db.embedded import EmbeddedPostgres
+from vidgate.db.embedded import EmbeddedPostgres, supervise
+from vidgate.db.health import DatabaseHealth
 from vidgate.db.migrate import migrate
 from vidgate.db.reads import Reads
 from vidgate.engine.app import create_procrastinate_app
@@ -62,6 +65,8 @@ class Runtime:
     signer: UrlSigner
     # The API's hot reads, on autocommit connections of their own (db/reads.py).
     reads: Reads
+    # Whether the database answers, as the API last saw it (db/health.py).
+    health: DatabaseHealth
 
 
 async def _signer(db: AsyncEngine, settings: Settings) -> UrlSigner:
@@ -71,20 +76,49 @@ async def _signer(db: AsyncEngine, settings: Settings) -> UrlSigner:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, database_url: str) -> AsyncIterator[Runtime]:
+async def _embedded_supervisor(settings: Settings, enabled: bool) -> AsyncIterator[None]:
+    """While the runtime is open, restart the embedded PostgreSQL if it dies."""
+    if not enabled or settings.database_url:
+        yield
+        return
+    server = EmbeddedPostgres(settings.pg_dir)
+    await anyio.to_thread.run_sync(server.start)  # attaches to the running server
+    task = asyncio.create_task(supervise(server), name="vidgate-embedded-postgres")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings, database_url: str, *, supervise_database: bool = False
+) -> AsyncIterator[Runtime]:
+    """``supervise_database``: restart the embedded PostgreSQL (when it is the one in
+    use) if it dies while the runtime is open; for ``serve`` and ``worker``."""
     catalog = load_catalog(settings.models_file)
     deployments, skipped = load_deployments(settings.models_file)
     for name, missing in skipped.items():
         log.warning("deployment.skipped", deployment=name, missing_env=missing)
     # Steps hold a connection only for their short transactions, never across an
     # upstream call: a pool well below the step concurrency serves them.
-    db = create_engine(database_url, pool_size=max(10, min(settings.worker_concurrency, 12) + 4))
+    db = create_engine(
+        database_url,
+        pool_size=max(10, min(settings.worker_concurrency, 12) + 4),
+        timeout_s=settings.db_timeout_s,
+    )
     blobs = LocalBlobStore(settings.media_dir)
     app = create_procrastinate_app(
         database_url, pool_size=max(4, min(settings.worker_concurrency, 10))
     )
     providers: dict[str, Provider] = {}
-    reads = Reads(database_url)
+    reads = Reads(database_url, timeout_s=settings.db_timeout_s)
+    health = DatabaseHealth(database_url, connect_timeout_s=settings.db_timeout_s)
+    # After an outage, pooled connections are dead: drop them before requests return.
+    health.on_recover(db.dispose)
+    health.on_recover(reads.check)
     media = ThreadPoolExecutor(settings.media_threads, thread_name_prefix="vidgate-media")
     try:
         await reads.open()
@@ -97,7 +131,7 @@ async def open_runtime(settings: Settings, database_url: str) -> AsyncIterator[R
             callback_url=(lambda job_id: signer.sign_callback(base, job_id)) if base else None,
         )
         providers = build_providers(deployments, db, deps)
-        async with app.open_async():
+        async with app.open_async(), _embedded_supervisor(settings, supervise_database):
             ctx = EngineContext(
                 settings=settings,
                 db=db,
@@ -110,8 +144,9 @@ async def open_runtime(settings: Settings, database_url: str) -> AsyncIterator[R
                 media=media,
             )
             jobs = JobService(ctx, reads)
-            yield Runtime(settings, database_url, db, catalog, ctx, jobs, signer, reads)
+            yield Runtime(settings, database_url, db, catalog, ctx, jobs, signer, reads, health)
     finally:
+        await health.aclose()
         media.shutdown(wait=False, cancel_futures=True)
         await reads.close()
         for provider in providers.values():

@@ -24,25 +24,37 @@ from vidgate.runtime import open_runtime
 log = structlog.get_logger("vidgate.api")
 
 
+def _report_worker_end(task: asyncio.Task[None]) -> None:
+    """The worker runs until shutdown; an end before that must not go unnoticed."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("worker.died", exc_info=task.exception())
+
+
 def create_app(
     settings: Settings,
     database_url: str,
     *,
     with_worker: bool = True,
     freeze_heap: bool = False,
+    supervise_database: bool = False,
 ) -> FastAPI:
     """``freeze_heap``: freeze the startup heap once the runtime is open (vidgate.heap);
-    for the process that serves, not for tests that build many apps in one process."""
+    for the process that serves, not for tests that build many apps in one process.
+    ``supervise_database``: restart the embedded PostgreSQL if it dies (``serve``)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(settings, database_url) as runtime:
+        async with open_runtime(
+            settings, database_url, supervise_database=supervise_database
+        ) as runtime:
             app.state.api = ApiState(runtime, runtime.signer)
             worker = (
                 asyncio.create_task(run_worker(runtime.engine), name="vidgate-worker")
                 if with_worker
                 else None
             )
+            if worker is not None:
+                worker.add_done_callback(_report_worker_end)
             if freeze_heap:
                 freeze_startup_heap()
             log.info("vidgate.ready", worker=with_worker)

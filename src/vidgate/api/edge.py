@@ -15,7 +15,7 @@ import time
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vidgate.api.errors import error_response
+from vidgate.api.errors import database_unavailable, error_response
 from vidgate.api.fast_lane import try_fast_lane
 from vidgate.core.errors import PayloadTooLarge
 
@@ -66,6 +66,15 @@ class EdgeMiddleware:
 
     async def _capped(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The app, with a body over ``max_bytes`` answered 413 before it is parsed."""
+        state = getattr(scope["app"].state, "api", None)
+        if (
+            state is not None
+            and not state.runtime.health.available
+            and scope["path"].startswith("/v1/")
+        ):
+            # The database is known to be down: answer now rather than wait on a pool.
+            await error_response(database_unavailable())(scope, receive, send)
+            return
         if scope["method"] == "GET" and await try_fast_lane(scope, receive, send):
             return
         # A body without Content-Length (chunked) is counted as it arrives; so is one

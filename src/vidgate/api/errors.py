@@ -4,16 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from vidgate.api.responses import FastJSONResponse
 from vidgate.core.errors import (
     InvalidRequest,
     NotFound,
+    ServiceUnavailable,
     VidgateError,
+)
+from vidgate.db.health import DatabaseHealth
+
+# What the database's state (not the request) makes fail: a 503 the client may retry.
+DATABASE_ERRORS = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
 )
 
 log = structlog.get_logger("vidgate.api")
@@ -21,6 +35,22 @@ log = structlog.get_logger("vidgate.api")
 
 def error_response(error: VidgateError) -> FastJSONResponse:
     return FastJSONResponse(error.to_body(), status_code=error.status_code)
+
+
+def database_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "the database is unavailable; retry in a few seconds", code="service_unavailable"
+    )
+
+
+def database_error_response(health: DatabaseHealth | None, exc: Exception) -> FastJSONResponse:
+    """A 503 for an error the database's state caused; a lost connection is reported
+    to ``health``, which then refuses requests at once until the database answers."""
+    if health is None or not health.report(exc):
+        log.warning("api.database_error", error=str(exc).splitlines()[0][:300])
+    response = error_response(database_unavailable())
+    response.headers["retry-after"] = "1"
+    return response
 
 
 def validation_error(errors: list[Any]) -> InvalidRequest:
@@ -46,6 +76,20 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> FastJSONResponse:
         return error_response(validation_error(list(exc.errors())))
+
+    async def _database(request: Request, exc: Exception) -> FastJSONResponse:
+        api = getattr(request.app.state, "api", None)
+        return database_error_response(api.runtime.health if api else None, exc)
+
+    for kind in DATABASE_ERRORS:
+        app.add_exception_handler(kind, _database)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _: ClientDisconnect) -> FastJSONResponse:
+        # The client left (or was cut off by the body timeout) before its body was
+        # read: nobody is there to answer, and nothing went wrong on our side.
+        log.info("http.client_gone", path=request.url.path)
+        return error_response(InvalidRequest("the request body was not received"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> FastJSONResponse:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from vidgate.api.errors import error_response
+from vidgate.api.errors import DATABASE_ERRORS, database_error_response, error_response
 from vidgate.api.views import video_json
 from vidgate.core.errors import VidgateError
 
@@ -80,6 +80,9 @@ async def try_fast_lane(scope: Scope, receive: Receive, send: Send) -> bool:
         body, terminal = await video_status(state, authorization, video_id)
     except VidgateError as error:
         await error_response(error)(scope, receive, send)
+        return True
+    except DATABASE_ERRORS as exc:
+        await database_error_response(state.runtime.health, exc)(scope, receive, send)
         return True
     await send(
         {"type": "http.response.start", "status": 200, "headers": status_headers(body, terminal)}

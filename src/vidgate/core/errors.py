@@ -16,7 +16,9 @@ OpenAI error shape ``{"error": {"message", "type", "param", "code"}}`` with
     ├── Conflict                409  conflict_error (idempotency key reuse)
     ├── PayloadTooLarge         413  invalid_request_error
     ├── RateLimited             429  rate_limit_error
-    └── ServiceUnavailable      503  service_unavailable (no deployment can serve)
+    ├── ServiceUnavailable      503  service_unavailable (no deployment can serve,
+    │                                the database is down)
+    └── StorageFull             507  server_error (no space left for media)
 """
 
 from __future__ import annotations
@@ -114,3 +116,12 @@ class ServiceUnavailable(VidgateError):
     status_code = 503
     type = "service_unavailable"
     code = "service_unavailable"
+
+
+class StorageFull(VidgateError):
+    """The gateway's media storage has no space left: nothing was stored. It clears
+    once an operator frees space; the request may be sent again then."""
+
+    status_code = 507
+    type = "server_error"
+    code = "storage_full"

@@ -15,7 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from vidgate.db.embedded import to_sqlalchemy_url
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(database_url: str, *, pool_size: int = 10, timeout_s: float = 5.0) -> AsyncEngine:
+    """``timeout_s`` bounds both the wait for a free pooled connection and the making of
+    a new one: with the database gone, a request fails in seconds, not the pool's
+    default 30 s."""
     return create_async_engine(
         to_sqlalchemy_url(database_url),
         # As many connections as before (pool_size plus as many again in overflow), all
@@ -27,6 +30,8 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_pre_ping=False,
         # Return connections quickly after a database restart rather than erroring forever.
         pool_recycle=1800,
+        pool_timeout=timeout_s,
+        connect_args={"connect_timeout": max(1, round(timeout_s))},
     )
 
 

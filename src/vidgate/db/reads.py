@@ -163,14 +163,21 @@ class _JobBatcher:
 class Reads:
     """The pool and the queries on it. ``open`` before use, ``close`` at shutdown."""
 
-    def __init__(self, database_url: str, *, max_size: int = 8) -> None:
+    def __init__(self, database_url: str, *, max_size: int = 8, timeout_s: float = 5.0) -> None:
         self._pool: Pool = AsyncConnectionPool(
             to_libpq_uri(database_url),
             min_size=1,
             max_size=max_size,
             open=False,
             # Prepared on first execution: these few statements run on every request.
-            kwargs={"autocommit": True, "prepare_threshold": 0},
+            kwargs={
+                "autocommit": True,
+                "prepare_threshold": 0,
+                "connect_timeout": max(1, round(timeout_s)),
+            },
+            # How long a read waits for a connection: the pool's default (30 s) is how
+            # long every read hung while the database was down.
+            timeout=timeout_s,
             name="vidgate-reads",
         )
         self._jobs = _JobBatcher(self._pool)
@@ -180,6 +187,10 @@ class Reads:
 
     async def close(self) -> None:
         await self._pool.close()
+
+    async def check(self) -> None:
+        """Replace pooled connections that no longer work (after a database outage)."""
+        await self._pool.check()
 
     async def job(
         self, job_id: str, tenant_id: str, *, include_deleted: bool = False

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Coroutine
 from typing import Any
 
 import procrastinate
+import structlog
 
 from vidgate.db.embedded import to_libpq_uri
 from vidgate.engine import steps
@@ -17,6 +19,12 @@ from vidgate.engine.queue_stats import run_queue_stats
 from vidgate.engine.submitter import Submitter
 from vidgate.engine.sweeper import run_sweeper
 from vidgate.engine.tasks import CONTEXT_KEY, blueprint
+
+log = structlog.get_logger("vidgate.engine")
+
+# Backoff between restarts of a procrastinate worker that stopped on an error.
+_RESTART_MIN_S = 0.5
+_RESTART_MAX_S = 10.0
 
 
 def create_procrastinate_app(database_url: str, *, pool_size: int = 10) -> procrastinate.App:
@@ -87,17 +95,35 @@ def _procrastinate_workers(
 async def _procrastinate_worker(
     ctx: EngineContext, name: str, queue: str, concurrency: int
 ) -> None:
+    """One procrastinate worker, started again whenever it stops on an error.
+
+    procrastinate stops a worker when its database connection fails (its fetch loop
+    raises, or a side task such as the heartbeat does). Without this, a database
+    restart left the process serving requests with no worker behind them.
+    """
     settings = ctx.settings
-    await ctx.app.run_worker_async(
-        name=name,
-        queues=[queue],
-        concurrency=concurrency,
-        fetch_job_polling_interval=settings.worker_fetch_interval_s,
-        abort_job_polling_interval=settings.worker_fetch_interval_s * 4,
-        update_heartbeat_interval=settings.heartbeat_interval_s,
-        stalled_worker_timeout=settings.stalled_after_s,
-        additional_context={CONTEXT_KEY: ctx},
-        install_signal_handlers=False,
-        delete_jobs="successful",
-        shutdown_graceful_timeout=5,
-    )
+    delay = _RESTART_MIN_S
+    while True:
+        started = time.monotonic()
+        try:
+            await ctx.app.run_worker_async(
+                name=name,
+                queues=[queue],
+                concurrency=concurrency,
+                fetch_job_polling_interval=settings.worker_fetch_interval_s,
+                abort_job_polling_interval=settings.worker_fetch_interval_s * 4,
+                update_heartbeat_interval=settings.heartbeat_interval_s,
+                stalled_worker_timeout=settings.stalled_after_s,
+                additional_context={CONTEXT_KEY: ctx},
+                install_signal_handlers=False,
+                delete_jobs="successful",
+                shutdown_graceful_timeout=5,
+            )
+            error = "stopped"
+        except Exception as exc:
+            error = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
+        if time.monotonic() - started > _RESTART_MAX_S * 6:
+            delay = _RESTART_MIN_S  # it had been running well: a new incident
+        log.warning("worker.restart", worker=name, error=error, retry_in_s=delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, _RESTART_MAX_S)

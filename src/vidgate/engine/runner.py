@@ -42,6 +42,7 @@ from vidgate.media.previews import (
     make_previews,
 )
 from vidgate.media.probe import MediaInfo, probe_video
+from vidgate.media.storage import is_disk_full
 from vidgate.providers.base import Provider, ProviderError
 
 log = structlog.get_logger("vidgate.engine")
@@ -121,20 +122,28 @@ class JobRunner:
     async def step_failed(self, step: str, job_id: str, exc: Exception) -> None:
         """After an unexpected error in a step: run the step again with backoff, or
         fail the job once the bound is reached."""
-        log.error("job.step_error", job_id=job_id, step=step, exc_info=exc)
+        disk_full = is_disk_full(exc)
+        if disk_full:
+            # Nothing is wrong with the job: retried with backoff, it completes once an
+            # operator frees space (a traceback per attempt would say nothing more).
+            log.error("job.storage_full", job_id=job_id, step=step, error=str(exc)[:300])
+        else:
+            log.error("job.step_error", job_id=job_id, step=step, exc_info=exc)
         async with self.ctx.db.begin() as conn:
             job = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
             if job is None or job.is_terminal:
                 return
             attempts = job.step_attempts + 1
             if attempts >= self.ctx.settings.max_step_attempts:
-                await self._fail(
-                    conn,
-                    job_id,
-                    "internal_error",
-                    f"vidgate could not complete the job: {type(exc).__name__}",
-                    cancel=True,
+                code, message = (
+                    (
+                        "storage_full",
+                        "the gateway's storage was full, so the result could not be stored",
+                    )
+                    if disk_full
+                    else ("internal_error", "vidgate could not complete the job")
                 )
+                await self._fail(conn, job_id, code, message, cancel=True)
                 return
             await repo.update_job(conn, job_id, step_attempts=attempts)
             await self._run_again(conn, step, job_id, backoff_s(attempts, base=1.0))
@@ -296,13 +305,13 @@ class JobRunner:
             status = await self._provider(claim.provider).status(claim.upstream_id)
         except ProviderError as error:
             return await self._poll_failed(claim, error)
-        except Exception as exc:
+        except Exception:
             log.exception("job.step_error", job_id=claim.job_id, step="poll")
             return await self._poll_failed(
                 claim,
                 ProviderError(
                     "internal_error",
-                    f"vidgate could not complete the job: {type(exc).__name__}",
+                    "vidgate could not complete the job",
                     retryable=True,
                 ),
                 upstream=False,

@@ -9,19 +9,23 @@ can implement the same protocol later.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import hashlib
 import os
 import re
 import secrets
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from vidgate.core.errors import NotFound
+from vidgate.core.errors import NotFound, StorageFull
 
-__all__ = ["BlobStore", "LocalBlobStore", "StoredBlob", "validate_sha256"]
+__all__ = ["BlobStore", "LocalBlobStore", "StoredBlob", "is_disk_full", "validate_sha256"]
+
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _COPY_CHUNK = 1 << 20
@@ -67,6 +71,36 @@ class BlobStore(Protocol):
         ...
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a write that found no space: the store's
+    own ``StorageFull``, or an ``OSError`` with ENOSPC/EDQUOT from anything else that
+    writes under the data directory (downloads, the encoder, previews)."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if isinstance(current, StorageFull):
+            return True
+        if isinstance(current, OSError) and current.errno in _DISK_FULL:
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+@contextlib.contextmanager
+def _space_checked() -> Iterator[None]:
+    """A full disk as ``StorageFull`` (507 at an upload), not a bare ``OSError``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise StorageFull(
+                "the gateway's storage is full; nothing was stored. Retry once the"
+                " operator has freed space"
+            ) from exc
+        raise
+
+
 def validate_sha256(sha256: str) -> str:
     """Return ``sha256`` if it is 64 lowercase hex digits, else raise ``ValueError``.
 
@@ -94,10 +128,12 @@ class LocalBlobStore:
         return self._path(sha256)
 
     async def put_file(self, path: Path) -> StoredBlob:
-        return await asyncio.to_thread(self._put_file, path)
+        with _space_checked():
+            return await asyncio.to_thread(self._put_file, path)
 
     async def put_bytes(self, data: bytes) -> StoredBlob:
-        return await asyncio.to_thread(self._put_bytes, data)
+        with _space_checked():
+            return await asyncio.to_thread(self._put_bytes, data)
 
     async def exists(self, sha256: str) -> bool:
         return await asyncio.to_thread(self._path(sha256).is_file)
@@ -128,7 +164,8 @@ class LocalBlobStore:
             f.close()
 
     async def copy_to(self, sha256: str, dest: Path) -> None:
-        await asyncio.to_thread(self._copy_to, sha256, dest)
+        with _space_checked():
+            await asyncio.to_thread(self._copy_to, sha256, dest)
 
     # --- blocking parts, run in threads ---
 
