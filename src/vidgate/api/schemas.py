@@ -34,7 +34,9 @@ from vidgate.core.text import allowed, forbidden_character
 PARAMETER_ERROR = "invalid_parameter"
 
 
-def _text_rule(*, multiline: bool, what: str | None = None, param: str | None = None) -> Any:
+def _text_rule(
+    *, multiline: bool, what: str | None = None, param: str | None = None
+) -> AfterValidator:
     """An ``AfterValidator`` for one kind of text field. ``what`` names the value in the
     message ("metadata key") and ``param`` overrides the parameter taken from the
     error's location (a dict key is data, not a parameter name)."""
@@ -65,7 +67,10 @@ def _seed(value: Any, handler: ValidatorFunctionWrapHandler) -> int:
             return seed
         except ValidationError:
             pass
-    shown = repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, int) and value.bit_length() > 128:
+        shown = "of more than 128 bits"  # str() of thousands of digits raises
+    else:
+        shown = repr(value) if isinstance(value, str) else str(value)
     raise PydanticCustomError(
         PARAMETER_ERROR,
         "{shown} is not a whole number in range; allowed: {allowed}",

@@ -38,8 +38,9 @@ def test_seeds_out_of_range(seed: Any) -> None:
 
 
 def test_a_huge_seed_is_shown_short() -> None:
-    error = refused(CreateVideoBody, {**BODY, "seed": "9" * 5000})
-    assert len(error.message) < 200
+    for seed in ("9" * 5000, 10**5000):
+        error = refused(CreateVideoBody, {**BODY, "seed": seed})
+        assert len(error.message) < 200
 
 
 def test_the_seed_range_is_in_the_openapi_schema() -> None:
