@@ -8,17 +8,19 @@ import anyio
 import httpx
 import orjson
 from pydantic import BaseModel, ValidationError
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from vidgate.api.errors import validation_error
+from vidgate.api.forms import read_multipart, read_urlencoded
+from vidgate.api.schemas import parameter_error
 from vidgate.config import Settings
 from vidgate.core.errors import InvalidImage, InvalidParameter, InvalidRequest
 from vidgate.core.urls import check_outbound_url
+from vidgate.engine.service import InputImage, JobService
 from vidgate.media.images import parse_data_url
 
 JSON_TYPES = ("application/json",)
+MAX_FORM_FIELDS = 200
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -41,38 +43,43 @@ def _set_path(target: dict[str, Any], key: str, value: Any) -> None:
 async def read_body(
     request: Request, *, max_files: int = 2
 ) -> tuple[dict[str, Any], dict[str, list[bytes]]]:
-    """A JSON or multipart body as plain fields, plus uploaded files by field name."""
+    """A JSON or form body as plain fields, plus uploaded files by field name.
+
+    Form bodies are read strictly (``api/forms.py``): a truncated or malformed multipart
+    body and text that is not UTF-8 are refused, as a JSON body would be.
+    """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "multipart/form-data" or content_type == "application/x-www-form-urlencoded":
-        try:
-            form = await request.form(max_files=max_files, max_fields=200)
-        except MultiPartException as exc:
-            raise InvalidRequest(
-                f"malformed multipart body: {exc.message}", code="invalid_body"
-            ) from exc
-        fields: dict[str, Any] = {}
-        files: dict[str, list[bytes]] = {}
-        try:
-            for key, value in form.multi_items():
-                if isinstance(value, UploadFile):
-                    files.setdefault(key.removesuffix("[]"), []).append(await value.read())
-                elif key in ("metadata", "input_reference", "video") and value.startswith("{"):
-                    _set_path(fields, key, _json(value))
-                else:
-                    _set_path(fields, key, value)
-        finally:
-            await form.close()
-        return fields, files
-    if content_type in JSON_TYPES or content_type.endswith("+json") or not content_type:
+    if content_type == "multipart/form-data":
+        form = await read_multipart(
+            request.headers["content-type"],
+            request.stream(),
+            max_files=max_files,
+            max_fields=MAX_FORM_FIELDS,
+        )
+    elif content_type == "application/x-www-form-urlencoded":
+        form = read_urlencoded(await request.body(), max_fields=MAX_FORM_FIELDS)
+    elif content_type in JSON_TYPES or content_type.endswith("+json") or not content_type:
         raw = await request.body()
         document = _json(raw)
         if not isinstance(document, dict):
             raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
         return document, {}
-    raise InvalidRequest(
-        f"unsupported Content-Type {content_type!r}: send application/json or multipart/form-data",
-        code="unsupported_media_type",
-    )
+    else:
+        raise InvalidRequest(
+            f"unsupported Content-Type {content_type!r}: send application/json or"
+            " multipart/form-data",
+            code="unsupported_media_type",
+        )
+    fields: dict[str, Any] = {}
+    for key, value in form.fields:
+        if key in ("metadata", "input_reference", "video") and value.startswith("{"):
+            _set_path(fields, key, _json(value))
+        else:
+            _set_path(fields, key, value)
+    files: dict[str, list[bytes]] = {}
+    for key, data in form.files:
+        files.setdefault(key.removesuffix("[]"), []).append(data)
+    return fields, files
 
 
 def _json(raw: bytes | str) -> Any:
@@ -83,10 +90,18 @@ def _json(raw: bytes | str) -> Any:
 
 
 def parse_model(model: type[M], fields: dict[str, Any]) -> M:
+    """``fields`` checked against a request schema; every failure is a 400 naming the
+    parameter (``invalid_parameter`` for the field checks of ``api/schemas.py``)."""
     try:
         return model.model_validate(fields)
     except ValidationError as exc:
-        raise validation_error(list(exc.errors())) from exc
+        errors = exc.errors()
+        raise (parameter_error(errors) or validation_error(list(errors))) from exc
+
+
+async def inspect_url(url: str, jobs: JobService, settings: Settings, *, param: str) -> InputImage:
+    """The image behind ``url``, fetched and inspected; stored only by the create."""
+    return await jobs.inspect_input(await load_image_url(url, settings, param=param), param=param)
 
 
 async def load_image_url(url: str, settings: Settings, *, param: str) -> bytes:

@@ -1,13 +1,121 @@
 """Request bodies and response objects of both API shapes.
 
 Both shapes are views of the same job record (``views.py`` builds them).
+
+Every request field is checked here, whatever the body's encoding (JSON, multipart or
+urlencoded all become the same dict first): strings through the annotated types
+``Text`` (one line) and ``Prompt`` (may hold tab and newlines), which refuse control
+characters and lone surrogates (core/text.py), and ``seed`` through ``Seed`` (0..2^32-1).
+Their failures are pydantic errors of type ``invalid_parameter``; ``parameter_error``
+turns one into the ``InvalidParameter`` the client sees.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from vidgate.core.errors import InvalidParameter
+from vidgate.core.spec import MAX_SEED, SEED_ALLOWED
+from vidgate.core.text import allowed, forbidden_character
+
+# The pydantic error type of the checks below; ``parameter_error`` recognises it.
+PARAMETER_ERROR = "invalid_parameter"
+
+
+def _text_rule(
+    *, multiline: bool, what: str | None = None, param: str | None = None
+) -> AfterValidator:
+    """An ``AfterValidator`` for one kind of text field. ``what`` names the value in the
+    message ("metadata key") and ``param`` overrides the parameter taken from the
+    error's location (a dict key is data, not a parameter name)."""
+
+    def check(value: str) -> str:
+        reason = forbidden_character(value, multiline=multiline)
+        if reason is not None:
+            raise PydanticCustomError(
+                PARAMETER_ERROR,
+                "{reason}; allowed: {allowed}",
+                {
+                    "reason": reason,
+                    "allowed": allowed(multiline=multiline),
+                    "what": what,
+                    "param": param,
+                },
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _seed(value: Any, handler: ValidatorFunctionWrapHandler) -> int:
+    # bool is an int to pydantic too; a seed of ``true`` is a mistake, not 1.
+    if not isinstance(value, bool):
+        try:
+            seed: int = handler(value)
+            return seed
+        except ValidationError:
+            pass
+    if isinstance(value, int) and value.bit_length() > 128:
+        shown = "of more than 128 bits"  # str() of thousands of digits raises
+    else:
+        shown = repr(value) if isinstance(value, str) else str(value)
+    raise PydanticCustomError(
+        PARAMETER_ERROR,
+        "{shown} is not a whole number in range; allowed: {allowed}",
+        {"shown": shown if len(shown) <= 40 else shown[:40] + "...", "allowed": SEED_ALLOWED},
+    )
+
+
+Text = Annotated[str, _text_rule(multiline=False)]
+"""A one-line string: no control characters, no lone surrogates."""
+Prompt = Annotated[str, _text_rule(multiline=True)]
+"""Free text: as ``Text``, but tab, newline and carriage return are kept."""
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED), WrapValidator(_seed)]
+"""An unsigned 32-bit integer, from a JSON number or a form's numeric string."""
+Metadata = dict[
+    Annotated[str, _text_rule(multiline=False, what="metadata key", param="metadata")],
+    Annotated[str, _text_rule(multiline=False, what="a metadata value", param="metadata")],
+]
+
+
+def parameter_error(errors: Sequence[ErrorDetails]) -> InvalidParameter | None:
+    """The first failure of the checks above as the error a client sees, if any failed.
+
+    Looks past other errors: a value that fails one branch of a union (an image as
+    ``{"image_url": ...}`` or a plain string) is also reported for the other branch.
+    """
+    for error in errors:
+        if error["type"] != PARAMETER_ERROR:
+            continue
+        ctx = error.get("ctx") or {}
+        param = ctx.get("param") or _param(error["loc"])
+        subject = ctx.get("what") or param
+        return InvalidParameter(f"{subject} {error['msg']}", param=param)
+    return None
+
+
+def _param(loc: tuple[int | str, ...]) -> str:
+    """``video.id`` from ``("video", "id")``; union branches (``ImageUrlReference``,
+    ``function-after[...]``) and list positions are not part of a parameter's name."""
+    names: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            break
+        if part.isidentifier() and not part[0].isupper():
+            names.append(part)
+    return ".".join(names)
 
 
 class _Body(BaseModel):
@@ -16,68 +124,68 @@ class _Body(BaseModel):
 
 
 class ImageUrlReference(_Body):
-    image_url: str | None = None
-    file_id: str | None = None
+    image_url: Text | None = None
+    file_id: Text | None = None
 
 
 class CreateVideoBody(_Body):
     """``POST /v1/videos``: the OpenAI fields plus vidgate's extras (via ``extra_body``)."""
 
-    prompt: str
-    model: str | None = None
-    seconds: bool | int | float | str | None = None
-    size: str | None = None
-    input_reference: ImageUrlReference | str | None = None
+    prompt: Prompt
+    model: Text | None = None
+    seconds: bool | int | float | Text | None = None
+    size: Text | None = None
+    input_reference: ImageUrlReference | Text | None = None
     # vidgate extensions: a last frame, and reference images (https or data URLs).
-    last_frame: ImageUrlReference | str | None = None
-    reference_images: list[ImageUrlReference | str] | None = None
-    aspect_ratio: str | None = None
-    resolution: str | None = None
-    fps: bool | int | str | None = None
-    n: bool | int | str | None = None
-    seed: int | None = None
-    negative_prompt: str | None = None
-    metadata: dict[str, str] | None = None
-    webhook_url: str | None = None
+    last_frame: ImageUrlReference | Text | None = None
+    reference_images: list[ImageUrlReference | Text] | None = None
+    aspect_ratio: Text | None = None
+    resolution: Text | None = None
+    fps: bool | int | Text | None = None
+    n: bool | int | Text | None = None
+    seed: Seed | None = None
+    negative_prompt: Prompt | None = None
+    metadata: Metadata | None = None
+    webhook_url: Text | None = None
 
 
 class RemixBody(_Body):
-    prompt: str
-    metadata: dict[str, str] | None = None
-    webhook_url: str | None = None
+    prompt: Prompt
+    metadata: Metadata | None = None
+    webhook_url: Text | None = None
 
 
 class VideoReference(_Body):
-    id: str
+    id: Text
 
 
 class ExtendBody(_Body):
-    prompt: str
+    prompt: Prompt
     video: VideoReference
-    seconds: bool | int | float | str | None = None
-    model: str | None = None
-    metadata: dict[str, str] | None = None
-    webhook_url: str | None = None
+    seconds: bool | int | float | Text | None = None
+    model: Text | None = None
+    metadata: Metadata | None = None
+    webhook_url: Text | None = None
 
 
 class CreateGenerationBody(_Body):
     """``POST /v1/videos/generations``: the multi-model routers' task shape."""
 
-    model: str
-    prompt: str
-    duration: bool | int | float | str | None = None
-    resolution: str | None = None
-    aspect_ratio: str | None = None
-    size: str | None = None
-    n: bool | int | str | None = None
-    image: str | None = None
-    last_frame: str | None = None
-    reference_images: list[str] | None = None
-    fps: bool | int | str | None = None
-    seed: int | None = None
-    negative_prompt: str | None = None
-    metadata: dict[str, str] | None = None
-    webhook_url: str | None = None
+    model: Text
+    prompt: Prompt
+    duration: bool | int | float | Text | None = None
+    resolution: Text | None = None
+    aspect_ratio: Text | None = None
+    size: Text | None = None
+    n: bool | int | Text | None = None
+    image: Text | None = None
+    last_frame: Text | None = None
+    reference_images: list[Text] | None = None
+    fps: bool | int | Text | None = None
+    seed: Seed | None = None
+    negative_prompt: Prompt | None = None
+    metadata: Metadata | None = None
+    webhook_url: Text | None = None
 
 
 class ErrorInfo(BaseModel):

@@ -23,12 +23,16 @@ from vidgate.core.catalog import (
     parse_aspect_ratio,
 )
 from vidgate.core.errors import InvalidParameter
+from vidgate.core.text import check_text
 
 JobKind = Literal["generate", "remix", "extend"]
 
 MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
+# Seeds are unsigned 32-bit integers: what providers take, and what fits every store.
+MAX_SEED = 2**32 - 1
+SEED_ALLOWED = f"a whole number in 0-{MAX_SEED}"
 
 # Within this relative distance a requested W/H counts as a model's aspect ratio, so that
 # 854x480 (1.779) is 16:9 (1.778) although 480 * 16/9 is not a whole number.
@@ -80,7 +84,7 @@ class VideoRequest(BaseModel):
     aspect_ratio: str | None = None
     fps: bool | int | str | None = None
     n: bool | int | str | None = None
-    seed: int | None = None
+    seed: bool | int | None = None
     negative_prompt: str | None = None
     metadata: dict[str, str] | None = None
     image: ImageRef | None = None
@@ -154,7 +158,7 @@ def normalize(req: VideoRequest, card: ModelCard) -> JobSpec:
         aspect_ratio=aspect_ratio,
         fps=_fps(req, card, source),
         n=_n(req, card),
-        seed=req.seed,
+        seed=_seed(req.seed),
         metadata=_metadata(req.metadata),
         image=req.image,
         source=source if req.kind != "generate" else None,
@@ -186,7 +190,7 @@ def _check_kind(req: VideoRequest, card: ModelCard) -> SourceRef | None:
 
 
 def _check_prompt(value: str, param: str, card: ModelCard) -> str:
-    text = value.strip()
+    text = check_text(value, param=param, multiline=True).strip()
     limit = card.max_prompt_chars
     if not text:
         raise InvalidParameter(f"{param} is empty; allowed: 1-{limit} characters", param=param)
@@ -429,6 +433,8 @@ def _metadata(metadata: dict[str, str] | None) -> dict[str, str]:
     if len(metadata) > MAX_METADATA_KEYS:
         raise InvalidParameter(f"metadata has {len(metadata)} keys; {allowed}", param="metadata")
     for key, value in metadata.items():
+        check_text(key, param="metadata", what="metadata key")
+        check_text(value, param="metadata", what=f"metadata value for {_show(key)}")
         if len(key) > MAX_METADATA_KEY_CHARS:
             raise InvalidParameter(
                 f"metadata key {_show(key)} is {len(key)} characters; {allowed}",
@@ -440,6 +446,17 @@ def _metadata(metadata: dict[str, str] | None) -> dict[str, str]:
                 param="metadata",
             )
     return dict(metadata)
+
+
+def _seed(seed: bool | int | None) -> int | None:
+    # bool is an int to Python; a seed of ``true`` is a client's mistake, not 1.
+    if seed is not None and (isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
+        # str() of an int of thousands of digits raises; such a seed is not worth showing.
+        shown = _show(seed) if seed.bit_length() <= 128 else "of more than 128 bits"
+        raise InvalidParameter(
+            f"seed {shown} is out of range; allowed: {SEED_ALLOWED}", param="seed"
+        )
+    return seed
 
 
 def _whole_number(value: bool | int | float | str) -> int | None:

@@ -1,14 +1,20 @@
-"""What the API asks of the engine: create, read, list, delete jobs; store inputs.
+"""What the API asks of the engine: create, read, list, delete jobs; check inputs.
 
-Creation validates against the catalogue, prices, routes, stores the job and enqueues
-its first step in one transaction. Every read is scoped to the caller's tenant, so
-another tenant's id behaves exactly like an id that does not exist.
+Creation validates against the catalogue, prices, routes, stores the input images and
+the job and enqueues its first step in one transaction. Nothing is written before the
+whole request is valid: input images are only inspected (``inspect_input``) until
+``create`` has normalized the spec, checked the webhook URL and found a route.
+
+Every read is scoped to the caller's tenant, so another tenant's id behaves exactly
+like an id that does not exist; so does an id that is not of vidgate's shape, which
+never reaches the database (``_check_id``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -16,8 +22,14 @@ from typing import Any, Literal
 import anyio
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vidgate.core.errors import Conflict, NotFound, ServiceUnavailable, VideoNotReady
-from vidgate.core.ids import new_id
+from vidgate.core.errors import (
+    Conflict,
+    InvalidParameter,
+    NotFound,
+    ServiceUnavailable,
+    VideoNotReady,
+)
+from vidgate.core.ids import looks_like, new_id
 from vidgate.core.spec import ImageRef, JobSpec, SourceRef, VideoRequest, normalize
 from vidgate.core.urls import check_outbound_url
 from vidgate.db import repo, writes
@@ -35,6 +47,15 @@ class Principal:
     tenant_id: str
     mode: Literal["test", "live"]
     is_admin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InputImage:
+    """An input image that passed inspection, not stored yet: ``ref`` goes into the
+    request, ``data`` is written by ``JobService.create`` once the job will exist."""
+
+    ref: ImageRef
+    data: bytes
 
 
 class _Replay(Exception):
@@ -56,25 +77,47 @@ def _not_found(job_id: str) -> NotFound:
     return NotFound(f"no video with id {job_id!r}", param="video_id", code="video_not_found")
 
 
+def _check_id(job_id: str) -> str:
+    """``job_id`` if it is of vidgate's shape; else the same 404 as a missing video,
+    before any query (a NUL, for one, would make PostgreSQL refuse the statement)."""
+    if not looks_like("video", job_id):
+        raise _not_found(job_id[:64])
+    return job_id
+
+
 class JobService:
     def __init__(self, ctx: EngineContext, reads: JobReads | None = None) -> None:
         self.ctx = ctx
         # The API's reads skip the engine when the runtime has a pool for them.
         self._reads = reads or EngineReads(ctx.db)
 
-    async def store_image(self, data: bytes, *, param: str) -> ImageRef:
-        info = await anyio.to_thread.run_sync(
-            lambda: inspect_image(data, max_bytes=self.ctx.settings.max_image_bytes, param=param)
-        )
-        blob = await self.ctx.blobs.put_bytes(data)
-        async with self.ctx.db.begin() as conn:
-            await repo.record_blob(conn, blob.sha256, blob.size, info.content_type)
-        return ImageRef(
-            sha256=blob.sha256, width=info.width, height=info.height, content_type=info.content_type
-        )
+    async def inspect_input(self, data: bytes, *, param: str) -> InputImage:
+        """Check ``data`` as an input image (raises ``InvalidImage`` naming ``param``)
+        and describe it; nothing is stored (``create`` does that)."""
+
+        def inspect() -> ImageRef:
+            info = inspect_image(data, max_bytes=self.ctx.settings.max_image_bytes, param=param)
+            return ImageRef(
+                sha256=hashlib.sha256(data).hexdigest(),
+                width=info.width,
+                height=info.height,
+                content_type=info.content_type,
+            )
+
+        return InputImage(await anyio.to_thread.run_sync(inspect), data)
+
+    async def _store_inputs(self, conn: AsyncConnection, images: Sequence[InputImage]) -> None:
+        """Write the request's images, in the create transaction: their rows commit
+        with the job or not at all. (A file written for a create that then rolls back
+        stays behind unreferenced; blobs are content-addressed, so it is reused by the
+        next upload of the same bytes.)"""
+        for image in {image.ref.sha256: image for image in images}.values():
+            blob = await self.ctx.blobs.put_bytes(image.data)
+            await repo.record_blob(conn, blob.sha256, blob.size, image.ref.content_type)
 
     async def source(self, principal: Principal, video_id: str) -> SourceRef:
         """A completed video of the caller's, to remix or extend."""
+        _check_id(video_id)
         async with self.ctx.db.connect() as conn:
             job = await self._owned(conn, principal, video_id)
             outputs = await repo.get_outputs(conn, job.id)
@@ -101,9 +144,12 @@ class JobService:
         principal: Principal,
         req: VideoRequest,
         *,
+        images: Sequence[InputImage] = (),
         webhook_url: str | None = None,
         idempotency_key: str | None = None,
     ) -> repo.JobRecord:
+        """Validate, price, route and store a job. ``images`` are the inspected inputs
+        that ``req`` refers to; they are written only once everything else passed."""
         card = self.ctx.catalog.get(req.model)
         spec = normalize(req, card)
         if webhook_url is not None:
@@ -141,6 +187,7 @@ class JobService:
                         param="model",
                         code="no_deployment",
                     )
+                await self._store_inputs(conn, images)
                 job = await writes.insert_job(
                     conn,
                     id=job_id,
@@ -190,7 +237,9 @@ class JobService:
     async def get(
         self, principal: Principal, job_id: str, *, include_deleted: bool = False
     ) -> repo.JobRecord:
-        job = await self._reads.job(job_id, principal.tenant_id, include_deleted=include_deleted)
+        job = await self._reads.job(
+            _check_id(job_id), principal.tenant_id, include_deleted=include_deleted
+        )
         if job is None:
             raise _not_found(job_id)
         return job
@@ -198,7 +247,7 @@ class JobService:
     async def get_with_outputs(
         self, principal: Principal, job_id: str
     ) -> tuple[repo.JobRecord, list[repo.OutputRecord]]:
-        found = await self._reads.job_with_outputs(job_id, principal.tenant_id)
+        found = await self._reads.job_with_outputs(_check_id(job_id), principal.tenant_id)
         if found is None:
             raise _not_found(job_id)
         job, outputs = found
@@ -207,7 +256,7 @@ class JobService:
 
     async def outputs_unscoped(self, job_id: str) -> tuple[repo.JobRecord, list[repo.OutputRecord]]:
         """For signed URLs, whose signature already proves the right to read this job."""
-        found = await self._reads.job_with_outputs(job_id, None)
+        found = await self._reads.job_with_outputs(_check_id(job_id), None)
         if found is None:
             raise _not_found(job_id)
         return found
@@ -220,6 +269,12 @@ class JobService:
         limit: int,
         order: Literal["asc", "desc"],
     ) -> tuple[list[repo.JobRecord], bool]:
+        if after is not None and not looks_like("video", after):
+            raise InvalidParameter(
+                f"after {after[:64]!r} is not a video id; allowed: the id of a video, such"
+                " as the last_id of the previous page",
+                param="after",
+            )
         async with self.ctx.db.connect() as conn:
             rows = await repo.list_jobs(
                 conn, principal.tenant_id, after=after, limit=limit + 1, order=order
@@ -229,6 +284,8 @@ class JobService:
     async def nudge(self, job_id: str) -> bool:
         """An upstream called back about ``job_id``: read its status now (a hint only;
         see engine/nudge.py). False when the job is not waiting on its upstream."""
+        if not looks_like("video", job_id):
+            return False
         return await request_nudge(self.ctx, job_id)
 
     async def webhook_secret(self, principal: Principal) -> str:
@@ -237,6 +294,7 @@ class JobService:
 
     async def delete(self, principal: Principal, job_id: str) -> None:
         """Delete a video; a job still running is cancelled, upstream too."""
+        _check_id(job_id)
         async with self.ctx.db.begin() as conn:
             job = await self._owned(conn, principal, job_id, for_update=True)
             now = await repo.now(conn)

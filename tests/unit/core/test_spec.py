@@ -157,6 +157,39 @@ def test_request_rejects_unknown_fields() -> None:
 
 def test_seed_passes_through() -> None:
     assert run(seed=42).seed == 42
+    assert run(seed=0).seed == 0
+    assert run(seed=2**32 - 1).seed == 2**32 - 1
+
+
+@pytest.mark.parametrize(
+    ("seed", "shown"),
+    [(-1, "seed -1"), (2**32, "seed 4294967296"), (True, "seed true"), (10**5000, "128 bits")],
+    ids=["negative", "2**32", "bool", "5000 digits"],
+)
+def test_seed_out_of_range(seed: int, shown: str) -> None:
+    """The second line behind the API's check: a negative seed once made every attempt
+    of the job fail, a huge one made the tenant's reads fail."""
+    reject(SORA, "seed", shown, "allowed: a whole number in 0-4294967295", seed=seed)
+
+
+@pytest.mark.parametrize(
+    ("fields", "param", "fragment"),
+    [
+        ({"prompt": "a\x00b"}, "prompt", "prompt contains a control character (U+0000)"),
+        ({"negative_prompt": "x\x1b"}, "negative_prompt", "(U+001B) at position 1"),
+        ({"metadata": {"k\x00": "v"}}, "metadata", "metadata key contains"),
+        ({"metadata": {"k": "\x7f"}}, "metadata", "metadata value for 'k' contains"),
+        ({"prompt": "x\ud800"}, "prompt", "a lone surrogate (U+D800)"),
+    ],
+)
+def test_stored_text_holds_no_control_characters(
+    fields: dict[str, Any], param: str, fragment: str
+) -> None:
+    reject(SORA, param, fragment, **fields)
+
+
+def test_prompts_keep_tabs_and_newlines() -> None:
+    assert run(prompt="one\n\ttwo\r\n").prompt == "one\n\ttwo"
 
 
 # --- seconds ----------------------------------------------------------------------------

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 
 from vidgate.api.deps import Caller, public_base_url
-from vidgate.api.inputs import load_image_url, parse_model, read_body
+from vidgate.api.inputs import inspect_url, parse_model, read_body
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.schemas import CreateGenerationBody, GenerationObject
 from vidgate.api.views import generation_object
 from vidgate.core.errors import InvalidRequest
-from vidgate.core.spec import ImageRef, VideoRequest
+from vidgate.core.spec import VideoRequest
 
 router = APIRouter(prefix="/v1/videos/generations", tags=["videos (task shape)"])
 
@@ -29,18 +29,17 @@ async def create_generation(
         raise InvalidRequest("send the image as a data: URL or https URL in 'image'", param="image")
     body = parse_model(CreateGenerationBody, fields)
 
-    async def stored(url: str | None, param: str) -> ImageRef | None:
-        if url is None:
-            return None
-        return await jobs.store_image(await load_image_url(url, settings, param=param), param=param)
-
-    image = await stored(body.image, "image")
-    last_frame = await stored(body.last_frame, "last_frame")
+    # Inspected, not stored: create writes the images once the whole request is valid.
+    image = last_frame = None
+    if body.image is not None:
+        image = await inspect_url(body.image, jobs, settings, param="image")
+    if body.last_frame is not None:
+        last_frame = await inspect_url(body.last_frame, jobs, settings, param="last_frame")
     references = [
-        ref
+        await inspect_url(url, jobs, settings, param="reference_images")
         for url in body.reference_images or []
-        if (ref := await stored(url, "reference_images")) is not None
     ]
+    images = [i for i in (image, last_frame, *references) if i is not None]
     req = VideoRequest(
         model=body.model,
         prompt=body.prompt,
@@ -53,12 +52,16 @@ async def create_generation(
         seed=body.seed,
         negative_prompt=body.negative_prompt,
         metadata=body.metadata,
-        image=image,
-        last_frame=last_frame,
-        reference_images=references,
+        image=image.ref if image else None,
+        last_frame=last_frame.ref if last_frame else None,
+        reference_images=[r.ref for r in references],
     )
     job = await jobs.create(
-        caller.principal, req, webhook_url=body.webhook_url, idempotency_key=idempotency_key
+        caller.principal,
+        req,
+        images=images,
+        webhook_url=body.webhook_url,
+        idempotency_key=idempotency_key,
     )
     view = generation_object(job, [], caller.state.signer, public_base_url(request, settings))
     return FastJSONResponse(view.model_dump(mode="json"))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from vidgate.api.content import blob_response, pick_output
 from vidgate.api.deps import Caller, State, get_caller
 from vidgate.api.fast_lane import POLL_AFTER_MS, video_status
-from vidgate.api.inputs import load_image_url, parse_model, read_body
+from vidgate.api.inputs import inspect_url, parse_model, read_body
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.schemas import (
     CreateVideoBody,
@@ -23,8 +23,8 @@ from vidgate.api.schemas import (
 from vidgate.api.views import video_json
 from vidgate.config import Settings
 from vidgate.core.errors import InvalidImage, InvalidParameter, InvalidRequest, NotFound
-from vidgate.core.spec import ImageRef, VideoRequest
-from vidgate.engine.service import JobService, Principal
+from vidgate.core.spec import VideoRequest
+from vidgate.engine.service import InputImage, JobService, Principal
 
 router = APIRouter(prefix="/v1/videos", tags=["videos (OpenAI shape)"])
 
@@ -40,12 +40,13 @@ async def _image(
     settings: Settings,
     *,
     param: str,
-) -> ImageRef | None:
-    """An image sent as a file part, or referenced as ``{"image_url": ...}`` / a URL."""
+) -> InputImage | None:
+    """An image sent as a file part, or referenced as ``{"image_url": ...}`` / a URL;
+    inspected, not stored."""
     if uploads:
         if len(uploads) > 1:
             raise InvalidImage(f"send one {param}", param=param)
-        return await jobs.store_image(uploads[0], param=param)
+        return await jobs.inspect_input(uploads[0], param=param)
     if ref is None:
         return None
     url = ref if isinstance(ref, str) else ref.image_url
@@ -57,15 +58,15 @@ async def _image(
         )
     if not url:
         raise InvalidImage(f"{param} needs an image_url", param=param)
-    return await jobs.store_image(await load_image_url(url, settings, param=param), param=param)
+    return await inspect_url(url, jobs, settings, param=param)
 
 
 async def _reference_images(
     body: CreateVideoBody, uploads: list[bytes] | None, jobs: JobService, settings: Settings
-) -> list[ImageRef]:
-    refs: list[ImageRef] = []
+) -> list[InputImage]:
+    refs: list[InputImage] = []
     for data in uploads or []:
-        refs.append(await jobs.store_image(data, param="reference_images"))
+        refs.append(await jobs.inspect_input(data, param="reference_images"))
     for item in body.reference_images or []:
         image = await _image(item, None, jobs, settings, param="reference_images")
         if image is not None:
@@ -94,6 +95,8 @@ async def create_video(
         body.last_frame, files.get("last_frame"), jobs, settings, param="last_frame"
     )
     references = await _reference_images(body, files.get("reference_images"), jobs, settings)
+    # Nothing is stored yet: create writes the images once the whole request is valid.
+    images = [i for i in (image, last_frame, *references) if i is not None]
     req = VideoRequest(
         model=body.model or DEFAULT_MODEL,
         prompt=body.prompt,
@@ -106,12 +109,16 @@ async def create_video(
         seed=body.seed,
         negative_prompt=body.negative_prompt,
         metadata=body.metadata,
-        image=image,
-        last_frame=last_frame,
-        reference_images=references,
+        image=image.ref if image else None,
+        last_frame=last_frame.ref if last_frame else None,
+        reference_images=[r.ref for r in references],
     )
     job = await jobs.create(
-        caller.principal, req, webhook_url=body.webhook_url, idempotency_key=idempotency_key
+        caller.principal,
+        req,
+        images=images,
+        webhook_url=body.webhook_url,
+        idempotency_key=idempotency_key,
     )
     return FastJSONResponse(video_json(job))
 
