@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import structlog
 from fastapi import FastAPI
 
+from vidgate.api import openapi
 from vidgate.api.deps import ApiState
 from vidgate.api.edge import EdgeMiddleware
 from vidgate.api.errors import install_error_handlers
@@ -85,4 +86,5 @@ def create_app(
     app.include_router(inputs.router)
     app.include_router(callbacks.router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     return app

@@ -193,6 +193,23 @@ class ErrorInfo(BaseModel):
     message: str
 
 
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer: the OpenAI error shape."""
+
+    error: ErrorDetail
+
+
+class HealthStatus(BaseModel):
+    status: Literal["ok", "unavailable"]
+
+
 class VideoObject(BaseModel):
     """The OpenAI ``Video`` object, with vidgate's extra fields after ``error``."""
 

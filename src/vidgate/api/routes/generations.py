@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Request
 
 from vidgate.api.deps import Caller, public_base_url
 from vidgate.api.inputs import inspect_url, parse_model, read_body
+from vidgate.api.openapi import request_body
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.schemas import CreateGenerationBody, GenerationObject
 from vidgate.api.views import generation_object
@@ -17,7 +18,7 @@ from vidgate.core.spec import VideoRequest
 router = APIRouter(prefix="/v1/videos/generations", tags=["videos (task shape)"])
 
 
-@router.post("", response_model=GenerationObject)
+@router.post("", response_model=GenerationObject, openapi_extra=request_body(CreateGenerationBody))
 async def create_generation(
     request: Request,
     caller: Caller,

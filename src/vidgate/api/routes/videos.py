@@ -10,6 +10,7 @@ from vidgate.api.content import blob_response, pick_output
 from vidgate.api.deps import Caller, State, get_caller
 from vidgate.api.fast_lane import POLL_AFTER_MS, video_status
 from vidgate.api.inputs import inspect_url, parse_model, read_body
+from vidgate.api.openapi import request_body
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.schemas import (
     CreateVideoBody,
@@ -74,7 +75,7 @@ async def _reference_images(
     return refs
 
 
-@router.post("", response_model=VideoObject)
+@router.post("", response_model=VideoObject, openapi_extra=request_body(CreateVideoBody))
 async def create_video(
     request: Request, idempotency_key: IdempotencyKey = None
 ) -> FastJSONResponse:
@@ -143,7 +144,7 @@ async def list_videos(
     )
 
 
-@router.post("/extensions", response_model=VideoObject)
+@router.post("/extensions", response_model=VideoObject, openapi_extra=request_body(ExtendBody))
 async def extend_video(
     request: Request, caller: Caller, idempotency_key: IdempotencyKey = None
 ) -> FastJSONResponse:
@@ -189,7 +190,7 @@ async def delete_video(video_id: str, caller: Caller) -> FastJSONResponse:
     return FastJSONResponse(VideoDeleted(id=video_id).model_dump(mode="json"))
 
 
-@router.post("/{video_id}/remix", response_model=VideoObject)
+@router.post("/{video_id}/remix", response_model=VideoObject, openapi_extra=request_body(RemixBody))
 async def remix_video(
     video_id: str, request: Request, caller: Caller, idempotency_key: IdempotencyKey = None
 ) -> FastJSONResponse:

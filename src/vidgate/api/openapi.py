@@ -1,0 +1,81 @@
+"""The OpenAPI document as the API really behaves.
+
+FastAPI describes what it parses itself. vidgate's create routes read their bodies by
+hand (JSON, multipart or urlencoded, one validation for all: ``api/inputs.py``), and
+every error leaves in the OpenAI error shape with 400, never FastAPI's 422. Left alone,
+the document would show those routes without a body and with a 422 that never comes,
+so a generated client or a fuzzer (``tests/e2e/test_openapi_fuzz.py``) would be told
+the wrong thing. Routes declare their body with ``request_body(Model)``; ``build``
+adds those schemas and the error responses, and drops the 422s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from vidgate.api.schemas import ErrorResponse
+
+_REF = "#/components/schemas/{model}"
+_BODY_MODELS: dict[str, type[BaseModel]] = {}
+
+# The error answers every operation may give, and those only requests with a body may.
+_COMMON_ERRORS = {
+    400: "The request is malformed or a parameter is out of range.",
+    401: "The API key is missing, malformed, unknown or revoked.",
+    404: "No such video, model or route (another tenant's ids read as missing).",
+    503: "The database is unreachable, or no deployment can serve the model.",
+}
+_BODY_ERRORS = {
+    409: "The Idempotency-Key was used with a different request.",
+    413: "The body is larger than the limit.",
+    507: "The gateway's storage is full; nothing was stored.",
+}
+# Content types a request body may come in (api/inputs.py reads all three).
+_BODY_TYPES = ("application/json", "multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads ``model`` from its body by hand."""
+    _BODY_MODELS[model.__name__] = model
+    schema = {"$ref": _REF.format(model=model.__name__)}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {content_type: {"schema": schema} for content_type in _BODY_TYPES},
+        }
+    }
+
+
+def build(app: FastAPI) -> dict[str, Any]:
+    """The document, made once and cached on the app (FastAPI's own convention)."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    doc = get_openapi(
+        title=app.title, version=app.version, routes=app.routes, description=app.description
+    )
+    schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
+    models: list[type[BaseModel]] = [ErrorResponse, *_BODY_MODELS.values()]
+    for model in models:
+        found = model.model_json_schema(ref_template=_REF)
+        schemas.update(found.pop("$defs", {}))
+        schemas[model.__name__] = found
+    error = {"application/json": {"schema": {"$ref": _REF.format(model="ErrorResponse")}}}
+    for path, operations in doc.get("paths", {}).items():
+        for operation in operations.values():
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            if path == "/healthz":
+                continue
+            errors = dict(_COMMON_ERRORS)
+            if "requestBody" in operation:
+                errors.update(_BODY_ERRORS)
+            for status, description in errors.items():
+                responses.setdefault(str(status), {"description": description, "content": error})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    app.openapi_schema = doc
+    return doc
