@@ -43,9 +43,13 @@ class Settings(BaseSettings):
     max_header_bytes: int = 64 * 1024
     max_header_count: int = 100
     max_image_bytes: int = 20 * 1024 * 1024
+    # Total deadline of an image URL's fetch at create, from the DNS lookup to the last
+    # byte (a peer that trickles its body is cut off here, not only when it goes silent).
+    image_fetch_timeout_s: float = 10.0
     # Only for tests and trusted networks: allow http:// and private hosts in the URLs
     # vidgate fetches (input images) and calls (webhooks).
     allow_insecure_urls: bool = False
+    # Total deadline of one webhook POST, from the DNS lookup to the answer's status.
     webhook_timeout_s: float = 10.0
     webhook_max_attempts: int = 8
     signed_url_ttl_s: int = 3600

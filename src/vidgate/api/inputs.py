@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-import anyio
-import httpx
 import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -18,6 +16,7 @@ from vidgate.core.errors import InvalidImage, InvalidParameter, InvalidRequest
 from vidgate.core.urls import check_outbound_url
 from vidgate.engine.service import InputImage, JobService
 from vidgate.media.images import parse_data_url
+from vidgate.net import public_http
 
 JSON_TYPES = ("application/json",)
 MAX_FORM_FIELDS = 200
@@ -105,39 +104,24 @@ async def inspect_url(url: str, jobs: JobService, settings: Settings, *, param: 
 
 
 async def load_image_url(url: str, settings: Settings, *, param: str) -> bytes:
-    """The bytes behind a ``data:`` URL or an https URL (fetched once, size-capped)."""
+    """The bytes behind a ``data:`` URL or an https URL (fetched once, size-capped, within
+    ``image_fetch_timeout_s``, from public addresses only: ``vidgate.net.public_http``)."""
     if url.startswith("data:"):
         _, data = parse_data_url(url, param=param, max_bytes=settings.max_image_bytes)
         return data
     if not url.startswith(("https://", "http://")):
         raise InvalidImage("an image URL must be https:// or a data: URL", param=param)
     try:
-        await anyio.to_thread.run_sync(
-            lambda: check_outbound_url(
-                url, allow_insecure=settings.allow_insecure_urls, param=param
-            )
-        )
+        target = check_outbound_url(url, allow_insecure=settings.allow_insecure_urls, param=param)
     except InvalidParameter as exc:
-        raise InvalidImage(exc.message, param=param) from exc
-    limit = settings.max_image_bytes
+        raise InvalidImage(exc.message, param=param) from None
     try:
-        async with (
-            httpx.AsyncClient(timeout=10.0, follow_redirects=False) as client,
-            client.stream("GET", url) as response,
-        ):
-            if response.status_code != 200:
-                raise InvalidImage(
-                    f"could not fetch the image URL: HTTP {response.status_code}", param=param
-                )
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise InvalidImage(f"the image is larger than {limit} bytes", param=param)
-                chunks.append(chunk)
-    except httpx.HTTPError as exc:
-        raise InvalidImage(
-            f"could not fetch the image URL: {type(exc).__name__}", param=param
-        ) from exc
-    return b"".join(chunks)
+        return await public_http.fetch_capped(
+            target,
+            max_bytes=settings.max_image_bytes,
+            deadline_s=settings.image_fetch_timeout_s,
+            allow_private=settings.allow_insecure_urls,
+            headers={"user-agent": "vidgate-image-fetch", "accept": "image/*"},
+        )
+    except public_http.OutboundError as exc:
+        raise InvalidImage(f"could not fetch the image URL: {exc.reason}", param=param) from None

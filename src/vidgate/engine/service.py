@@ -157,7 +157,6 @@ class JobService:
                 webhook_url,
                 allow_insecure=self.ctx.settings.allow_insecure_urls,
                 param="webhook_url",
-                resolve=False,
             )
         cost = card.pricing.estimate(spec.resolution, spec.seconds) * spec.n
         job_id = new_id("video")

@@ -14,8 +14,6 @@ import json
 import secrets
 from typing import Any
 
-import anyio
-import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks import Webhook
@@ -26,6 +24,7 @@ from vidgate.db import repo
 from vidgate.engine import steps
 from vidgate.engine.backoff import backoff_s
 from vidgate.engine.context import EngineContext
+from vidgate.net import public_http
 
 log = structlog.get_logger("vidgate.webhooks")
 
@@ -80,11 +79,10 @@ async def deliver(ctx: EngineContext, job_id: str, attempt: int) -> None:
     payload = json.dumps(body, separators=(",", ":"))
     message_id = str(body["id"])
     try:
-        # Checked again at call time: DNS may have changed since the job was created.
-        await anyio.to_thread.run_sync(
-            lambda: check_outbound_url(
-                url, allow_insecure=ctx.settings.allow_insecure_urls, param="webhook_url"
-            )
+        # Checked again at call time: the setting may have changed since the job was
+        # created, and a URL stored before the check was strict may not be usable.
+        target = check_outbound_url(
+            url, allow_insecure=ctx.settings.allow_insecure_urls, param="webhook_url"
         )
     except InvalidParameter as exc:
         log.warning("webhook.refused", job_id=job_id, reason=exc.message)
@@ -98,12 +96,21 @@ async def deliver(ctx: EngineContext, job_id: str, attempt: int) -> None:
         "webhook-signature": Webhook(secret).sign(message_id, now, payload),
     }
     try:
-        async with httpx.AsyncClient(timeout=ctx.settings.webhook_timeout_s) as client:
-            response = await client.post(url, content=payload, headers=headers)
-        ok = 200 <= response.status_code < 300
-        outcome = f"HTTP {response.status_code}"
-    except httpx.HTTPError as exc:
-        ok, outcome = False, type(exc).__name__
+        status = await public_http.post(
+            target,
+            body=payload.encode(),
+            headers=headers,
+            deadline_s=ctx.settings.webhook_timeout_s,
+            allow_private=ctx.settings.allow_insecure_urls,
+        )
+        ok = 200 <= status < 300
+        outcome = f"HTTP {status}"
+    except public_http.OutboundError as exc:
+        if exc.final:
+            # A non-public address: no retry, as for a URL refused above.
+            log.warning("webhook.refused", job_id=job_id, reason=exc.reason, detail=exc.detail)
+            return
+        ok, outcome = False, exc.reason
     if ok:
         log.info("webhook.delivered", job_id=job_id, attempt=attempt, event=body["type"])
         return

@@ -1,0 +1,1 @@
+"""Outbound HTTP to URLs that clients choose (input images, webhooks)."""
