@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import psycopg
 import sqlalchemy.exc
@@ -74,6 +75,16 @@ def is_connection_lost(exc: BaseException) -> bool:
         if isinstance(e, sqlalchemy.exc.DBAPIError) and e.connection_invalidated:
             return True
     return False
+
+
+def log_failure(log: Any, event: str, exc: BaseException, **fields: Any) -> None:
+    """Log an exception from a loop that goes on after it: with its traceback, unless
+    the database's state caused it. While the database is down the worker's loops fail
+    several times a second; one line each says enough."""
+    if is_unavailable(exc):
+        log.warning(event, error=_describe(exc), **fields)
+    else:
+        log.error(event, exc_info=exc, **fields)
 
 
 class DatabaseHealth:

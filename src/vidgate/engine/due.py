@@ -24,6 +24,7 @@ import psycopg
 import structlog
 
 from vidgate.db.embedded import to_libpq_uri
+from vidgate.db.health import log_failure
 from vidgate.engine.context import EngineContext
 
 ClaimT = TypeVar("ClaimT")
@@ -98,8 +99,8 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
             while True:
                 try:
                     more = await self._claim_and_start()
-                except Exception:
-                    self.log.exception(f"{self.name}.claim_failed")
+                except Exception as exc:
+                    log_failure(self.log, f"{self.name}.claim_failed", exc)
                     more = False
                 if not more:
                     await self._sleep()
@@ -129,8 +130,8 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
             return
         try:
             await self.write_back(pending)
-        except Exception:
-            self.log.exception(f"{self.name}.flush_failed", jobs=len(pending))
+        except Exception as exc:
+            log_failure(self.log, f"{self.name}.flush_failed", exc, jobs=len(pending))
 
     async def _claim_and_start(self) -> bool:
         """Claim what is due (up to the free concurrency) and start on it; True when it
@@ -150,10 +151,10 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
         self._inflight[key] = claim
         try:
             result = await self.work(claim)
-        except Exception:
+        except Exception as exc:
             # ``work`` handles the step's own failures; this is the database. The
             # lease runs out and the job is taken up again.
-            self.log.exception(f"{self.name}.step_failed", job_id=self.job_id(claim))
+            log_failure(self.log, f"{self.name}.step_failed", exc, job_id=self.job_id(claim))
             result = None
         finally:
             self._inflight.pop(key, None)
@@ -180,8 +181,8 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
             if claims:
                 try:
                     await self.renew(claims)
-                except Exception:
-                    self.log.exception(f"{self.name}.renew_failed", jobs=len(claims))
+                except Exception as exc:
+                    log_failure(self.log, f"{self.name}.renew_failed", exc, jobs=len(claims))
 
     async def _sleep(self) -> None:
         """Until the earliest due job (but at least ``_MIN_TICK_S``), at most ``idle_s``;
@@ -190,8 +191,8 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
         if len(self._inflight) < self.concurrency:
             try:
                 due_in = await self.next_due_in()
-            except Exception:
-                self.log.exception(f"{self.name}.due_failed")
+            except Exception as exc:
+                log_failure(self.log, f"{self.name}.due_failed", exc)
                 due_in = None
             if due_in is not None:
                 timeout = max(_MIN_TICK_S, min(timeout, due_in))

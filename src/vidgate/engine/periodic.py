@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from vidgate.db.health import log_failure
+
 
 async def run_periodically(
     step: Callable[[], Awaitable[object]], interval_s: float, *, log: Any, error_event: str
@@ -16,6 +18,6 @@ async def run_periodically(
     while True:
         try:
             await step()
-        except Exception:
-            log.exception(error_event)
+        except Exception as exc:
+            log_failure(log, error_event, exc)
         await asyncio.sleep(interval_s)
