@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vidgate.core.spec import JobSpec
 from vidgate.db import repo
 from vidgate.db.database import autocommit
+from vidgate.db.health import log_failure
 from vidgate.engine import routing, steps
 from vidgate.engine.backoff import adaptive_poll_s, backoff_s
 from vidgate.engine.context import EngineContext
@@ -128,7 +129,7 @@ class JobRunner:
             # operator frees space (a traceback per attempt would say nothing more).
             log.error("job.storage_full", job_id=job_id, step=step, error=str(exc)[:300])
         else:
-            log.error("job.step_error", job_id=job_id, step=step, exc_info=exc)
+            log_failure(log, "job.step_error", exc, job_id=job_id, step=step)
         async with self.ctx.db.begin() as conn:
             job = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
             if job is None or job.is_terminal:
