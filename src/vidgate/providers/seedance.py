@@ -81,7 +81,6 @@ PASSTHROUGH_OPTIONS = (
     "execution_expires_after",
 )
 _OPTIONS = {*PASSTHROUGH_OPTIONS, "usd_per_million_tokens"}
-_SEED_RANGE = (-1, 2**32 - 1)
 _STATES: dict[str, UpstreamState] = {
     "queued": "queued",
     "running": "running",
@@ -162,8 +161,6 @@ def check_spec(spec: JobSpec, model: str) -> None:
         raise refuse(
             f"aspect_ratio {spec.aspect_ratio} is not supported", ", ".join(RATIOS), "aspect_ratio"
         )
-    if spec.seed is not None and not _SEED_RANGE[0] <= spec.seed <= _SEED_RANGE[1]:
-        raise refuse(f"seed {spec.seed} is out of range", "-1 to 4294967295", "seed")
     if spec.negative_prompt is not None:
         raise refuse("a negative prompt is not supported", "a prompt only", "negative_prompt")
     if spec.image is not None and "-t2v-" in model:
