@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,9 +54,31 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = 8
     signed_url_ttl_s: int = 3600
 
-    # Cancel and webhook steps in flight at once, per worker. Most of a step's time is
-    # spent waiting on another server, so this is well above the core count.
-    worker_concurrency: int = 32
+    # Total deadline of one provider API call (submit, status, cancel, token), besides
+    # each deployment's per-read ``timeout_s``; a deployment whose ``timeout_s`` is
+    # longer keeps that as its total.
+    upstream_timeout_s: float = 60.0
+    # Largest provider API answer held in memory (decoded).
+    upstream_max_response_bytes: int = 32 * 1024 * 1024
+    # Total deadline of one result download (finalize), besides its size cap.
+    download_timeout_s: float = 900.0
+
+    # Webhook deliveries in flight at once, per worker, on the ``webhooks`` queue. Most
+    # of a delivery's time is spent waiting on another server, so this is well above
+    # the core count.
+    webhook_concurrency: int = 32
+    # Upstream cancels in flight at once, per worker, on the ``jobs`` queue: their own
+    # slots, so a backlog of webhooks never holds one back.
+    cancel_concurrency: int = 8
+    # Webhook deliveries in flight at once per destination (host:port) and per tenant,
+    # per worker process. One over either cap is put back on the queue a moment later,
+    # without holding a slot or counting an attempt.
+    webhook_per_destination: int = 4
+    webhook_per_tenant: int = 8
+    # Deprecated: the cancel and webhook steps' shared concurrency before they had a
+    # queue each. When set (``vidgate worker --concurrency``), it is the default of
+    # ``webhook_concurrency``.
+    worker_concurrency: int | None = None
     # Finalize steps (download, probe, thumbnail, spritesheet) at once, per worker: CPU
     # and disk work, much of it waiting on downloads, fsync and the database.
     media_concurrency: int = 16
@@ -90,6 +112,15 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = False
+
+    @model_validator(mode="after")
+    def _legacy_worker_concurrency(self) -> Settings:
+        if (
+            self.worker_concurrency is not None
+            and "webhook_concurrency" not in self.model_fields_set
+        ):
+            self.webhook_concurrency = self.worker_concurrency
+        return self
 
     @property
     def media_dir(self) -> Path:

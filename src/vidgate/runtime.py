@@ -104,15 +104,12 @@ async def open_runtime(
         log.warning("deployment.skipped", deployment=name, missing_env=missing)
     # Steps hold a connection only for their short transactions, never across an
     # upstream call: a pool well below the step concurrency serves them.
+    steps = settings.webhook_concurrency + settings.cancel_concurrency
     db = create_engine(
-        database_url,
-        pool_size=max(10, min(settings.worker_concurrency, 12) + 4),
-        timeout_s=settings.db_timeout_s,
+        database_url, pool_size=max(10, min(steps, 12) + 4), timeout_s=settings.db_timeout_s
     )
     blobs = LocalBlobStore(settings.media_dir)
-    app = create_procrastinate_app(
-        database_url, pool_size=max(4, min(settings.worker_concurrency, 10))
-    )
+    app = create_procrastinate_app(database_url, pool_size=max(4, min(steps, 10)))
     providers: dict[str, Provider] = {}
     reads = Reads(database_url, timeout_s=settings.db_timeout_s)
     health = DatabaseHealth(database_url, connect_timeout_s=settings.db_timeout_s)

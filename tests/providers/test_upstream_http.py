@@ -7,19 +7,21 @@ import asyncio
 import gzip
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.fakes.harness import FakeServer, free_port
+from tests.peers import Peer, trickle
 from vidgate.providers.base import ProviderError
-from vidgate.providers.http import UpstreamClient
+from vidgate.providers.http import UpstreamClient, UpstreamLimits
 
 
 class Echo:
@@ -32,6 +34,9 @@ class Echo:
                 Route("/v1/gzip", self.gzipped),
                 Route("/v1/status/{code:int}", self.status),
                 Route("/v1/slow", self.slow),
+                Route("/v1/big", self.big),
+                Route("/v1/big-chunked", self.big_chunked),
+                Route("/v1/bomb", self.bomb),
                 Route("/files/{name}", self.file),
                 Route("/moved", lambda _: RedirectResponse("/files/a.mp4", status_code=302)),
             ]
@@ -79,6 +84,24 @@ class Echo:
     async def slow(self, request: Request) -> Response:
         await asyncio.sleep(2)
         return JSONResponse({})
+
+    async def big(self, request: Request) -> Response:
+        return Response(b"[" + b"0," * 2048 + b"0]", media_type="application/json")
+
+    async def big_chunked(self, request: Request) -> Response:
+        # No Content-Length: the cap must hold while reading.
+        async def parts() -> AsyncIterator[bytes]:
+            for _ in range(64):
+                yield b"0" * 1024
+
+        return StreamingResponse(parts(), media_type="application/json")
+
+    async def bomb(self, request: Request) -> Response:
+        # ~1 KB on the wire, 1 MiB once decoded.
+        return Response(
+            gzip.compress(b" " * (1 << 20)),
+            headers={"content-encoding": "gzip", "content-type": "application/json"},
+        )
 
     async def file(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -215,3 +238,75 @@ async def test_downloads_send_a_presigned_url_as_given(server: FakeServer, tmp_p
         assert sorted(os.listdir(tmp_path)) == ["a.mp4", "b.mp4"]
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+async def slow_peer() -> AsyncIterator[str]:
+    """Headers at once, then a body byte every 2 s, for longer than any test runs:
+    the per-read timeout (3 s) never fires."""
+    async with Peer(trickle(interval_s=2.0, count=1000)) as peer:
+        yield f"http://127.0.0.1:{peer.port}"
+
+
+def _short(base_url: str) -> UpstreamClient:
+    # Totals of a few seconds; a per-read timeout that a byte every 2 s keeps resetting.
+    return UpstreamClient(
+        provider="slow",
+        base_url=base_url,
+        timeout_s=3.0,
+        limits=UpstreamLimits(request_s=3.5, download_s=1.5),
+    )
+
+
+async def test_a_trickling_api_answer_ends_at_the_total_deadline(slow_peer: str) -> None:
+    client = _short(slow_peer)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ProviderError) as timed_out:
+            # The bound only keeps a regression from hanging the suite.
+            await asyncio.wait_for(client.json("GET", "/status"), 20)
+        assert time.monotonic() - started < 10
+        assert (timed_out.value.code, timed_out.value.retryable) == ("upstream_timeout", True)
+        # In words, not an exception's class name.
+        assert timed_out.value.message == "slow: timed out after 3.5 s without a complete answer"
+    finally:
+        await client.aclose()
+
+
+async def test_a_trickling_result_download_ends_at_its_deadline(
+    slow_peer: str, tmp_path: Path
+) -> None:
+    client = _short(slow_peer)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ProviderError) as timed_out:
+            await asyncio.wait_for(client.download(f"{slow_peer}/a.mp4", tmp_path / "a"), 20)
+        assert time.monotonic() - started < 10
+        assert (timed_out.value.code, timed_out.value.retryable) == ("download_timeout", True)
+        assert "1.5 s" in timed_out.value.message
+        assert os.listdir(tmp_path) == []  # the partial file is gone
+    finally:
+        await client.aclose()
+
+
+async def test_an_api_answer_over_the_size_cap_is_refused(server: FakeServer) -> None:
+    client = _client(server, limits=UpstreamLimits(max_response_bytes=4096))
+    try:
+        assert len(await client.json("GET", "/echo")) > 0  # small answers pass
+        for path in ("/big", "/big-chunked", "/bomb"):
+            with pytest.raises(ProviderError) as large:
+                await client.request("GET", path)
+            assert (large.value.code, large.value.retryable) == ("upstream_too_large", True)
+            assert "larger than 4096 bytes" in large.value.message
+    finally:
+        await client.aclose()
+
+
+async def test_an_unreachable_peer_is_said_in_words() -> None:
+    nobody = UpstreamClient(provider="echo", base_url=f"http://127.0.0.1:{free_port()}")
+    try:
+        with pytest.raises(ProviderError) as unreachable:
+            await nobody.request("GET", "/anything")
+        assert unreachable.value.message == "echo: could not connect"
+    finally:
+        await nobody.aclose()

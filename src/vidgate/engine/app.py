@@ -14,11 +14,12 @@ import structlog
 from vidgate.db.embedded import to_libpq_uri
 from vidgate.engine import steps
 from vidgate.engine.context import EngineContext
+from vidgate.engine.delivery_gate import DeliveryGate
 from vidgate.engine.poller import Poller
 from vidgate.engine.queue_stats import run_queue_stats
 from vidgate.engine.submitter import Submitter
 from vidgate.engine.sweeper import run_sweeper
-from vidgate.engine.tasks import CONTEXT_KEY, blueprint
+from vidgate.engine.tasks import CONTEXT_KEY, GATE_KEY, blueprint
 
 log = structlog.get_logger("vidgate.engine")
 
@@ -38,10 +39,18 @@ def create_procrastinate_app(database_url: str, *, pool_size: int = 10) -> procr
 
 async def run_worker(ctx: EngineContext, *, name: str = "vidgate-worker") -> None:
     """Process job steps until cancelled: the submitter and the poller (steps claimed
-    from the job rows), procrastinate workers per queue (``jobs``: cancels and
-    webhooks, waiting on other servers; ``media``: finalize, on CPU and disk), and the
-    sweeper and the queue statistics keeper beside them."""
+    from the job rows), procrastinate workers per queue (``jobs``: upstream cancels;
+    ``webhooks``: deliveries, waiting on servers the clients chose; ``media``:
+    finalize, on CPU and disk), each queue with slots of its own, and the sweeper and
+    the queue statistics keeper beside them."""
     settings = ctx.settings
+    context = {
+        CONTEXT_KEY: ctx,
+        GATE_KEY: DeliveryGate(
+            per_destination=settings.webhook_per_destination,
+            per_tenant=settings.webhook_per_tenant,
+        ),
+    }
     side = [
         asyncio.create_task(run_sweeper(ctx), name="vidgate-sweeper"),
         asyncio.create_task(run_queue_stats(ctx), name="vidgate-queue-stats"),
@@ -54,9 +63,14 @@ async def run_worker(ctx: EngineContext, *, name: str = "vidgate-worker") -> Non
     ]
     try:
         await asyncio.gather(
-            *_procrastinate_workers(ctx, f"{name}-jobs", steps.QUEUE, settings.worker_concurrency),
             *_procrastinate_workers(
-                ctx, f"{name}-media", steps.MEDIA_QUEUE, settings.media_concurrency
+                ctx, context, f"{name}-jobs", steps.QUEUE, settings.cancel_concurrency
+            ),
+            *_procrastinate_workers(
+                ctx, context, f"{name}-webhooks", steps.WEBHOOK_QUEUE, settings.webhook_concurrency
+            ),
+            *_procrastinate_workers(
+                ctx, context, f"{name}-media", steps.MEDIA_QUEUE, settings.media_concurrency
             ),
         )
     finally:
@@ -82,18 +96,18 @@ def fetcher_shares(concurrency: int) -> list[int]:
 
 
 def _procrastinate_workers(
-    ctx: EngineContext, name: str, queue: str, concurrency: int
+    ctx: EngineContext, context: dict[str, Any], name: str, queue: str, concurrency: int
 ) -> list[Coroutine[Any, Any, None]]:
     shares = fetcher_shares(concurrency)
     fetchers = len(shares)
     return [
-        _procrastinate_worker(ctx, f"{name}-{i}" if fetchers > 1 else name, queue, share)
+        _procrastinate_worker(ctx, context, f"{name}-{i}" if fetchers > 1 else name, queue, share)
         for i, share in enumerate(shares)
     ]
 
 
 async def _procrastinate_worker(
-    ctx: EngineContext, name: str, queue: str, concurrency: int
+    ctx: EngineContext, context: dict[str, Any], name: str, queue: str, concurrency: int
 ) -> None:
     """One procrastinate worker, started again whenever it stops on an error.
 
@@ -114,7 +128,8 @@ async def _procrastinate_worker(
                 abort_job_polling_interval=settings.worker_fetch_interval_s * 4,
                 update_heartbeat_interval=settings.heartbeat_interval_s,
                 stalled_worker_timeout=settings.stalled_after_s,
-                additional_context={CONTEXT_KEY: ctx},
+                # The same dict for every worker of the process: one DeliveryGate for all.
+                additional_context=context,
                 install_signal_handlers=False,
                 delete_jobs="successful",
                 shutdown_graceful_timeout=5,

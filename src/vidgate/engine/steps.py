@@ -14,11 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.db.database import raw_connection
 
+# Upstream cancels (``cancel_concurrency``). Webhooks sat here too before they had a
+# queue of their own; one enqueued by that version is moved to ``webhooks`` when it
+# runs (engine/tasks.py).
 QUEUE = "jobs"
 # Finalize (download, probe, previews: CPU and disk) runs on a queue of its own with its
 # own concurrency (``media_concurrency``), so that a burst of results never holds back
 # cancels and webhooks.
 MEDIA_QUEUE = "media"
+# Webhook deliveries (``webhook_concurrency``): waits on servers the clients chose, so
+# apart from cancels, which a full backlog of slow receivers must never hold back.
+WEBHOOK_QUEUE = "webhooks"
 NAMESPACE = "vidgate"
 # A step, not a task: its retries are due times on the job row (engine/submitter.py).
 SUBMIT = "vidgate:submit"
@@ -26,9 +32,9 @@ FINALIZE = "vidgate:finalize"
 CANCEL_UPSTREAM = "vidgate:cancel_upstream"
 WEBHOOK = "vidgate:webhook"
 
-QUEUE_FOR = {FINALIZE: MEDIA_QUEUE}
-# Within a queue procrastinate runs higher priorities first: cancels (few, and about
-# jobs that already ended) go ahead of a backlog of webhooks.
+QUEUE_FOR = {FINALIZE: MEDIA_QUEUE, WEBHOOK: WEBHOOK_QUEUE}
+# Within a queue procrastinate runs higher priorities first: on ``jobs``, cancels go
+# ahead of webhooks left there by an older version.
 PRIORITY = {CANCEL_UPSTREAM: 10}
 
 

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import procrastinate
 
-from vidgate.engine import steps
+from vidgate.engine import steps, webhooks
 from vidgate.engine.context import EngineContext
+from vidgate.engine.delivery_gate import DeliveryGate
 from vidgate.engine.runner import JobRunner
-from vidgate.engine.webhooks import deliver
 
 blueprint = procrastinate.Blueprint()
 
 CONTEXT_KEY = "vidgate"
+# The process's webhook caps (one ``DeliveryGate`` shared by all its workers).
+GATE_KEY = "vidgate-webhook-gate"
 
 
 def _runner(context: procrastinate.JobContext) -> JobRunner:
@@ -33,6 +35,15 @@ async def cancel_upstream(context: procrastinate.JobContext, job_id: str) -> Non
     await _runner(context).cancel_upstream(job_id)
 
 
-@blueprint.task(name=steps.WEBHOOK.partition(":")[2], queue=steps.QUEUE, pass_context=True)
-async def webhook(context: procrastinate.JobContext, job_id: str, attempt: int = 1) -> None:
-    await deliver(context.additional_context[CONTEXT_KEY], job_id, attempt)
+@blueprint.task(name=steps.WEBHOOK.partition(":")[2], queue=steps.WEBHOOK_QUEUE, pass_context=True)
+async def webhook(
+    context: procrastinate.JobContext, job_id: str, attempt: int = 1, deferred: int = 0
+) -> None:
+    ctx: EngineContext = context.additional_context[CONTEXT_KEY]
+    if context.job.queue != steps.WEBHOOK_QUEUE:
+        # Enqueued on the shared ``jobs`` queue before webhooks had one of their own:
+        # moved there unsent, so that it never holds a cancel's slot.
+        await webhooks.requeue(ctx, job_id, attempt=attempt, deferred=deferred)
+        return
+    gate: DeliveryGate = context.additional_context[GATE_KEY]
+    await webhooks.deliver(ctx, job_id, attempt, gate=gate, deferred=deferred)

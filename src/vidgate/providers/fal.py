@@ -57,7 +57,7 @@ from vidgate.providers.base import (
     SubmitResult,
     UpstreamStatus,
 )
-from vidgate.providers.http import UpstreamClient, default_error_message
+from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_data_url
 
 DEFAULT_BASE_URL = "https://queue.fal.run"
@@ -337,6 +337,7 @@ class FalProvider:
             base_url=base_url,
             headers={"Authorization": f"Key {config.secret('api_key')}"},
             timeout_s=config.timeout_s,
+            limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
 

@@ -47,7 +47,7 @@ from vidgate.providers.base import (
     SubmitResult,
     UpstreamStatus,
 )
-from vidgate.providers.http import UpstreamClient
+from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_base64, read_blob
 from vidgate.providers.vertex import (
     DEFAULT_POLL_S,
@@ -378,6 +378,8 @@ class GeminiProvider:
             base_url=base_url,
             headers={"x-goog-api-key": config.secret("api_key")},
             timeout_s=config.timeout_s,
+            # An interaction's video may come back inline, in the status answer.
+            limits=UpstreamLimits.of(deps.settings).with_inline_results(),
             error_message=google_error_message,
         )
 

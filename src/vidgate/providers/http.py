@@ -4,10 +4,16 @@ Adapters call ``UpstreamClient`` and get either a successful ``httpx.Response`` 
 ``ProviderError`` that says whether to retry (429, 408, 5xx, timeouts, transport
 errors; with the provider's Retry-After), whether the deployment is broken (401/403),
 or whether the request itself was refused (other 4xx, with the provider's message).
+
+Every call has a total deadline besides its per-read timeout, and a size cap: a peer
+that sends its headers, then a byte every few seconds, never trips a per-read timeout
+and would otherwise hold a submission, a status read or a finalize slot forever.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
 import email.utils
 import os
@@ -20,6 +26,7 @@ import aiohttp
 import httpx
 import yarl
 
+from vidgate.config import Settings
 from vidgate.providers.base import ProviderError
 
 ErrorMessage = Callable[[httpx.Response], str | None]
@@ -99,18 +106,53 @@ def translate(
     return ProviderError("upstream_rejected", where, retryable=False)
 
 
-def _failure(exc: Exception, provider: str, *, download: bool = False) -> ProviderError:
-    """A request that got no answer: retryable, as a timeout or as unreachable."""
-    timed_out = isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError)
+def _failure(
+    exc: Exception, provider: str, *, read_s: float, deadline_s: float, download: bool = False
+) -> ProviderError:
+    """A request that got no (whole) answer: retryable, as a timeout or as unreachable,
+    said in words (never the exception's class name)."""
+    timed_out = isinstance(exc, TimeoutError)
     if download:
         code = "download_timeout" if timed_out else "download_failed"
     else:
         code = "upstream_timeout" if timed_out else "upstream_unreachable"
-    return ProviderError(code, f"{provider}: {type(exc).__name__}", retryable=True)
+    words = _in_words(exc, read_s=read_s, deadline_s=deadline_s)
+    return ProviderError(code, f"{provider}: {words}", retryable=True)
+
+
+def _in_words(exc: Exception, *, read_s: float, deadline_s: float) -> str:
+    # Most specific first: aiohttp's timeouts are TimeoutErrors too, and a DNS or TLS
+    # failure is a connector error.
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return f"could not connect within {min(_CONNECT_S, read_s):g} s"
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return f"no data came for {read_s:g} s"
+    if isinstance(exc, TimeoutError):
+        return f"timed out after {deadline_s:g} s without a complete answer"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "could not resolve the host name"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "the TLS handshake or certificate check failed"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "could not connect"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientConnectionResetError):
+        return "the server closed the connection before answering in full"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the answer was cut off or malformed"
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return "too many redirects"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "the URL is not valid"
+    return "the request failed before an answer came"
+
+
+def _decoded(answer: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
+    """The answer's headers without those about its encoding: aiohttp decoded the body,
+    and httpx must not decode it again."""
+    return [(k, v) for k, v in answer.raw_headers if k.lower() not in _ENCODING]
 
 
 def _response(method: str, url: str, status: int, raw_headers: Any, body: bytes) -> httpx.Response:
-    # httpx decodes the body by its Content-Encoding (aiohttp was told not to).
     return httpx.Response(
         status, headers=list(raw_headers), content=body, request=httpx.Request(method, url)
     )
@@ -118,9 +160,44 @@ def _response(method: str, url: str, status: int, raw_headers: Any, body: bytes)
 
 # Per deployment: the poller's concurrent status reads share these.
 _MAX_CONNECTIONS = 64
+_CONNECT_S = 10.0
+_MiB = 1024 * 1024
+# Up to four inline videos of a few tens of MB each, base64 (4/3 larger).
+INLINE_RESULTS_BYTES = 512 * _MiB
 _ABSOLUTE = ("http://", "https://")
 _ENCODING = (b"content-encoding", b"content-length", b"transfer-encoding")
 FormFiles = list[tuple[str, tuple[str | None, bytes | str, str | None]]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UpstreamLimits:
+    """Totals for one call, on top of the per-read ``timeout_s``.
+
+    ``request_s``: an API call (submit, status, cancel, a token), from connecting to
+    the last byte of the answer. ``download_s``: a result download, likewise.
+    ``max_response_bytes``: an API answer (decoded) larger than this is refused
+    instead of being held in memory.
+    """
+
+    request_s: float = 60.0
+    download_s: float = 900.0
+    max_response_bytes: int = 32 * _MiB
+
+    @classmethod
+    def of(cls, settings: Settings) -> UpstreamLimits:
+        return cls(
+            request_s=settings.upstream_timeout_s,
+            download_s=settings.download_timeout_s,
+            max_response_bytes=settings.upstream_max_response_bytes,
+        )
+
+    def with_inline_results(self) -> UpstreamLimits:
+        """For APIs whose status answers may carry the finished videos themselves,
+        base64 in the JSON (Vertex Veo without a storage URI, Gemini): the answer may
+        be as large as the results, up to ``INLINE_RESULTS_BYTES``."""
+        return dataclasses.replace(
+            self, max_response_bytes=max(self.max_response_bytes, INLINE_RESULTS_BYTES)
+        )
 
 
 class UpstreamClient:
@@ -141,15 +218,22 @@ class UpstreamClient:
         headers: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
         timeout_s: float = 30.0,
         error_message: ErrorMessage = default_error_message,
+        limits: UpstreamLimits | None = None,
     ) -> None:
         self.provider = provider
+        self._limits = limits or UpstreamLimits()
+        # A deployment whose per-read timeout is longer than the total deadline (a slow
+        # self-hosted server that answers a submit only when done) keeps its timeout as
+        # the total: the operator asked for that wait.
+        self._request_s = max(self._limits.request_s, timeout_s)
+        self._read_s = timeout_s
         self._base = base_url.rstrip("/") + "/"
         self._headers = headers
         self._error_message = error_message
         # Per socket operation, as httpx's timeouts were: a long download is not cut
         # short while its bytes keep coming.
         self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=min(10.0, timeout_s), sock_read=timeout_s
+            total=None, sock_connect=min(_CONNECT_S, timeout_s), sock_read=timeout_s
         )
         self._session: aiohttp.ClientSession | None = None
 
@@ -194,23 +278,50 @@ class UpstreamClient:
         if files is not None:
             body = _form(files)
         try:
-            async with self._client().request(
-                method,
-                target,
-                headers=merged,
-                params=params,
-                json=json,
-                data=body,
-                allow_redirects=False,
-                auto_decompress=False,
-            ) as answer:
-                content = await answer.read()
+            async with asyncio.timeout(self._request_s):
+                async with self._client().request(
+                    method,
+                    target,
+                    headers=merged,
+                    params=params,
+                    json=json,
+                    data=body,
+                    allow_redirects=False,
+                ) as answer:
+                    content = await self._read_capped(answer)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _failure(exc, self.provider) from exc
-        response = _response(method, str(answer.url), answer.status, answer.raw_headers, content)
+            raise _failure(
+                exc, self.provider, read_s=self._read_s, deadline_s=self._request_s
+            ) from exc
+        response = _response(method, str(answer.url), answer.status, _decoded(answer), content)
         if response.status_code >= 400:
             raise translate(response, self.provider, self._error_message)
         return response
+
+    async def _read_capped(self, answer: aiohttp.ClientResponse) -> bytes:
+        """The decoded body, refused as soon as it passes ``max_response_bytes``.
+        aiohttp decodes (bounded per chunk), so a small compressed bomb is counted at
+        its decoded size."""
+        cap = self._limits.max_response_bytes
+        if answer.content_length is not None and answer.content_length > cap:
+            raise self._too_large(cap)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in answer.content.iter_any():
+            size += len(chunk)
+            if size > cap:
+                raise self._too_large(cap)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, cap: int) -> ProviderError:
+        # Retryable: a proxy's error page or a provider's bad moment is as likely as a
+        # status that really is this large.
+        return ProviderError(
+            "upstream_too_large",
+            f"{self.provider}: an answer larger than {cap} bytes was refused",
+            retryable=True,
+        )
 
     async def json(self, method: str, url: str, **kwargs: Any) -> Any:
         response = await self.request(method, url, **kwargs)
@@ -237,37 +348,44 @@ class UpstreamClient:
         on another host, so the deployment's auth headers are sent only when asked."""
         merged = {**(self._auth_headers() if authenticated else {}), **(headers or {})}
         tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+        deadline_s = self._limits.download_s
         size = 0
         try:
-            async with self._client().get(
-                self._url(url), headers=merged, params=params, allow_redirects=True
-            ) as answer:
-                if answer.status in _EXPIRED:
-                    raise ProviderError(
-                        "result_expired",
-                        f"{self.provider}: the result URL answered HTTP {answer.status}",
+            async with asyncio.timeout(deadline_s):
+                async with self._client().get(
+                    self._url(url), headers=merged, params=params, allow_redirects=True
+                ) as answer:
+                    if answer.status in _EXPIRED:
+                        raise ProviderError(
+                            "result_expired",
+                            f"{self.provider}: the result URL answered HTTP {answer.status}",
+                            retryable=False,
+                            expired=True,
+                        )
+                    if answer.status >= 400:
+                        body = await self._read_capped(answer)
+                        error = _response(
+                            "GET", str(answer.url), answer.status, _decoded(answer), body
+                        )
+                        raise translate(error, self.provider, self._error_message)
+                    too_large = ProviderError(
+                        "result_too_large",
+                        f"{self.provider}: the result is larger than {max_bytes} bytes",
                         retryable=False,
-                        expired=True,
                     )
-                if answer.status >= 400:
-                    body = await answer.read()
-                    # aiohttp decoded this body: its encoding headers no longer apply.
-                    kept = [(k, v) for k, v in answer.raw_headers if k.lower() not in _ENCODING]
-                    error = _response("GET", str(answer.url), answer.status, kept, body)
-                    raise translate(error, self.provider, self._error_message)
-                with tmp.open("wb") as fh:
-                    async for chunk in answer.content.iter_chunked(1 << 20):
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise ProviderError(
-                                "result_too_large",
-                                f"{self.provider}: the result is larger than {max_bytes} bytes",
-                                retryable=False,
-                            )
-                        fh.write(chunk)
+                    if answer.content_length is not None and answer.content_length > max_bytes:
+                        raise too_large
+                    with tmp.open("wb") as fh:
+                        async for chunk in answer.content.iter_chunked(1 << 20):
+                            size += len(chunk)
+                            if size > max_bytes:
+                                raise too_large
+                            fh.write(chunk)
             os.replace(tmp, dest)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _failure(exc, self.provider, download=True) from exc
+            raise _failure(
+                exc, self.provider, read_s=self._read_s, deadline_s=deadline_s, download=True
+            ) from exc
         finally:
             tmp.unlink(missing_ok=True)
         return dest

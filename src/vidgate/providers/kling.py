@@ -58,7 +58,7 @@ from vidgate.providers.base import (
     UpstreamState,
     UpstreamStatus,
 )
-from vidgate.providers.http import UpstreamClient
+from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_base64
 
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
@@ -436,6 +436,7 @@ class KlingProvider:
             base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
             headers=self.signer.headers,
             timeout_s=config.timeout_s,
+            limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
         # Result URLs seen by status(), so fetch() need not ask again (in this process).

@@ -51,7 +51,7 @@ from vidgate.providers.base import (
     SubmitResult,
     UpstreamStatus,
 )
-from vidgate.providers.http import UpstreamClient, default_error_message
+from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_public_url
 
 DEFAULT_BASE_URL = "https://api.lumalabs.ai/dream-machine/v1"
@@ -242,6 +242,7 @@ class LumaProvider:
             base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
             headers={"Authorization": f"Bearer {config.secret('api_key')}"},
             timeout_s=config.timeout_s,
+            limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
         self._urls: OrderedDict[str, list[str]] = OrderedDict()

@@ -42,7 +42,7 @@ from vidgate.providers.base import (
     UpstreamState,
     UpstreamStatus,
 )
-from vidgate.providers.http import UpstreamClient, retry_after_s
+from vidgate.providers.http import UpstreamClient, UpstreamLimits, retry_after_s
 from vidgate.providers.inputs import image_data_url
 
 DEFAULT_BASE_URL = "https://api.minimax.io"
@@ -283,6 +283,7 @@ class MiniMaxProvider:
             base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
             headers={"Authorization": f"Bearer {config.secret('api_key')}"},
             timeout_s=config.timeout_s,
+            limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
         # upstream id -> (file_id, download_url) seen by status(), for fetch().

@@ -34,7 +34,7 @@ from vidgate.providers.base import (
     SubmitResult,
     UpstreamStatus,
 )
-from vidgate.providers.http import UpstreamClient
+from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import read_blob, refuse_extra_frames
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -85,6 +85,7 @@ class OpenAIVideosProvider:
             base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
             headers=auth,
             timeout_s=config.timeout_s,
+            limits=UpstreamLimits.of(deps.settings),
         )
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:

@@ -56,7 +56,7 @@ from vidgate.providers.base import (
     UpstreamState,
     UpstreamStatus,
 )
-from vidgate.providers.http import UpstreamClient, default_error_message
+from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_data_url
 
 DEFAULT_BASE_URL = "https://api.replicate.com/v1"
@@ -330,6 +330,7 @@ class ReplicateProvider:
             base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
             headers={"Authorization": f"Bearer {config.secret('api_key')}"},
             timeout_s=config.timeout_s,
+            limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
 

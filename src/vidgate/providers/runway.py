@@ -61,7 +61,7 @@ from vidgate.providers.base import (
     SubmitResult,
     UpstreamStatus,
 )
-from vidgate.providers.http import UpstreamClient, default_error_message
+from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_data_url
 
 DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
@@ -583,6 +583,7 @@ class RunwayProvider:
                 "X-Runway-Version": API_VERSION,
             },
             timeout_s=config.timeout_s,
+            limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
         self._urls: OrderedDict[str, list[str]] = OrderedDict()

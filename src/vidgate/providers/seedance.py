@@ -61,7 +61,7 @@ from vidgate.providers.base import (
     UpstreamState,
     UpstreamStatus,
 )
-from vidgate.providers.http import UpstreamClient
+from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_data_url
 
 NAME = "seedance"
@@ -355,6 +355,7 @@ class SeedanceProvider:
             base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
             headers={"Authorization": f"Bearer {api_key}"},
             timeout_s=config.timeout_s,
+            limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
 

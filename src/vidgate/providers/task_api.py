@@ -46,7 +46,7 @@ from vidgate.providers.base import (
     UpstreamState,
     UpstreamStatus,
 )
-from vidgate.providers.http import UpstreamClient
+from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_data_url, refuse_extra_frames
 
 NAME = "task_api"
@@ -219,6 +219,7 @@ class TaskApiProvider:
             base_url=api_root(config.base_url),
             headers={"Authorization": f"Bearer {api_key}"},
             timeout_s=config.timeout_s,
+            limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
 

@@ -66,7 +66,7 @@ from vidgate.providers.base import (
     SubmitResult,
     UpstreamStatus,
 )
-from vidgate.providers.http import UpstreamClient, default_error_message
+from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_base64, read_blob
 
 DEFAULT_MODEL = "veo-3.1-generate-001"
@@ -386,11 +386,22 @@ def _clock() -> float:
 class ServiceAccountTokens:
     """Access tokens for one service-account key, cached until shortly before expiry."""
 
-    def __init__(self, key: ServiceAccountKey, *, provider: str, timeout_s: float) -> None:
+    def __init__(
+        self,
+        key: ServiceAccountKey,
+        *,
+        provider: str,
+        timeout_s: float,
+        limits: UpstreamLimits | None = None,
+    ) -> None:
         self._key = key
         self._provider = provider
         self._http = UpstreamClient(
-            provider=provider, base_url="", timeout_s=timeout_s, error_message=oauth_error_message
+            provider=provider,
+            base_url="",
+            timeout_s=timeout_s,
+            error_message=oauth_error_message,
+            limits=limits,
         )
         self._lock = asyncio.Lock()
         self._token: str | None = None
@@ -596,7 +607,10 @@ class VertexProvider:
             except ValueError as exc:
                 raise ValueError(f"deployment {config.name!r}: {exc}") from None
             self._tokens = ServiceAccountTokens(
-                key, provider=config.name, timeout_s=config.timeout_s
+                key,
+                provider=config.name,
+                timeout_s=config.timeout_s,
+                limits=UpstreamLimits.of(deps.settings),
             )
         if token is None and key_file is None:
             self._unusable = "no credentials.access_token or credentials.service_account_file"
@@ -607,10 +621,13 @@ class VertexProvider:
             if self._location == "global"
             else f"https://{self._location}-aiplatform.googleapis.com"
         )
+        limits = UpstreamLimits.of(deps.settings)
         self._http = UpstreamClient(
             provider=config.name,
             base_url=(config.base_url or host).rstrip("/"),
             timeout_s=config.timeout_s,
+            # Without a storage URI the videos come back inline, in the poll answer.
+            limits=limits if self._storage_uri else limits.with_inline_results(),
             error_message=google_error_message,
         )
 
