@@ -170,7 +170,10 @@ def serve(
 @app.command()
 def worker(
     data_dir: DataDir = None,
-    concurrency: Annotated[int | None, typer.Option(help="Job steps run at once.")] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(help="Webhook deliveries at once (deprecated: VIDGATE_WEBHOOK_CONCURRENCY)."),
+    ] = None,
 ) -> None:
     """Run job workers only (scale-out: many of these beside `serve --no-worker`)."""
     from vidgate.engine.app import run_worker
