@@ -31,6 +31,7 @@ from vidgate.db.reads import Reads
 from vidgate.engine.app import create_procrastinate_app
 from vidgate.engine.context import EngineContext
 from vidgate.engine.service import JobService
+from vidgate.heap import pin_malloc_thresholds
 from vidgate.media.storage import LocalBlobStore
 from vidgate.providers.base import Provider, ProviderDeps
 from vidgate.providers.registry import build_providers
@@ -98,6 +99,7 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """``supervise_database``: restart the embedded PostgreSQL (when it is the one in
     use) if it dies while the runtime is open; for ``serve`` and ``worker``."""
+    pin_malloc_thresholds()
     catalog = load_catalog(settings.models_file)
     deployments, skipped = load_deployments(settings.models_file)
     for name, missing in skipped.items():
