@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # Total deadline of an image URL's fetch at create, from the DNS lookup to the last
     # byte (a peer that trickles its body is cut off here, not only when it goes silent).
     image_fetch_timeout_s: float = 10.0
+    # Memory that decoded images may hold at once in one process (the API's checks of
+    # input images and the sandbox's backgrounds together), in bytes. An image whose
+    # decode alone needs more is refused; others wait for room (media/budget.py).
+    image_memory_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
     # Only for tests and trusted networks: allow http:// and private hosts in the URLs
     # vidgate fetches (input images) and calls (webhooks).
     allow_insecure_urls: bool = False

@@ -32,6 +32,7 @@ from vidgate.engine.app import create_procrastinate_app
 from vidgate.engine.context import EngineContext
 from vidgate.engine.service import JobService
 from vidgate.heap import pin_malloc_thresholds
+from vidgate.media.budget import set_image_memory_budget
 from vidgate.media.storage import LocalBlobStore
 from vidgate.providers.base import Provider, ProviderDeps
 from vidgate.providers.registry import build_providers
@@ -99,6 +100,9 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """``supervise_database``: restart the embedded PostgreSQL (when it is the one in
     use) if it dies while the runtime is open; for ``serve`` and ``worker``."""
+    # Process-wide, like the memory they bound: the API's image checks and the
+    # sandbox's renders share one budget for decoded images.
+    set_image_memory_budget(settings.image_memory_bytes)
     pin_malloc_thresholds()
     catalog = load_catalog(settings.models_file)
     deployments, skipped = load_deployments(settings.models_file)

@@ -32,12 +32,19 @@ from av.container import OutputContainer
 from av.video.frame import VideoFrame
 from av.video.reformatter import Colorspace
 from av.video.stream import VideoStream
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import ExifTags, Image, ImageDraw, ImageFont
 
-from vidgate.core.errors import InvalidImage, InvalidParameter
+from vidgate.core.errors import InvalidParameter
+from vidgate.media.images import decode_image, decode_image_async
 from vidgate.media.probe import open_video, probe_video
 
-__all__ = ["ClipRequest", "render_clip"]
+__all__ = [
+    "Background",
+    "ClipRequest",
+    "load_background",
+    "load_background_async",
+    "render_clip",
+]
 
 U8 = npt.NDArray[np.uint8]
 U16 = npt.NDArray[np.uint16]
@@ -67,7 +74,8 @@ class ClipRequest:
     prompt: str
     label: str
     seed: int | None = None
-    background: Path | None = None
+    # An input image: a file, decoded for this clip, or one already fitted to its size.
+    background: Path | Background | None = None
     remix_source: Path | None = None
     extend_source: Path | None = None
 
@@ -215,38 +223,170 @@ def _generated_background(width: int, height: int, rng: np.random.Generator) -> 
     return _rgb_to_i420(img)
 
 
-def _image_background(path: Path, width: int, height: int) -> U8:
-    try:
-        with Image.open(path) as opened:
-            # JPEG can decode at 1/2..1/8 scale for free; anything still above the
-            # target is reduced by the resize below.
-            side = max(width, height)  # EXIF may rotate it by 90 degrees after this
-            opened.draft("RGB", (side, side))
-            img = ImageOps.exif_transpose(opened)
-            if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-                rgba = img.convert("RGBA")
-                flat = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-                flat.alpha_composite(rgba)
-                img = flat
-            img = img.convert("RGB")
-            scale = max(width / img.width, height / img.height)
-            crop_w, crop_h = width / scale, height / scale
-            left, top = (img.width - crop_w) / 2, (img.height - crop_h) / 2
-            img = img.resize(
-                (width, height),
-                Image.Resampling.BILINEAR,
-                box=(left, top, left + crop_w, top + crop_h),
-                reducing_gap=2.0,
-            )
-    except (
-        OSError,
-        ValueError,
-        SyntaxError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as exc:
-        raise InvalidImage("the input image could not be read", param="input_reference") from exc
-    return _rgb_to_i420(np.asarray(img, dtype=np.uint8))
+@dataclass(frozen=True)
+class Background:
+    """An input image fitted to a clip's size, as I420: what a clip draws over.
+
+    Made once per job (``load_background``) and shared by all of its outputs.
+    """
+
+    width: int
+    height: int
+    i420: U8
+
+
+def load_background(data: bytes, width: int, height: int) -> Background:
+    """Decode an input image within the memory budget for decoded images and fit it
+    to ``width`` x ``height`` (cover: scaled, centre cropped, transparency on black).
+    Blocks while the budget is full; raises ``InvalidImage(param="input_reference")``."""
+    i420 = decode_image(
+        data,
+        lambda _, image: _fit(image, width, height),
+        param=_BACKGROUND_PARAM,
+        draft=_draft_for(width, height),
+        work_bytes=lambda src_w, src_h: _fit_bytes(src_w, src_h, width, height),
+    )
+    return Background(width, height, i420)
+
+
+async def load_background_async(data: bytes, width: int, height: int) -> Background:
+    """``load_background`` from the event loop: waiting for the budget holds no thread."""
+    i420 = await decode_image_async(
+        data,
+        lambda _, image: _fit(image, width, height),
+        param=_BACKGROUND_PARAM,
+        draft=_draft_for(width, height),
+        work_bytes=lambda src_w, src_h: _fit_bytes(src_w, src_h, width, height),
+    )
+    return Background(width, height, i420)
+
+
+_BACKGROUND_PARAM = "input_reference"
+# Source rows are made RGB and narrowed to the output's width this many bytes at a time.
+_CHUNK_BYTES = 1024 * 1024
+# After the resize, per output pixel: RGB (4), turned by EXIF (4), as an array (3),
+# through PyAV into I420 (3 + 1.5 + 1.5), the I420 kept (1.5); never all at once.
+# Measured: 7 bytes a pixel at most, fitting an 8192x8192 RGBA PNG to 2160x3840.
+_FIT_BYTES_PER_PIXEL = 10
+_EXIF_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_SIDES = {Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE}
+_SWAPS_SIDES |= {Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270}
+
+
+def _draft_for(width: int, height: int) -> tuple[int, int]:
+    # A JPEG decodes at 1/2..1/8 scale for free, down to no less than the longer side
+    # in both directions, since its EXIF orientation may turn it by 90 degrees.
+    side = max(width, height)
+    return side, side
+
+
+def _fit(image: Image.Image, width: int, height: int) -> U8:
+    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    transpose = _EXIF_TRANSPOSE.get(orientation)
+    swap = transpose in _SWAPS_SIDES
+    rgb = _cover_rgb(image, height if swap else width, width if swap else height)
+    if transpose is not None:
+        rgb = rgb.transpose(transpose)
+    return _rgb_to_i420(np.asarray(rgb, dtype=np.uint8))
+
+
+@dataclass(frozen=True)
+class _Cover:
+    """Where a width x height output's pixels come from in a src_w x src_h source:
+    the centred crop with the output's aspect, and the rows and columns around it
+    that bilinear filtering reads."""
+
+    ratio: float  # source pixels per output pixel
+    left: float
+    top: float
+    crop_w: float
+    crop_h: float
+    x0: int
+    x1: int
+    y0: int
+    y1: int
+
+    @classmethod
+    def of(cls, src_w: int, src_h: int, width: int, height: int) -> _Cover:
+        ratio = min(src_w / width, src_h / height)
+        # Clamped: rounding must not reach past the source, which Pillow refuses.
+        crop_w, crop_h = min(src_w, width * ratio), min(src_h, height * ratio)
+        left, top = max(0.0, (src_w - crop_w) / 2), max(0.0, (src_h - crop_h) / 2)
+        # Bilinear reads up to one output pixel's worth of source on each side (one
+        # source pixel when enlarging); one more for rounding.
+        reach = math.ceil(max(ratio, 1.0)) + 1
+        return cls(
+            ratio,
+            left,
+            top,
+            crop_w,
+            crop_h,
+            x0=max(0, math.floor(left) - reach),
+            x1=min(src_w, math.ceil(left + crop_w) + reach),
+            y0=max(0, math.floor(top) - reach),
+            y1=min(src_h, math.ceil(top + crop_h) + reach),
+        )
+
+
+def _fit_bytes(src_w: int, src_h: int, width: int, height: int) -> int:
+    """The most that fitting a src_w x src_h image holds besides the image itself:
+    the source's rows at the output's width, a chunk's conversions, then the output
+    as RGB (resized, turned), as an array and through I420. Either way round (EXIF)."""
+    upright, turned = _Cover.of(src_w, src_h, width, height), _Cover.of(src_w, src_h, height, width)
+    wide = max(width * (upright.y1 - upright.y0), height * (turned.y1 - turned.y0))
+    return wide * 4 + 5 * _CHUNK_BYTES + width * height * _FIT_BYTES_PER_PIXEL
+
+
+def _cover_rgb(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Scale ``image`` to cover width x height (aspect kept), crop the centre, as RGB
+    with any transparency composited onto black.
+
+    Never a second copy of the source: converted to RGB, composited, or premultiplied
+    for resizing (as Pillow does with RGBA), a full-size image would be another copy
+    of the largest thing in memory. So the resize is done as Pillow does it, in two
+    passes, and the first (across, each row on its own) a chunk of rows at a time,
+    straight after each chunk is made RGB; only the second pass sees a whole image,
+    already at the output's width. The result is the same as one resize of the whole.
+    """
+    cover = _Cover.of(image.width, image.height, width, height)
+    across = (cover.left - cover.x0, cover.left + cover.crop_w - cover.x0)
+    wide = Image.new("RGB", (width, cover.y1 - cover.y0))
+    rows = max(1, _CHUNK_BYTES // ((cover.x1 - cover.x0) * 4))
+    for y in range(cover.y0, cover.y1, rows):
+        chunk = _flatten(image.crop((cover.x0, y, cover.x1, min(cover.y1, y + rows))))
+        row_box = (across[0], 0.0, across[1], float(chunk.height))
+        wide.paste(
+            chunk.resize((width, chunk.height), Image.Resampling.BILINEAR, box=row_box),
+            (0, y - cover.y0),
+        )
+    down = (0.0, cover.top - cover.y0, float(width), cover.top + cover.crop_h - cover.y0)
+    return wide.resize((width, height), Image.Resampling.BILINEAR, box=down)
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """RGB, with any transparency composited onto black."""
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        flat.alpha_composite(rgba)
+        return flat.convert("RGB")
+    return image.convert("RGB")
+
+
+def _background_i420(source: Path | Background, width: int, height: int) -> U8:
+    if isinstance(source, Path):
+        source = load_background(source.read_bytes(), width, height)
+    if (source.width, source.height) != (width, height):
+        raise ValueError(f"a {source.width}x{source.height} background for a {width}x{height} clip")
+    return source.i420
 
 
 def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
@@ -696,7 +836,7 @@ def _render(req: ClipRequest, tmp: Path, progress: Callable[[float], None] | Non
                 background = buf
                 tick.step()
         if req.background is not None:
-            background = _image_background(req.background, w, h)
+            background = _background_i420(req.background, w, h)
 
         if req.remix_source is not None:
             frames = _source_frames(req.remix_source, w, h, fps, new_frames, loop=True)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vidgate.core.ids import new_id
 from vidgate.core.spec import JobSpec
 from vidgate.db import repo
-from vidgate.media.render import ClipRequest, render_clip
+from vidgate.media.render import Background, ClipRequest, load_background_async, render_clip
 from vidgate.media.storage import BlobStore
 from vidgate.providers.base import (
     ProgressCallback,
@@ -122,7 +122,9 @@ class SandboxProvider:
         seed = spec.seed if spec.seed is not None else _task_seed(task.id)
         with tempfile.TemporaryDirectory(dir=dest_dir) as tmp:
             inputs = Path(tmp)
-            background = await self._materialize(spec.image.sha256 if spec.image else None, inputs)
+            # Decoded once for all n outputs, within the process's budget for decoded
+            # images, and kept only at the output's size.
+            background = await self._background(spec, inputs)
             source = await self._materialize(spec.source.sha256 if spec.source else None, inputs)
             outputs: list[Path] = []
             for index in range(spec.n):
@@ -149,6 +151,13 @@ class SandboxProvider:
 
     async def aclose(self) -> None:
         """Nothing to release: the sandbox borrows the engine's database pool."""
+
+    async def _background(self, spec: JobSpec, directory: Path) -> Background | None:
+        path = await self._materialize(spec.image.sha256 if spec.image else None, directory)
+        if path is None:
+            return None
+        data = await asyncio.to_thread(path.read_bytes)
+        return await load_background_async(data, spec.width, spec.height)
 
     async def _materialize(self, sha256: str | None, directory: Path) -> Path | None:
         if sha256 is None:

@@ -1,4 +1,5 @@
-"""Input image validation: accept the four formats, refuse everything else clearly."""
+"""Input image validation: accept the four formats, refuse everything else clearly,
+judge each from its header before decoding, and decode within the memory budget."""
 
 from __future__ import annotations
 
@@ -6,12 +7,21 @@ import base64
 import io
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 
 import pytest
 from PIL import Image
 
 from vidgate.core.errors import InvalidImage
-from vidgate.media.images import ImageInfo, inspect_image, parse_data_url
+from vidgate.media.budget import image_memory
+from vidgate.media.images import (
+    MAX_IMAGE_FRAMES,
+    ImageInfo,
+    inspect_image,
+    inspect_image_async,
+    parse_data_url,
+    read_header,
+)
 
 LIMIT = 10 * 1024 * 1024
 
@@ -153,3 +163,119 @@ def test_parse_data_url_refuses_oversize_before_decoding() -> None:
         parse_data_url(url, max_bytes=1000)
     assert "1000 bytes" in err.value.message
     assert parse_data_url(url, max_bytes=3000)[1] == b"\0" * 3000
+
+
+# --- Checked from the header, decoded within the budget (issue 10, point 2) -------------
+
+
+@pytest.fixture
+def budget_of() -> Iterator[Callable[[int], None]]:
+    """Shrink this process's budget for decoded images for one test."""
+    budget = image_memory()
+    before = budget.capacity
+    yield budget.resize
+    budget.resize(before)
+
+
+def _gif_with_frames(*frames: tuple[int, int, int, int]) -> bytes:
+    """A 1x1 GIF from Pillow, then more image blocks (left, top, width, height) with a
+    token of data: only headers are read past the first frame."""
+    one = _encode("GIF", (1, 1), mode="P")
+    blocks = b"".join(
+        b"\x2c" + struct.pack("<HHHHB", *frame, 0) + b"\x02\x02\x44\x01\x00" for frame in frames
+    )
+    return one[:-1] + blocks + b";"  # before the trailer
+
+
+def test_gif_frames_are_counted_and_capped() -> None:
+    ok = _gif_with_frames(*[(0, 0, 1, 1)] * (MAX_IMAGE_FRAMES - 1))
+    assert inspect_image(ok, max_bytes=LIMIT, param="image").format == "GIF"
+    err = _invalid(_gif_with_frames(*[(0, 0, 1, 1)] * MAX_IMAGE_FRAMES))
+    assert f"more than {MAX_IMAGE_FRAMES} frames" in err.message
+
+
+def test_a_later_gif_frame_may_not_exceed_the_side_limit() -> None:
+    err = _invalid(_gif_with_frames((0, 0, 1, 1), (8000, 0, 193, 1)))
+    assert "frame 3" in err.message and "8192" in err.message
+
+
+def test_apng_frame_count_is_read_from_its_header() -> None:
+    buf = io.BytesIO()
+    frames = [Image.new("RGB", (4, 4), c) for c in ((255, 0, 0), (0, 255, 0))]
+    frames[0].save(buf, format="PNG", save_all=True, append_images=frames[1:])
+    data = bytearray(buf.getvalue())
+    at = data.index(b"acTL")  # length, "acTL", num_frames, num_plays, CRC
+    data[at + 4 : at + 8] = struct.pack(">I", 5000)
+    data[at + 12 : at + 16] = struct.pack(">I", zlib.crc32(bytes(data[at : at + 12])))
+    assert f"more than {MAX_IMAGE_FRAMES} frames" in _invalid(bytes(data)).message
+
+
+def test_decoding_is_charged_by_pixels_and_mode() -> None:
+    rgba = read_header(_encode("PNG", (100, 50), mode="RGBA"), param="image")
+    grey = read_header(_encode("PNG", (100, 50), mode="L"), param="image")
+    webp = read_header(_encode("WEBP", (100, 50)), param="image")
+    assert (rgba.decode_bytes(), grey.decode_bytes()) == (100 * 50 * 4, 100 * 50)
+    assert webp.decode_bytes() == 100 * 50 * 16  # libwebp's canvases and the copies
+
+
+def test_a_progressive_jpeg_is_charged_for_its_coefficients() -> None:
+    def jpeg(**options: object) -> bytes:
+        buf = io.BytesIO()
+        Image.effect_noise((256, 256), 64).convert("RGB").save(buf, "JPEG", **options)
+        return buf.getvalue()
+
+    baseline, progressive = jpeg(), jpeg(progressive=True)
+    # An EXIF-like APP1 segment holding a whole JPEG (a thumbnail) is no second scan.
+    thumb = jpeg(quality=20)
+    with_thumb = baseline[:2] + b"\xff\xe1" + struct.pack(">H", len(thumb) + 8) + b"Exif\0\0"
+    with_thumb += thumb + baseline[2:]
+    for data in (baseline, with_thumb):
+        assert not read_header(data, param="image").multi_scan
+    header = read_header(progressive, param="image")
+    assert header.multi_scan
+    # 1/8 scale for a check, but every coefficient of the full size is buffered.
+    assert header.decode_bytes((1, 1)) == 32 * 32 * 4 + 256 * 256 * 3 * 2
+
+
+def test_an_image_whose_decode_exceeds_the_budget_is_refused(
+    budget_of: Callable[[int], None],
+) -> None:
+    budget_of(1024 * 1024)
+    err = _invalid(_encode("PNG", (600, 600), mode="RGBA"))  # 1.4 MB decoded
+    assert "too large to decode" in err.message
+    assert "600x600 PNG" in err.message and "1 MiB" in err.message
+    assert image_memory().in_use == 0
+    # The same pixels as one byte each fit.
+    assert inspect_image(_encode("PNG", (600, 600), mode="L"), max_bytes=LIMIT, param="i")
+
+
+def test_a_jpeg_is_checked_at_an_eighth_of_its_size(budget_of: Callable[[int], None]) -> None:
+    budget_of(1024 * 1024)
+    # 2048x2048 RGB is 16 MiB in full; a check decodes it at 256x256 (256 KiB).
+    info = inspect_image(_encode("JPEG", (2048, 2048)), max_bytes=LIMIT, param="image")
+    assert (info.width, info.height) == (2048, 2048)
+
+
+def test_a_damaged_image_gives_its_memory_back() -> None:
+    data = _encode("PNG", (200, 200))
+    _invalid(data[: len(data) // 2])
+    assert image_memory().in_use == 0
+
+
+async def test_inspect_image_async_matches_the_threaded_check() -> None:
+    png = _encode("PNG")
+    assert await inspect_image_async(png, max_bytes=LIMIT, param="image") == inspect_image(
+        png, max_bytes=LIMIT, param="image"
+    )
+    with pytest.raises(InvalidImage) as err:
+        await inspect_image_async(png[: len(png) // 2], max_bytes=LIMIT, param="input_reference")
+    assert err.value.param == "input_reference"
+    assert image_memory().in_use == 0
+
+
+def test_a_multi_picture_jpeg_is_a_jpeg() -> None:
+    buf = io.BytesIO()
+    left, right = Image.new("RGB", (64, 48), "red"), Image.new("RGB", (64, 48), "blue")
+    left.save(buf, format="MPO", save_all=True, append_images=[right])
+    info = inspect_image(buf.getvalue(), max_bytes=LIMIT, param="image")
+    assert info == ImageInfo(width=64, height=48, format="JPEG", content_type="image/jpeg")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import time
 from fractions import Fraction
@@ -11,10 +12,18 @@ import av
 import numpy as np
 import numpy.typing as npt
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 from vidgate.core.errors import InvalidImage, InvalidParameter
-from vidgate.media.render import ClipRequest, render_clip
+from vidgate.media.budget import image_memory
+from vidgate.media.render import (
+    Background,
+    ClipRequest,
+    _cover_rgb,
+    _flatten,
+    load_background,
+    render_clip,
+)
 
 RGB = npt.NDArray[np.uint8]
 
@@ -26,7 +35,7 @@ def _request(
     fps: int = 24,
     *,
     seed: int | None = 7,
-    background: Path | None = None,
+    background: Path | Background | None = None,
     remix_source: Path | None = None,
     extend_source: Path | None = None,
 ) -> ClipRequest:
@@ -257,3 +266,90 @@ def test_extend_of_a_non_video_is_invalid(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameter):
         render_clip(_request(64, 64, extend_source=source), out)
     assert not out.exists()
+
+
+# --- Backgrounds: decoded once, within the budget, never copied at full size -------------
+
+
+def test_a_background_loaded_once_serves_every_clip(tmp_path: Path) -> None:
+    bg = _solid_png(tmp_path / "blue.png", (0, 0, 230), (300, 200))
+    loaded = load_background(bg.read_bytes(), 160, 160)
+    assert (loaded.width, loaded.height) == (160, 160)
+    for name in ("a.mp4", "b.mp4"):
+        render_clip(_request(160, 160, background=loaded), tmp_path / name)
+        r, g, b = (int(v) for v in _middle_band_median(_frames(tmp_path / name)[0]))
+        assert b > 180 and r < 50 and g < 50, (r, g, b)
+    assert image_memory().in_use == 0
+    with pytest.raises(ValueError):  # fitted to another size
+        render_clip(_request(64, 64, background=loaded), tmp_path / "c.mp4")
+
+
+def test_background_follows_exif_orientation() -> None:
+    # Stored 64x32, left red, right blue; orientation 6 shows it turned 90 degrees
+    # clockwise: 32x64, red on top.
+    image = Image.new("RGB", (64, 32), (255, 0, 0))
+    image.paste((0, 0, 255), (32, 0, 64, 32))
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", exif=exif, quality=95)
+    shown = ImageOps.exif_transpose(Image.open(io.BytesIO(buf.getvalue())))
+    assert shown.size == (32, 64)
+    loaded = load_background(buf.getvalue(), 32, 64)
+    expected = load_background(_png(shown), 32, 64)
+    diff = np.abs(loaded.i420.astype(int) - expected.i420.astype(int))
+    assert diff.mean() < 2, diff.mean()
+
+
+@pytest.mark.parametrize(
+    ("source", "mode", "out"),
+    [
+        ((1000, 700), "RGBA", (320, 240)),
+        ((3000, 500), "RGBA", (160, 160)),
+        ((640, 480), "P", (1280, 720)),
+        ((700, 3000), "LA", (100, 16)),
+        ((2000, 2000), "RGBA", (1998, 1000)),
+    ],
+)
+def test_fitting_chunk_by_chunk_equals_one_resize_of_the_whole(
+    source: tuple[int, int], mode: str, out: tuple[int, int]
+) -> None:
+    rng = np.random.default_rng(5)
+    noise = Image.fromarray(rng.integers(0, 256, (source[1], source[0], 4), dtype=np.uint8))
+    image = noise.convert(mode) if mode != "RGBA" else noise
+    if mode == "P":
+        image.info["transparency"] = 3
+    width, height = out
+    ratio = min(image.width / width, image.height / height)
+    crop_w, crop_h = min(image.width, width * ratio), min(image.height, height * ratio)
+    left, top = max(0.0, (image.width - crop_w) / 2), max(0.0, (image.height - crop_h) / 2)
+    whole = _flatten(image).resize(
+        out, Image.Resampling.BILINEAR, box=(left, top, left + crop_w, top + crop_h)
+    )
+    diff = np.abs(
+        np.asarray(_cover_rgb(image, width, height), dtype=int) - np.asarray(whole, dtype=int)
+    )
+    assert diff.max() <= 1  # float box coordinates round a hair differently
+
+
+def test_a_background_over_the_budget_is_refused_before_decoding(
+    tmp_path: Path,
+) -> None:
+    budget = image_memory()
+    before = budget.capacity
+    budget.resize(4 * 1024 * 1024)
+    try:
+        # 2000x2000 RGBA: 15 MiB decoded.
+        data = _png(Image.new("RGBA", (2000, 2000), (0, 0, 0, 0)))
+        with pytest.raises(InvalidImage) as err:
+            load_background(data, 64, 64)
+        assert err.value.param == "input_reference"
+        assert "too large to decode" in err.value.message
+    finally:
+        budget.resize(before)
+
+
+def _png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
