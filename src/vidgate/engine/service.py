@@ -38,7 +38,7 @@ from vidgate.engine import routing, steps
 from vidgate.engine.context import EngineContext
 from vidgate.engine.nudge import request_nudge
 from vidgate.engine.webhooks import tenant_secret
-from vidgate.media.images import inspect_image
+from vidgate.media.images import inspect_image_async
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +95,16 @@ class JobService:
         """Check ``data`` as an input image (raises ``InvalidImage`` naming ``param``)
         and describe it; nothing is stored (``create`` does that)."""
 
-        def inspect() -> ImageRef:
-            info = inspect_image(data, max_bytes=self.ctx.settings.max_image_bytes, param=param)
-            return ImageRef(
-                sha256=hashlib.sha256(data).hexdigest(),
-                width=info.width,
-                height=info.height,
-                content_type=info.content_type,
-            )
-
-        return InputImage(await anyio.to_thread.run_sync(inspect), data)
+        # Decoded on the media layer's own threads, within its memory budget; waiting
+        # for room there holds no thread of the shared pool.
+        info = await inspect_image_async(
+            data, max_bytes=self.ctx.settings.max_image_bytes, param=param
+        )
+        digest = await anyio.to_thread.run_sync(lambda: hashlib.sha256(data).hexdigest())
+        ref = ImageRef(
+            sha256=digest, width=info.width, height=info.height, content_type=info.content_type
+        )
+        return InputImage(ref, data)
 
     async def _store_inputs(self, conn: AsyncConnection, images: Sequence[InputImage]) -> None:
         """Write the request's images, in the create transaction: their rows commit
