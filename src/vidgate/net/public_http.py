@@ -40,6 +40,7 @@ import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from vidgate.core.urls import OutboundURL, address_refusal
+from vidgate.net.failures import in_words
 
 _CHUNK = 64 * 1024
 # Per socket operation, as before the total deadline existed; the deadline is shorter
@@ -203,34 +204,44 @@ def _translate(exc: BaseException, deadline_s: float) -> OutboundError:
             f"its host name resolves to a non-public address ({refused.reason})",
             detail=f"resolves to {refused.address} ({refused.reason})",
         )
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        cert_error = exc.certificate_error
-        why = getattr(cert_error, "verify_message", None) or "not trusted"
-        return OutboundError(f"its TLS certificate was refused ({why})", detail=detail)
-    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
-        return OutboundError("the TLS handshake with its host failed", detail=detail)
-    if isinstance(exc, aiohttp.ClientConnectorDNSError | socket.gaierror):
-        return OutboundError("its host name could not be resolved", detail=detail)
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return OutboundError("could not connect to its host (timed out)", detail=detail)
-    if isinstance(exc, aiohttp.SocketTimeoutError):
-        return OutboundError("its host stopped sending (timed out)", detail=detail)
-    if isinstance(exc, TimeoutError):
-        return OutboundError(
-            f"it did not answer in full within {deadline_s:g} s (timed out)", detail=detail
-        )
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return OutboundError("could not connect to its host", detail=detail)
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
-        return OutboundError("its host closed the connection before a full answer", detail=detail)
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return OutboundError("its host sent a malformed HTTP answer", detail=detail)
-    return OutboundError("the request to its host failed", detail=detail)
+    return OutboundError(in_words(exc, deadline_s=deadline_s), detail=detail)
 
 
 # What a call may raise besides OutboundError: everything aiohttp and the socket layer
 # raise for a peer that misbehaves, and ValueError for what aiohttp refuses in a URL.
 _FAILURES = (aiohttp.ClientError, OSError, TimeoutError, ValueError)
+
+
+@asynccontextmanager
+async def _exchange(
+    method: str,
+    target: OutboundURL,
+    deadline_s: float,
+    allow_private: bool,
+    *,
+    headers: Mapping[str, str],
+    data: bytes | None = None,
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """One request to ``target``, its answer open for the caller's block: refused
+    before any lookup for a non-public literal address; ``deadline_s`` counts from the
+    first lookup to the end of the block; every failure said in words."""
+    if not allow_private and (refused := _refused_literal(target)) is not None:
+        raise refused
+    try:
+        async with (
+            asyncio.timeout(deadline_s),
+            _session(allow_private, deadline_s) as session,
+            session.request(
+                method,
+                yarl.URL(target.request_url, encoded=True),
+                data=data,
+                headers=headers,
+                allow_redirects=False,
+            ) as response,
+        ):
+            yield response
+    except _FAILURES as exc:
+        raise _translate(exc, deadline_s) from exc
 
 
 async def fetch_capped(
@@ -247,37 +258,25 @@ async def fetch_capped(
     ``max_bytes`` (stopped as soon as it is known), a compressed body, and running past
     ``deadline_s`` from the first lookup to the last byte.
     """
-    if not allow_private and (refused := _refused_literal(target)) is not None:
-        raise refused
-    try:
-        async with (
-            asyncio.timeout(deadline_s),
-            _session(allow_private, deadline_s) as session,
-            session.get(
-                yarl.URL(target.request_url, encoded=True),
-                headers={"accept-encoding": "identity", **(headers or {})},
-                allow_redirects=False,
-            ) as response,
-        ):
-            if response.status != 200:
-                redirect = " (redirects are not followed)" if 300 <= response.status < 400 else ""
-                raise OutboundError(f"it answered HTTP {response.status}{redirect}")
-            encoding = response.headers.get("content-encoding", "identity").strip().lower()
-            if encoding not in ("", "identity"):
-                raise OutboundError(f"it sent a compressed body ({encoding[:32]})")
-            declared = response.content_length
-            if declared is not None and declared > max_bytes:
+    headers = {"accept-encoding": "identity", **(headers or {})}
+    async with _exchange("GET", target, deadline_s, allow_private, headers=headers) as response:
+        if response.status != 200:
+            redirect = " (redirects are not followed)" if 300 <= response.status < 400 else ""
+            raise OutboundError(f"it answered HTTP {response.status}{redirect}")
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise OutboundError(f"it sent a compressed body ({encoding[:32]})")
+        declared = response.content_length
+        if declared is not None and declared > max_bytes:
+            raise OutboundError(f"it is larger than {max_bytes} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
                 raise OutboundError(f"it is larger than {max_bytes} bytes")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.content.iter_chunked(_CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise OutboundError(f"it is larger than {max_bytes} bytes")
-                chunks.append(chunk)
-            return b"".join(chunks)
-    except _FAILURES as exc:
-        raise _translate(exc, deadline_s) from exc
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 async def post(
@@ -293,19 +292,7 @@ async def post(
     Raises ``OutboundError`` (``AddressRefused`` for a non-public address) when there is
     no answer within ``deadline_s``.
     """
-    if not allow_private and (refused := _refused_literal(target)) is not None:
-        raise refused
-    try:
-        async with (
-            asyncio.timeout(deadline_s),
-            _session(allow_private, deadline_s) as session,
-            session.post(
-                yarl.URL(target.request_url, encoded=True),
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-            ) as response,
-        ):
-            return response.status
-    except _FAILURES as exc:
-        raise _translate(exc, deadline_s) from exc
+    async with _exchange(
+        "POST", target, deadline_s, allow_private, headers=headers, data=body
+    ) as response:
+        return response.status

@@ -27,6 +27,7 @@ import httpx
 import yarl
 
 from vidgate.config import Settings
+from vidgate.net.failures import in_words
 from vidgate.providers.base import ProviderError
 
 ErrorMessage = Callable[[httpx.Response], str | None]
@@ -116,34 +117,8 @@ def _failure(
         code = "download_timeout" if timed_out else "download_failed"
     else:
         code = "upstream_timeout" if timed_out else "upstream_unreachable"
-    words = _in_words(exc, read_s=read_s, deadline_s=deadline_s)
+    words = in_words(exc, read_s=read_s, deadline_s=deadline_s)
     return ProviderError(code, f"{provider}: {words}", retryable=True)
-
-
-def _in_words(exc: Exception, *, read_s: float, deadline_s: float) -> str:
-    # Most specific first: aiohttp's timeouts are TimeoutErrors too, and a DNS or TLS
-    # failure is a connector error.
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return f"could not connect within {min(_CONNECT_S, read_s):g} s"
-    if isinstance(exc, aiohttp.SocketTimeoutError):
-        return f"no data came for {read_s:g} s"
-    if isinstance(exc, TimeoutError):
-        return f"timed out after {deadline_s:g} s without a complete answer"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "could not resolve the host name"
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return "the TLS handshake or certificate check failed"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "could not connect"
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientConnectionResetError):
-        return "the server closed the connection before answering in full"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "the answer was cut off or malformed"
-    if isinstance(exc, aiohttp.TooManyRedirects):
-        return "too many redirects"
-    if isinstance(exc, aiohttp.InvalidURL):
-        return "the URL is not valid"
-    return "the request failed before an answer came"
 
 
 def _decoded(answer: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:

@@ -87,7 +87,7 @@ async def test_a_trickling_peer_is_cut_off_at_the_total_deadline() -> None:
             await _fetch(_url(f"http://127.0.0.1:{peer.port}/"), deadline_s=1.0)
     # The peer would take 40 s; a generous bound for a loaded machine.
     assert time.monotonic() - started < 15
-    assert "within 1 s (timed out)" in info.value.reason
+    assert "timed out after 1 s" in info.value.reason
     _no_library_words(info.value.reason)
 
 
@@ -97,7 +97,7 @@ async def test_a_closed_port_is_could_not_connect_in_words() -> None:
         port = s.getsockname()[1]
     with pytest.raises(OutboundError) as info:
         await _fetch(_url(f"http://127.0.0.1:{port}/"))
-    assert info.value.reason == "could not connect to its host"
+    assert info.value.reason == "could not connect"
     assert info.value.detail != info.value.reason  # the exception's type, for the log
 
 
@@ -162,7 +162,7 @@ async def test_tls_is_verified_against_the_url_host_with_ssl_cert_file(
     async with Peer(answer("200 OK", b"tls"), ssl_context=wrong) as peer:
         with pytest.raises(OutboundError) as info:
             await _fetch(_url(f"https://localhost:{peer.port}/"))
-    assert info.value.reason.startswith("its TLS certificate was refused")
+    assert info.value.reason.startswith("the TLS certificate was refused")
     assert "localhost" in info.value.reason  # OpenSSL's words: a host name mismatch
     _no_library_words(info.value.reason)
 
@@ -173,7 +173,7 @@ async def test_an_untrusted_certificate_is_refused(
     other = CertAuthority.create(tmp_path / "..")
     context = other.server_context(tmp_path, ["localhost"])
     async with Peer(answer("200 OK", b"tls"), ssl_context=context) as peer:
-        with pytest.raises(OutboundError, match="its TLS certificate was refused"):
+        with pytest.raises(OutboundError, match="the TLS certificate was refused"):
             await _fetch(_url(f"https://localhost:{peer.port}/"))
 
 
