@@ -1,10 +1,11 @@
 """The baseline of B1/B2: the gateway's server stack answering a trivial route.
 
 FastAPI on uvicorn in one process, with the uvicorn settings of ``vidgate serve``
-(``cli.serve``: default loop and HTTP implementation, so uvloop and httptools when
-installed, no access log, lifespan on) and vidgate's orjson response class. The route
-does no I/O, so the gap between this and the gateway is what vidgate itself costs per
-request (auth, database, serialisation, middleware).
+(``cli.serve``: default loop, so uvloop, httptools, no access log, lifespan on) and
+vidgate's orjson response class. The route does no I/O, so the gap between this and the
+gateway is what vidgate itself costs per request (auth, database, serialisation,
+middleware, and the connection limits its httptools protocol adds: ``api/protocol.py``,
+which the baseline does without).
 
     python bench/trivial_app.py --port 8001
 """
