@@ -1,7 +1,7 @@
 """The embedded PostgreSQL killed with SIGKILL under load: while it is down, every
 request is answered at once with a 503 ``service_unavailable`` (never a 500, never a
-30 s hang); the serving process's supervisor starts it again, and the jobs accepted
-before and after the outage complete."""
+30 s hang); the serving process's supervisor starts it again (ending what is left of
+the old server first), and the jobs accepted before and after the outage complete."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from tests.conftest import ServerProcess, fast_env
 
@@ -22,6 +23,14 @@ pytestmark = pytest.mark.slow
 
 def postmaster_pid(data_dir: Path) -> int:
     return int((data_dir / "pg" / "postmaster.pid").read_text().split()[0])
+
+
+def a_backend(postmaster: int) -> psutil.Process:
+    """One of the server's client backends (``postgres: user db [local] ...``)."""
+    for child in psutil.Process(postmaster).children():
+        if "[local]" in " ".join(child.cmdline()):
+            return child
+    raise AssertionError("the server has no client backend")
 
 
 @dataclass
@@ -86,7 +95,13 @@ def test_postgres_killed_under_load(embedded: ServerProcess) -> None:
         time.sleep(1.5)
         with load.lock:
             before_kill = len(load.answers)
-        os.kill(postmaster_pid(embedded.data_dir), signal.SIGKILL)
+        postmaster = postmaster_pid(embedded.data_dir)
+        # A backend that will never notice its postmaster died (stopped, as one stuck
+        # in a write would be) keeps the old shared memory attached: PostgreSQL then
+        # refuses to start until the supervisor ends it.
+        stuck = a_backend(postmaster)
+        stuck.suspend()
+        os.kill(postmaster, signal.SIGKILL)
         time.sleep(3)
         with load.lock:
             during = [a for a in load.answers[before_kill:] if a[1] == 503]
@@ -117,6 +132,8 @@ def test_postgres_killed_under_load(embedded: ServerProcess) -> None:
         # Refused at once: before, a read waited 30 s on its pool, then answered 500.
         assert took < 10, (kind, took)
     assert "embedded_postgres.restarted" in embedded.log()
+    assert "embedded_postgres.orphans_stopped" in embedded.log()
+    assert not stuck.is_running()
 
     # Every accepted job completes, the ones from before the outage included.
     client = httpx.Client(

