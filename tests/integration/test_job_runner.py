@@ -18,13 +18,12 @@ from typing import Any
 import psycopg
 import psycopg.sql
 import pytest
+from tests.integration.conftest import add_caller, runtime_on
 
-from vidgate.config import Settings
 from vidgate.core.catalog import Catalog, DeploymentRef
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.spec import JobSpec, VideoRequest
 from vidgate.db import repo
-from vidgate.db.migrate import migrate
 from vidgate.engine import steps
 from vidgate.engine.backoff import MAX_POLL_S, MIN_POLL_S, POLL_AGE_FACTOR, adaptive_poll_s
 from vidgate.engine.context import EngineContext
@@ -35,7 +34,7 @@ from vidgate.engine.submitter import Submitter
 from vidgate.engine.sweeper import sweep_once
 from vidgate.media.render import ClipRequest, render_clip
 from vidgate.providers.base import ProviderError, SubmitResult, UpstreamStatus
-from vidgate.runtime import Runtime, open_runtime
+from vidgate.runtime import Runtime
 
 
 class ScriptedProvider:
@@ -83,9 +82,7 @@ class ScriptedProvider:
 
 @pytest.fixture
 async def runtime(database_url: str, tmp_path: Path) -> AsyncIterator[Runtime]:
-    migrate(database_url)
-    settings = Settings(data_dir=tmp_path / "data", database_url=database_url, max_step_attempts=3)
-    async with open_runtime(settings, database_url) as rt:
+    async with runtime_on(database_url, tmp_path, max_step_attempts=3) as rt:
         yield rt
 
 
@@ -101,19 +98,9 @@ async def setup(
     ctx = _with_deployments(runtime, {"scripted": provider})
     service = JobService(ctx)
     async with runtime.db.begin() as conn:
-        tenant = await repo.ensure_tenant(conn, "tenant_t", "t")
-        await repo.insert_api_key(
-            conn,
-            key_id="key_t",
-            tenant_id=tenant,
-            name="t",
-            prefix="p",
-            secret_hash=b"h",
-            mode="test",
-            is_admin=False,
-        )
-    # A live key, so that settled costs are real (test keys are never billed).
-    return JobRunner(ctx), service, Principal("key_t", tenant, "live", False)
+        # A live key, so that settled costs are real (test keys are never billed).
+        principal = await add_caller(conn, "t", mode="live")
+    return JobRunner(ctx), service, principal
 
 
 def _with_deployments(
@@ -416,18 +403,7 @@ def test_prune_scratch_keeps_fresh_entries(tmp_path: Path) -> None:
 
 async def _principal(runtime: Runtime) -> Principal:
     async with runtime.db.begin() as conn:
-        tenant = await repo.ensure_tenant(conn, "tenant_r", "r")
-        await repo.insert_api_key(
-            conn,
-            key_id="key_r",
-            tenant_id=tenant,
-            name="r",
-            prefix="p",
-            secret_hash=b"r",
-            mode="live",
-            is_admin=False,
-        )
-    return Principal("key_r", tenant, "live", False)
+        return await add_caller(conn, "r", mode="live")
 
 
 async def test_retryable_submit_failure_falls_back_to_the_next_deployment(
@@ -847,9 +823,7 @@ async def test_a_living_submitter_keeps_its_claims(
 ) -> None:
     """While a provider takes its time to answer, the lease is renewed: nobody else
     submits the job a second time (most providers take no idempotency key)."""
-    migrate(database_url)
-    settings = Settings(data_dir=tmp_path / "data", database_url=database_url, stalled_after_s=0.6)
-    async with open_runtime(settings, database_url) as rt:
+    async with runtime_on(database_url, tmp_path, stalled_after_s=0.6) as rt:
         ctx = _with_deployments(rt, {"scripted": provider})
         service, principal = JobService(ctx), await _principal(rt)
         job_id = await _new_job(rt, service, principal)

@@ -8,21 +8,18 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tests.integration.conftest import runtime_on
 
-from vidgate.config import Settings
 from vidgate.db import repo
-from vidgate.db.migrate import migrate
 from vidgate.engine.queue_stats import MIN_LIVE_STEPS, is_stale, refresh_queue_stats
-from vidgate.runtime import Runtime, open_runtime
+from vidgate.runtime import Runtime
 
 BURST = MIN_LIVE_STEPS + 500
 
 
 @pytest.fixture
 async def runtime(database_url: str, tmp_path: Path) -> AsyncIterator[Runtime]:
-    migrate(database_url)
-    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
-    async with open_runtime(settings, database_url) as rt:
+    async with runtime_on(database_url, tmp_path) as rt:
         yield rt
 
 

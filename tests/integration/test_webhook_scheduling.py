@@ -18,42 +18,26 @@ import procrastinate
 import psycopg
 import pytest
 from tests.e2e.test_webhooks import Receiver
+from tests.integration.conftest import add_caller, runtime_on
 from tests.peers import Peer, trickle_headers
 
-from vidgate.config import Settings
 from vidgate.core.spec import VideoRequest
 from vidgate.db import repo
-from vidgate.db.migrate import migrate
 from vidgate.engine import steps, tasks, webhooks
 from vidgate.engine.delivery_gate import DeliveryGate
 from vidgate.engine.service import JobService, Principal
-from vidgate.runtime import Runtime, open_runtime
+from vidgate.runtime import Runtime
 
 TENANT = "tenant_w"
 
 
 @pytest.fixture
 async def runtime(database_url: str, tmp_path: Path) -> AsyncIterator[Runtime]:
-    migrate(database_url)
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        allow_insecure_urls=True,
-        webhook_timeout_s=1.0,
-    )
-    async with open_runtime(settings, database_url) as rt:
+    async with runtime_on(
+        database_url, tmp_path, allow_insecure_urls=True, webhook_timeout_s=1.0
+    ) as rt:
         async with rt.db.begin() as conn:
-            await repo.ensure_tenant(conn, TENANT, "w")
-            await repo.insert_api_key(
-                conn,
-                key_id="key_w",
-                tenant_id=TENANT,
-                name="w",
-                prefix="p",
-                secret_hash=b"h",
-                mode="test",
-                is_admin=False,
-            )
+            await add_caller(conn, "w")
         yield rt
 
 

@@ -15,39 +15,25 @@ from pathlib import Path
 import psycopg
 import pytest
 from structlog.testing import capture_logs
+from tests.integration.conftest import add_caller, runtime_on
 
-from vidgate.config import Settings
 from vidgate.core.spec import VideoRequest
-from vidgate.db import repo
-from vidgate.db.migrate import migrate
 from vidgate.engine import steps, webhooks
-from vidgate.engine.service import JobService, Principal
-from vidgate.runtime import Runtime, open_runtime
+from vidgate.engine.service import JobService
+from vidgate.runtime import Runtime
 
 
 @pytest.fixture
 async def runtime(database_url: str, tmp_path: Path) -> AsyncIterator[Runtime]:
-    migrate(database_url)
-    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
-    async with open_runtime(settings, database_url) as rt:
+    async with runtime_on(database_url, tmp_path) as rt:
         yield rt
 
 
 async def _ended_job_with_hook(runtime: Runtime, stored_url: str) -> str:
     async with runtime.db.begin() as conn:
-        tenant = await repo.ensure_tenant(conn, "tenant_w", "w")
-        await repo.insert_api_key(
-            conn,
-            key_id="key_w",
-            tenant_id=tenant,
-            name="w",
-            prefix="p",
-            secret_hash=b"h",
-            mode="test",
-            is_admin=False,
-        )
+        principal = await add_caller(conn, "w")
     job = await JobService(runtime.engine).create(
-        Principal("key_w", tenant, "test", False),
+        principal,
         VideoRequest(model="sandbox", prompt="p", seconds=1, size="320x240"),
         webhook_url="https://hooks.example/ok",
     )
