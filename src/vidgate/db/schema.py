@@ -1,4 +1,5 @@
-"""vidgate's tables. Alembic migrations under ``db/migrations`` create exactly these."""
+"""vidgate's tables, as the queries see them. The migrations under ``db/migrations`` are the
+truth; tests/integration/test_schema.py fails when these tables and theirs differ."""
 
 from __future__ import annotations
 

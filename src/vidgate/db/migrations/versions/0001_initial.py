@@ -1,158 +1,118 @@
-"""Initial schema: procrastinate's job tables and vidgate's tenants, keys, jobs, outputs.
+"""Initial schema: procrastinate 3.10.0's queue tables and vidgate's tenants, keys, jobs,
+outputs. Plain SQL, what a DBA reads; tests/integration/test_schema.py checks that the
+migrations leave the tables ``db/schema.py`` describes."""
 
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-25
-"""
-
-from __future__ import annotations
-
-import sqlalchemy as sa
 from alembic import op
-from procrastinate.schema import SchemaManager
-from sqlalchemy.dialects.postgresql import JSONB
+
+from vidgate.db.migrations.procrastinate import schema_sql
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
-
-def _ts(name: str, *, nullable: bool = True, default: bool = False) -> sa.Column[object]:
-    return sa.Column(
-        name,
-        sa.DateTime(timezone=True),
-        nullable=nullable,
-        server_default=sa.func.now() if default else None,
-    )
+TABLES = """
+CREATE TABLE tenants (
+    id text PRIMARY KEY,
+    name text NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE api_keys (
+    id text PRIMARY KEY,
+    tenant_id text NOT NULL REFERENCES tenants (id),
+    name text NOT NULL,
+    prefix text NOT NULL,
+    secret_hash bytea NOT NULL UNIQUE,
+    mode text NOT NULL,
+    is_admin boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    revoked_at timestamptz,
+    CONSTRAINT api_keys_mode CHECK (mode IN ('test', 'live'))
+);
+CREATE TABLE jobs (
+    id text PRIMARY KEY,
+    tenant_id text NOT NULL REFERENCES tenants (id),
+    api_key_id text NOT NULL REFERENCES api_keys (id),
+    mode text NOT NULL,
+    model text NOT NULL,
+    kind text NOT NULL,
+    spec jsonb NOT NULL,
+    state text NOT NULL,
+    progress integer NOT NULL DEFAULT 0,
+    error_code text,
+    error_message text,
+    provider text NOT NULL,
+    upstream_model text,
+    upstream_id text,
+    estimated_cost numeric(12, 6) NOT NULL,
+    cost numeric(12, 6),
+    step_attempts integer NOT NULL DEFAULT 0,
+    poll_count integer NOT NULL DEFAULT 0,
+    source_video_id text,
+    webhook_url text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    submitted_at timestamptz,
+    completed_at timestamptz,
+    deleted_at timestamptz,
+    CONSTRAINT jobs_state CHECK (state IN (
+        'queued', 'submitting', 'waiting', 'finalizing', 'completed', 'failed', 'cancelled'
+    )),
+    CONSTRAINT jobs_progress CHECK (progress BETWEEN 0 AND 100)
+);
+CREATE INDEX jobs_tenant_id_idx ON jobs (tenant_id, id) WHERE deleted_at IS NULL;
+CREATE INDEX jobs_active_idx ON jobs (state)
+    WHERE state IN ('queued', 'submitting', 'waiting', 'finalizing');
+CREATE TABLE blobs (
+    sha256 text PRIMARY KEY,
+    size bigint NOT NULL,
+    content_type text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE job_outputs (
+    job_id text REFERENCES jobs (id),
+    index integer,
+    video_sha256 text NOT NULL REFERENCES blobs (sha256),
+    thumbnail_sha256 text NOT NULL REFERENCES blobs (sha256),
+    spritesheet_sha256 text NOT NULL REFERENCES blobs (sha256),
+    width integer NOT NULL,
+    height integer NOT NULL,
+    fps double precision NOT NULL,
+    duration double precision NOT NULL,
+    size_bytes bigint NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job_id, index)
+);
+CREATE TABLE idempotency_keys (
+    tenant_id text REFERENCES tenants (id),
+    key text,
+    request_hash text NOT NULL,
+    job_id text NOT NULL REFERENCES jobs (id),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, key)
+);
+CREATE TABLE instance_secrets (
+    name text PRIMARY KEY,
+    value bytea NOT NULL
+);
+CREATE TABLE sandbox_tasks (
+    id text PRIMARY KEY,
+    idempotency_key text NOT NULL UNIQUE,
+    request jsonb NOT NULL,
+    latency_s double precision NOT NULL,
+    fail_code text,
+    submit_calls integer NOT NULL DEFAULT 1,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    cancelled_at timestamptz
+);
+"""
 
 
 def upgrade() -> None:
-    # procrastinate ships its schema as one SQL script; later versions ship migrations
-    # that will get revisions of their own here.
-    op.execute(SchemaManager.get_schema())
-
-    op.create_table(
-        "tenants",
-        sa.Column("id", sa.Text, primary_key=True),
-        sa.Column("name", sa.Text, nullable=False, unique=True),
-        _ts("created_at", nullable=False, default=True),
-    )
-    op.create_table(
-        "api_keys",
-        sa.Column("id", sa.Text, primary_key=True),
-        sa.Column("tenant_id", sa.Text, sa.ForeignKey("tenants.id"), nullable=False),
-        sa.Column("name", sa.Text, nullable=False),
-        sa.Column("prefix", sa.Text, nullable=False),
-        sa.Column("secret_hash", sa.LargeBinary, nullable=False, unique=True),
-        sa.Column("mode", sa.Text, nullable=False),
-        sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.false()),
-        _ts("created_at", nullable=False, default=True),
-        _ts("revoked_at"),
-        sa.CheckConstraint("mode IN ('test', 'live')", name="api_keys_mode"),
-    )
-    op.create_table(
-        "jobs",
-        sa.Column("id", sa.Text, primary_key=True),
-        sa.Column("tenant_id", sa.Text, sa.ForeignKey("tenants.id"), nullable=False),
-        sa.Column("api_key_id", sa.Text, sa.ForeignKey("api_keys.id"), nullable=False),
-        sa.Column("mode", sa.Text, nullable=False),
-        sa.Column("model", sa.Text, nullable=False),
-        sa.Column("kind", sa.Text, nullable=False),
-        sa.Column("spec", JSONB, nullable=False),
-        sa.Column("state", sa.Text, nullable=False),
-        sa.Column("progress", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("error_code", sa.Text),
-        sa.Column("error_message", sa.Text),
-        sa.Column("provider", sa.Text, nullable=False),
-        sa.Column("upstream_model", sa.Text),
-        sa.Column("upstream_id", sa.Text),
-        sa.Column("estimated_cost", sa.Numeric(12, 6), nullable=False),
-        sa.Column("cost", sa.Numeric(12, 6)),
-        sa.Column("step_attempts", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("poll_count", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("source_video_id", sa.Text),
-        sa.Column("webhook_url", sa.Text),
-        _ts("created_at", nullable=False, default=True),
-        _ts("updated_at", nullable=False, default=True),
-        _ts("submitted_at"),
-        _ts("completed_at"),
-        _ts("deleted_at"),
-        sa.CheckConstraint(
-            "state IN ('queued', 'submitting', 'waiting', 'finalizing',"
-            " 'completed', 'failed', 'cancelled')",
-            name="jobs_state",
-        ),
-        sa.CheckConstraint("progress BETWEEN 0 AND 100", name="jobs_progress"),
-    )
-    op.create_index(
-        "jobs_tenant_id_idx",
-        "jobs",
-        ["tenant_id", "id"],
-        postgresql_where=sa.text("deleted_at IS NULL"),
-    )
-    op.create_index(
-        "jobs_active_idx",
-        "jobs",
-        ["state"],
-        postgresql_where=sa.text("state IN ('queued', 'submitting', 'waiting', 'finalizing')"),
-    )
-    op.create_table(
-        "blobs",
-        sa.Column("sha256", sa.Text, primary_key=True),
-        sa.Column("size", sa.BigInteger, nullable=False),
-        sa.Column("content_type", sa.Text, nullable=False),
-        _ts("created_at", nullable=False, default=True),
-    )
-    op.create_table(
-        "job_outputs",
-        sa.Column("job_id", sa.Text, sa.ForeignKey("jobs.id"), primary_key=True),
-        sa.Column("index", sa.Integer, primary_key=True),
-        sa.Column("video_sha256", sa.Text, sa.ForeignKey("blobs.sha256"), nullable=False),
-        sa.Column("thumbnail_sha256", sa.Text, sa.ForeignKey("blobs.sha256"), nullable=False),
-        sa.Column("spritesheet_sha256", sa.Text, sa.ForeignKey("blobs.sha256"), nullable=False),
-        sa.Column("width", sa.Integer, nullable=False),
-        sa.Column("height", sa.Integer, nullable=False),
-        sa.Column("fps", sa.Float, nullable=False),
-        sa.Column("duration", sa.Float, nullable=False),
-        sa.Column("size_bytes", sa.BigInteger, nullable=False),
-        _ts("created_at", nullable=False, default=True),
-    )
-    op.create_table(
-        "idempotency_keys",
-        sa.Column("tenant_id", sa.Text, sa.ForeignKey("tenants.id"), primary_key=True),
-        sa.Column("key", sa.Text, primary_key=True),
-        sa.Column("request_hash", sa.Text, nullable=False),
-        sa.Column("job_id", sa.Text, sa.ForeignKey("jobs.id"), nullable=False),
-        _ts("created_at", nullable=False, default=True),
-    )
-    op.create_table(
-        "instance_secrets",
-        sa.Column("name", sa.Text, primary_key=True),
-        sa.Column("value", sa.LargeBinary, nullable=False),
-    )
-    op.create_table(
-        "sandbox_tasks",
-        sa.Column("id", sa.Text, primary_key=True),
-        sa.Column("idempotency_key", sa.Text, nullable=False, unique=True),
-        sa.Column("request", JSONB, nullable=False),
-        sa.Column("latency_s", sa.Float, nullable=False),
-        sa.Column("fail_code", sa.Text),
-        sa.Column("submit_calls", sa.Integer, nullable=False, server_default="1"),
-        _ts("created_at", nullable=False, default=True),
-        _ts("cancelled_at"),
-    )
+    op.execute(schema_sql("3.10.0"))
+    op.execute(TABLES)
 
 
 def downgrade() -> None:
-    for table in (
-        "sandbox_tasks",
-        "instance_secrets",
-        "idempotency_keys",
-        "job_outputs",
-        "blobs",
-        "jobs",
-        "api_keys",
-        "tenants",
-    ):
-        op.drop_table(table)
+    op.execute(
+        "DROP TABLE sandbox_tasks, instance_secrets, idempotency_keys, job_outputs, blobs,"
+        " jobs, api_keys, tenants"
+    )

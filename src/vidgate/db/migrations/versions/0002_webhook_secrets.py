@@ -1,24 +1,14 @@
-"""Per-tenant webhook signing secrets.
+"""Per-tenant webhook signing secrets ("whsec_...", made on first use)."""
 
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-25
-"""
-
-from __future__ import annotations
-
-import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("tenants", sa.Column("webhook_secret", sa.Text))
+    op.execute("ALTER TABLE tenants ADD COLUMN webhook_secret text")
 
 
 def downgrade() -> None:
-    op.drop_column("tenants", "webhook_secret")
+    op.execute("ALTER TABLE tenants DROP COLUMN webhook_secret")

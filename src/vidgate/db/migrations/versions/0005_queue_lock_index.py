@@ -6,34 +6,20 @@ thousands of steps queued.
 procrastinate's only index with ``lock`` in it is ``(id, lock)``, so each check walked
 that whole index: with 10,000 queued submissions one fetch took ~600 ms and the
 worker submitted a few jobs per second (procrastinate issues #393, #1242). With this
-index a check is one lookup. docs/architecture.md, "Queue statistics", has the rest.
+index a check is one lookup. docs/architecture.md, "Queue statistics", has the rest."""
 
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-04
-"""
-
-from __future__ import annotations
-
-import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
-
-INDEX = "vidgate_procrastinate_jobs_lock_idx"
 
 
 def upgrade() -> None:
-    op.create_index(
-        INDEX,
-        "procrastinate_jobs",
-        ["lock"],
-        postgresql_where=sa.text("status IN ('todo', 'doing')"),
+    op.execute(
+        "CREATE INDEX vidgate_procrastinate_jobs_lock_idx ON procrastinate_jobs (lock)"
+        " WHERE status IN ('todo', 'doing')"
     )
 
 
 def downgrade() -> None:
-    op.drop_index(INDEX, "procrastinate_jobs")
+    op.execute("DROP INDEX vidgate_procrastinate_jobs_lock_idx")
