@@ -22,7 +22,7 @@ import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
@@ -32,6 +32,7 @@ from vidgate.media.budget import OverBudget, image_memory, run_in_thread
 __all__ = [
     "MAX_IMAGE_FRAMES",
     "MAX_IMAGE_SIDE",
+    "Decoding",
     "ImageHeader",
     "ImageInfo",
     "decode_image",
@@ -191,65 +192,60 @@ def inspect_image(data: bytes, *, max_bytes: int, param: str) -> ImageInfo:
     decoded images, or is damaged. Blocks the calling thread while the budget is full:
     call it from a worker thread, or await ``inspect_image_async`` instead.
     """
-    return decode_image(data, _describe, param=param, max_bytes=max_bytes, draft=_CHECK_DRAFT)
+    return decode_image(data, Decoding(_describe, param, max_bytes, _CHECK_DRAFT))
 
 
 async def inspect_image_async(data: bytes, *, max_bytes: int, param: str) -> ImageInfo:
     """``inspect_image`` from the event loop: the header is read and the image decoded
     on the decode threads, and waiting for room in the budget holds no thread."""
-    return await decode_image_async(
-        data, _describe, param=param, max_bytes=max_bytes, draft=_CHECK_DRAFT
-    )
+    return await decode_image_async(data, Decoding(_describe, param, max_bytes, _CHECK_DRAFT))
 
 
 def _describe(header: ImageHeader, image: Image.Image) -> ImageInfo:
     return header.info
 
 
-def decode_image(
-    data: bytes,
-    use: Callable[[ImageHeader, Image.Image], T],
-    *,
-    param: str,
-    max_bytes: int | None = None,
-    draft: tuple[int, int] | None = None,
-    work_bytes: Callable[[int, int], int] | None = None,
-) -> T:
-    """Check ``data``'s header, then decode its first frame within the memory budget
-    and return ``use(header, image)``; the decoded image is freed before the budget is.
+@dataclass(frozen=True)
+class Decoding(Generic[T]):
+    """How to decode an image: what to make of it, and what may be spent on the way.
 
-    ``draft``: decode a JPEG at the smallest scale that is still at least this size.
-    ``work_bytes(width, height)``: the most that ``use`` allocates besides the image,
-    given the decoded size; held in the budget with the decode.
-    Blocks the calling thread while the budget is full.
+    ``use(header, image)`` makes the result; the decoded image is freed before the
+    budget is. ``param`` names the input in errors. ``max_bytes``: the most the encoded
+    image may be. ``draft``: decode a JPEG at the smallest scale that is still at least
+    this size. ``work_bytes(width, height)``: the most that ``use`` allocates besides
+    the image, given the decoded size; held in the budget with the decode.
     """
-    header = read_header(data, param=param, max_bytes=max_bytes)
-    with _reserved(header, _needed(header, draft, work_bytes), param):
-        return _decode(data, header, draft, use, param)
+
+    use: Callable[[ImageHeader, Image.Image], T]
+    param: str
+    max_bytes: int | None = None
+    draft: tuple[int, int] | None = None
+    work_bytes: Callable[[int, int], int] | None = None
+
+    def header(self, data: bytes) -> ImageHeader:
+        return read_header(data, param=self.param, max_bytes=self.max_bytes)
+
+    def needed(self, header: ImageHeader) -> int:
+        """Budget bytes for the decode and for ``use``."""
+        size = header.decoded_size(self.draft)
+        work = self.work_bytes(*size) if self.work_bytes is not None else 0
+        return header.decode_bytes(self.draft) + work
 
 
-async def decode_image_async(
-    data: bytes,
-    use: Callable[[ImageHeader, Image.Image], T],
-    *,
-    param: str,
-    max_bytes: int | None = None,
-    draft: tuple[int, int] | None = None,
-    work_bytes: Callable[[int, int], int] | None = None,
-) -> T:
+def decode_image(data: bytes, how: Decoding[T]) -> T:
+    """Check ``data``'s header, then decode its first frame within the memory budget
+    and return ``how.use(header, image)``. Blocks the calling thread while the budget
+    is full."""
+    header = how.header(data)
+    with _reserved(header, how.needed(header), how.param):
+        return _decode(data, header, how)
+
+
+async def decode_image_async(data: bytes, how: Decoding[T]) -> T:
     """``decode_image`` from the event loop, on the decode threads (``run_in_thread``)."""
-    header = await run_in_thread(lambda: read_header(data, param=param, max_bytes=max_bytes))
-    async with _reserved_async(header, _needed(header, draft, work_bytes), param):
-        return await run_in_thread(lambda: _decode(data, header, draft, use, param))
-
-
-def _needed(
-    header: ImageHeader,
-    draft: tuple[int, int] | None,
-    work_bytes: Callable[[int, int], int] | None,
-) -> int:
-    work = work_bytes(*header.decoded_size(draft)) if work_bytes is not None else 0
-    return header.decode_bytes(draft) + work
+    header = await run_in_thread(lambda: how.header(data))
+    async with _reserved_async(header, how.needed(header), how.param):
+        return await run_in_thread(lambda: _decode(data, header, how))
 
 
 def read_header(data: bytes, *, param: str, max_bytes: int | None = None) -> ImageHeader:
@@ -304,22 +300,16 @@ def read_header(data: bytes, *, param: str, max_bytes: int | None = None) -> Ima
     return header
 
 
-def _decode(
-    data: bytes,
-    header: ImageHeader,
-    draft: tuple[int, int] | None,
-    use: Callable[[ImageHeader, Image.Image], T],
-    param: str,
-) -> T:
+def _decode(data: bytes, header: ImageHeader, how: Decoding[T]) -> T:
     try:
-        image = _load_first_frame(data, header, draft)
+        image = _load_first_frame(data, header, how.draft)
     except Exception as exc:
         # The traceback's frames hold the half-decoded image; the budget is about to
         # be released, so its memory must go now, not when the error is logged.
         traceback.clear_frames(exc.__traceback__)
-        raise InvalidImage("the image is damaged or truncated", param=param) from exc
+        raise InvalidImage("the image is damaged or truncated", param=how.param) from exc
     with image:
-        return use(header, image)
+        return how.use(header, image)
 
 
 def _load_first_frame(

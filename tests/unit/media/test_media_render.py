@@ -15,15 +15,9 @@ import pytest
 from PIL import ExifTags, Image, ImageOps
 
 from vidgate.core.errors import InvalidImage, InvalidParameter
+from vidgate.media.backgrounds import _cover_rgb, _flatten
 from vidgate.media.budget import image_memory
-from vidgate.media.render import (
-    Background,
-    ClipRequest,
-    _cover_rgb,
-    _flatten,
-    load_background,
-    render_clip,
-)
+from vidgate.media.render import Background, ClipRequest, load_background, render_clip
 
 RGB = npt.NDArray[np.uint8]
 
