@@ -17,12 +17,14 @@ from rich.measure import Measurement
 from rich.table import Column, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vidgate.accounts.keys import DEFAULT_TENANT, KeyMode, NewKey, create_key
+from vidgate.accounts.keys import DEFAULT_TENANT, NewKey, create_key
 from vidgate.config import Settings
 from vidgate.core.catalog import Catalog
 from vidgate.core.deployments import load_deployments
-from vidgate.db import repo
+from vidgate.core.keys import KeyMode, KeyRecord
 from vidgate.db.database import create_engine
+from vidgate.db.deployments import HealthRecord, deployment_health_all
+from vidgate.db.keys import count_keys, list_keys, revoke_key
 from vidgate.logging import configure_logging
 
 app = typer.Typer(
@@ -95,7 +97,7 @@ async def _create_key(
 
 async def _first_key(db: AsyncEngine) -> NewKey | None:
     async with db.begin() as conn:
-        if await repo.count_keys(conn) > 0:
+        if await count_keys(conn) > 0:
             return None
         return await create_key(conn, name="default", mode="test")
 
@@ -245,9 +247,9 @@ def keys_list(data_dir: DataDir = None) -> None:
     settings = _settings(data_dir)
     configure_logging("WARNING")
 
-    async def work(db: AsyncEngine) -> list[repo.KeyRecord]:
+    async def work(db: AsyncEngine) -> list[KeyRecord]:
         async with db.connect() as conn:
-            return await repo.list_keys(conn)
+            return await list_keys(conn)
 
     table = Table(
         Column("id", no_wrap=True),
@@ -281,7 +283,7 @@ def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
 
     async def work(db: AsyncEngine) -> bool:
         async with db.begin() as conn:
-            return await repo.revoke_key(conn, key_id)
+            return await revoke_key(conn, key_id)
 
     if not _with_database(settings, work):
         err.print(f"no active key {key_id}")
@@ -298,9 +300,9 @@ def models(data_dir: DataDir = None) -> None:
     for name, missing in skipped.items():
         err.print(f"deployment {name} is not configured: set {', '.join(missing)}")
 
-    async def read_health(db: AsyncEngine) -> dict[str, repo.HealthRecord]:
+    async def read_health(db: AsyncEngine) -> dict[str, HealthRecord]:
         async with db.connect() as conn:
-            return await repo.deployment_health_all(conn)
+            return await deployment_health_all(conn)
 
     # Circuit breakers live in the database, shared by every gateway process.
     health = _with_database(settings, read_health) if configured else {}

@@ -22,10 +22,10 @@ from vidgate.config import Settings
 from vidgate.core.catalog import Catalog, load_catalog
 from vidgate.core.deployments import load_deployments
 from vidgate.core.signing import UrlSigner
-from vidgate.db import repo
 from vidgate.db.database import create_engine
 from vidgate.db.embedded import EmbeddedPostgres, supervise
 from vidgate.db.health import DatabaseHealth
+from vidgate.db.keys import get_or_create_secret
 from vidgate.db.migrate import migrate
 from vidgate.db.reads import Reads
 from vidgate.engine.app import create_procrastinate_app
@@ -73,7 +73,7 @@ class Runtime:
 
 async def _signer(db: AsyncEngine, settings: Settings) -> UrlSigner:
     async with db.begin() as conn:
-        key = await repo.get_or_create_secret(conn, "url_signing", secrets.token_bytes(32))
+        key = await get_or_create_secret(conn, "url_signing", secrets.token_bytes(32))
     return UrlSigner(key, settings.signed_url_ttl_s)
 
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.config import Settings
-from vidgate.db import repo
+from vidgate.db.keys import ensure_tenant, insert_api_key
 from vidgate.db.migrate import migrate
 from vidgate.engine.service import Principal
 from vidgate.runtime import Runtime, open_runtime
@@ -29,8 +29,8 @@ async def add_caller(
     conn: AsyncConnection, name: str, *, mode: Literal["test", "live"] = "test"
 ) -> Principal:
     """A tenant ``tenant_<name>`` with one key ``key_<name>``, as a caller."""
-    tenant = await repo.ensure_tenant(conn, f"tenant_{name}", name)
-    await repo.insert_api_key(
+    tenant = await ensure_tenant(conn, f"tenant_{name}", name)
+    await insert_api_key(
         conn,
         key_id=f"key_{name}",
         tenant_id=tenant,

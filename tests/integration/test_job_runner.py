@@ -22,8 +22,17 @@ from tests.integration.conftest import add_caller, runtime_on
 
 from vidgate.core.catalog import Catalog, DeploymentRef
 from vidgate.core.deployments import DeploymentConfig
+from vidgate.core.jobs import JobRecord, PollClaim, PollDone, PollReschedule
 from vidgate.core.spec import JobSpec, VideoRequest
-from vidgate.db import repo
+from vidgate.db.claims import (
+    claim_due_polls,
+    claim_due_submissions,
+    claim_poll,
+    next_submission_due_in,
+    reschedule_polls,
+)
+from vidgate.db.deployments import deployment_health_all, open_breakers, record_deployment_success
+from vidgate.db.jobs import get_job, get_outputs, update_job
 from vidgate.engine import steps
 from vidgate.engine.backoff import MAX_POLL_S, MIN_POLL_S, POLL_AGE_FACTOR, adaptive_poll_s
 from vidgate.engine.context import EngineContext
@@ -164,9 +173,9 @@ def _clear(url: str, job_id: str) -> None:
         conn.execute("DELETE FROM procrastinate_jobs WHERE args->>'job_id' = %s", (job_id,))
 
 
-async def _job(runtime: Runtime, job_id: str) -> repo.JobRecord:
+async def _job(runtime: Runtime, job_id: str) -> JobRecord:
     async with runtime.db.connect() as conn:
-        job = await repo.get_job(conn, job_id, include_deleted=True)
+        job = await get_job(conn, job_id, include_deleted=True)
     assert job is not None
     return job
 
@@ -219,7 +228,7 @@ async def test_happy_path_enqueues_each_next_step(
     await runner.finalize(job_id)
     await runner.submit(job_id)
     async with runtime.db.connect() as conn:
-        assert len(await repo.get_outputs(conn, job_id)) == 1
+        assert len(await get_outputs(conn, job_id)) == 1
     assert provider.submits == [job_id]
     assert _pending(runtime.database_url, job_id) == []
 
@@ -322,9 +331,9 @@ async def test_delete_while_waiting_cancels_upstream(
     # The poller no longer claims it, and a read already in flight changes nothing.
     await runner.poll(job_id)
     provider.statuses = [UpstreamStatus("succeeded")]
-    claim = repo.PollClaim(job_id, "scripted", f"up-{job_id}", 0, 0, 0, None, _now())
+    claim = PollClaim(job_id, "scripted", f"up-{job_id}", 0, 0, 0, None, _now())
     outcome = await runner.check_upstream(claim)
-    assert isinstance(outcome, repo.PollDone)
+    assert isinstance(outcome, PollDone)
     await runner.record_polls([outcome])
     assert (await _job(runtime, job_id)).state == "cancelled"
     assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.CANCEL_UPSTREAM]
@@ -441,7 +450,7 @@ async def test_breaker_opens_after_repeated_failures_and_routes_around(runtime: 
     for _ in range(3):
         await runner.submit(await _new_job(runtime, service, principal))
     async with runtime.db.connect() as conn:
-        health = await repo.deployment_health_all(conn)
+        health = await deployment_health_all(conn)
     assert health["primary"].consecutive_failures == 3 and health["primary"].open_until
     # With primary's breaker open, a new job goes straight to backup.
     fresh = await _new_job(runtime, service, principal)
@@ -449,8 +458,8 @@ async def test_breaker_opens_after_repeated_failures_and_routes_around(runtime: 
     # A success closes the breaker again.
     primary.submit_error = None
     async with runtime.db.begin() as conn:
-        await repo.record_deployment_success(conn, "primary")
-        assert not await repo.open_breakers(conn, ["primary"])
+        await record_deployment_success(conn, "primary")
+        assert not await open_breakers(conn, ["primary"])
 
 
 async def test_auth_failure_marks_the_deployment_unhealthy(runtime: Runtime) -> None:
@@ -465,7 +474,7 @@ async def test_auth_failure_marks_the_deployment_unhealthy(runtime: Runtime) -> 
     job = await _job(runtime, job_id)
     assert (job.state, job.error_code) == ("failed", "upstream_auth_failed")
     async with runtime.db.connect() as conn:
-        health = await repo.deployment_health_all(conn)
+        health = await deployment_health_all(conn)
     assert health["broken"].unhealthy and health["broken"].open_until is not None
 
 
@@ -488,7 +497,7 @@ async def test_concurrency_cap_queues_jobs_inside_vidgate(runtime: Runtime) -> N
     assert capped.submits == [first]
     # Once the first is done, the second goes out.
     async with runtime.db.begin() as conn:
-        await repo.update_job(conn, first, state="completed")
+        await update_job(conn, first, state="completed")
     await runner.submit(second)
     assert capped.submits == [first, second]
 
@@ -498,7 +507,7 @@ async def test_concurrency_cap_queues_jobs_inside_vidgate(runtime: Runtime) -> N
 
 async def _update_job(runtime: Runtime, job_id: str, **values: Any) -> None:
     async with runtime.db.begin() as conn:
-        await repo.update_job(conn, job_id, **values)
+        await update_job(conn, job_id, **values)
 
 
 async def _waiting_with_poll_in(
@@ -542,14 +551,14 @@ async def test_a_nudge_during_a_read_is_not_lost(
     url = runtime.database_url
     job_id = await _waiting_with_poll_in(runtime, setup, provider, 60)
     async with runtime.db.begin() as conn:
-        claim = await repo.claim_poll(conn, job_id, lease_s=10)
+        claim = await claim_poll(conn, job_id, lease_s=10)
     assert claim is not None
     provider.statuses = [UpstreamStatus("running", poll_after_s=60)]
     reschedule = await runner.check_upstream(claim)
     assert reschedule is not None
     assert await service.nudge(job_id)
     async with runtime.db.begin() as conn:
-        assert await repo.reschedule_polls(conn, [reschedule]) == 0
+        assert await reschedule_polls(conn, [reschedule]) == 0
     delay = _next_poll(url, job_id)
     assert delay is not None and delay <= 0
 
@@ -662,19 +671,19 @@ async def test_a_dead_pollers_claims_run_out(
     await runner.submit(job_id)
     await _update_job(runtime, job_id, next_poll_at=_now() - dt.timedelta(seconds=1))
     async with runtime.db.begin() as conn:
-        [claim] = await repo.claim_due_polls(conn, limit=10, lease_s=0.5)
+        [claim] = await claim_due_polls(conn, limit=10, lease_s=0.5)
     # Claimed by a poller that then died: nobody else reads it while the lease holds...
     async with runtime.db.begin() as conn:
-        assert await repo.claim_due_polls(conn, limit=10, lease_s=0.5) == []
+        assert await claim_due_polls(conn, limit=10, lease_s=0.5) == []
     await asyncio.sleep(0.6)
     # ...and when it runs out, the job is due again.
     async with runtime.db.begin() as conn:
-        [again] = await repo.claim_due_polls(conn, limit=10, lease_s=10)
+        [again] = await claim_due_polls(conn, limit=10, lease_s=10)
     assert again.job_id == job_id and again.lease_until > claim.lease_until
     # The dead poller's late write-back no longer applies.
-    late = repo.PollReschedule(claim, delay_s=60, progress=50, poll_count=1, step_attempts=0)
+    late = PollReschedule(claim, delay_s=60, progress=50, poll_count=1, step_attempts=0)
     async with runtime.db.begin() as conn:
-        assert await repo.reschedule_polls(conn, [late]) == 0
+        assert await reschedule_polls(conn, [late]) == 0
     assert (await _job(runtime, job_id)).progress == 0
 
 
@@ -792,7 +801,7 @@ async def test_submitter_fills_a_capped_deployment_up_to_its_cap(runtime: Runtim
     assert [(await _job(runtime, j)).state for j in jobs[2:]] == ["queued"] * 3
     # Nothing is due but the capped jobs, which wait for capacity rather than a time.
     async with runtime.db.connect() as conn:
-        assert await repo.next_submission_due_in(conn, capped=["capped"]) is None
+        assert await next_submission_due_in(conn, capped=["capped"]) is None
     assert await submitter.run_due_once() == 0
     # One finishes: one more goes out.
     await _update_job(runtime, jobs[0], state="completed")
@@ -806,11 +815,11 @@ async def test_a_dead_submitters_claims_run_out(
     runner, service, principal = setup
     job_id = await _new_job(runtime, service, principal)
     async with runtime.db.begin() as conn:
-        [claim] = await repo.claim_due_submissions(conn, limit=10, lease_s=0.5, capped=[])
+        [claim] = await claim_due_submissions(conn, limit=10, lease_s=0.5, capped=[])
     assert claim.id == job_id and (await _job(runtime, job_id)).state == "submitting"
     # Claimed by a submitter that then died: nobody else takes it while the lease holds...
     async with runtime.db.begin() as conn:
-        assert await repo.claim_due_submissions(conn, limit=10, lease_s=0.5, capped=[]) == []
+        assert await claim_due_submissions(conn, limit=10, lease_s=0.5, capped=[]) == []
     await asyncio.sleep(0.6)
     # ...and when it runs out, it goes again, with the same idempotency key.
     assert await Submitter(runner.ctx, concurrency=4).run_due_once() == 1
@@ -840,7 +849,7 @@ async def test_a_living_submitter_keeps_its_claims(
         await asyncio.wait_for(started.wait(), 10)
         await asyncio.sleep(1.5)  # two and a half leases
         async with rt.db.begin() as conn:
-            assert await repo.claim_due_submissions(conn, limit=10, lease_s=1, capped=[]) == []
+            assert await claim_due_submissions(conn, limit=10, lease_s=1, capped=[]) == []
         answer.set()
         for _ in range(100):
             if (await _job(rt, job_id)).state == "waiting":
@@ -861,7 +870,7 @@ async def test_a_second_submission_of_a_job_keeps_the_first_task(
     runner, service, principal = setup
     job_id = await _new_job(runtime, service, principal)
     async with runtime.db.begin() as conn:
-        [claim] = await repo.claim_due_submissions(conn, limit=1, lease_s=10, capped=[])
+        [claim] = await claim_due_submissions(conn, limit=1, lease_s=10, capped=[])
     first = await runner.submit_claimed(claim)
     same = await runner.submit_claimed(claim)
     assert first is not None and same is not None

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from tests.integration.conftest import runtime_on
 
-from vidgate.db import repo
+from vidgate.db.queue import QueueRows, queue_rows
 from vidgate.engine.queue_stats import MIN_LIVE_STEPS, is_stale, refresh_queue_stats
 from vidgate.runtime import Runtime
 
@@ -57,13 +57,13 @@ def _fetch_plan(url: str) -> str:
 async def test_a_burst_of_steps_is_analyzed_once_and_fetched_by_index(runtime: Runtime) -> None:
     _burst(runtime.database_url, BURST)
     async with runtime.db.connect() as conn:
-        before = await repo.queue_rows(conn)
+        before = await queue_rows(conn)
     assert before.live == BURST and before.planned < 100  # the planner's stale idea
 
     assert await refresh_queue_stats(runtime.engine) is True
 
     async with runtime.db.connect() as conn:
-        after = await repo.queue_rows(conn)
+        after = await queue_rows(conn)
     assert after.live == BURST and after.planned == pytest.approx(BURST, rel=0.2)
     plan = _fetch_plan(runtime.database_url)
     # One row from the priority index, its lock checked through migration 0005's index.
@@ -78,13 +78,13 @@ async def test_a_small_queue_is_left_alone(runtime: Runtime) -> None:
     _burst(runtime.database_url, MIN_LIVE_STEPS - 1)
     assert await refresh_queue_stats(runtime.engine) is False
     async with runtime.db.connect() as conn:
-        assert (await repo.queue_rows(conn)).planned < 100
+        assert (await queue_rows(conn)).planned < 100
 
 
 def test_stale_means_far_more_live_steps_than_planned() -> None:
-    assert is_stale(repo.QueueRows(live=5000, planned=10))
-    assert is_stale(repo.QueueRows(live=MIN_LIVE_STEPS, planned=MIN_LIVE_STEPS / 2 - 1))
-    assert not is_stale(repo.QueueRows(live=MIN_LIVE_STEPS - 1, planned=0))
-    assert not is_stale(repo.QueueRows(live=5000, planned=4000))
+    assert is_stale(QueueRows(live=5000, planned=10))
+    assert is_stale(QueueRows(live=MIN_LIVE_STEPS, planned=MIN_LIVE_STEPS / 2 - 1))
+    assert not is_stale(QueueRows(live=MIN_LIVE_STEPS - 1, planned=0))
+    assert not is_stale(QueueRows(live=5000, planned=4000))
     # An estimate above the truth (the queue drained) is harmless.
-    assert not is_stale(repo.QueueRows(live=1500, planned=90000))
+    assert not is_stale(QueueRows(live=1500, planned=90000))

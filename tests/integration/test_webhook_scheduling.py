@@ -22,7 +22,7 @@ from tests.integration.conftest import add_caller, runtime_on
 from tests.peers import Peer, trickle_headers
 
 from vidgate.core.spec import VideoRequest
-from vidgate.db import repo
+from vidgate.db.jobs import db_now, update_job
 from vidgate.engine import steps, tasks, webhooks
 from vidgate.engine.delivery_gate import DeliveryGate
 from vidgate.engine.service import JobService, Principal
@@ -58,7 +58,7 @@ async def _finished_job(runtime: Runtime, webhook_url: str) -> str:
         webhook_url=webhook_url,
     )
     async with runtime.db.begin() as conn:
-        await repo.update_job(conn, job.id, state="completed", completed_at=repo.db_now())
+        await update_job(conn, job.id, state="completed", completed_at=db_now())
     return job.id
 
 

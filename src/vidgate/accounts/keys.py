@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.core.ids import new_id
-from vidgate.db import repo
+from vidgate.core.keys import KeyMode
+from vidgate.db.keys import ensure_tenant, insert_api_key
 
-KeyMode = Literal["test", "live"]
 DEFAULT_TENANT = "default"
 
 
@@ -46,10 +45,10 @@ async def create_key(
     is_admin: bool = False,
     tenant: str = DEFAULT_TENANT,
 ) -> NewKey:
-    tenant_id = await repo.ensure_tenant(conn, new_id("tenant"), tenant)
+    tenant_id = await ensure_tenant(conn, new_id("tenant"), tenant)
     secret = generate_secret(mode)
     key_id = new_id("key")
-    await repo.insert_api_key(
+    await insert_api_key(
         conn,
         key_id=key_id,
         tenant_id=tenant_id,

@@ -6,7 +6,7 @@ from starlette.responses import Response, StreamingResponse
 
 from vidgate.api.file_response import FastFileResponse
 from vidgate.core.errors import InvalidParameter, NotFound
-from vidgate.db.repo import OutputRecord
+from vidgate.core.jobs import OutputRecord
 from vidgate.media.previews import (
     SPRITESHEET_CONTENT_TYPE,
     THUMBNAIL_CONTENT_TYPE,

@@ -6,28 +6,29 @@ import datetime as dt
 from typing import Any
 
 from vidgate.api.schemas import ErrorInfo, GenerationObject, GenerationOutput
+from vidgate.core.jobs import JobRecord, JobState, OutputRecord
 from vidgate.core.signing import UrlSigner
-from vidgate.core.spec import JobSpec
-from vidgate.db.repo import JobRecord, OutputRecord
 
 _OPENAI_STATUS = {
-    "queued": "queued",
-    "submitting": "in_progress",
-    "waiting": "in_progress",
-    "finalizing": "in_progress",
-    "completed": "completed",
-    "failed": "failed",
-    "cancelled": "failed",
+    JobState.QUEUED: "queued",
+    JobState.SUBMITTING: "in_progress",
+    JobState.WAITING: "in_progress",
+    JobState.FINALIZING: "in_progress",
+    JobState.COMPLETED: "completed",
+    JobState.FAILED: "failed",
+    JobState.CANCELLED: "failed",
 }
 _TASK_STATUS = {
-    "queued": "queued",
-    "submitting": "processing",
-    "waiting": "processing",
-    "finalizing": "processing",
-    "completed": "completed",
-    "failed": "failed",
-    "cancelled": "failed",
+    JobState.QUEUED: "queued",
+    JobState.SUBMITTING: "processing",
+    JobState.WAITING: "processing",
+    JobState.FINALIZING: "processing",
+    JobState.COMPLETED: "completed",
+    JobState.FAILED: "failed",
+    JobState.CANCELLED: "failed",
 }
+# Both failed and cancelled jobs show their error.
+_ENDED_BADLY = frozenset({JobState.FAILED, JobState.CANCELLED})
 
 
 def _ts(value: dt.datetime | None) -> int | None:
@@ -35,23 +36,22 @@ def _ts(value: dt.datetime | None) -> int | None:
 
 
 def _error(job: JobRecord) -> ErrorInfo | None:
-    if job.state not in ("failed", "cancelled"):
+    if job.state not in _ENDED_BADLY:
         return None
     return ErrorInfo(code=job.error_code or "failed", message=job.error_message or "the job failed")
 
 
 def video_json(job: JobRecord) -> dict[str, Any]:
-    """``VideoObject(...).model_dump(mode="json")``, built straight from the stored spec.
+    """``VideoObject(...).model_dump(mode="json")``, built straight from the job's spec.
 
-    The hot read path: no ``JobSpec`` validation and no model per request. The stored
-    spec is ``JobSpec.model_dump(mode="json")`` of a validated spec; a unit test keeps
-    this dict equal to the model's dump.
+    The hot read path: no ``VideoObject`` model per request; a unit test keeps this
+    dict equal to the model's dump.
     """
     spec = job.spec
-    kind = spec["kind"]
-    source = spec.get("source")
-    seconds = spec["seconds"] + (source["seconds"] if kind == "extend" and source else 0)
-    failed = job.state in ("failed", "cancelled")
+    kind = spec.kind
+    source = spec.source
+    seconds = spec.seconds + (source.seconds if kind == "extend" and source else 0)
+    failed = job.state in _ENDED_BADLY
     return {
         "id": job.id,
         "object": "video",
@@ -62,9 +62,9 @@ def video_json(job: JobRecord) -> dict[str, Any]:
         "completed_at": _ts(job.completed_at),
         # Stored copies do not expire: vidgate owns them.
         "expires_at": None,
-        "prompt": spec["prompt"],
+        "prompt": spec.prompt,
         "seconds": str(seconds),
-        "size": f"{spec['width']}x{spec['height']}",
+        "size": spec.size,
         "remixed_from_video_id": job.source_video_id if kind == "remix" else None,
         "error": {
             "code": job.error_code or "failed",
@@ -73,12 +73,12 @@ def video_json(job: JobRecord) -> dict[str, Any]:
         if failed
         else None,
         "kind": kind,
-        "resolution": spec["resolution"],
-        "aspect_ratio": spec["aspect_ratio"],
-        "fps": spec["fps"],
-        "n": spec["n"],
-        "seed": spec["seed"],
-        "metadata": spec["metadata"],
+        "resolution": spec.resolution,
+        "aspect_ratio": spec.aspect_ratio,
+        "fps": spec.fps,
+        "n": spec.n,
+        "seed": spec.seed,
+        "metadata": spec.metadata,
         "estimated_cost": float(job.estimated_cost),
         "cost": float(job.cost) if job.cost is not None else None,
         "currency": "USD",
@@ -88,9 +88,9 @@ def video_json(job: JobRecord) -> dict[str, Any]:
 def generation_object(
     job: JobRecord, outputs: list[OutputRecord], signer: UrlSigner, base_url: str
 ) -> GenerationObject:
-    spec = JobSpec.model_validate(job.spec)
+    spec = job.spec
     data: list[GenerationOutput] = []
-    if job.state == "completed":
+    if job.state == JobState.COMPLETED:
         for out in outputs:
             url, expires = signer.sign(base_url, job.id, "video", out.index)
             thumb, _ = signer.sign(base_url, job.id, "thumbnail", out.index)

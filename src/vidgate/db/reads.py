@@ -3,7 +3,8 @@
 A read through the SQLAlchemy engine costs ``BEGIN``, the query and ``ROLLBACK`` (three
 round trips) plus statement compilation and the greenlet bridge. These queries are
 fixed, so they run on autocommit connections, prepared on first use per connection,
-with rows built straight into the records ``repo`` returns. Writes, and reads that
+with rows built straight into the records of core/jobs.py (a job's spec parsed from the
+stored JSON text: one parse, no dict in between). Writes, and reads that
 must see a transaction, stay on the engine.
 
 Reads of a job by id (every status poll) are also coalesced: those that arrive while
@@ -26,11 +27,16 @@ from psycopg.rows import BaseRowFactory, RowMaker, args_row
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vidgate.db import repo
+from vidgate.core.jobs import JobRecord, OutputRecord, stored_spec_json
+from vidgate.core.keys import KeyRecord
 from vidgate.db.embedded import to_libpq_uri
-from vidgate.db.repo import JobRecord, KeyRecord, OutputRecord
+from vidgate.db.jobs import JOB_COLUMNS, get_job, get_outputs, job_from_values
+from vidgate.db.keys import find_active_key
 
-_JOB_COLUMNS = ", ".join(f"j.{f.name}" for f in dataclasses.fields(JobRecord))
+# The spec as JSON text: ``JobSpec.model_validate_json`` parses it in one go, cheaper
+# than psycopg's ``json.loads`` followed by a model built from the dict.
+_JOB_COLUMNS = ", ".join("j.spec::text" if name == "spec" else f"j.{name}" for name in JOB_COLUMNS)
+_SPEC_AT = JOB_COLUMNS.index("spec")
 _OUTPUT_FIELDS = tuple(f.name for f in dataclasses.fields(OutputRecord))
 
 _JOB = f"SELECT {_JOB_COLUMNS} FROM jobs j WHERE j.id = %s AND j.tenant_id = %s"
@@ -67,16 +73,24 @@ def _output(item: list[Any]) -> OutputRecord:
     )
 
 
+def _job(values: Sequence[Any]) -> JobRecord:
+    return job_from_values(values, stored_spec_json(values[_SPEC_AT]))
+
+
+def _job_row(cur: Any) -> RowMaker[JobRecord]:
+    return _job
+
+
 def _job_with_outputs(cur: Any) -> RowMaker[tuple[JobRecord, list[OutputRecord]]]:
-    width = len(dataclasses.fields(JobRecord))
+    width = len(JOB_COLUMNS)
 
     def make(values: Sequence[Any]) -> tuple[JobRecord, list[OutputRecord]]:
-        return JobRecord(*values[:width]), [_output(item) for item in values[width]]
+        return _job(values[:width]), [_output(item) for item in values[width]]
 
     return make
 
 
-_JOB_ROW: BaseRowFactory[JobRecord] = args_row(JobRecord)
+_JOB_ROW: BaseRowFactory[JobRecord] = _job_row
 _KEY_ROW: BaseRowFactory[KeyRecord] = args_row(KeyRecord)
 _JOB_WITH_OUTPUTS_ROW: BaseRowFactory[tuple[JobRecord, list[OutputRecord]]] = _job_with_outputs
 
@@ -230,17 +244,15 @@ class EngineReads:
         self, job_id: str, tenant_id: str, *, include_deleted: bool = False
     ) -> JobRecord | None:
         async with self._db.connect() as conn:
-            return await repo.get_job(
-                conn, job_id, tenant_id=tenant_id, include_deleted=include_deleted
-            )
+            return await get_job(conn, job_id, tenant_id=tenant_id, include_deleted=include_deleted)
 
     async def job_with_outputs(
         self, job_id: str, tenant_id: str | None
     ) -> tuple[JobRecord, list[OutputRecord]] | None:
         async with self._db.connect() as conn:
-            job = await repo.get_job(conn, job_id, tenant_id=tenant_id)
-            return (job, await repo.get_outputs(conn, job_id)) if job is not None else None
+            job = await get_job(conn, job_id, tenant_id=tenant_id)
+            return (job, await get_outputs(conn, job_id)) if job is not None else None
 
     async def active_key(self, secret_hash: bytes) -> KeyRecord | None:
         async with self._db.connect() as conn:
-            return await repo.find_active_key(conn, secret_hash)
+            return await find_active_key(conn, secret_hash)

@@ -7,25 +7,25 @@ this one is a constant that psycopg prepares once per connection.
 
 from __future__ import annotations
 
-import dataclasses
 from decimal import Decimal
 from typing import Any
 
 import psycopg
-from psycopg.rows import BaseRowFactory, args_row
 from psycopg.types.json import Jsonb
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.core.jobs import JobRecord
+from vidgate.core.spec import JobSpec
 from vidgate.db.database import raw_connection
-from vidgate.db.repo import JobRecord
+from vidgate.db.jobs import JOB_COLUMNS, job_from_values
 
+# The spec is not read back: the record gets the spec the row was written from.
 _INSERT_JOB = (
     "INSERT INTO jobs (id, tenant_id, api_key_id, mode, model, kind, spec, provider,"
     " upstream_model, estimated_cost, source_video_id, webhook_url, state, submit_at)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'queued', now()) RETURNING "
-    + ", ".join(f.name for f in dataclasses.fields(JobRecord))
+    + ", ".join("NULL" if name == "spec" else name for name in JOB_COLUMNS)
 )
-_JOB_ROW: BaseRowFactory[JobRecord] = args_row(JobRecord)
 
 
 async def insert_job(
@@ -37,7 +37,8 @@ async def insert_job(
     mode: str,
     model: str,
     kind: str,
-    spec: dict[str, Any],
+    spec: JobSpec,
+    stored_spec: dict[str, Any],
     provider: str,
     upstream_model: str | None,
     estimated_cost: Decimal,
@@ -52,15 +53,15 @@ async def insert_job(
         mode,
         model,
         kind,
-        Jsonb(spec),
+        Jsonb(stored_spec),
         provider,
         upstream_model,
         estimated_cost,
         source_video_id,
         webhook_url,
     )
-    async with raw.cursor(row_factory=_JOB_ROW) as cur:
+    async with raw.cursor() as cur:
         await cur.execute(_INSERT_JOB, params)
         row = await cur.fetchone()
     assert row is not None
-    return row
+    return job_from_values(row, spec)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import structlog
 
-from vidgate.db import repo
+from vidgate.db.claims import make_poll_due, notify_pollers
 from vidgate.engine.context import EngineContext
 
 log = structlog.get_logger("vidgate.engine")
@@ -24,9 +24,9 @@ async def request_nudge(ctx: EngineContext, job_id: str) -> bool:
     """Ask for the job's upstream status to be read now; False when the job is not
     waiting on its upstream (unknown, not submitted yet, or already past it)."""
     async with ctx.db.begin() as conn:
-        moved = await repo.make_poll_due(conn, job_id)
+        moved = await make_poll_due(conn, job_id)
         if moved:
-            await repo.notify_pollers(conn)
+            await notify_pollers(conn)
     if moved is None:
         return False
     log.info("job.nudged", job_id=job_id, pulled_forward=moved)

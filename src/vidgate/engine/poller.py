@@ -7,21 +7,22 @@ a statement each per flush (engine/due.py has the loop, its leases and its wakin
 
 A read that outlives its lease is harmless: status reads change nothing upstream, a
 running job's write-back only applies while the row still holds the claim's lease, and
-a finished job moves on only if it is still waiting (a failure: checked under the row
-lock). A ``NOTIFY`` on ``repo.POLL_CHANNEL``
+a finished job moves on only if it is still waiting (a failure too: the conditional
+update of db/jobs.py ``transition``). A ``NOTIFY`` on ``POLL_CHANNEL`` (db/claims.py)
 (a submission whose first poll is due soon, a callback's nudge) wakes the poller.
 """
 
 from __future__ import annotations
 
-from vidgate.db import repo
+from vidgate.core.jobs import PollClaim, PollOutcome, PollReschedule
+from vidgate.db.claims import POLL_CHANNEL, claim_due_polls, next_poll_due_in
 from vidgate.engine.context import EngineContext
 from vidgate.engine.due import DueWorker
 from vidgate.engine.runner import POLLER_IDLE_S, JobRunner
 
 
-class Poller(DueWorker[repo.PollClaim, repo.PollOutcome]):
-    channel = repo.POLL_CHANNEL
+class Poller(DueWorker[PollClaim, PollOutcome]):
+    channel = POLL_CHANNEL
     name = "poller"
 
     def __init__(
@@ -35,27 +36,27 @@ class Poller(DueWorker[repo.PollClaim, repo.PollOutcome]):
         super().__init__(ctx, concurrency=concurrency, batch=batch, idle_s=idle_s)
         self.runner = JobRunner(ctx)
 
-    async def claim(self, limit: int) -> list[repo.PollClaim]:
+    async def claim(self, limit: int) -> list[PollClaim]:
         async with self.ctx.db.begin() as conn:
-            return await repo.claim_due_polls(conn, limit=limit, lease_s=self.lease_s)
+            return await claim_due_polls(conn, limit=limit, lease_s=self.lease_s)
 
-    def job_id(self, claim: repo.PollClaim) -> str:
+    def job_id(self, claim: PollClaim) -> str:
         return claim.job_id
 
-    async def work(self, claim: repo.PollClaim) -> repo.PollOutcome | None:
+    async def work(self, claim: PollClaim) -> PollOutcome | None:
         return await self.runner.check_upstream(claim)
 
-    async def write_back(self, results: list[repo.PollOutcome]) -> None:
+    async def write_back(self, results: list[PollOutcome]) -> None:
         await self.runner.record_polls(results)
 
     async def next_due_in(self) -> float | None:
         async with self.ctx.db.connect() as conn:
-            return await repo.next_poll_due_in(conn)
+            return await next_poll_due_in(conn)
 
-    async def release(self, claims: list[repo.PollClaim]) -> None:
+    async def release(self, claims: list[PollClaim]) -> None:
         await self.write_back(
             [
-                repo.PollReschedule(
+                PollReschedule(
                     claim,
                     delay_s=0.0,
                     progress=claim.progress,

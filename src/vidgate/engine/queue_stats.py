@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import structlog
 
-from vidgate.db import repo
 from vidgate.db.database import autocommit
+from vidgate.db.queue import QueueRows, analyze_queue, queue_rows
 from vidgate.engine.context import EngineContext
 from vidgate.engine.periodic import run_periodically
 
@@ -30,17 +30,17 @@ MIN_LIVE_STEPS = 1000
 STALE_FACTOR = 2.0
 
 
-def is_stale(rows: repo.QueueRows) -> bool:
+def is_stale(rows: QueueRows) -> bool:
     return rows.live >= MIN_LIVE_STEPS and rows.live > STALE_FACTOR * rows.planned
 
 
 async def refresh_queue_stats(ctx: EngineContext) -> bool:
     """ANALYZE the step queue if the planner's estimate is stale; True if it did."""
     async with autocommit(ctx.db) as conn:
-        rows = await repo.queue_rows(conn)
+        rows = await queue_rows(conn)
         if not is_stale(rows):
             return False
-        await repo.analyze_queue(conn)
+        await analyze_queue(conn)
     log.info("queue_stats.analyzed", live_steps=rows.live, planned_steps=round(rows.planned))
     return True
 

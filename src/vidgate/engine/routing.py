@@ -21,7 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vidgate.core.catalog import DeploymentRef, ModelCard
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.db import repo
+from vidgate.db.deployments import (
+    open_breakers,
+    record_deployment_failure,
+    record_deployment_success,
+)
 from vidgate.engine.context import EngineContext
 from vidgate.providers.base import ProviderError
 from vidgate.providers.registry import SANDBOX
@@ -96,9 +100,7 @@ async def pick(
     for ref in able:
         if ref.provider == prefer:
             return Route(ref.provider, ref.upstream_model)
-    closed = set(r.provider for r in able) - await repo.open_breakers(
-        conn, [r.provider for r in able]
-    )
+    closed = set(r.provider for r in able) - await open_breakers(conn, [r.provider for r in able])
     pool = [r for r in able if r.provider in closed]
     if not pool:
         if strict:
@@ -113,7 +115,7 @@ async def pick(
 async def record_failure(conn: AsyncConnection, deployment: str, error: ProviderError) -> None:
     if deployment == SANDBOX:
         return
-    await repo.record_deployment_failure(
+    await record_deployment_failure(
         conn,
         deployment,
         error.code,
@@ -125,4 +127,4 @@ async def record_failure(conn: AsyncConnection, deployment: str, error: Provider
 
 async def record_success(conn: AsyncConnection, deployment: str) -> None:
     if deployment != SANDBOX:
-        await repo.record_deployment_success(conn, deployment)
+        await record_deployment_success(conn, deployment)

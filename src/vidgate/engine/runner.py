@@ -1,37 +1,58 @@
-"""The job state machine: submit, poll, finalize, cancel.
-
-    queued -> submitting -> waiting -> finalizing -> completed
-                  |            |           |
-                  +------------+-----------+----> failed | cancelled
+"""The steps of a job: submit, poll, finalize, cancel (the states and their moves are
+in core/jobs.py).
 
 Each step reads the job, talks to the provider outside any transaction, then commits
-the next state and enqueues the next step in one transaction. Every step is safe to
-run again after a crash at any point:
+the next state and enqueues the next step in one transaction. A state change is one
+conditional statement (db/jobs.py ``transition``): the follow-up is enqueued only when
+it moved the job, so it happens once. Every step is safe to run again after a crash at
+any point:
 
 - submit: ``submitting`` is committed before the provider is called, and the provider
   gets the job id as its idempotency key, so a re-run finds the same upstream task;
 - poll: only reads upstream (engine/poller.py claims due jobs in batches);
 - finalize: outputs are content-addressed and recorded once per (job, index), so a
-  re-run skips what is already stored.
+  re-run skips what is already stored; it works in a scratch directory of the job's
+  own, which a re-run empties first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
+import anyio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vidgate.core.spec import JobSpec
-from vidgate.db import repo
+from vidgate.core.jobs import (
+    ACTIVE,
+    JobRecord,
+    JobState,
+    OutputRecord,
+    PollClaim,
+    PollDone,
+    PollOutcome,
+    PollReschedule,
+    Submitted,
+)
+from vidgate.db.blobs import record_blob
+from vidgate.db.claims import (
+    claim_poll,
+    claim_submission,
+    finish_polls,
+    notify_pollers,
+    notify_submitters,
+    record_submissions,
+    reschedule_polls,
+)
 from vidgate.db.database import autocommit
 from vidgate.db.health import log_failure
+from vidgate.db.jobs import db_now, get_job, get_outputs, insert_output, transition
 from vidgate.engine import routing, steps
 from vidgate.engine.backoff import adaptive_poll_s, backoff_s
 from vidgate.engine.context import EngineContext
@@ -54,6 +75,9 @@ _MIN_POLL_S = 0.05
 # How long an idle poller sleeps before it looks for due polls again (engine/poller.py).
 POLLER_IDLE_S = 1.0
 
+_WAITING = (JobState.WAITING,)
+_FINALIZING = (JobState.FINALIZING,)
+
 
 class JobRunner:
     def __init__(self, ctx: EngineContext) -> None:
@@ -65,53 +89,85 @@ class JobRunner:
         return self.ctx.providers[name]
 
     async def _fail(
-        self, conn: AsyncConnection, job_id: str, code: str, message: str, *, cancel: bool
+        self,
+        conn: AsyncConnection,
+        job_id: str,
+        from_states: Collection[JobState],
+        code: str,
+        message: str,
+        *,
+        cancel: bool,
     ) -> None:
-        await repo.update_job(
+        """Fail the job if it is still in one of ``from_states``; else leave it."""
+        job = await transition(
             conn,
             job_id,
-            state="failed",
+            from_states=from_states,
+            to=JobState.FAILED,
             error_code=code,
             error_message=message,
-            completed_at=repo.db_now(),
+            completed_at=db_now(),
             # Failed jobs are not billed.
             cost=0,
         )
-        job = await repo.get_job(conn, job_id, include_deleted=True)
         if job is None:
             return
         if cancel and job.upstream_id:
             await steps.enqueue(
                 self.ctx.app, conn, steps.CANCEL_UPSTREAM, job_id, lock=steps.cancel_lock(job_id)
             )
-        await enqueue_event(self.ctx, conn, job, "failed")
+        await enqueue_event(self.ctx, conn, job)
         log.info("job.failed", job_id=job_id, code=code)
 
     async def _run_again(
-        self, conn: AsyncConnection, step: str, job_id: str, delay_s: float
-    ) -> None:
-        """Schedule a step of the job again: a submission on the job row (the
-        submitter's), any other step as a procrastinate task."""
+        self,
+        conn: AsyncConnection,
+        step: str,
+        job_id: str,
+        *,
+        from_states: Collection[JobState],
+        attempts: int,
+        delay_s: float,
+    ) -> bool:
+        """Schedule a step of the job again, counting ``attempts``, if the job is still
+        in one of ``from_states``: a submission on the job row (the submitter's), any
+        other step as a procrastinate task. Whether it was scheduled."""
         if step == steps.SUBMIT:
-            await repo.schedule_submission(conn, job_id, delay_s=delay_s)
-        else:
-            await steps.enqueue(self.ctx.app, conn, step, job_id, delay_s=delay_s)
+            job = await transition(
+                conn,
+                job_id,
+                from_states=from_states,
+                step_attempts=attempts,
+                submit_at=db_now(after_s=delay_s),
+            )
+            return job is not None
+        if await transition(conn, job_id, from_states=from_states, step_attempts=attempts) is None:
+            return False
+        await steps.enqueue(self.ctx.app, conn, step, job_id, delay_s=delay_s)
+        return True
 
     async def _retry_later(
-        self, job_id: str, step: str, error: ProviderError, attempts: int
+        self,
+        job_id: str,
+        step: str,
+        from_states: Collection[JobState],
+        error: ProviderError,
+        attempts: int,
     ) -> None:
-        """A retryable upstream error: wait (honouring Retry-After), or give up."""
+        """A retryable upstream error: wait (honouring Retry-After), or give up. Either
+        only while the job is still in one of ``from_states``."""
         async with self.ctx.db.begin() as conn:
-            job = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
-            if job is None or job.is_terminal:
-                return
             if attempts >= self.ctx.settings.max_step_attempts:
-                await self._fail(conn, job_id, error.code, error.message, cancel=True)
+                await self._fail(conn, job_id, from_states, error.code, error.message, cancel=True)
                 return
             delay = error.retry_after_s if error.retry_after_s is not None else backoff_s(attempts)
-            await repo.update_job(conn, job_id, step_attempts=attempts)
-            await self._run_again(conn, step, job_id, delay)
-        log.info("job.retry", job_id=job_id, step=step, code=error.code, delay_s=round(delay, 2))
+            scheduled = await self._run_again(
+                conn, step, job_id, from_states=from_states, attempts=attempts, delay_s=delay
+            )
+        if scheduled:
+            log.info(
+                "job.retry", job_id=job_id, step=step, code=error.code, delay_s=round(delay, 2)
+            )
 
     async def guarded(self, step: str, job_id: str, run: Callable[[str], Awaitable[None]]) -> None:
         """Run a step; an unexpected error runs it again with backoff, up to a bound."""
@@ -131,8 +187,10 @@ class JobRunner:
         else:
             log_failure(log, "job.step_error", exc, job_id=job_id, step=step)
         async with self.ctx.db.begin() as conn:
-            job = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
-            if job is None or job.is_terminal:
+            # The count of attempts so far: read (and the row locked) in the statement
+            # that checks the job is still active.
+            job = await transition(conn, job_id, from_states=ACTIVE)
+            if job is None:
                 return
             attempts = job.step_attempts + 1
             if attempts >= self.ctx.settings.max_step_attempts:
@@ -144,10 +202,16 @@ class JobRunner:
                     if disk_full
                     else ("internal_error", "vidgate could not complete the job")
                 )
-                await self._fail(conn, job_id, code, message, cancel=True)
+                await self._fail(conn, job_id, ACTIVE, code, message, cancel=True)
                 return
-            await repo.update_job(conn, job_id, step_attempts=attempts)
-            await self._run_again(conn, step, job_id, backoff_s(attempts, base=1.0))
+            await self._run_again(
+                conn,
+                step,
+                job_id,
+                from_states=ACTIVE,
+                attempts=attempts,
+                delay_s=backoff_s(attempts, base=1.0),
+            )
 
     # --- steps ------------------------------------------------------------------
 
@@ -156,7 +220,7 @@ class JobRunner:
         batches); a job in another state, or queued for a deployment at its
         concurrency cap, is left as it is."""
         async with self.ctx.db.begin() as conn:
-            job = await repo.claim_submission(
+            job = await claim_submission(
                 conn, job_id, lease_s=self.ctx.settings.stalled_after_s, capped=self.caps()
             )
         if job is None:
@@ -165,37 +229,36 @@ class JobRunner:
         if submitted is not None:
             await self.record_submitted([submitted])
 
-    async def submit_claimed(self, job: repo.JobRecord) -> repo.Submitted | None:
+    async def submit_claimed(self, job: JobRecord) -> Submitted | None:
         """Send a claimed job to its provider, with the job id as idempotency key: the
         acceptance, for the caller to write back with others; None when the provider
         refused or failed (written here: fallback, retry or failure)."""
-        spec = JobSpec.model_validate(job.spec)
         try:
             result = await self._provider(job.provider).submit(
-                spec, idempotency_key=job.id, upstream_model=job.upstream_model
+                job.spec, idempotency_key=job.id, upstream_model=job.upstream_model
             )
         except ProviderError as error:
-            await self._submit_failed(job, spec, error)
+            await self._submit_failed(job, error)
             return None
-        return repo.Submitted(
+        return Submitted(
             job_id=job.id,
             provider=job.provider,
             upstream_id=result.upstream_id,
             first_poll_s=max(_MIN_POLL_S, result.poll_after_s),
         )
 
-    async def record_submitted(self, items: list[repo.Submitted]) -> None:
+    async def record_submitted(self, items: list[Submitted]) -> None:
         """Write back a batch of accepted submissions (``submitting`` -> ``waiting``)."""
         # Single statements, each committing on its own: the state check is the
         # UPDATE's own condition, so no transaction or row lock is needed.
         async with autocommit(self.ctx.db) as conn:
-            written = await repo.record_submissions(conn, items)
+            written = await record_submissions(conn, items)
             moved = [item for item in items if item.job_id in written]
             for name in sorted({item.provider for item in moved}):
                 await routing.record_success(conn, name)
             if any(item.first_poll_s < POLLER_IDLE_S for item in moved):
                 # Sooner than a sleeping poller looks again on its own.
-                await repo.notify_pollers(conn)
+                await notify_pollers(conn)
         for item in items:
             if item.job_id in written:
                 log.info(
@@ -207,15 +270,17 @@ class JobRunner:
             else:
                 await self._submission_lost(item)
 
-    async def _submission_lost(self, item: repo.Submitted) -> None:
+    async def _submission_lost(self, item: Submitted) -> None:
         """The job left ``submitting`` while the provider was answering. If it was
         cancelled, or another submission (after a lease ran out) wrote another task,
         stop the task this one created (best effort, as in cancel_upstream); if that
         submission wrote this same task (the idempotency key), or is still under way,
         leave it."""
         async with self.ctx.db.connect() as conn:
-            job = await repo.get_job(conn, item.job_id, include_deleted=True)
-        if job is not None and (job.upstream_id == item.upstream_id or job.state == "submitting"):
+            job = await get_job(conn, item.job_id, include_deleted=True)
+        if job is not None and (
+            job.upstream_id == item.upstream_id or job.state == JobState.SUBMITTING
+        ):
             return
         await self._cancel_task(item.job_id, item.provider, item.upstream_id)
 
@@ -227,77 +292,75 @@ class JobRunner:
             if config.max_concurrency is not None
         }
 
-    async def _submit_failed(
-        self, job: repo.JobRecord, spec: JobSpec, error: ProviderError
-    ) -> None:
+    async def _submit_failed(self, job: JobRecord, error: ProviderError) -> None:
         """Count the failure against the deployment; fall back to the next deployment
-        that can serve the job, else retry later or fail."""
+        that can serve the job, else retry later or fail. Each only while the job is
+        still ``submitting``: cancelled meanwhile, it stays cancelled."""
+        submitting = (JobState.SUBMITTING,)
         if not (error.retryable or error.unhealthy):
             async with self.ctx.db.begin() as conn:
-                await self._fail(conn, job.id, error.code, error.message, cancel=False)
+                await self._fail(conn, job.id, submitting, error.code, error.message, cancel=False)
             return
         async with self.ctx.db.begin() as conn:
             await routing.record_failure(conn, job.provider, error)
-            current = await repo.get_job(conn, job.id, for_update=True, include_deleted=True)
-            if current is None or current.state != "submitting":
-                return
-            tried = [*current.tried_providers, current.provider]
-            card = (
-                self.ctx.catalog.get(current.model) if current.model in self.ctx.catalog else None
-            )
+            tried = [*job.tried_providers, job.provider]
+            card = self.ctx.catalog.get(job.model) if job.model in self.ctx.catalog else None
             alternative = (
-                await routing.pick(self.ctx, conn, card, spec, current.mode, exclude=tried)
+                await routing.pick(self.ctx, conn, card, job.spec, job.mode, exclude=tried)
                 if card is not None
                 else None
             )
             if alternative is not None:
-                await repo.schedule_submission(
+                moved = await transition(
                     conn,
                     job.id,
-                    delay_s=0.0,
-                    state="queued",
+                    from_states=submitting,
+                    to=JobState.QUEUED,
+                    submit_at=db_now(),
                     provider=alternative.provider,
                     upstream_model=alternative.upstream_model,
                     tried_providers=tried,
                 )
-                await repo.notify_submitters(conn)
+                if moved is None:
+                    return
+                await notify_submitters(conn)
                 log.info(
                     "job.fallback",
                     job_id=job.id,
-                    failed=current.provider,
+                    failed=job.provider,
                     code=error.code,
                     next=alternative.provider,
                 )
                 return
         if error.retryable:
-            await self._retry_later(job.id, steps.SUBMIT, error, job.step_attempts + 1)
+            await self._retry_later(job.id, steps.SUBMIT, submitting, error, job.step_attempts + 1)
             return
         async with self.ctx.db.begin() as conn:
-            await self._fail(conn, job.id, error.code, error.message, cancel=False)
+            await self._fail(conn, job.id, submitting, error.code, error.message, cancel=False)
 
     async def poll(self, job_id: str) -> None:
         """Read one waiting job's upstream status now and act on it (the poller does
         this in batches; this is the same for one job)."""
         async with self.ctx.db.begin() as conn:
-            claim = await repo.claim_poll(conn, job_id, lease_s=self.ctx.settings.stalled_after_s)
+            claim = await claim_poll(conn, job_id, lease_s=self.ctx.settings.stalled_after_s)
         if claim is None:
             return
         outcome = await self.check_upstream(claim)
         if outcome is not None:
             await self.record_polls([outcome])
 
-    async def record_polls(self, outcomes: list[repo.PollOutcome]) -> None:
+    async def record_polls(self, outcomes: list[PollOutcome]) -> None:
         """Write back a batch of status reads in one transaction: the jobs still running
         with their next read, the finished ones to ``finalizing`` with their finalize
         steps (one statement each, however many)."""
-        running = [o for o in outcomes if isinstance(o, repo.PollReschedule)]
-        done = [o for o in outcomes if isinstance(o, repo.PollDone)]
+        running = [o for o in outcomes if isinstance(o, PollReschedule)]
+        done = [o for o in outcomes if isinstance(o, PollDone)]
         async with self.ctx.db.begin() as conn:
-            await repo.reschedule_polls(conn, running)
-            moved = await repo.finish_polls(conn, done, progress=_UPSTREAM_PROGRESS_CAP)
+            await reschedule_polls(conn, running)
+            moved = await finish_polls(conn, done, progress=_UPSTREAM_PROGRESS_CAP)
             await steps.enqueue_many(self.ctx.app, conn, steps.FINALIZE, moved)
 
-    async def check_upstream(self, claim: repo.PollClaim) -> repo.PollOutcome | None:
+    async def check_upstream(self, claim: PollClaim) -> PollOutcome | None:
         """One status read of a claimed job. A job still running upstream (or an error
         worth retrying) comes back as a reschedule and one that succeeded as done, for
         the caller to write with others (``record_polls``); a failure (upstream's, or
@@ -321,7 +384,7 @@ class JobRunner:
             delay = status.poll_after_s
             if delay is None:
                 delay = adaptive_poll_s(_waited_s(claim))
-            return repo.PollReschedule(
+            return PollReschedule(
                 claim,
                 delay_s=max(_MIN_POLL_S, delay),
                 progress=min(_UPSTREAM_PROGRESS_CAP, max(claim.progress, status.progress or 0)),
@@ -329,15 +392,13 @@ class JobRunner:
                 step_attempts=0,
             )
         if status.state == "succeeded":
-            return repo.PollDone(claim, status.cost)
+            return PollDone(claim, status.cost)
         async with self.ctx.db.begin() as conn:
-            current = await repo.get_job(conn, claim.job_id, for_update=True, include_deleted=True)
-            if current is None or current.state != "waiting":
-                return None
             if status.state == "failed":
                 await self._fail(
                     conn,
                     claim.job_id,
+                    _WAITING,
                     status.error_code or "upstream_failed",
                     status.error_message or "the upstream provider reported a failure",
                     cancel=False,
@@ -346,6 +407,7 @@ class JobRunner:
                 await self._fail(
                     conn,
                     claim.job_id,
+                    _WAITING,
                     "cancelled_upstream",
                     "the upstream task was cancelled",
                     cancel=False,
@@ -353,8 +415,8 @@ class JobRunner:
         return None
 
     async def _poll_failed(
-        self, claim: repo.PollClaim, error: ProviderError, *, upstream: bool = True
-    ) -> repo.PollReschedule | None:
+        self, claim: PollClaim, error: ProviderError, *, upstream: bool = True
+    ) -> PollReschedule | None:
         """A status read failed: retry with backoff (honouring Retry-After) up to the
         bound, or fail the job. Only the upstream's own failures count against its
         deployment (``upstream``)."""
@@ -365,7 +427,7 @@ class JobRunner:
         if error.retryable and attempts < self.ctx.settings.max_step_attempts:
             delay = error.retry_after_s if error.retry_after_s is not None else backoff_s(attempts)
             log.info("job.retry", job_id=claim.job_id, step="poll", code=error.code)
-            return repo.PollReschedule(
+            return PollReschedule(
                 claim,
                 delay_s=max(_MIN_POLL_S, delay),
                 progress=claim.progress,
@@ -373,56 +435,68 @@ class JobRunner:
                 step_attempts=attempts,
             )
         async with self.ctx.db.begin() as conn:
-            current = await repo.get_job(conn, claim.job_id, for_update=True, include_deleted=True)
-            if current is not None and current.state == "waiting":
-                await self._fail(conn, claim.job_id, error.code, error.message, cancel=True)
+            await self._fail(conn, claim.job_id, _WAITING, error.code, error.message, cancel=True)
         return None
 
     async def finalize(self, job_id: str) -> None:
         async with self.ctx.db.connect() as conn:
-            job = await repo.get_job(conn, job_id, include_deleted=True)
-            stored = {o.index for o in await repo.get_outputs(conn, job_id)} if job else set()
-        if job is None or job.state != "finalizing" or job.upstream_id is None:
-            return
-        spec = JobSpec.model_validate(job.spec)
-        provider = self._provider(job.provider)
-        tmp_root = self.ctx.settings.data_dir / "tmp"
-        tmp_root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=tmp_root, prefix=f"{job_id}-"))
+            job = await get_job(conn, job_id, include_deleted=True)
+            stored = {o.index for o in await get_outputs(conn, job_id)} if job else set()
+        tmp = await self._scratch(job_id)
         try:
-            if len(stored) < spec.n:
-                try:
-                    paths = await provider.fetch(job.upstream_id, tmp)
-                except ProviderError as error:
-                    if error.retryable:
-                        await self._retry_later(
-                            job_id, steps.FINALIZE, error, job.step_attempts + 1
-                        )
-                        return
-                    async with self.ctx.db.begin() as conn:
-                        await self._fail(conn, job_id, error.code, error.message, cancel=False)
-                    return
-                for index, path in enumerate(paths):
-                    if index not in stored:
-                        await self._store_output(job_id, index, path, tmp)
+            if job is None or job.state != JobState.FINALIZING or job.upstream_id is None:
+                return
+            if len(stored) < job.spec.n and not await self._store_outputs(job, stored, tmp):
+                return
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         async with self.ctx.db.begin() as conn:
-            current = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
-            if current is None or current.state != "finalizing":
-                return
-            await repo.update_job(
+            done = await transition(
                 conn,
                 job_id,
-                state="completed",
+                from_states=_FINALIZING,
+                to=JobState.COMPLETED,
                 progress=100,
-                completed_at=repo.db_now(),
+                completed_at=db_now(),
                 # Until a provider reports its own cost, the estimate is what is billed.
-                cost=_settled_cost(current),
+                cost=_settled_cost(job),
                 step_attempts=0,
             )
-            await enqueue_event(self.ctx, conn, current, "completed")
-        log.info("job.completed", job_id=job_id, outputs=spec.n, duration_s=_since(job))
+            if done is None:
+                return
+            await enqueue_event(self.ctx, conn, done)
+        log.info("job.completed", job_id=job_id, outputs=job.spec.n, duration_s=_since(job))
+
+    async def _scratch(self, job_id: str) -> Path:
+        """The job's scratch directory, empty. A finalize cut short (kill -9) left its
+        files there, and maybe a partial blob write in the store: this run, the job's
+        next, removes both first. Steps of a job never run side by side (the job's
+        lock, engine/steps.py), so no other run is using them."""
+        tmp = self.ctx.settings.data_dir / "tmp" / job_id
+        await anyio.to_thread.run_sync(partial(shutil.rmtree, tmp, ignore_errors=True))
+        await self.ctx.blobs.discard_partial(job_id)
+        tmp.mkdir(parents=True)
+        return tmp
+
+    async def _store_outputs(self, job: JobRecord, stored: set[int], tmp: Path) -> bool:
+        """Download the job's outputs into ``tmp`` and store those not stored yet.
+        False when the download failed (a retry scheduled, or the job failed)."""
+        assert job.upstream_id is not None
+        try:
+            paths = await self._provider(job.provider).fetch(job.upstream_id, tmp)
+        except ProviderError as error:
+            if error.retryable:
+                await self._retry_later(
+                    job.id, steps.FINALIZE, _FINALIZING, error, job.step_attempts + 1
+                )
+                return False
+            async with self.ctx.db.begin() as conn:
+                await self._fail(conn, job.id, _FINALIZING, error.code, error.message, cancel=False)
+            return False
+        for index, path in enumerate(paths):
+            if index not in stored:
+                await self._store_output(job.id, index, path, tmp)
+        return True
 
     async def _store_output(self, job_id: str, index: int, video: Path, tmp: Path) -> None:
         # One hop to the media threads (Settings.media_threads) for all the media work
@@ -432,18 +506,16 @@ class JobRunner:
         info, thumbnail, spritesheet = await asyncio.get_running_loop().run_in_executor(
             self.ctx.media, _probe_and_preview, video, tmp, index
         )
-        video_blob = await self.ctx.blobs.put_file(video)
-        thumb_blob = await self.ctx.blobs.put_file(thumbnail)
-        sprite_blob = await self.ctx.blobs.put_file(spritesheet)
+        video_blob = await self.ctx.blobs.put_file(video, owner=job_id)
+        thumb_blob = await self.ctx.blobs.put_file(thumbnail, owner=job_id)
+        sprite_blob = await self.ctx.blobs.put_file(spritesheet, owner=job_id)
         async with self.ctx.db.begin() as conn:
-            await repo.record_blob(conn, video_blob.sha256, video_blob.size, VIDEO_CONTENT_TYPE)
-            await repo.record_blob(conn, thumb_blob.sha256, thumb_blob.size, THUMBNAIL_CONTENT_TYPE)
-            await repo.record_blob(
-                conn, sprite_blob.sha256, sprite_blob.size, SPRITESHEET_CONTENT_TYPE
-            )
-            await repo.insert_output(
+            await record_blob(conn, video_blob.sha256, video_blob.size, VIDEO_CONTENT_TYPE)
+            await record_blob(conn, thumb_blob.sha256, thumb_blob.size, THUMBNAIL_CONTENT_TYPE)
+            await record_blob(conn, sprite_blob.sha256, sprite_blob.size, SPRITESHEET_CONTENT_TYPE)
+            await insert_output(
                 conn,
-                repo.OutputRecord(
+                OutputRecord(
                     job_id=job_id,
                     index=index,
                     video_sha256=video_blob.sha256,
@@ -459,7 +531,7 @@ class JobRunner:
 
     async def cancel_upstream(self, job_id: str) -> None:
         async with self.ctx.db.connect() as conn:
-            job = await repo.get_job(conn, job_id, include_deleted=True)
+            job = await get_job(conn, job_id, include_deleted=True)
         if job is None or job.upstream_id is None:
             return
         await self._cancel_task(job_id, job.provider, job.upstream_id)
@@ -480,7 +552,7 @@ def _probe_and_preview(video: Path, tmp: Path, index: int) -> tuple[MediaInfo, P
     return info, thumbnail, spritesheet
 
 
-def _settled_cost(job: repo.JobRecord) -> Decimal:
+def _settled_cost(job: JobRecord) -> Decimal:
     """What the job is billed: nothing for test keys (the sandbox charged nothing); else
     the provider's reported cost where it gave one, or the estimate."""
     if job.mode == "test":
@@ -488,11 +560,11 @@ def _settled_cost(job: repo.JobRecord) -> Decimal:
     return job.cost if job.cost is not None else job.estimated_cost
 
 
-def _waited_s(claim: repo.PollClaim) -> float:
+def _waited_s(claim: PollClaim) -> float:
     if claim.submitted_at is None:
         return 0.0
     return max(0.0, time.time() - claim.submitted_at.timestamp())
 
 
-def _since(job: repo.JobRecord) -> float:
+def _since(job: JobRecord) -> float:
     return round(time.time() - job.created_at.timestamp(), 3)

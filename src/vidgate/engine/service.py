@@ -30,9 +30,21 @@ from vidgate.core.errors import (
     VideoNotReady,
 )
 from vidgate.core.ids import looks_like, new_id
-from vidgate.core.spec import ImageRef, JobSpec, SourceRef, VideoRequest, normalize
+from vidgate.core.jobs import JobRecord, JobState, OutputRecord
+from vidgate.core.spec import ImageRef, SourceRef, VideoRequest, normalize
 from vidgate.core.urls import check_outbound_url
-from vidgate.db import repo, writes
+from vidgate.db import writes
+from vidgate.db.blobs import record_blob
+from vidgate.db.claims import notify_submitters
+from vidgate.db.jobs import (
+    claim_idempotency_key,
+    db_now,
+    find_idempotency_key,
+    get_job,
+    get_outputs,
+    list_jobs,
+    update_job,
+)
 from vidgate.db.reads import EngineReads, JobReads
 from vidgate.engine import routing, steps
 from vidgate.engine.context import EngineContext
@@ -113,20 +125,20 @@ class JobService:
         next upload of the same bytes.)"""
         for image in {image.ref.sha256: image for image in images}.values():
             blob = await self.ctx.blobs.put_bytes(image.data)
-            await repo.record_blob(conn, blob.sha256, blob.size, image.ref.content_type)
+            await record_blob(conn, blob.sha256, blob.size, image.ref.content_type)
 
     async def source(self, principal: Principal, video_id: str) -> SourceRef:
         """A completed video of the caller's, to remix or extend."""
         _check_id(video_id)
         async with self.ctx.db.connect() as conn:
             job = await self._owned(conn, principal, video_id)
-            outputs = await repo.get_outputs(conn, job.id)
-        if job.state != "completed" or not outputs:
+            outputs = await get_outputs(conn, job.id)
+        if job.state != JobState.COMPLETED or not outputs:
             raise VideoNotReady(
                 f"video {video_id} is {job.state}; only a completed video can be used",
                 param="video_id",
             )
-        spec = JobSpec.model_validate(job.spec)
+        spec = job.spec
         return SourceRef(
             video_id=job.id,
             sha256=outputs[0].video_sha256,
@@ -147,7 +159,7 @@ class JobService:
         images: Sequence[InputImage] = (),
         webhook_url: str | None = None,
         idempotency_key: str | None = None,
-    ) -> repo.JobRecord:
+    ) -> JobRecord:
         """Validate, price, route and store a job. ``images`` are the inspected inputs
         that ``req`` refers to; they are written only once everything else passed."""
         card = self.ctx.catalog.get(req.model)
@@ -165,9 +177,7 @@ class JobService:
         try:
             async with self.ctx.db.begin() as conn:
                 if idempotency_key is not None:
-                    held = await repo.find_idempotency_key(
-                        conn, principal.tenant_id, idempotency_key
-                    )
+                    held = await find_idempotency_key(conn, principal.tenant_id, idempotency_key)
                     if held is not None:
                         raise _Replay(self._check_replay(held, fingerprint))
                 route = await routing.pick(
@@ -195,7 +205,8 @@ class JobService:
                     mode=principal.mode,
                     model=card.id,
                     kind=spec.kind,
-                    spec=stored_spec,
+                    spec=spec,
+                    stored_spec=stored_spec,
                     provider=route.provider,
                     upstream_model=route.upstream_model,
                     estimated_cost=Decimal(cost),
@@ -203,13 +214,13 @@ class JobService:
                     webhook_url=webhook_url,
                 )
                 if idempotency_key is not None:
-                    held = await repo.claim_idempotency_key(
+                    held = await claim_idempotency_key(
                         conn, principal.tenant_id, idempotency_key, fingerprint, job_id
                     )
                     if held is not None:
                         # A concurrent request with the same key committed first.
                         raise _Replay(self._check_replay(held, fingerprint))
-                await repo.notify_submitters(conn)
+                await notify_submitters(conn)
         except _Replay as replay:
             return await self.get(principal, replay.job_id, include_deleted=True)
         return job
@@ -227,15 +238,15 @@ class JobService:
 
     async def _owned(
         self, conn: AsyncConnection, principal: Principal, job_id: str, *, for_update: bool = False
-    ) -> repo.JobRecord:
-        job = await repo.get_job(conn, job_id, tenant_id=principal.tenant_id, for_update=for_update)
+    ) -> JobRecord:
+        job = await get_job(conn, job_id, tenant_id=principal.tenant_id, for_update=for_update)
         if job is None:
             raise _not_found(job_id)
         return job
 
     async def get(
         self, principal: Principal, job_id: str, *, include_deleted: bool = False
-    ) -> repo.JobRecord:
+    ) -> JobRecord:
         job = await self._reads.job(
             _check_id(job_id), principal.tenant_id, include_deleted=include_deleted
         )
@@ -245,15 +256,15 @@ class JobService:
 
     async def get_with_outputs(
         self, principal: Principal, job_id: str
-    ) -> tuple[repo.JobRecord, list[repo.OutputRecord]]:
+    ) -> tuple[JobRecord, list[OutputRecord]]:
         found = await self._reads.job_with_outputs(_check_id(job_id), principal.tenant_id)
         if found is None:
             raise _not_found(job_id)
         job, outputs = found
         # Outputs are recorded while a job finalizes; they are its content once completed.
-        return job, outputs if job.state == "completed" else []
+        return job, outputs if job.state == JobState.COMPLETED else []
 
-    async def outputs_unscoped(self, job_id: str) -> tuple[repo.JobRecord, list[repo.OutputRecord]]:
+    async def outputs_unscoped(self, job_id: str) -> tuple[JobRecord, list[OutputRecord]]:
         """For signed URLs, whose signature already proves the right to read this job."""
         found = await self._reads.job_with_outputs(_check_id(job_id), None)
         if found is None:
@@ -267,7 +278,7 @@ class JobService:
         after: str | None,
         limit: int,
         order: Literal["asc", "desc"],
-    ) -> tuple[list[repo.JobRecord], bool]:
+    ) -> tuple[list[JobRecord], bool]:
         if after is not None and not looks_like("video", after):
             raise InvalidParameter(
                 f"after {after[:64]!r} is not a video id; allowed: the id of a video, such"
@@ -275,7 +286,7 @@ class JobService:
                 param="after",
             )
         async with self.ctx.db.connect() as conn:
-            rows = await repo.list_jobs(
+            rows = await list_jobs(
                 conn, principal.tenant_id, after=after, limit=limit + 1, order=order
             )
         return rows[:limit], len(rows) > limit
@@ -296,11 +307,12 @@ class JobService:
         _check_id(job_id)
         async with self.ctx.db.begin() as conn:
             job = await self._owned(conn, principal, job_id, for_update=True)
-            now = await repo.now(conn)
+            # now() is the transaction's start: one time for every column written.
+            now = db_now()
             values: dict[str, object] = {"deleted_at": now}
             if not job.is_terminal:
                 values.update(
-                    state="cancelled",
+                    state=JobState.CANCELLED,
                     error_code="cancelled",
                     error_message="cancelled by the user",
                     completed_at=now,
@@ -314,4 +326,4 @@ class JobService:
                         job_id,
                         lock=steps.cancel_lock(job_id),
                     )
-            await repo.update_job(conn, job_id, **values)
+            await update_job(conn, job_id, **values)

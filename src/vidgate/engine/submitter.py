@@ -4,7 +4,7 @@ A job to submit is a due time on its row (``jobs.submit_at``), not a queued task
 submitter claims due jobs in batches, moving them to ``submitting`` a lease ahead,
 sends them to their providers concurrently, and writes the accepted ones back to
 ``waiting`` in one statement per flush (engine/due.py has the loop, its leases and its
-waking). A creation's ``NOTIFY`` on ``repo.SUBMIT_CHANNEL`` wakes it.
+waking). A creation's ``NOTIFY`` on ``SUBMIT_CHANNEL`` wakes it.
 
 Crash safety: while a provider answers, the submitter renews the claim's lease, so a
 submission is only taken up again once its submitter is gone (many providers take no
@@ -20,7 +20,14 @@ upstream, and are looked at again each time the submitter wakes.
 
 from __future__ import annotations
 
-from vidgate.db import repo
+from vidgate.core.jobs import JobRecord, Submitted
+from vidgate.db.claims import (
+    SUBMIT_CHANNEL,
+    claim_capped_submissions,
+    claim_due_submissions,
+    next_submission_due_in,
+    renew_submissions,
+)
 from vidgate.db.database import autocommit
 from vidgate.engine import steps
 from vidgate.engine.context import EngineContext
@@ -28,8 +35,8 @@ from vidgate.engine.due import DueWorker
 from vidgate.engine.runner import POLLER_IDLE_S, JobRunner
 
 
-class Submitter(DueWorker[repo.JobRecord, repo.Submitted]):
-    channel = repo.SUBMIT_CHANNEL
+class Submitter(DueWorker[JobRecord, Submitted]):
+    channel = SUBMIT_CHANNEL
     name = "submitter"
 
     def __init__(
@@ -44,41 +51,41 @@ class Submitter(DueWorker[repo.JobRecord, repo.Submitted]):
         self.runner = JobRunner(ctx)
         self.caps = self.runner.caps()
 
-    async def claim(self, limit: int) -> list[repo.JobRecord]:
+    async def claim(self, limit: int) -> list[JobRecord]:
         async with autocommit(self.ctx.db) as conn:
-            claims = await repo.claim_due_submissions(
+            claims = await claim_due_submissions(
                 conn, limit=limit, lease_s=self.lease_s, capped=list(self.caps)
             )
         for provider, cap in self.caps.items():
             if len(claims) >= limit:
                 break
             async with self.ctx.db.begin() as conn:
-                claims += await repo.claim_capped_submissions(
+                claims += await claim_capped_submissions(
                     conn, provider, cap=cap, limit=limit - len(claims), lease_s=self.lease_s
                 )
         return claims
 
-    def job_id(self, claim: repo.JobRecord) -> str:
+    def job_id(self, claim: JobRecord) -> str:
         return claim.id
 
-    async def work(self, claim: repo.JobRecord) -> repo.Submitted | None:
+    async def work(self, claim: JobRecord) -> Submitted | None:
         try:
             return await self.runner.submit_claimed(claim)
         except Exception as exc:
             await self.runner.step_failed(steps.SUBMIT, claim.id, exc)
             return None
 
-    async def write_back(self, results: list[repo.Submitted]) -> None:
+    async def write_back(self, results: list[Submitted]) -> None:
         await self.runner.record_submitted(results)
 
     async def next_due_in(self) -> float | None:
         async with self.ctx.db.connect() as conn:
-            return await repo.next_submission_due_in(conn, capped=list(self.caps))
+            return await next_submission_due_in(conn, capped=list(self.caps))
 
-    async def renew(self, claims: list[repo.JobRecord]) -> None:
+    async def renew(self, claims: list[JobRecord]) -> None:
         async with autocommit(self.ctx.db) as conn:
-            await repo.renew_submissions(conn, [c.id for c in claims], lease_s=self.lease_s)
+            await renew_submissions(conn, [c.id for c in claims], lease_s=self.lease_s)
 
-    async def release(self, claims: list[repo.JobRecord]) -> None:
+    async def release(self, claims: list[JobRecord]) -> None:
         async with autocommit(self.ctx.db) as conn:
-            await repo.renew_submissions(conn, [c.id for c in claims], lease_s=0.0)
+            await renew_submissions(conn, [c.id for c in claims], lease_s=0.0)

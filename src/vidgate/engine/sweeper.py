@@ -19,7 +19,10 @@ from pathlib import Path
 import anyio
 import structlog
 
-from vidgate.db import repo
+from vidgate.core.jobs import JobState
+from vidgate.db.claims import schedule_unscheduled
+from vidgate.db.jobs import transition
+from vidgate.db.queue import active_jobs_without_task, has_pending_step
 from vidgate.engine import steps
 from vidgate.engine.context import EngineContext
 from vidgate.engine.periodic import run_periodically
@@ -37,14 +40,15 @@ async def sweep_once(ctx: EngineContext) -> tuple[int, int]:
     await manager.prune_stalled_workers(seconds_since_heartbeat=ctx.settings.stalled_after_s)
     requeued = 0
     async with ctx.db.begin() as conn:
-        for job_id in await repo.active_jobs_without_task(conn):
-            record = await repo.get_job(conn, job_id, for_update=True, include_deleted=True)
-            # Under the row lock, look again: another sweeper may have just re-queued it.
-            if record is None or record.is_terminal or await repo.has_pending_step(conn, job_id):
+        for job_id in await active_jobs_without_task(conn):
+            # Lock the row if the job still finalizes, then look again: another sweeper
+            # may have just re-queued it.
+            record = await transition(conn, job_id, from_states=(JobState.FINALIZING,))
+            if record is None or await has_pending_step(conn, job_id):
                 continue
             await steps.enqueue(ctx.app, conn, steps.FINALIZE, job_id)
             requeued += 1
-        requeued += await repo.schedule_unscheduled(conn)
+        requeued += await schedule_unscheduled(conn)
     if stalled or requeued:
         log.info("sweeper.requeued", stalled_steps=len(stalled), lost_jobs=requeued)
     return len(stalled), requeued

@@ -26,8 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks import Webhook
 
 from vidgate.core.errors import InvalidParameter
+from vidgate.core.jobs import JobRecord, JobState
 from vidgate.core.urls import OutboundURL, check_outbound_url
-from vidgate.db import repo
+from vidgate.db.jobs import get_job
+from vidgate.db.keys import webhook_secret
 from vidgate.engine import steps
 from vidgate.engine.backoff import backoff_s
 from vidgate.engine.context import EngineContext
@@ -36,7 +38,7 @@ from vidgate.net import public_http
 
 log = structlog.get_logger("vidgate.webhooks")
 
-EVENTS = {"completed": "video.completed", "failed": "video.failed"}
+EVENTS = {JobState.COMPLETED: "video.completed", JobState.FAILED: "video.failed"}
 
 
 def new_secret() -> str:
@@ -44,7 +46,7 @@ def new_secret() -> str:
 
 
 async def tenant_secret(conn: AsyncConnection, tenant_id: str) -> str:
-    return await repo.webhook_secret(conn, tenant_id, new_secret())
+    return await webhook_secret(conn, tenant_id, new_secret())
 
 
 def lock(job_id: str) -> str:
@@ -53,11 +55,9 @@ def lock(job_id: str) -> str:
     return f"webhook:{job_id}"
 
 
-async def enqueue_event(
-    ctx: EngineContext, conn: AsyncConnection, job: repo.JobRecord, state: str
-) -> None:
-    """Call from the transaction that moves ``job`` to a terminal ``state``."""
-    if job.webhook_url and state in EVENTS:
+async def enqueue_event(ctx: EngineContext, conn: AsyncConnection, job: JobRecord) -> None:
+    """Call from the transaction that moved ``job`` to the terminal state it holds."""
+    if job.webhook_url and job.state in EVENTS:
         await steps.enqueue(ctx.app, conn, steps.WEBHOOK, job.id, lock=lock(job.id), attempt=1)
 
 
@@ -81,9 +81,11 @@ async def requeue(
         )
 
 
-def event_body(job: repo.JobRecord) -> dict[str, Any]:
+def event_body(job: JobRecord) -> dict[str, Any]:
     error = (
-        {"code": job.error_code, "message": job.error_message} if job.state == "failed" else None
+        {"code": job.error_code, "message": job.error_message}
+        if job.state == JobState.FAILED
+        else None
     )
     return {
         "id": f"evt_{job.id}_{job.state}",
@@ -116,7 +118,7 @@ async def deliver(
     the next wait, never the count of attempts.
     """
     async with ctx.db.begin() as conn:
-        job = await repo.get_job(conn, job_id, include_deleted=True)
+        job = await get_job(conn, job_id, include_deleted=True)
     if job is None or not job.webhook_url or job.state not in EVENTS:
         return
     try:
@@ -161,7 +163,7 @@ async def deliver(
     await requeue(ctx, job_id, attempt=attempt + 1, delay_s=delay)
 
 
-async def _attempt(ctx: EngineContext, job: repo.JobRecord, target: OutboundURL) -> str | None:
+async def _attempt(ctx: EngineContext, job: JobRecord, target: OutboundURL) -> str | None:
     """Send the signed event once: None when the receiver answered 2xx, otherwise what
     went wrong, in words. A final ``OutboundError`` (a non-public address) is raised.
 

@@ -29,6 +29,8 @@ _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _COPY_CHUNK = 1 << 20
+# What tags a write's temp file (a job id, say).
+_OWNER = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,15 @@ class StoredBlob:
 
 
 class BlobStore(Protocol):
-    async def put_file(self, path: Path) -> StoredBlob:
-        """Store a copy of ``path`` (the caller still owns and deletes the file)."""
+    async def put_file(self, path: Path, *, owner: str | None = None) -> StoredBlob:
+        """Store a copy of ``path`` (the caller still owns and deletes the file). A
+        write cut short by a crash may leave a partial copy behind: ``owner`` tags it,
+        for ``discard_partial``."""
+        ...
+
+    async def discard_partial(self, owner: str) -> None:
+        """Remove what writes tagged ``owner`` left unfinished. Only while no write for
+        ``owner`` is under way."""
         ...
 
     async def put_bytes(self, data: bytes) -> StoredBlob: ...
@@ -127,9 +136,12 @@ class LocalBlobStore:
     def local_path(self, sha256: str) -> Path:
         return self._path(sha256)
 
-    async def put_file(self, path: Path) -> StoredBlob:
+    async def put_file(self, path: Path, *, owner: str | None = None) -> StoredBlob:
         with _space_checked():
-            return await asyncio.to_thread(self._put_file, path)
+            return await asyncio.to_thread(self._put_file, path, owner)
+
+    async def discard_partial(self, owner: str) -> None:
+        await asyncio.to_thread(self._discard_partial, owner)
 
     async def put_bytes(self, data: bytes) -> StoredBlob:
         with _space_checked():
@@ -179,10 +191,19 @@ class LocalBlobStore:
         except FileNotFoundError:
             raise _not_found(sha256) from None
 
-    def _put_file(self, path: Path) -> StoredBlob:
-        # Hash while copying into a temp file: one read of the source, not two.
+    def _temp(self, owner: str | None) -> Path:
         self._tmp.mkdir(parents=True, exist_ok=True)
-        tmp = self._tmp / f"{secrets.token_hex(8)}.part"
+        token = secrets.token_hex(8)
+        return self._tmp / (f"{_owner_tag(owner)}.{token}.part" if owner else f"{token}.part")
+
+    def _discard_partial(self, owner: str) -> None:
+        if self._tmp.is_dir():
+            for leftover in self._tmp.glob(f"{_owner_tag(owner)}.*.part"):
+                leftover.unlink(missing_ok=True)
+
+    def _put_file(self, path: Path, owner: str | None) -> StoredBlob:
+        # Hash while copying into a temp file: one read of the source, not two.
+        tmp = self._temp(owner)
         digest = hashlib.sha256()
         size = 0
         try:
@@ -201,8 +222,7 @@ class LocalBlobStore:
         sha = hashlib.sha256(data).hexdigest()
         if self._path(sha).is_file():
             return StoredBlob(sha256=sha, size=len(data))
-        self._tmp.mkdir(parents=True, exist_ok=True)
-        tmp = self._tmp / f"{secrets.token_hex(8)}.part"
+        tmp = self._temp(None)
         try:
             with tmp.open("wb") as dst:
                 dst.write(data)
@@ -233,6 +253,13 @@ class LocalBlobStore:
             raise
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def _owner_tag(owner: str) -> str:
+    """``owner`` as a file name part that no glob pattern or path can hide in."""
+    if not _OWNER.fullmatch(owner):
+        raise ValueError(f"not an owner tag: {owner!r:.80}")
+    return owner
 
 
 def _open_blob(path: Path, sha256: str) -> BinaryIO:

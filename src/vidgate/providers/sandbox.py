@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate.core.ids import new_id
 from vidgate.core.spec import JobSpec
-from vidgate.db import repo
+from vidgate.db.jobs import now as db_clock
 from vidgate.media.render import Background, ClipRequest, load_background_async, render_clip
 from vidgate.media.storage import BlobStore
+from vidgate.providers import sandbox_store
 from vidgate.providers.base import (
     ProgressCallback,
     ProviderError,
@@ -65,7 +66,7 @@ class SandboxProvider:
             )
         latency = self._latency_for(spec)
         async with self._engine.begin() as conn:
-            task = await repo.sandbox_submit(
+            task = await sandbox_store.submit(
                 conn,
                 task_id=new_id("sbx"),
                 idempotency_key=idempotency_key,
@@ -77,8 +78,8 @@ class SandboxProvider:
 
     async def status(self, upstream_id: str) -> UpstreamStatus:
         async with self._engine.connect() as conn:
-            task = await repo.sandbox_get(conn, upstream_id)
-            now = await repo.now(conn)
+            task = await sandbox_store.get(conn, upstream_id)
+            now = await db_clock(conn)
         if task is None:
             raise ProviderError(
                 "not_found", f"sandbox task {upstream_id} not found", retryable=False
@@ -106,7 +107,7 @@ class SandboxProvider:
         self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
     ) -> list[Path]:
         async with self._engine.connect() as conn:
-            task = await repo.sandbox_get(conn, upstream_id)
+            task = await sandbox_store.get(conn, upstream_id)
         if task is None:
             raise ProviderError(
                 "not_found", f"sandbox task {upstream_id} not found", retryable=False
@@ -147,7 +148,7 @@ class SandboxProvider:
 
     async def cancel(self, upstream_id: str) -> None:
         async with self._engine.begin() as conn:
-            await repo.sandbox_cancel(conn, upstream_id)
+            await sandbox_store.cancel(conn, upstream_id)
 
     async def aclose(self) -> None:
         """Nothing to release: the sandbox borrows the engine's database pool."""

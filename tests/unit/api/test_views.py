@@ -1,4 +1,4 @@
-"""``video_json`` builds the ``VideoObject`` dump straight from the stored spec; it must
+"""``video_json`` builds the ``VideoObject`` dump straight from the job's spec; it must
 stay equal, key for key and type for type, to what the pydantic model produced."""
 
 import datetime as dt
@@ -11,8 +11,8 @@ import pytest
 from vidgate.api.schemas import ErrorInfo, VideoObject
 from vidgate.api.views import video_json
 from vidgate.core.catalog import load_catalog
+from vidgate.core.jobs import JobRecord, JobState, stored_spec_json
 from vidgate.core.spec import JobSpec, SourceRef, VideoRequest, normalize
-from vidgate.db.repo import JobRecord
 
 CATALOG = load_catalog()
 STATES = ("queued", "submitting", "waiting", "finalizing", "completed", "failed", "cancelled")
@@ -21,7 +21,7 @@ SOURCE = SourceRef(video_id="video_src", sha256="b" * 64, seconds=4, width=1280,
 
 def _reference(job: JobRecord) -> dict[str, Any]:
     """The model-based view ``video_json`` replaced."""
-    spec = JobSpec.model_validate(job.spec)
+    spec = job.spec
     failed = job.state in ("failed", "cancelled")
     status = {"submitting": "in_progress", "waiting": "in_progress", "finalizing": "in_progress"}
     return VideoObject(
@@ -65,8 +65,8 @@ def _job(spec: JobSpec, state: str, **changes: Any) -> JobRecord:
         "model": spec.model,
         "kind": spec.kind,
         # As stored and read back: JSON, through a round trip.
-        "spec": json.loads(json.dumps(spec.model_dump(mode="json"))),
-        "state": state,
+        "spec": stored_spec_json(json.dumps(spec.model_dump(mode="json"))),
+        "state": JobState(state),
         "progress": 40,
         "error_code": None,
         "error_message": None,

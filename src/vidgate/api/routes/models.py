@@ -12,7 +12,7 @@ from vidgate.api.deps import ApiState, Caller
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.schemas import ModelList, ModelObject
 from vidgate.core.catalog import DeploymentRef, ModelCard
-from vidgate.db import repo
+from vidgate.db.deployments import HealthRecord, deployment_health_all
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -29,7 +29,7 @@ def _numbers(value: Any) -> Any:
 
 
 def _deployment_view(
-    ref: DeploymentRef, providers: set[str], health: dict[str, repo.HealthRecord], now: dt.datetime
+    ref: DeploymentRef, providers: set[str], health: dict[str, HealthRecord], now: dt.datetime
 ) -> dict[str, Any]:
     """What an operator needs to see about a deployment, and never a credential."""
     record = health.get(ref.provider)
@@ -51,7 +51,7 @@ def _deployment_view(
 def model_object(
     card: ModelCard,
     providers: set[str],
-    health: dict[str, repo.HealthRecord] | None = None,
+    health: dict[str, HealthRecord] | None = None,
     now: dt.datetime | None = None,
 ) -> ModelObject:
     health = health or {}
@@ -89,9 +89,9 @@ def model_object(
     )
 
 
-async def _health(state: ApiState) -> dict[str, repo.HealthRecord]:
+async def _health(state: ApiState) -> dict[str, HealthRecord]:
     async with state.runtime.db.connect() as conn:
-        return await repo.deployment_health_all(conn)
+        return await deployment_health_all(conn)
 
 
 @router.get("", response_model=ModelList)

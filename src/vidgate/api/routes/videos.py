@@ -24,6 +24,7 @@ from vidgate.api.schemas import (
 from vidgate.api.views import video_json
 from vidgate.config import Settings
 from vidgate.core.errors import InvalidImage, InvalidParameter, InvalidRequest, NotFound
+from vidgate.core.jobs import JobState
 from vidgate.core.spec import VideoRequest
 from vidgate.engine.service import InputImage, JobService, Principal
 
@@ -236,7 +237,7 @@ async def video_content(
     else:
         principal: Principal = await state.auth.authenticate(request.headers.get("authorization"))
         job, outputs = await jobs.get_with_outputs(principal, video_id)
-    if job.state != "completed":
+    if job.state != JobState.COMPLETED:
         raise InvalidParameter(
             f"video {video_id} is {job.state}; content is available once it has completed",
             param="video_id",

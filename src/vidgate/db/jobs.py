@@ -1,0 +1,195 @@
+"""Job rows: read, list, the one conditional state change, outputs and idempotency keys.
+
+Callers pass an open ``AsyncConnection`` (and so decide the transaction); functions
+return the records of core/jobs.py, never SQLAlchemy rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vidgate.core.jobs import (
+    JobRecord,
+    JobState,
+    OutputRecord,
+    check_transition,
+    stored_spec,
+)
+from vidgate.core.spec import JobSpec
+from vidgate.db.schema import idempotency_keys, job_outputs, jobs
+
+# The columns of a job row, in ``JobRecord``'s field order: what every query that
+# builds a ``JobRecord`` selects or returns.
+JOB_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(JobRecord))
+_SPEC_AT = JOB_COLUMNS.index("spec")
+_STATE_AT = JOB_COLUMNS.index("state")
+_SELECT_JOB = [jobs.c[name] for name in JOB_COLUMNS]
+
+
+def job_from_values(values: Sequence[Any], spec: JobSpec) -> JobRecord:
+    """A record from a row's values in ``JOB_COLUMNS`` order, with its spec parsed by
+    the caller (from JSON text, a dict, or the spec the row was written from)."""
+    fields = list(values)
+    fields[_SPEC_AT] = spec
+    fields[_STATE_AT] = JobState(fields[_STATE_AT])
+    return JobRecord(*fields)
+
+
+def job_from_row(row: sa.Row[Any] | Mapping[str, Any]) -> JobRecord:
+    """A record from a row read through SQLAlchemy (the spec arrives as a dict)."""
+    mapping = row._mapping if isinstance(row, sa.Row) else row
+    values = [mapping[name] for name in JOB_COLUMNS]
+    return job_from_values(values, stored_spec(values[_SPEC_AT]))
+
+
+def db_now(*, after_s: float = 0.0) -> sa.ColumnElement[dt.datetime]:
+    """The database's clock (plus ``after_s``), as a value to write: no round trip to
+    read it first."""
+    now: sa.ColumnElement[dt.datetime] = sa.func.now()
+    if after_s:
+        return now + sa.literal(dt.timedelta(seconds=after_s))
+    return now
+
+
+async def now(conn: AsyncConnection) -> dt.datetime:
+    value = await conn.scalar(sa.select(sa.func.now()))
+    assert isinstance(value, dt.datetime)
+    return value
+
+
+async def get_job(
+    conn: AsyncConnection,
+    job_id: str,
+    *,
+    tenant_id: str | None = None,
+    for_update: bool = False,
+    include_deleted: bool = False,
+) -> JobRecord | None:
+    stmt = sa.select(*_SELECT_JOB).where(jobs.c.id == job_id)
+    if tenant_id is not None:
+        stmt = stmt.where(jobs.c.tenant_id == tenant_id)
+    if not include_deleted:
+        stmt = stmt.where(jobs.c.deleted_at.is_(None))
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt)).first()
+    return job_from_row(row) if row else None
+
+
+async def list_jobs(
+    conn: AsyncConnection,
+    tenant_id: str,
+    *,
+    after: str | None,
+    limit: int,
+    order: Literal["asc", "desc"],
+) -> list[JobRecord]:
+    """A page of the tenant's jobs; ids are time-ordered, so the id is the cursor."""
+    stmt = sa.select(*_SELECT_JOB).where(jobs.c.tenant_id == tenant_id, jobs.c.deleted_at.is_(None))
+    if after is not None:
+        stmt = stmt.where(jobs.c.id > after if order == "asc" else jobs.c.id < after)
+    stmt = stmt.order_by(jobs.c.id.asc() if order == "asc" else jobs.c.id.desc()).limit(limit)
+    return [job_from_row(r) for r in await conn.execute(stmt)]
+
+
+async def update_job(conn: AsyncConnection, job_id: str, **values: Any) -> None:
+    await conn.execute(
+        jobs.update().where(jobs.c.id == job_id).values(updated_at=sa.func.now(), **values)
+    )
+
+
+async def transition(
+    conn: AsyncConnection,
+    job_id: str,
+    *,
+    from_states: Collection[JobState],
+    to: JobState | None = None,
+    **values: Any,
+) -> JobRecord | None:
+    """Write ``values`` (and the state ``to``, if given) to the job if it is in one of
+    ``from_states``, in one statement; the job as written, or None when it was in
+    another state (or is gone). The row stays locked to the end of the transaction,
+    so what the caller enqueues with it happens once, for the caller that moved it.
+    A move the state machine does not have (core/jobs.py) raises ``IllegalTransition``.
+    """
+    sources = frozenset(from_states)
+    if to is not None:
+        check_transition(sources, to)
+        values["state"] = to
+    row = (
+        await conn.execute(
+            jobs.update()
+            .where(jobs.c.id == job_id, jobs.c.state.in_(sorted(sources)))
+            .values(updated_at=sa.func.now(), **values)
+            .returning(*_SELECT_JOB)
+        )
+    ).first()
+    return job_from_row(row) if row else None
+
+
+# --- outputs ----------------------------------------------------------------------
+
+
+async def insert_output(conn: AsyncConnection, output: OutputRecord) -> bool:
+    """Record an output once; a repeated finalize step finds it there and keeps the first."""
+    inserted = await conn.execute(
+        pg_insert(job_outputs)
+        .values(dataclasses.asdict(output))
+        .on_conflict_do_nothing()
+        .returning(job_outputs.c.index)
+    )
+    return inserted.first() is not None
+
+
+_OUTPUT_COLUMNS = [job_outputs.c[f.name] for f in dataclasses.fields(OutputRecord)]
+
+
+async def get_outputs(conn: AsyncConnection, job_id: str) -> list[OutputRecord]:
+    rows = await conn.execute(
+        sa.select(*_OUTPUT_COLUMNS)
+        .where(job_outputs.c.job_id == job_id)
+        .order_by(job_outputs.c.index)
+    )
+    return [OutputRecord(**r._mapping) for r in rows]
+
+
+# --- idempotency ------------------------------------------------------------------
+
+
+async def claim_idempotency_key(
+    conn: AsyncConnection, tenant_id: str, key: str, request_hash: str, job_id: str
+) -> tuple[str, str] | None:
+    """Insert the key, or return ``(request_hash, job_id)`` of the request that holds it."""
+    inserted = (
+        await conn.execute(
+            pg_insert(idempotency_keys)
+            .values(tenant_id=tenant_id, key=key, request_hash=request_hash, job_id=job_id)
+            .on_conflict_do_nothing()
+            .returning(idempotency_keys.c.job_id)
+        )
+    ).first()
+    if inserted is not None:
+        return None
+    held = await find_idempotency_key(conn, tenant_id, key)
+    assert held is not None
+    return held
+
+
+async def find_idempotency_key(
+    conn: AsyncConnection, tenant_id: str, key: str
+) -> tuple[str, str] | None:
+    row = (
+        await conn.execute(
+            sa.select(idempotency_keys.c.request_hash, idempotency_keys.c.job_id).where(
+                idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.key == key
+            )
+        )
+    ).first()
+    return (str(row.request_hash), str(row.job_id)) if row else None
