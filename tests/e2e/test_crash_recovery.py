@@ -395,3 +395,105 @@ def test_step_doing_at_kill_is_retried_by_the_sweeper(tmp_path: Path) -> None:
     finally:
         srv.stop()
     assert_postgres_stopped(data_dir)
+
+
+def stray_files(data_dir: Path, referenced: set[str]) -> list[str]:
+    """Everything in the data directory but the database and the referenced blobs:
+    scratch left by a step, a blob write never finished, a blob nobody refers to."""
+    stray = []
+    for path in sorted(data_dir.rglob("*")):
+        relative = path.relative_to(data_dir)
+        if relative.parts[0] == "pg" or (path.is_dir() and not path.is_symlink()):
+            continue
+        parts = relative.parts
+        if len(parts) == 3 and parts[0] == "media" and parts[2] in referenced:
+            continue
+        stray.append(str(relative))
+    # Directories left under the scratch roots count too (a step's scratch, even empty).
+    for root in (data_dir / "tmp", data_dir / "media" / ".tmp"):
+        if root.is_dir():
+            stray += [str(p.relative_to(data_dir)) + "/" for p in root.iterdir() if p.is_dir()]
+    return stray
+
+
+def test_sigkill_during_finalize_leaves_one_copy_and_no_scratch(tmp_path: Path) -> None:
+    """Killed at several instants of finalize (downloading, probing, storing), the job
+    completes after restarts and the data directory holds its outputs once each and
+    nothing else: each finalize run of the job first removes what the killed one left
+    in its scratch directory and in the blob store's unfinished writes."""
+    seed = random.randrange(1 << 30)
+    print(f"crash test seed: {seed}")
+    rng = random.Random(seed)
+    data_dir = tmp_path / "vidgate"
+    srv = ServerProcess(data_dir=data_dir, env=fast_env())
+    # A run of the job's finalize step under way: after a kill, the sweeper's retry of
+    # the step the dead worker left ``doing`` counts one more attempt.
+    doing_sql = (
+        "SELECT id FROM procrastinate_jobs WHERE task_name = 'vidgate:finalize'"
+        " AND args->>'job_id' = %s AND status = 'doing' AND attempts >= %s"
+    )
+    try:
+        srv.start()
+        key = srv.create_key("finalize crash test")
+        response = httpx.post(
+            f"{srv.base_url}/v1/videos",
+            json={
+                "model": "sandbox",
+                "prompt": "two long renders, killed while finalizing",
+                "size": "1280x720",
+                "seconds": "8",
+                "fps": 30,
+                "n": 2,
+                "metadata": {"sandbox_latency_ms": "0"},
+            },
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        job_id = response.json()["id"]
+
+        kills = 0
+        for delay in sorted(rng.uniform(0.05, 2.5) for _ in range(3)):
+            deadline = time.monotonic() + 60
+            with connect(data_dir) as conn:
+                while conn.execute(doing_sql, (job_id, kills)).fetchone() is None:
+                    state = conn.execute("SELECT state FROM jobs WHERE id = %s", (job_id,))
+                    if state.fetchone() == {"state": "completed"}:
+                        break
+                    assert time.monotonic() < deadline, "finalize never started"
+                    time.sleep(0.02)
+            time.sleep(delay)
+            srv.kill()
+            with connect(data_dir) as conn:
+                state = conn.execute("SELECT state FROM jobs WHERE id = %s", (job_id,)).fetchone()
+            print(f"killed {delay:.2f} s into finalize: {state}")
+            srv.start()
+            if state != {"state": "finalizing"}:
+                break
+            kills += 1
+        assert kills >= 1, "finalize finished before the first kill; the test needs a longer one"
+
+        rows = wait_all_terminal(data_dir, timeout=90)
+        assert [(r["id"], r["state"]) for r in rows] == [(job_id, "completed")]
+        with connect(data_dir) as conn:
+            outputs = conn.execute(
+                'SELECT "index", video_sha256, thumbnail_sha256, spritesheet_sha256'
+                " FROM job_outputs WHERE job_id = %s",
+                (job_id,),
+            ).fetchall()
+        assert sorted(o["index"] for o in outputs) == [0, 1]
+        referenced = {
+            o[c]
+            for o in outputs
+            for c in ("video_sha256", "thumbnail_sha256", "spritesheet_sha256")
+        }
+        media = data_dir / "media"
+        assert {p.name for p in media_files(data_dir)} == referenced
+        assert sorted(p.name for p in media_files(data_dir) if is_mp4(p)) == sorted(
+            o["video_sha256"] for o in outputs
+        )
+        assert all((media / sha[:2] / sha).is_file() for sha in referenced)
+        assert stray_files(data_dir, referenced) == []
+    finally:
+        srv.stop()
+    assert_postgres_stopped(data_dir)

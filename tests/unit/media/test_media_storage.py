@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,35 @@ async def test_bad_digests_are_refused(store: LocalBlobStore, bad: str) -> None:
         store.local_path(bad)
     with pytest.raises(ValueError):
         await store.copy_to(bad, store.root / "x")
+
+
+async def test_partial_writes_of_an_owner_are_discarded(
+    store: LocalBlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write killed before its rename leaves its temp behind, named after its owner:
+    ``discard_partial`` removes that owner's, and only that owner's."""
+    source = tmp_path / "clip.bin"
+    source.write_bytes(b"partial")
+    renamed: list[Path] = []
+    real_replace = os.replace
+
+    def record(src: str | Path, dst: str | Path) -> None:
+        renamed.append(Path(src))
+        real_replace(src, dst)
+
+    monkeypatch.setattr("vidgate.media.storage.os.replace", record)
+    await store.put_file(source, owner="video_1")
+    [temp] = renamed
+    assert temp.parent == store.root / ".tmp" and temp.name.startswith("video_1.")
+
+    # What kill -9 mid-write leaves: temps of this owner, of another, and of no owner.
+    leftovers = [
+        store.root / ".tmp" / name
+        for name in ("video_1.ab12.part", "video_10.cd34.part", "ef56.part")
+    ]
+    for path in leftovers:
+        path.write_bytes(b"x")
+    await store.discard_partial("video_1")
+    assert [p.exists() for p in leftovers] == [False, True, True]
+    with pytest.raises(ValueError):
+        await store.discard_partial("*")
