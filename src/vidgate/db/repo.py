@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -178,6 +179,8 @@ class JobRecord:
     deleted_at: dt.datetime | None
     next_poll_at: dt.datetime | None = None
     submit_at: dt.datetime | None = None
+    # What the adapter keeps about its upstream task (providers/base.py TaskState).
+    upstream_state: dict[str, Any] | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -677,6 +680,7 @@ class Submitted:
     provider: str
     upstream_id: str
     first_poll_s: float
+    upstream_state: Mapping[str, Any] = field(default_factory=dict)
 
 
 async def record_submissions(conn: AsyncConnection, items: list[Submitted]) -> set[str]:
@@ -689,10 +693,12 @@ async def record_submissions(conn: AsyncConnection, items: list[Submitted]) -> s
     result = await conn.execute(
         sa.text(
             "UPDATE jobs SET state = 'waiting', upstream_id = u.upstream_id,"
+            " upstream_state = u.upstream_state,"
             " submitted_at = now(), next_poll_at = now() + make_interval(secs => u.first_poll),"
             " submit_at = NULL, step_attempts = 0, updated_at = now()"
             " FROM unnest(CAST(:ids AS text[]), CAST(:upstream AS text[]),"
-            " CAST(:first_poll AS float8[])) AS u(id, upstream_id, first_poll)"
+            " CAST(:first_poll AS float8[]), CAST(:state AS jsonb[]))"
+            " AS u(id, upstream_id, first_poll, upstream_state)"
             " WHERE jobs.id = u.id AND jobs.state = 'submitting'"
             " RETURNING jobs.id"
         ),
@@ -700,6 +706,8 @@ async def record_submissions(conn: AsyncConnection, items: list[Submitted]) -> s
             "ids": [i.job_id for i in items],
             "upstream": [i.upstream_id for i in items],
             "first_poll": [i.first_poll_s for i in items],
+            # An adapter with nothing to keep leaves the column NULL.
+            "state": [json.dumps(i.upstream_state) if i.upstream_state else None for i in items],
         },
     )
     return {row[0] for row in result}
@@ -762,11 +770,15 @@ class PollClaim:
     step_attempts: int
     submitted_at: dt.datetime | None
     lease_until: dt.datetime
+    # What the adapter's status read needs besides the id (providers/base.py UpstreamTask).
+    spec: dict[str, Any]
+    upstream_model: str | None
+    upstream_state: dict[str, Any] | None
 
 
 _CLAIM_RETURNING = (
     "RETURNING id, provider, upstream_id, progress, poll_count, step_attempts,"
-    " submitted_at, next_poll_at"
+    " submitted_at, next_poll_at, spec, upstream_model, upstream_state"
 )
 
 
@@ -776,6 +788,9 @@ def _claims(result: sa.CursorResult[Any]) -> list[PollClaim]:
             job_id=row.id,
             provider=row.provider,
             upstream_id=row.upstream_id,
+            spec=row.spec,
+            upstream_model=row.upstream_model,
+            upstream_state=row.upstream_state,
             progress=row.progress,
             poll_count=row.poll_count,
             step_attempts=row.step_attempts,

@@ -44,7 +44,7 @@ from vidgate.media.previews import (
 )
 from vidgate.media.probe import MediaInfo, probe_video
 from vidgate.media.storage import is_disk_full
-from vidgate.providers.base import Provider, ProviderError
+from vidgate.providers.base import Provider, ProviderError, UpstreamTask
 
 log = structlog.get_logger("vidgate.engine")
 
@@ -182,6 +182,7 @@ class JobRunner:
             provider=job.provider,
             upstream_id=result.upstream_id,
             first_poll_s=max(_MIN_POLL_S, result.poll_after_s),
+            upstream_state=result.state,
         )
 
     async def record_submitted(self, items: list[repo.Submitted]) -> None:
@@ -215,9 +216,11 @@ class JobRunner:
         leave it."""
         async with self.ctx.db.connect() as conn:
             job = await repo.get_job(conn, item.job_id, include_deleted=True)
-        if job is not None and (job.upstream_id == item.upstream_id or job.state == "submitting"):
+        if job is None or job.upstream_id == item.upstream_id or job.state == "submitting":
             return
-        await self._cancel_task(item.job_id, item.provider, item.upstream_id)
+        spec = JobSpec.model_validate(job.spec)
+        task = UpstreamTask(item.upstream_id, spec, job.upstream_model, item.upstream_state)
+        await self._cancel_task(item.job_id, item.provider, task)
 
     def caps(self) -> dict[str, int]:
         """The deployments with a concurrency cap, and their caps."""
@@ -303,7 +306,13 @@ class JobRunner:
         the caller to write with others (``record_polls``); a failure (upstream's, or
         giving up) is written here."""
         try:
-            status = await self._provider(claim.provider).status(claim.upstream_id)
+            task = UpstreamTask(
+                claim.upstream_id,
+                JobSpec.model_validate(claim.spec),
+                claim.upstream_model,
+                claim.upstream_state or {},
+            )
+            status = await self._provider(claim.provider).status(task)
         except ProviderError as error:
             return await self._poll_failed(claim, error)
         except Exception:
@@ -392,7 +401,7 @@ class JobRunner:
         try:
             if len(stored) < spec.n:
                 try:
-                    paths = await provider.fetch(job.upstream_id, tmp)
+                    paths = await provider.fetch(_task_of(job, job.upstream_id, spec), tmp)
                 except ProviderError as error:
                     if error.retryable:
                         await self._retry_later(
@@ -462,11 +471,12 @@ class JobRunner:
             job = await repo.get_job(conn, job_id, include_deleted=True)
         if job is None or job.upstream_id is None:
             return
-        await self._cancel_task(job_id, job.provider, job.upstream_id)
+        spec = JobSpec.model_validate(job.spec)
+        await self._cancel_task(job_id, job.provider, _task_of(job, job.upstream_id, spec))
 
-    async def _cancel_task(self, job_id: str, provider: str, upstream_id: str) -> None:
+    async def _cancel_task(self, job_id: str, provider: str, task: UpstreamTask) -> None:
         try:
-            await self._provider(provider).cancel(upstream_id)
+            await self._provider(provider).cancel(task)
         except ProviderError as error:
             # Best effort: the job is already over (or not this task's) on our side.
             log.info("job.cancel_upstream_failed", job_id=job_id, code=error.code)
@@ -478,6 +488,11 @@ def _probe_and_preview(video: Path, tmp: Path, index: int) -> tuple[MediaInfo, P
     spritesheet = tmp / f"{index}.sprites.jpg"
     make_previews(video, thumbnail=thumbnail, spritesheet=spritesheet)
     return info, thumbnail, spritesheet
+
+
+def _task_of(job: repo.JobRecord, upstream_id: str, spec: JobSpec) -> UpstreamTask:
+    """The job's upstream task, as its adapter gets it back."""
+    return UpstreamTask(upstream_id, spec, job.upstream_model, job.upstream_state or {})
 
 
 def _settled_cost(job: repo.JobRecord) -> Decimal:
