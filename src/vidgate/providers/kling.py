@@ -404,6 +404,10 @@ def _cost(data: dict[str, Any], usd_per_unit: Decimal | None) -> Decimal | None:
 # --- the adapter ------------------------------------------------------------------
 
 
+# The message of result_expired when no fresh URL replaces an expired one.
+_URL_GONE = "{}: the result URL no longer works and Kling issues no new one"
+
+
 class KlingProvider:
     def __init__(
         self,
@@ -426,7 +430,7 @@ class KlingProvider:
             limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
-        self._urls = ResultUrls()
+        self._urls = ResultUrls(self._http, gone=_URL_GONE.format(self.name))
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
         check_spec(spec, upstream_model or self._model, self.name)
@@ -537,32 +541,11 @@ class KlingProvider:
     async def fetch(
         self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
     ) -> list[Path]:
-        urls = self._urls.take(task.id) or await self._result_urls(task)
-        paths: list[Path] = []
-        for index in range(len(urls)):
-            url = urls[index]
-            dest = dest_dir / f"{index}.mp4"
-            try:
-                await self._http.download(url, dest)
-            except ProviderError as error:
-                if not error.expired:
-                    raise
-                # Read the task again in case it names a new URL; Kling's are static
-                # links kept for 30 days, so the same URL means the result is gone.
-                fresh = await self._result_urls(task)
-                if index >= len(fresh) or fresh[index] == url:
-                    raise ProviderError(
-                        "result_expired",
-                        f"{self.name}: the result URL no longer works and Kling issues no new one",
-                        retryable=False,
-                        expired=True,
-                    ) from None
-                urls = fresh
-                await self._http.download(fresh[index], dest)
-            paths.append(dest)
-            if progress is not None:
-                progress((index + 1) / len(urls))
-        return paths
+        # An expired URL is read again in case the task names a new one; Kling's are
+        # static links kept for 30 days, so the same URL means the result is gone.
+        return await self._urls.download(
+            task.id, dest_dir, lambda: self._result_urls(task), progress
+        )
 
     async def cancel(self, task: UpstreamTask) -> None:
         """A no-op: Kling documents no way to cancel a task (reference section 5)."""

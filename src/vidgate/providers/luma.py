@@ -231,6 +231,10 @@ def error_message(response: httpx.Response) -> str | None:
     return default_error_message(response)
 
 
+# The message of result_expired when no fresh URL replaces an expired one.
+_URL_GONE = "luma: the result URL has expired and no fresh one is available"
+
+
 class LumaProvider:
     def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
         self.name = config.name
@@ -244,7 +248,7 @@ class LumaProvider:
             limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
-        self._urls = ResultUrls()
+        self._urls = ResultUrls(self._client, gone=_URL_GONE)
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
         check_spec(
@@ -307,27 +311,9 @@ class LumaProvider:
         """Download ``assets.video``. A URL remembered from the last status read is
         tried first; if it has expired, the generation is read once more for the
         current URL (whether Luma ever re-issues one is UNVERIFIED)."""
-        urls = self._urls.take(task.id) or await self._fresh_urls(task.id)
-        dest = dest_dir / "0.mp4"
-        try:
-            await self._client.download(urls[0], dest)
-        except ProviderError as error:
-            if not error.expired:
-                raise
-            fresh = await self._fresh_urls(task.id)
-            try:
-                await self._client.download(fresh[0], dest)
-            except ProviderError as again:
-                if not again.expired:
-                    raise
-                raise ProviderError(
-                    "result_expired",
-                    "luma: the result URL has expired and no fresh one is available",
-                    retryable=False,
-                ) from again
-        if progress is not None:
-            progress(1.0)
-        return [dest]
+        return await self._urls.download(
+            task.id, dest_dir, lambda: self._fresh_urls(task.id), progress
+        )
 
     async def cancel(self, task: UpstreamTask) -> None:
         """``DELETE /generations/{id}``: Luma deletes the generation (no separate cancel)."""

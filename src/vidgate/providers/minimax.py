@@ -275,6 +275,10 @@ def download_url(body: dict[str, Any]) -> str | None:
 # --- the adapter ------------------------------------------------------------------
 
 
+# The message of result_expired when no fresh URL replaces an expired one.
+_URL_GONE = "{}: the download URL has expired and MiniMax gives no new one"
+
+
 class MiniMaxProvider:
     def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
         self.name = config.name
@@ -288,7 +292,7 @@ class MiniMaxProvider:
             limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
-        self._urls = ResultUrls()
+        self._urls = ResultUrls(self._http, gone=_URL_GONE.format(self.name))
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
         check_spec(spec, upstream_model or self._model)
@@ -367,7 +371,7 @@ class MiniMaxProvider:
                 self._urls.remember(task.id, [await self._retrieve(file_id)])
         return status
 
-    async def _file_url(self, task_id: str) -> str:
+    async def _file_urls(self, task_id: str) -> list[str]:
         status, file_id = await self._query(task_id)
         if status.state != "succeeded" or not file_id:
             raise ProviderError(
@@ -375,25 +379,15 @@ class MiniMaxProvider:
                 f"{self.name}: the task is {status.state}, with no file to download",
                 retryable=False,
             )
-        return await self._retrieve(file_id)
+        return [await self._retrieve(file_id)]
 
     async def fetch(
         self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
     ) -> list[Path]:
-        remembered = self._urls.take(task.id)
-        url = remembered[0] if remembered else await self._file_url(task.id)
-        dest = dest_dir / "0.mp4"
-        try:
-            await self._http.download(url, dest)
-        except ProviderError as error:
-            if not error.expired:
-                raise
-            # download_url lives 9 hours; files/retrieve hands out a fresh one. A second
-            # expiry propagates as result_expired (not retryable).
-            await self._http.download(await self._file_url(task.id), dest)
-        if progress is not None:
-            progress(1.0)
-        return [dest]
+        # download_url lives 9 hours; files/retrieve hands out a fresh one.
+        return await self._urls.download(
+            task.id, dest_dir, lambda: self._file_urls(task.id), progress
+        )
 
     async def cancel(self, task: UpstreamTask) -> None:
         """A no-op: MiniMax has no cancel endpoint for video tasks (reference section 8,

@@ -564,6 +564,10 @@ def error_message(response: httpx.Response) -> str | None:
     return default_error_message(response)
 
 
+# The message of result_expired when no fresh URL replaces an expired one.
+_URL_GONE = "runway: the result URL has expired and the task gives no new one"
+
+
 class RunwayProvider:
     def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
         self.name = config.name
@@ -586,7 +590,7 @@ class RunwayProvider:
             limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
-        self._urls = ResultUrls()
+        self._urls = ResultUrls(self._client, gone=_URL_GONE)
 
     def _local_size(self, image: ImageRef | None) -> int | None:
         """One stat of a local blob; a remote store is checked at submit instead."""
@@ -658,27 +662,9 @@ class RunwayProvider:
         """Download each ``output[]`` URL (pre-signed, so without our key). URLs
         remembered from the last status read are tried first; an expired one is
         replaced by reading the task again, which gives fresh URLs (section 4)."""
-        urls = self._urls.take(task.id) or await self._fresh_urls(task.id)
-        paths: list[Path] = []
-        refreshed = False
-        for index in range(len(urls)):
-            dest = dest_dir / f"{index}.mp4"
-            try:
-                await self._client.download(urls[index], dest)
-            except ProviderError as error:
-                if not error.expired or refreshed:
-                    raise
-                refreshed = True
-                urls = await self._fresh_urls(task.id)
-                if index >= len(urls):
-                    raise ProviderError(
-                        "result_expired", "runway: the task has fewer outputs now", retryable=False
-                    ) from error
-                await self._client.download(urls[index], dest)
-            paths.append(dest)
-            if progress is not None:
-                progress((index + 1) / len(urls))
-        return paths
+        return await self._urls.download(
+            task.id, dest_dir, lambda: self._fresh_urls(task.id), progress
+        )
 
     async def cancel(self, task: UpstreamTask) -> None:
         """``DELETE /v1/tasks/{id}``: cancels a task still running, deletes a finished one."""

@@ -336,6 +336,12 @@ def _price(config: DeploymentConfig) -> Decimal | None:
 # --- the adapter -------------------------------------------------------------------
 
 
+# The message of result_expired when no fresh URL replaces an expired one.
+_URL_GONE = (
+    f"{NAME}: the result URL has expired (it is valid for 24 hours) and the task gives no new one"
+)
+
+
 class SeedanceProvider:
     name = NAME
 
@@ -350,7 +356,6 @@ class SeedanceProvider:
         self._deps = deps
         self._options = dict(config.options)
         self._price = _price(config)
-        self._urls = ResultUrls()
         self._client = UpstreamClient(
             provider=NAME,
             base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
@@ -359,6 +364,7 @@ class SeedanceProvider:
             limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
+        self._urls = ResultUrls(self._client, gone=_URL_GONE)
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
         check_spec(spec, upstream_model or spec.model)
@@ -391,7 +397,7 @@ class SeedanceProvider:
             self._urls.remember(task.id, [read.video_url])
         return read.status
 
-    async def _video_url(self, task_id: str) -> str:
+    async def _video_urls(self, task_id: str) -> list[str]:
         task = await self._read(task_id)
         if task.status.state != "succeeded":
             raise ProviderError(
@@ -401,32 +407,15 @@ class SeedanceProvider:
             )
         if task.video_url is None:
             raise _bad_response(f"task {task_id} succeeded without content.video_url")
-        return task.video_url
+        return [task.video_url]
 
     async def fetch(
         self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
     ) -> list[Path]:
         """Download ``content.video_url`` (the one from the last status read first)."""
-        remembered = self._urls.take(task.id)
-        url = remembered[0] if remembered else await self._video_url(task.id)
-        dest = dest_dir / "0.mp4"
-        try:
-            await self._client.download(url, dest)
-        except ProviderError as exc:
-            if not exc.expired:
-                raise
-            fresh = await self._video_url(task.id)
-            if fresh == url:
-                raise ProviderError(
-                    "result_expired",
-                    f"{NAME}: the result URL has expired (it is valid for 24 hours) and the "
-                    "task gives no new one",
-                    retryable=False,
-                ) from exc
-            await self._client.download(fresh, dest)
-        if progress is not None:
-            progress(1.0)
-        return [dest]
+        return await self._urls.download(
+            task.id, dest_dir, lambda: self._video_urls(task.id), progress
+        )
 
     async def cancel(self, task: UpstreamTask) -> None:
         """``DELETE`` cancels a queued task and deletes a finished one; a running task

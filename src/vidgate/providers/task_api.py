@@ -200,6 +200,10 @@ def api_root(base_url: str) -> str:
 # --- the adapter -------------------------------------------------------------------
 
 
+# The message of result_expired when no fresh URL replaces an expired one.
+_URL_GONE = f"{NAME}: the result URL has expired and the upstream gave no new one"
+
+
 class TaskApiProvider:
     name = NAME
 
@@ -213,7 +217,6 @@ class TaskApiProvider:
             )
         api_key = config.secret("api_key")
         self._deps = deps
-        self._urls = ResultUrls()
         self._client = UpstreamClient(
             provider=NAME,
             base_url=api_root(config.base_url),
@@ -222,6 +225,7 @@ class TaskApiProvider:
             limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
+        self._urls = ResultUrls(self._client, gone=_URL_GONE)
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
         if spec.kind != "generate":
@@ -274,30 +278,9 @@ class TaskApiProvider:
         """Download every ``data[].url``. The URLs from the last status read are used
         first; when one has expired, the generation is read again for freshly signed
         links (once)."""
-        urls = self._urls.take(task.id) or await self._fresh_urls(task.id)
-        paths: list[Path] = []
-        refreshed = False
-        while len(paths) < len(urls):
-            index = len(paths)
-            dest = dest_dir / f"{index}.mp4"
-            try:
-                paths.append(await self._client.download(urls[index], dest))
-            except ProviderError as exc:
-                if not exc.expired or refreshed:
-                    raise
-                refreshed = True
-                fresh = await self._fresh_urls(task.id)
-                if fresh == urls:
-                    raise ProviderError(
-                        "result_expired",
-                        f"{NAME}: the result URL has expired and the upstream gave no new one",
-                        retryable=False,
-                    ) from exc
-                urls = fresh
-                continue
-            if progress is not None:
-                progress(len(paths) / len(urls))
-        return paths
+        return await self._urls.download(
+            task.id, dest_dir, lambda: self._fresh_urls(task.id), progress
+        )
 
     async def cancel(self, task: UpstreamTask) -> None:
         """Best effort: the task shape has no cancel. A vidgate upstream cancels (and
