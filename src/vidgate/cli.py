@@ -296,7 +296,9 @@ def models(data_dir: DataDir = None) -> None:
     """Show the model catalogue: limits, prices, deployments."""
     settings = _settings(data_dir)
     catalog = _load_catalog(settings)
-    configured, skipped = load_deployments(settings.models_file)
+    from vidgate.providers.registry import ENV_DEFAULTS
+
+    configured, skipped = load_deployments(settings.models_file, ENV_DEFAULTS)
     for name, missing in skipped.items():
         err.print(f"deployment {name} is not configured: set {', '.join(missing)}")
 

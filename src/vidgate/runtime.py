@@ -35,7 +35,7 @@ from vidgate.heap import pin_malloc_thresholds
 from vidgate.media.budget import set_image_memory_budget
 from vidgate.media.storage import LocalBlobStore
 from vidgate.providers.base import Provider, ProviderDeps
-from vidgate.providers.registry import build_providers
+from vidgate.providers.registry import ENV_DEFAULTS, build_providers
 
 log = structlog.get_logger("vidgate.runtime")
 
@@ -105,7 +105,7 @@ async def open_runtime(
     set_image_memory_budget(settings.image_memory_bytes)
     pin_malloc_thresholds()
     catalog = load_catalog(settings.models_file)
-    deployments, skipped = load_deployments(settings.models_file)
+    deployments, skipped = load_deployments(settings.models_file, ENV_DEFAULTS)
     for name, missing in skipped.items():
         log.warning("deployment.skipped", deployment=name, missing_env=missing)
     # Steps hold a connection only for their short transactions, never across an

@@ -42,7 +42,7 @@ from vidgate.engine.service import JobService, Principal
 from vidgate.engine.submitter import Submitter
 from vidgate.engine.sweeper import sweep_once
 from vidgate.media.render import ClipRequest, render_clip
-from vidgate.providers.base import ProviderError, SubmitResult, UpstreamStatus
+from vidgate.providers.base import ProviderError, SubmitResult, UpstreamStatus, UpstreamTask
 from vidgate.runtime import Runtime
 
 
@@ -57,6 +57,8 @@ class ScriptedProvider:
         self.fetch_error: ProviderError | None = None
         self.submit_error: Exception | None = None
         self.cancelled: list[str] = []
+        # Every task handed to status, fetch and cancel, in order.
+        self.tasks: list[UpstreamTask] = []
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
         pass
@@ -70,23 +72,28 @@ class ScriptedProvider:
         self.submits.append(idempotency_key)
         if self.submit_error is not None:
             raise self.submit_error
-        return SubmitResult(f"up-{idempotency_key}", poll_after_s=0.5)
+        return SubmitResult(
+            f"up-{idempotency_key}", poll_after_s=0.5, state={"made_by": "scripted", "n": 1}
+        )
 
-    async def status(self, upstream_id: str) -> UpstreamStatus:
+    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+        self.tasks.append(task)
         item = self.statuses.pop(0)
         if isinstance(item, ProviderError):
             raise item
         return item
 
-    async def fetch(self, upstream_id: str, dest_dir: Path, progress: Any = None) -> list[Path]:
+    async def fetch(self, task: UpstreamTask, dest_dir: Path, progress: Any = None) -> list[Path]:
+        self.tasks.append(task)
         if self.fetch_error is not None:
             raise self.fetch_error
         out = dest_dir / "0.mp4"
         render_clip(ClipRequest(width=64, height=48, fps=8, seconds=1, prompt="x", label="t"), out)
         return [out]
 
-    async def cancel(self, upstream_id: str) -> None:
-        self.cancelled.append(upstream_id)
+    async def cancel(self, task: UpstreamTask) -> None:
+        self.tasks.append(task)
+        self.cancelled.append(task.id)
 
 
 @pytest.fixture
@@ -233,6 +240,25 @@ async def test_happy_path_enqueues_each_next_step(
     assert _pending(runtime.database_url, job_id) == []
 
 
+async def test_the_adapter_gets_its_task_state_and_the_spec_back(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    """What submit returned besides the id is stored on the job and handed back, with
+    the job's spec, to status, fetch and cancel."""
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    await runner.submit(job_id)
+    job = await _job(runtime, job_id)
+    assert job.upstream_id == f"up-{job_id}"
+    assert job.upstream_state == {"made_by": "scripted", "n": 1}
+    provider.statuses = [UpstreamStatus("succeeded")]
+    await runner.poll(job_id)
+    await runner.finalize(job_id)
+    await runner.cancel_upstream(job_id)
+    expected = UpstreamTask(f"up-{job_id}", job.spec, job.upstream_model, job.upstream_state or {})
+    assert provider.tasks == [expected] * 3
+
+
 async def test_retryable_submit_error_honours_retry_after(
     runtime: Runtime, setup: Any, provider: ScriptedProvider
 ) -> None:
@@ -331,7 +357,9 @@ async def test_delete_while_waiting_cancels_upstream(
     # The poller no longer claims it, and a read already in flight changes nothing.
     await runner.poll(job_id)
     provider.statuses = [UpstreamStatus("succeeded")]
-    claim = PollClaim(job_id, "scripted", f"up-{job_id}", 0, 0, 0, None, _now())
+    claim = PollClaim(
+        job_id, "scripted", f"up-{job_id}", 0, 0, 0, None, _now(), job.spec, None, None
+    )
     outcome = await runner.check_upstream(claim)
     assert isinstance(outcome, PollDone)
     await runner.record_polls([outcome])

@@ -242,6 +242,20 @@ def test_text_to_video_is_stored_and_probed(
         info = probe(video.content, tmp_path, f"{name}.mp4")
         assert info.codec == "h264" and (info.width, info.height) == (160, 96), name
         assert cases[name].a.submissions == 1 and cases[name].b.submissions == 0, name
+    # The job keeps the upstream's own task id, nothing packed into it: what else an
+    # adapter needs to reach the task is its state (jobs.upstream_state).
+    import psycopg
+
+    with psycopg.connect(gateway[0].env["VIDGATE_DATABASE_URL"]) as conn:
+        rows = conn.execute(
+            "SELECT id, upstream_id FROM jobs WHERE id = ANY(%s)", (list(jobs.values()),)
+        ).fetchall()
+    stored = {job_id: str(upstream_id) for job_id, upstream_id in rows}
+    for name, job_id in jobs.items():
+        upstream_id = stored[job_id]
+        # Google names an operation by its full resource name, which ends in its id.
+        own = upstream_id.rsplit("/operations/", 1)[-1]
+        assert own in cases[name].a.tasks, f"{name}: {upstream_id!r} is not the upstream's id"
 
 
 def test_image_to_video(cases: dict[str, Case], gateway: tuple[ServerProcess, str]) -> None:

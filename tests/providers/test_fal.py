@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from tests.conftest import png_bytes
 from tests.fakes.fal import FAL_KEY, FakeFal
 from tests.fakes.harness import CallbackSink, FakeServer
+from tests.providers.tasks import task_by_id, task_of
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -21,7 +22,7 @@ from vidgate.core.spec import ImageRef, JobSpec
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import LocalBlobStore
 from vidgate.providers import fal
-from vidgate.providers.base import ProviderDeps, ProviderError
+from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamTask
 from vidgate.providers.fal import FalProvider, create
 
 DEPLOYMENT = "fal-test"
@@ -84,10 +85,10 @@ def _spec(**changes: Any) -> JobSpec:
     return JobSpec(**base)
 
 
-async def _until_done(adapter: FalProvider, upstream_id: str) -> list[str]:
+async def _until_done(adapter: FalProvider, upstream: UpstreamTask) -> list[str]:
     states: list[str] = []
     for _ in range(10):
-        status = await adapter.status(upstream_id)
+        status = await adapter.status(upstream)
         states.append(status.state)
         if status.state in ("succeeded", "failed", "cancelled"):
             break
@@ -235,14 +236,15 @@ async def test_text_to_video_round_trip(
     ]
     # Polled on owner/app only, as the returned status_url says.
     request_id = next(iter(fake.tasks))
-    assert result.upstream_id == f"fal-ai/kling-video/requests/{request_id}"
+    assert result.upstream_id == request_id
+    assert result.state == {"app": "fal-ai/kling-video"}
     assert result.poll_after_s == 0.05
     fake.polls_to_finish = 3
-    assert await _until_done(adapter, result.upstream_id) == ["queued", "running", "succeeded"]
+    assert await _until_done(adapter, task_of(result)) == ["queued", "running", "succeeded"]
     out = tmp_path / "out"
     out.mkdir()
     fractions: list[float] = []
-    paths = await adapter.fetch(result.upstream_id, out, fractions.append)
+    paths = await adapter.fetch(task_of(result), out, fractions.append)
     assert paths == [out / "0.mp4"] and fractions == [1.0] and fake.result_reads == 1
     info = probe_video(paths[0])
     assert (info.codec, info.width, info.height) == ("h264", 160, 96)
@@ -264,8 +266,8 @@ async def test_image_to_video_uses_the_sibling_endpoint_and_a_data_uri(
     prefix = "data:image/png;base64,"
     assert body["image_url"].startswith(prefix)
     assert base64.b64decode(body["image_url"][len(prefix) :]) == png
-    assert await _until_done(adapter, result.upstream_id) == ["queued", "succeeded"]
-    assert len(await adapter.fetch(result.upstream_id, tmp_path)) == 1
+    assert await _until_done(adapter, task_of(result)) == ["queued", "succeeded"]
+    assert len(await adapter.fetch(task_of(result), tmp_path)) == 1
 
 
 async def test_veo3_body_fields(fake: FakeFal, adapter: FalProvider) -> None:
@@ -279,7 +281,7 @@ async def test_veo3_body_fields(fake: FakeFal, adapter: FalProvider) -> None:
         "seed": 7,
         "negative_prompt": "x",
     }
-    assert result.upstream_id.startswith("fal-ai/veo3/requests/")
+    assert result.state == {"app": "fal-ai/veo3"} and result.upstream_id in fake.tasks
 
 
 async def test_upstream_validation_error_is_a_rejection(fake: FakeFal, tmp_path: Path) -> None:
@@ -299,8 +301,8 @@ async def test_upstream_validation_error_is_a_rejection(fake: FakeFal, tmp_path:
 async def test_completed_with_error_is_a_failure(fake: FakeFal, adapter: FalProvider) -> None:
     fake.fail_tasks = ("content_policy", "the prompt was refused by the provider")
     result = await adapter.submit(_spec(), idempotency_key="video_5", upstream_model=KLING_T2V)
-    assert await _until_done(adapter, result.upstream_id) == ["queued", "failed"]
-    status = await adapter.status(result.upstream_id)
+    assert await _until_done(adapter, task_of(result)) == ["queued", "failed"]
+    status = await adapter.status(task_of(result))
     assert status.error_code == "content_policy"
     assert status.error_message == "the prompt was refused by the provider"
 
@@ -312,7 +314,7 @@ async def test_rate_limit_then_success(fake: FakeFal, adapter: FalProvider) -> N
     assert exc.value.retryable and exc.value.retry_after_s == 7.0
     assert "rate_limited" in exc.value.message
     result = await adapter.submit(_spec(), idempotency_key="video_6", upstream_model=KLING_T2V)
-    assert fake.submissions == 1 and result.upstream_id.endswith(next(iter(fake.tasks)))
+    assert fake.submissions == 1 and result.upstream_id == next(iter(fake.tasks))
 
 
 @pytest.mark.parametrize("status", [500, 503])
@@ -330,7 +332,7 @@ async def test_wrong_key_marks_the_deployment_unhealthy(fake: FakeFal, tmp_path:
     with pytest.raises(ProviderError) as exc:
         await provider.submit(_spec(), idempotency_key="video_8", upstream_model=KLING_T2V)
     with pytest.raises(ProviderError) as on_poll:
-        await provider.status("fal-ai/kling-video/requests/abc")
+        await provider.status(task_by_id("abc", {"app": "fal-ai/kling-video"}))
     await provider.aclose()
     for error in (exc.value, on_poll.value):
         assert error.unhealthy and not error.retryable
@@ -339,11 +341,11 @@ async def test_wrong_key_marks_the_deployment_unhealthy(fake: FakeFal, tmp_path:
 
 async def test_expired_result_is_final(fake: FakeFal, adapter: FalProvider, tmp_path: Path) -> None:
     result = await adapter.submit(_spec(), idempotency_key="video_9", upstream_model=KLING_T2V)
-    assert (await _until_done(adapter, result.upstream_id))[-1] == "succeeded"
+    assert (await _until_done(adapter, task_of(result)))[-1] == "succeeded"
     fake.expire_urls = True
     fake.refresh_urls()
     with pytest.raises(ProviderError) as exc:
-        await adapter.fetch(result.upstream_id, tmp_path)
+        await adapter.fetch(task_of(result), tmp_path)
     assert exc.value.code == "result_expired" and not exc.value.retryable
     assert fake.expired_downloads == 1 and fake.downloads == 0
 
@@ -351,18 +353,18 @@ async def test_expired_result_is_final(fake: FakeFal, adapter: FalProvider, tmp_
 async def test_cancel_puts_to_the_cancel_url(fake: FakeFal, adapter: FalProvider) -> None:
     fake.polls_to_finish = 100
     result = await adapter.submit(_spec(), idempotency_key="video_10", upstream_model=KLING_T2V)
-    await adapter.cancel(result.upstream_id)
-    request_id = result.upstream_id.rsplit("/", 1)[1]
+    await adapter.cancel(task_of(result))
+    request_id = result.upstream_id
     assert fake.cancelled == [request_id]
     # ALREADY_COMPLETED and NOT_FOUND are not errors: nothing is left to stop.
     fake.polls_to_finish = 1
     done = await adapter.submit(_spec(), idempotency_key="video_11", upstream_model=KLING_T2V)
-    assert await _until_done(adapter, done.upstream_id) == ["succeeded"]
-    await adapter.cancel(done.upstream_id)
-    await adapter.cancel("fal-ai/kling-video/requests/no-such-request")
+    assert await _until_done(adapter, task_of(done)) == ["succeeded"]
+    await adapter.cancel(task_of(done))
+    await adapter.cancel(task_by_id("no-such-request", {"app": "fal-ai/kling-video"}))
     assert fake.cancelled == [request_id]
     with pytest.raises(ProviderError, match="malformed"):
-        await adapter.cancel("../../etc/requests/x")
+        await adapter.cancel(task_by_id("x", {"app": "../../etc"}))
 
 
 async def test_fal_webhook_is_sent_and_called_when_the_request_ends(
@@ -380,7 +382,7 @@ async def test_fal_webhook_is_sent_and_called_when_the_request_ends(
             result = await adapter.submit(
                 _spec(), idempotency_key="video_cb", upstream_model=KLING_T2V
             )
-            request_id = result.upstream_id.rsplit("/", 1)[1]
+            request_id = result.upstream_id
             # A query parameter on submit; the body stays the model's input.
             assert fake.callback_urls == {request_id: sink.url("video_cb")}
             assert "fal_webhook" not in fake.requests[-1]["body"]
@@ -389,7 +391,7 @@ async def test_fal_webhook_is_sent_and_called_when_the_request_ends(
             [call] = sink.received
             assert call.body["request_id"] == request_id and call.body["status"] == "OK"
             assert call.body["payload"]["video"]["url"].endswith("/video.mp4")
-            assert (await adapter.status(result.upstream_id)).state == "succeeded"
+            assert (await adapter.status(task_of(result))).state == "succeeded"
         finally:
             await adapter.aclose()
 

@@ -15,13 +15,14 @@ from pydantic import SecretStr
 from tests.conftest import png_bytes
 from tests.fakes.gemini import API_KEY, FakeGemini
 from tests.fakes.harness import FakeServer, FakeTask, tiny_mp4
+from tests.providers.tasks import task_by_id, task_of
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec, SourceRef
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import LocalBlobStore
-from vidgate.providers.base import ProviderDeps, ProviderError
+from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamTask
 from vidgate.providers.gemini import GeminiProvider, create, omni_status, omni_video
 
 OMNI = "gemini-omni-1.1-flash"
@@ -78,10 +79,10 @@ def _spec(**changes: object) -> JobSpec:
     return JobSpec.model_validate({**base, **changes})
 
 
-async def _finish(adapter: GeminiProvider, upstream_id: str) -> list[str]:
+async def _finish(adapter: GeminiProvider, upstream: UpstreamTask) -> list[str]:
     seen = []
     for _ in range(5):
-        status = await adapter.status(upstream_id)
+        status = await adapter.status(upstream)
         seen.append(status.state)
         if status.state == "succeeded":
             return seen
@@ -98,9 +99,9 @@ async def test_omni_text_to_video_end_to_end(
     upstream, _ = fake
     upstream.polls_to_finish = 3
     result = await adapter.submit(_spec(), idempotency_key="job-1", upstream_model=OMNI)
-    assert result.upstream_id.startswith("interactions/v1_")
-    assert await _finish(adapter, result.upstream_id) == ["queued", "running", "succeeded"]
-    [path] = await adapter.fetch(result.upstream_id, tmp_path)
+    assert result.upstream_id.startswith("v1_") and result.state == {"api": "interactions"}
+    assert await _finish(adapter, task_of(result)) == ["queued", "running", "succeeded"]
+    [path] = await adapter.fetch(task_of(result), tmp_path)
     info = probe_video(path)
     assert info.codec == "h264" and (info.width, info.height) == (160, 96)
     assert upstream.requests == [
@@ -449,8 +450,8 @@ async def test_omni_failure_carries_the_reason(fake: Fake, adapter: GeminiProvid
     upstream, _ = fake
     upstream.fail_tasks = ("content_policy", "the prompt was refused by the provider")
     result = await adapter.submit(_spec(), idempotency_key="job-5", upstream_model=OMNI)
-    await adapter.status(result.upstream_id)
-    status = await adapter.status(result.upstream_id)
+    await adapter.status(task_of(result))
+    status = await adapter.status(task_of(result))
     assert status.state == "failed" and status.error_code == "content_policy"
     assert status.error_message == "the prompt was refused by the provider"
 
@@ -511,7 +512,7 @@ async def test_omni_expired_url_is_refreshed_by_re_reading(
     upstream, _ = fake
     upstream.expire_urls = True
     result = await adapter.submit(_spec(), idempotency_key="job-9", upstream_model=OMNI)
-    await _finish(adapter, result.upstream_id)
+    await _finish(adapter, task_of(result))
     handed_out: list[str] = []
     original = upstream.result_url
 
@@ -524,7 +525,7 @@ async def test_omni_expired_url_is_refreshed_by_re_reading(
         return url
 
     monkeypatch.setattr(upstream, "result_url", stale_once)
-    [path] = await adapter.fetch(result.upstream_id, tmp_path)
+    [path] = await adapter.fetch(task_of(result), tmp_path)
     assert probe_video(path).codec == "h264"
     assert len(handed_out) == 2 and handed_out[0] != handed_out[1]
     assert upstream.downloads == 1
@@ -534,13 +535,12 @@ async def test_omni_cancel_hits_the_cancel_endpoint(fake: Fake, adapter: GeminiP
     upstream, _ = fake
     upstream.polls_to_finish = 100
     result = await adapter.submit(_spec(), idempotency_key="job-10", upstream_model=OMNI)
-    await adapter.status(result.upstream_id)
-    await adapter.cancel(result.upstream_id)
-    interaction_id = result.upstream_id.removeprefix("interactions/")
-    assert upstream.cancelled == [interaction_id]
-    assert (await adapter.status(result.upstream_id)).state == "cancelled"
-    await adapter.cancel(result.upstream_id)  # already cancelled: not an error
-    await adapter.cancel("interactions/v1_missing")  # gone: not an error
+    await adapter.status(task_of(result))
+    await adapter.cancel(task_of(result))
+    assert upstream.cancelled == [result.upstream_id]
+    assert (await adapter.status(task_of(result))).state == "cancelled"
+    await adapter.cancel(task_of(result))  # already cancelled: not an error
+    await adapter.cancel(task_by_id("v1_missing", {"api": "interactions"}))  # gone: not an error
 
 
 # --- legacy Veo (operations) ---------------------------------------------------------
@@ -560,8 +560,7 @@ async def test_veo_operation_end_to_end(
     upstream.legacy_veo_available = True
     spec = _spec(n=2, negative_prompt="blur", seconds=6)
     result = await adapter.submit(spec, idempotency_key="job-12", upstream_model=VEO)
-    assert result.upstream_id.startswith(f"models/{VEO}/operations/")
-    assert result.upstream_id.endswith("#n=2")
+    assert result.upstream_id.startswith(f"models/{VEO}/operations/") and result.state == {}
     assert upstream.requests[0] == {
         "instances": [{"prompt": "a fox"}],
         "parameters": {
@@ -572,10 +571,10 @@ async def test_veo_operation_end_to_end(
             "negativePrompt": "blur",
         },
     }
-    assert await _finish(adapter, result.upstream_id) == ["running", "succeeded"]
-    paths = await adapter.fetch(result.upstream_id, tmp_path)
+    assert await _finish(adapter, task_of(result, spec)) == ["running", "succeeded"]
+    paths = await adapter.fetch(task_of(result, spec), tmp_path)
     assert [p.name for p in paths] == ["0.mp4", "1.mp4"] and upstream.downloads == 2
-    await adapter.cancel(result.upstream_id)  # no cancel for operations: a no-op
+    await adapter.cancel(task_of(result, spec))  # no cancel for operations: a no-op
     assert upstream.cancelled == []
 
 
@@ -584,16 +583,16 @@ async def test_veo_failure_and_rai_filtering(fake: Fake, adapter: GeminiProvider
     upstream.legacy_veo_available = True
     upstream.fail_tasks = ("x", "the prompt was refused by the provider")
     result = await adapter.submit(_spec(), idempotency_key="job-13", upstream_model=VEO)
-    await _finish_failed(adapter, result.upstream_id, "INVALID_ARGUMENT")
+    await _finish_failed(adapter, task_of(result), "INVALID_ARGUMENT")
     upstream.rai_failures = True
     result = await adapter.submit(_spec(), idempotency_key="job-14", upstream_model=VEO)
-    status = await _finish_failed(adapter, result.upstream_id, "content_filtered")
+    status = await _finish_failed(adapter, task_of(result), "content_filtered")
     assert "refused" in (status.error_message or "")
 
 
-async def _finish_failed(adapter: GeminiProvider, upstream_id: str, code: str) -> Any:
-    await adapter.status(upstream_id)
-    status = await adapter.status(upstream_id)
+async def _finish_failed(adapter: GeminiProvider, upstream: UpstreamTask, code: str) -> Any:
+    await adapter.status(upstream)
+    status = await adapter.status(upstream)
     assert status.state == "failed" and status.error_code == code
     return status
 
@@ -604,9 +603,9 @@ async def test_veo_expired_file_cannot_be_re_issued(
     upstream, _ = fake
     upstream.legacy_veo_available = True
     result = await adapter.submit(_spec(), idempotency_key="job-15", upstream_model=VEO)
-    await _finish(adapter, result.upstream_id)
+    await _finish(adapter, task_of(result))
     upstream.expire_urls = True
     with pytest.raises(ProviderError) as caught:
-        await adapter.fetch(result.upstream_id, tmp_path)
+        await adapter.fetch(task_of(result), tmp_path)
     assert caught.value.code == "result_expired" and not caught.value.retryable
     assert upstream.downloads == 0

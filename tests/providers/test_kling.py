@@ -16,13 +16,14 @@ import pytest
 from tests.conftest import png_bytes
 from tests.fakes.harness import CallbackSink, FakeServer
 from tests.fakes.kling import ACCESS_KEY, DEPLOYMENT, SECRET_KEY, FakeKling, check_jwt
+from tests.providers.tasks import task_by_id, task_of
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec, SourceRef
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import LocalBlobStore
-from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamStatus
+from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamStatus, UpstreamTask
 from vidgate.providers.kling import (
     KlingProvider,
     TokenSigner,
@@ -30,7 +31,6 @@ from vidgate.providers.kling import (
     create_body,
     encode_jwt,
     parse_status,
-    parse_upstream_id,
     reclassify,
     unwrap,
 )
@@ -95,10 +95,10 @@ async def offline(deps: ProviderDeps) -> AsyncIterator[KlingProvider]:
     await adapter.aclose()
 
 
-async def until_done(provider: KlingProvider, upstream_id: str) -> list[UpstreamStatus]:
+async def until_done(provider: KlingProvider, upstream: UpstreamTask) -> list[UpstreamStatus]:
     seen = []
     for _ in range(10):
-        status = await provider.status(upstream_id)
+        status = await provider.status(upstream)
         seen.append(status)
         if status.state not in ("queued", "running"):
             return seen
@@ -109,14 +109,14 @@ async def test_text_to_video_end_to_end(
     fake: FakeKling, provider: KlingProvider, tmp_path: Path
 ) -> None:
     result = await provider.submit(make_spec(), idempotency_key="video_1", upstream_model=None)
-    assert result.upstream_id.startswith("text2video:")
+    assert result.state == {"kind": "text2video"} and result.upstream_id in fake.tasks
     assert result.poll_after_s == 2.0
-    states = [s.state for s in await until_done(provider, result.upstream_id)]
+    states = [s.state for s in await until_done(provider, task_of(result))]
     assert states == ["queued", "running", "succeeded"]
     queries = fake.queries
     out = tmp_path / "out"
     out.mkdir()
-    paths = await provider.fetch(result.upstream_id, out)
+    paths = await provider.fetch(task_of(result), out)
     assert paths == [out / "0.mp4"]
     info = probe_video(paths[0])
     assert (info.width, info.height, info.codec) == (160, 96, "h264")
@@ -167,7 +167,7 @@ async def test_image_to_video_sends_raw_base64(
     result = await provider.submit(
         make_spec(image=image), idempotency_key="video_4", upstream_model=None
     )
-    assert result.upstream_id.startswith("image2video:")
+    assert result.state == {"kind": "image2video"} and result.upstream_id in fake.tasks
     kind, body = fake.requests[-1]
     assert kind == "image2video"
     assert body["image"] == base64.b64encode(data).decode()
@@ -175,15 +175,15 @@ async def test_image_to_video_sends_raw_base64(
     # image2video follows the image's own aspect ratio.
     assert "aspect_ratio" not in body
     # Polled on the image2video path (the fake answers 1203 on the wrong kind).
-    assert (await until_done(provider, result.upstream_id))[-1].state == "succeeded"
-    paths = await provider.fetch(result.upstream_id, tmp_path)
+    assert (await until_done(provider, task_of(result)))[-1].state == "succeeded"
+    paths = await provider.fetch(task_of(result), tmp_path)
     assert probe_video(paths[0]).width == 160
 
 
 async def test_extend_uses_the_source_video_id(fake: FakeKling, provider: KlingProvider) -> None:
     first = await provider.submit(make_spec(), idempotency_key="video_5", upstream_model=None)
-    await until_done(provider, first.upstream_id)
-    source_task = first.upstream_id.split(":", 1)[1]
+    await until_done(provider, task_of(first))
+    source_task = first.upstream_id
     source = SourceRef(
         video_id="video_5",
         sha256="0" * 64,
@@ -193,11 +193,12 @@ async def test_extend_uses_the_source_video_id(fake: FakeKling, provider: KlingP
         fps=24,
         provider=NAME,
         upstream_id=first.upstream_id,
+        upstream_state=dict(first.state),
     )
     spec = make_spec(kind="extend", source=source, prompt="the fox runs", negative_prompt="rain")
     provider.validate(spec, None)
     result = await provider.submit(spec, idempotency_key="video_6", upstream_model=None)
-    assert result.upstream_id.startswith("video-extend:")
+    assert result.state == {"kind": "video-extend"} and result.upstream_id in fake.tasks
     kind, body = fake.requests[-1]
     assert kind == "video-extend"
     assert body == {
@@ -205,7 +206,7 @@ async def test_extend_uses_the_source_video_id(fake: FakeKling, provider: KlingP
         "prompt": "the fox runs",
         "negative_prompt": "rain",
     }
-    assert (await until_done(provider, result.upstream_id))[-1].state == "succeeded"
+    assert (await until_done(provider, task_of(result)))[-1].state == "succeeded"
 
 
 @pytest.mark.parametrize(
@@ -253,12 +254,14 @@ def test_validate_extend_rules(offline: KlingProvider) -> None:
         height=720,
         fps=24,
         provider=NAME,
-        upstream_id="text2video:123",
+        upstream_id="123",
+        upstream_state={"kind": "text2video"},
     )
     offline.validate(make_spec(kind="extend", source=source), None)
     for bad_source in (
         source.model_copy(update={"provider": "sandbox"}),
-        source.model_copy(update={"upstream_id": "123"}),
+        source.model_copy(update={"upstream_state": None}),
+        source.model_copy(update={"upstream_state": {"kind": "omni-video"}}),
         source.model_copy(update={"seconds": 178}),
     ):
         with pytest.raises(InvalidParameter, match="Kling"):
@@ -276,7 +279,7 @@ def test_validate_accepts_v3_durations(offline: KlingProvider) -> None:
 async def test_failed_task_carries_the_reason(fake: FakeKling, provider: KlingProvider) -> None:
     fake.fail_tasks = ("risk", "Failure to pass the risk control system")
     result = await provider.submit(make_spec(), idempotency_key="video_7", upstream_model=None)
-    final = (await until_done(provider, result.upstream_id))[-1]
+    final = (await until_done(provider, task_of(result)))[-1]
     assert final.state == "failed"
     assert final.error_code == "upstream_failed"
     assert final.error_message == f"{NAME}: Failure to pass the risk control system"
@@ -304,7 +307,7 @@ async def test_rate_limited_with_retry_after_then_success(
     assert caught.value.code == "upstream_rate_limited"
     assert "(code 1303)" in caught.value.message
     result = await provider.submit(make_spec(), idempotency_key="video_9", upstream_model=None)
-    assert result.upstream_id.startswith("text2video:")
+    assert result.state == {"kind": "text2video"} and result.upstream_id in fake.tasks
     assert fake.submissions == 1
 
 
@@ -357,7 +360,7 @@ async def test_expired_token_is_refused(fake: FakeKling, deps: ProviderDeps) -> 
     adapter = KlingProvider(config(fake), deps, clock=lambda: time.time() - 4000)
     try:
         with pytest.raises(ProviderError) as caught:
-            await adapter.status("text2video:1")
+            await adapter.status(task_by_id("1", {"kind": "text2video"}))
     finally:
         await adapter.aclose()
     assert caught.value.unhealthy and "(code 1004)" in caught.value.message
@@ -374,12 +377,12 @@ async def test_expired_result_url_is_final(
     fake: FakeKling, provider: KlingProvider, tmp_path: Path
 ) -> None:
     result = await provider.submit(make_spec(), idempotency_key="video_15", upstream_model=None)
-    await until_done(provider, result.upstream_id)
+    await until_done(provider, task_of(result))
     fake.expire_urls = True
     fake.refresh_urls()
     queries = fake.queries
     with pytest.raises(ProviderError) as caught:
-        await provider.fetch(result.upstream_id, tmp_path)
+        await provider.fetch(task_of(result), tmp_path)
     assert caught.value.code == "result_expired"
     assert caught.value.expired and not caught.value.retryable
     # It did look again for a new URL before giving up.
@@ -392,9 +395,9 @@ async def test_result_past_its_30_days_is_expired(
 ) -> None:
     fake.expire_urls = True  # from the start: the link Kling hands out is already dead
     result = await provider.submit(make_spec(), idempotency_key="video_20", upstream_model=None)
-    await until_done(provider, result.upstream_id)
+    await until_done(provider, task_of(result))
     with pytest.raises(ProviderError) as caught:
-        await provider.fetch(result.upstream_id, tmp_path)
+        await provider.fetch(task_of(result), tmp_path)
     assert caught.value.code == "result_expired" and not caught.value.retryable
 
 
@@ -402,13 +405,13 @@ async def test_a_new_result_url_is_used_when_kling_gives_one(
     fake: FakeKling, provider: KlingProvider, tmp_path: Path
 ) -> None:
     result = await provider.submit(make_spec(), idempotency_key="video_16", upstream_model=None)
-    await until_done(provider, result.upstream_id)
-    task = fake.tasks[result.upstream_id.split(":", 1)[1]]
+    await until_done(provider, task_of(result))
+    task = fake.tasks[result.upstream_id]
     fake.expire_urls = True
     fake.refresh_urls()
     # Should Kling ever re-issue a link, the adapter follows it.
     fake.results[task.id]["url"] = fake.result_url(task)
-    paths = await provider.fetch(result.upstream_id, tmp_path)
+    paths = await provider.fetch(task_of(result), tmp_path)
     assert probe_video(paths[0]).codec == "h264"
     assert fake.downloads == 1
 
@@ -417,10 +420,10 @@ async def test_fetch_without_a_cached_url_reads_the_task(
     fake: FakeKling, provider: KlingProvider, deps: ProviderDeps, tmp_path: Path
 ) -> None:
     result = await provider.submit(make_spec(), idempotency_key="video_17", upstream_model=None)
-    await until_done(provider, result.upstream_id)
+    await until_done(provider, task_of(result))
     other = create(config(fake), deps)  # another worker process: no cache
     try:
-        paths = await other.fetch(result.upstream_id, tmp_path)
+        paths = await other.fetch(task_of(result), tmp_path)
     finally:
         await other.aclose()
     assert len(paths) == 1 and fake.downloads == 1
@@ -428,7 +431,7 @@ async def test_fetch_without_a_cached_url_reads_the_task(
 
 async def test_cancel_is_a_no_op(fake: FakeKling, provider: KlingProvider) -> None:
     result = await provider.submit(make_spec(), idempotency_key="video_18", upstream_model=None)
-    await provider.cancel(result.upstream_id)
+    await provider.cancel(task_of(result))
     assert fake.cancelled == []
 
 
@@ -437,7 +440,7 @@ async def test_cost_only_with_a_configured_unit_price(fake: FakeKling, deps: Pro
     try:
         spec = make_spec(resolution="1080p", width=1920, height=1080, seconds=10)
         result = await adapter.submit(spec, idempotency_key="video_19", upstream_model=None)
-        final = (await until_done(adapter, result.upstream_id))[-1]
+        final = (await until_done(adapter, task_of(result)))[-1]
     finally:
         await adapter.aclose()
     # The fake deducts 4 units for 10 s pro.
@@ -501,13 +504,6 @@ def test_create_body_for_image_has_no_aspect_ratio() -> None:
     assert kind == "image2video"
     assert body["image"] == "QUJD" and "aspect_ratio" not in body
     assert body["duration"] == "5" and body["mode"] == "std"
-
-
-def test_parse_upstream_id() -> None:
-    assert parse_upstream_id("video-extend:42") == ("video-extend", "42")
-    assert parse_upstream_id("text2video:") is None
-    assert parse_upstream_id("omni-video:1") is None
-    assert parse_upstream_id("42") is None
 
 
 def test_parse_status() -> None:
@@ -585,8 +581,8 @@ async def test_callback_url_is_sent_and_called_with_the_task_data(
             [call] = sink.received
             # The data object itself, with no {code, data} envelope.
             assert call.body["task_status"] == "succeed" and "code" not in call.body
-            assert result.upstream_id == f"text2video:{call.body['task_id']}"
-            assert (await adapter.status(result.upstream_id)).state == "succeeded"
+            assert result.upstream_id == call.body["task_id"]
+            assert (await adapter.status(task_of(result))).state == "succeeded"
         finally:
             await adapter.aclose()
 
@@ -609,7 +605,7 @@ async def test_first_and_last_frame_go_as_image_and_image_tail(
     )
     provider.validate(spec, None)
     result = await provider.submit(spec, idempotency_key="video_lf", upstream_model=None)
-    assert result.upstream_id.startswith("image2video:")
+    assert result.state == {"kind": "image2video"} and result.upstream_id in fake.tasks
     kind, body = fake.requests[-1]
     assert kind == "image2video"
     # Raw base64, no data: prefix, for both frames.
@@ -626,7 +622,7 @@ async def test_first_and_last_frame_go_as_image_and_image_tail(
 
 _SOURCE = SourceRef(
     video_id="v", sha256="0" * 64, seconds=5, width=1280, height=720, fps=24,
-    provider=NAME, upstream_id="text2video:123",
+    provider=NAME, upstream_id="123", upstream_state={"kind": "text2video"},
 )  # fmt: skip
 
 

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from tests.conftest import png_bytes
 from tests.fakes.harness import CallbackSink, FakeServer, FakeTask
 from tests.fakes.luma import API_KEY, BASE_PATH, FakeLuma
+from tests.providers.tasks import task_of
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -20,7 +21,7 @@ from vidgate.core.spec import ImageRef, JobSpec, SourceRef
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import LocalBlobStore
 from vidgate.providers import luma
-from vidgate.providers.base import ProviderDeps, ProviderError
+from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamTask
 from vidgate.providers.luma import LumaProvider, create
 
 DEPLOYMENT = "luma-test"
@@ -82,10 +83,10 @@ def _spec(**changes: Any) -> JobSpec:
     return JobSpec(**base)
 
 
-async def _until_done(adapter: LumaProvider, upstream_id: str) -> list[str]:
+async def _until_done(adapter: LumaProvider, upstream: UpstreamTask) -> list[str]:
     states: list[str] = []
     for _ in range(10):
-        status = await adapter.status(upstream_id)
+        status = await adapter.status(upstream)
         states.append(status.state)
         if status.state in ("succeeded", "failed", "cancelled"):
             break
@@ -196,10 +197,10 @@ async def test_text_to_video_round_trip(
         }
     ]
     fake.polls_to_finish = 3
-    assert await _until_done(adapter, result.upstream_id) == ["queued", "running", "succeeded"]
+    assert await _until_done(adapter, task_of(result)) == ["queued", "running", "succeeded"]
     out = tmp_path / "out"
     out.mkdir()
-    paths = await adapter.fetch(result.upstream_id, out)
+    paths = await adapter.fetch(task_of(result), out)
     assert paths == [out / "0.mp4"]
     info = probe_video(paths[0])
     assert (info.width, info.height, info.codec) == (160, 96, "h264")
@@ -220,7 +221,7 @@ async def test_extend_references_the_source_generation(
     fake: FakeLuma, adapter: LumaProvider
 ) -> None:
     first = await adapter.submit(_spec(), idempotency_key="v1", upstream_model="ray-2")
-    await _until_done(adapter, first.upstream_id)
+    await _until_done(adapter, task_of(first))
     source = SourceRef(
         video_id="video_1", sha256="b" * 64, seconds=5, width=1280, height=720, fps=24,
         provider=DEPLOYMENT, upstream_id=first.upstream_id,
@@ -253,8 +254,8 @@ async def test_extend_of_an_unfinished_generation_is_refused(
 async def test_failed_generation_reports_the_reason(fake: FakeLuma, adapter: LumaProvider) -> None:
     fake.fail_tasks = ("moderation", "400: prompt failed moderation")
     result = await adapter.submit(_spec(), idempotency_key="v", upstream_model="ray-2")
-    await adapter.status(result.upstream_id)
-    status = await adapter.status(result.upstream_id)
+    await adapter.status(task_of(result))
+    status = await adapter.status(task_of(result))
     assert status.state == "failed"
     assert status.error_code == "generation_failed"
     assert status.error_message == "luma: 400: prompt failed moderation"
@@ -298,10 +299,10 @@ async def test_expired_url_is_refreshed_by_reading_the_generation(
 ) -> None:
     fake.expire_urls = True
     result = await adapter.submit(_spec(), idempotency_key="v", upstream_model="ray-2")
-    assert (await _until_done(adapter, result.upstream_id))[-1] == "succeeded"
+    assert (await _until_done(adapter, task_of(result)))[-1] == "succeeded"
     fake.refresh_urls()  # the URL the adapter saw in that status read is now stale
     reads = fake.reads
-    paths = await adapter.fetch(result.upstream_id, tmp_path)
+    paths = await adapter.fetch(task_of(result), tmp_path)
     assert probe_video(paths[0]).codec == "h264"
     # The remembered URL was tried and refused, then one re-read gave a working one.
     assert (fake.expired_downloads, fake.reads - reads, fake.downloads) == (1, 1, 1)
@@ -321,23 +322,24 @@ async def test_expired_url_without_a_fresh_one_is_result_expired(tmp_path: Path)
         provider = _adapter(upstream, _deps(tmp_path))
         try:
             result = await provider.submit(_spec(), idempotency_key="v", upstream_model="ray-2")
-            await _until_done(provider, result.upstream_id)
+            await _until_done(provider, task_of(result))
             with pytest.raises(ProviderError) as exc:
-                await provider.fetch(result.upstream_id, tmp_path)
+                await provider.fetch(task_of(result), tmp_path)
         finally:
             await provider.aclose()
     assert exc.value.code == "result_expired" and not exc.value.retryable
-    assert upstream.downloads == 0 and upstream.expired_downloads == 2
+    # The re-read named the same URL: not downloaded a second time.
+    assert upstream.downloads == 0 and upstream.expired_downloads == 1
 
 
 async def test_cancel_deletes_the_generation(fake: FakeLuma, adapter: LumaProvider) -> None:
     result = await adapter.submit(_spec(), idempotency_key="v", upstream_model="ray-2")
-    await adapter.cancel(result.upstream_id)
+    await adapter.cancel(task_of(result))
     assert fake.cancelled == [result.upstream_id]
     with pytest.raises(ProviderError) as exc:
-        await adapter.status(result.upstream_id)
+        await adapter.status(task_of(result))
     assert exc.value.code == "upstream_not_found"
-    await adapter.cancel(result.upstream_id)  # already gone: not an error
+    await adapter.cancel(task_of(result))  # already gone: not an error
 
 
 async def test_submit_refusal_is_a_provider_error(fake: FakeLuma, tmp_path: Path) -> None:
@@ -372,7 +374,7 @@ async def test_callback_url_is_sent_and_called_with_the_generation(
             [call] = sink.received
             assert call.path == "/v1/callbacks/video_cb"
             assert call.body["id"] == result.upstream_id and call.body["state"] == "completed"
-            assert (await adapter.status(result.upstream_id)).state == "succeeded"
+            assert (await adapter.status(task_of(result))).state == "succeeded"
         finally:
             await adapter.aclose()
 

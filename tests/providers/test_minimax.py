@@ -13,13 +13,14 @@ import pytest
 from tests.conftest import png_bytes
 from tests.fakes.harness import CallbackSink, FakeServer
 from tests.fakes.minimax import DEPLOYMENT, FakeMiniMax
+from tests.providers.tasks import task_by_id, task_of
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec, SourceRef
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import LocalBlobStore
-from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamStatus
+from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamStatus, UpstreamTask
 from vidgate.providers.minimax import (
     MiniMaxProvider,
     create,
@@ -86,10 +87,10 @@ async def offline(deps: ProviderDeps) -> AsyncIterator[MiniMaxProvider]:
     await adapter.aclose()
 
 
-async def until_done(provider: MiniMaxProvider, upstream_id: str) -> list[UpstreamStatus]:
+async def until_done(provider: MiniMaxProvider, upstream: UpstreamTask) -> list[UpstreamStatus]:
     seen = []
     for _ in range(10):
-        status = await provider.status(upstream_id)
+        status = await provider.status(upstream)
         seen.append(status)
         if status.state not in ("queued", "running"):
             return seen
@@ -102,12 +103,12 @@ async def test_text_to_video_end_to_end(
     result = await provider.submit(make_spec(), idempotency_key="video_1", upstream_model=None)
     assert result.upstream_id in fake.tasks
     assert result.poll_after_s == 2.0
-    states = [s.state for s in await until_done(provider, result.upstream_id)]
+    states = [s.state for s in await until_done(provider, task_of(result))]
     assert states == ["queued", "running", "succeeded"]
     # status() asked for the download URL once the task succeeded.
     assert fake.retrieves == 1
     queries = fake.queries
-    paths = await provider.fetch(result.upstream_id, tmp_path)
+    paths = await provider.fetch(task_of(result), tmp_path)
     assert paths == [tmp_path / "0.mp4"]
     info = probe_video(paths[0])
     assert (info.width, info.height, info.codec) == (160, 96, "h264")
@@ -145,8 +146,8 @@ async def test_image_to_video_sends_a_data_url(
     body = fake.requests[-1]
     assert body["first_frame_image"] == "data:image/png;base64," + base64.b64encode(data).decode()
     assert body["model"] == "I2V-01"
-    assert (await until_done(provider, result.upstream_id))[-1].state == "succeeded"
-    assert probe_video((await provider.fetch(result.upstream_id, tmp_path))[0]).codec == "h264"
+    assert (await until_done(provider, task_of(result)))[-1].state == "succeeded"
+    assert probe_video((await provider.fetch(task_of(result), tmp_path))[0]).codec == "h264"
 
 
 @pytest.mark.parametrize(
@@ -217,7 +218,7 @@ def test_validate_accepts(offline: MiniMaxProvider) -> None:
 async def test_failed_task_carries_the_reason(fake: FakeMiniMax, provider: MiniMaxProvider) -> None:
     fake.fail_tasks = ("1027", "output new_sensitive")
     result = await provider.submit(make_spec(), idempotency_key="video_5", upstream_model=None)
-    final = (await until_done(provider, result.upstream_id))[-1]
+    final = (await until_done(provider, task_of(result)))[-1]
     assert final.state == "failed"
     assert final.error_code == "content_policy_violation"
     assert final.error_message == f"{NAME}: output new_sensitive (status_code 1027)"
@@ -226,7 +227,7 @@ async def test_failed_task_carries_the_reason(fake: FakeMiniMax, provider: MiniM
 async def test_generic_failure(fake: FakeMiniMax, provider: MiniMaxProvider) -> None:
     fake.fail_tasks = ("render_error", "video generation failed")
     result = await provider.submit(make_spec(), idempotency_key="video_6", upstream_model=None)
-    final = (await until_done(provider, result.upstream_id))[-1]
+    final = (await until_done(provider, task_of(result)))[-1]
     assert (final.state, final.error_code) == ("failed", "upstream_failed")
     assert "video generation failed" in (final.error_message or "")
 
@@ -316,7 +317,7 @@ async def test_injected_401_is_unhealthy(fake: FakeMiniMax, provider: MiniMaxPro
 
 async def test_unknown_task_is_rejected(provider: MiniMaxProvider) -> None:
     with pytest.raises(ProviderError) as caught:
-        await provider.status("404404")
+        await provider.status(task_by_id("404404"))
     assert caught.value.code == "upstream_rejected"
 
 
@@ -324,12 +325,12 @@ async def test_expired_download_url_is_refreshed(
     fake: FakeMiniMax, provider: MiniMaxProvider, tmp_path: Path
 ) -> None:
     result = await provider.submit(make_spec(), idempotency_key="video_15", upstream_model=None)
-    await until_done(provider, result.upstream_id)
+    await until_done(provider, task_of(result))
     assert fake.retrieves == 1
     # The URL status() got is now stale (9 hours passed).
     fake.expire_urls = True
     fake.refresh_urls()
-    paths = await provider.fetch(result.upstream_id, tmp_path)
+    paths = await provider.fetch(task_of(result), tmp_path)
     assert probe_video(paths[0]).codec == "h264"
     assert fake.retrieves == 2 and fake.downloads == 1
 
@@ -338,10 +339,10 @@ async def test_fetch_without_a_cached_url(
     fake: FakeMiniMax, provider: MiniMaxProvider, deps: ProviderDeps, tmp_path: Path
 ) -> None:
     result = await provider.submit(make_spec(), idempotency_key="video_16", upstream_model=None)
-    await until_done(provider, result.upstream_id)
+    await until_done(provider, task_of(result))
     other = create(config(fake.base_url), deps)  # another worker process: no cache
     try:
-        paths = await other.fetch(result.upstream_id, tmp_path)
+        paths = await other.fetch(task_of(result), tmp_path)
     finally:
         await other.aclose()
     assert len(paths) == 1 and fake.retrieves == 2 and fake.downloads == 1
@@ -349,7 +350,7 @@ async def test_fetch_without_a_cached_url(
 
 async def test_cancel_is_a_no_op(fake: FakeMiniMax, provider: MiniMaxProvider) -> None:
     result = await provider.submit(make_spec(), idempotency_key="video_17", upstream_model=None)
-    await provider.cancel(result.upstream_id)
+    await provider.cancel(task_of(result))
     assert fake.cancelled == []
 
 
@@ -450,7 +451,7 @@ async def test_callback_url_is_validated_then_called(fake: FakeMiniMax, tmp_path
             [call] = sink.received
             assert call.body["task_id"] == result.upstream_id
             assert call.body["status"] == "success" and call.body["file_id"]
-            assert (await adapter.status(result.upstream_id)).state == "succeeded"
+            assert (await adapter.status(task_of(result))).state == "succeeded"
         finally:
             await adapter.aclose()
 

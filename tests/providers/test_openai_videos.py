@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from tests.conftest import png_bytes
 from tests.fakes.harness import FakeServer
 from tests.fakes.openai_videos import API_KEY, FakeOpenAIVideos
+from tests.providers.tasks import task_by_id, task_of
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -76,9 +77,9 @@ def _spec(**changes: object) -> JobSpec:
 async def _run(adapter: OpenAIVideosProvider, spec: JobSpec, tmp_path: Path) -> list[Path]:
     result = await adapter.submit(spec, idempotency_key="job-1", upstream_model="sora-2")
     for _ in range(10):
-        status = await adapter.status(result.upstream_id)
+        status = await adapter.status(task_of(result))
         if status.state == "succeeded":
-            return await adapter.fetch(result.upstream_id, tmp_path)
+            return await adapter.fetch(task_of(result), tmp_path)
         assert status.state in ("queued", "running")
         assert status.poll_after_s == pytest.approx(0.2)  # from openai-poll-after-ms
     raise AssertionError("never finished")
@@ -171,9 +172,9 @@ async def test_failures_map_onto_the_job(
         "Your request was blocked by our moderation system.",
     )
     result = await adapter.submit(_spec(), idempotency_key="job-4", upstream_model="sora-2")
-    status = await adapter.status(result.upstream_id)
+    status = await adapter.status(task_of(result))
     while status.state != "failed":
-        status = await adapter.status(result.upstream_id)
+        status = await adapter.status(task_of(result))
     assert status.error_code == "moderation_blocked" and "moderation" in (
         status.error_message or ""
     )
@@ -210,11 +211,11 @@ async def test_expired_content_cannot_be_fetched_again(
 ) -> None:
     upstream, _ = fake
     result = await adapter.submit(_spec(), idempotency_key="job-10", upstream_model="sora-2")
-    while (await adapter.status(result.upstream_id)).state != "succeeded":
+    while (await adapter.status(task_of(result))).state != "succeeded":
         pass
     upstream.expire_urls = True
     with pytest.raises(ProviderError) as expired:
-        await adapter.fetch(result.upstream_id, tmp_path)
+        await adapter.fetch(task_of(result), tmp_path)
     assert expired.value.code == "result_expired" and not expired.value.retryable
 
 
@@ -223,8 +224,8 @@ async def test_cancel_deletes_upstream(
 ) -> None:
     upstream, _ = fake
     result = await adapter.submit(_spec(), idempotency_key="job-11", upstream_model="sora-2")
-    await adapter.cancel(result.upstream_id)
-    await adapter.cancel("video_missing")  # already gone: not an error
+    await adapter.cancel(task_of(result))
+    await adapter.cancel(task_by_id("video_missing"))  # already gone: not an error
     assert upstream.cancelled == [result.upstream_id]
 
 

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from tests.conftest import png_bytes
 from tests.fakes.harness import CallbackSink, FakeServer
 from tests.fakes.replicate import API_TOKEN, BASE_PATH, VERSIONS, WEBHOOK_SECRET, FakeReplicate
+from tests.providers.tasks import task_by_id, task_of
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -22,7 +23,7 @@ from vidgate.core.spec import ImageRef, JobSpec
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import LocalBlobStore
 from vidgate.providers import replicate
-from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamStatus
+from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamStatus, UpstreamTask
 from vidgate.providers.replicate import ReplicateProvider, create
 
 DEPLOYMENT = "replicate-test"
@@ -86,10 +87,12 @@ def _spec(**changes: Any) -> JobSpec:
     return JobSpec(**base)
 
 
-async def _until_done(adapter: ReplicateProvider, upstream_id: str) -> list[tuple[str, int | None]]:
+async def _until_done(
+    adapter: ReplicateProvider, upstream: UpstreamTask
+) -> list[tuple[str, int | None]]:
     seen: list[tuple[str, int | None]] = []
     for _ in range(10):
-        status = await adapter.status(upstream_id)
+        status = await adapter.status(upstream)
         seen.append((status.state, status.progress))
         if status.state in ("succeeded", "failed", "cancelled"):
             break
@@ -220,13 +223,13 @@ async def test_text_to_video_round_trip(
     ]
     assert "prefer" not in fake.create_headers[0]  # never sync mode
     fake.polls_to_finish = 3
-    seen = await _until_done(adapter, result.upstream_id)
+    seen = await _until_done(adapter, task_of(result))
     assert [state for state, _ in seen] == ["queued", "running", "succeeded"]
     assert seen[1][1] is not None and 0 < seen[1][1] < 100  # from the tqdm line in logs
     out = tmp_path / "out"
     out.mkdir()
     fractions: list[float] = []
-    paths = await adapter.fetch(result.upstream_id, out, fractions.append)
+    paths = await adapter.fetch(task_of(result), out, fractions.append)
     assert paths == [out / "0.mp4"] and fractions == [1.0]
     info = probe_video(paths[0])
     assert (info.codec, info.width, info.height) == ("h264", 160, 96)
@@ -281,8 +284,8 @@ async def test_pinned_version_uses_the_predictions_route_and_list_output(
             },
         }
     ]
-    assert (await _until_done(adapter, result.upstream_id))[-1][0] == "succeeded"
-    paths = await adapter.fetch(result.upstream_id, tmp_path)
+    assert (await _until_done(adapter, task_of(result)))[-1][0] == "succeeded"
+    paths = await adapter.fetch(task_of(result), tmp_path)
     assert [p.name for p in paths] == ["0.mp4"] and fake.downloads == 1
 
 
@@ -304,8 +307,8 @@ async def test_failed_prediction_reports_the_reason(
 ) -> None:
     fake.fail_tasks = ("E005", "The input or output was flagged as sensitive. (E005)")
     result = await adapter.submit(_spec(), idempotency_key="video_6", upstream_model=HAILUO)
-    status = await adapter.status(result.upstream_id)
-    status = await adapter.status(result.upstream_id)
+    status = await adapter.status(task_of(result))
+    status = await adapter.status(task_of(result))
     assert status.state == "failed" and status.error_code == "E005"
     assert status.error_message == "The input or output was flagged as sensitive. (E005)"
 
@@ -316,7 +319,7 @@ async def test_aborted_prediction_is_a_failure(
     fake.fail_tasks = ("aborted", "")
     fake.polls_to_finish = 1
     result = await adapter.submit(_spec(), idempotency_key="video_7", upstream_model=HAILUO)
-    status = await adapter.status(result.upstream_id)
+    status = await adapter.status(task_of(result))
     assert (status.state, status.error_code) == ("failed", "prediction_aborted")
 
 
@@ -347,7 +350,7 @@ async def test_wrong_token_marks_the_deployment_unhealthy(
     with pytest.raises(ProviderError) as exc:
         await provider.submit(_spec(), idempotency_key="video_10", upstream_model=HAILUO)
     with pytest.raises(ProviderError) as on_poll:
-        await provider.status("abc")
+        await provider.status(task_by_id("abc"))
     await provider.aclose()
     for error in (exc.value, on_poll.value):
         assert error.unhealthy and not error.retryable
@@ -358,12 +361,12 @@ async def test_expired_output_is_final(
     fake: FakeReplicate, adapter: ReplicateProvider, tmp_path: Path
 ) -> None:
     result = await adapter.submit(_spec(), idempotency_key="video_11", upstream_model=HAILUO)
-    assert (await _until_done(adapter, result.upstream_id))[-1][0] == "succeeded"
+    assert (await _until_done(adapter, task_of(result)))[-1][0] == "succeeded"
     fake.expire_urls = True
     fake.refresh_urls()
     reads = fake.reads
     with pytest.raises(ProviderError) as exc:
-        await adapter.fetch(result.upstream_id, tmp_path)
+        await adapter.fetch(task_of(result), tmp_path)
     assert exc.value.code == "result_expired" and not exc.value.retryable
     assert fake.expired_downloads == 1 and fake.downloads == 0
     assert fake.reads == reads + 1  # no pointless re-reads: the output cannot change
@@ -372,10 +375,10 @@ async def test_expired_output_is_final(
 async def test_cancel_hits_the_prediction(fake: FakeReplicate, adapter: ReplicateProvider) -> None:
     fake.polls_to_finish = 100
     result = await adapter.submit(_spec(), idempotency_key="video_12", upstream_model=HAILUO)
-    await adapter.cancel(result.upstream_id)
+    await adapter.cancel(task_of(result))
     assert fake.cancelled == [result.upstream_id]
-    assert (await adapter.status(result.upstream_id)).state == "cancelled"
-    await adapter.cancel("no-such-prediction")  # already gone: nothing to do
+    assert (await adapter.status(task_of(result))).state == "cancelled"
+    await adapter.cancel(task_by_id("no-such-prediction"))  # already gone: nothing to do
 
 
 async def test_webhook_is_sent_for_completed_and_called_with_the_prediction(
@@ -406,7 +409,7 @@ async def test_webhook_is_sent_for_completed_and_called_with_the_prediction(
             # Signed with Standard Webhooks (vidgate does not need to check it).
             raw = json.dumps(call.body)
             assert Webhook(WEBHOOK_SECRET).verify(raw, call.headers) == call.body
-            assert (await adapter.status(result.upstream_id)).state == "succeeded"
+            assert (await adapter.status(task_of(result))).state == "succeeded"
         finally:
             await adapter.aclose()
 

@@ -16,6 +16,7 @@ from tests.conftest import png_bytes
 from tests.fakes.harness import FakeServer
 from tests.fakes.runway import API_KEY, FakeRunway
 from tests.fakes.runway import MODELS as fake_models
+from tests.providers.tasks import task_of
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -23,7 +24,7 @@ from vidgate.core.spec import ImageRef, JobSpec
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import LocalBlobStore
 from vidgate.providers import runway
-from vidgate.providers.base import ProviderDeps, ProviderError
+from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamTask
 from vidgate.providers.runway import RunwayProvider, create
 
 
@@ -85,10 +86,12 @@ async def _image(tmp_path: Path, data: bytes | None = None) -> ImageRef:
     return ImageRef(sha256=blob.sha256, width=64, height=48, content_type="image/png")
 
 
-async def _until_done(adapter: RunwayProvider, upstream_id: str) -> list[tuple[str, int | None]]:
+async def _until_done(
+    adapter: RunwayProvider, upstream: UpstreamTask
+) -> list[tuple[str, int | None]]:
     seen: list[tuple[str, int | None]] = []
     for _ in range(10):
-        status = await adapter.status(upstream_id)
+        status = await adapter.status(upstream)
         seen.append((status.state, status.progress))
         if status.state in ("succeeded", "failed", "cancelled"):
             break
@@ -240,13 +243,13 @@ async def test_text_to_video_round_trip(
         )
     ]
     fake.polls_to_finish = 4
-    seen = await _until_done(adapter, result.upstream_id)
+    seen = await _until_done(adapter, task_of(result))
     assert seen == [("queued", None), ("running", 50), ("running", 75), ("succeeded", 100)]
-    final = await adapter.status(result.upstream_id)
+    final = await adapter.status(task_of(result))
     assert final.cost == Decimal("0.60")  # 60 credits at $0.01 (UNVERIFIED rate)
     out = tmp_path / "out"
     out.mkdir()
-    paths = await adapter.fetch(result.upstream_id, out)
+    paths = await adapter.fetch(task_of(result), out)
     assert paths == [out / "0.mp4"]
     info = probe_video(paths[0])
     assert (info.width, info.height, info.codec) == (160, 96, "h264")
@@ -374,7 +377,7 @@ async def test_fake_refuses_bad_frame_and_reference_fields(
 async def test_throttled_task_is_queued(fake: FakeRunway, adapter: RunwayProvider) -> None:
     fake.throttle = True
     result = await adapter.submit(_spec(), idempotency_key="v", upstream_model="gen4.5")
-    status = await adapter.status(result.upstream_id)
+    status = await adapter.status(task_of(result))
     assert (status.state, status.poll_after_s) == ("queued", 0.05)
 
 
@@ -383,9 +386,9 @@ async def test_failed_task_reports_code_and_reason(
 ) -> None:
     fake.fail_tasks = ("SAFETY.INPUT.TEXT", "The prompt was flagged by content moderation.")
     result = await adapter.submit(_spec(), idempotency_key="v", upstream_model="gen4.5")
-    seen = await _until_done(adapter, result.upstream_id)
+    seen = await _until_done(adapter, task_of(result))
     assert seen[-1][0] == "failed"
-    status = await adapter.status(result.upstream_id)
+    status = await adapter.status(task_of(result))
     assert status.error_code == "SAFETY.INPUT.TEXT"
     assert status.error_message == "runway: The prompt was flagged by content moderation."
     assert status.cost == Decimal("0")
@@ -453,10 +456,10 @@ async def test_expired_urls_are_refreshed_by_reading_the_task(
 ) -> None:
     fake.expire_urls = True
     result = await adapter.submit(_spec(), idempotency_key="v", upstream_model="gen4.5")
-    assert (await _until_done(adapter, result.upstream_id))[-1][0] == "succeeded"
+    assert (await _until_done(adapter, task_of(result)))[-1][0] == "succeeded"
     fake.refresh_urls()  # the URL the adapter saw in that status read is now stale
     reads = fake.reads
-    paths = await adapter.fetch(result.upstream_id, tmp_path)
+    paths = await adapter.fetch(task_of(result), tmp_path)
     assert probe_video(paths[0]).codec == "h264"
     # The remembered URL was tried and refused, then one re-read gave a working one.
     assert (fake.expired_downloads, fake.reads - reads, fake.downloads) == (1, 1, 1)
@@ -464,15 +467,15 @@ async def test_expired_urls_are_refreshed_by_reading_the_task(
 
 async def test_cancel_hits_delete(fake: FakeRunway, adapter: RunwayProvider) -> None:
     result = await adapter.submit(_spec(), idempotency_key="v", upstream_model="gen4.5")
-    await adapter.cancel(result.upstream_id)
+    await adapter.cancel(task_of(result))
     assert fake.cancelled == [result.upstream_id]
-    status = await adapter.status(result.upstream_id)
+    status = await adapter.status(task_of(result))
     assert status.state == "cancelled"
-    await adapter.cancel(result.upstream_id)  # a finished task is deleted
+    await adapter.cancel(task_of(result))  # a finished task is deleted
     with pytest.raises(ProviderError) as exc:
-        await adapter.status(result.upstream_id)
+        await adapter.status(task_of(result))
     assert exc.value.code == "upstream_not_found"
-    await adapter.cancel(result.upstream_id)  # already gone: not an error
+    await adapter.cancel(task_of(result))  # already gone: not an error
 
 
 # --- the whole SDK 5.24.0 model list ------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import png_bytes
 from tests.fakes.harness import CallbackSink, FakeServer
 from tests.fakes.seedance import API_KEY, SECONDS, SIZE, UPSTREAM_MODEL, FakeSeedance
+from tests.providers.tasks import task_of
 from vidgate.config import Settings
 from vidgate.core.catalog import load_catalog
 from vidgate.core.deployments import DeploymentConfig
@@ -21,7 +22,7 @@ from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec, SourceRef, VideoRequest, normalize
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import LocalBlobStore
-from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamStatus
+from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamStatus, UpstreamTask
 from vidgate.providers.seedance import SeedanceProvider, create, duration_range, parse_task
 
 # The sandbox card is permissive (1-60 s, 240p-1080p, many ratios and frame rates), so
@@ -67,20 +68,22 @@ async def provider(fake: FakeSeedance, deps: ProviderDeps) -> AsyncIterator[Seed
     await adapter.aclose()
 
 
-async def run_to_end(provider: SeedanceProvider, upstream_id: str) -> list[UpstreamStatus]:
+async def run_to_end(provider: SeedanceProvider, upstream: UpstreamTask) -> list[UpstreamStatus]:
     seen = []
     for _ in range(10):
-        status = await provider.status(upstream_id)
+        status = await provider.status(upstream)
         seen.append(status)
         if status.state not in ("queued", "running"):
             return seen
     raise AssertionError(f"never finished: {seen}")
 
 
-async def submit(provider: SeedanceProvider, spec: JobSpec, model: str = UPSTREAM_MODEL) -> str:
+async def submit(
+    provider: SeedanceProvider, spec: JobSpec, model: str = UPSTREAM_MODEL
+) -> UpstreamTask:
     provider.validate(spec, model)
     result = await provider.submit(spec, idempotency_key="job", upstream_model=model)
-    return result.upstream_id
+    return task_of(result, spec, model)
 
 
 async def test_text_to_video_end_to_end(
@@ -90,14 +93,14 @@ async def test_text_to_video_end_to_end(
     spec = make_spec(seconds=SECONDS, size=SIZE)
     result = await provider.submit(spec, idempotency_key="job-1", upstream_model=UPSTREAM_MODEL)
     assert result.upstream_id.startswith("cgt-") and result.poll_after_s == 2.0
-    seen = await run_to_end(provider, result.upstream_id)
+    seen = await run_to_end(provider, task_of(result))
     # Seedance reports no progress; without a configured token price, no cost either.
     assert seen == [
         UpstreamStatus("queued"),
         UpstreamStatus("running"),
         UpstreamStatus("succeeded", progress=100),
     ]
-    paths = await provider.fetch(result.upstream_id, tmp_path)
+    paths = await provider.fetch(task_of(result), tmp_path)
     assert paths == [tmp_path / "0.mp4"]
     assert probe_video(paths[0]).frames > 0
     assert fake.downloads == 1
@@ -126,8 +129,8 @@ async def test_options_are_sent_and_tokens_priced(fake: FakeSeedance, deps: Prov
         usd_per_million_tokens=2.5,
     )
     try:
-        upstream_id = await submit(adapter, make_spec(seconds=5, size="1280x720"))
-        final = (await run_to_end(adapter, upstream_id))[-1]
+        upstream = await submit(adapter, make_spec(seconds=5, size="1280x720"))
+        final = (await run_to_end(adapter, upstream))[-1]
     finally:
         await adapter.aclose()
     assert fake.last_body is not None
@@ -230,7 +233,7 @@ async def test_rate_limit_then_success(fake: FakeSeedance, provider: SeedancePro
         await submit(provider, make_spec())
     assert info.value.retryable and info.value.retry_after_s == 3
     assert "RateLimitExceeded" in info.value.message
-    assert await submit(provider, make_spec()) in fake.tasks
+    assert (await submit(provider, make_spec())).id in fake.tasks
 
 
 @pytest.mark.parametrize("status", [500, 503])
@@ -260,12 +263,12 @@ async def test_wrong_key_marks_the_deployment_unhealthy(
 async def test_expired_url_is_result_expired(
     fake: FakeSeedance, provider: SeedanceProvider, tmp_path: Path
 ) -> None:
-    upstream_id = await submit(provider, make_spec())
-    await run_to_end(provider, upstream_id)
+    upstream = await submit(provider, make_spec())
+    await run_to_end(provider, upstream)
     fake.reads = 0
     fake.expire_urls = True  # the URL's 24 hours have passed
     with pytest.raises(ProviderError) as info:
-        await provider.fetch(upstream_id, tmp_path)
+        await provider.fetch(upstream, tmp_path)
     assert info.value.code == "result_expired" and not info.value.retryable
     # The adapter looked for a fresh URL once before giving up.
     assert fake.reads == 1
@@ -277,34 +280,34 @@ async def test_expired_url_is_refreshed_when_the_api_re_signs(
 ) -> None:
     fake.expire_urls = True
     fake.resign_urls = True
-    upstream_id = await submit(provider, make_spec())
-    await run_to_end(provider, upstream_id)
+    upstream = await submit(provider, make_spec())
+    await run_to_end(provider, upstream)
     fake.reads = 0
     fake.refresh_urls()
-    paths = await provider.fetch(upstream_id, tmp_path)
+    paths = await provider.fetch(upstream, tmp_path)
     assert probe_video(paths[0]).frames > 0
     assert fake.reads == 1 and fake.downloads == 1
 
 
 async def test_cancel_a_queued_task(fake: FakeSeedance, provider: SeedanceProvider) -> None:
-    upstream_id = await submit(provider, make_spec())
-    await provider.cancel(upstream_id)
-    assert fake.cancelled == [upstream_id]
-    assert (await provider.status(upstream_id)).state == "cancelled"
+    upstream = await submit(provider, make_spec())
+    await provider.cancel(upstream)
+    assert fake.cancelled == [upstream.id]
+    assert (await provider.status(upstream)).state == "cancelled"
     # Ark refuses to delete a cancelled task; that is not an error for us.
-    await provider.cancel(upstream_id)
-    assert fake.cancelled == [upstream_id]
+    await provider.cancel(upstream)
+    assert fake.cancelled == [upstream.id]
 
 
 async def test_cancel_a_running_task_is_refused(
     fake: FakeSeedance, provider: SeedanceProvider
 ) -> None:
     fake.polls_to_finish = 5
-    upstream_id = await submit(provider, make_spec())
-    await provider.status(upstream_id)
-    assert (await provider.status(upstream_id)).state == "running"
+    upstream = await submit(provider, make_spec())
+    await provider.status(upstream)
+    assert (await provider.status(upstream)).state == "running"
     with pytest.raises(ProviderError) as info:
-        await provider.cancel(upstream_id)
+        await provider.cancel(upstream)
     assert info.value.code == "cancel_refused" and not info.value.retryable
     assert fake.cancelled == []
 
@@ -312,14 +315,14 @@ async def test_cancel_a_running_task_is_refused(
 async def test_cancel_a_finished_task_deletes_it(
     fake: FakeSeedance, provider: SeedanceProvider
 ) -> None:
-    upstream_id = await submit(provider, make_spec())
-    await run_to_end(provider, upstream_id)
-    await provider.cancel(upstream_id)
-    assert fake.cancelled == [upstream_id]
+    upstream = await submit(provider, make_spec())
+    await run_to_end(provider, upstream)
+    await provider.cancel(upstream)
+    assert fake.cancelled == [upstream.id]
     with pytest.raises(ProviderError) as info:
-        await provider.status(upstream_id)
+        await provider.status(upstream)
     assert info.value.code == "upstream_not_found"
-    await provider.cancel(upstream_id)  # already gone: a no-op
+    await provider.cancel(upstream)  # already gone: a no-op
 
 
 # --- pure mapping --------------------------------------------------------------------
@@ -346,12 +349,12 @@ def test_parse_task() -> None:
 async def test_succeeded_without_a_url_is_retryable(
     fake: FakeSeedance, provider: SeedanceProvider, tmp_path: Path
 ) -> None:
-    upstream_id = await submit(provider, make_spec())
-    await run_to_end(provider, upstream_id)
-    await provider.fetch(upstream_id, tmp_path)  # uses up the URL from the status read
+    upstream = await submit(provider, make_spec())
+    await run_to_end(provider, upstream)
+    await provider.fetch(upstream, tmp_path)  # uses up the URL from the status read
     fake._render = lambda task: {"id": task.id, "status": "succeeded"}  # type: ignore[method-assign]
     with pytest.raises(ProviderError) as info:
-        await provider.fetch(upstream_id, tmp_path / "none")
+        await provider.fetch(upstream, tmp_path / "none")
     assert info.value.code == "upstream_bad_response" and info.value.retryable
 
 
@@ -403,7 +406,7 @@ async def test_callback_url_is_sent_and_called_with_the_task(
             [call] = sink.received
             assert call.body["id"] == result.upstream_id and call.body["status"] == "succeeded"
             assert call.body["content"]["video_url"]
-            assert (await adapter.status(result.upstream_id)).state == "succeeded"
+            assert (await adapter.status(task_of(result))).state == "succeeded"
         finally:
             await adapter.aclose()
 

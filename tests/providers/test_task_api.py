@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import png_bytes
 from tests.fakes.harness import FakeServer
 from tests.fakes.task_api import API_KEY, SECONDS, SIZE, UPSTREAM_MODEL, FakeTaskApi
+from tests.providers.tasks import task_by_id, task_of
 from vidgate.config import Settings
 from vidgate.core.catalog import load_catalog
 from vidgate.core.deployments import DeploymentConfig
@@ -20,7 +21,7 @@ from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec, SourceRef, VideoRequest, normalize
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import LocalBlobStore
-from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamStatus
+from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamStatus, UpstreamTask
 from vidgate.providers.task_api import (
     TaskApiProvider,
     api_root,
@@ -68,10 +69,10 @@ async def provider(fake: FakeTaskApi, deps: ProviderDeps) -> AsyncIterator[TaskA
     await adapter.aclose()
 
 
-async def run_to_end(provider: TaskApiProvider, upstream_id: str) -> list[UpstreamStatus]:
+async def run_to_end(provider: TaskApiProvider, upstream: UpstreamTask) -> list[UpstreamStatus]:
     seen = []
     for _ in range(10):
-        status = await provider.status(upstream_id)
+        status = await provider.status(upstream)
         seen.append(status)
         if status.state not in ("queued", "running"):
             return seen
@@ -87,7 +88,7 @@ async def test_text_to_video_end_to_end(
     submitted = await provider.submit(spec, idempotency_key="job-1", upstream_model=UPSTREAM_MODEL)
     assert submitted.upstream_id.startswith("video_")
     assert submitted.poll_after_s == 2.0
-    seen = await run_to_end(provider, submitted.upstream_id)
+    seen = await run_to_end(provider, task_of(submitted))
     assert [(s.state, s.progress) for s in seen] == [
         ("queued", 0),
         ("running", 50),
@@ -97,7 +98,7 @@ async def test_text_to_video_end_to_end(
     assert seen[-1].cost == Decimal("0.05")
     out = tmp_path / "out"
     out.mkdir()
-    paths = await provider.fetch(submitted.upstream_id, out)
+    paths = await provider.fetch(task_of(submitted), out)
     assert paths == [out / "0.mp4"]
     info = probe_video(paths[0])
     assert info.width > 0 and info.duration > 0
@@ -156,9 +157,9 @@ async def test_several_outputs_are_all_downloaded(
 ) -> None:
     spec = make_spec(n=2)
     submitted = await provider.submit(spec, idempotency_key="n2", upstream_model=UPSTREAM_MODEL)
-    await run_to_end(provider, submitted.upstream_id)
+    await run_to_end(provider, task_of(submitted))
     fractions: list[float] = []
-    paths = await provider.fetch(submitted.upstream_id, tmp_path, fractions.append)
+    paths = await provider.fetch(task_of(submitted), tmp_path, fractions.append)
     assert paths == [tmp_path / "0.mp4", tmp_path / "1.mp4"]
     assert all(probe_video(p).frames > 0 for p in paths)
     assert fractions == [0.5, 1.0]
@@ -196,7 +197,7 @@ async def test_failed_generation_carries_the_upstream_reason(
 ) -> None:
     fake.fail_tasks = ("content_policy_violation", "the prompt was refused by the safety system")
     submitted = await provider.submit(make_spec(), idempotency_key="f", upstream_model=None)
-    final = (await run_to_end(provider, submitted.upstream_id))[-1]
+    final = (await run_to_end(provider, task_of(submitted)))[-1]
     assert final.state == "failed"
     assert final.error_code == "content_policy_violation"
     assert final.error_message is not None and "refused by the safety system" in final.error_message
@@ -243,11 +244,11 @@ async def test_expired_link_is_refreshed_by_reading_again(
 ) -> None:
     fake.expire_urls = True
     submitted = await provider.submit(make_spec(), idempotency_key="e", upstream_model=None)
-    await run_to_end(provider, submitted.upstream_id)
+    await run_to_end(provider, task_of(submitted))
     fake.reads = 0
     # The link the last status read handed out goes stale before the download.
     fake.refresh_urls()
-    paths = await provider.fetch(submitted.upstream_id, tmp_path)
+    paths = await provider.fetch(task_of(submitted), tmp_path)
     assert probe_video(paths[0]).frames > 0
     assert fake.downloads == 1
     # Exactly one re-read of the generation, for a freshly signed link.
@@ -258,12 +259,12 @@ async def test_fetch_uses_the_links_from_the_last_status_read(
     fake: FakeTaskApi, provider: TaskApiProvider, tmp_path: Path
 ) -> None:
     submitted = await provider.submit(make_spec(), idempotency_key="c", upstream_model=None)
-    await run_to_end(provider, submitted.upstream_id)
+    await run_to_end(provider, task_of(submitted))
     fake.reads = 0
-    await provider.fetch(submitted.upstream_id, tmp_path)
+    await provider.fetch(task_of(submitted), tmp_path)
     assert fake.reads == 0
     # A second fetch (a re-run finalize) reads the generation for links again.
-    await provider.fetch(submitted.upstream_id, tmp_path)
+    await provider.fetch(task_of(submitted), tmp_path)
     assert fake.reads == 1
 
 
@@ -274,23 +275,23 @@ async def test_link_that_stays_expired_is_result_expired(
     stale = f"{fake.base_url}/_files/{{}}/stale/video.mp4"
     fake.result_url = lambda task: stale.format(task.id)  # type: ignore[method-assign]
     submitted = await provider.submit(make_spec(), idempotency_key="x", upstream_model=None)
-    await run_to_end(provider, submitted.upstream_id)
+    await run_to_end(provider, task_of(submitted))
     with pytest.raises(ProviderError) as info:
-        await provider.fetch(submitted.upstream_id, tmp_path)
+        await provider.fetch(task_of(submitted), tmp_path)
     assert info.value.code == "result_expired" and not info.value.retryable
     assert fake.downloads == 0
 
 
 async def test_cancel_deletes_upstream(fake: FakeTaskApi, provider: TaskApiProvider) -> None:
     submitted = await provider.submit(make_spec(), idempotency_key="d", upstream_model=None)
-    await provider.cancel(submitted.upstream_id)
+    await provider.cancel(task_of(submitted))
     assert fake.cancelled == [submitted.upstream_id]
     assert fake.tasks[submitted.upstream_id].state == "cancelled"
     # vidgate deletes a cancelled job: reads answer 404 and a second cancel is a no-op.
     with pytest.raises(ProviderError) as info:
-        await provider.status(submitted.upstream_id)
+        await provider.status(task_of(submitted))
     assert info.value.code == "upstream_not_found"
-    await provider.cancel(submitted.upstream_id)
+    await provider.cancel(task_of(submitted))
     assert fake.cancelled == [submitted.upstream_id]
 
 
@@ -299,7 +300,7 @@ async def test_cancel_is_a_no_op_where_the_upstream_has_no_delete(
 ) -> None:
     fake.supports_delete = False
     submitted = await provider.submit(make_spec(), idempotency_key="n", upstream_model=None)
-    await provider.cancel(submitted.upstream_id)
+    await provider.cancel(task_of(submitted))
     assert fake.cancelled == []
 
 
@@ -307,7 +308,7 @@ async def test_cancel_with_a_wrong_key_still_raises(fake: FakeTaskApi, deps: Pro
     adapter = make_provider(fake, deps, key="wrong")
     try:
         with pytest.raises(ProviderError) as info:
-            await adapter.cancel("video_123")
+            await adapter.cancel(task_by_id("video_123"))
     finally:
         await adapter.aclose()
     assert info.value.unhealthy
@@ -387,6 +388,6 @@ async def test_first_download_expired_end_to_end_form(
 ) -> None:
     fake.expire_first_download = True
     submitted = await provider.submit(make_spec(), idempotency_key="f1", upstream_model=None)
-    await run_to_end(provider, submitted.upstream_id)
-    paths = await provider.fetch(submitted.upstream_id, tmp_path)
+    await run_to_end(provider, task_of(submitted))
+    paths = await provider.fetch(task_of(submitted), tmp_path)
     assert probe_video(paths[0]).frames > 0 and fake.downloads == 1

@@ -26,6 +26,7 @@ from tests.fakes.vertex import (
     PROJECT,
     FakeVertex,
 )
+from tests.providers.tasks import task_by_id, task_of
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -33,7 +34,7 @@ from vidgate.core.spec import ImageRef, JobSpec, SourceRef
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import LocalBlobStore
 from vidgate.providers import vertex
-from vidgate.providers.base import ProviderDeps, ProviderError
+from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamTask
 from vidgate.providers.http import translate
 from vidgate.providers.vertex import (
     VertexProvider,
@@ -42,7 +43,6 @@ from vidgate.providers.vertex import (
     google_error_message,
     operation_status,
     refine_error,
-    split_upstream_id,
 )
 
 MODEL = "veo-3.1-generate-001"
@@ -105,9 +105,9 @@ def _spec(**changes: object) -> JobSpec:
     return JobSpec.model_validate({**base, **changes})
 
 
-async def _finish(adapter: VertexProvider, upstream_id: str) -> None:
+async def _finish(adapter: VertexProvider, upstream: UpstreamTask) -> None:
     for _ in range(5):
-        status = await adapter.status(upstream_id)
+        status = await adapter.status(upstream)
         if status.state == "succeeded":
             return
         assert status.state == "running" and status.progress is None
@@ -120,13 +120,12 @@ async def test_text_to_video_end_to_end(
 ) -> None:
     upstream, _ = fake
     result = await adapter.submit(_spec(), idempotency_key="job-1", upstream_model=MODEL)
-    name, n = split_upstream_id(result.upstream_id)
-    assert n == 1
-    assert name.startswith(
+    assert result.state == {}
+    assert result.upstream_id.startswith(
         f"projects/{PROJECT}/locations/{LOCATION}/publishers/google/models/{MODEL}/operations/"
     )
-    await _finish(adapter, result.upstream_id)
-    [path] = await adapter.fetch(result.upstream_id, tmp_path)
+    await _finish(adapter, task_of(result))
+    [path] = await adapter.fetch(task_of(result), tmp_path)
     info = probe_video(path)
     assert info.codec == "h264" and (info.width, info.height) == (160, 96)
     assert upstream.requests == [
@@ -167,8 +166,8 @@ async def test_request_fields_for_a_representative_spec(
         "seed": 42,
         "negativePrompt": "blur",
     }
-    await _finish(adapter, result.upstream_id)
-    paths = await adapter.fetch(result.upstream_id, tmp_path)
+    await _finish(adapter, task_of(result, spec))
+    paths = await adapter.fetch(task_of(result, spec), tmp_path)
     assert [p.name for p in paths] == ["0.mp4", "1.mp4"]
     assert all(p.read_bytes() == tiny_mp4() for p in paths)
 
@@ -365,8 +364,8 @@ async def test_operation_error_fails_with_the_reason(fake: Fake, adapter: Vertex
     upstream, _ = fake
     upstream.fail_tasks = ("content_policy", "the prompt was refused by the provider")
     result = await adapter.submit(_spec(), idempotency_key="job-5", upstream_model=MODEL)
-    await adapter.status(result.upstream_id)
-    status = await adapter.status(result.upstream_id)
+    await adapter.status(task_of(result))
+    status = await adapter.status(task_of(result))
     assert status.state == "failed"
     assert status.error_code == "INVALID_ARGUMENT"
     assert status.error_message == "the prompt was refused by the provider"
@@ -379,12 +378,12 @@ async def test_rai_filtering_fails_with_the_filter_reasons(
     upstream.fail_tasks = ("rai", "Veo could not generate videos: support code 29310472")
     upstream.rai_failures = True
     result = await adapter.submit(_spec(), idempotency_key="job-6", upstream_model=MODEL)
-    await adapter.status(result.upstream_id)
-    status = await adapter.status(result.upstream_id)
+    await adapter.status(task_of(result))
+    status = await adapter.status(task_of(result))
     assert status.state == "failed" and status.error_code == "content_filtered"
     assert "support code 29310472" in (status.error_message or "")
     with pytest.raises(ProviderError) as caught:
-        await adapter.fetch(result.upstream_id, tmp_path)
+        await adapter.fetch(task_of(result), tmp_path)
     assert not caught.value.retryable
 
 
@@ -478,9 +477,9 @@ async def test_inline_results_survive_url_expiry(
     upstream, _ = fake
     upstream.expire_urls = True
     result = await adapter.submit(_spec(), idempotency_key="job-12", upstream_model=MODEL)
-    await _finish(adapter, result.upstream_id)
+    await _finish(adapter, task_of(result))
     upstream.refresh_urls()
-    [path] = await adapter.fetch(result.upstream_id, tmp_path)
+    [path] = await adapter.fetch(task_of(result), tmp_path)
     assert path.read_bytes() == tiny_mp4()
 
 
@@ -494,12 +493,12 @@ async def test_gcs_results_download_with_the_token_and_expire_for_good(
     try:
         result = await provider.submit(_spec(), idempotency_key="job-13", upstream_model=MODEL)
         assert upstream.requests[0]["parameters"]["storageUri"] == "gs://vidgate-out/veo"
-        await _finish(provider, result.upstream_id)
-        [path] = await provider.fetch(result.upstream_id, tmp_path)
+        await _finish(provider, task_of(result))
+        [path] = await provider.fetch(task_of(result), tmp_path)
         assert probe_video(path).codec == "h264" and upstream.downloads == 1
         upstream.expire_urls = True
         with pytest.raises(ProviderError) as caught:
-            await provider.fetch(result.upstream_id, tmp_path)
+            await provider.fetch(task_of(result), tmp_path)
     finally:
         await provider.aclose()
     assert caught.value.code == "result_expired" and not caught.value.retryable
@@ -514,10 +513,10 @@ def test_gcs_object_names_are_escaped() -> None:
 async def test_cancel_is_a_no_op(fake: Fake, adapter: VertexProvider) -> None:
     upstream, _ = fake
     result = await adapter.submit(_spec(), idempotency_key="job-14", upstream_model=MODEL)
-    await adapter.cancel(result.upstream_id)
+    await adapter.cancel(task_of(result))
     assert upstream.cancelled == []
     with pytest.raises(ProviderError) as caught:
-        await adapter.status("operations/not-a-vertex-name")
+        await adapter.status(task_by_id("operations/not-a-vertex-name"))
     assert caught.value.code == "upstream_bad_id"
 
 
@@ -598,8 +597,8 @@ async def test_service_account_text_to_video_end_to_end(
 ) -> None:
     upstream, _ = fake
     result = await sa_adapter.submit(_spec(), idempotency_key="sa-1", upstream_model=MODEL)
-    await _finish(sa_adapter, result.upstream_id)
-    [path] = await sa_adapter.fetch(result.upstream_id, tmp_path)
+    await _finish(sa_adapter, task_of(result))
+    [path] = await sa_adapter.fetch(task_of(result), tmp_path)
     assert path.read_bytes() == tiny_mp4()
     assert upstream.submissions == 1 and upstream.token_calls == 1
     assert len(upstream.issued) == 1
@@ -615,8 +614,8 @@ async def test_service_account_token_downloads_gcs_results(
     )
     try:
         result = await provider.submit(_spec(), idempotency_key="sa-2", upstream_model=MODEL)
-        await _finish(provider, result.upstream_id)
-        [path] = await provider.fetch(result.upstream_id, tmp_path)
+        await _finish(provider, task_of(result))
+        [path] = await provider.fetch(task_of(result), tmp_path)
     finally:
         await provider.aclose()
     assert path.read_bytes() == tiny_mp4()
@@ -677,19 +676,19 @@ async def test_token_is_fetched_once_and_refreshed_before_expiry(
     upstream, _ = fake
     result = await sa_adapter.submit(_spec(), idempotency_key="sa-4", upstream_model=MODEL)
     # Several calls at once, and more later within the token's life: one token request.
-    await asyncio.gather(*(sa_adapter.status(result.upstream_id) for _ in range(5)))
+    await asyncio.gather(*(sa_adapter.status(task_of(result)) for _ in range(5)))
     clock.offset = 3599 - 301
-    await sa_adapter.status(result.upstream_id)
+    await sa_adapter.status(task_of(result))
     assert upstream.token_calls == 1
     # Within 5 minutes of expiry: a new token, asked for once by concurrent callers.
     clock.offset = 3599 - 299
-    await asyncio.gather(*(sa_adapter.status(result.upstream_id) for _ in range(5)))
+    await asyncio.gather(*(sa_adapter.status(task_of(result)) for _ in range(5)))
     assert upstream.token_calls == 2 and len(upstream.assertions) == 2
     first, second = upstream.assertions
     assert second.claims["iat"] - first.claims["iat"] >= 3599 - 299 - 1
     # The fake accepts only tokens it issued: the calls above used the new one.
     upstream.issued.pop(next(iter(upstream.issued)))
-    status = await sa_adapter.status(result.upstream_id)
+    status = await sa_adapter.status(task_of(result))
     assert status.state == "succeeded" and upstream.token_calls == 2
 
 
@@ -700,10 +699,10 @@ async def test_short_lived_tokens_are_refreshed_halfway(
     upstream.token_expires_in = 60
     result = await sa_adapter.submit(_spec(), idempotency_key="sa-5", upstream_model=MODEL)
     clock.offset = 29
-    await sa_adapter.status(result.upstream_id)
+    await sa_adapter.status(task_of(result))
     assert upstream.token_calls == 1
     clock.offset = 31
-    await sa_adapter.status(result.upstream_id)
+    await sa_adapter.status(task_of(result))
     assert upstream.token_calls == 2
 
 
@@ -714,9 +713,9 @@ async def test_revoked_token_is_unhealthy_then_replaced(
     result = await sa_adapter.submit(_spec(), idempotency_key="sa-6", upstream_model=MODEL)
     upstream.revoke_tokens()
     with pytest.raises(ProviderError) as caught:
-        await sa_adapter.status(result.upstream_id)
+        await sa_adapter.status(task_of(result))
     assert caught.value.unhealthy and "UNAUTHENTICATED" in caught.value.message
-    await sa_adapter.status(result.upstream_id)
+    await sa_adapter.status(task_of(result))
     assert upstream.token_calls == 2
 
 
@@ -779,9 +778,9 @@ async def test_refresh_failure_keeps_the_old_token_while_it_lasts(
     result = await sa_adapter.submit(_spec(), idempotency_key="sa-10", upstream_model=MODEL)
     clock.offset = 3599 - 60
     upstream.fail_next_tokens(1, 503)
-    status = await sa_adapter.status(result.upstream_id)
+    status = await sa_adapter.status(task_of(result))
     assert status.state in ("queued", "running") and upstream.token_calls == 2
-    await sa_adapter.status(result.upstream_id)
+    await sa_adapter.status(task_of(result))
     assert upstream.token_calls == 3
 
 

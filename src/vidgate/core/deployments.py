@@ -4,7 +4,9 @@ A model in the catalogue lists the deployments that can serve it (``provider:`` 
 ``deployments``, by deployment name). Deployments come from two places:
 
 1. Well-known environment variables, one default deployment per provider, named after
-   it: ``LUMAAI_API_KEY`` configures ``luma``, ``FAL_KEY`` configures ``fal``, ...
+   it: ``LUMAAI_API_KEY`` configures ``luma``, ``FAL_KEY`` configures ``fal``, ... Which
+   variables a provider reads is declared with its adapter, in the registry
+   (``vidgate.providers.registry.ADAPTERS``), and handed in here as ``EnvDefaults``.
 2. The operator's YAML (``VIDGATE_MODELS_FILE``), under ``deployments:``; a string value
    may reference the environment as ``${NAME}``. A YAML entry with the name of a default
    deployment replaces it.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,22 +51,13 @@ class DeploymentConfig(BaseModel):
         return value.get_secret_value()
 
 
-# provider -> {credential key: env var}; every variable must be set for the default
-# deployment to exist. Options read from the environment follow the credentials.
-_ENV_DEFAULTS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
-    "luma": ({"api_key": "LUMAAI_API_KEY"}, {}),
-    "runway": ({"api_key": "RUNWAYML_API_SECRET"}, {}),
-    "kling": ({"access_key": "KLING_ACCESS_KEY", "secret_key": "KLING_SECRET_KEY"}, {}),
-    "replicate": ({"api_key": "REPLICATE_API_TOKEN"}, {}),
-    "fal": ({"api_key": "FAL_KEY"}, {}),
-    "minimax": ({"api_key": "MINIMAX_API_KEY"}, {}),
-    "seedance": ({"api_key": "ARK_API_KEY"}, {}),
-    "gemini": ({"api_key": "GEMINI_API_KEY"}, {}),
-    "vertex": (
-        {"service_account_file": "GOOGLE_APPLICATION_CREDENTIALS"},
-        {"project": "GOOGLE_CLOUD_PROJECT", "location": "GOOGLE_CLOUD_LOCATION"},
-    ),
-}
+@dataclass(frozen=True)
+class EnvDefaults:
+    """The environment variables of a provider's default deployment: every credential
+    variable must be set for it to exist; options are read where set."""
+
+    credentials: Mapping[str, str]
+    options: Mapping[str, str] = field(default_factory=dict)
 
 
 def _expand(value: Any, env: Mapping[str, str], missing: set[str]) -> Any:
@@ -84,26 +78,32 @@ def _expand(value: Any, env: Mapping[str, str], missing: set[str]) -> Any:
     return value
 
 
-def env_deployments(env: Mapping[str, str]) -> dict[str, DeploymentConfig]:
+def env_deployments(
+    env: Mapping[str, str], defaults: Mapping[str, EnvDefaults]
+) -> dict[str, DeploymentConfig]:
+    """The default deployment of each provider (``defaults``: provider -> variables)
+    whose credential variables are all set."""
     found: dict[str, DeploymentConfig] = {}
-    for provider, (credentials, options) in _ENV_DEFAULTS.items():
-        if not all(env.get(var) for var in credentials.values()):
+    for provider, wanted in defaults.items():
+        if not all(env.get(var) for var in wanted.credentials.values()):
             continue
         found[provider] = DeploymentConfig(
             name=provider,
             provider=provider,
-            credentials={k: SecretStr(env[v]) for k, v in credentials.items()},
-            options={k: env[v] for k, v in options.items() if env.get(v)},
+            credentials={k: SecretStr(env[v]) for k, v in wanted.credentials.items()},
+            options={k: env[v] for k, v in wanted.options.items() if env.get(v)},
         )
     return found
 
 
 def load_deployments(
-    models_file: Path | None, env: Mapping[str, str] | None = None
+    models_file: Path | None,
+    defaults: Mapping[str, EnvDefaults],
+    env: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, DeploymentConfig], dict[str, list[str]]]:
     """``(deployments by name, {skipped name: missing env vars})``."""
     env = os.environ if env is None else env
-    deployments = env_deployments(env)
+    deployments = env_deployments(env, defaults)
     skipped: dict[str, list[str]] = {}
     if models_file is None:
         return deployments, skipped

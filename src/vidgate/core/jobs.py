@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -113,6 +113,8 @@ class JobRecord:
     deleted_at: dt.datetime | None
     next_poll_at: dt.datetime | None = None
     submit_at: dt.datetime | None = None
+    # What the adapter keeps about its upstream task (providers/base.py UpstreamTask).
+    upstream_state: dict[str, Any] | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -146,6 +148,7 @@ class Submitted:
     provider: str
     upstream_id: str
     first_poll_s: float
+    upstream_state: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,10 @@ class PollClaim:
     step_attempts: int
     submitted_at: dt.datetime | None
     lease_until: dt.datetime
+    # What the adapter's status read needs besides the id (providers/base.py UpstreamTask).
+    spec: JobSpec
+    upstream_model: str | None
+    upstream_state: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import re
 from fractions import Fraction
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 from vidgate.core.catalog import (
     RESOLUTION_SHORT_SIDES,
@@ -61,9 +61,11 @@ class SourceRef(BaseModel, frozen=True):
     height: int
     fps: int
     # Where the source was made and its id there: a provider that can remix or extend
-    # its own generations (Luma, OpenAI-shaped servers) references them by that id.
+    # its own generations (Luma, OpenAI-shaped servers) references them by that id,
+    # and by the adapter's state for that task (Kling: the endpoint that made it).
     provider: str | None = None
     upstream_id: str | None = None
+    upstream_state: dict[str, JsonValue] | None = None
 
 
 class VideoRequest(BaseModel):

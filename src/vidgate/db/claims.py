@@ -8,6 +8,7 @@ claim whose worker died becomes due again when the lease runs out.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from vidgate.core.jobs import (
     PollDone,
     PollReschedule,
     Submitted,
+    stored_spec,
 )
 from vidgate.db.deployments import count_inflight, lock_deployment
 from vidgate.db.jobs import JOB_COLUMNS, get_job, job_from_row
@@ -130,10 +132,12 @@ async def record_submissions(conn: AsyncConnection, items: list[Submitted]) -> s
     result = await conn.execute(
         sa.text(
             "UPDATE jobs SET state = 'waiting', upstream_id = u.upstream_id,"
+            " upstream_state = u.upstream_state,"
             " submitted_at = now(), next_poll_at = now() + make_interval(secs => u.first_poll),"
             " submit_at = NULL, step_attempts = 0, updated_at = now()"
             " FROM unnest(CAST(:ids AS text[]), CAST(:upstream AS text[]),"
-            " CAST(:first_poll AS float8[])) AS u(id, upstream_id, first_poll)"
+            " CAST(:first_poll AS float8[]), CAST(:state AS jsonb[]))"
+            " AS u(id, upstream_id, first_poll, upstream_state)"
             " WHERE jobs.id = u.id AND jobs.state = 'submitting'"
             " RETURNING jobs.id"
         ),
@@ -141,6 +145,8 @@ async def record_submissions(conn: AsyncConnection, items: list[Submitted]) -> s
             "ids": [i.job_id for i in items],
             "upstream": [i.upstream_id for i in items],
             "first_poll": [i.first_poll_s for i in items],
+            # An adapter with nothing to keep leaves the column NULL.
+            "state": [json.dumps(i.upstream_state) if i.upstream_state else None for i in items],
         },
     )
     return {row[0] for row in result}
@@ -184,7 +190,7 @@ POLL_CHANNEL = "vidgate_poll"
 
 _CLAIM_RETURNING = (
     "RETURNING id, provider, upstream_id, progress, poll_count, step_attempts,"
-    " submitted_at, next_poll_at"
+    " submitted_at, next_poll_at, spec, upstream_model, upstream_state"
 )
 
 
@@ -194,6 +200,9 @@ def _claims(result: sa.CursorResult[Any]) -> list[PollClaim]:
             job_id=row.id,
             provider=row.provider,
             upstream_id=row.upstream_id,
+            spec=stored_spec(row.spec),
+            upstream_model=row.upstream_model,
+            upstream_state=row.upstream_state,
             progress=row.progress,
             poll_count=row.poll_count,
             step_attempts=row.step_attempts,

@@ -55,6 +55,8 @@ jobs = sa.Table(
     sa.Column("provider", sa.Text, nullable=False),
     sa.Column("upstream_model", sa.Text),
     sa.Column("upstream_id", sa.Text),
+    # What the adapter keeps about its task besides the id (providers/base.py).
+    sa.Column("upstream_state", JSONB),
     sa.Column("estimated_cost", sa.Numeric(12, 6), nullable=False),
     sa.Column("cost", sa.Numeric(12, 6)),
     # Unexpected failures of the current step; bounded by Settings.max_step_attempts.

@@ -65,7 +65,7 @@ from vidgate.media.previews import (
 )
 from vidgate.media.probe import MediaInfo, probe_video
 from vidgate.media.storage import is_disk_full
-from vidgate.providers.base import Provider, ProviderError
+from vidgate.providers.base import Provider, ProviderError, UpstreamTask
 
 log = structlog.get_logger("vidgate.engine")
 
@@ -245,6 +245,7 @@ class JobRunner:
             provider=job.provider,
             upstream_id=result.upstream_id,
             first_poll_s=max(_MIN_POLL_S, result.poll_after_s),
+            upstream_state=result.state,
         )
 
     async def record_submitted(self, items: list[Submitted]) -> None:
@@ -278,11 +279,10 @@ class JobRunner:
         leave it."""
         async with self.ctx.db.connect() as conn:
             job = await get_job(conn, item.job_id, include_deleted=True)
-        if job is not None and (
-            job.upstream_id == item.upstream_id or job.state == JobState.SUBMITTING
-        ):
+        if job is None or job.upstream_id == item.upstream_id or job.state == JobState.SUBMITTING:
             return
-        await self._cancel_task(item.job_id, item.provider, item.upstream_id)
+        task = UpstreamTask(item.upstream_id, job.spec, job.upstream_model, item.upstream_state)
+        await self._cancel_task(item.job_id, item.provider, task)
 
     def caps(self) -> dict[str, int]:
         """The deployments with a concurrency cap, and their caps."""
@@ -366,7 +366,13 @@ class JobRunner:
         the caller to write with others (``record_polls``); a failure (upstream's, or
         giving up) is written here."""
         try:
-            status = await self._provider(claim.provider).status(claim.upstream_id)
+            task = UpstreamTask(
+                claim.upstream_id,
+                claim.spec,
+                claim.upstream_model,
+                claim.upstream_state or {},
+            )
+            status = await self._provider(claim.provider).status(task)
         except ProviderError as error:
             return await self._poll_failed(claim, error)
         except Exception:
@@ -483,7 +489,7 @@ class JobRunner:
         False when the download failed (a retry scheduled, or the job failed)."""
         assert job.upstream_id is not None
         try:
-            paths = await self._provider(job.provider).fetch(job.upstream_id, tmp)
+            paths = await self._provider(job.provider).fetch(_task_of(job, job.upstream_id), tmp)
         except ProviderError as error:
             if error.retryable:
                 await self._retry_later(
@@ -534,11 +540,11 @@ class JobRunner:
             job = await get_job(conn, job_id, include_deleted=True)
         if job is None or job.upstream_id is None:
             return
-        await self._cancel_task(job_id, job.provider, job.upstream_id)
+        await self._cancel_task(job_id, job.provider, _task_of(job, job.upstream_id))
 
-    async def _cancel_task(self, job_id: str, provider: str, upstream_id: str) -> None:
+    async def _cancel_task(self, job_id: str, provider: str, task: UpstreamTask) -> None:
         try:
-            await self._provider(provider).cancel(upstream_id)
+            await self._provider(provider).cancel(task)
         except ProviderError as error:
             # Best effort: the job is already over (or not this task's) on our side.
             log.info("job.cancel_upstream_failed", job_id=job_id, code=error.code)
@@ -550,6 +556,11 @@ def _probe_and_preview(video: Path, tmp: Path, index: int) -> tuple[MediaInfo, P
     spritesheet = tmp / f"{index}.sprites.jpg"
     make_previews(video, thumbnail=thumbnail, spritesheet=spritesheet)
     return info, thumbnail, spritesheet
+
+
+def _task_of(job: JobRecord, upstream_id: str) -> UpstreamTask:
+    """The job's upstream task, as its adapter gets it back."""
+    return UpstreamTask(upstream_id, job.spec, job.upstream_model, job.upstream_state or {})
 
 
 def _settled_cost(job: JobRecord) -> Decimal:

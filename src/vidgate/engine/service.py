@@ -146,6 +146,7 @@ class JobService:
             seconds=round(outputs[0].duration),
             provider=job.provider,
             upstream_id=job.upstream_id,
+            upstream_state=job.upstream_state,
             width=spec.width,
             height=spec.height,
             fps=spec.fps,

@@ -1,8 +1,14 @@
 """The contract between the job engine and an upstream video service.
 
-Four coroutines, nothing optional: submit a normalized spec, read the upstream task's
-status, fetch its finished outputs to local files, cancel it. What a provider can do
-beyond that is declared in the catalogue (capabilities), not as stub methods here.
+Four coroutines per task, nothing optional: submit a normalized spec, read the upstream
+task's status, fetch its finished outputs to local files, cancel it; besides them
+``validate`` (at create) and ``aclose`` (at shutdown). What a provider can do beyond that
+is declared in the catalogue (capabilities), not as stub methods here.
+
+``submit`` answers the upstream task's id and, where the adapter needs more than the id
+to reach the task again (the endpoint that made it, say), a small JSON state. The engine
+stores both on the job and hands them back, with the job's spec, as one ``UpstreamTask``
+to ``status``, ``fetch`` and ``cancel``; nothing is packed into the id.
 
 Adapters translate every upstream failure into ``ProviderError`` at their boundary;
 the engine decides from ``retryable`` and ``retry_after_s`` alone.
@@ -10,17 +16,21 @@ the engine decides from ``retryable`` and ``retry_after_s`` alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal, Protocol
+
+from pydantic import JsonValue
 
 from vidgate.config import Settings
 from vidgate.core.spec import JobSpec
 from vidgate.media.storage import BlobStore
 
 UpstreamState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+# What an adapter keeps about a task besides its id: stored on the job as JSON.
+TaskState = Mapping[str, JsonValue]
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,18 @@ class SubmitResult:
     upstream_id: str
     # When the first status check is worth making.
     poll_after_s: float
+    # What status, fetch and cancel need besides the id; empty for most adapters.
+    state: TaskState = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTask:
+    """A submitted job's upstream task, as the engine hands it back to the adapter."""
+
+    id: str
+    spec: JobSpec
+    upstream_model: str | None = None
+    state: TaskState = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +121,15 @@ class Provider(Protocol):
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
     ) -> SubmitResult: ...
 
-    async def status(self, upstream_id: str) -> UpstreamStatus: ...
+    async def status(self, task: UpstreamTask) -> UpstreamStatus: ...
 
     async def fetch(
-        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
     ) -> list[Path]:
         """Write each finished video (``spec.n`` of them) into ``dest_dir``; return the paths."""
         ...
 
-    async def cancel(self, upstream_id: str) -> None: ...
+    async def cancel(self, task: UpstreamTask) -> None: ...
 
     async def aclose(self) -> None:
         """Release connections (called once at shutdown)."""

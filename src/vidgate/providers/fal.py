@@ -5,9 +5,10 @@
   ``status_url``/``response_url``/``cancel_url`` to use from then on.
 - Those URLs use only ``{owner}/{app}``, not the endpoint's subpath (submit to
   ``fal-ai/kling-video/v2.1/master/text-to-video``, poll ``fal-ai/kling-video/requests/
-  {id}/status``), so the upstream id is the returned status URL's path without
-  ``/status``: ``"{owner}/{app}/requests/{request_id}"``. Only the path is kept; every
-  call goes to the deployment's own host, so the key is never sent anywhere else.
+  {id}/status``), so the returned status URL's path without ``/status`` names the
+  request: ``"{owner}/{app}/requests/{request_id}"``. The upstream id is the
+  ``request_id``, the task's state holds ``app``. Only the path is kept; every call goes
+  to the deployment's own host, so the key is never sent anywhere else.
 - status ``GET …/status?logs=1``: ``IN_QUEUE`` -> queued, ``IN_PROGRESS`` -> running,
   ``COMPLETED`` -> succeeded, unless it carries ``error``/``error_type`` (then failed).
   fal reports no progress and no cost in the queue API.
@@ -56,6 +57,7 @@ from vidgate.providers.base import (
     ProviderError,
     SubmitResult,
     UpstreamStatus,
+    UpstreamTask,
 )
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_data_url
@@ -242,7 +244,7 @@ def build_input(
 
 
 def request_path(created: Mapping[str, Any], endpoint: str, base_path: str = "") -> str:
-    """The upstream id: ``{owner}/{app}/requests/{request_id}``, from the returned
+    """The request's path, ``{owner}/{app}/requests/{request_id}``, from the returned
     ``status_url`` where it has that shape, else built from the endpoint id."""
     request_id = created.get("request_id")
     if not isinstance(request_id, str) or not re.fullmatch(_SEGMENT, request_id):
@@ -368,21 +370,21 @@ class FalProvider:
             raise ProviderError(
                 "upstream_bad_response", f"{self.name}: submit answered no object", retryable=False
             )
-        return SubmitResult(
-            request_path(created, endpoint, self._base_path), poll_after_s=self._poll_s
+        app, _, request_id = request_path(created, endpoint, self._base_path).rpartition(
+            "/requests/"
         )
+        return SubmitResult(request_id, poll_after_s=self._poll_s, state={"app": app})
 
-    def _path(self, upstream_id: str) -> str:
-        if not _REQUEST_PATH.fullmatch(upstream_id) or ".." in upstream_id.split("/"):
+    def _path(self, task: UpstreamTask) -> str:
+        path = f"{task.state.get('app')}/requests/{task.id}"
+        if not _REQUEST_PATH.fullmatch(path) or ".." in path.split("/"):
             raise ProviderError(
                 "invalid_upstream_id", f"{self.name}: malformed request id", retryable=False
             )
-        return f"/{upstream_id}"
+        return f"/{path}"
 
-    async def status(self, upstream_id: str) -> UpstreamStatus:
-        body = await self._http.json(
-            "GET", f"{self._path(upstream_id)}/status", params={"logs": "1"}
-        )
+    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+        body = await self._http.json("GET", f"{self._path(task)}/status", params={"logs": "1"})
         if not isinstance(body, dict):
             raise ProviderError(
                 "upstream_bad_response", f"{self.name}: status is not an object", retryable=True
@@ -390,9 +392,9 @@ class FalProvider:
         return parse_status(body, self._poll_s)
 
     async def fetch(
-        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
     ) -> list[Path]:
-        output = await self._http.json("GET", self._path(upstream_id))
+        output = await self._http.json("GET", self._path(task))
         urls = output_urls(output)
         if not urls:
             raise ProviderError(
@@ -417,9 +419,9 @@ class FalProvider:
                 progress((index + 1) / len(urls))
         return paths
 
-    async def cancel(self, upstream_id: str) -> None:
+    async def cancel(self, task: UpstreamTask) -> None:
         try:
-            await self._http.request("PUT", f"{self._path(upstream_id)}/cancel")
+            await self._http.request("PUT", f"{self._path(task)}/cancel")
         except ProviderError as error:
             # ALREADY_COMPLETED (400) / NOT_FOUND (404): nothing left to stop.
             if error.code not in ("upstream_rejected", "upstream_not_found"):

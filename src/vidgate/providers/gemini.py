@@ -22,8 +22,8 @@ or seed, no cancel, and files kept 2 days (UNVERIFIED) that cannot be re-issued.
 takes ``lastFrame`` and ``referenceImages`` (ASSET only; the SDK refuses STYLE on this
 API) like Vertex, with the same rules (``vertex.check_veo_inputs``).
 
-``upstream_id``: ``interactions/{id}`` for Omni; the operation name
-(``models/{m}/operations/{id}``) plus ``#n=<sampleCount>`` for Veo.
+``upstream_id``: the interaction id for Omni (the task's state says
+``{"api": "interactions"}``); the operation name (``models/{m}/operations/{id}``) for Veo.
 Options: ``poll_interval_s`` (5), ``interactions_api_version`` (v1).
 Neither shape takes an idempotency key, so a resubmission makes a second video.
 """
@@ -45,7 +45,9 @@ from vidgate.providers.base import (
     ProviderDeps,
     ProviderError,
     SubmitResult,
+    TaskState,
     UpstreamStatus,
+    UpstreamTask,
 )
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_base64, read_blob
@@ -53,10 +55,8 @@ from vidgate.providers.vertex import (
     DEFAULT_POLL_S,
     check_veo_inputs,
     google_error_message,
-    join_upstream_id,
     operation_status,
     refine_error,
-    split_upstream_id,
     veo_image,
     veo_references,
     write_base64,
@@ -78,7 +78,8 @@ OMNI_IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/heic", "imag
 VEO_SECONDS = (4, 6, 8)
 VEO_RESOLUTIONS = {"720p": "720p", "1080p": "1080p", "4K": "4k"}
 VEO_MAX_SAMPLES = 4
-_INTERACTIONS = "interactions/"
+# The task state of an Omni interaction; a Veo operation has none.
+_INTERACTION: TaskState = {"api": "interactions"}
 _OMNI_STATES: dict[str, Literal["queued", "running", "succeeded", "cancelled"]] = {
     "queued": "queued",
     "in_progress": "running",
@@ -414,7 +415,7 @@ class GeminiProvider:
             op = await self._call("POST", path, json=body)
             if not isinstance(op.get("name"), str):
                 raise ProviderError("upstream_bad_response", "no operation name", retryable=False)
-            return SubmitResult(join_upstream_id(op["name"], spec.n), poll_after_s=self._poll_s)
+            return SubmitResult(op["name"], poll_after_s=self._poll_s)
         video = None
         if spec.kind != "generate" and spec.source is not None:
             video = base64.b64encode(await read_blob(self._deps, spec.source.sha256)).decode()
@@ -424,33 +425,33 @@ class GeminiProvider:
         interaction = await self._call("POST", f"/{self._version}/interactions", json=omni)
         if not isinstance(interaction.get("id"), str):
             raise ProviderError("upstream_bad_response", "no interaction id", retryable=False)
-        return SubmitResult(_INTERACTIONS + interaction["id"], poll_after_s=self._poll_s)
+        return SubmitResult(interaction["id"], poll_after_s=self._poll_s, state=_INTERACTION)
 
-    async def _read(self, upstream_id: str) -> tuple[dict[str, Any], UpstreamStatus]:
-        if upstream_id.startswith(_INTERACTIONS):
+    async def _read(self, task: UpstreamTask) -> tuple[dict[str, Any], UpstreamStatus]:
+        if _is_interaction(task):
             interaction = await self._call(
-                "GET", f"/{self._version}/{upstream_id}", params={"stream": "false"}
+                "GET", f"/{self._version}/interactions/{task.id}", params={"stream": "false"}
             )
             return interaction, omni_status(interaction, self._poll_s)
-        name, expected = split_upstream_id(upstream_id)
+        name = task.id
         if not name.startswith("models/") or "/operations/" not in name:
             raise ProviderError("upstream_bad_id", f"not a Gemini id: {name}", retryable=False)
         op = await self._call("GET", f"/v1beta/{name}")
         result, videos = veo_samples(op)
-        return op, operation_status(op, result, videos, expected, self._poll_s)
+        return op, operation_status(op, result, videos, task.spec.n, self._poll_s)
 
-    async def status(self, upstream_id: str) -> UpstreamStatus:
-        return (await self._read(upstream_id))[1]
+    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+        return (await self._read(task))[1]
 
-    async def _results(self, upstream_id: str) -> list[dict[str, Any]]:
-        body, state = await self._read(upstream_id)
+    async def _results(self, task: UpstreamTask) -> list[dict[str, Any]]:
+        body, state = await self._read(task)
         if state.state != "succeeded":
             raise ProviderError(
                 "upstream_not_ready",
                 f"{self.name}: the task is {state.state}: {state.error_message or ''}",
                 retryable=state.state in ("queued", "running"),
             )
-        if upstream_id.startswith(_INTERACTIONS):
+        if _is_interaction(task):
             return [omni_video(body) or {}]
         return veo_samples(body)[1]
 
@@ -469,9 +470,9 @@ class GeminiProvider:
         return await self._http.download(uri, dest, authenticated=ours)
 
     async def fetch(
-        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
     ) -> list[Path]:
-        videos = await self._results(upstream_id)
+        videos = await self._results(task)
         paths: list[Path] = []
         for index in range(len(videos)):
             dest = dest_dir / f"{index}.mp4"
@@ -482,7 +483,7 @@ class GeminiProvider:
                     raise
                 # Re-read once: a fresh URL is retried; the same one is gone for good
                 # (Files API results are kept 2 days and never re-issued).
-                fresh = (await self._results(upstream_id))[index]
+                fresh = (await self._results(task))[index]
                 if fresh.get("uri") == videos[index].get("uri") and not fresh.get("data"):
                     raise ProviderError(
                         "result_expired", error.message, retryable=False, expired=True
@@ -492,13 +493,13 @@ class GeminiProvider:
                 progress((index + 1) / len(videos))
         return paths
 
-    async def cancel(self, upstream_id: str) -> None:
+    async def cancel(self, task: UpstreamTask) -> None:
         """Omni: ``POST /v1/interactions/{id}/cancel``. Veo operations: a no-op, the
         Gemini API exposes no cancel for them."""
-        if not upstream_id.startswith(_INTERACTIONS):
+        if not _is_interaction(task):
             return
         try:
-            await self._call("POST", f"/{self._version}/{upstream_id}/cancel")
+            await self._call("POST", f"/{self._version}/interactions/{task.id}/cancel")
         except ProviderError as error:
             # Already finished or gone: nothing left to stop.
             if error.code not in ("upstream_not_found", "upstream_rejected"):
@@ -506,6 +507,10 @@ class GeminiProvider:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _is_interaction(task: UpstreamTask) -> bool:
+    return task.state.get("api") == "interactions"
 
 
 def create(config: DeploymentConfig, deps: ProviderDeps) -> GeminiProvider:

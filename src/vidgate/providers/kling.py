@@ -18,10 +18,11 @@
 - there is no cancel endpoint, and a result URL is not re-issued (results are cleared
   after 30 days), so an expired URL is final.
 
-The upstream id is ``"<kind>:<task_id>"`` (kind = text2video | image2video |
-video-extend) because the poll path depends on the endpoint that created the task.
-An extend finds the source's video id by querying the source's task (its upstream id
-holds the kind and task id), since ``video-extend`` takes a video id, not a task id.
+The upstream id is Kling's task id; the task's state holds ``kind`` (text2video |
+image2video | video-extend) because the poll path depends on the endpoint that created
+the task. An extend finds the source's video id by querying the source's task (its id
+and state travel in the spec's source), since ``video-extend`` takes a video id, not a
+task id.
 
 With ``deps.callback_url`` (VIDGATE_PUBLIC_BASE_URL set) every create carries
 ``callback_url``: Kling POSTs the task's ``data`` object there on each status change,
@@ -55,11 +56,14 @@ from vidgate.providers.base import (
     ProviderDeps,
     ProviderError,
     SubmitResult,
+    TaskState,
     UpstreamState,
     UpstreamStatus,
+    UpstreamTask,
 )
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_base64
+from vidgate.providers.result_urls import ResultUrls
 
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
 DEFAULT_MODEL = "kling-v2-master"
@@ -85,7 +89,6 @@ _TOKEN_REFRESH_S = 300
 _SUBMIT_POLL_S = 2.0
 # rateLimits doc: on 1303 back off, at least 1 s at first.
 _BUSY_RETRY_S = 1.0
-_URL_CACHE_MAX = 256
 
 _STATES: dict[str, UpstreamState] = {
     "submitted": "queued",
@@ -139,23 +142,6 @@ class TokenSigner:
         return {"Authorization": f"Bearer {self._token}"}
 
 
-# --- upstream ids -------------------------------------------------------------------
-
-
-def encode_upstream_id(kind: str, task_id: str) -> str:
-    return f"{kind}:{task_id}"
-
-
-def parse_upstream_id(upstream_id: str | None) -> tuple[str, str] | None:
-    """``(kind, task_id)``, or None when the id is not one this adapter made."""
-    if not upstream_id:
-        return None
-    kind, sep, task_id = upstream_id.partition(":")
-    if not sep or kind not in KINDS or not task_id:
-        return None
-    return kind, task_id
-
-
 # --- request mapping --------------------------------------------------------------
 
 
@@ -192,7 +178,8 @@ def check_spec(spec: JobSpec, model: str, deployment: str) -> None:
         if (
             source is None
             or source.provider != deployment
-            or not parse_upstream_id(source.upstream_id)
+            or not source.upstream_id
+            or (source.upstream_state or {}).get("kind") not in KINDS
         ):
             raise refuse(
                 f"can extend only videos that deployment {deployment!r} generated", "video_id"
@@ -417,6 +404,10 @@ def _cost(data: dict[str, Any], usd_per_unit: Decimal | None) -> Decimal | None:
 # --- the adapter ------------------------------------------------------------------
 
 
+# The message of result_expired when no fresh URL replaces an expired one.
+_URL_GONE = "{}: the result URL no longer works and Kling issues no new one"
+
+
 class KlingProvider:
     def __init__(
         self,
@@ -439,8 +430,7 @@ class KlingProvider:
             limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
-        # Result URLs seen by status(), so fetch() need not ask again (in this process).
-        self._urls: dict[str, list[str]] = {}
+        self._urls = ResultUrls(self._http, gone=_URL_GONE.format(self.name))
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
         check_spec(spec, upstream_model or self._model, self.name)
@@ -452,15 +442,14 @@ class KlingProvider:
             raise reclassify(error) from None
         return unwrap(body, self.name)
 
-    async def _task(self, upstream_id: str) -> dict[str, Any]:
-        parsed = parse_upstream_id(upstream_id)
-        if parsed is None:
+    async def _task(self, task_id: str, state: TaskState) -> dict[str, Any]:
+        kind = state.get("kind")
+        if kind not in KINDS:
             raise ProviderError(
                 "upstream_bad_id",
-                f"{self.name}: {upstream_id!r} is not a Kling task id",
+                f"{self.name}: task {task_id!r} has no Kling endpoint kind",
                 retryable=False,
             )
-        kind, task_id = parsed
         return await self._call("GET", f"/v1/videos/{kind}/{task_id}")
 
     async def submit(
@@ -494,7 +483,7 @@ class KlingProvider:
                 f"{self.name}: create returned no task_id",
                 retryable=False,
             )
-        return SubmitResult(encode_upstream_id(kind, str(task_id)), poll_after_s=_SUBMIT_POLL_S)
+        return SubmitResult(str(task_id), poll_after_s=_SUBMIT_POLL_S, state={"kind": kind})
 
     async def _find_external(self, kind: str, external_task_id: str) -> dict[str, Any] | None:
         """A resubmission (after a crash) is refused because the external_task_id is
@@ -510,8 +499,10 @@ class KlingProvider:
         return None
 
     async def _source_video_id(self, spec: JobSpec) -> str:
-        upstream_id = spec.source.upstream_id if spec.source else None
-        data = await self._task(upstream_id or "")
+        source = spec.source
+        upstream_id = source.upstream_id if source else None
+        state = source.upstream_state if source else None
+        data = await self._task(upstream_id or "", state or {})
         ids = [str(v["id"]) for v in videos(data) if v.get("id")]
         if data.get("task_status") != "succeed" or not ids:
             raise ProviderError(
@@ -522,17 +513,15 @@ class KlingProvider:
             )
         return ids[0]
 
-    async def status(self, upstream_id: str) -> UpstreamStatus:
-        data = await self._task(upstream_id)
+    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+        data = await self._task(task.id, task.state)
         status = parse_status(data, provider=self.name, usd_per_unit=self._usd_per_unit)
-        if status.state == "succeeded" and (urls := result_urls(data)):
-            if len(self._urls) >= _URL_CACHE_MAX:
-                self._urls.pop(next(iter(self._urls)))
-            self._urls[upstream_id] = urls
+        if status.state == "succeeded":
+            self._urls.remember(task.id, result_urls(data))
         return status
 
-    async def _result_urls(self, upstream_id: str) -> list[str]:
-        data = await self._task(upstream_id)
+    async def _result_urls(self, task: UpstreamTask) -> list[str]:
+        data = await self._task(task.id, task.state)
         if data.get("task_status") != "succeed":
             raise ProviderError(
                 "result_unavailable",
@@ -550,38 +539,17 @@ class KlingProvider:
         return urls
 
     async def fetch(
-        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
     ) -> list[Path]:
-        urls = self._urls.pop(upstream_id, None) or await self._result_urls(upstream_id)
-        paths: list[Path] = []
-        for index in range(len(urls)):
-            url = urls[index]
-            dest = dest_dir / f"{index}.mp4"
-            try:
-                await self._http.download(url, dest)
-            except ProviderError as error:
-                if not error.expired:
-                    raise
-                # Read the task again in case it names a new URL; Kling's are static
-                # links kept for 30 days, so the same URL means the result is gone.
-                fresh = await self._result_urls(upstream_id)
-                if index >= len(fresh) or fresh[index] == url:
-                    raise ProviderError(
-                        "result_expired",
-                        f"{self.name}: the result URL no longer works and Kling issues no new one",
-                        retryable=False,
-                        expired=True,
-                    ) from None
-                urls = fresh
-                await self._http.download(fresh[index], dest)
-            paths.append(dest)
-            if progress is not None:
-                progress((index + 1) / len(urls))
-        return paths
+        # An expired URL is read again in case the task names a new one; Kling's are
+        # static links kept for 30 days, so the same URL means the result is gone.
+        return await self._urls.download(
+            task.id, dest_dir, lambda: self._result_urls(task), progress
+        )
 
-    async def cancel(self, upstream_id: str) -> None:
+    async def cancel(self, task: UpstreamTask) -> None:
         """A no-op: Kling documents no way to cancel a task (reference section 5)."""
-        self._urls.pop(upstream_id, None)
+        self._urls.forget(task.id)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -34,7 +34,6 @@ Options: ``poll_s`` (seconds between status reads, default 2; Luma gives no hint
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -50,9 +49,11 @@ from vidgate.providers.base import (
     ProviderError,
     SubmitResult,
     UpstreamStatus,
+    UpstreamTask,
 )
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_public_url
+from vidgate.providers.result_urls import ResultUrls
 
 DEFAULT_BASE_URL = "https://api.lumalabs.ai/dream-machine/v1"
 MODELS = ("ray-2", "ray-flash-2")
@@ -66,8 +67,6 @@ ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
 FPS = 24
 _DEFAULT_POLL_S = 2.0
 _STATES = {"queued": "queued", "dreaming": "running", "completed": "succeeded", "failed": "failed"}
-# Result URLs remembered from status reads, so fetch need not read the status again.
-_URL_CACHE_SIZE = 256
 
 
 def _allowed(values: Any) -> str:
@@ -232,6 +231,10 @@ def error_message(response: httpx.Response) -> str | None:
     return default_error_message(response)
 
 
+# The message of result_expired when no fresh URL replaces an expired one.
+_URL_GONE = "luma: the result URL has expired and no fresh one is available"
+
+
 class LumaProvider:
     def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
         self.name = config.name
@@ -245,7 +248,7 @@ class LumaProvider:
             limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
-        self._urls: OrderedDict[str, list[str]] = OrderedDict()
+        self._urls = ResultUrls(self._client, gone=_URL_GONE)
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
         check_spec(
@@ -282,65 +285,41 @@ class LumaProvider:
             )
         return SubmitResult(generation_id, poll_after_s=self._poll_s)
 
-    async def _read(self, upstream_id: str) -> tuple[UpstreamStatus, list[str]]:
-        body = await self._client.json("GET", f"/generations/{quote(upstream_id, safe='')}")
+    async def _read(self, task_id: str) -> tuple[UpstreamStatus, list[str]]:
+        body = await self._client.json("GET", f"/generations/{quote(task_id, safe='')}")
         status = parse_generation(body, self._poll_s)
-        urls = result_urls(body) if status.state == "succeeded" else []
-        if urls:
-            self._urls[upstream_id] = urls
-            self._urls.move_to_end(upstream_id)
-            while len(self._urls) > _URL_CACHE_SIZE:
-                self._urls.popitem(last=False)
-        return status, urls
+        return status, result_urls(body) if status.state == "succeeded" else []
 
-    async def status(self, upstream_id: str) -> UpstreamStatus:
-        status, _ = await self._read(upstream_id)
+    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+        status, urls = await self._read(task.id)
+        self._urls.remember(task.id, urls)
         return status
 
-    async def _fresh_urls(self, upstream_id: str) -> list[str]:
-        status, urls = await self._read(upstream_id)
+    async def _fresh_urls(self, task_id: str) -> list[str]:
+        status, urls = await self._read(task_id)
         if status.state != "succeeded":
             raise ProviderError(
                 "result_not_ready",
-                f"luma: generation {upstream_id} is {status.state}, not completed",
+                f"luma: generation {task_id} is {status.state}, not completed",
                 retryable=status.state in ("queued", "running"),
             )
         return urls
 
     async def fetch(
-        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
     ) -> list[Path]:
         """Download ``assets.video``. A URL remembered from the last status read is
         tried first; if it has expired, the generation is read once more for the
         current URL (whether Luma ever re-issues one is UNVERIFIED)."""
-        urls = self._urls.pop(upstream_id, None) or await self._fresh_urls(upstream_id)
-        dest = dest_dir / "0.mp4"
-        try:
-            await self._client.download(urls[0], dest)
-        except ProviderError as error:
-            if not error.expired:
-                raise
-            fresh = await self._fresh_urls(upstream_id)
-            self._urls.pop(upstream_id, None)
-            try:
-                await self._client.download(fresh[0], dest)
-            except ProviderError as again:
-                if not again.expired:
-                    raise
-                raise ProviderError(
-                    "result_expired",
-                    "luma: the result URL has expired and no fresh one is available",
-                    retryable=False,
-                ) from again
-        if progress is not None:
-            progress(1.0)
-        return [dest]
+        return await self._urls.download(
+            task.id, dest_dir, lambda: self._fresh_urls(task.id), progress
+        )
 
-    async def cancel(self, upstream_id: str) -> None:
+    async def cancel(self, task: UpstreamTask) -> None:
         """``DELETE /generations/{id}``: Luma deletes the generation (no separate cancel)."""
-        self._urls.pop(upstream_id, None)
+        self._urls.forget(task.id)
         try:
-            await self._client.request("DELETE", f"/generations/{quote(upstream_id, safe='')}")
+            await self._client.request("DELETE", f"/generations/{quote(task.id, safe='')}")
         except ProviderError as error:
             if error.code != "upstream_not_found":  # already gone: nothing to cancel
                 raise

@@ -25,6 +25,7 @@ The upstream id is MiniMax's task id as is.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,9 +42,11 @@ from vidgate.providers.base import (
     SubmitResult,
     UpstreamState,
     UpstreamStatus,
+    UpstreamTask,
 )
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, retry_after_s
 from vidgate.providers.inputs import image_data_url
+from vidgate.providers.result_urls import ResultUrls
 
 DEFAULT_BASE_URL = "https://api.minimax.io"
 DEFAULT_MODEL = "MiniMax-Hailuo-02"
@@ -57,7 +60,6 @@ IMAGE_MIN_SHORT_SIDE = 300
 TEXT_ASPECT_RATIOS = ("16:9",)
 
 _SUBMIT_POLL_S = 2.0
-_URL_CACHE_MAX = 256
 
 _STATES: dict[str, UpstreamState] = {
     "Preparing": "queued",
@@ -273,6 +275,10 @@ def download_url(body: dict[str, Any]) -> str | None:
 # --- the adapter ------------------------------------------------------------------
 
 
+# The message of result_expired when no fresh URL replaces an expired one.
+_URL_GONE = "{}: the download URL has expired and MiniMax gives no new one"
+
+
 class MiniMaxProvider:
     def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
         self.name = config.name
@@ -286,8 +292,7 @@ class MiniMaxProvider:
             limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
-        # upstream id -> (file_id, download_url) seen by status(), for fetch().
-        self._files: dict[str, tuple[str, str]] = {}
+        self._urls = ResultUrls(self._http, gone=_URL_GONE.format(self.name))
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
         check_spec(spec, upstream_model or self._model)
@@ -338,9 +343,9 @@ class MiniMaxProvider:
             )
         return SubmitResult(str(task_id), poll_after_s=_SUBMIT_POLL_S)
 
-    async def _query(self, upstream_id: str) -> tuple[UpstreamStatus, str | None]:
+    async def _query(self, task_id: str) -> tuple[UpstreamStatus, str | None]:
         body, retry_after = await self._send(
-            "GET", "/v1/query/video_generation", params={"task_id": upstream_id}
+            "GET", "/v1/query/video_generation", params={"task_id": task_id}
         )
         status = parse_status(body, provider=self.name, retry_after=retry_after)
         file_id = body.get("file_id")
@@ -357,52 +362,37 @@ class MiniMaxProvider:
             )
         return url
 
-    async def status(self, upstream_id: str) -> UpstreamStatus:
-        status, file_id = await self._query(upstream_id)
-        if status.state == "succeeded" and file_id and upstream_id not in self._files:
+    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+        status, file_id = await self._query(task.id)
+        if status.state == "succeeded" and file_id:
             # Ask for the URL now so fetch() can start downloading at once; if this
             # fails, fetch() asks again.
-            try:
-                url = await self._retrieve(file_id)
-            except ProviderError:
-                return status
-            if len(self._files) >= _URL_CACHE_MAX:
-                self._files.pop(next(iter(self._files)))
-            self._files[upstream_id] = (file_id, url)
+            with contextlib.suppress(ProviderError):
+                self._urls.remember(task.id, [await self._retrieve(file_id)])
         return status
 
-    async def _file(self, upstream_id: str) -> tuple[str, str]:
-        status, file_id = await self._query(upstream_id)
+    async def _file_urls(self, task_id: str) -> list[str]:
+        status, file_id = await self._query(task_id)
         if status.state != "succeeded" or not file_id:
             raise ProviderError(
                 "result_unavailable",
                 f"{self.name}: the task is {status.state}, with no file to download",
                 retryable=False,
             )
-        return file_id, await self._retrieve(file_id)
+        return [await self._retrieve(file_id)]
 
     async def fetch(
-        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
     ) -> list[Path]:
-        cached = self._files.pop(upstream_id, None)
-        file_id, url = cached or await self._file(upstream_id)
-        dest = dest_dir / "0.mp4"
-        try:
-            await self._http.download(url, dest)
-        except ProviderError as error:
-            if not error.expired:
-                raise
-            # download_url lives 9 hours; files/retrieve hands out a fresh one. A second
-            # expiry propagates as result_expired (not retryable).
-            await self._http.download(await self._retrieve(file_id), dest)
-        if progress is not None:
-            progress(1.0)
-        return [dest]
+        # download_url lives 9 hours; files/retrieve hands out a fresh one.
+        return await self._urls.download(
+            task.id, dest_dir, lambda: self._file_urls(task.id), progress
+        )
 
-    async def cancel(self, upstream_id: str) -> None:
+    async def cancel(self, task: UpstreamTask) -> None:
         """A no-op: MiniMax has no cancel endpoint for video tasks (reference section 8,
         UNVERIFIED)."""
-        self._files.pop(upstream_id, None)
+        self._urls.forget(task.id)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -33,6 +33,7 @@ from vidgate.providers.base import (
     ProviderError,
     SubmitResult,
     UpstreamStatus,
+    UpstreamTask,
 )
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import read_blob, refuse_extra_frames
@@ -145,16 +146,16 @@ class OpenAIVideosProvider:
             )
         return SubmitResult(video_id, poll_after_s=_DEFAULT_POLL_S)
 
-    async def status(self, upstream_id: str) -> UpstreamStatus:
-        response = await self._http.request("GET", f"/videos/{upstream_id}", params=self._query)
+    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+        response = await self._http.request("GET", f"/videos/{task.id}", params=self._query)
         return parse_status(response.json(), response.headers.get("openai-poll-after-ms"))
 
     async def fetch(
-        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
     ) -> list[Path]:
         try:
             path = await self._http.download(
-                f"/videos/{upstream_id}/content",
+                f"/videos/{task.id}/content",
                 dest_dir / "0.mp4",
                 authenticated=True,
                 params=self._query,
@@ -168,9 +169,9 @@ class OpenAIVideosProvider:
             raise
         return [path]
 
-    async def cancel(self, upstream_id: str) -> None:
+    async def cancel(self, task: UpstreamTask) -> None:
         try:
-            await self._http.request("DELETE", f"/videos/{upstream_id}", params=self._query)
+            await self._http.request("DELETE", f"/videos/{task.id}", params=self._query)
         except ProviderError as error:
             if error.code != "upstream_not_found":
                 raise

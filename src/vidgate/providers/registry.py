@@ -1,19 +1,22 @@
-"""Which adapter serves which deployment: an explicit provider -> module map.
+"""Which adapter serves which deployment: an explicit provider -> adapter map.
 
 Adding a provider is one module with a ``create(config, deps)`` factory and one line in
-``ADAPTERS``; nothing else in vidgate names providers. Modules are imported when a
-deployment needs them, so a gateway with two providers configured loads two adapters.
+``ADAPTERS`` (its module, and the environment variables of its default deployment);
+nothing else in vidgate names providers. Modules are imported when a deployment needs
+them, so a gateway with two providers configured loads two adapters: that is why the
+environment variables are declared here and not in the modules.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vidgate.core.deployments import DeploymentConfig
+from vidgate.core.deployments import DeploymentConfig, EnvDefaults
 from vidgate.providers.base import Provider, ProviderDeps
 from vidgate.providers.sandbox import SandboxProvider
 
@@ -23,26 +26,53 @@ log = structlog.get_logger("vidgate.providers")
 
 Factory = Callable[[DeploymentConfig, ProviderDeps], Provider]
 
-ADAPTERS: dict[str, str] = {
-    "openai_videos": "vidgate.providers.openai_videos",
-    "task_api": "vidgate.providers.task_api",
-    "vertex": "vidgate.providers.vertex",
-    "gemini": "vidgate.providers.gemini",
-    "luma": "vidgate.providers.luma",
-    "runway": "vidgate.providers.runway",
-    "kling": "vidgate.providers.kling",
-    "replicate": "vidgate.providers.replicate",
-    "fal": "vidgate.providers.fal",
-    "minimax": "vidgate.providers.minimax",
-    "seedance": "vidgate.providers.seedance",
+
+@dataclass(frozen=True)
+class Adapter:
+    module: str
+    # The default deployment, named after the provider, that these variables make;
+    # None: configured in the operator's YAML only.
+    env: EnvDefaults | None = None
+
+
+def _key(variable: str) -> EnvDefaults:
+    return EnvDefaults({"api_key": variable})
+
+
+ADAPTERS: dict[str, Adapter] = {
+    "openai_videos": Adapter("vidgate.providers.openai_videos"),
+    "task_api": Adapter("vidgate.providers.task_api"),
+    "vertex": Adapter(
+        "vidgate.providers.vertex",
+        EnvDefaults(
+            {"service_account_file": "GOOGLE_APPLICATION_CREDENTIALS"},
+            {"project": "GOOGLE_CLOUD_PROJECT", "location": "GOOGLE_CLOUD_LOCATION"},
+        ),
+    ),
+    "gemini": Adapter("vidgate.providers.gemini", _key("GEMINI_API_KEY")),
+    "luma": Adapter("vidgate.providers.luma", _key("LUMAAI_API_KEY")),
+    "runway": Adapter("vidgate.providers.runway", _key("RUNWAYML_API_SECRET")),
+    "kling": Adapter(
+        "vidgate.providers.kling",
+        EnvDefaults({"access_key": "KLING_ACCESS_KEY", "secret_key": "KLING_SECRET_KEY"}),
+    ),
+    "replicate": Adapter("vidgate.providers.replicate", _key("REPLICATE_API_TOKEN")),
+    "fal": Adapter("vidgate.providers.fal", _key("FAL_KEY")),
+    "minimax": Adapter("vidgate.providers.minimax", _key("MINIMAX_API_KEY")),
+    "seedance": Adapter("vidgate.providers.seedance", _key("ARK_API_KEY")),
+}
+
+# What core/deployments.py reads from the environment, by provider.
+ENV_DEFAULTS: dict[str, EnvDefaults] = {
+    name: adapter.env for name, adapter in ADAPTERS.items() if adapter.env is not None
 }
 
 
 def factory_for(provider: str) -> Factory | None:
-    module_name = ADAPTERS.get(provider)
-    if module_name is None:
+    adapter = ADAPTERS.get(provider)
+    if adapter is None:
         return None
-    factory: Factory = importlib.import_module(module_name).create
+    factory: Factory = importlib.import_module(adapter.module).create
     return factory
 
 

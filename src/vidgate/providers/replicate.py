@@ -55,6 +55,7 @@ from vidgate.providers.base import (
     SubmitResult,
     UpstreamState,
     UpstreamStatus,
+    UpstreamTask,
 )
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_data_url
@@ -367,26 +368,26 @@ class ReplicateProvider:
             )
         return SubmitResult(prediction_id, poll_after_s=self._poll_s)
 
-    async def _prediction(self, upstream_id: str) -> dict[str, Any]:
-        body = await self._http.json("GET", f"/predictions/{quote(upstream_id, safe='')}")
+    async def _prediction(self, prediction_id: str) -> dict[str, Any]:
+        body = await self._http.json("GET", f"/predictions/{quote(prediction_id, safe='')}")
         if not isinstance(body, dict):
             raise ProviderError(
                 "upstream_bad_response", f"{self.name}: prediction is not an object", retryable=True
             )
         return body
 
-    async def status(self, upstream_id: str) -> UpstreamStatus:
-        return parse_status(await self._prediction(upstream_id), self._poll_s)
+    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+        return parse_status(await self._prediction(task.id), self._poll_s)
 
     async def fetch(
-        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
     ) -> list[Path]:
-        body = await self._prediction(upstream_id)
+        body = await self._prediction(task.id)
         state = parse_status(body).state
         if state != "succeeded":
             raise ProviderError(
                 "result_not_ready",
-                f"{self.name}: prediction {upstream_id} is {body.get('status')!r}",
+                f"{self.name}: prediction {task.id} is {body.get('status')!r}",
                 retryable=state in ("queued", "running"),
             )
         urls = output_urls(body.get("output"))
@@ -410,9 +411,9 @@ class ReplicateProvider:
                 progress((index + 1) / len(urls))
         return paths
 
-    async def cancel(self, upstream_id: str) -> None:
+    async def cancel(self, task: UpstreamTask) -> None:
         try:
-            await self._http.request("POST", f"/predictions/{quote(upstream_id, safe='')}/cancel")
+            await self._http.request("POST", f"/predictions/{quote(task.id, safe='')}/cancel")
         except ProviderError as error:
             if error.code != "upstream_not_found":
                 raise

@@ -42,7 +42,6 @@ UNVERIFIED).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -60,9 +59,11 @@ from vidgate.providers.base import (
     ProviderError,
     SubmitResult,
     UpstreamStatus,
+    UpstreamTask,
 )
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_data_url
+from vidgate.providers.result_urls import ResultUrls
 
 DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
 API_VERSION = "2024-11-06"
@@ -75,7 +76,6 @@ MAX_SEED = 4_294_967_295  # UNVERIFIED: uint32 like the web app
 FPS = 24
 _DEFAULT_MIN_POLL_S = 5.0
 _DEFAULT_USD_PER_CREDIT = "0.01"
-_URL_CACHE_SIZE = 256
 
 # Ratio lists, SDK 5.24.0 (the first three are also in the reference).
 _SIX_RATIOS = ("1280:720", "720:1280", "1104:832", "960:960", "832:1104", "1584:672")
@@ -564,6 +564,10 @@ def error_message(response: httpx.Response) -> str | None:
     return default_error_message(response)
 
 
+# The message of result_expired when no fresh URL replaces an expired one.
+_URL_GONE = "runway: the result URL has expired and the task gives no new one"
+
+
 class RunwayProvider:
     def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
         self.name = config.name
@@ -586,7 +590,7 @@ class RunwayProvider:
             limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
-        self._urls: OrderedDict[str, list[str]] = OrderedDict()
+        self._urls = ResultUrls(self._client, gone=_URL_GONE)
 
     def _local_size(self, image: ImageRef | None) -> int | None:
         """One stat of a local blob; a remote store is checked at submit instead."""
@@ -632,65 +636,41 @@ class RunwayProvider:
             )
         return uri
 
-    async def _read(self, upstream_id: str) -> tuple[UpstreamStatus, list[str]]:
-        body = await self._client.json("GET", f"/v1/tasks/{quote(upstream_id, safe='')}")
+    async def _read(self, task_id: str) -> tuple[UpstreamStatus, list[str]]:
+        body = await self._client.json("GET", f"/v1/tasks/{quote(task_id, safe='')}")
         status = parse_task(body, self._poll_s, self._usd_per_credit)
-        urls = result_urls(body) if status.state == "succeeded" else []
-        if urls:
-            self._urls[upstream_id] = urls
-            self._urls.move_to_end(upstream_id)
-            while len(self._urls) > _URL_CACHE_SIZE:
-                self._urls.popitem(last=False)
-        return status, urls
+        return status, result_urls(body) if status.state == "succeeded" else []
 
-    async def status(self, upstream_id: str) -> UpstreamStatus:
-        status, _ = await self._read(upstream_id)
+    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+        status, urls = await self._read(task.id)
+        self._urls.remember(task.id, urls)
         return status
 
-    async def _fresh_urls(self, upstream_id: str) -> list[str]:
-        status, urls = await self._read(upstream_id)
-        self._urls.pop(upstream_id, None)
+    async def _fresh_urls(self, task_id: str) -> list[str]:
+        status, urls = await self._read(task_id)
         if status.state != "succeeded":
             raise ProviderError(
                 "result_not_ready",
-                f"runway: task {upstream_id} is {status.state}, not SUCCEEDED",
+                f"runway: task {task_id} is {status.state}, not SUCCEEDED",
                 retryable=status.state in ("queued", "running"),
             )
         return urls
 
     async def fetch(
-        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
     ) -> list[Path]:
         """Download each ``output[]`` URL (pre-signed, so without our key). URLs
         remembered from the last status read are tried first; an expired one is
         replaced by reading the task again, which gives fresh URLs (section 4)."""
-        urls = self._urls.pop(upstream_id, None) or await self._fresh_urls(upstream_id)
-        paths: list[Path] = []
-        refreshed = False
-        for index in range(len(urls)):
-            dest = dest_dir / f"{index}.mp4"
-            try:
-                await self._client.download(urls[index], dest)
-            except ProviderError as error:
-                if not error.expired or refreshed:
-                    raise
-                refreshed = True
-                urls = await self._fresh_urls(upstream_id)
-                if index >= len(urls):
-                    raise ProviderError(
-                        "result_expired", "runway: the task has fewer outputs now", retryable=False
-                    ) from error
-                await self._client.download(urls[index], dest)
-            paths.append(dest)
-            if progress is not None:
-                progress((index + 1) / len(urls))
-        return paths
+        return await self._urls.download(
+            task.id, dest_dir, lambda: self._fresh_urls(task.id), progress
+        )
 
-    async def cancel(self, upstream_id: str) -> None:
+    async def cancel(self, task: UpstreamTask) -> None:
         """``DELETE /v1/tasks/{id}``: cancels a task still running, deletes a finished one."""
-        self._urls.pop(upstream_id, None)
+        self._urls.forget(task.id)
         try:
-            await self._client.request("DELETE", f"/v1/tasks/{quote(upstream_id, safe='')}")
+            await self._client.request("DELETE", f"/v1/tasks/{quote(task.id, safe='')}")
         except ProviderError as error:
             if error.code != "upstream_not_found":  # already gone: nothing to cancel
                 raise

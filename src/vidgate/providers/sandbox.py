@@ -31,6 +31,7 @@ from vidgate.providers.base import (
     ProviderError,
     SubmitResult,
     UpstreamStatus,
+    UpstreamTask,
 )
 
 _MAX_POLL_S = 2.0
@@ -76,13 +77,13 @@ class SandboxProvider:
             )
         return SubmitResult(task.id, poll_after_s=min(task.latency_s, _MAX_POLL_S))
 
-    async def status(self, upstream_id: str) -> UpstreamStatus:
+    async def status(self, upstream: UpstreamTask) -> UpstreamStatus:
         async with self._engine.connect() as conn:
-            task = await sandbox_store.get(conn, upstream_id)
+            task = await sandbox_store.get(conn, upstream.id)
             now = await db_clock(conn)
         if task is None:
             raise ProviderError(
-                "not_found", f"sandbox task {upstream_id} not found", retryable=False
+                "not_found", f"sandbox task {upstream.id} not found", retryable=False
             )
         if task.cancelled_at is not None:
             return UpstreamStatus("cancelled")
@@ -104,20 +105,20 @@ class SandboxProvider:
         return UpstreamStatus("succeeded", progress=100)
 
     async def fetch(
-        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+        self, upstream: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
     ) -> list[Path]:
         async with self._engine.connect() as conn:
-            task = await sandbox_store.get(conn, upstream_id)
+            task = await sandbox_store.get(conn, upstream.id)
         if task is None:
             raise ProviderError(
-                "not_found", f"sandbox task {upstream_id} not found", retryable=False
+                "not_found", f"sandbox task {upstream.id} not found", retryable=False
             )
         spec = JobSpec.model_validate(task.request["spec"])
         if spec.metadata.get("sandbox_fail") == "fetch":
             raise ProviderError(
                 "download_failed", "sandbox: injected fetch failure", retryable=False
             )
-        label = str(task.request.get("label", upstream_id))
+        label = str(task.request.get("label", upstream.id))
         # An upstream task has one result: downloading it again (a finalize step re-run
         # after a crash) must give the same bytes, so an unseeded job gets the task's seed.
         seed = spec.seed if spec.seed is not None else _task_seed(task.id)
@@ -146,9 +147,9 @@ class SandboxProvider:
                 outputs.append(out)
         return outputs
 
-    async def cancel(self, upstream_id: str) -> None:
+    async def cancel(self, upstream: UpstreamTask) -> None:
         async with self._engine.begin() as conn:
-            await sandbox_store.cancel(conn, upstream_id)
+            await sandbox_store.cancel(conn, upstream.id)
 
     async def aclose(self) -> None:
         """Nothing to release: the sandbox borrows the engine's database pool."""

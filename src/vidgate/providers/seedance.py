@@ -60,9 +60,11 @@ from vidgate.providers.base import (
     SubmitResult,
     UpstreamState,
     UpstreamStatus,
+    UpstreamTask,
 )
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_data_url
+from vidgate.providers.result_urls import ResultUrls
 
 NAME = "seedance"
 DEFAULT_BASE_URL = "https://ark.ap-southeast.bytepluses.com/api/v3"
@@ -88,7 +90,6 @@ _STATES: dict[str, UpstreamState] = {
     "failed": "failed",
     "cancelled": "cancelled",
 }
-_MAX_REMEMBERED = 256
 
 
 # --- pure mapping ------------------------------------------------------------------
@@ -335,6 +336,12 @@ def _price(config: DeploymentConfig) -> Decimal | None:
 # --- the adapter -------------------------------------------------------------------
 
 
+# The message of result_expired when no fresh URL replaces an expired one.
+_URL_GONE = (
+    f"{NAME}: the result URL has expired (it is valid for 24 hours) and the task gives no new one"
+)
+
+
 class SeedanceProvider:
     name = NAME
 
@@ -349,7 +356,6 @@ class SeedanceProvider:
         self._deps = deps
         self._options = dict(config.options)
         self._price = _price(config)
-        self._results: dict[str, str] = {}
         self._client = UpstreamClient(
             provider=NAME,
             base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
@@ -358,6 +364,7 @@ class SeedanceProvider:
             limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
+        self._urls = ResultUrls(self._client, gone=_URL_GONE)
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
         check_spec(spec, upstream_model or spec.model)
@@ -381,66 +388,49 @@ class SeedanceProvider:
             raise _bad_response("the create response has no task id")
         return SubmitResult(task_id, poll_after_s=FIRST_POLL_S)
 
-    async def _read(self, upstream_id: str) -> Task:
-        return parse_task(await self._client.json("GET", f"{_TASKS}/{upstream_id}"), self._price)
+    async def _read(self, task_id: str) -> Task:
+        return parse_task(await self._client.json("GET", f"{_TASKS}/{task_id}"), self._price)
 
-    async def status(self, upstream_id: str) -> UpstreamStatus:
-        task = await self._read(upstream_id)
-        if task.status.state == "succeeded" and task.video_url:
-            if len(self._results) >= _MAX_REMEMBERED:
-                self._results.pop(next(iter(self._results)))
-            self._results[upstream_id] = task.video_url
-        return task.status
+    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+        read = await self._read(task.id)
+        if read.status.state == "succeeded" and read.video_url:
+            self._urls.remember(task.id, [read.video_url])
+        return read.status
 
-    async def _video_url(self, upstream_id: str) -> str:
-        task = await self._read(upstream_id)
+    async def _video_urls(self, task_id: str) -> list[str]:
+        task = await self._read(task_id)
         if task.status.state != "succeeded":
             raise ProviderError(
                 "result_missing",
-                f"{NAME}: task {upstream_id} is {task.status.state}, not succeeded",
+                f"{NAME}: task {task_id} is {task.status.state}, not succeeded",
                 retryable=False,
             )
         if task.video_url is None:
-            raise _bad_response(f"task {upstream_id} succeeded without content.video_url")
-        return task.video_url
+            raise _bad_response(f"task {task_id} succeeded without content.video_url")
+        return [task.video_url]
 
     async def fetch(
-        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
     ) -> list[Path]:
         """Download ``content.video_url`` (the one from the last status read first)."""
-        url = self._results.pop(upstream_id, None) or await self._video_url(upstream_id)
-        dest = dest_dir / "0.mp4"
-        try:
-            await self._client.download(url, dest)
-        except ProviderError as exc:
-            if not exc.expired:
-                raise
-            fresh = await self._video_url(upstream_id)
-            if fresh == url:
-                raise ProviderError(
-                    "result_expired",
-                    f"{NAME}: the result URL has expired (it is valid for 24 hours) and the "
-                    "task gives no new one",
-                    retryable=False,
-                ) from exc
-            await self._client.download(fresh, dest)
-        if progress is not None:
-            progress(1.0)
-        return [dest]
+        return await self._urls.download(
+            task.id, dest_dir, lambda: self._video_urls(task.id), progress
+        )
 
-    async def cancel(self, upstream_id: str) -> None:
+    async def cancel(self, task: UpstreamTask) -> None:
         """``DELETE`` cancels a queued task and deletes a finished one; a running task
         cannot be stopped (section 9). A task that is gone or already cancelled is
         fine; a running one raises ``cancel_refused`` (the engine logs it)."""
+        self._urls.forget(task.id)
         try:
-            await self._client.request("DELETE", f"{_TASKS}/{upstream_id}")
+            await self._client.request("DELETE", f"{_TASKS}/{task.id}")
         except ProviderError as exc:
             if exc.code == "upstream_not_found":
                 return
             if exc.code != "upstream_rejected":
                 raise
             try:
-                state = (await self._read(upstream_id)).status.state
+                state = (await self._read(task.id)).status.state
             except ProviderError as gone:
                 if gone.code == "upstream_not_found":
                     return
@@ -452,8 +442,6 @@ class SeedanceProvider:
                 f"{NAME}: the task is {state} and cannot be cancelled ({exc.message})",
                 retryable=False,
             ) from exc
-        finally:
-            self._results.pop(upstream_id, None)
 
     async def aclose(self) -> None:
         await self._client.aclose()

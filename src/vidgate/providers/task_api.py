@@ -45,9 +45,11 @@ from vidgate.providers.base import (
     SubmitResult,
     UpstreamState,
     UpstreamStatus,
+    UpstreamTask,
 )
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_data_url, refuse_extra_frames
+from vidgate.providers.result_urls import ResultUrls
 
 NAME = "task_api"
 # The task shape gives no poll hint; the engine backs off on its own after this.
@@ -67,8 +69,6 @@ _STATES: dict[str, UpstreamState] = {
     "cancelled": "cancelled",
     "canceled": "cancelled",
 }
-# Results URLs remembered from a status read, for the fetch that follows it.
-_MAX_REMEMBERED = 256
 
 
 # --- pure mapping ------------------------------------------------------------------
@@ -200,6 +200,10 @@ def api_root(base_url: str) -> str:
 # --- the adapter -------------------------------------------------------------------
 
 
+# The message of result_expired when no fresh URL replaces an expired one.
+_URL_GONE = f"{NAME}: the result URL has expired and the upstream gave no new one"
+
+
 class TaskApiProvider:
     name = NAME
 
@@ -213,7 +217,6 @@ class TaskApiProvider:
             )
         api_key = config.secret("api_key")
         self._deps = deps
-        self._results: dict[str, list[str]] = {}
         self._client = UpstreamClient(
             provider=NAME,
             base_url=api_root(config.base_url),
@@ -222,6 +225,7 @@ class TaskApiProvider:
             limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
         )
+        self._urls = ResultUrls(self._client, gone=_URL_GONE)
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
         if spec.kind != "generate":
@@ -246,72 +250,49 @@ class TaskApiProvider:
             raise _bad_response("the create response has no generation id")
         return SubmitResult(task_id, poll_after_s=FIRST_POLL_S)
 
-    async def _read(self, upstream_id: str) -> Generation:
-        body = await self._client.json("GET", f"{_GENERATIONS}/{upstream_id}")
+    async def _read(self, task_id: str) -> Generation:
+        body = await self._client.json("GET", f"{_GENERATIONS}/{task_id}")
         return parse_generation(body)
 
-    async def status(self, upstream_id: str) -> UpstreamStatus:
-        generation = await self._read(upstream_id)
-        if generation.status.state == "succeeded" and generation.urls:
-            if len(self._results) >= _MAX_REMEMBERED:
-                self._results.pop(next(iter(self._results)))
-            self._results[upstream_id] = generation.urls
+    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+        generation = await self._read(task.id)
+        if generation.status.state == "succeeded":
+            self._urls.remember(task.id, generation.urls)
         return generation.status
 
-    async def _fresh_urls(self, upstream_id: str) -> list[str]:
-        generation = await self._read(upstream_id)
+    async def _fresh_urls(self, task_id: str) -> list[str]:
+        generation = await self._read(task_id)
         if generation.status.state != "succeeded":
             raise ProviderError(
                 "result_missing",
-                f"{NAME}: generation {upstream_id} is {generation.status.state}, not completed",
+                f"{NAME}: generation {task_id} is {generation.status.state}, not completed",
                 retryable=False,
             )
         if not generation.urls:
-            raise _bad_response(f"generation {upstream_id} completed without result URLs")
+            raise _bad_response(f"generation {task_id} completed without result URLs")
         return generation.urls
 
     async def fetch(
-        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
     ) -> list[Path]:
         """Download every ``data[].url``. The URLs from the last status read are used
         first; when one has expired, the generation is read again for freshly signed
         links (once)."""
-        urls = self._results.pop(upstream_id, None) or await self._fresh_urls(upstream_id)
-        paths: list[Path] = []
-        refreshed = False
-        while len(paths) < len(urls):
-            index = len(paths)
-            dest = dest_dir / f"{index}.mp4"
-            try:
-                paths.append(await self._client.download(urls[index], dest))
-            except ProviderError as exc:
-                if not exc.expired or refreshed:
-                    raise
-                refreshed = True
-                fresh = await self._fresh_urls(upstream_id)
-                if fresh == urls:
-                    raise ProviderError(
-                        "result_expired",
-                        f"{NAME}: the result URL has expired and the upstream gave no new one",
-                        retryable=False,
-                    ) from exc
-                urls = fresh
-                continue
-            if progress is not None:
-                progress(len(paths) / len(urls))
-        return paths
+        return await self._urls.download(
+            task.id, dest_dir, lambda: self._fresh_urls(task.id), progress
+        )
 
-    async def cancel(self, upstream_id: str) -> None:
+    async def cancel(self, task: UpstreamTask) -> None:
         """Best effort: the task shape has no cancel. A vidgate upstream cancels (and
         deletes) the job on ``DELETE /v1/videos/{id}``; any other upstream that answers
         404/405 or another refusal simply cannot cancel, which is not an error."""
+        self._urls.forget(task.id)
         try:
-            await self._client.request("DELETE", f"/v1/videos/{upstream_id}")
+            await self._client.request("DELETE", f"/v1/videos/{task.id}")
         except ProviderError as exc:
             if exc.code in ("upstream_not_found", "upstream_rejected"):
                 return
             raise
-        self._results.pop(upstream_id, None)
 
     async def aclose(self) -> None:
         await self._client.aclose()

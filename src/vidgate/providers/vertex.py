@@ -18,8 +18,8 @@
 - RAI filtering: ``raiMediaFilteredCount``/``raiMediaFilteredReasons`` instead of videos;
 - no cancel and no idempotency key (a resubmission makes a second operation).
 
-``upstream_id`` is the operation name followed by ``#n=<sampleCount>``, so that a poll
-can tell a partly filtered result (fewer videos than asked for) from a complete one.
+``upstream_id`` is the operation name; a poll compares the videos with the spec's ``n``,
+so it can tell a partly filtered result (fewer videos than asked for) from a complete one.
 
 Credentials: ``access_token``, a ready OAuth2 bearer token, or ``service_account_file``,
 the path of a service-account JSON key (what ``GOOGLE_APPLICATION_CREDENTIALS`` names).
@@ -65,6 +65,7 @@ from vidgate.providers.base import (
     ProviderError,
     SubmitResult,
     UpstreamStatus,
+    UpstreamTask,
 )
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_base64, read_blob
@@ -107,7 +108,6 @@ REFRESH_MARGIN_S = 300.0
 # Asset references per request (SDK docstring, reference 2.1).
 MAX_REFERENCE_IMAGES = 3
 _RETRY_HINT = re.compile(r"\[retry after ([0-9.]+)s\]")
-_N_SUFFIX = re.compile(r"#n=([0-9]+)$")
 
 
 # --- shared Google mapping (also used by the Gemini API adapter) -------------------
@@ -188,17 +188,6 @@ def operation_status(
             error_message=f"{message}: {reasons}" if reasons else message,
         )
     return UpstreamStatus("succeeded", progress=100)
-
-
-def join_upstream_id(name: str, n: int) -> str:
-    return f"{name}#n={n}"
-
-
-def split_upstream_id(upstream_id: str) -> tuple[str, int | None]:
-    match = _N_SUFFIX.search(upstream_id)
-    if match is None:
-        return upstream_id, None
-    return upstream_id[: match.start()], int(match.group(1))
 
 
 def check_veo_inputs(spec: JobSpec, where: str) -> None:
@@ -692,24 +681,23 @@ class VertexProvider:
             raise ProviderError(
                 "upstream_bad_response", f"{self.name}: no operation name", retryable=False
             )
-        return SubmitResult(join_upstream_id(op["name"], spec.n), poll_after_s=self._poll_s)
+        return SubmitResult(op["name"], poll_after_s=self._poll_s)
 
-    async def _operation(self, upstream_id: str) -> tuple[dict[str, Any], int | None]:
-        name, expected = split_upstream_id(upstream_id)
+    async def _operation(self, name: str) -> dict[str, Any]:
         path = f"/{self._version}/{operation_resource(name)}:fetchPredictOperation"
-        return await self._call("POST", path, json={"operationName": name}), expected
+        return await self._call("POST", path, json={"operationName": name})
 
-    async def status(self, upstream_id: str) -> UpstreamStatus:
-        op, expected = await self._operation(upstream_id)
+    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+        op = await self._operation(task.id)
         result, videos = result_videos(op)
-        return operation_status(op, result, videos, expected, self._poll_s)
+        return operation_status(op, result, videos, task.spec.n, self._poll_s)
 
     async def fetch(
-        self, upstream_id: str, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
     ) -> list[Path]:
-        op, expected = await self._operation(upstream_id)
+        op = await self._operation(task.id)
         result, videos = result_videos(op)
-        state = operation_status(op, result, videos, expected, self._poll_s)
+        state = operation_status(op, result, videos, task.spec.n, self._poll_s)
         if state.state != "succeeded":
             raise ProviderError(
                 "upstream_not_ready",
@@ -736,7 +724,7 @@ class VertexProvider:
                 progress((index + 1) / len(videos))
         return paths
 
-    async def cancel(self, upstream_id: str) -> None:
+    async def cancel(self, task: UpstreamTask) -> None:
         """A no-op: Vertex exposes no cancel for Veo operations (reference 2.1)."""
 
     async def aclose(self) -> None:
