@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
+import structlog
 import typer
 from rich.console import Console
 from rich.measure import Measurement
@@ -35,6 +36,7 @@ app.add_typer(keys_app, name="keys")
 
 out = Console()
 err = Console(stderr=True)
+log = structlog.get_logger("vidgate.api")
 T = TypeVar("T")
 
 DataDir = Annotated[
@@ -114,7 +116,9 @@ def serve(
 
     from vidgate.api.app import create_app
     from vidgate.api.protocol import ConnectionLimits, protocol_class
-    from vidgate.runtime import prepare_database
+    from vidgate.engine.app import worker_beside
+    from vidgate.heap import freeze_startup_heap
+    from vidgate.runtime import open_runtime, prepare_database
 
     settings = _settings(data_dir, host=host, port=port)
     configure_logging(settings.log_level, json=settings.log_json)
@@ -137,36 +141,41 @@ def serve(
         f"vidgate listening on http://{settings.host}:{settings.port}  (data: {settings.data_dir})"
     )
     sys.stdout.flush()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(
-                settings,
-                url,
-                with_worker=not no_worker,
-                freeze_heap=True,
-                supervise_database=True,
-            ),
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            http=protocol_class(
-                ConnectionLimits(
-                    max_connections=settings.max_connections,
-                    header_timeout_s=settings.header_timeout_s,
-                    body_timeout_s=settings.body_timeout_s,
-                    max_header_bytes=settings.max_header_bytes,
-                    max_header_count=settings.max_header_count,
-                )
-            ),
-            timeout_graceful_shutdown=10,
-        )
+    limits = ConnectionLimits(
+        max_connections=settings.max_connections,
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+        max_header_count=settings.max_header_count,
     )
+
+    async def main() -> None:
+        # One event loop: the runtime, the worker beside the API, and the server. Shut
+        # down in this order: the server stops accepting and drains its requests, then
+        # the worker stops, then the runtime closes.
+        async with open_runtime(settings, url, supervise_database=True) as runtime:
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    create_app(runtime.services, settings),
+                    host=settings.host,
+                    port=settings.port,
+                    log_config=None,
+                    access_log=False,
+                    lifespan="on",
+                    http=protocol_class(limits),
+                    timeout_graceful_shutdown=10,
+                )
+            )
+            async with contextlib.nullcontext() if no_worker else worker_beside(runtime.engine):
+                freeze_startup_heap()
+                log.info("vidgate.ready", worker=not no_worker)
+                await server.serve()
+
     # uvicorn re-raises SIGTERM once it has shut down gracefully; exit normally instead, so
     # that atexit handlers run (the last process using the embedded PostgreSQL stops it).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    server.run()
+    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        runner.run(main())
 
 
 @app.command()

@@ -36,6 +36,11 @@ from vidgate.media.budget import set_image_memory_budget
 from vidgate.media.storage import LocalBlobStore
 from vidgate.providers.base import Provider, ProviderDeps
 from vidgate.providers.registry import ENV_DEFAULTS, build_providers
+from vidgate.services import Services
+from vidgate.services.health import HealthService
+from vidgate.services.keys import KeyService
+from vidgate.services.media import MediaService
+from vidgate.services.models import ModelService
 
 log = structlog.get_logger("vidgate.runtime")
 
@@ -69,6 +74,8 @@ class Runtime:
     reads: Reads
     # Whether the database answers, as the API last saw it (db/health.py).
     health: DatabaseHealth
+    # What the API may ask (services/): the HTTP layer holds these, not the runtime.
+    services: Services
 
 
 async def _signer(db: AsyncEngine, settings: Settings) -> UrlSigner:
@@ -147,7 +154,16 @@ async def open_runtime(
                 media=media,
             )
             jobs = JobService(ctx, reads)
-            yield Runtime(settings, database_url, db, catalog, ctx, jobs, signer, reads, health)
+            services = Services(
+                jobs=jobs,
+                models=ModelService(catalog, providers, db),
+                media=MediaService(blobs, signer, db),
+                keys=KeyService(reads, db),
+                health=HealthService(health, db),
+            )
+            yield Runtime(
+                settings, database_url, db, catalog, ctx, jobs, signer, reads, health, services
+            )
     finally:
         await health.aclose()
         media.shutdown(wait=False, cancel_futures=True)

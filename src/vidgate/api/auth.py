@@ -10,13 +10,13 @@ import time
 
 from vidgate.accounts.keys import hash_secret
 from vidgate.core.errors import AuthenticationError
-from vidgate.db.reads import JobReads
 from vidgate.engine.service import Principal
+from vidgate.services.keys import KeyService
 
 
 class KeyAuthenticator:
-    def __init__(self, reads: JobReads, *, ttl_s: float = 10.0, max_entries: int = 10_000) -> None:
-        self._reads = reads
+    def __init__(self, keys: KeyService, *, ttl_s: float = 10.0, max_entries: int = 10_000) -> None:
+        self._keys = keys
         self._ttl_s = ttl_s
         self._max_entries = max_entries
         # By digest, so the process never holds a plain secret beyond its request.
@@ -39,12 +39,7 @@ class KeyAuthenticator:
         if cached is not None and cached[0] > now:
             principal = cached[1]
         else:
-            record = await self._reads.active_key(digest)
-            principal = (
-                Principal(record.id, record.tenant_id, record.mode, record.is_admin)
-                if record
-                else None
-            )
+            principal = await self._keys.principal(digest)
             if len(self._cache) >= self._max_entries:
                 self._cache.clear()
             self._cache[digest] = (now + self._ttl_s, principal)

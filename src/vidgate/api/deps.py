@@ -16,20 +16,24 @@ from fastapi import Depends, Request
 
 from vidgate.api.auth import KeyAuthenticator
 from vidgate.config import Settings
-from vidgate.core.signing import UrlSigner
 from vidgate.engine.service import JobService, Principal
-from vidgate.runtime import Runtime
+from vidgate.services import Services
+from vidgate.services.media import MediaService
 
 
 class ApiState:
-    """What the routes share, held on ``app.state.api`` for the app's lifetime."""
+    """What the routes share, held on ``app.state.api`` for the app's lifetime: the
+    services (vidgate/services/), the settings, and the key cache. Plain attributes,
+    read on every request."""
 
-    def __init__(self, runtime: Runtime, signer: UrlSigner) -> None:
-        self.runtime = runtime
-        self.signer = signer
-        self.jobs = runtime.jobs
-        self.settings = runtime.settings
-        self.auth = KeyAuthenticator(runtime.reads)
+    def __init__(self, services: Services, settings: Settings) -> None:
+        self.jobs = services.jobs
+        self.models = services.models
+        self.media = services.media
+        self.keys = services.keys
+        self.health = services.health
+        self.settings = settings
+        self.auth = KeyAuthenticator(services.keys)
 
 
 def _state(request: Request) -> ApiState:
@@ -58,6 +62,10 @@ class CallerContext:
     @property
     def settings(self) -> Settings:
         return self.state.settings
+
+    @property
+    def media(self) -> MediaService:
+        return self.state.media
 
 
 async def get_caller(request: Request) -> CallerContext:

@@ -67,11 +67,7 @@ class EdgeMiddleware:
     async def _capped(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The app, with a body over ``max_bytes`` answered 413 before it is parsed."""
         state = getattr(scope["app"].state, "api", None)
-        if (
-            state is not None
-            and not state.runtime.health.available
-            and scope["path"].startswith("/v1/")
-        ):
+        if state is not None and not state.health.available and scope["path"].startswith("/v1/"):
             # The database is known to be down: answer now rather than wait on a pool.
             await error_response(database_unavailable())(scope, receive, send)
             return

@@ -19,7 +19,7 @@ from vidgate.core.errors import (
     ServiceUnavailable,
     VidgateError,
 )
-from vidgate.db.health import DatabaseHealth
+from vidgate.services.health import HealthService
 
 # What the database's state (not the request) makes fail: a 503 the client may retry.
 DATABASE_ERRORS = (
@@ -43,7 +43,7 @@ def database_unavailable() -> ServiceUnavailable:
     )
 
 
-def database_error_response(health: DatabaseHealth | None, exc: Exception) -> FastJSONResponse:
+def database_error_response(health: HealthService | None, exc: Exception) -> FastJSONResponse:
     """A 503 for an error the database's state caused; a lost connection is reported
     to ``health``, which then refuses requests at once until the database answers."""
     if health is None or not health.report(exc):
@@ -79,7 +79,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def _database(request: Request, exc: Exception) -> FastJSONResponse:
         api = getattr(request.app.state, "api", None)
-        return database_error_response(api.runtime.health if api else None, exc)
+        return database_error_response(api.health if api else None, exc)
 
     for kind in DATABASE_ERRORS:
         app.add_exception_handler(kind, _database)

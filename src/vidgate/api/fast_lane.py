@@ -5,8 +5,9 @@ second per video), so it is the gateway's hottest request by far. Through FastAP
 routing, the request object, path-parameter validation and the exception wrappers
 cost about half of it (bench B1's profile); the answer itself is one cached key check,
 one prepared read and one JSON encode. So the edge answers it directly, with the same
-code the FastAPI route runs (``video_status``) and the same error bodies, and the
-route stays for everything else it means (the OpenAPI schema, ids of another shape).
+code the FastAPI route runs (``video_status``, which builds the ``StatusResponse``
+both send) and the same error bodies, and the route stays for everything else it
+means (the OpenAPI schema, ids of another shape).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import orjson
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from vidgate.api.errors import DATABASE_ERRORS, database_error_response, error_response
@@ -28,26 +30,31 @@ _PREFIX = "/v1/videos/"
 # own (``generations``, ``extensions``) or belong to FastAPI's 404.
 _ID_PREFIX = "video_"
 # What the SDK's poll helper waits between status reads of a running job.
-POLL_AFTER_MS = "1000"
+POLL_AFTER_MS = b"1000"
 
 
-async def video_status(
-    state: ApiState, authorization: str | None, video_id: str
-) -> tuple[bytes, bool]:
-    """The video object as JSON, and whether the job has ended; raises ``VidgateError``."""
+class StatusResponse(Response):
+    """The answer to a status read of a video, from the edge and from the route alike:
+    the video object as JSON and, while the job runs, when to ask again."""
+
+    def __init__(self, body: bytes, terminal: bool) -> None:
+        # Starlette's __init__ would build the same headers through a MutableHeaders.
+        self.body = body
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        if not terminal:
+            self.raw_headers.append((b"openai-poll-after-ms", POLL_AFTER_MS))
+
+
+async def video_status(state: ApiState, authorization: str | None, video_id: str) -> StatusResponse:
+    """The status read's answer; raises ``VidgateError``."""
     principal = await state.auth.authenticate(authorization)
     job = await state.jobs.get(principal, video_id)
-    return orjson.dumps(video_json(job)), job.is_terminal
-
-
-def status_headers(body: bytes, terminal: bool) -> list[tuple[bytes, bytes]]:
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    if not terminal:
-        headers.append((b"openai-poll-after-ms", POLL_AFTER_MS.encode()))
-    return headers
+    return StatusResponse(orjson.dumps(video_json(job)), job.is_terminal)
 
 
 def _video_id(scope: Scope) -> str | None:
@@ -77,15 +84,14 @@ async def try_fast_lane(scope: Scope, receive: Receive, send: Send) -> bool:
             authorization = value.decode("latin-1")
             break
     try:
-        body, terminal = await video_status(state, authorization, video_id)
+        response = await video_status(state, authorization, video_id)
     except VidgateError as error:
         await error_response(error)(scope, receive, send)
         return True
     except DATABASE_ERRORS as exc:
-        await database_error_response(state.runtime.health, exc)(scope, receive, send)
+        await database_error_response(state.health, exc)(scope, receive, send)
         return True
-    await send(
-        {"type": "http.response.start", "status": 200, "headers": status_headers(body, terminal)}
-    )
-    await send({"type": "http.response.body", "body": body})
+    # What ``response(scope, receive, send)`` sends, without its coroutine per request.
+    await send({"type": "http.response.start", "status": 200, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
     return True

@@ -7,7 +7,7 @@ from typing import Any
 
 from vidgate.api.schemas import ErrorInfo, GenerationObject, GenerationOutput
 from vidgate.core.jobs import JobRecord, JobState, OutputRecord
-from vidgate.core.signing import UrlSigner
+from vidgate.services.media import MediaService
 
 _OPENAI_STATUS = {
     JobState.QUEUED: "queued",
@@ -86,27 +86,25 @@ def video_json(job: JobRecord) -> dict[str, Any]:
 
 
 def generation_object(
-    job: JobRecord, outputs: list[OutputRecord], signer: UrlSigner, base_url: str
+    job: JobRecord, outputs: list[OutputRecord], media: MediaService, base_url: str
 ) -> GenerationObject:
     spec = job.spec
     data: list[GenerationOutput] = []
     if job.state == JobState.COMPLETED:
         for out in outputs:
-            url, expires = signer.sign(base_url, job.id, "video", out.index)
-            thumb, _ = signer.sign(base_url, job.id, "thumbnail", out.index)
-            sprites, _ = signer.sign(base_url, job.id, "spritesheet", out.index)
+            links = media.output_links(base_url, job.id, out.index)
             data.append(
                 GenerationOutput(
                     index=out.index,
-                    url=url,
-                    thumbnail_url=thumb,
-                    spritesheet_url=sprites,
+                    url=links.video,
+                    thumbnail_url=links.thumbnail,
+                    spritesheet_url=links.spritesheet,
                     width=out.width,
                     height=out.height,
                     duration=out.duration,
                     fps=out.fps,
                     size_bytes=out.size_bytes,
-                    expires_at=expires,
+                    expires_at=links.expires_at,
                 )
             )
     return GenerationObject(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import procrastinate
@@ -79,6 +79,26 @@ async def run_worker(ctx: EngineContext, *, name: str = "vidgate-worker") -> Non
         for task in side:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+@contextlib.asynccontextmanager
+async def worker_beside(ctx: EngineContext) -> AsyncIterator[None]:
+    """``run_worker`` as a task of the current event loop while the block runs (``serve``:
+    the API and a worker in one process), cancelled and awaited when it ends."""
+    worker = asyncio.create_task(run_worker(ctx), name="vidgate-worker")
+    worker.add_done_callback(_report_worker_end)
+    try:
+        yield
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+
+
+def _report_worker_end(task: asyncio.Task[None]) -> None:
+    """The worker runs until shutdown; an end before that must not go unnoticed."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("worker.died", exc_info=task.exception())
 
 
 # Steps one procrastinate worker runs at once. A worker fetches its steps one query at a

@@ -49,7 +49,6 @@ from vidgate.db.reads import EngineReads, JobReads
 from vidgate.engine import routing, steps
 from vidgate.engine.context import EngineContext
 from vidgate.engine.nudge import request_nudge
-from vidgate.engine.webhooks import tenant_secret
 from vidgate.media.images import inspect_image_async
 
 
@@ -298,10 +297,6 @@ class JobService:
         if not looks_like("video", job_id):
             return False
         return await request_nudge(self.ctx, job_id)
-
-    async def webhook_secret(self, principal: Principal) -> str:
-        async with self.ctx.db.begin() as conn:
-            return await tenant_secret(conn, principal.tenant_id)
 
     async def delete(self, principal: Principal, job_id: str) -> None:
         """Delete a video; a job still running is cancelled, upstream too."""

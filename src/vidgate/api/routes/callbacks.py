@@ -48,7 +48,7 @@ async def upstream_callback(
     job_id: str, request: Request, state: State, signature: str = ""
 ) -> JSONResponse:
     # The signature never reaches a log line (the access log leaves out the query too).
-    if not state.signer.verify_callback(job_id, signature):
+    if not state.media.verify_callback(job_id, signature):
         raise NotFound("no such callback", code="not_found")
     # The body is capped by EdgeMiddleware; beyond a challenge it is ignored.
     challenge = _challenge(await request.body())
@@ -56,6 +56,6 @@ async def upstream_callback(
         log.info("callback.challenge", job_id=job_id)
         # The stdlib encoder: the value is echoed whatever JSON it is.
         return JSONResponse({"challenge": challenge})
-    nudged = await state.runtime.jobs.nudge(job_id)
+    nudged = await state.jobs.nudge(job_id)
     log.info("callback.received", job_id=job_id, nudged=nudged)
     return FastJSONResponse({"ok": True})

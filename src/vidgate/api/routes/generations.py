@@ -9,11 +9,11 @@ from fastapi import APIRouter, Header, Request
 from vidgate.api.deps import Caller, public_base_url
 from vidgate.api.inputs import inspect_url, parse_model, read_body
 from vidgate.api.openapi import request_body
+from vidgate.api.requests import RequestImages, video_request
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.schemas import CreateGenerationBody, GenerationObject
 from vidgate.api.views import generation_object
 from vidgate.core.errors import InvalidRequest
-from vidgate.core.spec import VideoRequest
 
 router = APIRouter(prefix="/v1/videos/generations", tags=["videos (task shape)"])
 
@@ -40,31 +40,16 @@ async def create_generation(
         await inspect_url(url, jobs, settings, param="reference_images")
         for url in body.reference_images or []
     ]
-    images = [i for i in (image, last_frame, *references) if i is not None]
-    req = VideoRequest(
-        model=body.model,
-        prompt=body.prompt,
-        seconds=body.duration,
-        size=body.size,
-        resolution=body.resolution,
-        aspect_ratio=body.aspect_ratio,
-        fps=body.fps,
-        n=body.n,
-        seed=body.seed,
-        negative_prompt=body.negative_prompt,
-        metadata=body.metadata,
-        image=image.ref if image else None,
-        last_frame=last_frame.ref if last_frame else None,
-        reference_images=[r.ref for r in references],
-    )
+    images = RequestImages(image, last_frame, references)
+    req = video_request(body, model=body.model, seconds=body.duration, images=images)
     job = await jobs.create(
         caller.principal,
         req,
-        images=images,
+        images=images.all(),
         webhook_url=body.webhook_url,
         idempotency_key=idempotency_key,
     )
-    view = generation_object(job, [], caller.state.signer, public_base_url(request, settings))
+    view = generation_object(job, [], caller.media, public_base_url(request, settings))
     return FastJSONResponse(view.model_dump(mode="json"))
 
 
@@ -72,5 +57,5 @@ async def create_generation(
 async def get_generation(generation_id: str, request: Request, caller: Caller) -> FastJSONResponse:
     job, outputs = await caller.jobs.get_with_outputs(caller.principal, generation_id)
     base_url = public_base_url(request, caller.settings)
-    view = generation_object(job, outputs, caller.state.signer, base_url)
+    view = generation_object(job, outputs, caller.media, base_url)
     return FastJSONResponse(view.model_dump(mode="json"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from fastapi import APIRouter
 
 from vidgate.api.deps import State
@@ -18,14 +17,6 @@ router = APIRouter(tags=["health"])
     responses={503: {"model": HealthStatus, "description": "The database does not answer."}},
 )
 async def healthz(state: State) -> FastJSONResponse:
-    unavailable = FastJSONResponse({"status": "unavailable"}, status_code=503)
-    health = state.runtime.health
-    if not health.available:  # known down: the probe (db/health.py) says when it is back
-        return unavailable
-    try:
-        async with state.runtime.db.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:
-        health.report(exc)
-        return unavailable
+    if not await state.health.check():
+        return FastJSONResponse({"status": "unavailable"}, status_code=503)
     return FastJSONResponse({"status": "ok"})

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter
 
-from vidgate.api.deps import ApiState, Caller
+from vidgate.api.deps import Caller
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.schemas import ModelList, ModelObject
-from vidgate.core.catalog import DeploymentRef, ModelCard
-from vidgate.db.deployments import HealthRecord, deployment_health_all
+from vidgate.services.models import DeploymentStatus, ModelEntry
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -28,34 +26,24 @@ def _numbers(value: Any) -> Any:
     return value
 
 
-def _deployment_view(
-    ref: DeploymentRef, providers: set[str], health: dict[str, HealthRecord], now: dt.datetime
-) -> dict[str, Any]:
-    """What an operator needs to see about a deployment, and never a credential."""
-    record = health.get(ref.provider)
-    open_now = bool(record and record.open_until and record.open_until > now)
+def _deployment_view(status: DeploymentStatus) -> dict[str, Any]:
+    ref = status.ref
     return {
         "provider": ref.provider,
         "upstream_model": ref.upstream_model,
         "priority": ref.priority,
         "weight": ref.weight,
-        "configured": ref.provider in providers,
-        "healthy": ref.provider in providers and not open_now,
-        "circuit_open_until": int(record.open_until.timestamp())
-        if open_now and record and record.open_until
+        "configured": status.configured,
+        "healthy": status.healthy,
+        "circuit_open_until": int(status.circuit_open_until.timestamp())
+        if status.circuit_open_until is not None
         else None,
-        "last_error": record.last_error if record and record.consecutive_failures else None,
+        "last_error": status.last_error,
     }
 
 
-def model_object(
-    card: ModelCard,
-    providers: set[str],
-    health: dict[str, HealthRecord] | None = None,
-    now: dt.datetime | None = None,
-) -> ModelObject:
-    health = health or {}
-    now = now or dt.datetime.now(dt.UTC)
+def model_object(entry: ModelEntry) -> ModelObject:
+    card = entry.card
     return ModelObject(
         id=card.id,
         owned_by=card.owned_by,
@@ -85,27 +73,17 @@ def model_object(
             "unit": "video",
             **_numbers(card.pricing.model_dump(exclude_none=True)),
         },
-        deployments=[_deployment_view(d, providers, health, now) for d in card.deployments],
+        deployments=[_deployment_view(d) for d in entry.deployments],
     )
-
-
-async def _health(state: ApiState) -> dict[str, HealthRecord]:
-    async with state.runtime.db.connect() as conn:
-        return await deployment_health_all(conn)
 
 
 @router.get("", response_model=ModelList)
 async def list_models(caller: Caller) -> FastJSONResponse:
-    runtime = caller.state.runtime
-    providers = set(runtime.engine.providers)
-    health = await _health(caller.state)
-    data = [model_object(card, providers, health) for card in runtime.catalog.models()]
+    data = [model_object(entry) for entry in await caller.state.models.list()]
     return FastJSONResponse(ModelList(data=data).model_dump(mode="json"))
 
 
 @router.get("/{model_id}", response_model=ModelObject)
 async def get_model(model_id: str, caller: Caller) -> FastJSONResponse:
-    runtime = caller.state.runtime
-    card = runtime.catalog.get(model_id)
-    view = model_object(card, set(runtime.engine.providers), await _health(caller.state))
+    view = model_object(await caller.state.models.get(model_id))
     return FastJSONResponse(view.model_dump(mode="json"))

@@ -6,11 +6,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from vidgate.api.content import blob_response, pick_output
+from vidgate.api.content import blob_response
 from vidgate.api.deps import Caller, State, get_caller
-from vidgate.api.fast_lane import POLL_AFTER_MS, video_status
+from vidgate.api.fast_lane import video_status
 from vidgate.api.inputs import inspect_url, parse_model, read_body
 from vidgate.api.openapi import request_body
+from vidgate.api.requests import RequestImages, video_request
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.schemas import (
     CreateVideoBody,
@@ -25,7 +26,6 @@ from vidgate.api.views import video_json
 from vidgate.config import Settings
 from vidgate.core.errors import InvalidImage, InvalidParameter, InvalidRequest, NotFound
 from vidgate.core.jobs import JobState
-from vidgate.core.spec import VideoRequest
 from vidgate.engine.service import InputImage, JobService, Principal
 
 router = APIRouter(prefix="/v1/videos", tags=["videos (OpenAI shape)"])
@@ -97,28 +97,14 @@ async def create_video(
         body.last_frame, files.get("last_frame"), jobs, settings, param="last_frame"
     )
     references = await _reference_images(body, files.get("reference_images"), jobs, settings)
-    # Nothing is stored yet: create writes the images once the whole request is valid.
-    images = [i for i in (image, last_frame, *references) if i is not None]
-    req = VideoRequest(
-        model=body.model or DEFAULT_MODEL,
-        prompt=body.prompt,
-        seconds=body.seconds,
-        size=body.size,
-        resolution=body.resolution,
-        aspect_ratio=body.aspect_ratio,
-        fps=body.fps,
-        n=body.n,
-        seed=body.seed,
-        negative_prompt=body.negative_prompt,
-        metadata=body.metadata,
-        image=image.ref if image else None,
-        last_frame=last_frame.ref if last_frame else None,
-        reference_images=[r.ref for r in references],
+    images = RequestImages(image, last_frame, references)
+    req = video_request(
+        body, model=body.model or DEFAULT_MODEL, seconds=body.seconds, images=images
     )
     job = await jobs.create(
         caller.principal,
         req,
-        images=images,
+        images=images.all(),
         webhook_url=body.webhook_url,
         idempotency_key=idempotency_key,
     )
@@ -160,12 +146,11 @@ async def extend_video(
     body = parse_model(ExtendBody, fields)
     source = await jobs.source(principal, body.video.id)
     source_job = await jobs.get(principal, body.video.id)
-    req = VideoRequest(
+    req = video_request(
+        body,
         model=body.model or source_job.model,
-        prompt=body.prompt,
-        kind="extend",
         seconds=body.seconds,
-        metadata=body.metadata,
+        kind="extend",
         source=source,
     )
     job = await jobs.create(
@@ -178,11 +163,7 @@ async def extend_video(
 async def retrieve_video(video_id: str, request: Request) -> Response:
     # Requests for ids of vidgate's shape are answered by the edge before routing
     # (api/fast_lane.py); this route answers the rest the same way, and documents it.
-    body, terminal = await video_status(
-        request.app.state.api, request.headers.get("authorization"), video_id
-    )
-    headers = {} if terminal else {"openai-poll-after-ms": POLL_AFTER_MS}
-    return Response(body, media_type="application/json", headers=headers)
+    return await video_status(request.app.state.api, request.headers.get("authorization"), video_id)
 
 
 @router.delete("/{video_id}", response_model=VideoDeleted)
@@ -202,13 +183,7 @@ async def remix_video(
     body = parse_model(RemixBody, fields)
     source = await jobs.source(principal, video_id)
     source_job = await jobs.get(principal, video_id)
-    req = VideoRequest(
-        model=source_job.model,
-        prompt=body.prompt,
-        kind="remix",
-        metadata=body.metadata,
-        source=source,
-    )
+    req = video_request(body, model=source_job.model, kind="remix", source=source)
     job = await jobs.create(
         principal, req, webhook_url=body.webhook_url, idempotency_key=idempotency_key
     )
@@ -226,9 +201,11 @@ async def video_content(
     signature: str | None = None,
 ) -> Response:
     """The stored file. Either an API key of the owner, or a valid signed link."""
-    jobs = state.runtime.jobs
+    jobs, media = state.jobs, state.media
     if signature is not None:
-        if expires is None or not state.signer.verify(video_id, variant, index, expires, signature):
+        if expires is None or not media.verify_output_link(
+            video_id, variant, index, expires, signature
+        ):
             # Indistinguishable from a missing video: a bad link reveals nothing.
             raise NotFound(
                 f"no video with id {video_id!r}", param="video_id", code="video_not_found"
@@ -243,5 +220,4 @@ async def video_content(
             param="video_id",
             code="video_not_ready",
         )
-    sha, content_type, filename = pick_output(outputs, video_id, variant, index)
-    return await blob_response(state.runtime.engine.blobs, sha, content_type, filename)
+    return await blob_response(media, media.output_file(outputs, video_id, variant, index))

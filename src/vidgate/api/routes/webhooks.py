@@ -12,5 +12,5 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 @router.get("/secret")
 async def webhook_secret(caller: Caller) -> FastJSONResponse:
-    secret = await caller.jobs.webhook_secret(caller.principal)
+    secret = await caller.state.keys.webhook_secret(caller.principal)
     return FastJSONResponse({"object": "webhook_secret", "secret": secret})

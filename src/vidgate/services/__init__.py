@@ -1,0 +1,33 @@
+"""What the API asks of the rest of vidgate, one small service per concern.
+
+The HTTP layer holds a ``Services`` and nothing else of the process: no database
+engine, no provider, no blob store. Each service is named for what it answers:
+
+- ``jobs`` (``engine/service.py``, ``JobService``): create, read, list, delete jobs.
+- ``models`` (``models.py``): the catalogue and the state of each model's deployments.
+- ``media`` (``media.py``): stored files, which output a download means, signed links.
+- ``keys`` (``keys.py``): the key behind a bearer secret, a tenant's webhook secret.
+- ``health`` (``health.py``): whether the database answers.
+
+``runtime.open_runtime`` builds them once per process. The records they return are
+those of ``core/jobs.py`` and ``core/keys.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vidgate.engine.service import JobService
+from vidgate.services.health import HealthService
+from vidgate.services.keys import KeyService
+from vidgate.services.media import MediaService
+from vidgate.services.models import ModelService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    jobs: JobService
+    models: ModelService
+    media: MediaService
+    keys: KeyService
+    health: HealthService

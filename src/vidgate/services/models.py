@@ -1,0 +1,73 @@
+"""The model catalogue as the API lists it: each model's card, and for each of its
+deployments whether a provider is configured for it and whether it is healthy now."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Container
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vidgate.core.catalog import Catalog, DeploymentRef, ModelCard
+from vidgate.db.deployments import HealthRecord, deployment_health_all
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentStatus:
+    """What an operator needs to see about a deployment, and never a credential."""
+
+    ref: DeploymentRef
+    configured: bool
+    healthy: bool
+    # Set while the deployment's circuit breaker holds it open.
+    circuit_open_until: dt.datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    card: ModelCard
+    deployments: list[DeploymentStatus]
+
+
+class ModelService:
+    def __init__(self, catalog: Catalog, providers: Container[str], db: AsyncEngine) -> None:
+        self._catalog = catalog
+        # The configured providers by name (the runtime's map: read, never copied).
+        self._providers = providers
+        self._db = db
+
+    async def list(self) -> list[ModelEntry]:
+        health = await self._health()
+        now = dt.datetime.now(dt.UTC)
+        return [self._entry(card, health, now) for card in self._catalog.models()]
+
+    async def get(self, model_id: str) -> ModelEntry:
+        """``NotFound`` (naming the closest model) for an id the catalogue lacks."""
+        card = self._catalog.get(model_id)
+        return self._entry(card, await self._health(), dt.datetime.now(dt.UTC))
+
+    async def _health(self) -> dict[str, HealthRecord]:
+        async with self._db.connect() as conn:
+            return await deployment_health_all(conn)
+
+    def _entry(
+        self, card: ModelCard, health: dict[str, HealthRecord], now: dt.datetime
+    ) -> ModelEntry:
+        return ModelEntry(card, [self._status(ref, health, now) for ref in card.deployments])
+
+    def _status(
+        self, ref: DeploymentRef, health: dict[str, HealthRecord], now: dt.datetime
+    ) -> DeploymentStatus:
+        record = health.get(ref.provider)
+        configured = ref.provider in self._providers
+        open_until = record.open_until if record and record.open_until else None
+        open_now = open_until is not None and open_until > now
+        return DeploymentStatus(
+            ref=ref,
+            configured=configured,
+            healthy=configured and not open_now,
+            circuit_open_until=open_until if open_now else None,
+            last_error=record.last_error if record and record.consecutive_failures else None,
+        )
