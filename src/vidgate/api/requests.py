@@ -1,12 +1,14 @@
 """What a create route asks the engine for: one ``VideoRequest`` from any of the four
-create bodies (a video, a generation, an extension, a remix)."""
+create bodies (a video, a generation, an extension, a remix), and the job it makes."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from vidgate.api.deps import CallerContext
 from vidgate.api.schemas import CreateGenerationBody, CreateVideoBody, ExtendBody, RemixBody
+from vidgate.core.jobs import JobRecord
 from vidgate.core.spec import JobKind, SourceRef, VideoRequest
 from vidgate.engine.service import InputImage
 
@@ -57,4 +59,27 @@ def video_request(
         reference_images=[r.ref for r in images.references],
         source=source,
         **body.model_dump(include=_OPTIONS),
+    )
+
+
+async def create_job(
+    caller: CallerContext,
+    body: CreateBody,
+    idempotency_key: str | None,
+    *,
+    model: str,
+    seconds: Seconds = None,
+    images: RequestImages = NO_IMAGES,
+    kind: JobKind = "generate",
+    source: SourceRef | None = None,
+) -> JobRecord:
+    """The caller's job for ``body`` (``video_request``'s arguments), created with the
+    images it refers to, or the one an earlier request with ``idempotency_key`` made."""
+    req = video_request(body, model=model, seconds=seconds, images=images, kind=kind, source=source)
+    return await caller.jobs.create(
+        caller.principal,
+        req,
+        images=images.all(),
+        webhook_url=body.webhook_url,
+        idempotency_key=idempotency_key,
     )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Request
 from vidgate.api.deps import Caller, public_base_url
 from vidgate.api.inputs import inspect_url, parse_model, read_body
 from vidgate.api.openapi import request_body
-from vidgate.api.requests import RequestImages, video_request
+from vidgate.api.requests import RequestImages, create_job
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.schemas import CreateGenerationBody, GenerationObject
 from vidgate.api.views import generation_object
@@ -40,14 +40,13 @@ async def create_generation(
         await inspect_url(url, jobs, settings, param="reference_images")
         for url in body.reference_images or []
     ]
-    images = RequestImages(image, last_frame, references)
-    req = video_request(body, model=body.model, seconds=body.duration, images=images)
-    job = await jobs.create(
-        caller.principal,
-        req,
-        images=images.all(),
-        webhook_url=body.webhook_url,
-        idempotency_key=idempotency_key,
+    job = await create_job(
+        caller,
+        body,
+        idempotency_key,
+        model=body.model,
+        seconds=body.duration,
+        images=RequestImages(image, last_frame, references),
     )
     view = generation_object(job, [], caller.media, public_base_url(request, settings))
     return FastJSONResponse(view.model_dump(mode="json"))

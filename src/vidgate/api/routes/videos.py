@@ -11,7 +11,7 @@ from vidgate.api.deps import Caller, State, get_caller
 from vidgate.api.fast_lane import video_status
 from vidgate.api.inputs import inspect_url, parse_model, read_body
 from vidgate.api.openapi import request_body
-from vidgate.api.requests import RequestImages, video_request
+from vidgate.api.requests import RequestImages, create_job
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.schemas import (
     CreateVideoBody,
@@ -97,16 +97,13 @@ async def create_video(
         body.last_frame, files.get("last_frame"), jobs, settings, param="last_frame"
     )
     references = await _reference_images(body, files.get("reference_images"), jobs, settings)
-    images = RequestImages(image, last_frame, references)
-    req = video_request(
-        body, model=body.model or DEFAULT_MODEL, seconds=body.seconds, images=images
-    )
-    job = await jobs.create(
-        caller.principal,
-        req,
-        images=images.all(),
-        webhook_url=body.webhook_url,
-        idempotency_key=idempotency_key,
+    job = await create_job(
+        caller,
+        body,
+        idempotency_key,
+        model=body.model or DEFAULT_MODEL,
+        seconds=body.seconds,
+        images=RequestImages(image, last_frame, references),
     )
     return FastJSONResponse(video_json(job))
 
@@ -146,15 +143,14 @@ async def extend_video(
     body = parse_model(ExtendBody, fields)
     source = await jobs.source(principal, body.video.id)
     source_job = await jobs.get(principal, body.video.id)
-    req = video_request(
+    job = await create_job(
+        caller,
         body,
+        idempotency_key,
         model=body.model or source_job.model,
         seconds=body.seconds,
         kind="extend",
         source=source,
-    )
-    job = await jobs.create(
-        principal, req, webhook_url=body.webhook_url, idempotency_key=idempotency_key
     )
     return FastJSONResponse(video_json(job))
 
@@ -183,9 +179,8 @@ async def remix_video(
     body = parse_model(RemixBody, fields)
     source = await jobs.source(principal, video_id)
     source_job = await jobs.get(principal, video_id)
-    req = video_request(body, model=source_job.model, kind="remix", source=source)
-    job = await jobs.create(
-        principal, req, webhook_url=body.webhook_url, idempotency_key=idempotency_key
+    job = await create_job(
+        caller, body, idempotency_key, model=source_job.model, kind="remix", source=source
     )
     return FastJSONResponse(video_json(job))
 
