@@ -33,17 +33,11 @@ from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec, SourceRef
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import LocalBlobStore
-from vidgate.providers import vertex
+from vidgate.providers import google_service_account
 from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamTask
+from vidgate.providers.google_api import google_error_message, operation_status, refine_error
 from vidgate.providers.http import translate
-from vidgate.providers.vertex import (
-    VertexProvider,
-    create,
-    gcs_media_path,
-    google_error_message,
-    operation_status,
-    refine_error,
-)
+from vidgate.providers.vertex import VertexProvider, create, gcs_media_path
 
 MODEL = "veo-3.1-generate-001"
 Fake = tuple[FakeVertex, FakeServer]
@@ -576,7 +570,7 @@ async def sa_adapter(
 
 
 class Clock:
-    """Stands in for vertex._clock: real time plus what a test adds."""
+    """Stands in for google_service_account._clock: real time plus what a test adds."""
 
     def __init__(self) -> None:
         self.offset = 0.0
@@ -588,7 +582,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake_clock = Clock()
-    monkeypatch.setattr(vertex, "_clock", fake_clock)
+    monkeypatch.setattr(google_service_account, "_clock", fake_clock)
     return fake_clock
 
 
@@ -643,13 +637,13 @@ async def test_assertion_carries_the_documented_claims(
 
 
 def test_sign_assertion_is_rs256_over_header_and_claims(rsa_key: rsa.RSAPrivateKey) -> None:
-    key = vertex.ServiceAccountKey(
+    key = google_service_account.ServiceAccountKey(
         client_email=SA_EMAIL,
         private_key=rsa_key,
         private_key_id=SA_KEY_ID,
         token_uri="https://oauth2.googleapis.com/token",
     )
-    jwt = vertex.sign_assertion(key, 1_700_000_000.7)
+    jwt = google_service_account.sign_assertion(key, 1_700_000_000.7)
     header, claims, signature = jwt.split(".")
 
     def decode(part: str) -> bytes:

@@ -20,7 +20,8 @@ key from ``GET /v1beta/files/{id}:download?alt=media``. Shut down: veo-2.0/3.0 o
 deployments that still answer it (a proxy, a region, a late shutdown); it has no fps
 or seed, no cancel, and files kept 2 days (UNVERIFIED) that cannot be re-issued. It
 takes ``lastFrame`` and ``referenceImages`` (ASSET only; the SDK refuses STYLE on this
-API) like Vertex, with the same rules (``vertex.check_veo_inputs``).
+API) like Vertex, with the same rules (``vertex.check_veo_inputs``). Errors, operations
+and inline results are read as on Vertex (``google_api``).
 
 ``upstream_id``: the interaction id for Omni (the task's state says
 ``{"api": "interactions"}``); the operation name (``models/{m}/operations/{id}``) for Veo.
@@ -49,18 +50,17 @@ from vidgate.providers.base import (
     UpstreamStatus,
     UpstreamTask,
 )
-from vidgate.providers.http import UpstreamClient, UpstreamLimits
-from vidgate.providers.inputs import image_base64, read_blob
-from vidgate.providers.vertex import (
+from vidgate.providers.google_api import (
     DEFAULT_POLL_S,
-    check_veo_inputs,
     google_error_message,
+    google_json,
     operation_status,
-    refine_error,
-    veo_image,
-    veo_references,
+    veo_instance,
     write_base64,
 )
+from vidgate.providers.http import UpstreamClient, UpstreamLimits
+from vidgate.providers.inputs import image_base64, read_blob
+from vidgate.providers.vertex import check_veo_inputs
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_MODEL = "gemini-omni-1.1-flash"
@@ -336,13 +336,9 @@ def veo_request(
     last_frame_b64: str | None = None,
     references_b64: Sequence[str] = (),
 ) -> dict[str, Any]:
-    instance: dict[str, Any] = {"prompt": spec.prompt}
-    if image_b64 is not None and spec.image is not None:
-        instance["image"] = veo_image(image_b64, spec.image.content_type)
-    if last_frame_b64 is not None and spec.last_frame is not None:
-        instance["lastFrame"] = veo_image(last_frame_b64, spec.last_frame.content_type)
-    if spec.reference_images:
-        instance["referenceImages"] = veo_references(spec, references_b64)
+    instance = veo_instance(
+        spec, image_b64=image_b64, last_frame_b64=last_frame_b64, references_b64=references_b64
+    )
     parameters: dict[str, Any] = {
         "sampleCount": spec.n,
         "durationSeconds": spec.seconds,
@@ -388,18 +384,7 @@ class GeminiProvider:
         check_spec(spec, upstream_model or DEFAULT_MODEL, self.name)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            body = await self._http.json(method, path, **kwargs)
-        except ProviderError as error:
-            refined = refine_error(error)
-            if refined is error:
-                raise
-            raise refined from error
-        if not isinstance(body, dict):
-            raise ProviderError(
-                "upstream_bad_response", f"{self.name}: expected a JSON object", retryable=True
-            )
-        return body
+        return await google_json(self._http, method, path, **kwargs)
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None

@@ -22,39 +22,23 @@
 so it can tell a partly filtered result (fewer videos than asked for) from a complete one.
 
 Credentials: ``access_token``, a ready OAuth2 bearer token, or ``service_account_file``,
-the path of a service-account JSON key (what ``GOOGLE_APPLICATION_CREDENTIALS`` names).
-The key is read once, when the adapter is built (a missing or invalid file is a
-``ValueError`` naming the path, never the content); its tokens come from Google's OAuth2
-JWT-bearer grant (RFC 7523): an RS256-signed assertion ``{iss: client_email, scope:
-cloud-platform, aud: token_uri, iat, exp: iat+3600}`` posted to ``token_uri``. A token is
-kept until about 5 minutes before it expires; one refresh runs at a time. A refused
-assertion (400/401 ``invalid_grant``: a revoked or deleted key, a wrong clock) makes the
-deployment unhealthy; a network error or a 5xx is retryable. With both credentials set,
-``access_token`` wins.
+the path of a service-account JSON key (what ``GOOGLE_APPLICATION_CREDENTIALS`` names),
+read once when the adapter is built and turned into cached access tokens by
+``google_service_account`` (a bad file is a ``ValueError``, so the deployment is left
+out; a refused key makes it unhealthy). With both credentials set, ``access_token``
+wins. A 401 or 403 from Vertex drops the cached token, so the next call asks for a new
+one.
 Options: ``project`` (required), ``location`` (us-central1), ``api_version`` (v1beta1),
 ``storage_uri``, ``storage_base_url``, ``generate_audio``, ``poll_interval_s``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import binascii
-import contextlib
-import json
-import os
-import re
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
-
-import httpx
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -67,14 +51,21 @@ from vidgate.providers.base import (
     UpstreamStatus,
     UpstreamTask,
 )
-from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
+from vidgate.providers.google_api import (
+    DEFAULT_POLL_S,
+    google_error_message,
+    google_json,
+    operation_status,
+    veo_instance,
+    write_base64,
+)
+from vidgate.providers.google_service_account import ServiceAccountTokens, load_service_account
+from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_base64, read_blob
 
 DEFAULT_MODEL = "veo-3.1-generate-001"
 DEFAULT_LOCATION = "us-central1"
 STORAGE_BASE_URL = "https://storage.googleapis.com"
-# Veo takes one to a few minutes; Google's samples poll every 10-20 s.
-DEFAULT_POLL_S = 5.0
 ASPECT_RATIOS = ("16:9", "9:16")
 # Our names -> the API's (the docstring lists 720p/1080p; 4k was added 2026-01-13).
 RESOLUTIONS = {"720p": "720p", "1080p": "1080p", "4K": "4k"}
@@ -82,112 +73,11 @@ RESOLUTIONS = {"720p": "720p", "1080p": "1080p", "4K": "4k"}
 # API docs (section 2.2); Veo 2 took 5-8 s. Veo renders 24 fps; sampleCount up to 4 (3P).
 MAX_SAMPLES = 4
 FPS = 24
-# google.rpc.Code numbers -> names, for Operation.error (which carries only the number).
-RPC_CODES = {
-    1: "CANCELLED",
-    2: "UNKNOWN",
-    3: "INVALID_ARGUMENT",
-    4: "DEADLINE_EXCEEDED",
-    5: "NOT_FOUND",
-    7: "PERMISSION_DENIED",
-    8: "RESOURCE_EXHAUSTED",
-    9: "FAILED_PRECONDITION",
-    10: "ABORTED",
-    13: "INTERNAL",
-    14: "UNAVAILABLE",
-    16: "UNAUTHENTICATED",
-}
-# OAuth2 service-account flow (JWT-bearer grant, RFC 7523).
-TOKEN_URI = "https://oauth2.googleapis.com/token"
-SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-# Google accepts assertions valid for at most an hour.
-ASSERTION_LIFETIME_S = 3600
-# A token is replaced this long before it expires (at most half its lifetime).
-REFRESH_MARGIN_S = 300.0
 # Asset references per request (SDK docstring, reference 2.1).
 MAX_REFERENCE_IMAGES = 3
-_RETRY_HINT = re.compile(r"\[retry after ([0-9.]+)s\]")
 
 
-# --- shared Google mapping (also used by the Gemini API adapter) -------------------
-
-
-def google_error_message(response: httpx.Response) -> str | None:
-    """``STATUS: message`` from ``{"error": {code, message, status, details}}``, plus the
-    hints the status code alone loses: an ErrorInfo ``reason`` (API_KEY_INVALID rides on
-    a 400) and a RetryInfo ``retryDelay`` (Google's 429s carry it in the body, not in a
-    Retry-After header)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return default_error_message(response)
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return default_error_message(response)
-    text = str(error.get("message") or f"HTTP {response.status_code}")
-    if error.get("status"):
-        text = f"{error['status']}: {text}"
-    for detail in error.get("details") or []:
-        if not isinstance(detail, dict):
-            continue
-        if isinstance(detail.get("reason"), str):
-            text += f" [{detail['reason']}]"
-        delay = detail.get("retryDelay")
-        if isinstance(delay, str) and delay.endswith("s"):
-            with contextlib.suppress(ValueError):
-                text += f" [retry after {float(delay[:-1]):g}s]"
-    return text
-
-
-def refine_error(error: ProviderError) -> ProviderError:
-    """Apply the hints ``google_error_message`` kept in the message."""
-    if error.code == "upstream_rejected" and "[API_KEY_INVALID]" in error.message:
-        return ProviderError("upstream_auth_failed", error.message, retryable=False, unhealthy=True)
-    hint = _RETRY_HINT.search(error.message)
-    if error.retryable and error.retry_after_s is None and hint:
-        return ProviderError(
-            error.code, error.message, retryable=True, retry_after_s=float(hint.group(1))
-        )
-    return error
-
-
-def rpc_error(error: Any) -> tuple[str, str]:
-    """(code name, message) of a google.rpc.Status."""
-    if not isinstance(error, dict):
-        return "UNKNOWN", str(error)
-    code = error.get("code")
-    name = RPC_CODES.get(code, str(code)) if isinstance(code, int) else str(code or "UNKNOWN")
-    return name, str(error.get("message") or name)
-
-
-def operation_status(
-    op: dict[str, Any],
-    result: dict[str, Any],
-    videos: list[Any],
-    expected: int | None,
-    poll_s: float,
-) -> UpstreamStatus:
-    """A Veo long-running operation as an UpstreamStatus. ``result`` holds the
-    raiMediaFiltered* fields and ``videos`` the usable outputs (their place differs
-    between Vertex and the Gemini API)."""
-    if op.get("error"):
-        code, message = rpc_error(op["error"])
-        return UpstreamStatus("failed", error_code=code, error_message=message)
-    if not op.get("done"):
-        # proto3 JSON leaves out ``done: false``; Veo reports no progress.
-        return UpstreamStatus("running", poll_after_s=poll_s)
-    if not videos or (expected is not None and len(videos) < expected):
-        filtered = result.get("raiMediaFilteredCount") or 0
-        reasons = "; ".join(str(r) for r in result.get("raiMediaFilteredReasons") or [])
-        made = f"{len(videos)} of {expected}" if expected else f"{len(videos)}"
-        message = f"{made} videos returned, {filtered} filtered by responsible-AI checks"
-        return UpstreamStatus(
-            "failed",
-            error_code="content_filtered" if filtered else "no_output",
-            error_message=f"{message}: {reasons}" if reasons else message,
-        )
-    return UpstreamStatus("succeeded", progress=100)
+# --- Veo input rules (also used by the Gemini API adapter) ------------------------
 
 
 def check_veo_inputs(spec: JobSpec, where: str) -> None:
@@ -231,237 +121,6 @@ def check_veo_inputs(spec: JobSpec, where: str) -> None:
             "allowed: reference_images with a text prompt only",
             param="reference_images",
         )
-
-
-def veo_image(data_b64: str, content_type: str) -> dict[str, str]:
-    """A Veo image field: ``{bytesBase64Encoded, mimeType}``."""
-    return {"bytesBase64Encoded": data_b64, "mimeType": content_type}
-
-
-def veo_references(spec: JobSpec, references_b64: Sequence[str]) -> list[dict[str, Any]]:
-    """``referenceImages[]``: every reference as an ASSET (subject) image."""
-    return [
-        {"image": veo_image(data, ref.content_type), "referenceType": "ASSET"}
-        for ref, data in zip(spec.reference_images, references_b64, strict=True)
-    ]
-
-
-async def write_base64(data: str, dest: Path) -> Path:
-    """Decode an inline result into ``dest`` (atomically, off the event loop)."""
-
-    def write() -> None:
-        try:
-            raw = base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ProviderError(
-                "upstream_bad_response", "inline video is not valid base64", retryable=False
-            ) from exc
-        tmp = dest.with_name(f".{dest.name}.part")
-        tmp.write_bytes(raw)
-        os.replace(tmp, dest)
-
-    await asyncio.to_thread(write)
-    return dest
-
-
-# --- service-account credentials -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ServiceAccountKey:
-    client_email: str
-    private_key: rsa.RSAPrivateKey = field(repr=False)
-    private_key_id: str | None
-    token_uri: str
-
-
-def load_service_account(path: str) -> ServiceAccountKey:
-    """Read a service-account JSON key. Every problem is a ``ValueError`` that names the
-    file and what is wrong with it, never anything read from it."""
-
-    def bad(reason: str) -> ValueError:
-        return ValueError(f"service account key file {path}: {reason}")
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise bad(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
-    except UnicodeDecodeError:
-        raise bad("is not UTF-8 text") from None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise bad("is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise bad("is not a JSON object")
-    kind = data.get("type")
-    if kind is not None and kind != "service_account":
-        raise bad(f"holds {str(kind)[:40]!r} credentials, not a service account key")
-    missing = [
-        k
-        for k in ("client_email", "private_key")
-        if not isinstance(data.get(k), str) or not data[k]
-    ]
-    if missing:
-        raise bad(f"has no {', '.join(missing)}")
-    token_uri = data.get("token_uri") or TOKEN_URI
-    if not isinstance(token_uri, str) or not token_uri.startswith(("https://", "http://")):
-        raise bad("token_uri is not an http(s) URL")
-    key_id = data.get("private_key_id")
-    try:
-        key = serialization.load_pem_private_key(data["private_key"].encode(), password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise bad("private_key is not an unencrypted PEM private key") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise bad("private_key is not an RSA key")
-    return ServiceAccountKey(
-        client_email=data["client_email"],
-        private_key=key,
-        private_key_id=key_id if isinstance(key_id, str) and key_id else None,
-        token_uri=token_uri,
-    )
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64url_json(value: dict[str, Any]) -> str:
-    return _b64url(json.dumps(value, separators=(",", ":")).encode())
-
-
-def sign_assertion(key: ServiceAccountKey, now: float) -> str:
-    """The JWT-bearer assertion for ``key``: RS256 over ``header.claims``."""
-    header: dict[str, Any] = {"alg": "RS256", "typ": "JWT"}
-    if key.private_key_id:
-        header["kid"] = key.private_key_id
-    iat = int(now)
-    claims = {
-        "iss": key.client_email,
-        "scope": SCOPE,
-        "aud": key.token_uri,
-        "iat": iat,
-        "exp": iat + ASSERTION_LIFETIME_S,
-    }
-    signing_input = f"{_b64url_json(header)}.{_b64url_json(claims)}"
-    signature = key.private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input}.{_b64url(signature)}"
-
-
-def oauth_error_message(response: httpx.Response) -> str | None:
-    """``error: error_description`` of an OAuth2 error body (RFC 6749 5.2), shortened;
-    neither field carries the assertion or a token."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    if not isinstance(body, dict):
-        return None
-    error = body.get("error")
-    if isinstance(error, dict):  # a Google API error body, from a proxy say
-        return google_error_message(response)
-    if not isinstance(error, str):
-        return None
-    description = body.get("error_description")
-    text = f"{error}: {description}" if isinstance(description, str) and description else error
-    return text[:300]
-
-
-def _clock() -> float:
-    """Wall-clock seconds (assertion times and token expiry); tests replace it."""
-    return time.time()
-
-
-class ServiceAccountTokens:
-    """Access tokens for one service-account key, cached until shortly before expiry."""
-
-    def __init__(
-        self,
-        key: ServiceAccountKey,
-        *,
-        provider: str,
-        timeout_s: float,
-        limits: UpstreamLimits | None = None,
-    ) -> None:
-        self._key = key
-        self._provider = provider
-        self._http = UpstreamClient(
-            provider=provider,
-            base_url="",
-            timeout_s=timeout_s,
-            error_message=oauth_error_message,
-            limits=limits,
-        )
-        self._lock = asyncio.Lock()
-        self._token: str | None = None
-        self._refresh_at = 0.0
-        self._expires_at = 0.0
-
-    def _fresh(self) -> str | None:
-        return self._token if self._token is not None and _clock() < self._refresh_at else None
-
-    async def token(self) -> str:
-        if (token := self._fresh()) is not None:
-            return token
-        async with self._lock:
-            # Whoever held the lock before may have refreshed it already.
-            if (token := self._fresh()) is not None:
-                return token
-            try:
-                token, expires_in = await self._fetch()
-            except ProviderError as error:
-                # A transient failure while the old token still works: keep using it.
-                if error.retryable and self._token is not None and _clock() < self._expires_at:
-                    return self._token
-                raise
-            now = _clock()
-            self._token = token
-            self._expires_at = now + expires_in
-            self._refresh_at = now + expires_in - min(REFRESH_MARGIN_S, expires_in / 2)
-            return token
-
-    def invalidate(self, token: str) -> None:
-        """Forget ``token`` (Vertex refused it) unless it was replaced meanwhile."""
-        if self._token == token:
-            self._token = None
-
-    async def _fetch(self) -> tuple[str, float]:
-        form = {"grant_type": JWT_BEARER_GRANT, "assertion": sign_assertion(self._key, _clock())}
-        try:
-            body = await self._http.json("POST", self._key.token_uri, data=form)
-        except ProviderError as error:
-            detail = error.message.removeprefix(f"{self._provider}: ")
-            if error.retryable:  # a network error, a timeout, 429, 5xx
-                raise ProviderError(
-                    error.code,
-                    f"{self._provider}: token endpoint: {detail}",
-                    retryable=True,
-                    retry_after_s=error.retry_after_s,
-                ) from error
-            # invalid_grant and the like: the key itself does not work (revoked,
-            # deleted, disabled account, skewed clock). Nothing a retry fixes.
-            raise ProviderError(
-                "upstream_auth_failed",
-                f"{self._provider}: service-account token request refused: {detail}",
-                retryable=False,
-                unhealthy=True,
-            ) from None
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            raise ProviderError(
-                "upstream_bad_response",
-                f"{self._provider}: the token endpoint answered without an access_token",
-                retryable=True,
-            )
-        expires_in = body.get("expires_in")
-        try:
-            lifetime = float(expires_in) if expires_in is not None else 3600.0
-        except (TypeError, ValueError):
-            lifetime = 3600.0
-        return token, max(lifetime, 0.0)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
 
 # --- Vertex mapping ------------------------------------------------------------------
@@ -512,16 +171,14 @@ def build_request(
     storage_uri: str | None = None,
     generate_audio: bool | None = None,
 ) -> dict[str, Any]:
-    instance: dict[str, Any] = {"prompt": spec.prompt}
-    if image_b64 is not None and spec.image is not None:
-        instance["image"] = veo_image(image_b64, spec.image.content_type)
-    if last_frame_b64 is not None and spec.last_frame is not None:
-        instance["lastFrame"] = veo_image(last_frame_b64, spec.last_frame.content_type)
-    if video_b64 is not None:
-        # Extension input (UNVERIFIED which Veo models on Vertex accept it).
-        instance["video"] = {"bytesBase64Encoded": video_b64, "mimeType": "video/mp4"}
-    if spec.reference_images:
-        instance["referenceImages"] = veo_references(spec, references_b64)
+    # A video is the extension input (UNVERIFIED which Veo models on Vertex accept it).
+    instance = veo_instance(
+        spec,
+        image_b64=image_b64,
+        last_frame_b64=last_frame_b64,
+        references_b64=references_b64,
+        video_b64=video_b64,
+    )
     parameters: dict[str, Any] = {
         "sampleCount": spec.n,
         "durationSeconds": spec.seconds,
@@ -637,20 +294,12 @@ class VertexProvider:
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         headers = await self._auth()
         try:
-            body = await self._http.json(method, path, headers=headers, **kwargs)
+            return await google_json(self._http, method, path, headers=headers, **kwargs)
         except ProviderError as error:
             if error.code == "upstream_auth_failed" and self._tokens is not None:
                 # A token revoked before its time: the next call asks for a new one.
                 self._tokens.invalidate(headers["Authorization"].removeprefix("Bearer "))
-            refined = refine_error(error)
-            if refined is error:
-                raise
-            raise refined from error
-        if not isinstance(body, dict):
-            raise ProviderError(
-                "upstream_bad_response", f"{self.name}: expected a JSON object", retryable=True
-            )
-        return body
+            raise
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None

@@ -1,0 +1,200 @@
+"""What the two Google adapters share: Veo on Vertex AI (``vertex.py``) and the Gemini
+API (``gemini.py``) speak the same Google API conventions.
+
+- errors: Google's ``{"error": {code, message, status, details}}`` body, with the hints
+  the HTTP status alone loses (``refine_error``), and ``google.rpc.Status`` codes in a
+  failed operation;
+- calls: every JSON call answers an object (``google_json``);
+- Veo long-running operations: ``done``/``error``/responsible-AI filtering read into an
+  UpstreamStatus (``operation_status``); each adapter finds the videos in its own place;
+- the Veo request instance (the prompt and its images) and inline base64 results.
+
+Each adapter keeps what differs: Vertex's OAuth2 bearer token and GCS results, the
+Gemini API's key, Files API downloads and Interactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from vidgate.core.spec import JobSpec
+from vidgate.providers.base import ProviderError, UpstreamStatus
+from vidgate.providers.http import UpstreamClient, default_error_message
+
+# Veo takes one to a few minutes; Google's samples poll every 10-20 s.
+DEFAULT_POLL_S = 5.0
+# google.rpc.Code numbers -> names, for Operation.error (which carries only the number).
+RPC_CODES = {
+    1: "CANCELLED",
+    2: "UNKNOWN",
+    3: "INVALID_ARGUMENT",
+    4: "DEADLINE_EXCEEDED",
+    5: "NOT_FOUND",
+    7: "PERMISSION_DENIED",
+    8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION",
+    10: "ABORTED",
+    13: "INTERNAL",
+    14: "UNAVAILABLE",
+    16: "UNAUTHENTICATED",
+}
+# OAuth2 service-account flow (JWT-bearer grant, RFC 7523).
+_RETRY_HINT = re.compile(r"\[retry after ([0-9.]+)s\]")
+
+
+def google_error_message(response: httpx.Response) -> str | None:
+    """``STATUS: message`` from ``{"error": {code, message, status, details}}``, plus the
+    hints the status code alone loses: an ErrorInfo ``reason`` (API_KEY_INVALID rides on
+    a 400) and a RetryInfo ``retryDelay`` (Google's 429s carry it in the body, not in a
+    Retry-After header)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return default_error_message(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return default_error_message(response)
+    text = str(error.get("message") or f"HTTP {response.status_code}")
+    if error.get("status"):
+        text = f"{error['status']}: {text}"
+    for detail in error.get("details") or []:
+        if not isinstance(detail, dict):
+            continue
+        if isinstance(detail.get("reason"), str):
+            text += f" [{detail['reason']}]"
+        delay = detail.get("retryDelay")
+        if isinstance(delay, str) and delay.endswith("s"):
+            with contextlib.suppress(ValueError):
+                text += f" [retry after {float(delay[:-1]):g}s]"
+    return text
+
+
+def refine_error(error: ProviderError) -> ProviderError:
+    """Apply the hints ``google_error_message`` kept in the message."""
+    if error.code == "upstream_rejected" and "[API_KEY_INVALID]" in error.message:
+        return ProviderError("upstream_auth_failed", error.message, retryable=False, unhealthy=True)
+    hint = _RETRY_HINT.search(error.message)
+    if error.retryable and error.retry_after_s is None and hint:
+        return ProviderError(
+            error.code, error.message, retryable=True, retry_after_s=float(hint.group(1))
+        )
+    return error
+
+
+def rpc_error(error: Any) -> tuple[str, str]:
+    """(code name, message) of a google.rpc.Status."""
+    if not isinstance(error, dict):
+        return "UNKNOWN", str(error)
+    code = error.get("code")
+    name = RPC_CODES.get(code, str(code)) if isinstance(code, int) else str(code or "UNKNOWN")
+    return name, str(error.get("message") or name)
+
+
+def operation_status(
+    op: dict[str, Any],
+    result: dict[str, Any],
+    videos: list[Any],
+    expected: int | None,
+    poll_s: float,
+) -> UpstreamStatus:
+    """A Veo long-running operation as an UpstreamStatus. ``result`` holds the
+    raiMediaFiltered* fields and ``videos`` the usable outputs (their place differs
+    between Vertex and the Gemini API)."""
+    if op.get("error"):
+        code, message = rpc_error(op["error"])
+        return UpstreamStatus("failed", error_code=code, error_message=message)
+    if not op.get("done"):
+        # proto3 JSON leaves out ``done: false``; Veo reports no progress.
+        return UpstreamStatus("running", poll_after_s=poll_s)
+    if not videos or (expected is not None and len(videos) < expected):
+        filtered = result.get("raiMediaFilteredCount") or 0
+        reasons = "; ".join(str(r) for r in result.get("raiMediaFilteredReasons") or [])
+        made = f"{len(videos)} of {expected}" if expected else f"{len(videos)}"
+        message = f"{made} videos returned, {filtered} filtered by responsible-AI checks"
+        return UpstreamStatus(
+            "failed",
+            error_code="content_filtered" if filtered else "no_output",
+            error_message=f"{message}: {reasons}" if reasons else message,
+        )
+    return UpstreamStatus("succeeded", progress=100)
+
+
+async def google_json(
+    http: UpstreamClient, method: str, path: str, **kwargs: Any
+) -> dict[str, Any]:
+    """One call to a Google API: its errors refined, its answer a JSON object."""
+    try:
+        body = await http.json(method, path, **kwargs)
+    except ProviderError as error:
+        refined = refine_error(error)
+        if refined is error:
+            raise
+        raise refined from error
+    if not isinstance(body, dict):
+        raise ProviderError(
+            "upstream_bad_response", f"{http.provider}: expected a JSON object", retryable=True
+        )
+    return body
+
+
+def veo_image(data_b64: str, content_type: str) -> dict[str, str]:
+    """A Veo image field: ``{bytesBase64Encoded, mimeType}``."""
+    return {"bytesBase64Encoded": data_b64, "mimeType": content_type}
+
+
+def veo_instance(
+    spec: JobSpec,
+    *,
+    image_b64: str | None,
+    last_frame_b64: str | None,
+    references_b64: Sequence[str],
+    video_b64: str | None = None,
+) -> dict[str, Any]:
+    """``instances[0]`` of a Veo ``predictLongRunning``: the prompt, the first frame
+    (``image``), the last frame (``lastFrame``), a source video and the references."""
+    instance: dict[str, Any] = {"prompt": spec.prompt}
+    if image_b64 is not None and spec.image is not None:
+        instance["image"] = veo_image(image_b64, spec.image.content_type)
+    if last_frame_b64 is not None and spec.last_frame is not None:
+        instance["lastFrame"] = veo_image(last_frame_b64, spec.last_frame.content_type)
+    if video_b64 is not None:
+        instance["video"] = {"bytesBase64Encoded": video_b64, "mimeType": "video/mp4"}
+    if spec.reference_images:
+        instance["referenceImages"] = veo_references(spec, references_b64)
+    return instance
+
+
+def veo_references(spec: JobSpec, references_b64: Sequence[str]) -> list[dict[str, Any]]:
+    """``referenceImages[]``: every reference as an ASSET (subject) image."""
+    return [
+        {"image": veo_image(data, ref.content_type), "referenceType": "ASSET"}
+        for ref, data in zip(spec.reference_images, references_b64, strict=True)
+    ]
+
+
+async def write_base64(data: str, dest: Path) -> Path:
+    """Decode an inline result into ``dest`` (atomically, off the event loop)."""
+
+    def write() -> None:
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ProviderError(
+                "upstream_bad_response", "inline video is not valid base64", retryable=False
+            ) from exc
+        tmp = dest.with_name(f".{dest.name}.part")
+        tmp.write_bytes(raw)
+        os.replace(tmp, dest)
+
+    await asyncio.to_thread(write)
+    return dest
