@@ -31,9 +31,7 @@ Neither shape takes an idempotency key, so a resubmission makes a second video.
 
 from __future__ import annotations
 
-import base64
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -52,14 +50,15 @@ from vidgate.providers.base import (
 )
 from vidgate.providers.google_api import (
     DEFAULT_POLL_S,
+    Base64Inputs,
     google_error_message,
     google_json,
     operation_status,
+    read_base64_inputs,
     veo_instance,
     write_base64,
 )
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
-from vidgate.providers.inputs import image_base64, read_blob
 from vidgate.providers.vertex import check_veo_inputs
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -236,11 +235,7 @@ def _image_block(data_b64: str, image: ImageRef) -> dict[str, Any]:
 def omni_request(
     spec: JobSpec,
     model: str,
-    *,
-    image_b64: str | None = None,
-    last_frame_b64: str | None = None,
-    references_b64: Sequence[str] = (),
-    video_b64: str | None = None,
+    inputs: Base64Inputs,
 ) -> dict[str, Any]:
     """The Interactions create body; the wire example in reference 2.3 is the model.
 
@@ -254,13 +249,13 @@ def omni_request(
     first frame keeps its old form, task left to the model (it is auto-selected).
     """
     blocks: list[dict[str, Any]] = []
-    if video_b64 is not None:
-        blocks.append({"type": "video", "data": video_b64, "mime_type": "video/mp4"})
-    if image_b64 is not None and spec.image is not None:
-        blocks.append(_image_block(image_b64, spec.image))
-    if last_frame_b64 is not None and spec.last_frame is not None:
-        blocks.append(_image_block(last_frame_b64, spec.last_frame))
-    for data, ref in zip(references_b64, spec.reference_images, strict=True):
+    if inputs.video is not None:
+        blocks.append({"type": "video", "data": inputs.video, "mime_type": "video/mp4"})
+    if inputs.image is not None and spec.image is not None:
+        blocks.append(_image_block(inputs.image, spec.image))
+    if inputs.last_frame is not None and spec.last_frame is not None:
+        blocks.append(_image_block(inputs.last_frame, spec.last_frame))
+    for data, ref in zip(inputs.references, spec.reference_images, strict=True):
         blocks.append(_image_block(data, ref))
     body: dict[str, Any] = {
         "model": model,
@@ -329,16 +324,8 @@ def omni_status(interaction: dict[str, Any], poll_s: float) -> UpstreamStatus:
     return UpstreamStatus(state, progress=100 if state == "succeeded" else None)
 
 
-def veo_request(
-    spec: JobSpec,
-    *,
-    image_b64: str | None = None,
-    last_frame_b64: str | None = None,
-    references_b64: Sequence[str] = (),
-) -> dict[str, Any]:
-    instance = veo_instance(
-        spec, image_b64=image_b64, last_frame_b64=last_frame_b64, references_b64=references_b64
-    )
+def veo_request(spec: JobSpec, inputs: Base64Inputs) -> dict[str, Any]:
+    instance = veo_instance(spec, inputs)
     parameters: dict[str, Any] = {
         "sampleCount": spec.n,
         "durationSeconds": spec.seconds,
@@ -391,22 +378,15 @@ class GeminiProvider:
     ) -> SubmitResult:
         """``idempotency_key`` is unused: neither API takes one."""
         model = upstream_model or DEFAULT_MODEL
-        image = await image_base64(self._deps, spec.image) if spec.image else None
-        last = await image_base64(self._deps, spec.last_frame) if spec.last_frame else None
-        refs = [await image_base64(self._deps, ref) for ref in spec.reference_images]
+        inputs = await read_base64_inputs(self._deps, spec)
         if not is_omni(model):
             path = f"/v1beta/models/{model}:predictLongRunning"
-            body = veo_request(spec, image_b64=image, last_frame_b64=last, references_b64=refs)
+            body = veo_request(spec, inputs)
             op = await self._call("POST", path, json=body)
             if not isinstance(op.get("name"), str):
                 raise ProviderError("upstream_bad_response", "no operation name", retryable=False)
             return SubmitResult(op["name"], poll_after_s=self._poll_s)
-        video = None
-        if spec.kind != "generate" and spec.source is not None:
-            video = base64.b64encode(await read_blob(self._deps, spec.source.sha256)).decode()
-        omni = omni_request(
-            spec, model, image_b64=image, last_frame_b64=last, references_b64=refs, video_b64=video
-        )
+        omni = omni_request(spec, model, inputs)
         interaction = await self._call("POST", f"/{self._version}/interactions", json=omni)
         if not isinstance(interaction.get("id"), str):
             raise ProviderError("upstream_bad_response", "no interaction id", retryable=False)

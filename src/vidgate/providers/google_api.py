@@ -7,7 +7,8 @@ API (``gemini.py``) speak the same Google API conventions.
 - calls: every JSON call answers an object (``google_json``);
 - Veo long-running operations: ``done``/``error``/responsible-AI filtering read into an
   UpstreamStatus (``operation_status``); each adapter finds the videos in its own place;
-- the Veo request instance (the prompt and its images) and inline base64 results.
+- the inputs as base64, the Veo request instance (the prompt and its images) and
+  inline base64 results.
 
 Each adapter keeps what differs: Vertex's OAuth2 bearer token and GCS results, the
 Gemini API's key, Files API downloads and Interactions.
@@ -22,14 +23,16 @@ import contextlib
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from vidgate.core.spec import JobSpec
-from vidgate.providers.base import ProviderError, UpstreamStatus
+from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamStatus
 from vidgate.providers.http import UpstreamClient, default_error_message
+from vidgate.providers.inputs import image_base64, read_blob
 
 # Veo takes one to a few minutes; Google's samples poll every 10-20 s.
 DEFAULT_POLL_S = 5.0
@@ -152,25 +155,40 @@ def veo_image(data_b64: str, content_type: str) -> dict[str, str]:
     return {"bytesBase64Encoded": data_b64, "mimeType": content_type}
 
 
-def veo_instance(
-    spec: JobSpec,
-    *,
-    image_b64: str | None,
-    last_frame_b64: str | None,
-    references_b64: Sequence[str],
-    video_b64: str | None = None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Base64Inputs:
+    """A request's stored inputs as bare base64, the form both Google APIs take them in
+    (``bytesBase64Encoded`` on Veo, ``data`` in an Interactions content block)."""
+
+    image: str | None = None
+    last_frame: str | None = None
+    references: tuple[str, ...] = ()
+    # The source video, to extend (or, on Omni, remix) it.
+    video: str | None = None
+
+
+async def read_base64_inputs(deps: ProviderDeps, spec: JobSpec) -> Base64Inputs:
+    image = await image_base64(deps, spec.image) if spec.image else None
+    last = await image_base64(deps, spec.last_frame) if spec.last_frame else None
+    refs = tuple([await image_base64(deps, ref) for ref in spec.reference_images])
+    video = None
+    if spec.kind != "generate" and spec.source is not None:
+        video = base64.b64encode(await read_blob(deps, spec.source.sha256)).decode()
+    return Base64Inputs(image, last, refs, video)
+
+
+def veo_instance(spec: JobSpec, inputs: Base64Inputs) -> dict[str, Any]:
     """``instances[0]`` of a Veo ``predictLongRunning``: the prompt, the first frame
-    (``image``), the last frame (``lastFrame``), a source video and the references."""
+    (``image``), the last frame (``lastFrame``), the source video and the references."""
     instance: dict[str, Any] = {"prompt": spec.prompt}
-    if image_b64 is not None and spec.image is not None:
-        instance["image"] = veo_image(image_b64, spec.image.content_type)
-    if last_frame_b64 is not None and spec.last_frame is not None:
-        instance["lastFrame"] = veo_image(last_frame_b64, spec.last_frame.content_type)
-    if video_b64 is not None:
-        instance["video"] = {"bytesBase64Encoded": video_b64, "mimeType": "video/mp4"}
+    if inputs.image is not None and spec.image is not None:
+        instance["image"] = veo_image(inputs.image, spec.image.content_type)
+    if inputs.last_frame is not None and spec.last_frame is not None:
+        instance["lastFrame"] = veo_image(inputs.last_frame, spec.last_frame.content_type)
+    if inputs.video is not None:
+        instance["video"] = {"bytesBase64Encoded": inputs.video, "mimeType": "video/mp4"}
     if spec.reference_images:
-        instance["referenceImages"] = veo_references(spec, references_b64)
+        instance["referenceImages"] = veo_references(spec, inputs.references)
     return instance
 
 

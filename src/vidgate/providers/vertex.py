@@ -34,8 +34,6 @@ Options: ``project`` (required), ``location`` (us-central1), ``api_version`` (v1
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -53,15 +51,16 @@ from vidgate.providers.base import (
 )
 from vidgate.providers.google_api import (
     DEFAULT_POLL_S,
+    Base64Inputs,
     google_error_message,
     google_json,
     operation_status,
+    read_base64_inputs,
     veo_instance,
     write_base64,
 )
 from vidgate.providers.google_service_account import ServiceAccountTokens, load_service_account
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
-from vidgate.providers.inputs import image_base64, read_blob
 
 DEFAULT_MODEL = "veo-3.1-generate-001"
 DEFAULT_LOCATION = "us-central1"
@@ -163,22 +162,13 @@ def check_spec(spec: JobSpec, model: str, provider: str) -> None:
 
 def build_request(
     spec: JobSpec,
+    inputs: Base64Inputs,
     *,
-    image_b64: str | None = None,
-    last_frame_b64: str | None = None,
-    references_b64: Sequence[str] = (),
-    video_b64: str | None = None,
     storage_uri: str | None = None,
     generate_audio: bool | None = None,
 ) -> dict[str, Any]:
     # A video is the extension input (UNVERIFIED which Veo models on Vertex accept it).
-    instance = veo_instance(
-        spec,
-        image_b64=image_b64,
-        last_frame_b64=last_frame_b64,
-        references_b64=references_b64,
-        video_b64=video_b64,
-    )
+    instance = veo_instance(spec, inputs)
     parameters: dict[str, Any] = {
         "sampleCount": spec.n,
         "durationSeconds": spec.seconds,
@@ -306,18 +296,9 @@ class VertexProvider:
     ) -> SubmitResult:
         """``idempotency_key`` is unused: predictLongRunning takes no request id."""
         model = upstream_model or DEFAULT_MODEL
-        image = await image_base64(self._deps, spec.image) if spec.image else None
-        last = await image_base64(self._deps, spec.last_frame) if spec.last_frame else None
-        refs = [await image_base64(self._deps, ref) for ref in spec.reference_images]
-        video = None
-        if spec.kind == "extend" and spec.source is not None:
-            video = base64.b64encode(await read_blob(self._deps, spec.source.sha256)).decode()
         body = build_request(
             spec,
-            image_b64=image,
-            last_frame_b64=last,
-            references_b64=refs,
-            video_b64=video,
+            await read_base64_inputs(self._deps, spec),
             storage_uri=self._storage_uri,
             generate_audio=self._generate_audio,
         )
