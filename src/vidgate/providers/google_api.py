@@ -4,7 +4,7 @@ API (``gemini.py``) speak the same Google API conventions.
 - errors: Google's ``{"error": {code, message, status, details}}`` body, with the hints
   the HTTP status alone loses (``refine_error``), and ``google.rpc.Status`` codes in a
   failed operation;
-- calls: every JSON call answers an object (``google_json``);
+- calls: one JSON call (``google_json``), its errors refined, its answer an object;
 - Veo long-running operations: ``done``/``error``/responsible-AI filtering read into an
   UpstreamStatus (``operation_status``); each adapter finds the videos in its own place;
 - the inputs as base64, the Veo request instance (the prompt and its images) and
@@ -51,7 +51,7 @@ RPC_CODES = {
     14: "UNAVAILABLE",
     16: "UNAUTHENTICATED",
 }
-# OAuth2 service-account flow (JWT-bearer grant, RFC 7523).
+# The RetryInfo delay as google_error_message writes it into a message.
 _RETRY_HINT = re.compile(r"\[retry after ([0-9.]+)s\]")
 
 
