@@ -139,6 +139,7 @@ async def open_runtime(
             settings=settings,
             input_url=(lambda sha: signer.sign_input(base, sha)) if base else None,
             callback_url=(lambda job_id: signer.sign_callback(base, job_id)) if base else None,
+            capabilities=catalog.upstreams,
         )
         providers = build_providers(deployments, db, deps)
         async with app.open_async(), _embedded_supervisor(settings, supervise_database):

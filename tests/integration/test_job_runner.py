@@ -22,6 +22,7 @@ from tests.integration.conftest import add_caller, runtime_on
 
 from vidgate.core.catalog import Catalog, DeploymentRef
 from vidgate.core.deployments import DeploymentConfig
+from vidgate.core.errors import InvalidParameter
 from vidgate.core.jobs import JobRecord, PollClaim, PollDone, PollReschedule
 from vidgate.core.spec import JobSpec, VideoRequest
 from vidgate.db.claims import (
@@ -59,9 +60,12 @@ class ScriptedProvider:
         self.cancelled: list[str] = []
         # Every task handed to status, fetch and cancel, in order.
         self.tasks: list[UpstreamTask] = []
+        # What validate refuses from now on (a configuration change after create).
+        self.refusal: InvalidParameter | None = None
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
-        pass
+        if self.refusal is not None:
+            raise self.refusal
 
     async def aclose(self) -> None:
         pass
@@ -321,6 +325,24 @@ async def test_non_retryable_failures_fail_the_job_with_the_reason(
     provider.fetch_error = ProviderError("download_failed", "gone", retryable=False)
     await runner.finalize(lost)
     assert (await _job(runtime, lost)).error_code == "download_failed"
+
+
+async def test_a_spec_the_deployment_no_longer_takes_fails_before_submit(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    """The capability check runs again right before submit: a job accepted at create
+    that the deployment cannot take now fails with the check's reason, and nothing is
+    sent upstream."""
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    provider.refusal = InvalidParameter(
+        "scripted: 1 s is not supported; allowed: 5", param="seconds"
+    )
+    await runner.submit(job_id)
+    job = await _job(runtime, job_id)
+    assert (job.state, job.error_code) == ("failed", "invalid_parameter")
+    assert job.error_message == "scripted: 1 s is not supported; allowed: 5"
+    assert provider.submits == []
 
 
 async def test_unexpected_errors_are_retried_then_fail_as_internal(

@@ -423,7 +423,7 @@ async def test_fake_refuses_what_the_api_refuses(
         (VEO, {"seconds": 5}, "seconds", "4, 6, 8"),
         (VEO, {"seconds": 6, "resolution": "1080p", "width": 1920, "height": 1080}, "seconds", "8"),
         (VEO, {"n": 5}, "n", "1-4"),
-        ("imagen-4", {}, "model", "gemini-omni-*"),
+        ("imagen-4", {}, "model", "gemini-omni-1.2*, gemini-omni-*, veo-*"),
     ],
 )
 async def test_validate_rejects_what_the_model_cannot_do(

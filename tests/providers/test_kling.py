@@ -216,7 +216,7 @@ async def test_extend_uses_the_source_video_id(fake: FakeKling, provider: KlingP
         ({"resolution": "480p", "width": 854, "height": 480}, None, "resolution"),
         ({"aspect_ratio": "4:3", "width": 960, "height": 720}, None, "aspect_ratio"),
         ({"n": 2}, None, "n"),
-        ({"kind": "remix"}, None, "kind"),
+        ({"kind": "remix"}, None, "video"),
         ({"prompt": "x" * 2501}, None, "prompt"),
         ({}, "kling-v2-1", "image"),
         (
@@ -266,7 +266,7 @@ def test_validate_extend_rules(offline: KlingProvider) -> None:
     ):
         with pytest.raises(InvalidParameter, match="Kling"):
             offline.validate(make_spec(kind="extend", source=bad_source), None)
-    with pytest.raises(InvalidParameter, match="allowed seconds: 5"):
+    with pytest.raises(InvalidParameter, match="allowed: 5"):
         offline.validate(make_spec(kind="extend", source=source, seconds=10), None)
 
 
@@ -629,18 +629,18 @@ _SOURCE = SourceRef(
 @pytest.mark.parametrize(
     ("update", "param", "words"),
     [
-        ({"reference_images": [_FRAME]}, "reference_images", "multi-image2video"),
+        ({"reference_images": [_FRAME]}, "reference_images", "allowed: none"),
         ({"image": _FRAME, "reference_images": [_FRAME] * 2}, "reference_images",
          "allowed: none"),
         ({"last_frame": _FRAME}, "last_frame", "allowed: image with last_frame"),
         ({"kind": "extend", "source": _SOURCE, "image": _FRAME, "last_frame": _FRAME},
-         "last_frame", "video-extend takes no last frame"),
+         "last_frame", "a last frame cannot be used to extend"),
         ({"image": _FRAME, "last_frame": _FRAME.model_copy(update={"content_type": "image/webp"})},
-         "last_frame", "the last frame must be JPEG or PNG"),
+         "last_frame", "image/webp is not supported; allowed: image/jpeg, image/png"),
         ({"image": _FRAME, "last_frame": _FRAME.model_copy(update={"width": 200, "height": 200})},
          "last_frame", "at least 300 px"),
         ({"image": _FRAME, "last_frame": _FRAME.model_copy(update={"width": 900, "height": 300})},
-         "last_frame", "1:2.5 and 2.5:1"),
+         "last_frame", "allowed: width/height 0.4-2.5"),
     ],
 )  # fmt: skip
 def test_validate_rejects_frames_and_references(

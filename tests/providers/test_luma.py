@@ -145,7 +145,7 @@ def test_error_message_reads_validation_detail() -> None:
         ({"fps": 30}, "fps", "24"),
         ({"resolution": "480p", "width": 854, "height": 480}, "resolution", "540p"),
         ({"aspect_ratio": "2:1"}, "aspect_ratio", "21:9"),
-        ({"kind": "remix"}, "kind", "remix"),
+        ({"kind": "remix"}, "video", "remix"),
     ],
 )
 def test_validate_rejects(changes: dict[str, Any], param: str, words: str, tmp_path: Path) -> None:
@@ -421,12 +421,13 @@ _SOURCE = SourceRef(
 @pytest.mark.parametrize(
     ("changes", "public", "param", "words"),
     [
-        ({"reference_images": [_IMAGE]}, True, "reference_images", "takes no reference images"),
+        ({"reference_images": [_IMAGE]}, True, "reference_images",
+         "reference images are not supported"),
         ({"image": _IMAGE, "reference_images": [_IMAGE] * 2}, True, "reference_images",
          "allowed: none"),
         ({"last_frame": _IMAGE}, True, "last_frame", "allowed: image with last_frame"),
         ({"image": _IMAGE, "last_frame": _IMAGE, "kind": "extend", "source": _SOURCE}, True,
-         "last_frame", "when extending"),
+         "last_frame", "cannot be used to extend"),
         ({"image": _IMAGE, "last_frame": _IMAGE}, False, "last_frame", "VIDGATE_PUBLIC_BASE_URL"),
     ],
 )  # fmt: skip

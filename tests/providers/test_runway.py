@@ -18,6 +18,8 @@ from tests.fakes.runway import API_KEY, FakeRunway
 from tests.fakes.runway import MODELS as fake_models
 from tests.providers.tasks import task_of
 from vidgate.config import Settings
+from vidgate.core.capabilities import Capabilities
+from vidgate.core.catalog import builtin_upstreams
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec
@@ -165,7 +167,7 @@ _IMAGE = ImageRef(sha256="a" * 64, width=64, height=48, content_type="image/png"
         ("gen4_turbo", {}, "image", "image-to-video only"),
         ("gen4.5", {"negative_prompt": "blur"}, "negative_prompt", "veo3.1"),
         ("gen4.5", {"n": 2}, "n", "one video"),
-        ("gen4.5", {"kind": "remix"}, "kind", "generate"),
+        ("gen4.5", {"kind": "remix"}, "video", "generate"),
         ("gen4.5", {"fps": 30}, "fps", "24"),
         ("gen4.5", {"seed": -1}, "seed", "4294967295"),
         ("gen4.5", {"prompt": "x" * 1001}, "prompt", "1000"),
@@ -173,9 +175,10 @@ _IMAGE = ImageRef(sha256="a" * 64, width=64, height=48, content_type="image/png"
         ("gen4.5", {"image": _IMAGE.model_copy(update={"content_type": "image/gif"})}, "image",
          "image/png"),
         ("gen4.5", {"image": _IMAGE, "last_frame": _IMAGE}, "last_frame",
-         "does not take a last frame; models that do: veo3.1, veo3.1_fast"),
+         "last frame is not supported; allowed: a first frame only; models that do: veo3.1,"
+         " veo3.1_fast"),
         ("gen4_turbo", {"image": _IMAGE, "last_frame": _IMAGE}, "last_frame", "veo3.1"),
-        ("veo3.1", {"seconds": 8, "last_frame": _IMAGE}, "last_frame", "only after a first frame"),
+        ("veo3.1", {"seconds": 8, "last_frame": _IMAGE}, "last_frame", "needs a first frame"),
         ("veo3.1_fast", {"seconds": 8, "image": _IMAGE,
                          "last_frame": _IMAGE.model_copy(update={"content_type": "image/gif"})},
          "last_frame", "image/png"),
@@ -528,20 +531,29 @@ def test_the_table_is_the_reference_model_list() -> None:
     assert text == {m for m, c in fake_models.items() if c.text is not None}
 
 
+def _caps(model: str) -> Capabilities:
+    caps = builtin_upstreams().lookup("runway", model)
+    assert caps is not None
+    return caps
+
+
 @pytest.mark.parametrize("model", REFERENCE_MODELS)
 def test_adapter_and_fake_share_the_rules(model: str) -> None:
-    """Every value the adapter can send is one the fake takes, and the flags agree."""
+    """Every value the adapter can send is one the fake takes, and the flags agree (the
+    frames are the adapter's table, the rest the catalogue's upstreams.runway)."""
     ours, theirs = runway.MODELS[model], fake_models[model]
-    assert ours.durations == (None if theirs.durations is None else tuple(sorted(theirs.durations)))
+    caps = _caps(model)
+    durations = None if caps.durations is None else tuple(caps.durations.allowed or ())
+    assert durations == (None if theirs.durations is None else tuple(sorted(theirs.durations)))
     assert ours.max_prompt == theirs.max_prompt
-    assert ours.min_image_side == theirs.min_image_side
-    assert ours.last_frame == ("last" in theirs.image.positions)
+    assert caps.image_min_side == theirs.min_image_side
+    assert caps.last_frame == ("last" in theirs.image.positions)
     for frame, endpoint in ((ours.image, theirs.image), (ours.text, theirs.text)):
         if frame is None or endpoint is None:
             assert frame is None and endpoint is None
             continue
-        assert ours.seed == ("seed" in endpoint.fields)
-        assert ours.negative_prompt == ("negativePrompt" in endpoint.fields)
+        assert caps.seed == ("seed" in endpoint.fields)
+        assert caps.negative_prompt == ("negativePrompt" in endpoint.fields)
         sent_ratios = set(frame.ratios) if frame.ratio in ("pixels", "aspect") else set()
         sent_resolutions = {sent for _, sent in frame.resolutions}
         if frame.ratio == "auto":
@@ -562,7 +574,7 @@ async def test_every_reference_model_is_accepted_and_the_fake_takes_it(
     await adapter.submit(spec, idempotency_key="v", upstream_model=model)
     path, body = fake.requests[-1]
     assert path == f"/v1/{mode}_to_video" and body["model"] == model
-    if runway.MODELS[model].last_frame and image is not None:
+    if _caps(model).last_frame and image is not None:
         both = spec.model_copy(update={"last_frame": image})
         adapter.validate(both, model)
         await adapter.submit(both, idempotency_key="v2", upstream_model=model)
@@ -685,9 +697,9 @@ async def test_hailuo3_resolution_mapping(
          "allowed aspect ratios: 16:9"),
         ("h3_max", {"width": 1920, "height": 1080, "resolution": "1080p"}, "resolution",
          "480p, 720p (sent as 768p)"),
-        ("h3_max", {"image": _IMAGE}, "image", "at least 256 pixels"),
+        ("h3_max", {"image": _IMAGE}, "image", "at least 256 px on each side"),
         ("grok_imagine_1_5", {"image": _IMAGE.model_copy(update={"width": 300})}, "image",
-         "width/height is 0.4-2.5"),
+         "allowed: width/height 0.4-2.5"),
         ("kling_4", {"image": _IMAGE, "width": 854, "height": 480, "resolution": "480p"},
          "resolution", "allowed resolutions: 720p (sent as auto_720p)"),
         ("gemini_omni_flash", {"seconds": 2}, "seconds", "allowed: 3, 4, 5"),

@@ -16,14 +16,15 @@ from tests.fakes.harness import CallbackSink, FakeServer
 from tests.fakes.seedance import API_KEY, SECONDS, SIZE, UPSTREAM_MODEL, FakeSeedance
 from tests.providers.tasks import task_of
 from vidgate.config import Settings
-from vidgate.core.catalog import load_catalog
+from vidgate.core.catalog import builtin_upstreams, load_catalog
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec, SourceRef, VideoRequest, normalize
+from vidgate.engine.routing import check_before_submit
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import LocalBlobStore
 from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamStatus, UpstreamTask
-from vidgate.providers.seedance import SeedanceProvider, create, duration_range, parse_task
+from vidgate.providers.seedance import SeedanceProvider, create, parse_task
 
 # The sandbox card is permissive (1-60 s, 240p-1080p, many ratios and frame rates), so
 # specs that Seedance must refuse can be built with it.
@@ -165,10 +166,20 @@ async def test_image_to_video_sends_a_first_frame_data_uri(
         ({"fps": 30}, UPSTREAM_MODEL, "fps", "allowed: 24"),
         ({"seconds": 13}, UPSTREAM_MODEL, "seconds", "allowed: 2-12"),
         ({"seconds": 3}, "dreamina-seedance-2-0-260128", "seconds", "allowed: 4-15"),
-        ({"resolution": "540p"}, UPSTREAM_MODEL, "resolution", "allowed: 480p, 720p, 1080p"),
-        ({"aspect_ratio": "9:21"}, UPSTREAM_MODEL, "aspect_ratio", "allowed: 16:9, 4:3"),
-        ({"negative_prompt": "blur"}, UPSTREAM_MODEL, "negative_prompt", "allowed: a prompt"),
-        ({}, "seedance-1-0-lite-i2v-250428", "image", "needs an input image"),
+        (
+            {"resolution": "540p"},
+            UPSTREAM_MODEL,
+            "resolution",
+            "allowed: 480p, 720p, 1080p",
+        ),
+        (
+            {"aspect_ratio": "9:21"},
+            UPSTREAM_MODEL,
+            "aspect_ratio",
+            "allowed: 16:9, 4:3",
+        ),
+        ({"negative_prompt": "blur"}, UPSTREAM_MODEL, "negative_prompt", "allowed: none"),
+        ({}, "seedance-1-0-lite-i2v-250428", "image", "a first frame is needed"),
     ],
 )
 def test_validate_rejects(
@@ -359,9 +370,15 @@ async def test_succeeded_without_a_url_is_retryable(
 
 
 def test_duration_ranges() -> None:
-    assert duration_range("seedance-1-0-pro-250528") == (2, 12)
-    assert duration_range("dreamina-seedance-2-0-260128") == (4, 15)
-    assert duration_range("ep-123") == (2, 15)
+    # The catalogue's upstreams data (it replaced seedance.duration_range).
+    def duration_range(model: str) -> str:
+        caps = builtin_upstreams().lookup("seedance", model)
+        assert caps is not None and caps.durations is not None
+        return caps.durations.describe()
+
+    assert duration_range("seedance-1-0-pro-250528") == "2-12"
+    assert duration_range("dreamina-seedance-2-0-260128") == "4-15"
+    assert duration_range("ep-123") == "2-15"
 
 
 def test_create_rejects_unknown_options(deps: ProviderDeps) -> None:
@@ -378,8 +395,9 @@ def test_create_rejects_unknown_options(deps: ProviderDeps) -> None:
 async def test_submit_refuses_what_validate_refuses(
     fake: FakeSeedance, provider: SeedanceProvider
 ) -> None:
+    # The runner runs this right before submit (it replaced the adapter's own re-check).
     with pytest.raises(ProviderError) as info:
-        await provider.submit(make_spec(n=2), idempotency_key="j", upstream_model=UPSTREAM_MODEL)
+        check_before_submit(provider, make_spec(n=2), UPSTREAM_MODEL)
     assert info.value.code == "invalid_parameter" and not info.value.retryable
     assert fake.create_calls == 0
 
@@ -489,19 +507,19 @@ def _many(count: int, **fields: Any) -> JobSpec:
         (make_spec(image=_IMG, last_frame=_IMG), "seedance-1-0-pro-fast-251015", "last_frame",
          "a last frame is not supported"),
         (make_spec(image=_IMG, last_frame=_IMG), "seedance-9-9-new-260101", "last_frame",
-         "models with a last frame: seedance-2-0"),
+         "models that do: ep-*, *seedance-2-0*"),
         (make_spec().model_copy(update={"last_frame": _IMG}), UPSTREAM_MODEL, "last_frame",
          "allowed: image with last_frame"),
         (make_spec(reference_images=[_IMG]), UPSTREAM_MODEL, "reference_images",
-         "models with reference images: seedance-2-0, seedance-1-0-lite-i2v"),
+         "models that do: ep-*, *seedance-2-0*, *seedance-1-0-lite-i2v*"),
         (make_spec(reference_images=[_IMG]), "seedance-1-5-pro-251215", "reference_images",
-         "not supported by this model"),
+         "reference images are not supported"),
         (make_spec(reference_images=[_IMG]), "seedance-1-0-pro-fast-251015", "reference_images",
          "not supported"),
-        (_many(5), LITE_I2V, "reference_images", "allowed: 1-4"),
-        (_many(10), SEEDANCE_2, "reference_images", "allowed: 1-9"),
+        (_many(5), LITE_I2V, "reference_images", "allowed: 0-4"),
+        (_many(10), SEEDANCE_2, "reference_images", "allowed: 0-9"),
         (make_spec(image=_IMG, reference_images=[_IMG]), LITE_I2V, "reference_images",
-         "cannot be combined with a first or last frame"),
+         "cannot be combined with a first frame"),
     ],
 )  # fmt: skip
 def test_validate_rejects_frames_and_references(

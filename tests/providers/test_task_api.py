@@ -19,6 +19,7 @@ from vidgate.core.catalog import load_catalog
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec, SourceRef, VideoRequest, normalize
+from vidgate.engine.routing import check_before_submit
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import LocalBlobStore
 from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamStatus, UpstreamTask
@@ -377,8 +378,9 @@ async def test_submit_refuses_what_validate_refuses(
         video_id="video_1", sha256="a" * 64, seconds=5, width=1280, height=720, fps=24
     )
     remix = make_spec().model_copy(update={"kind": "remix", "source": source})
+    # The runner runs this right before submit (it replaced the adapter's own re-check).
     with pytest.raises(ProviderError) as info:
-        await provider.submit(remix, idempotency_key="j", upstream_model=UPSTREAM_MODEL)
+        check_before_submit(provider, remix, UPSTREAM_MODEL)
     assert info.value.code == "invalid_parameter" and not info.value.retryable
     assert fake.create_calls == 0
 

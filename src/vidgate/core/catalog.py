@@ -19,7 +19,7 @@ its two forms (``allowed`` versus ``min``/``max``) cannot be mixed.
 from __future__ import annotations
 
 import difflib
-import re
+import functools
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -28,108 +28,30 @@ from typing import Any, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from vidgate.core.capabilities import Capabilities, CapabilityTable, DurationRule, ModelEntry
 from vidgate.core.errors import ModelNotFound
+from vidgate.core.frames import (
+    RESOLUTION_SHORT_SIDES,
+    canonical_resolution,
+    check_aspect_ratios,
+    check_resolutions,
+    parse_aspect_ratio,
+    reject_sexagesimal,
+)
 from vidgate.core.pricing import PriceTable
 
-# Short side in pixels of every resolution name the gateway understands. Names are
-# canonical: "720p", never "720P"; "4K", never "2160p".
-RESOLUTION_SHORT_SIDES: dict[str, int] = {
-    "240p": 240,
-    "360p": 360,
-    "480p": 480,
-    "540p": 540,
-    "720p": 720,
-    "1080p": 1080,
-    "4K": 2160,
-}
-
-_RESOLUTION_ALIASES = {"2160p": "4K", "4k": "4K"}
-_ASPECT_RATIO = re.compile(r"([1-9][0-9]*):([1-9][0-9]*)")
-
-
-def canonical_resolution(value: str) -> str | None:
-    """The canonical name of a resolution written in any case, or None if unknown."""
-    key = value.strip().lower()
-    if key in _RESOLUTION_ALIASES:
-        return _RESOLUTION_ALIASES[key]
-    return key if key in RESOLUTION_SHORT_SIDES else None
-
-
-def parse_aspect_ratio(value: str) -> tuple[int, int]:
-    """``"16:9"`` -> ``(16, 9)``; ValueError for anything else."""
-    match = _ASPECT_RATIO.fullmatch(value)
-    if match is None:
-        raise ValueError(f"aspect ratio {value!r} is not of the form 'W:H', e.g. '16:9'")
-    return int(match[1]), int(match[2])
-
-
-def _reject_sexagesimal(value: object) -> object:
-    # YAML 1.1 reads an unquoted 16:9 as the base-60 integer 969; say so instead of
-    # pydantic's bare "should be a valid string".
-    if isinstance(value, int) and not isinstance(value, bool):
-        raise ValueError(
-            f"aspect ratio must be a quoted string such as '16:9', got the number {value} "
-            "(YAML reads an unquoted 16:9 as a base-60 number)"
-        )
-    return value
-
-
-class DurationRule(BaseModel):
-    """Durations a model accepts: a list of ``allowed`` values or a ``min``-``max`` range."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    allowed: list[int] | None = None
-    min: int | None = None
-    max: int | None = None
-
-    @field_validator("allowed")
-    @classmethod
-    def _sort_allowed(cls, value: list[int] | None) -> list[int] | None:
-        return None if value is None else sorted(set(value))
-
-    @model_validator(mode="after")
-    def _one_form(self) -> Self:
-        if self.allowed is not None:
-            if self.min is not None or self.max is not None:
-                raise ValueError("durations takes either 'allowed' or 'min'/'max', not both")
-            if not self.allowed or self.allowed[0] < 1:
-                raise ValueError("durations.allowed must list positive whole seconds")
-        elif self.min is None or self.max is None:
-            raise ValueError("durations needs 'allowed', or both 'min' and 'max'")
-        elif self.min < 1 or self.max < self.min:
-            raise ValueError(f"durations range {self.min}-{self.max} is empty or not positive")
-        return self
-
-    @property
-    def minimum(self) -> int:
-        if self.allowed is not None:
-            return self.allowed[0]
-        assert self.min is not None
-        return self.min
-
-    @property
-    def maximum(self) -> int:
-        if self.allowed is not None:
-            return self.allowed[-1]
-        assert self.max is not None
-        return self.max
-
-    def check(self, seconds: int) -> bool:
-        if self.allowed is not None:
-            return seconds in self.allowed
-        return self.minimum <= seconds <= self.maximum
-
-    def describe(self, up_to: int | None = None) -> str:
-        """``"5, 10"`` or ``"1-60"``; with ``up_to``, only durations <= it ("" if none)."""
-        if self.allowed is not None:
-            values = [s for s in self.allowed if up_to is None or s <= up_to]
-            return ", ".join(str(s) for s in values)
-        low = self.minimum
-        high = self.maximum if up_to is None else min(self.maximum, up_to)
-        if high < low:
-            return ""
-        return str(low) if low == high else f"{low}-{high}"
+# Names other modules read from here.
+__all__ = [
+    "RESOLUTION_SHORT_SIDES",
+    "Catalog",
+    "DeploymentRef",
+    "DurationRule",
+    "ModelCard",
+    "builtin_upstreams",
+    "canonical_resolution",
+    "load_catalog",
+    "parse_aspect_ratio",
+]
 
 
 class DeploymentRef(BaseModel):
@@ -172,33 +94,24 @@ class ModelCard(BaseModel):
     @field_validator("resolutions")
     @classmethod
     def _check_resolutions(cls, value: list[str]) -> list[str]:
-        for resolution in value:
-            if resolution not in RESOLUTION_SHORT_SIDES:
-                raise ValueError(
-                    f"unknown resolution {resolution!r}; known: {', '.join(RESOLUTION_SHORT_SIDES)}"
-                )
-        _reject_duplicates(value, "resolutions")
-        return value
+        return check_resolutions(value)
 
     @field_validator("aspect_ratios", mode="before")
     @classmethod
     def _aspect_ratios_are_strings(cls, value: object) -> object:
         if isinstance(value, list):
-            return [_reject_sexagesimal(item) for item in value]
+            return [reject_sexagesimal(item) for item in value]
         return value
 
     @field_validator("default_aspect_ratio", mode="before")
     @classmethod
     def _default_aspect_ratio_is_string(cls, value: object) -> object:
-        return _reject_sexagesimal(value)
+        return reject_sexagesimal(value)
 
     @field_validator("aspect_ratios")
     @classmethod
     def _check_aspect_ratios(cls, value: list[str]) -> list[str]:
-        for ratio in value:
-            parse_aspect_ratio(ratio)
-        _reject_duplicates(value, "aspect_ratios")
-        return value
+        return check_aspect_ratios(value)
 
     @field_validator("fps")
     @classmethod
@@ -251,7 +164,11 @@ def _reject_duplicates(values: list[str] | list[int], field: str) -> None:
 class Catalog:
     """The models on offer, in a stable order (built-in order, then operator additions)."""
 
-    def __init__(self, cards: Iterable[ModelCard]) -> None:
+    def __init__(
+        self, cards: Iterable[ModelCard], upstreams: CapabilityTable | None = None
+    ) -> None:
+        # What each adapter's upstream models take (vidgate.core.capabilities).
+        self.upstreams = upstreams or CapabilityTable({})
         self._cards: dict[str, ModelCard] = {}
         for card in cards:
             if card.id in self._cards:
@@ -282,7 +199,7 @@ class Catalog:
 
 _BUILTIN_SOURCE = "built-in catalogue"
 # "deployments" is read by vidgate.core.deployments.
-_OVERRIDE_KEYS = {"models", "remove", "deployments"}
+_OVERRIDE_KEYS = {"models", "remove", "deployments", "upstreams"}
 # Top-level card keys an override replaces rather than merges; see the module docstring.
 _REPLACED_KEYS = {"durations"}
 
@@ -293,6 +210,7 @@ def load_catalog(override: Path | None = None) -> Catalog:
     builtin = _parse(text, _BUILTIN_SOURCE)
     entries = _models_section(builtin, _BUILTIN_SOURCE)
     sources = dict.fromkeys(entries, _BUILTIN_SOURCE)
+    upstreams = CapabilityTable(_upstreams_section(builtin, _BUILTIN_SOURCE))
 
     if override is not None:
         source = f"catalogue override {override}"
@@ -305,9 +223,10 @@ def load_catalog(override: Path | None = None) -> Catalog:
         if unknown:
             raise ValueError(
                 f"{source}: unknown top-level key(s) {', '.join(sorted(map(str, unknown)))}; "
-                "expected 'models', 'remove' and/or 'deployments'"
+                "expected 'models', 'remove', 'deployments' and/or 'upstreams'"
             )
         changes = _models_section(document, source)
+        upstreams = upstreams.merged(_upstreams_section(document, source))
         removals = _remove_section(document, source)
         for model_id in removals:
             if model_id in changes:
@@ -328,7 +247,14 @@ def load_catalog(override: Path | None = None) -> Catalog:
             raise ValueError(
                 f"{sources[model_id]}: model {model_id!r} is invalid: {_describe(exc)}"
             ) from exc
-    return Catalog(cards)
+    return Catalog(cards, upstreams)
+
+
+@functools.cache
+def builtin_upstreams() -> CapabilityTable:
+    """The built-in catalogue's ``upstreams`` (adapters built without a catalogue, as in
+    their tests, check against these)."""
+    return load_catalog().upstreams
 
 
 def _parse(text: str, source: str) -> dict[str, Any]:
@@ -365,6 +291,32 @@ def _models_section(document: Mapping[str, Any], source: str) -> dict[str, dict[
             )
         entries[model_id] = data
     return entries
+
+
+def _upstreams_section(document: Mapping[str, Any], source: str) -> dict[str, list[ModelEntry]]:
+    """``upstreams: {adapter: {model pattern: capabilities}}``, patterns in file order."""
+    section = document.get("upstreams")
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ValueError(f"{source}: 'upstreams' must map an adapter name to its models")
+    table: dict[str, list[ModelEntry]] = {}
+    for provider, models in section.items():
+        if not isinstance(models, dict):
+            raise ValueError(
+                f"{source}: upstreams.{provider} must map a model name or pattern to what "
+                "it accepts"
+            )
+        table[str(provider)] = []
+        for pattern, data in models.items():
+            try:
+                caps = Capabilities.model_validate(data or {})
+            except ValidationError as exc:
+                raise ValueError(
+                    f"{source}: upstreams.{provider} model {pattern!r} is invalid: {_describe(exc)}"
+                ) from exc
+            table[str(provider)].append(ModelEntry(pattern=str(pattern), capabilities=caps))
+    return table
 
 
 def _remove_section(document: Mapping[str, Any], source: str) -> list[str]:

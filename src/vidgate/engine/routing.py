@@ -2,9 +2,11 @@
 
 - Test keys always reach the sandbox.
 - Live keys reach the model's deployments that are configured here and can take the
-  request (the adapter's ``validate``), highest ``priority`` first, then at random by
-  ``weight``; a deployment whose circuit breaker is open is skipped while another one
-  is available.
+  request (the adapter's ``validate``: the catalogue's capability data for the
+  deployment's upstream model, plus what only the adapter knows), highest ``priority``
+  first, then at random by ``weight``; a deployment whose circuit breaker is open is
+  skipped while another one is available.
+- Right before submit the same check runs again (``check_before_submit``).
 - A retryable failure counts against the deployment; ``BREAKER_THRESHOLD`` in a row
   open its breaker for ``BREAKER_COOLDOWN_S``. An auth failure opens it at once, for
   ``UNHEALTHY_COOLDOWN_S``. A success closes it.
@@ -27,7 +29,7 @@ from vidgate.db.deployments import (
     record_deployment_success,
 )
 from vidgate.engine.context import EngineContext
-from vidgate.providers.base import ProviderError
+from vidgate.providers.base import Provider, ProviderError
 from vidgate.providers.registry import SANDBOX
 
 BREAKER_THRESHOLD = 3
@@ -53,6 +55,17 @@ def _serves(ctx: EngineContext, ref: DeploymentRef, spec: JobSpec) -> InvalidPar
     except InvalidParameter as exc:
         return exc
     return None
+
+
+def check_before_submit(provider: Provider, spec: JobSpec, upstream_model: str | None) -> None:
+    """Routing checked the spec at create; this runs the same check again before the
+    adapter builds a request, so a job routed before a configuration change, or of a
+    kind the upstream model does not take, fails with a clear final error instead of
+    reaching the upstream."""
+    try:
+        provider.validate(spec, upstream_model)
+    except InvalidParameter as exc:
+        raise ProviderError("invalid_parameter", exc.message, retryable=False) from exc
 
 
 def _choose(refs: list[DeploymentRef]) -> DeploymentRef:

@@ -233,8 +233,10 @@ class JobRunner:
         """Send a claimed job to its provider, with the job id as idempotency key: the
         acceptance, for the caller to write back with others; None when the provider
         refused or failed (written here: fallback, retry or failure)."""
+        provider = self._provider(job.provider)
         try:
-            result = await self._provider(job.provider).submit(
+            routing.check_before_submit(provider, job.spec, job.upstream_model)
+            result = await provider.submit(
                 job.spec, idempotency_key=job.id, upstream_model=job.upstream_model
             )
         except ProviderError as error:

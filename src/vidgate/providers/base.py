@@ -25,6 +25,8 @@ from typing import Literal, Protocol
 from pydantic import JsonValue
 
 from vidgate.config import Settings
+from vidgate.core.capabilities import CapabilityTable
+from vidgate.core.catalog import builtin_upstreams
 from vidgate.core.spec import JobSpec
 from vidgate.media.storage import BlobStore
 
@@ -47,6 +49,9 @@ class ProviderDeps:
     # VIDGATE_PUBLIC_BASE_URL. A callback is only a hint: vidgate then reads the
     # task's status at once instead of at the next scheduled poll.
     callback_url: Callable[[str], str] | None = None
+    # What each upstream model accepts (the catalogue's ``upstreams``); adapters check
+    # a spec against it in ``validate``.
+    capabilities: CapabilityTable = field(default_factory=builtin_upstreams)
 
 
 ProgressCallback = Callable[[float], None]
@@ -114,7 +119,9 @@ class Provider(Protocol):
     name: str
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
-        """Raise ``InvalidParameter`` for what this upstream cannot do (a 400 at create)."""
+        """Raise ``InvalidParameter`` for what this upstream cannot do: the catalogue's
+        capability data for ``upstream_model`` (``deps.capabilities``), then what only
+        the adapter knows. A 400 at create; run again right before ``submit``."""
         ...
 
     async def submit(

@@ -20,8 +20,9 @@
 - no idempotency key exists in the queue API: a lost create response can leave a
   duplicate request upstream.
 
-Each fal endpoint has its own input schema; ``family_for`` picks a small mapping by the
-endpoint id (Kling, MiniMax Hailuo, Veo 3, else a generic default). With a first frame,
+Each fal endpoint has its own input schema; ``family_for`` picks the input names by the
+endpoint id (Kling, MiniMax Hailuo, Veo 3, else a generic default), and what each family
+accepts is the catalogue's ``upstreams.fal`` (by endpoint pattern). With a first frame,
 an endpoint ending in ``/text-to-video`` is swapped for its ``/image-to-video`` sibling,
 which exists for Kling and Hailuo on fal (UNVERIFIED for other families). With
 ``deps.callback_url`` (VIDGATE_PUBLIC_BASE_URL set) the submit carries ``?fal_webhook=``:
@@ -34,14 +35,13 @@ A last frame goes only to the Kling image-to-video endpoints, as ``tail_image_ur
 ``data:`` URI like ``image_url``); that field name, and which Kling versions/tiers on
 fal take it, are UNVERIFIED (the reference has no per-endpoint schema). Every other
 family refuses a last frame, and every family refuses reference images, because no
-field for them is documented.
+field for them is documented (the catalogue says so).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,6 +61,7 @@ from vidgate.providers.base import (
 )
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_data_url
+from vidgate.providers.model_inputs import InputNames
 
 DEFAULT_BASE_URL = "https://queue.fal.run"
 # The SDK polls every 0.1 s; video takes minutes, so 2 s loses nothing.
@@ -73,53 +74,32 @@ _NAMESPACES = ("workflows", "comfy")
 _T2V, _I2V = "/text-to-video", "/image-to-video"
 
 
-@dataclass(frozen=True)
-class Family:
-    """How one family of fal endpoints names the common inputs."""
-
-    name: str
-    durations: tuple[int, ...] | None = None  # None: any whole number of seconds
-    duration_suffix: str = ""  # durations are strings: "5" (Kling) or "8s" (Veo)
-    aspect: bool = True  # text-to-video takes aspect_ratio
-    aspect_ratios: tuple[str, ...] | None = None  # None: passed through unchecked
-    text_aspect_ratio: str | None = None  # with no aspect input, the ratio it makes
-    resolutions: Mapping[str, str] = field(default_factory=dict)  # sent as "resolution"
-    seed: bool = True
-    negative_prompt: bool = True
-    known: bool = True  # False: we do not know whether it takes an image
-    # The image-to-video input that takes a last frame; None: no documented one.
-    last_frame_field: str | None = None
-
-
-# All per-endpoint schemas are UNVERIFIED: the reference lists only the common names
-# (prompt, duration as a string for Kling, aspect_ratio, negative_prompt, image_url).
-# tail_image_url: UNVERIFIED (fal's Kling image-to-video schema is not in the reference).
-KLING = Family(
-    "kling",
-    durations=(5, 10),
-    aspect_ratios=("16:9", "9:16", "1:1"),
-    seed=False,
-    last_frame_field="tail_image_url",
+# How each family of fal endpoints names the common inputs (all per-endpoint schemas
+# are UNVERIFIED: the reference lists only prompt, duration as a string, aspect_ratio,
+# negative_prompt and image_url; tail_image_url is UNVERIFIED too). What each family
+# accepts is the catalogue's ``upstreams.fal``. An image-to-video endpoint takes its
+# frame from the image, so the aspect ratio goes with text-to-video only.
+KLING = InputNames(
+    duration_suffix="",
+    aspect_with_image=False,
+    image="image_url",
+    last_frame="tail_image_url",
+    seed=None,
 )
-HAILUO = Family(
-    "minimax-hailuo",
-    durations=(6, 10),
-    aspect=False,
-    text_aspect_ratio="16:9",
-    seed=False,
-    negative_prompt=False,
+HAILUO = InputNames(
+    duration_suffix="", aspect_ratio=None, image="image_url", seed=None, negative_prompt=None
 )
-VEO3 = Family(
-    "veo3",
-    durations=(4, 6, 8),
+VEO3 = InputNames(
     duration_suffix="s",
-    aspect_ratios=("16:9", "9:16"),
+    aspect_with_image=False,
+    resolution="resolution",
     resolutions={"720p": "720p", "1080p": "1080p"},
+    image="image_url",
 )
-GENERIC = Family("generic", known=False)
+GENERIC = InputNames(duration_suffix="", aspect_with_image=False, image="image_url")
 
 
-def family_for(endpoint: str) -> Family:
+def family_for(endpoint: str) -> InputNames:
     segments = endpoint.lower().split("/")
     if "kling-video" in segments:
         return KLING
@@ -153,68 +133,6 @@ def app_id(endpoint: str) -> str:
     return "/".join(parts[: 3 if parts[0] in _NAMESPACES else 2])
 
 
-def check_spec(spec: JobSpec, endpoint: str, who: str) -> None:
-    """InvalidParameter for what the endpoint cannot do (no I/O)."""
-    fam = family_for(endpoint)
-    image_endpoint = endpoint.endswith(_I2V)
-    if spec.kind != "generate":
-        raise InvalidParameter(
-            f"{who} cannot {spec.kind} videos; allowed: text or image to video", param="kind"
-        )
-    if spec.n != 1:
-        raise InvalidParameter(f"{who} makes one video per request; allowed n: 1", param="n")
-    if fam.durations is not None and spec.seconds not in fam.durations:
-        allowed = ", ".join(map(str, fam.durations))
-        raise InvalidParameter(
-            f"{who} cannot make {spec.seconds} s videos; allowed seconds: {allowed}",
-            param="seconds",
-        )
-    if spec.reference_images:
-        raise InvalidParameter(
-            f"{who} takes no reference images (no such input is documented for fal's"
-            f" {fam.name} endpoints); allowed: none",
-            param="reference_images",
-        )
-    if spec.last_frame is not None:
-        if fam.last_frame_field is None:
-            raise InvalidParameter(
-                f"{who} takes no last frame (no such input is documented for fal's"
-                f" {fam.name} endpoints); allowed: a first frame only, or a Kling"
-                " image-to-video endpoint",
-                param="last_frame",
-            )
-        if spec.image is None:
-            raise InvalidParameter(
-                f"{who} takes a last frame only with a first frame; allowed: image with last_frame",
-                param="last_frame",
-            )
-    if spec.image is None and image_endpoint:
-        raise InvalidParameter(f"{who} needs a first frame image", param="image")
-    if spec.image is not None and fam.known and not image_endpoint:
-        raise InvalidParameter(
-            f"{who} takes no input image; use an image-to-video endpoint", param="image"
-        )
-    ratios = fam.aspect_ratios if fam.aspect else None
-    if spec.image is None and not fam.aspect and fam.text_aspect_ratio:
-        ratios = (fam.text_aspect_ratio,)
-    if spec.image is None and ratios is not None and spec.aspect_ratio not in ratios:
-        raise InvalidParameter(
-            f"{who} cannot make {spec.aspect_ratio} videos; allowed aspect_ratio: "
-            f"{', '.join(ratios)}",
-            param="aspect_ratio",
-        )
-    if fam.resolutions and spec.resolution not in fam.resolutions:
-        raise InvalidParameter(
-            f"{who} cannot make {spec.resolution} videos; allowed resolution: "
-            f"{', '.join(fam.resolutions)}",
-            param="resolution",
-        )
-    if spec.negative_prompt is not None and not fam.negative_prompt:
-        raise InvalidParameter(f"{who} takes no negative_prompt", param="negative_prompt")
-    if spec.seed is not None and not fam.seed:
-        raise InvalidParameter(f"{who} takes no seed", param="seed")
-
-
 def build_input(
     spec: JobSpec,
     endpoint: str,
@@ -224,23 +142,7 @@ def build_input(
 ) -> dict[str, Any]:
     """The request body for ``endpoint`` (already swapped by ``endpoint_for``); the
     images are ``data:`` URIs."""
-    fam = family_for(endpoint)
-    body: dict[str, Any] = {**(extra or {}), "prompt": spec.prompt}
-    body["duration"] = f"{spec.seconds}{fam.duration_suffix}"
-    # An image-to-video endpoint takes its frame from the image.
-    if fam.aspect and image is None:
-        body["aspect_ratio"] = spec.aspect_ratio
-    if spec.resolution in fam.resolutions:
-        body["resolution"] = fam.resolutions[spec.resolution]
-    if image is not None:
-        body["image_url"] = image
-        if last_frame is not None and fam.last_frame_field:
-            body[fam.last_frame_field] = last_frame
-    if spec.seed is not None and fam.seed:
-        body["seed"] = spec.seed
-    if spec.negative_prompt is not None and fam.negative_prompt:
-        body["negative_prompt"] = spec.negative_prompt
-    return body
+    return family_for(endpoint).body(spec, image, extra, last_frame)
 
 
 def request_path(created: Mapping[str, Any], endpoint: str, base_path: str = "") -> str:
@@ -348,15 +250,15 @@ class FalProvider:
         return endpoint, f"{self.name} (fal {endpoint})"
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
-        check_spec(spec, *self._endpoint(spec, upstream_model))
+        endpoint, who = self._endpoint(spec, upstream_model)
+        self._deps.capabilities.check(spec, "fal", endpoint, who)
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
     ) -> SubmitResult:
         # The queue API has no idempotency mechanism: idempotency_key (the job id) only
         # names the webhook URL.
-        endpoint, who = self._endpoint(spec, upstream_model)
-        check_spec(spec, endpoint, who)
+        endpoint, _ = self._endpoint(spec, upstream_model)
         image = await image_data_url(self._deps, spec.image) if spec.image else None
         last = await image_data_url(self._deps, spec.last_frame) if spec.last_frame else None
         body = build_input(spec, endpoint, image, self._extra, last)

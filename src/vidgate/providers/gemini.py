@@ -10,7 +10,8 @@ too), as a ``uri`` or inline ``data``. One interaction makes one video.
 ``gemini-omni-flash-preview`` was shut down on 2026-09-30 (3P).
 Input images are ``image`` content blocks after the text block: the first frame, then
 the last frame, or up to 3 reference images on their own (see ``omni_request`` for the
-ordering convention, which is UNVERIFIED).
+ordering convention, which is UNVERIFIED). What each model takes (durations,
+resolutions, frames, references, image types) is the catalogue's ``upstreams.gemini``.
 
 ``veo-*``: the legacy operation shape (reference 2.2). ``POST /v1beta/models/{m}
 :predictLongRunning``, poll ``GET /v1beta/{operation name}``, results at
@@ -20,8 +21,8 @@ key from ``GET /v1beta/files/{id}:download?alt=media``. Shut down: veo-2.0/3.0 o
 deployments that still answer it (a proxy, a region, a late shutdown); it has no fps
 or seed, no cancel, and files kept 2 days (UNVERIFIED) that cannot be re-issued. It
 takes ``lastFrame`` and ``referenceImages`` (ASSET only; the SDK refuses STYLE on this
-API) like Vertex, with the same rules (``vertex.check_veo_inputs``). Errors, operations
-and inline results are read as on Vertex (``google_api``).
+API) like Vertex, with the same rules (the catalogue's ``upstreams.gemini``). Errors,
+operations and inline results are read as on Vertex (``google_api``).
 
 ``upstream_id``: the interaction id for Omni (the task's state says
 ``{"api": "interactions"}``); the operation name (``models/{m}/operations/{id}``) for Veo.
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec
@@ -59,24 +61,12 @@ from vidgate.providers.google_api import (
     write_base64,
 )
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
-from vidgate.providers.vertex import check_veo_inputs
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_MODEL = "gemini-omni-1.1-flash"
-ASPECT_RATIOS = ("16:9", "9:16")
-FPS = 24
-# Capabilities are UNVERIFIED (3P, reference 2.3): 1.1 Flash 3-10 s, 1.2 Flash 3-15 s,
-# 360p-4K, extension by 3-10 s up to 40 s in all.
+# What each model takes is the catalogue's ``upstreams.gemini``; these map our names.
 OMNI_RESOLUTIONS = {"360p": "360p", "720p": "720p", "1080p": "1080p", "4K": "4k"}
-OMNI_MAX_TOTAL_S = 40
-# First/last frame and up to 3 reference images: 3P, UNVERIFIED (reference 2.3).
-OMNI_MAX_REFERENCE_IMAGES = 3
-# ``ImageContentMimeType`` of the SDK's interaction image block.
-OMNI_IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/heic", "image/heif")
-# Legacy Veo (UNVERIFIED, earlier Google docs): 4|6|8 s, 8 s for 1080p/4k, up to 4 videos.
-VEO_SECONDS = (4, 6, 8)
 VEO_RESOLUTIONS = {"720p": "720p", "1080p": "1080p", "4K": "4k"}
-VEO_MAX_SAMPLES = 4
 # The task state of an Omni interaction; a Veo operation has none.
 _INTERACTION: TaskState = {"api": "interactions"}
 _OMNI_STATES: dict[str, Literal["queued", "running", "succeeded", "cancelled"]] = {
@@ -96,136 +86,15 @@ def is_omni(model: str) -> bool:
     return model.startswith("gemini-omni")
 
 
-def _reject(message: str, param: str) -> InvalidParameter:
-    return InvalidParameter(message, param=param)
-
-
-def omni_seconds(model: str) -> tuple[int, int]:
-    return (3, 15) if model.startswith("gemini-omni-1.2") else (3, 10)
-
-
-def check_omni(spec: JobSpec, model: str, where: str) -> None:
-    low, high = omni_seconds(model)
-    if not low <= spec.seconds <= high:
-        raise _reject(
-            f"duration {spec.seconds} is not supported by {where}; allowed: {low}-{high}",
-            "seconds",
-        )
-    if (
-        spec.kind == "extend"
-        and spec.source
-        and spec.source.seconds + spec.seconds > OMNI_MAX_TOTAL_S
-    ):
-        raise _reject(
-            f"{where} extends videos up to {OMNI_MAX_TOTAL_S} s in all; allowed: up to "
-            f"{max(0, OMNI_MAX_TOTAL_S - spec.source.seconds)} more seconds",
-            "seconds",
-        )
-    if spec.resolution not in OMNI_RESOLUTIONS:
-        raise _reject(
-            f"resolution {spec.resolution} is not supported by {where}; "
-            f"allowed: {', '.join(OMNI_RESOLUTIONS)}",
-            "resolution",
-        )
-    if spec.n != 1:
-        raise _reject(
-            f"n {spec.n} is not supported by {where}, one video per request; allowed: 1", "n"
-        )
-    if spec.negative_prompt:
-        # The Interactions API has no negative-prompt field (reference 2.3).
-        raise _reject(
-            f"negative_prompt is not supported by {where}; allowed: none", "negative_prompt"
-        )
-    check_omni_images(spec, where)
-
-
-def check_omni_images(spec: JobSpec, where: str) -> None:
-    """Frames and references on Omni. Image blocks carry no role (``omni_request``), so
-    a request must not leave the model guessing which image is which: a last frame
-    only follows a first frame, and reference images come on their own."""
-    if spec.last_frame is not None:
-        if spec.image is None:
-            raise _reject(
-                f"a last frame needs a first frame on {where}; allowed: image with last_frame",
-                "last_frame",
-            )
-        if spec.kind != "generate":
-            raise _reject(
-                f"a last frame cannot be used to {spec.kind} a video on {where}; "
-                "allowed: last_frame when generating from an image",
-                "last_frame",
-            )
-    refs = spec.reference_images
-    if len(refs) > OMNI_MAX_REFERENCE_IMAGES:
-        raise _reject(
-            f"{len(refs)} reference images is more than {where} takes; "
-            f"allowed: 0-{OMNI_MAX_REFERENCE_IMAGES}",
-            "reference_images",
-        )
-    if refs and (spec.image is not None or spec.kind != "generate"):
-        other = "a first frame (image)" if spec.image is not None else "a source video"
-        raise _reject(
-            f"reference images cannot be combined with {other} on {where}: the request "
-            "could not say which image is which; allowed: reference_images with a text "
-            "prompt only",
-            "reference_images",
-        )
-    named: list[tuple[str, ImageRef | None]] = [
-        ("image", spec.image),
-        ("last_frame", spec.last_frame),
-        *(("reference_images", ref) for ref in refs),
-    ]
-    for param, image in named:
-        if image is not None and image.content_type not in OMNI_IMAGE_TYPES:
-            raise _reject(
-                f"{param} of type {image.content_type} is not supported by {where}; "
-                f"allowed: {', '.join(OMNI_IMAGE_TYPES)}",
-                param,
-            )
-
-
-def check_veo(spec: JobSpec, where: str) -> None:
-    if spec.kind != "generate":
-        raise _reject(f"{spec.kind} is not supported by {where}; allowed: generate", "video")
-    if spec.seconds not in VEO_SECONDS:
-        raise _reject(
-            f"duration {spec.seconds} is not supported by {where}; allowed: 4, 6, 8", "seconds"
-        )
-    if spec.resolution not in VEO_RESOLUTIONS:
-        raise _reject(
-            f"resolution {spec.resolution} is not supported by {where}; allowed: "
-            f"{', '.join(VEO_RESOLUTIONS)}",
-            "resolution",
-        )
-    if spec.resolution != "720p" and spec.seconds != 8:
-        raise _reject(f"{where} makes {spec.resolution} only at 8 s; allowed: 8", "seconds")
-    if not 1 <= spec.n <= VEO_MAX_SAMPLES:
-        raise _reject(f"n {spec.n} is not supported by {where}; allowed: 1-4", "n")
-    if spec.seed is not None:
-        # The Gemini API rejects seed (and fps) for Veo (reference 2.2).
-        raise _reject(f"seed is not supported by {where}; allowed: none", "seed")
-    check_veo_inputs(spec, where)
-    if spec.reference_images and spec.seconds != 8:
-        # Earlier Google docs (reference 2.2, UNVERIFIED): references need 8 s.
-        raise _reject(f"{where} uses reference images only at 8 s; allowed: 8", "seconds")
-
-
-def check_spec(spec: JobSpec, model: str, provider: str) -> None:
+def check_spec(spec: JobSpec, model: str, provider: str, table: CapabilityTable) -> None:
+    """The catalogue's data for ``model``; legacy Veo uses reference images only at 8 s
+    (earlier Google docs, reference 2.2, UNVERIFIED), which the data cannot say."""
     where = f"{provider} (Gemini API {model})"
-    if not (is_omni(model) or model.startswith("veo-")):
-        raise _reject(f"{where}: unknown model family; allowed: gemini-omni-*, veo-*", "model")
-    if spec.aspect_ratio not in ASPECT_RATIOS:
-        raise _reject(
-            f"aspect_ratio {spec.aspect_ratio} is not supported by {where}; "
-            f"allowed: {', '.join(ASPECT_RATIOS)}",
-            "aspect_ratio",
+    table.check(spec, "gemini", model, where)
+    if not is_omni(model) and spec.reference_images and spec.seconds != 8:
+        raise InvalidParameter(
+            f"{where} uses reference images only at 8 s; allowed: 8", param="seconds"
         )
-    if spec.fps != FPS:
-        raise _reject(f"fps {spec.fps} is not supported by {where}; allowed: {FPS}", "fps")
-    if is_omni(model):
-        check_omni(spec, model, where)
-    else:
-        check_veo(spec, where)
 
 
 def _image_block(data_b64: str, image: ImageRef) -> dict[str, Any]:
@@ -244,9 +113,10 @@ def omni_request(
     nothing in the types marks an image as first frame, last frame or reference.
     UNVERIFIED convention used here: the text block, then the first frame, then the last
     frame, with ``generation_config.video_config.task`` ``image_to_video``; reference
-    images alone after the text with task ``reference_to_video`` (``check_omni_images``
-    keeps references and frames apart, so the task says what every image is). A lone
-    first frame keeps its old form, task left to the model (it is auto-selected).
+    images alone after the text with task ``reference_to_video`` (the catalogue's
+    ``references_alone`` keeps references and frames apart, so the task says what every
+    image is). A lone first frame keeps its old form, task left to the model (it is
+    auto-selected).
     """
     blocks: list[dict[str, Any]] = []
     if inputs.video is not None:
@@ -368,7 +238,7 @@ class GeminiProvider:
         )
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
-        check_spec(spec, upstream_model or DEFAULT_MODEL, self.name)
+        check_spec(spec, upstream_model or DEFAULT_MODEL, self.name, self._deps.capabilities)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         return await google_json(self._http, method, path, **kwargs)

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from vidgate.core.errors import InvalidParameter
-from vidgate.core.spec import ImageRef, JobSpec
+from vidgate.core.spec import ImageRef
 from vidgate.providers.base import ProviderDeps
 
 
@@ -37,16 +37,3 @@ def image_public_url(deps: ProviderDeps, image: ImageRef, *, provider: str) -> s
             param="image",
         )
     return deps.input_url(image.sha256)
-
-
-def refuse_extra_frames(spec: JobSpec, provider: str) -> None:
-    """For APIs with a first frame only: a 400 for a last frame or reference images."""
-    if spec.last_frame is not None:
-        raise InvalidParameter(
-            f"{provider} takes a first frame only; allowed: image without last_frame",
-            param="last_frame",
-        )
-    if spec.reference_images:
-        raise InvalidParameter(
-            f"{provider} takes no reference images; allowed: 0", param="reference_images"
-        )

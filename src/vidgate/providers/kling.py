@@ -47,9 +47,10 @@ import httpx
 import jwt
 from jwt.warnings import InsecureKeyLengthWarning
 
+from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
-from vidgate.core.spec import ImageRef, JobSpec
+from vidgate.core.spec import JobSpec
 from vidgate.providers.base import (
     ProgressCallback,
     ProviderDeps,
@@ -67,20 +68,8 @@ from vidgate.providers.result_urls import ResultUrls
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
 DEFAULT_MODEL = "kling-v2-master"
 KINDS = ("text2video", "image2video", "video-extend")
-ASPECT_RATIOS = ("16:9", "9:16", "1:1")
 # 3P: std is about 720p and pro about 1080p; Kling has no resolution field.
 MODES = {"720p": "std", "1080p": "pro"}
-DURATIONS = (5, 10)
-# 3P only: kling-v3 takes 3-15 s.
-V3_DURATIONS = tuple(range(3, 16))
-# 3P model list: these two are image-to-video only.
-IMAGE_ONLY_MODELS = frozenset({"kling-v1-5", "kling-v2-1"})
-MAX_PROMPT_CHARS = 2500
-# 3P: video-extend adds about 4-5 s per call, to a source of at most 3 minutes in all.
-EXTEND_SECONDS = 5
-EXTEND_MAX_TOTAL_S = 180
-IMAGE_TYPES = ("image/jpeg", "image/png")
-IMAGE_MIN_SIDE = 300
 
 TOKEN_TTL_S = 1800
 _TOKEN_NBF_SKEW_S = 5
@@ -141,109 +130,26 @@ class TokenSigner:
 # --- request mapping --------------------------------------------------------------
 
 
-def check_spec(spec: JobSpec, model: str, deployment: str) -> None:
-    """What Kling cannot do, as InvalidParameter (no I/O)."""
-
-    def refuse(message: str, param: str) -> InvalidParameter:
-        return InvalidParameter(f"Kling: {message}", param=param)
-
-    if spec.n != 1:
-        raise refuse(f"makes one video per task; got n {spec.n}; allowed n: 1", "n")
-    if len(spec.prompt) > MAX_PROMPT_CHARS:
-        raise refuse(f"prompt is limited to {MAX_PROMPT_CHARS} characters", "prompt")
-    if spec.negative_prompt and len(spec.negative_prompt) > MAX_PROMPT_CHARS:
-        raise refuse(
-            f"negative_prompt is limited to {MAX_PROMPT_CHARS} characters", "negative_prompt"
-        )
-    if spec.kind == "remix":
-        raise refuse("cannot remix a video; allowed kinds: generate, extend", "kind")
-    if spec.reference_images:
-        raise refuse(
-            "reference images are not supported here (the multi-image2video endpoint is"
-            " unverified); allowed: none, or a first frame with an optional last frame",
-            "reference_images",
-        )
-    if spec.last_frame is not None and spec.kind == "extend":
-        raise refuse(
-            "video-extend takes no last frame; allowed: a last frame with a first frame"
-            " (image2video image_tail)",
-            "last_frame",
-        )
-    if spec.kind == "extend":
-        source = spec.source
-        if (
-            source is None
-            or source.provider != deployment
-            or not source.upstream_id
-            or (source.upstream_state or {}).get("kind") not in KINDS
-        ):
-            raise refuse(
-                f"can extend only videos that deployment {deployment!r} generated", "video_id"
-            )
-        if spec.image is not None:
-            raise refuse("an extension takes no image", "image")
-        if spec.seconds != EXTEND_SECONDS:
-            raise refuse(
-                f"video-extend adds {EXTEND_SECONDS} s per call; got seconds {spec.seconds};"
-                f" allowed seconds: {EXTEND_SECONDS}",
-                "seconds",
-            )
-        if source.seconds + spec.seconds > EXTEND_MAX_TOTAL_S:
-            raise refuse(
-                f"an extended video may last at most {EXTEND_MAX_TOTAL_S} s; the source has"
-                f" {source.seconds} s",
-                "video_id",
-            )
+def check_spec(spec: JobSpec, model: str, deployment: str, table: CapabilityTable) -> None:
+    """What Kling cannot do, as InvalidParameter (no I/O): the catalogue's data for
+    ``model``, then what it cannot say: video-extend takes a video of this deployment's
+    (its task kind is in the source's upstream state), and no image."""
+    table.check(spec, "kling", model, f"Kling {model}")
+    if spec.kind != "extend":
         return
-    durations = V3_DURATIONS if model.startswith("kling-v3") else DURATIONS
-    if spec.seconds not in durations:
-        allowed = ", ".join(str(d) for d in durations)
-        raise refuse(f"{model} takes seconds {allowed}; got {spec.seconds}", "seconds")
-    if spec.resolution not in MODES:
-        raise refuse(
-            f"resolution {spec.resolution} is not offered; allowed: 720p (std), 1080p (pro)",
-            "resolution",
+    source = spec.source
+    if (
+        source is None
+        or source.provider != deployment
+        or not source.upstream_id
+        or (source.upstream_state or {}).get("kind") not in KINDS
+    ):
+        raise InvalidParameter(
+            f"Kling: can extend only videos that deployment {deployment!r} generated",
+            param="video_id",
         )
-    image = spec.image
-    if spec.last_frame is not None and image is None:
-        raise refuse(
-            "a last frame (image_tail) needs a first frame; allowed: image with last_frame",
-            "last_frame",
-        )
-    if image is None:
-        if model in IMAGE_ONLY_MODELS:
-            raise refuse(f"{model} makes videos from an image only; pass an image", "image")
-        if spec.aspect_ratio not in ASPECT_RATIOS:
-            raise refuse(
-                f"aspect_ratio {spec.aspect_ratio} is not offered; allowed: "
-                + ", ".join(ASPECT_RATIOS),
-                "aspect_ratio",
-            )
-        return
-    _check_image(image, "image", refuse)
-    if spec.last_frame is not None:
-        _check_image(spec.last_frame, "last_frame", refuse)
-
-
-def _check_image(
-    image: ImageRef, param: str, refuse: Callable[[str, str], InvalidParameter]
-) -> None:
-    """image2video limits for ``image`` and ``image_tail`` alike (reference section 5)."""
-    what = "the image" if param == "image" else "the last frame"
-    if image.content_type not in IMAGE_TYPES:
-        raise refuse(f"{what} must be JPEG or PNG; got {image.content_type}", param)
-    if min(image.width, image.height) < IMAGE_MIN_SIDE:
-        raise refuse(
-            f"{what} must be at least {IMAGE_MIN_SIDE} px on each side; got"
-            f" {image.width}x{image.height}",
-            param,
-        )
-    if not 1 / 2.5 <= image.width / image.height <= 2.5:
-        raise refuse(
-            f"{what}'s aspect ratio must be between 1:2.5 and 2.5:1; got"
-            f" {image.width}x{image.height}",
-            param,
-        )
+    if spec.image is not None:
+        raise InvalidParameter("Kling: an extension takes no image", param="image")
 
 
 def create_body(
@@ -429,7 +335,8 @@ class KlingProvider:
         self._urls = ResultUrls(self._http, gone=_URL_GONE.format(self.name))
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
-        check_spec(spec, upstream_model or self._model, self.name)
+        model = upstream_model or self._model
+        check_spec(spec, model, self.name, self._deps.capabilities)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:

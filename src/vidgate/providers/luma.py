@@ -40,6 +40,7 @@ from urllib.parse import quote
 
 import httpx
 
+from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
@@ -56,87 +57,28 @@ from vidgate.providers.inputs import image_public_url
 from vidgate.providers.result_urls import ResultUrls
 
 DEFAULT_BASE_URL = "https://api.lumalabs.ai/dream-machine/v1"
-MODELS = ("ray-2", "ray-flash-2")
 DEFAULT_MODEL = "ray-2"
 # Section 3 "Create video body": durations are strings with an "s" suffix.
 DURATIONS = {5: "5s", 9: "9s"}
 # vidgate resolution name -> Luma's (Luma writes 4K in lower case).
 RESOLUTIONS = {"540p": "540p", "720p": "720p", "1080p": "1080p", "4K": "4k"}
-ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
-# Luma takes no frame rate; Ray 2 output at 24 fps is UNVERIFIED.
-FPS = 24
 _DEFAULT_POLL_S = 2.0
 _STATES = {"queued": "queued", "dreaming": "running", "completed": "succeeded", "failed": "failed"}
 
 
-def _allowed(values: Any) -> str:
-    return ", ".join(str(v) for v in values)
-
-
 def check_spec(
-    spec: JobSpec, upstream_model: str | None, *, deployment: str, has_input_url: bool
+    spec: JobSpec,
+    upstream_model: str | None,
+    table: CapabilityTable,
+    *,
+    deployment: str,
+    has_input_url: bool,
 ) -> None:
-    """What Luma cannot do, as ``InvalidParameter`` (the create-time 400)."""
+    """What Luma cannot do, as ``InvalidParameter`` (the create-time 400): the
+    catalogue's data for the model, then what it cannot say (images go up as public
+    URLs; an extend names a generation of this deployment, and takes no image)."""
     model = upstream_model or DEFAULT_MODEL
-    if model not in MODELS:
-        raise InvalidParameter(
-            f"luma has no model {model!r}; allowed: {_allowed(MODELS)}", param="model"
-        )
-    if spec.n != 1:
-        raise InvalidParameter("luma makes one video per generation; allowed n: 1", param="n")
-    if spec.seconds not in DURATIONS:
-        raise InvalidParameter(
-            f"luma does not take seconds {spec.seconds}; allowed: {_allowed(DURATIONS)}",
-            param="seconds",
-        )
-    if spec.resolution not in RESOLUTIONS:
-        raise InvalidParameter(
-            f"luma does not take resolution {spec.resolution}; allowed: {_allowed(RESOLUTIONS)}",
-            param="resolution",
-        )
-    if spec.aspect_ratio not in ASPECT_RATIOS:
-        raise InvalidParameter(
-            f"luma does not take aspect_ratio {spec.aspect_ratio}; "
-            f"allowed: {_allowed(ASPECT_RATIOS)}",
-            param="aspect_ratio",
-        )
-    if spec.fps != FPS:
-        raise InvalidParameter(f"luma does not take a frame rate; allowed fps: {FPS}", param="fps")
-    if spec.seed is not None:
-        raise InvalidParameter("luma does not take a seed; leave seed unset", param="seed")
-    if spec.negative_prompt is not None:
-        raise InvalidParameter(
-            "luma does not take a negative prompt; leave negative_prompt unset",
-            param="negative_prompt",
-        )
-    if spec.last_frame is not None:
-        if spec.kind == "extend":
-            raise InvalidParameter(
-                "luma cannot take a last frame when extending a video; allowed: a last frame"
-                " with a first-frame image (keyframes frame0 and frame1)",
-                param="last_frame",
-            )
-        if spec.image is None:
-            raise InvalidParameter(
-                "luma takes a last frame only with a first frame; allowed: image with last_frame",
-                param="last_frame",
-            )
-        if not has_input_url:
-            raise InvalidParameter(
-                "luma takes a last frame only as a public URL: set VIDGATE_PUBLIC_BASE_URL to"
-                " an address Luma can reach",
-                param="last_frame",
-            )
-    if spec.reference_images:
-        raise InvalidParameter(
-            f"luma {model} takes no reference images (its API has no such input);"
-            " allowed: none, or a first and last frame",
-            param="reference_images",
-        )
-    if spec.kind == "remix":
-        raise InvalidParameter(
-            "luma cannot remix a video; allowed kinds: generate, extend", param="kind"
-        )
+    table.check(spec, "luma", model, f"luma {model}")
     if spec.kind == "extend":
         source = spec.source
         if source is None or source.provider != deployment or not source.upstream_id:
@@ -148,12 +90,13 @@ def check_spec(
             raise InvalidParameter(
                 "luma cannot take a first-frame image when extending a video", param="image"
             )
-    if spec.image is not None and not has_input_url:
-        raise InvalidParameter(
-            "luma takes input images only as public URLs: set VIDGATE_PUBLIC_BASE_URL to an"
-            " address Luma can reach",
-            param="image",
-        )
+    for param, image in (("last_frame", spec.last_frame), ("image", spec.image)):
+        if image is not None and not has_input_url:
+            raise InvalidParameter(
+                f"luma takes {'input images' if param == 'image' else 'a last frame'} only as"
+                " public URLs: set VIDGATE_PUBLIC_BASE_URL to an address Luma can reach",
+                param=param,
+            )
 
 
 def build_body(
@@ -254,6 +197,7 @@ class LumaProvider:
         check_spec(
             spec,
             upstream_model,
+            self._deps.capabilities,
             deployment=self.name,
             has_input_url=self._deps.input_url is not None,
         )
@@ -264,9 +208,8 @@ class LumaProvider:
         """Luma has no idempotency key; ``idempotency_key`` (the job id) only names the
         callback URL."""
         try:
-            # Checked at create already; again here in case the configuration changed
-            # since (a refusal now must fail the job, not crash the step).
-            self.validate(spec, upstream_model)
+            # The public URL may have gone since create (a configuration change): that
+            # refusal must fail the job, not crash the step.
             image_url = last_frame_url = None
             if spec.image is not None and spec.kind == "generate":
                 image_url = image_public_url(self._deps, spec.image, provider="luma")

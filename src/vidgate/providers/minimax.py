@@ -26,15 +26,15 @@ The upstream id is MiniMax's task id as is.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
-from vidgate.core.spec import ImageRef, JobSpec
+from vidgate.core.spec import JobSpec
 from vidgate.providers.base import (
     ProgressCallback,
     ProviderDeps,
@@ -51,13 +51,6 @@ from vidgate.providers.result_urls import ResultUrls
 DEFAULT_BASE_URL = "https://api.minimax.io"
 DEFAULT_MODEL = "MiniMax-Hailuo-02"
 RESOLUTIONS = {"720p": "768P", "1080p": "1080P"}
-DURATIONS = (6, 10)
-MAX_PROMPT_CHARS = 2000
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
-IMAGE_MIN_SHORT_SIDE = 300
-# UNVERIFIED: text-to-video output is landscape (768P is 1366x768); there is no
-# aspect-ratio field, and image-to-video follows the first frame.
-TEXT_ASPECT_RATIOS = ("16:9",)
 
 _SUBMIT_POLL_S = 2.0
 
@@ -73,105 +66,20 @@ _RETRY_LATER = {1000, 1001, 1024}  # unknown error, request timeout, internal er
 # 2038 real-name verification required (UNVERIFIED).
 _AUTH = {1004, 2049, 2038}
 _CONTENT = {1026, 1027}  # input / output content sensitive (UNVERIFIED)
-# first_frame_image + last_frame_image: listed for this model only (reference section 8).
-LAST_FRAME_MODELS = ("MiniMax-Hailuo-02",)
 
 
 # --- request mapping --------------------------------------------------------------
 
 
-def _image_required(model: str) -> bool:
-    return model.startswith("I2V-") or model.endswith("-Fast")
-
-
-def _fixed_short(model: str) -> bool:
-    """The 01 models are fixed at 6 s / 720P (768P)."""
-    return model.startswith(("T2V-01", "I2V-01"))
-
-
-def check_spec(spec: JobSpec, model: str) -> None:
-    """What MiniMax cannot do, as InvalidParameter (no I/O)."""
-
-    def refuse(message: str, param: str) -> InvalidParameter:
-        return InvalidParameter(f"MiniMax: {message}", param=param)
-
-    if spec.n != 1:
-        raise refuse(f"makes one video per task; got n {spec.n}; allowed n: 1", "n")
-    if spec.kind != "generate":
-        raise refuse(f"cannot {spec.kind} a video; allowed kinds: generate", "kind")
+def check_spec(spec: JobSpec, model: str, table: CapabilityTable) -> None:
+    """What MiniMax cannot do, as InvalidParameter (no I/O): the catalogue's data for
+    ``model``; the S2V models need a subject reference, which vidgate does not send."""
     if model.startswith("S2V-"):
-        raise refuse(f"{model} needs a subject reference, which vidgate does not send", "model")
-    if len(spec.prompt) > MAX_PROMPT_CHARS:
-        raise refuse(f"prompt is limited to {MAX_PROMPT_CHARS} characters", "prompt")
-    if spec.negative_prompt:
-        raise refuse("takes no negative_prompt; leave it out", "negative_prompt")
-    if spec.reference_images:
-        raise refuse(
-            f"{model} takes no reference images (subject_reference is for S2V-01 alone,"
-            " which vidgate does not drive); allowed: none",
-            "reference_images",
+        raise InvalidParameter(
+            f"MiniMax: {model} needs a subject reference, which vidgate does not send",
+            param="model",
         )
-    if spec.last_frame is not None:
-        if model not in LAST_FRAME_MODELS:
-            raise refuse(
-                f"{model} takes no last frame; models that do: {', '.join(LAST_FRAME_MODELS)}",
-                "last_frame",
-            )
-        if spec.image is None:
-            raise refuse(
-                "a last frame needs a first frame; allowed: image with last_frame", "last_frame"
-            )
-    allowed = (6,) if _fixed_short(model) else DURATIONS
-    if spec.seconds not in allowed:
-        raise refuse(
-            f"{model} takes seconds {', '.join(map(str, allowed))}; got {spec.seconds}",
-            "seconds",
-        )
-    resolution = RESOLUTIONS.get(spec.resolution)
-    if resolution is None or (resolution != "768P" and _fixed_short(model)):
-        offered = "720p (768P)" if _fixed_short(model) else "720p (768P), 1080p (1080P)"
-        raise refuse(
-            f"resolution {spec.resolution} is not offered by {model}; allowed: {offered}",
-            "resolution",
-        )
-    if resolution == "1080P" and spec.seconds != 6:
-        raise refuse("1080p is offered only for 6 s videos; allowed seconds at 1080p: 6", "seconds")
-    image = spec.image
-    if image is None:
-        if _image_required(model):
-            raise refuse(f"{model} makes videos from a first frame only; pass an image", "image")
-        if spec.aspect_ratio not in TEXT_ASPECT_RATIOS:
-            raise refuse(
-                f"text-to-video is landscape only; got aspect_ratio {spec.aspect_ratio};"
-                f" allowed: {', '.join(TEXT_ASPECT_RATIOS)} (or pass a first frame)",
-                "aspect_ratio",
-            )
-        return
-    if model.startswith("T2V-"):
-        raise refuse(f"{model} is text-to-video only; leave out the image", "image")
-    _check_image(image, "image", refuse)
-    if spec.last_frame is not None:
-        _check_image(spec.last_frame, "last_frame", refuse)
-
-
-def _check_image(
-    image: ImageRef, param: str, refuse: Callable[[str, str], InvalidParameter]
-) -> None:
-    """First- and last-frame limits from the fl2v page (reference section 8)."""
-    what = "the image" if param == "image" else "the last frame"
-    if image.content_type not in IMAGE_TYPES:
-        raise refuse(f"{what} must be JPEG, PNG or WebP; got {image.content_type}", param)
-    if min(image.width, image.height) <= IMAGE_MIN_SHORT_SIDE:
-        raise refuse(
-            f"{what}'s short side must exceed {IMAGE_MIN_SHORT_SIDE} px; got"
-            f" {image.width}x{image.height}",
-            param,
-        )
-    if not 2 / 5 <= image.width / image.height <= 5 / 2:
-        raise refuse(
-            f"{what}'s aspect ratio must be between 2:5 and 5:2; got {image.width}x{image.height}",
-            param,
-        )
+    table.check(spec, "minimax", model, f"MiniMax {model}")
 
 
 def create_body(
@@ -295,7 +203,8 @@ class MiniMaxProvider:
         self._urls = ResultUrls(self._http, gone=_URL_GONE.format(self.name))
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
-        check_spec(spec, upstream_model or self._model)
+        model = upstream_model or self._model
+        check_spec(spec, model, self._deps.capabilities)
 
     async def _send(
         self, method: str, path: str, **kwargs: Any

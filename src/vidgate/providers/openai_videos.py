@@ -36,7 +36,7 @@ from vidgate.providers.base import (
     UpstreamTask,
 )
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
-from vidgate.providers.inputs import read_blob, refuse_extra_frames
+from vidgate.providers.inputs import read_blob
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _DEFAULT_POLL_S = 1.0
@@ -90,11 +90,8 @@ class OpenAIVideosProvider:
         )
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
-        if spec.n != 1:
-            raise InvalidParameter(
-                f"{self.name} makes one video per request; allowed n: 1", param="n"
-            )
-        refuse_extra_frames(spec, self.name)
+        model = upstream_model or spec.model
+        self._deps.capabilities.check(spec, "openai_videos", model, f"{self.name} ({model})")
         if spec.kind in ("remix", "extend"):
             source = spec.source
             if source is None or source.provider != self.name or not source.upstream_id:

@@ -21,9 +21,10 @@ with ``webhook_events_filter: ["completed"]``: Replicate POSTs the prediction th
 it ends, and vidgate reads the status at once (a hint only: the body and its Standard
 Webhooks signature are not used).
 
-Inputs are model-defined; ``MODEL_INPUTS`` maps the normalized spec onto the few video
-models we know, and anything else gets ``GENERIC`` (prompt, duration, aspect_ratio,
-seed, negative_prompt, image). Options: ``input`` (extra inputs sent to every
+Inputs are model-defined; ``MODEL_INPUTS`` names the normalized spec's inputs for the
+few video models we know, and anything else gets ``GENERIC`` (prompt, duration,
+aspect_ratio, seed, negative_prompt, image). What each model accepts is the catalogue's
+``upstreams.replicate``. Options: ``input`` (extra inputs sent to every
 prediction, e.g. ``{"prompt_optimizer": false}``; mapped fields win), ``poll_s``.
 
 Last frames and reference images, per model: ``kwaivgi/kling-*`` takes a last frame as
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -59,6 +60,7 @@ from vidgate.providers.base import (
 )
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_data_url
+from vidgate.providers.model_inputs import InputNames
 
 DEFAULT_BASE_URL = "https://api.replicate.com/v1"
 # The SDK polls every 0.5 s; a video takes minutes, so 2 s costs nothing noticeable.
@@ -79,58 +81,32 @@ _STATES: dict[str, UpstreamState] = {
 }
 
 
-@dataclass(frozen=True)
-class InputMap:
-    """How one model names the common inputs; a field of None means it has no such input."""
-
-    label: str
-    duration_field: str | None = "duration"
-    durations: tuple[int, ...] | None = None  # None: any whole number of seconds
-    aspect_field: str | None = "aspect_ratio"
-    aspect_ratios: tuple[str, ...] | None = None  # None: passed through unchecked
-    # With no aspect input, the ratio the model makes from text alone (an image sets it).
-    text_aspect_ratio: str | None = None
-    resolution_field: str | None = None
-    resolutions: Mapping[str, str] = field(default_factory=dict)  # ours -> the model's
-    max_seconds: Mapping[str, int] = field(default_factory=dict)  # per resolution
-    image_field: str | None = "image"
-    seed_field: str | None = "seed"
-    negative_field: str | None = "negative_prompt"
-    last_frame_field: str | None = None  # the end-frame input, beside image_field
-
-
+# How each known model names the common inputs; what it accepts is the catalogue's
+# ``upstreams.replicate``.
 # minimax/hailuo-2.3: prompt, duration 6|10, resolution 768p|1080p, first_frame_image,
 # prompt_optimizer [DOC replicate.com model page, reference section 6]. 720p asks for the
-# nearest it makes (768p). 1080p only at 6 s and 16:9 from text alone are MiniMax's own
-# rules (section 8); that Replicate enforces them too is UNVERIFIED.
-HAILUO = InputMap(
-    "minimax/hailuo-2.3",
-    durations=(6, 10),
-    aspect_field=None,
-    text_aspect_ratio="16:9",
-    resolution_field="resolution",
+# nearest it makes (768p).
+HAILUO = InputNames(
+    aspect_ratio=None,
+    resolution="resolution",
     resolutions={"720p": "768p", "1080p": "1080p"},
-    max_seconds={"1080p": 6},
-    image_field="first_frame_image",
-    seed_field=None,
-    negative_field=None,
+    image="first_frame_image",
+    seed=None,
+    negative_prompt=None,
 )
 # kwaivgi/kling-v2.x: prompt, duration 5|10, aspect_ratio, start_image, end_image,
 # negative_prompt; ``mode`` standard (720p) | pro (1080p). All UNVERIFIED (not in the
 # reference).
-KLING = InputMap(
-    "kwaivgi/kling",
-    durations=(5, 10),
-    aspect_ratios=("16:9", "9:16", "1:1"),
-    resolution_field="mode",
+KLING = InputNames(
+    resolution="mode",
     resolutions={"720p": "standard", "1080p": "pro"},
-    image_field="start_image",
-    seed_field=None,
-    last_frame_field="end_image",
+    image="start_image",
+    seed=None,
+    last_frame="end_image",
 )
-GENERIC = InputMap("generic")
-MODEL_INPUTS: dict[str, InputMap] = {"minimax/hailuo-2.3": HAILUO}
-MODEL_PREFIXES: tuple[tuple[str, InputMap], ...] = (("kwaivgi/kling-", KLING),)
+GENERIC = InputNames()
+MODEL_INPUTS: dict[str, InputNames] = {"minimax/hailuo-2.3": HAILUO}
+MODEL_PREFIXES: tuple[tuple[str, InputNames], ...] = (("kwaivgi/kling-", KLING),)
 
 
 @dataclass(frozen=True)
@@ -154,7 +130,7 @@ def parse_model(upstream_model: str | None) -> ModelRef:
     return ModelRef(name, version or None)
 
 
-def input_map(ref: ModelRef) -> InputMap:
+def input_map(ref: ModelRef) -> InputNames:
     if ref.name is None:
         return GENERIC
     if ref.name in MODEL_INPUTS:
@@ -162,99 +138,16 @@ def input_map(ref: ModelRef) -> InputMap:
     return next((m for prefix, m in MODEL_PREFIXES if ref.name.startswith(prefix)), GENERIC)
 
 
-def check_spec(spec: JobSpec, m: InputMap, who: str) -> None:
-    """InvalidParameter for what the model cannot do (no I/O)."""
-    if spec.kind != "generate":
-        raise InvalidParameter(
-            f"{who} cannot {spec.kind} videos; allowed: text or image to video", param="kind"
-        )
-    if spec.n != 1:
-        raise InvalidParameter(f"{who} makes one video per prediction; allowed n: 1", param="n")
-    if m.durations is not None and spec.seconds not in m.durations:
-        allowed = ", ".join(map(str, m.durations))
-        raise InvalidParameter(
-            f"{who} cannot make {spec.seconds} s videos; allowed seconds: {allowed}",
-            param="seconds",
-        )
-    ratios, how = (m.aspect_ratios if m.aspect_field else None), ""
-    if m.aspect_field is None and m.text_aspect_ratio and spec.image is None:
-        ratios, how = (m.text_aspect_ratio,), " from text (a first frame sets the ratio)"
-    if ratios is not None and spec.aspect_ratio not in ratios:
-        raise InvalidParameter(
-            f"{who} cannot make {spec.aspect_ratio} videos{how}; allowed aspect_ratio: "
-            f"{', '.join(ratios)}",
-            param="aspect_ratio",
-        )
-    if m.resolutions and spec.resolution not in m.resolutions:
-        raise InvalidParameter(
-            f"{who} cannot make {spec.resolution} videos; allowed resolution: "
-            f"{', '.join(m.resolutions)}",
-            param="resolution",
-        )
-    limit = m.max_seconds.get(spec.resolution)
-    if limit is not None and spec.seconds > limit:
-        raise InvalidParameter(
-            f"{who} makes {spec.resolution} videos of at most {limit} s; allowed seconds "
-            f"at {spec.resolution}: {limit}",
-            param="seconds",
-        )
-    if spec.image is not None and m.image_field is None:
-        raise InvalidParameter(f"{who} takes no input image", param="image")
-    if spec.last_frame is not None:
-        if m.last_frame_field is None:
-            known = m is not GENERIC
-            raise InvalidParameter(
-                f"{who} takes no last frame"
-                + (
-                    " (it has no end-frame input)"
-                    if known
-                    else " (vidgate does not know this model's end-frame input)"
-                )
-                + "; allowed: a first frame only, or a kwaivgi/kling-* model (end_image)",
-                param="last_frame",
-            )
-        if spec.image is None:
-            raise InvalidParameter(
-                f"{who} takes a last frame only with a first frame; allowed: image with last_frame",
-                param="last_frame",
-            )
-    if spec.reference_images:
-        raise InvalidParameter(
-            f"{who} takes no reference images here (no reference-image input is known for"
-            " it); allowed: none",
-            param="reference_images",
-        )
-    if spec.negative_prompt is not None and m.negative_field is None:
-        raise InvalidParameter(f"{who} takes no negative_prompt", param="negative_prompt")
-    if spec.seed is not None and m.seed_field is None:
-        raise InvalidParameter(f"{who} takes no seed", param="seed")
-
-
 def build_input(
     spec: JobSpec,
-    m: InputMap,
+    m: InputNames,
     image: str | None,
     extra: Mapping[str, Any] | None = None,
     last_frame: str | None = None,
 ) -> dict[str, Any]:
-    """The prediction's ``input`` (``check_spec`` has refused what the model lacks); the
-    images are ``data:`` URIs."""
-    body: dict[str, Any] = {**(extra or {}), "prompt": spec.prompt}
-    if m.duration_field:
-        body[m.duration_field] = spec.seconds  # an integer on every known model
-    if m.aspect_field:
-        body[m.aspect_field] = spec.aspect_ratio
-    if m.resolution_field and spec.resolution in m.resolutions:
-        body[m.resolution_field] = m.resolutions[spec.resolution]
-    if image is not None and m.image_field:
-        body[m.image_field] = image
-        if last_frame is not None and m.last_frame_field:
-            body[m.last_frame_field] = last_frame
-    if spec.seed is not None and m.seed_field:
-        body[m.seed_field] = spec.seed
-    if spec.negative_prompt is not None and m.negative_field:
-        body[m.negative_field] = spec.negative_prompt
-    return body
+    """The prediction's ``input`` for a spec the catalogue's data allowed; the images
+    are ``data:`` URIs."""
+    return m.body(spec, image, extra, last_frame)
 
 
 def log_progress(logs: object) -> int | None:
@@ -340,7 +233,8 @@ class ReplicateProvider:
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
         ref = parse_model(upstream_model)
-        check_spec(spec, input_map(ref), self._who(ref))
+        model = ref.name or ref.version or ""
+        self._deps.capabilities.check(spec, "replicate", model, self._who(ref))
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
@@ -349,7 +243,6 @@ class ReplicateProvider:
         # the webhook URL.
         ref = parse_model(upstream_model)
         mapping = input_map(ref)
-        check_spec(spec, mapping, self._who(ref))
         image = await image_data_url(self._deps, spec.image) if spec.image else None
         last = await image_data_url(self._deps, spec.last_frame) if spec.last_frame else None
         inputs = build_input(spec, mapping, image, self._extra, last)

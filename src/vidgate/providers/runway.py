@@ -50,6 +50,7 @@ from urllib.parse import quote
 
 import httpx
 
+from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec
@@ -71,9 +72,7 @@ DEFAULT_MODEL = "gen4.5"
 # Section 4 "Common image input": a data URI may be at most 5 MB. Counted on the
 # encoded URI, with MB as 10^6 bytes, which is the stricter reading (UNVERIFIED).
 MAX_DATA_URI_BYTES = 5_000_000
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")  # UNVERIFIED list
 MAX_SEED = 4_294_967_295  # UNVERIFIED: uint32 like the web app
-FPS = 24
 _DEFAULT_MIN_POLL_S = 5.0
 _DEFAULT_USD_PER_CREDIT = "0.01"
 
@@ -170,120 +169,65 @@ _H3_MAX_RES = (("480p", "480p"), ("720p", "768p"))
 
 @dataclass(frozen=True)
 class RunwayModel:
+    """How one model takes its output frame per endpoint, and its prompt limit; what
+    else it accepts (durations, seed, negative prompt, last frame, image limits) is
+    the catalogue's ``upstreams.runway``."""
+
     text: Frame | None  # None: no text-to-video
     image: Frame
-    durations: tuple[int, ...] | None  # None: not stated; passed through (UNVERIFIED)
     max_prompt: int | None = None  # UTF-16 code units; None: not stated, Runway checks
-    seed: bool = False
-    negative_prompt: bool = False
-    # ``promptImage`` position "last".
-    last_frame: bool = False
-    # Input-image limits the SDK docstrings state (h3_max, grok_imagine_1_5).
-    min_image_side: int | None = None
-    image_aspect: tuple[float, float] | None = None  # width / height, inclusive
 
-
-_UNCHECKED = None  # durations the SDK types as a bare int: Runway validates (UNVERIFIED)
 
 # Section 4 "Key per-model parameters" and the SDK 5.24.0 request types.
 MODELS: dict[str, RunwayModel] = {
-    "gen4.5": RunwayModel(
-        _px("1280:720", "720:1280"), _px(*_SIX_RATIOS), tuple(range(2, 11)),
-        max_prompt=1000, seed=True,
-    ),
-    # Image-only; durations 5|10 come from older docs (UNVERIFIED).
-    "gen4_turbo": RunwayModel(None, _px(*_SIX_RATIOS), (5, 10), max_prompt=1000, seed=True),
-    "veo3.1": RunwayModel(
-        _px(*_VEO_RATIOS), _px(*_VEO_RATIOS), (4, 6, 8), max_prompt=1000, seed=True,
-        negative_prompt=True, last_frame=True,
-    ),
-    "veo3.1_fast": RunwayModel(
-        _px(*_VEO_RATIOS), _px(*_VEO_RATIOS), (4, 6, 8), max_prompt=1000, seed=True,
-        negative_prompt=True, last_frame=True,
-    ),
-    # Kling via Runway. Durations: UNVERIFIED except kling2.5_turbo_pro (5|10).
-    "klingO3_4k": RunwayModel(_px(*_KLING_4K), _px(*_KLING_4K), _UNCHECKED, last_frame=True),
-    "kling3.0_4k": RunwayModel(_px(*_KLING_4K), _px(*_KLING_4K), _UNCHECKED, last_frame=True),
-    "kling3.0_pro": RunwayModel(
-        _px(*_KLING_PRO), _px(*_KLING_PRO), _UNCHECKED, last_frame=True
-    ),
-    "kling3.0_standard": RunwayModel(
-        _px(*_KLING_STANDARD), _px(*_KLING_STANDARD), _UNCHECKED, last_frame=True
-    ),
-    "klingO3_pro": RunwayModel(_px(*_KLING_PRO), _px(*_KLING_PRO), _UNCHECKED, last_frame=True),
-    "klingO3_standard": RunwayModel(
-        _px(*_KLING_STANDARD), _px(*_KLING_STANDARD), _UNCHECKED, last_frame=True
-    ),
+    "gen4.5": RunwayModel(_px("1280:720", "720:1280"), _px(*_SIX_RATIOS), max_prompt=1000),
+    # Image-only.
+    "gen4_turbo": RunwayModel(None, _px(*_SIX_RATIOS), max_prompt=1000),
+    "veo3.1": RunwayModel(_px(*_VEO_RATIOS), _px(*_VEO_RATIOS), max_prompt=1000),
+    "veo3.1_fast": RunwayModel(_px(*_VEO_RATIOS), _px(*_VEO_RATIOS), max_prompt=1000),
+    # Kling via Runway.
+    "klingO3_4k": RunwayModel(_px(*_KLING_4K), _px(*_KLING_4K)),
+    "kling3.0_4k": RunwayModel(_px(*_KLING_4K), _px(*_KLING_4K)),
+    "kling3.0_pro": RunwayModel(_px(*_KLING_PRO), _px(*_KLING_PRO)),
+    "kling3.0_standard": RunwayModel(_px(*_KLING_STANDARD), _px(*_KLING_STANDARD)),
+    "klingO3_pro": RunwayModel(_px(*_KLING_PRO), _px(*_KLING_PRO)),
+    "klingO3_standard": RunwayModel(_px(*_KLING_STANDARD), _px(*_KLING_STANDARD)),
     # Image-to-video takes no ratio: the output follows the input image.
-    "kling2.5_turbo_pro": RunwayModel(
-        _px(*_KLING_2_5_TEXT), Frame(None), (5, 10), last_frame=True
-    ),
+    "kling2.5_turbo_pro": RunwayModel(_px(*_KLING_2_5_TEXT), Frame(None)),
     # Image-to-video: ratio auto_720p|auto_1080p, framing from the first frame.
-    # UNVERIFIED durations.
-    "kling_4": RunwayModel(
-        _px(*_KLING_4_TEXT), _auto("720p", "1080p"), _UNCHECKED, last_frame=True
-    ),
-    # MiniMax via Runway. UNVERIFIED durations.
+    "kling_4": RunwayModel(_px(*_KLING_4_TEXT), _auto("720p", "1080p")),
+    # MiniMax via Runway.
     "hailuo3": RunwayModel(
-        Frame("aspect", _HAILUO_3, _HAILUO_3_RES), Frame("aspect", _HAILUO_3, _HAILUO_3_RES),
-        _UNCHECKED, last_frame=True,
+        Frame("aspect", _HAILUO_3, _HAILUO_3_RES), Frame("aspect", _HAILUO_3, _HAILUO_3_RES)
     ),
     # No ratio field: text-to-video is taken to be landscape 16:9 (UNVERIFIED, as for
-    # MiniMax's own API); image-to-video follows the image. UNVERIFIED durations.
-    "h3_max": RunwayModel(
-        _tiers(*_H3_MAX_RES, aspects=("16:9",)), _tiers(*_H3_MAX_RES), _UNCHECKED,
-        seed=True, last_frame=True, min_image_side=256,
-    ),
-    # Image-to-video: resolution 720p|1080p, aspect from the image. UNVERIFIED durations.
+    # MiniMax's own API); image-to-video follows the image.
+    "h3_max": RunwayModel(_tiers(*_H3_MAX_RES, aspects=("16:9",)), _tiers(*_H3_MAX_RES)),
+    # Image-to-video: resolution 720p|1080p, aspect from the image.
     "happyhorse_1_0": RunwayModel(
-        _px(*_HAPPYHORSE_TEXT), _tiers(("720p", "720p"), ("1080p", "1080p")), _UNCHECKED,
-        max_prompt=2500,
+        _px(*_HAPPYHORSE_TEXT), _tiers(("720p", "720p"), ("1080p", "1080p")), max_prompt=2500
     ),
-    # Seedance via Runway: duration int or "auto" (vidgate sends an int; range
-    # UNVERIFIED).
-    "seedance2": RunwayModel(
-        _px(*_SEEDANCE_2), _px(*_SEEDANCE_2), _UNCHECKED, max_prompt=3500, seed=True,
-        last_frame=True,
-    ),
-    "seedance2_fast": RunwayModel(
-        _px(*_SEEDANCE_2_FAST), _px(*_SEEDANCE_2_FAST), _UNCHECKED, max_prompt=3500,
-        seed=True, last_frame=True,
-    ),
-    "seedance2_mini": RunwayModel(
-        _px(*_SEEDANCE_2_FAST), _px(*_SEEDANCE_2_FAST), _UNCHECKED, max_prompt=3500,
-        seed=True, last_frame=True,
-    ),
-    "seedance2_5": RunwayModel(
-        _px(*_SEEDANCE_2_5), _px(*_SEEDANCE_2_5), _UNCHECKED, max_prompt=15000, seed=True,
-        last_frame=True,
-    ),
-    # Durations 3-10 (the SDK docstrings; "auto" is not sent).
-    "gemini_omni_flash": RunwayModel(_px(*_OMNI), _px(*_OMNI), tuple(range(3, 11))),
-    "gemini_omni_flash_1.1": RunwayModel(
-        _px(*_OMNI_1_1), _px(*_OMNI_1_1), tuple(range(3, 11)), last_frame=True
-    ),
+    # Seedance via Runway.
+    "seedance2": RunwayModel(_px(*_SEEDANCE_2), _px(*_SEEDANCE_2), max_prompt=3500),
+    "seedance2_fast": RunwayModel(_px(*_SEEDANCE_2_FAST), _px(*_SEEDANCE_2_FAST), max_prompt=3500),
+    "seedance2_mini": RunwayModel(_px(*_SEEDANCE_2_FAST), _px(*_SEEDANCE_2_FAST), max_prompt=3500),
+    "seedance2_5": RunwayModel(_px(*_SEEDANCE_2_5), _px(*_SEEDANCE_2_5), max_prompt=15000),
+    "gemini_omni_flash": RunwayModel(_px(*_OMNI), _px(*_OMNI)),
+    "gemini_omni_flash_1.1": RunwayModel(_px(*_OMNI_1_1), _px(*_OMNI_1_1)),
     # Text-to-video: ratio as an aspect ratio plus resolution; image-to-video: resolution
-    # only, aspect from the image. UNVERIFIED durations.
-    "grok_imagine_1_5": RunwayModel(
-        Frame("aspect", _GROK_TEXT_ASPECTS, _SAME_3), _tiers(*_SAME_3), _UNCHECKED,
-        image_aspect=(0.4, 2.5),
-    ),
-    "grok_imagine_1_5_lite": RunwayModel(_px(*_GROK_LITE_TEXT), _auto(*_TIERS_3), _UNCHECKED),
-    # Keyframe image-to-video must use auto_<resolution> (SDK docstring). UNVERIFIED
-    # durations.
-    "wan3": RunwayModel(_px(*_WAN_3_TEXT), _auto(*_TIERS_3), _UNCHECKED, last_frame=True),
-    "wan3_prime": RunwayModel(_px(*_WAN_3_TEXT), _auto(*_TIERS_3), _UNCHECKED, last_frame=True),
-}  # fmt: skip
+    # only, aspect from the image.
+    "grok_imagine_1_5": RunwayModel(Frame("aspect", _GROK_TEXT_ASPECTS, _SAME_3), _tiers(*_SAME_3)),
+    "grok_imagine_1_5_lite": RunwayModel(_px(*_GROK_LITE_TEXT), _auto(*_TIERS_3)),
+    # Keyframe image-to-video must use auto_<resolution> (SDK docstring).
+    "wan3": RunwayModel(_px(*_WAN_3_TEXT), _auto(*_TIERS_3)),
+    "wan3_prime": RunwayModel(_px(*_WAN_3_TEXT), _auto(*_TIERS_3)),
+}
 _QUEUED = {"PENDING", "THROTTLED"}
 _TERMINAL = {"SUCCEEDED": "succeeded", "FAILED": "failed", "CANCELLED": "cancelled"}
 
 
 def _sizes(ratios: tuple[str, ...]) -> str:
     return ", ".join(r.replace(":", "x") for r in ratios)
-
-
-def _models_with(flag: str) -> str:
-    return ", ".join(m for m, c in MODELS.items() if getattr(c, flag))
 
 
 def data_uri_bytes(content_type: str, image_bytes: int) -> int:
@@ -352,108 +296,40 @@ def _frame(spec: JobSpec, name: str, model: RunwayModel, image: bool) -> dict[st
 def check_spec(
     spec: JobSpec,
     upstream_model: str | None,
+    table: CapabilityTable,
     image_bytes: int | None,
     last_frame_bytes: int | None = None,
 ) -> None:
-    """What Runway cannot do, as ``InvalidParameter`` (the create-time 400).
-    ``image_bytes``/``last_frame_bytes``: the stored input images' sizes, when they are
-    known without I/O."""
+    """What Runway cannot do, as ``InvalidParameter`` (the create-time 400): the
+    catalogue's data for the model, then what shapes the request (the output frame per
+    endpoint, the prompt in UTF-16 code units, the seed range) and each input image as
+    a data URI of at most 5 MB. ``image_bytes``/``last_frame_bytes``: the stored input
+    images' sizes, when they are known without I/O."""
     name, model = model_for(upstream_model)
-    if spec.kind != "generate":
-        raise InvalidParameter(
-            f"runway cannot {spec.kind} a video with {name}; allowed kinds: generate",
-            param="kind",
-        )
-    if spec.n != 1:
-        raise InvalidParameter("runway makes one video per task; allowed n: 1", param="n")
+    table.check(spec, "runway", name, f"runway {name}")
     _frame(spec, name, model, spec.image is not None)
-    if model.durations is not None and spec.seconds not in model.durations:
-        allowed = ", ".join(str(d) for d in model.durations)
-        raise InvalidParameter(
-            f"runway {name} does not take seconds {spec.seconds}; allowed: {allowed}",
-            param="seconds",
-        )
-    if spec.fps != FPS:
-        raise InvalidParameter(
-            f"runway does not take a frame rate; allowed fps: {FPS}", param="fps"
-        )
-    if spec.seed is not None:
-        if not model.seed:
-            raise InvalidParameter(
-                f"runway {name} does not take a seed; models that do: {_models_with('seed')}",
-                param="seed",
-            )
-        if not 0 <= spec.seed <= MAX_SEED:
-            raise InvalidParameter(f"runway takes seed 0-{MAX_SEED}", param="seed")
-    if spec.negative_prompt is not None and not model.negative_prompt:
-        raise InvalidParameter(
-            f"runway {name} does not take a negative prompt; models that do:"
-            f" {_models_with('negative_prompt')}",
-            param="negative_prompt",
-        )
+    if spec.seed is not None and not 0 <= spec.seed <= MAX_SEED:
+        raise InvalidParameter(f"runway takes seed 0-{MAX_SEED}", param="seed")
     limit = model.max_prompt
     if limit is not None and len(spec.prompt.encode("utf-16-le")) // 2 > limit:
         raise InvalidParameter(
             f"runway {name} takes a prompt of at most {limit} UTF-16 code units",
             param="prompt",
         )
-    if spec.image is not None:
-        _check_image(spec.image.content_type, image_bytes)
-        _check_image_shape(name, model, spec.image)
-    if spec.last_frame is not None:
-        if not model.last_frame:
-            raise InvalidParameter(
-                f"runway {name} does not take a last frame; models that do:"
-                f" {_models_with('last_frame')}",
-                param="last_frame",
-            )
-        if spec.image is None:
-            raise InvalidParameter(
-                f"runway {name} takes a last frame only after a first frame; allowed: image"
-                " with last_frame",
-                param="last_frame",
-            )
-        _check_image(spec.last_frame.content_type, last_frame_bytes, "last_frame")
-        _check_image_shape(name, model, spec.last_frame, "last_frame")
-    if spec.reference_images:
-        raise InvalidParameter(
-            f"runway {name} does not take reference images here; allowed: none",
-            param="reference_images",
+    for param, image, size in (
+        ("image", spec.image, image_bytes),
+        ("last_frame", spec.last_frame, last_frame_bytes),
+    ):
+        encoded = (
+            None if image is None or size is None else data_uri_bytes(image.content_type, size)
         )
-
-
-def _check_image_shape(
-    name: str, model: RunwayModel, image: ImageRef, param: str = "image"
-) -> None:
-    side = model.min_image_side
-    if side is not None and min(image.width, image.height) < side:
-        raise InvalidParameter(
-            f"runway {name} needs input images of at least {side} pixels on both sides;"
-            f" got {image.width}x{image.height}",
-            param=param,
-        )
-    if model.image_aspect is not None:
-        low, high = model.image_aspect
-        if not low <= image.width / image.height <= high:
+        if encoded is not None and encoded > MAX_DATA_URI_BYTES:
             raise InvalidParameter(
-                f"runway {name} needs an input image whose width/height is {low}-{high};"
-                f" got {image.width}x{image.height}",
+                f"runway takes an input image of at most {MAX_DATA_URI_BYTES} bytes as a"
+                f" base64 data URI (about {MAX_DATA_URI_BYTES * 3 // 4 // 1000} kB before"
+                " encoding)",
                 param=param,
             )
-
-
-def _check_image(content_type: str, image_bytes: int | None, param: str = "image") -> None:
-    if content_type not in IMAGE_TYPES:
-        raise InvalidParameter(
-            f"runway does not take {content_type} images; allowed: {', '.join(IMAGE_TYPES)}",
-            param=param,
-        )
-    if image_bytes is not None and data_uri_bytes(content_type, image_bytes) > MAX_DATA_URI_BYTES:
-        raise InvalidParameter(
-            f"runway takes an input image of at most {MAX_DATA_URI_BYTES} bytes as a base64"
-            f" data URI (about {MAX_DATA_URI_BYTES * 3 // 4 // 1000} kB before encoding)",
-            param=param,
-        )
 
 
 def ratio_for(spec: JobSpec) -> str:
@@ -601,18 +477,17 @@ class RunwayProvider:
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
         check_spec(
-            spec, upstream_model, self._local_size(spec.image), self._local_size(spec.last_frame)
+            spec,
+            upstream_model,
+            self._deps.capabilities,
+            self._local_size(spec.image),
+            self._local_size(spec.last_frame),
         )
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
     ) -> SubmitResult:
         """Runway has no idempotency key; ``idempotency_key`` is unused."""
-        try:
-            # Checked at create already; a refusal now must fail the job, not crash it.
-            check_spec(spec, upstream_model, None)
-        except InvalidParameter as exc:
-            raise ProviderError("invalid_request", exc.message, retryable=False) from exc
         prompt_image = await self._data_uri(spec.image, "input image")
         last_frame = await self._data_uri(spec.last_frame, "last frame")
         path, body = build_request(spec, upstream_model, prompt_image, last_frame)

@@ -18,10 +18,10 @@ Base URL ``https://ark.ap-southeast.bytepluses.com/api/v3``,
   pro models. They are never mixed with a first or last frame (reference-to-video is
   its own mode; that the API refuses the mix is UNVERIFIED, so vidgate does not try).
 - Last frames: section 9 names the ``last_frame`` role but not which models take it.
-  ``MODELS`` allows it on 1.0 pro, 1.0 lite-i2v, 1.5 pro and 2.0 and refuses it on
-  1.0 pro-fast and lite-t2v (all UNVERIFIED, from ModelArk's model list as remembered);
-  a model id vidgate does not know gets neither. An endpoint id (``ep-``) hides its
-  model, so its inputs go up as asked and the upstream decides.
+  The catalogue's ``upstreams.seedance`` allows it on 1.0 pro, 1.0 lite-i2v, 1.5 pro and
+  2.0 and refuses it on 1.0 pro-fast and lite-t2v (all UNVERIFIED, from ModelArk's model
+  list as remembered); a model id vidgate does not know gets neither. An endpoint id
+  (``ep-``) hides its model, so its inputs go up as asked and the upstream decides.
 - The API has no negative prompt and no idempotency key (none is documented), so a
   submit re-run after a crash may leave a second task upstream.
 - No progress is reported. ``usage.completion_tokens`` is the billed amount; with the
@@ -41,7 +41,7 @@ sent as given; ``usd_per_million_tokens`` for the cost.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -50,11 +50,9 @@ from typing import Any
 import httpx
 
 from vidgate.core.deployments import DeploymentConfig
-from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
 from vidgate.providers.base import (
     ProgressCallback,
-    Provider,
     ProviderDeps,
     ProviderError,
     SubmitResult,
@@ -71,9 +69,6 @@ DEFAULT_BASE_URL = "https://ark.ap-southeast.bytepluses.com/api/v3"
 _TASKS = "/contents/generations/tasks"
 # No poll hint from the API; the engine backs off on its own after the first poll.
 FIRST_POLL_S = 2.0
-FPS = 24
-RESOLUTIONS = ("480p", "720p", "1080p")
-RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9")
 # Sent to the API as given (section 9, top-level parameters).
 PASSTHROUGH_OPTIONS = (
     "watermark",
@@ -93,122 +88,6 @@ _STATES: dict[str, UpstreamState] = {
 
 
 # --- pure mapping ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Inputs:
-    """Which ``image_url`` roles besides ``first_frame`` a model takes."""
-
-    last_frame: bool
-    max_reference_images: int
-
-
-# Matched in order by a substring of the model id (Volcengine's ``doubao-`` ids too).
-# Reference-image counts are section 9's; every last_frame entry is UNVERIFIED.
-MODELS: tuple[tuple[str, Inputs], ...] = (
-    ("seedance-2-0", Inputs(last_frame=True, max_reference_images=9)),
-    ("seedance-1-0-lite-i2v", Inputs(last_frame=True, max_reference_images=4)),
-    ("seedance-1-0-lite-t2v", Inputs(last_frame=False, max_reference_images=0)),
-    ("seedance-1-0-pro-fast", Inputs(last_frame=False, max_reference_images=0)),
-    ("seedance-1-0-pro", Inputs(last_frame=True, max_reference_images=0)),
-    ("seedance-1-5-pro", Inputs(last_frame=True, max_reference_images=0)),
-)
-_UNKNOWN = Inputs(last_frame=False, max_reference_images=0)
-# An endpoint id: the model behind it is unknown here, the upstream decides.
-_ENDPOINT = Inputs(last_frame=True, max_reference_images=9)
-
-
-def inputs_for(model: str) -> Inputs:
-    if model.startswith("ep-"):
-        return _ENDPOINT
-    return next((inputs for key, inputs in MODELS if key in model), _UNKNOWN)
-
-
-def _with(what: str) -> str:
-    found = [key for key, inputs in MODELS if getattr(inputs, what)]
-    return ", ".join(found) or "none"
-
-
-def duration_range(model: str) -> tuple[int, int]:
-    """Seconds a model takes: 1.x 2-12, 2.0 4-15 (section 9). An endpoint id (``ep-``)
-    hides its model, so it gets the union and the upstream decides."""
-    if model.startswith("ep-"):
-        return 2, 15
-    if "seedance-2-0" in model:
-        return 4, 15
-    return 2, 12
-
-
-def check_spec(spec: JobSpec, model: str) -> None:
-    """Raise ``InvalidParameter`` for what Seedance cannot do."""
-
-    def refuse(what: str, allowed: str, param: str) -> InvalidParameter:
-        return InvalidParameter(f"seedance ({model}): {what}; allowed: {allowed}", param=param)
-
-    if spec.kind != "generate":
-        raise refuse(f"{spec.kind} is not supported", "generate", "video")
-    if spec.n != 1:
-        raise refuse(f"n {spec.n} is not supported: one video per task", "1", "n")
-    if spec.fps != FPS:
-        raise refuse(f"fps {spec.fps} is not supported: the frame rate is fixed", "24", "fps")
-    low, high = duration_range(model)
-    if not low <= spec.seconds <= high:
-        raise refuse(f"duration {spec.seconds} is not supported", f"{low}-{high}", "seconds")
-    if spec.resolution not in RESOLUTIONS:
-        raise refuse(
-            f"resolution {spec.resolution} is not supported", ", ".join(RESOLUTIONS), "resolution"
-        )
-    if spec.aspect_ratio not in RATIOS:
-        raise refuse(
-            f"aspect_ratio {spec.aspect_ratio} is not supported", ", ".join(RATIOS), "aspect_ratio"
-        )
-    if spec.negative_prompt is not None:
-        raise refuse("a negative prompt is not supported", "a prompt only", "negative_prompt")
-    if spec.image is not None and "-t2v-" in model:
-        raise refuse("an input image is not supported by this text-to-video model", "none", "image")
-    _check_frames_and_references(spec, model, refuse)
-
-
-def _check_frames_and_references(
-    spec: JobSpec, model: str, refuse: Callable[[str, str, str], InvalidParameter]
-) -> None:
-    inputs = inputs_for(model)
-    refs = len(spec.reference_images)
-    if spec.last_frame is not None:
-        if not inputs.last_frame:
-            raise refuse(
-                "a last frame is not supported by this model",
-                f"a first frame only; models with a last frame: {_with('last_frame')}",
-                "last_frame",
-            )
-        if spec.image is None:
-            raise refuse("a last frame needs a first frame", "image with last_frame", "last_frame")
-    if refs:
-        if inputs.max_reference_images == 0:
-            raise refuse(
-                "reference images are not supported by this model",
-                f"none; models with reference images: {_with('max_reference_images')}",
-                "reference_images",
-            )
-        if refs > inputs.max_reference_images:
-            raise refuse(
-                f"{refs} reference images are too many",
-                f"1-{inputs.max_reference_images}",
-                "reference_images",
-            )
-        if spec.image is not None:
-            raise refuse(
-                "reference images cannot be combined with a first or last frame",
-                "either reference images or a first (and last) frame",
-                "reference_images",
-            )
-    if spec.image is None and not refs and "-i2v-" in model:
-        most = inputs.max_reference_images
-        raise refuse(
-            "this image-to-video model needs an input image",
-            f"an image, or 1-{most} reference images" if most else "an image",
-            "image",
-        )
 
 
 def build_body(
@@ -367,7 +246,8 @@ class SeedanceProvider:
         self._urls = ResultUrls(self._client, gone=_URL_GONE)
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
-        check_spec(spec, upstream_model or spec.model)
+        model = upstream_model or spec.model
+        self._deps.capabilities.check(spec, "seedance", model, f"seedance ({model})")
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
@@ -375,7 +255,6 @@ class SeedanceProvider:
         """ModelArk documents no idempotency key: ``idempotency_key`` (the job id) only
         names the callback URL."""
         model = upstream_model or spec.model
-        _check_again(self, spec, model)
         image = await image_data_url(self._deps, spec.image) if spec.image else None
         last = await image_data_url(self._deps, spec.last_frame) if spec.last_frame else None
         refs = [await image_data_url(self._deps, ref) for ref in spec.reference_images]
@@ -445,15 +324,6 @@ class SeedanceProvider:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-def _check_again(provider: Provider, spec: JobSpec, upstream_model: str | None) -> None:
-    """Routing validated the spec already; a refusal here (a job routed before a config
-    change) must still reach the engine as a ProviderError, which is all it handles."""
-    try:
-        provider.validate(spec, upstream_model)
-    except InvalidParameter as exc:
-        raise ProviderError("invalid_parameter", exc.message, retryable=False) from exc
 
 
 def create(config: DeploymentConfig, deps: ProviderDeps) -> SeedanceProvider:

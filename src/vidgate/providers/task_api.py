@@ -35,11 +35,9 @@ from typing import Any
 import httpx
 
 from vidgate.core.deployments import DeploymentConfig
-from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
 from vidgate.providers.base import (
     ProgressCallback,
-    Provider,
     ProviderDeps,
     ProviderError,
     SubmitResult,
@@ -48,7 +46,7 @@ from vidgate.providers.base import (
     UpstreamTask,
 )
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
-from vidgate.providers.inputs import image_data_url, refuse_extra_frames
+from vidgate.providers.inputs import image_data_url
 from vidgate.providers.result_urls import ResultUrls
 
 NAME = "task_api"
@@ -228,18 +226,12 @@ class TaskApiProvider:
         self._urls = ResultUrls(self._client, gone=_URL_GONE)
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
-        if spec.kind != "generate":
-            raise InvalidParameter(
-                f"task_api: {spec.kind} is not part of the task API "
-                "(POST /v1/videos/generations); allowed: generate",
-                param="video",
-            )
-        refuse_extra_frames(spec, "task_api")
+        model = upstream_model or spec.model
+        self._deps.capabilities.check(spec, "task_api", model, f"task_api ({model})")
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
     ) -> SubmitResult:
-        _check_again(self, spec, upstream_model)
         image = await image_data_url(self._deps, spec.image) if spec.image else None
         body = build_body(spec, upstream_model or spec.model, image)
         created = await self._client.json(
@@ -296,15 +288,6 @@ class TaskApiProvider:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-def _check_again(provider: Provider, spec: JobSpec, upstream_model: str | None) -> None:
-    """Routing validated the spec already; a refusal here (a job routed before a config
-    change) must still reach the engine as a ProviderError, which is all it handles."""
-    try:
-        provider.validate(spec, upstream_model)
-    except InvalidParameter as exc:
-        raise ProviderError("invalid_parameter", exc.message, retryable=False) from exc
 
 
 def create(config: DeploymentConfig, deps: ProviderDeps) -> TaskApiProvider:

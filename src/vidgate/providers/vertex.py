@@ -39,7 +39,6 @@ from typing import Any
 from urllib.parse import quote
 
 from vidgate.core.deployments import DeploymentConfig
-from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
 from vidgate.providers.base import (
     ProgressCallback,
@@ -65,99 +64,14 @@ from vidgate.providers.http import UpstreamClient, UpstreamLimits
 DEFAULT_MODEL = "veo-3.1-generate-001"
 DEFAULT_LOCATION = "us-central1"
 STORAGE_BASE_URL = "https://storage.googleapis.com"
-ASPECT_RATIOS = ("16:9", "9:16")
 # Our names -> the API's (the docstring lists 720p/1080p; 4k was added 2026-01-13).
 RESOLUTIONS = {"720p": "720p", "1080p": "1080p", "4K": "4k"}
-# UNVERIFIED for Vertex: the reference lists 4|6|8 s for Veo 3 only from earlier Gemini
-# API docs (section 2.2); Veo 2 took 5-8 s. Veo renders 24 fps; sampleCount up to 4 (3P).
-MAX_SAMPLES = 4
-FPS = 24
-# Asset references per request (SDK docstring, reference 2.1).
-MAX_REFERENCE_IMAGES = 3
 
 
 # --- Veo input rules (also used by the Gemini API adapter) ------------------------
 
 
-def check_veo_inputs(spec: JobSpec, where: str) -> None:
-    """The last-frame and reference-image rules both Veo shapes share (SDK docstring for
-    ``GenerateVideosConfig``, reference 2.1/2.2): a last frame ends a clip that starts
-    from ``image``; reference images (ASSET, at most 3) stand alone, without image,
-    video or lastFrame."""
-    if spec.last_frame is not None:
-        if spec.image is None:
-            raise InvalidParameter(
-                f"a last frame needs a first frame on {where}; allowed: image with last_frame",
-                param="last_frame",
-            )
-        if spec.kind != "generate":
-            raise InvalidParameter(
-                f"a last frame cannot be used to {spec.kind} a video on {where}; "
-                "allowed: last_frame when generating from an image",
-                param="last_frame",
-            )
-    refs = spec.reference_images
-    if not refs:
-        return
-    if len(refs) > MAX_REFERENCE_IMAGES:
-        raise InvalidParameter(
-            f"{len(refs)} reference images is more than {where} takes; "
-            f"allowed: 0-{MAX_REFERENCE_IMAGES}",
-            param="reference_images",
-        )
-    others = [
-        name
-        for name, present in (
-            ("a first frame (image)", spec.image is not None),
-            ("a last frame", spec.last_frame is not None),
-            (f"a source video ({spec.kind})", spec.kind != "generate"),
-        )
-        if present
-    ]
-    if others:
-        raise InvalidParameter(
-            f"reference images cannot be combined with {' or '.join(others)} on {where}; "
-            "allowed: reference_images with a text prompt only",
-            param="reference_images",
-        )
-
-
 # --- Vertex mapping ------------------------------------------------------------------
-
-
-def check_spec(spec: JobSpec, model: str, provider: str) -> None:
-    """What Vertex Veo cannot do, as a client error (no I/O)."""
-    where = f"{provider} (Vertex AI {model})"
-    if spec.kind == "remix":
-        raise InvalidParameter(f"remix is not supported by {where}; allowed: generate, extend")
-    seconds = (5, 6, 7, 8) if model.startswith("veo-2") else (4, 6, 8)
-    if spec.seconds not in seconds:
-        allowed = ", ".join(map(str, seconds))
-        raise InvalidParameter(
-            f"duration {spec.seconds} is not supported by {where}; allowed: {allowed}",
-            param="seconds",
-        )
-    if spec.aspect_ratio not in ASPECT_RATIOS:
-        raise InvalidParameter(
-            f"aspect_ratio {spec.aspect_ratio} is not supported by {where}; "
-            f"allowed: {', '.join(ASPECT_RATIOS)}",
-            param="aspect_ratio",
-        )
-    if spec.resolution not in RESOLUTIONS:
-        raise InvalidParameter(
-            f"resolution {spec.resolution} is not supported by {where}; "
-            f"allowed: {', '.join(RESOLUTIONS)}",
-            param="resolution",
-        )
-    if spec.fps != FPS:
-        raise InvalidParameter(
-            f"fps {spec.fps} is not supported by {where}; allowed: {FPS}", param="fps"
-        )
-    if not 1 <= spec.n <= MAX_SAMPLES:
-        raise InvalidParameter(
-            f"n {spec.n} is not supported by {where}; allowed: 1-{MAX_SAMPLES}", param="n"
-        )
-    check_veo_inputs(spec, where)
 
 
 def build_request(
@@ -279,7 +193,8 @@ class VertexProvider:
         return {"Authorization": f"Bearer {bearer}"}
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
-        check_spec(spec, upstream_model or DEFAULT_MODEL, self.name)
+        model = upstream_model or DEFAULT_MODEL
+        self._deps.capabilities.check(spec, "vertex", model, f"{self.name} (Vertex AI {model})")
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         headers = await self._auth()
