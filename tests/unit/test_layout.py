@@ -1,0 +1,52 @@
+"""The layout the architecture doc promises: every module named in its package's row of
+docs/architecture.md's Layout table, and none over the size a reader takes in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "src" / "vidgate"
+MAX_LINES = 600
+
+
+def _modules() -> list[Path]:
+    return sorted(
+        path
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "__init__.py" and "versions" not in path.parts
+    )
+
+
+def _layout_rows() -> dict[str, str]:
+    """The Layout table: first cell -> whole row."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    section = text.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            first = line.split("|")[1]
+            rows[first] = line
+    return rows
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_every_module_is_in_the_layout_table(path: Path) -> None:
+    parts = path.relative_to(PACKAGE).parts
+    rows = _layout_rows()
+    if len(parts) == 1:
+        owners = [row for first, row in rows.items() if f"`{path.name}`" in first]
+    else:
+        owners = [row for first, row in rows.items() if f"`{parts[0]}/`" in first]
+    assert owners, f"no row of the Layout table in docs/architecture.md owns {parts}"
+    assert any(f"{path.name}`" in row or f"{path.stem}`" in row for row in owners), (
+        f"docs/architecture.md's Layout row for {parts[0]} does not name {path.name}"
+    )
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_is_over_600_lines(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{path.name} has {lines} lines; split it by concern"
