@@ -51,14 +51,7 @@ import httpx
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers.base import (
-    ProgressCallback,
-    ProviderDeps,
-    ProviderError,
-    SubmitResult,
-    UpstreamStatus,
-    UpstreamTask,
-)
+from vidgate.providers import base
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.model_inputs import InputNames
@@ -150,7 +143,7 @@ def request_path(created: Mapping[str, Any], endpoint: str, base_path: str = "")
     ``status_url`` where it has that shape, else built from the endpoint id."""
     request_id = created.get("request_id")
     if not isinstance(request_id, str) or not re.fullmatch(_SEGMENT, request_id):
-        raise ProviderError("upstream_bad_response", "fal: no request_id", retryable=False)
+        raise base.ProviderError("upstream_bad_response", "fal: no request_id", retryable=False)
     status_url = created.get("status_url")
     suffix = f"/requests/{request_id}/status"
     if isinstance(status_url, str):
@@ -165,21 +158,21 @@ def request_path(created: Mapping[str, Any], endpoint: str, base_path: str = "")
     return f"{app_id(endpoint)}/requests/{request_id}"
 
 
-def parse_status(body: Mapping[str, Any], poll_s: float = _POLL_S) -> UpstreamStatus:
+def parse_status(body: Mapping[str, Any], poll_s: float = _POLL_S) -> base.UpstreamStatus:
     status = str(body.get("status") or "")
     if status == "IN_QUEUE":
-        return UpstreamStatus("queued", poll_after_s=poll_s)
+        return base.UpstreamStatus("queued", poll_after_s=poll_s)
     if status == "COMPLETED":
         error, error_type = body.get("error"), body.get("error_type")
         # COMPLETED only means the request ended; an app failure rides on it [SDK].
         if error or error_type:
-            return UpstreamStatus(
+            return base.UpstreamStatus(
                 "failed",
                 error_code=str(error_type or "request_failed"),
                 error_message=str(error or error_type),
             )
-        return UpstreamStatus("succeeded", progress=100)
-    return UpstreamStatus("running", poll_after_s=poll_s)  # IN_PROGRESS, or anything new
+        return base.UpstreamStatus("succeeded", progress=100)
+    return base.UpstreamStatus("running", poll_after_s=poll_s)  # IN_PROGRESS, or anything new
 
 
 def output_urls(output: object) -> list[str]:
@@ -229,7 +222,7 @@ def _validation_item(item: object) -> str:
 
 
 class FalProvider:
-    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+    def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         self.name = config.name
         self._deps = deps
         self._poll_s = float(config.options.get("poll_s", _POLL_S))
@@ -255,7 +248,7 @@ class FalProvider:
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
-    ) -> SubmitResult:
+    ) -> base.SubmitResult:
         # The queue API has no idempotency mechanism: idempotency_key (the job id) only
         # names the webhook URL.
         endpoint, _ = self._endpoint(spec, upstream_model)
@@ -269,37 +262,37 @@ class FalProvider:
         )
         created = await self._http.json("POST", f"/{endpoint}", json=body, params=params)
         if not isinstance(created, dict):
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_bad_response", f"{self.name}: submit answered no object", retryable=False
             )
         app, _, request_id = request_path(created, endpoint, self._base_path).rpartition(
             "/requests/"
         )
-        return SubmitResult(request_id, poll_after_s=self._poll_s, state={"app": app})
+        return base.SubmitResult(request_id, poll_after_s=self._poll_s, state={"app": app})
 
-    def _path(self, task: UpstreamTask) -> str:
+    def _path(self, task: base.UpstreamTask) -> str:
         path = f"{task.state.get('app')}/requests/{task.id}"
         if not _REQUEST_PATH.fullmatch(path) or ".." in path.split("/"):
-            raise ProviderError(
+            raise base.ProviderError(
                 "invalid_upstream_id", f"{self.name}: malformed request id", retryable=False
             )
         return f"/{path}"
 
-    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+    async def status(self, task: base.UpstreamTask) -> base.UpstreamStatus:
         body = await self._http.json("GET", f"{self._path(task)}/status", params={"logs": "1"})
         if not isinstance(body, dict):
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_bad_response", f"{self.name}: status is not an object", retryable=True
             )
         return parse_status(body, self._poll_s)
 
     async def fetch(
-        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: base.UpstreamTask, dest_dir: Path, progress: base.ProgressCallback | None = None
     ) -> list[Path]:
         output = await self._http.json("GET", self._path(task))
         urls = output_urls(output)
         if not urls:
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_bad_response",
                 f"{self.name}: the result has no video URL",
                 retryable=False,
@@ -308,9 +301,9 @@ class FalProvider:
         for index, url in enumerate(urls):
             try:
                 paths.append(await self._http.download(url, dest_dir / f"{index}.mp4"))
-            except ProviderError as error:
+            except base.ProviderError as error:
                 if error.expired:
-                    raise ProviderError(
+                    raise base.ProviderError(
                         "result_expired",
                         f"{self.name}: the result file is gone and fal keeps one URL per result",
                         retryable=False,
@@ -321,10 +314,10 @@ class FalProvider:
                 progress((index + 1) / len(urls))
         return paths
 
-    async def cancel(self, task: UpstreamTask) -> None:
+    async def cancel(self, task: base.UpstreamTask) -> None:
         try:
             await self._http.request("PUT", f"{self._path(task)}/cancel")
-        except ProviderError as error:
+        except base.ProviderError as error:
             # ALREADY_COMPLETED (400) / NOT_FOUND (404): nothing left to stop.
             if error.code not in ("upstream_rejected", "upstream_not_found"):
                 raise
@@ -333,5 +326,5 @@ class FalProvider:
         await self._http.aclose()
 
 
-def create(config: DeploymentConfig, deps: ProviderDeps) -> FalProvider:
+def create(config: DeploymentConfig, deps: base.ProviderDeps) -> FalProvider:
     return FalProvider(config, deps)

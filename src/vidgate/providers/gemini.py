@@ -41,25 +41,7 @@ from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec
-from vidgate.providers.base import (
-    ProgressCallback,
-    ProviderDeps,
-    ProviderError,
-    SubmitResult,
-    TaskState,
-    UpstreamStatus,
-    UpstreamTask,
-)
-from vidgate.providers.google_api import (
-    DEFAULT_POLL_S,
-    Base64Inputs,
-    google_error_message,
-    google_json,
-    operation_status,
-    read_base64_inputs,
-    veo_instance,
-    write_base64,
-)
+from vidgate.providers import base, google_api
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -68,7 +50,7 @@ DEFAULT_MODEL = "gemini-omni-1.1-flash"
 OMNI_RESOLUTIONS = {"360p": "360p", "720p": "720p", "1080p": "1080p", "4K": "4k"}
 VEO_RESOLUTIONS = {"720p": "720p", "1080p": "1080p", "4K": "4k"}
 # The task state of an Omni interaction; a Veo operation has none.
-_INTERACTION: TaskState = {"api": "interactions"}
+_INTERACTION: base.TaskState = {"api": "interactions"}
 _OMNI_STATES: dict[str, Literal["queued", "running", "succeeded", "cancelled"]] = {
     "queued": "queued",
     "in_progress": "running",
@@ -104,7 +86,7 @@ def _image_block(data_b64: str, image: ImageRef) -> dict[str, Any]:
 def omni_request(
     spec: JobSpec,
     model: str,
-    inputs: Base64Inputs,
+    inputs: google_api.Base64Inputs,
 ) -> dict[str, Any]:
     """The Interactions create body; the wire example in reference 2.3 is the model.
 
@@ -174,7 +156,7 @@ def omni_video(interaction: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def omni_status(interaction: dict[str, Any], poll_s: float) -> UpstreamStatus:
+def omni_status(interaction: dict[str, Any], poll_s: float) -> base.UpstreamStatus:
     status = str(interaction.get("status"))
     if status in _OMNI_FAILED:
         errors = [e for e in interaction.get("errors") or [] if isinstance(e, dict)]
@@ -183,19 +165,19 @@ def omni_status(interaction: dict[str, Any], poll_s: float) -> UpstreamStatus:
                 errors.append(step["error"])
         message = "; ".join(str(e.get("message") or e.get("code")) for e in errors)
         code = str(errors[0].get("code") or status) if errors else status
-        return UpstreamStatus("failed", error_code=code, error_message=message or status)
+        return base.UpstreamStatus("failed", error_code=code, error_message=message or status)
     state = _OMNI_STATES.get(status, "running")
     if state == "succeeded" and omni_video(interaction) is None:
-        return UpstreamStatus(
+        return base.UpstreamStatus(
             "failed", error_code="no_output", error_message="completed without a video"
         )
     if state in ("queued", "running"):
-        return UpstreamStatus(state, poll_after_s=poll_s)
-    return UpstreamStatus(state, progress=100 if state == "succeeded" else None)
+        return base.UpstreamStatus(state, poll_after_s=poll_s)
+    return base.UpstreamStatus(state, progress=100 if state == "succeeded" else None)
 
 
-def veo_request(spec: JobSpec, inputs: Base64Inputs) -> dict[str, Any]:
-    instance = veo_instance(spec, inputs)
+def veo_request(spec: JobSpec, inputs: google_api.Base64Inputs) -> dict[str, Any]:
+    instance = google_api.veo_instance(spec, inputs)
     parameters: dict[str, Any] = {
         "sampleCount": spec.n,
         "durationSeconds": spec.seconds,
@@ -220,10 +202,10 @@ def veo_samples(op: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]
 
 
 class GeminiProvider:
-    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+    def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         self.name = config.name
         self._deps = deps
-        self._poll_s = float(config.options.get("poll_interval_s", DEFAULT_POLL_S))
+        self._poll_s = float(config.options.get("poll_interval_s", google_api.DEFAULT_POLL_S))
         self._version = str(config.options.get("interactions_api_version") or "v1")
         base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
         self._api_host = urlsplit(base_url).netloc
@@ -234,35 +216,37 @@ class GeminiProvider:
             timeout_s=config.timeout_s,
             # An interaction's video may come back inline, in the status answer.
             limits=UpstreamLimits.of(deps.settings).with_inline_results(),
-            error_message=google_error_message,
+            error_message=google_api.google_error_message,
         )
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
         check_spec(spec, upstream_model or DEFAULT_MODEL, self.name, self._deps.capabilities)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        return await google_json(self._http, method, path, **kwargs)
+        return await google_api.google_json(self._http, method, path, **kwargs)
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
-    ) -> SubmitResult:
+    ) -> base.SubmitResult:
         """``idempotency_key`` is unused: neither API takes one."""
         model = upstream_model or DEFAULT_MODEL
-        inputs = await read_base64_inputs(self._deps, spec)
+        inputs = await google_api.read_base64_inputs(self._deps, spec)
         if not is_omni(model):
             path = f"/v1beta/models/{model}:predictLongRunning"
             body = veo_request(spec, inputs)
             op = await self._call("POST", path, json=body)
             if not isinstance(op.get("name"), str):
-                raise ProviderError("upstream_bad_response", "no operation name", retryable=False)
-            return SubmitResult(op["name"], poll_after_s=self._poll_s)
+                raise base.ProviderError(
+                    "upstream_bad_response", "no operation name", retryable=False
+                )
+            return base.SubmitResult(op["name"], poll_after_s=self._poll_s)
         omni = omni_request(spec, model, inputs)
         interaction = await self._call("POST", f"/{self._version}/interactions", json=omni)
         if not isinstance(interaction.get("id"), str):
-            raise ProviderError("upstream_bad_response", "no interaction id", retryable=False)
-        return SubmitResult(interaction["id"], poll_after_s=self._poll_s, state=_INTERACTION)
+            raise base.ProviderError("upstream_bad_response", "no interaction id", retryable=False)
+        return base.SubmitResult(interaction["id"], poll_after_s=self._poll_s, state=_INTERACTION)
 
-    async def _read(self, task: UpstreamTask) -> tuple[dict[str, Any], UpstreamStatus]:
+    async def _read(self, task: base.UpstreamTask) -> tuple[dict[str, Any], base.UpstreamStatus]:
         if _is_interaction(task):
             interaction = await self._call(
                 "GET", f"/{self._version}/interactions/{task.id}", params={"stream": "false"}
@@ -270,18 +254,18 @@ class GeminiProvider:
             return interaction, omni_status(interaction, self._poll_s)
         name = task.id
         if not name.startswith("models/") or "/operations/" not in name:
-            raise ProviderError("upstream_bad_id", f"not a Gemini id: {name}", retryable=False)
+            raise base.ProviderError("upstream_bad_id", f"not a Gemini id: {name}", retryable=False)
         op = await self._call("GET", f"/v1beta/{name}")
         result, videos = veo_samples(op)
-        return op, operation_status(op, result, videos, task.spec.n, self._poll_s)
+        return op, google_api.operation_status(op, result, videos, task.spec.n, self._poll_s)
 
-    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+    async def status(self, task: base.UpstreamTask) -> base.UpstreamStatus:
         return (await self._read(task))[1]
 
-    async def _results(self, task: UpstreamTask) -> list[dict[str, Any]]:
+    async def _results(self, task: base.UpstreamTask) -> list[dict[str, Any]]:
         body, state = await self._read(task)
         if state.state != "succeeded":
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_not_ready",
                 f"{self.name}: the task is {state.state}: {state.error_message or ''}",
                 retryable=state.state in ("queued", "running"),
@@ -292,7 +276,7 @@ class GeminiProvider:
 
     async def _download(self, video: dict[str, Any], dest: Path) -> Path:
         if video.get("data"):
-            return await write_base64(str(video["data"]), dest)
+            return await google_api.write_base64(str(video["data"]), dest)
         uri = str(video.get("uri") or "")
         parts = urlsplit(uri)
         ours = parts.netloc in (self._api_host, urlsplit(DEFAULT_BASE_URL).netloc)
@@ -305,7 +289,7 @@ class GeminiProvider:
         return await self._http.download(uri, dest, authenticated=ours)
 
     async def fetch(
-        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: base.UpstreamTask, dest_dir: Path, progress: base.ProgressCallback | None = None
     ) -> list[Path]:
         videos = await self._results(task)
         paths: list[Path] = []
@@ -313,14 +297,14 @@ class GeminiProvider:
             dest = dest_dir / f"{index}.mp4"
             try:
                 paths.append(await self._download(videos[index], dest))
-            except ProviderError as error:
+            except base.ProviderError as error:
                 if not error.expired:
                     raise
                 # Re-read once: a fresh URL is retried; the same one is gone for good
                 # (Files API results are kept 2 days and never re-issued).
                 fresh = (await self._results(task))[index]
                 if fresh.get("uri") == videos[index].get("uri") and not fresh.get("data"):
-                    raise ProviderError(
+                    raise base.ProviderError(
                         "result_expired", error.message, retryable=False, expired=True
                     ) from error
                 paths.append(await self._download(fresh, dest))
@@ -328,14 +312,14 @@ class GeminiProvider:
                 progress((index + 1) / len(videos))
         return paths
 
-    async def cancel(self, task: UpstreamTask) -> None:
+    async def cancel(self, task: base.UpstreamTask) -> None:
         """Omni: ``POST /v1/interactions/{id}/cancel``. Veo operations: a no-op, the
         Gemini API exposes no cancel for them."""
         if not _is_interaction(task):
             return
         try:
             await self._call("POST", f"/{self._version}/interactions/{task.id}/cancel")
-        except ProviderError as error:
+        except base.ProviderError as error:
             # Already finished or gone: nothing left to stop.
             if error.code not in ("upstream_not_found", "upstream_rejected"):
                 raise
@@ -344,9 +328,9 @@ class GeminiProvider:
         await self._http.aclose()
 
 
-def _is_interaction(task: UpstreamTask) -> bool:
+def _is_interaction(task: base.UpstreamTask) -> bool:
     return task.state.get("api") == "interactions"
 
 
-def create(config: DeploymentConfig, deps: ProviderDeps) -> GeminiProvider:
+def create(config: DeploymentConfig, deps: base.ProviderDeps) -> GeminiProvider:
     return GeminiProvider(config, deps)

@@ -51,16 +51,7 @@ from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers.base import (
-    ProgressCallback,
-    ProviderDeps,
-    ProviderError,
-    SubmitResult,
-    TaskState,
-    UpstreamState,
-    UpstreamStatus,
-    UpstreamTask,
-)
+from vidgate.providers import base
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_base64
 from vidgate.providers.result_urls import ResultUrls
@@ -78,7 +69,7 @@ _SUBMIT_POLL_S = 2.0
 # rateLimits doc: on 1303 back off, at least 1 s at first.
 _BUSY_RETRY_S = 1.0
 
-_STATES: dict[str, UpstreamState] = {
+_STATES: dict[str, base.UpstreamState] = {
     "submitted": "queued",
     "processing": "running",
     "succeed": "succeeded",
@@ -213,33 +204,37 @@ def error_message(response: httpx.Response) -> str | None:
 
 def error_for_code(
     code: int, message: str, *, retry_after_s: float | None = None
-) -> ProviderError | None:
+) -> base.ProviderError | None:
     """The Kling codes whose meaning differs from their HTTP status (or that ride on a
     200). None where the HTTP translation already says it right."""
     if code in (1000, 1001, 1002, 1003, 1004, 1304):
         # Auth failures; 1304 (IP not whitelisted) is UNVERIFIED.
-        return ProviderError("upstream_auth_failed", message, retryable=False, unhealthy=True)
+        return base.ProviderError("upstream_auth_failed", message, retryable=False, unhealthy=True)
     if code in (1100, 1101, 1102):
         # Account exception, arrears, resource pack used up: HTTP 429, but waiting will
         # not help; the deployment is out until someone pays.
-        return ProviderError("upstream_account_error", message, retryable=False, unhealthy=True)
+        return base.ProviderError(
+            "upstream_account_error", message, retryable=False, unhealthy=True
+        )
     if code == 1301:
         # Content policy (UNVERIFIED code): the job fails with Kling's reason.
-        return ProviderError("content_policy_violation", message, retryable=False)
+        return base.ProviderError("content_policy_violation", message, retryable=False)
     if code in (1302, 1303):
         # 1303: too many parallel tasks for the resource pack (documented); 1302: rate.
-        return ProviderError(
+        return base.ProviderError(
             "upstream_rate_limited",
             message,
             retryable=True,
             retry_after_s=retry_after_s if retry_after_s is not None else _BUSY_RETRY_S,
         )
     if code in (5000, 5001, 5002):
-        return ProviderError("upstream_error", message, retryable=True, retry_after_s=retry_after_s)
+        return base.ProviderError(
+            "upstream_error", message, retryable=True, retry_after_s=retry_after_s
+        )
     return None
 
 
-def reclassify(error: ProviderError) -> ProviderError:
+def reclassify(error: base.ProviderError) -> base.ProviderError:
     match = _CODE_SUFFIX.search(error.message)
     if match is None:
         return error
@@ -251,17 +246,17 @@ def unwrap(body: Any, provider: str) -> dict[str, Any]:
     """``data`` of a ``{code: 0, data}`` envelope; a non-zero code on an HTTP 200 is an
     error all the same."""
     if not isinstance(body, dict):
-        raise ProviderError(
+        raise base.ProviderError(
             "upstream_bad_response", f"{provider}: a response that is not an object", retryable=True
         )
     code = body.get("code")
     if code != 0:
         message = f"{provider}: {body.get('message') or 'error'} (code {code})"
         known = error_for_code(code, message) if isinstance(code, int) else None
-        raise known or ProviderError("upstream_rejected", message, retryable=False)
+        raise known or base.ProviderError("upstream_rejected", message, retryable=False)
     data = body.get("data")
     if not isinstance(data, dict):
-        raise ProviderError(
+        raise base.ProviderError(
             "upstream_bad_response", f"{provider}: a response without data", retryable=True
         )
     return data
@@ -279,18 +274,18 @@ def result_urls(data: dict[str, Any]) -> list[str]:
 
 def parse_status(
     data: dict[str, Any], *, provider: str, usd_per_unit: Decimal | None = None
-) -> UpstreamStatus:
+) -> base.UpstreamStatus:
     """Kling gives no progress and no failure code, only ``task_status_msg``."""
     state = _STATES.get(str(data.get("task_status")), "running")
     if state == "failed":
         reason = str(data.get("task_status_msg") or "the task failed")
-        return UpstreamStatus(
+        return base.UpstreamStatus(
             "failed", error_code="upstream_failed", error_message=f"{provider}: {reason}"
         )
     if state != "succeeded":
         # No poll hint from Kling: the engine backs off by itself.
-        return UpstreamStatus(state)
-    return UpstreamStatus("succeeded", progress=100, cost=_cost(data, usd_per_unit))
+        return base.UpstreamStatus(state)
+    return base.UpstreamStatus("succeeded", progress=100, cost=_cost(data, usd_per_unit))
 
 
 def _cost(data: dict[str, Any], usd_per_unit: Decimal | None) -> Decimal | None:
@@ -314,7 +309,7 @@ class KlingProvider:
     def __init__(
         self,
         config: DeploymentConfig,
-        deps: ProviderDeps,
+        deps: base.ProviderDeps,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -341,14 +336,14 @@ class KlingProvider:
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
             body = await self._http.json(method, path, **kwargs)
-        except ProviderError as error:
+        except base.ProviderError as error:
             raise reclassify(error) from None
         return unwrap(body, self.name)
 
-    async def _task(self, task_id: str, state: TaskState) -> dict[str, Any]:
+    async def _task(self, task_id: str, state: base.TaskState) -> dict[str, Any]:
         kind = state.get("kind")
         if kind not in KINDS:
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_bad_id",
                 f"{self.name}: task {task_id!r} has no Kling endpoint kind",
                 retryable=False,
@@ -357,7 +352,7 @@ class KlingProvider:
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
-    ) -> SubmitResult:
+    ) -> base.SubmitResult:
         model = upstream_model or self._model
         if spec.kind == "extend":
             kind, body = "video-extend", extend_body(spec, await self._source_video_id(spec))
@@ -372,7 +367,7 @@ class KlingProvider:
             body["callback_url"] = self._deps.callback_url(idempotency_key)
         try:
             data = await self._call("POST", f"/v1/videos/{kind}", json=body)
-        except ProviderError as error:
+        except base.ProviderError as error:
             found = None
             if error.code == "upstream_rejected" and "external_task_id" in body:
                 found = await self._find_external(kind, idempotency_key)
@@ -381,12 +376,12 @@ class KlingProvider:
             data = found
         task_id = data.get("task_id")
         if not task_id:
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_bad_response",
                 f"{self.name}: create returned no task_id",
                 retryable=False,
             )
-        return SubmitResult(str(task_id), poll_after_s=_SUBMIT_POLL_S, state={"kind": kind})
+        return base.SubmitResult(str(task_id), poll_after_s=_SUBMIT_POLL_S, state={"kind": kind})
 
     async def _find_external(self, kind: str, external_task_id: str) -> dict[str, Any] | None:
         """A resubmission (after a crash) is refused because the external_task_id is
@@ -394,7 +389,7 @@ class KlingProvider:
         place of the task id [3P; UNVERIFIED against the live API]."""
         try:
             data = await self._call("GET", f"/v1/videos/{kind}/{external_task_id}")
-        except ProviderError:
+        except base.ProviderError:
             return None
         info = data.get("task_info")
         if isinstance(info, dict) and info.get("external_task_id") == external_task_id:
@@ -408,7 +403,7 @@ class KlingProvider:
         data = await self._task(upstream_id or "", state or {})
         ids = [str(v["id"]) for v in videos(data) if v.get("id")]
         if data.get("task_status") != "succeed" or not ids:
-            raise ProviderError(
+            raise base.ProviderError(
                 "source_unavailable",
                 f"{self.name}: the source task has no video to extend (Kling keeps results"
                 " 30 days)",
@@ -416,24 +411,24 @@ class KlingProvider:
             )
         return ids[0]
 
-    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+    async def status(self, task: base.UpstreamTask) -> base.UpstreamStatus:
         data = await self._task(task.id, task.state)
         status = parse_status(data, provider=self.name, usd_per_unit=self._usd_per_unit)
         if status.state == "succeeded":
             self._urls.remember(task.id, result_urls(data))
         return status
 
-    async def _result_urls(self, task: UpstreamTask) -> list[str]:
+    async def _result_urls(self, task: base.UpstreamTask) -> list[str]:
         data = await self._task(task.id, task.state)
         if data.get("task_status") != "succeed":
-            raise ProviderError(
+            raise base.ProviderError(
                 "result_unavailable",
                 f"{self.name}: the task is {data.get('task_status')}, not succeed",
                 retryable=False,
             )
         urls = result_urls(data)
         if not urls:
-            raise ProviderError(
+            raise base.ProviderError(
                 "result_expired",
                 f"{self.name}: the task has no result URL (Kling clears them after 30 days)",
                 retryable=False,
@@ -442,7 +437,7 @@ class KlingProvider:
         return urls
 
     async def fetch(
-        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: base.UpstreamTask, dest_dir: Path, progress: base.ProgressCallback | None = None
     ) -> list[Path]:
         # An expired URL is read again in case the task names a new one; Kling's are
         # static links kept for 30 days, so the same URL means the result is gone.
@@ -450,7 +445,7 @@ class KlingProvider:
             task.id, dest_dir, lambda: self._result_urls(task), progress
         )
 
-    async def cancel(self, task: UpstreamTask) -> None:
+    async def cancel(self, task: base.UpstreamTask) -> None:
         """A no-op: Kling documents no way to cancel a task (reference section 5)."""
         self._urls.forget(task.id)
 
@@ -458,5 +453,5 @@ class KlingProvider:
         await self._http.aclose()
 
 
-def create(config: DeploymentConfig, deps: ProviderDeps) -> KlingProvider:
+def create(config: DeploymentConfig, deps: base.ProviderDeps) -> KlingProvider:
     return KlingProvider(config, deps)

@@ -44,14 +44,7 @@ from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers.base import (
-    ProgressCallback,
-    ProviderDeps,
-    ProviderError,
-    SubmitResult,
-    UpstreamStatus,
-    UpstreamTask,
-)
+from vidgate.providers import base
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_public_url
 from vidgate.providers.result_urls import ResultUrls
@@ -126,30 +119,30 @@ def build_body(
     return body
 
 
-def parse_generation(body: Any, poll_s: float = _DEFAULT_POLL_S) -> UpstreamStatus:
+def parse_generation(body: Any, poll_s: float = _DEFAULT_POLL_S) -> base.UpstreamStatus:
     """A Generation object as an ``UpstreamStatus``."""
     if not isinstance(body, dict) or body.get("state") not in _STATES:
         state = body.get("state") if isinstance(body, dict) else None
-        raise ProviderError(
+        raise base.ProviderError(
             "upstream_bad_response", f"luma: unknown generation state {state!r}", retryable=True
         )
     state = _STATES[body["state"]]
     if state == "failed":
         reason = body.get("failure_reason")
-        return UpstreamStatus(
+        return base.UpstreamStatus(
             "failed",
             error_code="generation_failed",
             error_message=f"luma: {reason}" if reason else "luma: the generation failed",
         )
     if state == "succeeded":
         if not result_urls(body):
-            return UpstreamStatus(
+            return base.UpstreamStatus(
                 "failed",
                 error_code="no_output",
                 error_message="luma: the generation completed without a video",
             )
-        return UpstreamStatus("succeeded", progress=100)
-    return UpstreamStatus(state, poll_after_s=poll_s)  # type: ignore[arg-type]
+        return base.UpstreamStatus("succeeded", progress=100)
+    return base.UpstreamStatus(state, poll_after_s=poll_s)  # type: ignore[arg-type]
 
 
 def result_urls(body: dict[str, Any]) -> list[str]:
@@ -179,7 +172,7 @@ _URL_GONE = "luma: the result URL has expired and no fresh one is available"
 
 
 class LumaProvider:
-    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+    def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         self.name = config.name
         self._deps = deps
         self._poll_s = float(config.options.get("poll_s", _DEFAULT_POLL_S))
@@ -204,7 +197,7 @@ class LumaProvider:
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
-    ) -> SubmitResult:
+    ) -> base.SubmitResult:
         """Luma has no idempotency key; ``idempotency_key`` (the job id) only names the
         callback URL."""
         try:
@@ -216,24 +209,24 @@ class LumaProvider:
                 if spec.last_frame is not None:
                     last_frame_url = image_public_url(self._deps, spec.last_frame, provider="luma")
         except InvalidParameter as exc:
-            raise ProviderError("invalid_request", exc.message, retryable=False) from exc
+            raise base.ProviderError("invalid_request", exc.message, retryable=False) from exc
         request = build_body(spec, upstream_model, image_url, last_frame_url)
         if self._deps.callback_url is not None:
             request["callback_url"] = self._deps.callback_url(idempotency_key)
         body = await self._client.json("POST", "/generations/video", json=request)
         generation_id = body.get("id") if isinstance(body, dict) else None
         if not isinstance(generation_id, str) or not generation_id:
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_bad_response", "luma: the create answer has no id", retryable=True
             )
-        return SubmitResult(generation_id, poll_after_s=self._poll_s)
+        return base.SubmitResult(generation_id, poll_after_s=self._poll_s)
 
-    async def _read(self, task_id: str) -> tuple[UpstreamStatus, list[str]]:
+    async def _read(self, task_id: str) -> tuple[base.UpstreamStatus, list[str]]:
         body = await self._client.json("GET", f"/generations/{quote(task_id, safe='')}")
         status = parse_generation(body, self._poll_s)
         return status, result_urls(body) if status.state == "succeeded" else []
 
-    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+    async def status(self, task: base.UpstreamTask) -> base.UpstreamStatus:
         status, urls = await self._read(task.id)
         self._urls.remember(task.id, urls)
         return status
@@ -241,7 +234,7 @@ class LumaProvider:
     async def _fresh_urls(self, task_id: str) -> list[str]:
         status, urls = await self._read(task_id)
         if status.state != "succeeded":
-            raise ProviderError(
+            raise base.ProviderError(
                 "result_not_ready",
                 f"luma: generation {task_id} is {status.state}, not completed",
                 retryable=status.state in ("queued", "running"),
@@ -249,7 +242,7 @@ class LumaProvider:
         return urls
 
     async def fetch(
-        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: base.UpstreamTask, dest_dir: Path, progress: base.ProgressCallback | None = None
     ) -> list[Path]:
         """Download ``assets.video``. A URL remembered from the last status read is
         tried first; if it has expired, the generation is read once more for the
@@ -258,12 +251,12 @@ class LumaProvider:
             task.id, dest_dir, lambda: self._fresh_urls(task.id), progress
         )
 
-    async def cancel(self, task: UpstreamTask) -> None:
+    async def cancel(self, task: base.UpstreamTask) -> None:
         """``DELETE /generations/{id}``: Luma deletes the generation (no separate cancel)."""
         self._urls.forget(task.id)
         try:
             await self._client.request("DELETE", f"/generations/{quote(task.id, safe='')}")
-        except ProviderError as error:
+        except base.ProviderError as error:
             if error.code != "upstream_not_found":  # already gone: nothing to cancel
                 raise
 
@@ -271,5 +264,5 @@ class LumaProvider:
         await self._client.aclose()
 
 
-def create(config: DeploymentConfig, deps: ProviderDeps) -> LumaProvider:
+def create(config: DeploymentConfig, deps: base.ProviderDeps) -> LumaProvider:
     return LumaProvider(config, deps)

@@ -35,15 +35,7 @@ from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers.base import (
-    ProgressCallback,
-    ProviderDeps,
-    ProviderError,
-    SubmitResult,
-    UpstreamState,
-    UpstreamStatus,
-    UpstreamTask,
-)
+from vidgate.providers import base
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, retry_after_s
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.result_urls import ResultUrls
@@ -54,7 +46,7 @@ RESOLUTIONS = {"720p": "768P", "1080p": "1080P"}
 
 _SUBMIT_POLL_S = 2.0
 
-_STATES: dict[str, UpstreamState] = {
+_STATES: dict[str, base.UpstreamState] = {
     "Preparing": "queued",
     "Queueing": "queued",
     "Processing": "running",
@@ -113,24 +105,26 @@ def base_resp(body: Any) -> tuple[int, str]:
 
 def error_for(
     code: int, message: str, *, provider: str, retry_after: float | None = None
-) -> ProviderError:
+) -> base.ProviderError:
     """A non-zero ``base_resp.status_code`` as a ProviderError (errorcode.md)."""
     text = f"{provider}: {message or 'error'} (status_code {code})"
     if code == 1002:
-        return ProviderError(
+        return base.ProviderError(
             "upstream_rate_limited", text, retryable=True, retry_after_s=retry_after
         )
     if code in _RETRY_LATER:
-        return ProviderError("upstream_error", text, retryable=True, retry_after_s=retry_after)
+        return base.ProviderError("upstream_error", text, retryable=True, retry_after_s=retry_after)
     if code in _AUTH:
-        return ProviderError("upstream_auth_failed", text, retryable=False, unhealthy=True)
+        return base.ProviderError("upstream_auth_failed", text, retryable=False, unhealthy=True)
     if code == 1008:
         # Insufficient balance: waiting will not help, and other deployments may serve.
-        return ProviderError("upstream_insufficient_balance", text, retryable=False, unhealthy=True)
+        return base.ProviderError(
+            "upstream_insufficient_balance", text, retryable=False, unhealthy=True
+        )
     if code in _CONTENT:
-        return ProviderError("content_policy_violation", text, retryable=False)
+        return base.ProviderError("content_policy_violation", text, retryable=False)
     # 2013 invalid parameters, and codes we do not know.
-    return ProviderError("upstream_rejected", text, retryable=False)
+    return base.ProviderError("upstream_rejected", text, retryable=False)
 
 
 def error_message(response: httpx.Response) -> str | None:
@@ -147,7 +141,7 @@ def error_message(response: httpx.Response) -> str | None:
 
 def parse_status(
     body: dict[str, Any], *, provider: str, retry_after: float | None = None
-) -> UpstreamStatus:
+) -> base.UpstreamStatus:
     """A query answer as UpstreamStatus. A non-zero ``base_resp`` without a task status
     is the query failing (raised); with ``Fail`` it is why the task failed."""
     code, message = base_resp(body)
@@ -155,23 +149,23 @@ def parse_status(
     if state is None:
         if code in _CONTENT:
             error = error_for(code, message, provider=provider)
-            return UpstreamStatus("failed", error_code=error.code, error_message=error.message)
+            return base.UpstreamStatus("failed", error_code=error.code, error_message=error.message)
         if code:
             raise error_for(code, message, provider=provider, retry_after=retry_after)
         # An undocumented status: keep polling.
-        return UpstreamStatus("running")
+        return base.UpstreamStatus("running")
     if state == "failed":
         # UNVERIFIED: where the reason of a failed task is; base_resp, else error_message.
         reason = message if code else str(body.get("error_message") or "the task failed")
         error_code = "content_policy_violation" if code in _CONTENT else "upstream_failed"
         suffix = f" (status_code {code})" if code else ""
-        return UpstreamStatus(
+        return base.UpstreamStatus(
             "failed", error_code=error_code, error_message=f"{provider}: {reason}{suffix}"
         )
     if state == "succeeded":
-        return UpstreamStatus("succeeded", progress=100)
+        return base.UpstreamStatus("succeeded", progress=100)
     # No progress field and no poll hint: the engine backs off by itself.
-    return UpstreamStatus(state)
+    return base.UpstreamStatus(state)
 
 
 def download_url(body: dict[str, Any]) -> str | None:
@@ -188,7 +182,7 @@ _URL_GONE = "{}: the download URL has expired and MiniMax gives no new one"
 
 
 class MiniMaxProvider:
-    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+    def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         self.name = config.name
         self._deps = deps
         self._model = str(config.options.get("model") or DEFAULT_MODEL)
@@ -216,7 +210,7 @@ class MiniMaxProvider:
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_bad_response",
                 f"{self.name}: a response that is not an object",
                 retryable=True,
@@ -232,7 +226,7 @@ class MiniMaxProvider:
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
-    ) -> SubmitResult:
+    ) -> base.SubmitResult:
         """MiniMax takes no idempotency key: a submit re-run after a crash makes a second
         task (the first is billed but never fetched)."""
         first_frame = await image_data_url(self._deps, spec.image) if spec.image else None
@@ -245,14 +239,14 @@ class MiniMaxProvider:
         answer = await self._call("POST", "/v1/video_generation", json=body)
         task_id = answer.get("task_id")
         if not task_id:
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_bad_response",
                 f"{self.name}: create returned no task_id",
                 retryable=False,
             )
-        return SubmitResult(str(task_id), poll_after_s=_SUBMIT_POLL_S)
+        return base.SubmitResult(str(task_id), poll_after_s=_SUBMIT_POLL_S)
 
-    async def _query(self, task_id: str) -> tuple[UpstreamStatus, str | None]:
+    async def _query(self, task_id: str) -> tuple[base.UpstreamStatus, str | None]:
         body, retry_after = await self._send(
             "GET", "/v1/query/video_generation", params={"task_id": task_id}
         )
@@ -264,26 +258,26 @@ class MiniMaxProvider:
         body = await self._call("GET", "/v1/files/retrieve", params={"file_id": file_id})
         url = download_url(body)
         if url is None:
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_bad_response",
                 f"{self.name}: the file has no download_url",
                 retryable=True,
             )
         return url
 
-    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+    async def status(self, task: base.UpstreamTask) -> base.UpstreamStatus:
         status, file_id = await self._query(task.id)
         if status.state == "succeeded" and file_id:
             # Ask for the URL now so fetch() can start downloading at once; if this
             # fails, fetch() asks again.
-            with contextlib.suppress(ProviderError):
+            with contextlib.suppress(base.ProviderError):
                 self._urls.remember(task.id, [await self._retrieve(file_id)])
         return status
 
     async def _file_urls(self, task_id: str) -> list[str]:
         status, file_id = await self._query(task_id)
         if status.state != "succeeded" or not file_id:
-            raise ProviderError(
+            raise base.ProviderError(
                 "result_unavailable",
                 f"{self.name}: the task is {status.state}, with no file to download",
                 retryable=False,
@@ -291,14 +285,14 @@ class MiniMaxProvider:
         return [await self._retrieve(file_id)]
 
     async def fetch(
-        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: base.UpstreamTask, dest_dir: Path, progress: base.ProgressCallback | None = None
     ) -> list[Path]:
         # download_url lives 9 hours; files/retrieve hands out a fresh one.
         return await self._urls.download(
             task.id, dest_dir, lambda: self._file_urls(task.id), progress
         )
 
-    async def cancel(self, task: UpstreamTask) -> None:
+    async def cancel(self, task: base.UpstreamTask) -> None:
         """A no-op: MiniMax has no cancel endpoint for video tasks (reference section 8,
         UNVERIFIED)."""
         self._urls.forget(task.id)
@@ -307,5 +301,5 @@ class MiniMaxProvider:
         await self._http.aclose()
 
 
-def create(config: DeploymentConfig, deps: ProviderDeps) -> MiniMaxProvider:
+def create(config: DeploymentConfig, deps: base.ProviderDeps) -> MiniMaxProvider:
     return MiniMaxProvider(config, deps)

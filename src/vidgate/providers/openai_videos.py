@@ -27,14 +27,7 @@ from typing import Any
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers.base import (
-    ProgressCallback,
-    ProviderDeps,
-    ProviderError,
-    SubmitResult,
-    UpstreamStatus,
-    UpstreamTask,
-)
+from vidgate.providers import base
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import read_blob
 
@@ -55,7 +48,7 @@ def create_form(spec: JobSpec, upstream_model: str | None) -> dict[str, str]:
     return form
 
 
-def parse_status(body: dict[str, Any], poll_after_ms: str | None) -> UpstreamStatus:
+def parse_status(body: dict[str, Any], poll_after_ms: str | None) -> base.UpstreamStatus:
     state = _STATES.get(str(body.get("status")), "running")
     # Without the server's own hint, the engine's adaptive cadence decides.
     poll_after: float | None = None
@@ -64,7 +57,7 @@ def parse_status(body: dict[str, Any], poll_after_ms: str | None) -> UpstreamSta
             poll_after = max(0.05, int(poll_after_ms) / 1000)
     error = body.get("error") if isinstance(body.get("error"), dict) else None
     progress = body.get("progress")
-    return UpstreamStatus(
+    return base.UpstreamStatus(
         state,  # type: ignore[arg-type]
         progress=int(progress) if isinstance(progress, int | float) else None,
         poll_after_s=poll_after,
@@ -74,7 +67,7 @@ def parse_status(body: dict[str, Any], poll_after_ms: str | None) -> UpstreamSta
 
 
 class OpenAIVideosProvider:
-    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+    def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         self.name = config.name
         self._deps = deps
         key = config.secret("api_key")
@@ -102,7 +95,7 @@ class OpenAIVideosProvider:
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
-    ) -> SubmitResult:
+    ) -> base.SubmitResult:
         headers = {"Idempotency-Key": idempotency_key}
         if spec.kind == "remix" and spec.source and spec.source.upstream_id:
             body = await self._http.json(
@@ -138,17 +131,17 @@ class OpenAIVideosProvider:
             )
         video_id = body.get("id") if isinstance(body, dict) else None
         if not isinstance(video_id, str):
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_bad_response", f"{self.name}: create returned no id", retryable=False
             )
-        return SubmitResult(video_id, poll_after_s=_DEFAULT_POLL_S)
+        return base.SubmitResult(video_id, poll_after_s=_DEFAULT_POLL_S)
 
-    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+    async def status(self, task: base.UpstreamTask) -> base.UpstreamStatus:
         response = await self._http.request("GET", f"/videos/{task.id}", params=self._query)
         return parse_status(response.json(), response.headers.get("openai-poll-after-ms"))
 
     async def fetch(
-        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: base.UpstreamTask, dest_dir: Path, progress: base.ProgressCallback | None = None
     ) -> list[Path]:
         try:
             path = await self._http.download(
@@ -157,19 +150,19 @@ class OpenAIVideosProvider:
                 authenticated=True,
                 params=self._query,
             )
-        except ProviderError as error:
+        except base.ProviderError as error:
             if error.expired:
                 # The content lives only until expires_at; there is no way to ask again.
-                raise ProviderError(
+                raise base.ProviderError(
                     "result_expired", error.message, retryable=False, expired=True
                 ) from error
             raise
         return [path]
 
-    async def cancel(self, task: UpstreamTask) -> None:
+    async def cancel(self, task: base.UpstreamTask) -> None:
         try:
             await self._http.request("DELETE", f"/videos/{task.id}", params=self._query)
-        except ProviderError as error:
+        except base.ProviderError as error:
             if error.code != "upstream_not_found":
                 raise
 
@@ -177,5 +170,5 @@ class OpenAIVideosProvider:
         await self._http.aclose()
 
 
-def create(config: DeploymentConfig, deps: ProviderDeps) -> OpenAIVideosProvider:
+def create(config: DeploymentConfig, deps: base.ProviderDeps) -> OpenAIVideosProvider:
     return OpenAIVideosProvider(config, deps)

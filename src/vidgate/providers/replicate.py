@@ -49,15 +49,7 @@ import httpx
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers.base import (
-    ProgressCallback,
-    ProviderDeps,
-    ProviderError,
-    SubmitResult,
-    UpstreamState,
-    UpstreamStatus,
-    UpstreamTask,
-)
+from vidgate.providers import base
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.model_inputs import InputNames
@@ -72,7 +64,7 @@ _TQDM = re.compile(r"^\s*(\d+)%\s*\|.+?\|\s*(\d+)/(\d+)")
 # Replicate appends a documented code to some errors, e.g. "... (E005)"; the exact form
 # is UNVERIFIED (not in the reference), so it is only used when present.
 _ERROR_CODE = re.compile(r"\((E\d{3,4})\)\s*$")
-_STATES: dict[str, UpstreamState] = {
+_STATES: dict[str, base.UpstreamState] = {
     "starting": "queued",
     "processing": "running",
     "succeeded": "succeeded",
@@ -161,10 +153,10 @@ def log_progress(logs: object) -> int | None:
     return None
 
 
-def parse_status(body: Mapping[str, Any], poll_s: float = _POLL_S) -> UpstreamStatus:
+def parse_status(body: Mapping[str, Any], poll_s: float = _POLL_S) -> base.UpstreamStatus:
     status = str(body.get("status") or "")
     if status == "aborted":
-        return UpstreamStatus(
+        return base.UpstreamStatus(
             "failed",
             error_code="prediction_aborted",
             error_message="the prediction was aborted before it started (its deadline passed)",
@@ -174,17 +166,17 @@ def parse_status(body: Mapping[str, Any], poll_s: float = _POLL_S) -> UpstreamSt
         error = body.get("error")
         message = str(error) if error else "the prediction failed"
         match = _ERROR_CODE.search(message)
-        return UpstreamStatus(
+        return base.UpstreamStatus(
             "failed",
             error_code=match[1] if match else "prediction_failed",
             error_message=message,
         )
     if state == "succeeded":
-        return UpstreamStatus("succeeded", progress=100)
+        return base.UpstreamStatus("succeeded", progress=100)
     if state == "cancelled":
-        return UpstreamStatus("cancelled")
+        return base.UpstreamStatus("cancelled")
     progress = log_progress(body.get("logs")) if state == "running" else None
-    return UpstreamStatus(state, progress=progress, poll_after_s=poll_s)
+    return base.UpstreamStatus(state, progress=progress, poll_after_s=poll_s)
 
 
 def output_urls(output: object) -> list[str]:
@@ -214,7 +206,7 @@ def error_message(response: httpx.Response) -> str | None:
 
 
 class ReplicateProvider:
-    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+    def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         self.name = config.name
         self._deps = deps
         self._poll_s = float(config.options.get("poll_s", _POLL_S))
@@ -238,7 +230,7 @@ class ReplicateProvider:
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
-    ) -> SubmitResult:
+    ) -> base.SubmitResult:
         # Replicate has no idempotency mechanism: idempotency_key (the job id) only names
         # the webhook URL.
         ref = parse_model(upstream_model)
@@ -256,29 +248,29 @@ class ReplicateProvider:
         body = await self._http.json("POST", path, json=payload)
         prediction_id = body.get("id") if isinstance(body, dict) else None
         if not isinstance(prediction_id, str) or not prediction_id:
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_bad_response", f"{self.name}: create returned no id", retryable=False
             )
-        return SubmitResult(prediction_id, poll_after_s=self._poll_s)
+        return base.SubmitResult(prediction_id, poll_after_s=self._poll_s)
 
     async def _prediction(self, prediction_id: str) -> dict[str, Any]:
         body = await self._http.json("GET", f"/predictions/{quote(prediction_id, safe='')}")
         if not isinstance(body, dict):
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_bad_response", f"{self.name}: prediction is not an object", retryable=True
             )
         return body
 
-    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+    async def status(self, task: base.UpstreamTask) -> base.UpstreamStatus:
         return parse_status(await self._prediction(task.id), self._poll_s)
 
     async def fetch(
-        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: base.UpstreamTask, dest_dir: Path, progress: base.ProgressCallback | None = None
     ) -> list[Path]:
         body = await self._prediction(task.id)
         state = parse_status(body).state
         if state != "succeeded":
-            raise ProviderError(
+            raise base.ProviderError(
                 "result_not_ready",
                 f"{self.name}: prediction {task.id} is {body.get('status')!r}",
                 retryable=state in ("queued", "running"),
@@ -287,7 +279,7 @@ class ReplicateProvider:
         if not urls:
             if body.get("data_removed"):
                 raise _expired(self.name)
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_bad_response",
                 f"{self.name}: the prediction has no output URL",
                 retryable=False,
@@ -296,7 +288,7 @@ class ReplicateProvider:
         for index, url in enumerate(urls):
             try:
                 paths.append(await self._http.download(url, dest_dir / f"{index}.mp4"))
-            except ProviderError as error:
+            except base.ProviderError as error:
                 if error.expired:
                     raise _expired(self.name) from error
                 raise
@@ -304,10 +296,10 @@ class ReplicateProvider:
                 progress((index + 1) / len(urls))
         return paths
 
-    async def cancel(self, task: UpstreamTask) -> None:
+    async def cancel(self, task: base.UpstreamTask) -> None:
         try:
             await self._http.request("POST", f"/predictions/{quote(task.id, safe='')}/cancel")
-        except ProviderError as error:
+        except base.ProviderError as error:
             if error.code != "upstream_not_found":
                 raise
 
@@ -315,8 +307,8 @@ class ReplicateProvider:
         await self._http.aclose()
 
 
-def _expired(who: str) -> ProviderError:
-    return ProviderError(
+def _expired(who: str) -> base.ProviderError:
+    return base.ProviderError(
         "result_expired",
         f"{who}: Replicate deletes prediction outputs an hour after they finish; "
         "this one can no longer be downloaded",
@@ -325,5 +317,5 @@ def _expired(who: str) -> ProviderError:
     )
 
 
-def create(config: DeploymentConfig, deps: ProviderDeps) -> ReplicateProvider:
+def create(config: DeploymentConfig, deps: base.ProviderDeps) -> ReplicateProvider:
     return ReplicateProvider(config, deps)

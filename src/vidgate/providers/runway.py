@@ -54,14 +54,7 @@ from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec
-from vidgate.providers.base import (
-    ProgressCallback,
-    ProviderDeps,
-    ProviderError,
-    SubmitResult,
-    UpstreamStatus,
-    UpstreamTask,
-)
+from vidgate.providers import base
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.result_urls import ResultUrls
@@ -374,15 +367,15 @@ def _credits_usd(body: dict[str, Any], usd_per_credit: Decimal) -> Decimal | Non
 
 def parse_task(
     body: Any, poll_s: float = _DEFAULT_MIN_POLL_S, usd_per_credit: Decimal = Decimal("0.01")
-) -> UpstreamStatus:
+) -> base.UpstreamStatus:
     """A task object as an ``UpstreamStatus``; cost is ``cost.credits`` in USD."""
     status = body.get("status") if isinstance(body, dict) else None
     if not isinstance(body, dict) or not isinstance(status, str):
-        raise ProviderError(
+        raise base.ProviderError(
             "upstream_bad_response", "runway: a task without a status", retryable=True
         )
     if status in _QUEUED:
-        return UpstreamStatus("queued", poll_after_s=poll_s)
+        return base.UpstreamStatus("queued", poll_after_s=poll_s)
     if status == "RUNNING":
         raw = body.get("progress")
         progress = None
@@ -390,26 +383,26 @@ def parse_task(
             # The scale is UNVERIFIED (section 4); 0-1 is assumed, a value above 1 is
             # taken to be a percentage already.
             progress = max(0, min(100, round(raw * 100 if raw <= 1 else raw)))
-        return UpstreamStatus("running", progress=progress, poll_after_s=poll_s)
+        return base.UpstreamStatus("running", progress=progress, poll_after_s=poll_s)
     if status not in _TERMINAL:
-        raise ProviderError(
+        raise base.ProviderError(
             "upstream_bad_response", f"runway: unknown task status {status!r}", retryable=True
         )
     cost = _credits_usd(body, usd_per_credit)
     if status == "FAILED":
         failure = body.get("failure")
-        return UpstreamStatus(
+        return base.UpstreamStatus(
             "failed",
             error_code=str(body.get("failureCode") or "task_failed"),
             error_message=f"runway: {failure or 'the task failed'}",
             cost=cost,
         )
     if status == "SUCCEEDED" and not result_urls(body):
-        return UpstreamStatus(
+        return base.UpstreamStatus(
             "failed", error_code="no_output", error_message="runway: no output", cost=cost
         )
     state = _TERMINAL[status]
-    return UpstreamStatus(
+    return base.UpstreamStatus(
         state,  # type: ignore[arg-type]
         progress=100 if state == "succeeded" else None,
         cost=cost,
@@ -445,7 +438,7 @@ _URL_GONE = "runway: the result URL has expired and the task gives no new one"
 
 
 class RunwayProvider:
-    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+    def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         self.name = config.name
         self._deps = deps
         self._poll_s = float(config.options.get("min_poll_s", _DEFAULT_MIN_POLL_S))
@@ -486,7 +479,7 @@ class RunwayProvider:
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
-    ) -> SubmitResult:
+    ) -> base.SubmitResult:
         """Runway has no idempotency key; ``idempotency_key`` is unused."""
         prompt_image = await self._data_uri(spec.image, "input image")
         last_frame = await self._data_uri(spec.last_frame, "last frame")
@@ -494,29 +487,29 @@ class RunwayProvider:
         answer = await self._client.json("POST", path, json=body)
         task_id = answer.get("id") if isinstance(answer, dict) else None
         if not isinstance(task_id, str) or not task_id:
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_bad_response", "runway: the create answer has no id", retryable=True
             )
-        return SubmitResult(task_id, poll_after_s=self._poll_s)
+        return base.SubmitResult(task_id, poll_after_s=self._poll_s)
 
     async def _data_uri(self, image: ImageRef | None, what: str) -> str | None:
         if image is None:
             return None
         uri = await image_data_url(self._deps, image)
         if len(uri) > MAX_DATA_URI_BYTES:
-            raise ProviderError(
+            raise base.ProviderError(
                 "image_too_large",
                 f"runway: the {what} is over {MAX_DATA_URI_BYTES} bytes as a data URI",
                 retryable=False,
             )
         return uri
 
-    async def _read(self, task_id: str) -> tuple[UpstreamStatus, list[str]]:
+    async def _read(self, task_id: str) -> tuple[base.UpstreamStatus, list[str]]:
         body = await self._client.json("GET", f"/v1/tasks/{quote(task_id, safe='')}")
         status = parse_task(body, self._poll_s, self._usd_per_credit)
         return status, result_urls(body) if status.state == "succeeded" else []
 
-    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+    async def status(self, task: base.UpstreamTask) -> base.UpstreamStatus:
         status, urls = await self._read(task.id)
         self._urls.remember(task.id, urls)
         return status
@@ -524,7 +517,7 @@ class RunwayProvider:
     async def _fresh_urls(self, task_id: str) -> list[str]:
         status, urls = await self._read(task_id)
         if status.state != "succeeded":
-            raise ProviderError(
+            raise base.ProviderError(
                 "result_not_ready",
                 f"runway: task {task_id} is {status.state}, not SUCCEEDED",
                 retryable=status.state in ("queued", "running"),
@@ -532,7 +525,7 @@ class RunwayProvider:
         return urls
 
     async def fetch(
-        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: base.UpstreamTask, dest_dir: Path, progress: base.ProgressCallback | None = None
     ) -> list[Path]:
         """Download each ``output[]`` URL (pre-signed, so without our key). URLs
         remembered from the last status read are tried first; an expired one is
@@ -541,12 +534,12 @@ class RunwayProvider:
             task.id, dest_dir, lambda: self._fresh_urls(task.id), progress
         )
 
-    async def cancel(self, task: UpstreamTask) -> None:
+    async def cancel(self, task: base.UpstreamTask) -> None:
         """``DELETE /v1/tasks/{id}``: cancels a task still running, deletes a finished one."""
         self._urls.forget(task.id)
         try:
             await self._client.request("DELETE", f"/v1/tasks/{quote(task.id, safe='')}")
-        except ProviderError as error:
+        except base.ProviderError as error:
             if error.code != "upstream_not_found":  # already gone: nothing to cancel
                 raise
 
@@ -554,5 +547,5 @@ class RunwayProvider:
         await self._client.aclose()
 
 
-def create(config: DeploymentConfig, deps: ProviderDeps) -> RunwayProvider:
+def create(config: DeploymentConfig, deps: base.ProviderDeps) -> RunwayProvider:
     return RunwayProvider(config, deps)

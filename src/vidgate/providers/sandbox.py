@@ -25,14 +25,7 @@ from vidgate.core.spec import JobSpec
 from vidgate.db.jobs import now as db_clock
 from vidgate.media.render import Background, ClipRequest, load_background_async, render_clip
 from vidgate.media.storage import BlobStore
-from vidgate.providers import sandbox_store
-from vidgate.providers.base import (
-    ProgressCallback,
-    ProviderError,
-    SubmitResult,
-    UpstreamStatus,
-    UpstreamTask,
-)
+from vidgate.providers import base, sandbox_store
 
 _MAX_POLL_S = 2.0
 
@@ -59,10 +52,10 @@ class SandboxProvider:
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
-    ) -> SubmitResult:
+    ) -> base.SubmitResult:
         fail = spec.metadata.get("sandbox_fail")
         if fail == "submit":
-            raise ProviderError(
+            raise base.ProviderError(
                 "invalid_request", "sandbox: injected submit rejection", retryable=False
             )
         latency = self._latency_for(spec)
@@ -75,47 +68,50 @@ class SandboxProvider:
                 latency_s=latency,
                 fail_code=fail if fail not in (None, "fetch") else None,
             )
-        return SubmitResult(task.id, poll_after_s=min(task.latency_s, _MAX_POLL_S))
+        return base.SubmitResult(task.id, poll_after_s=min(task.latency_s, _MAX_POLL_S))
 
-    async def status(self, upstream: UpstreamTask) -> UpstreamStatus:
+    async def status(self, upstream: base.UpstreamTask) -> base.UpstreamStatus:
         async with self._engine.connect() as conn:
             task = await sandbox_store.get(conn, upstream.id)
             now = await db_clock(conn)
         if task is None:
-            raise ProviderError(
+            raise base.ProviderError(
                 "not_found", f"sandbox task {upstream.id} not found", retryable=False
             )
         if task.cancelled_at is not None:
-            return UpstreamStatus("cancelled")
+            return base.UpstreamStatus("cancelled")
         elapsed = (now - task.created_at).total_seconds()
         remaining = task.latency_s - elapsed
         if remaining > 0:
             progress = int(100 * elapsed / task.latency_s) if task.latency_s else 0
-            return UpstreamStatus(
+            return base.UpstreamStatus(
                 "queued" if elapsed < 0.1 * task.latency_s else "running",
                 progress=max(1, min(99, progress)),
                 poll_after_s=min(max(remaining, 0.05), _MAX_POLL_S),
             )
         if task.fail_code:
-            return UpstreamStatus(
+            return base.UpstreamStatus(
                 "failed",
                 error_code=task.fail_code,
                 error_message=f"sandbox: injected failure {task.fail_code!r}",
             )
-        return UpstreamStatus("succeeded", progress=100)
+        return base.UpstreamStatus("succeeded", progress=100)
 
     async def fetch(
-        self, upstream: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
+        self,
+        upstream: base.UpstreamTask,
+        dest_dir: Path,
+        progress: base.ProgressCallback | None = None,
     ) -> list[Path]:
         async with self._engine.connect() as conn:
             task = await sandbox_store.get(conn, upstream.id)
         if task is None:
-            raise ProviderError(
+            raise base.ProviderError(
                 "not_found", f"sandbox task {upstream.id} not found", retryable=False
             )
         spec = JobSpec.model_validate(task.request["spec"])
         if spec.metadata.get("sandbox_fail") == "fetch":
-            raise ProviderError(
+            raise base.ProviderError(
                 "download_failed", "sandbox: injected fetch failure", retryable=False
             )
         label = str(task.request.get("label", upstream.id))
@@ -147,7 +143,7 @@ class SandboxProvider:
                 outputs.append(out)
         return outputs
 
-    async def cancel(self, upstream: UpstreamTask) -> None:
+    async def cancel(self, upstream: base.UpstreamTask) -> None:
         async with self._engine.begin() as conn:
             await sandbox_store.cancel(conn, upstream.id)
 
@@ -173,7 +169,9 @@ def _task_seed(task_id: str) -> int:
     return int.from_bytes(hashlib.sha256(task_id.encode()).digest()[:8], "big")
 
 
-def _scaled(progress: ProgressCallback | None, index: int, total: int) -> ProgressCallback | None:
+def _scaled(
+    progress: base.ProgressCallback | None, index: int, total: int
+) -> base.ProgressCallback | None:
     if progress is None:
         return None
     report = progress

@@ -51,15 +51,7 @@ import httpx
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.spec import JobSpec
-from vidgate.providers.base import (
-    ProgressCallback,
-    ProviderDeps,
-    ProviderError,
-    SubmitResult,
-    UpstreamState,
-    UpstreamStatus,
-    UpstreamTask,
-)
+from vidgate.providers import base
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.result_urls import ResultUrls
@@ -78,7 +70,7 @@ PASSTHROUGH_OPTIONS = (
     "execution_expires_after",
 )
 _OPTIONS = {*PASSTHROUGH_OPTIONS, "usd_per_million_tokens"}
-_STATES: dict[str, UpstreamState] = {
+_STATES: dict[str, base.UpstreamState] = {
     "queued": "queued",
     "running": "running",
     "succeeded": "succeeded",
@@ -141,7 +133,7 @@ def error_message(response: httpx.Response) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    status: UpstreamStatus
+    status: base.UpstreamStatus
     video_url: str | None
 
 
@@ -152,7 +144,7 @@ def parse_task(body: Any, usd_per_million_tokens: Decimal | None = None) -> Task
     if raw == "expired":
         # Not run within execution_expires_after (section 9).
         return Task(
-            UpstreamStatus(
+            base.UpstreamStatus(
                 "failed",
                 error_code="upstream_task_expired",
                 error_message=f"{NAME}: the task expired before it ran (execution_expires_after)",
@@ -165,7 +157,7 @@ def parse_task(body: Any, usd_per_million_tokens: Decimal | None = None) -> Task
     if state == "failed":
         code, message = parse_error(body)
         return Task(
-            UpstreamStatus(
+            base.UpstreamStatus(
                 "failed",
                 error_code=code or "upstream_failed",
                 error_message=f"{NAME}: {message or 'the task failed'}",
@@ -173,12 +165,12 @@ def parse_task(body: Any, usd_per_million_tokens: Decimal | None = None) -> Task
             None,
         )
     if state != "succeeded":
-        return Task(UpstreamStatus(state), None)
+        return Task(base.UpstreamStatus(state), None)
     content = body.get("content")
     url = content.get("video_url") if isinstance(content, Mapping) else None
     cost = _cost(body.get("usage"), usd_per_million_tokens)
     return Task(
-        UpstreamStatus("succeeded", progress=100, cost=cost),
+        base.UpstreamStatus("succeeded", progress=100, cost=cost),
         url if isinstance(url, str) and url else None,
     )
 
@@ -193,8 +185,8 @@ def _cost(usage: Any, usd_per_million_tokens: Decimal | None) -> Decimal | None:
     return Decimal(tokens) * usd_per_million_tokens / Decimal(1_000_000)
 
 
-def _bad_response(what: str) -> ProviderError:
-    return ProviderError("upstream_bad_response", f"{NAME}: {what}", retryable=True)
+def _bad_response(what: str) -> base.ProviderError:
+    return base.ProviderError("upstream_bad_response", f"{NAME}: {what}", retryable=True)
 
 
 def _price(config: DeploymentConfig) -> Decimal | None:
@@ -224,7 +216,7 @@ _URL_GONE = (
 class SeedanceProvider:
     name = NAME
 
-    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+    def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         unknown = set(config.options) - _OPTIONS
         if unknown:
             raise ValueError(
@@ -251,7 +243,7 @@ class SeedanceProvider:
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
-    ) -> SubmitResult:
+    ) -> base.SubmitResult:
         """ModelArk documents no idempotency key: ``idempotency_key`` (the job id) only
         names the callback URL."""
         model = upstream_model or spec.model
@@ -265,12 +257,12 @@ class SeedanceProvider:
         task_id = created.get("id") if isinstance(created, Mapping) else None
         if not isinstance(task_id, str) or not task_id:
             raise _bad_response("the create response has no task id")
-        return SubmitResult(task_id, poll_after_s=FIRST_POLL_S)
+        return base.SubmitResult(task_id, poll_after_s=FIRST_POLL_S)
 
     async def _read(self, task_id: str) -> Task:
         return parse_task(await self._client.json("GET", f"{_TASKS}/{task_id}"), self._price)
 
-    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+    async def status(self, task: base.UpstreamTask) -> base.UpstreamStatus:
         read = await self._read(task.id)
         if read.status.state == "succeeded" and read.video_url:
             self._urls.remember(task.id, [read.video_url])
@@ -279,7 +271,7 @@ class SeedanceProvider:
     async def _video_urls(self, task_id: str) -> list[str]:
         task = await self._read(task_id)
         if task.status.state != "succeeded":
-            raise ProviderError(
+            raise base.ProviderError(
                 "result_missing",
                 f"{NAME}: task {task_id} is {task.status.state}, not succeeded",
                 retryable=False,
@@ -289,34 +281,34 @@ class SeedanceProvider:
         return [task.video_url]
 
     async def fetch(
-        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: base.UpstreamTask, dest_dir: Path, progress: base.ProgressCallback | None = None
     ) -> list[Path]:
         """Download ``content.video_url`` (the one from the last status read first)."""
         return await self._urls.download(
             task.id, dest_dir, lambda: self._video_urls(task.id), progress
         )
 
-    async def cancel(self, task: UpstreamTask) -> None:
+    async def cancel(self, task: base.UpstreamTask) -> None:
         """``DELETE`` cancels a queued task and deletes a finished one; a running task
         cannot be stopped (section 9). A task that is gone or already cancelled is
         fine; a running one raises ``cancel_refused`` (the engine logs it)."""
         self._urls.forget(task.id)
         try:
             await self._client.request("DELETE", f"{_TASKS}/{task.id}")
-        except ProviderError as exc:
+        except base.ProviderError as exc:
             if exc.code == "upstream_not_found":
                 return
             if exc.code != "upstream_rejected":
                 raise
             try:
                 state = (await self._read(task.id)).status.state
-            except ProviderError as gone:
+            except base.ProviderError as gone:
                 if gone.code == "upstream_not_found":
                     return
                 raise
             if state == "cancelled":
                 return
-            raise ProviderError(
+            raise base.ProviderError(
                 "cancel_refused",
                 f"{NAME}: the task is {state} and cannot be cancelled ({exc.message})",
                 retryable=False,
@@ -326,5 +318,5 @@ class SeedanceProvider:
         await self._client.aclose()
 
 
-def create(config: DeploymentConfig, deps: ProviderDeps) -> SeedanceProvider:
+def create(config: DeploymentConfig, deps: base.ProviderDeps) -> SeedanceProvider:
     return SeedanceProvider(config, deps)

@@ -36,15 +36,7 @@ import httpx
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.spec import JobSpec
-from vidgate.providers.base import (
-    ProgressCallback,
-    ProviderDeps,
-    ProviderError,
-    SubmitResult,
-    UpstreamState,
-    UpstreamStatus,
-    UpstreamTask,
-)
+from vidgate.providers import base
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.result_urls import ResultUrls
@@ -54,7 +46,7 @@ NAME = "task_api"
 FIRST_POLL_S = 2.0
 _GENERATIONS = "/v1/videos/generations"
 # Statuses of the shape, plus the spellings other routers use for the same states.
-_STATES: dict[str, UpstreamState] = {
+_STATES: dict[str, base.UpstreamState] = {
     "queued": "queued",
     "pending": "queued",
     "submitted": "queued",
@@ -121,7 +113,7 @@ def error_message(response: httpx.Response) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Generation:
-    status: UpstreamStatus
+    status: base.UpstreamStatus
     # Result URLs in output order; empty until the generation has completed.
     urls: list[str]
 
@@ -140,11 +132,11 @@ def parse_generation(body: Any) -> Generation:
     progress = _progress(body.get("progress"))
     if state == "succeeded":
         return Generation(
-            UpstreamStatus("succeeded", progress=100, cost=_cost(body)), _result_urls(body)
+            base.UpstreamStatus("succeeded", progress=100, cost=_cost(body)), _result_urls(body)
         )
     if state == "failed":
         return Generation(
-            UpstreamStatus(
+            base.UpstreamStatus(
                 "failed",
                 progress=progress,
                 error_code=code or "upstream_failed",
@@ -152,7 +144,7 @@ def parse_generation(body: Any) -> Generation:
             ),
             [],
         )
-    return Generation(UpstreamStatus(state, progress=progress), [])
+    return Generation(base.UpstreamStatus(state, progress=progress), [])
 
 
 def _progress(value: Any) -> int | None:
@@ -185,8 +177,8 @@ def _result_urls(body: Mapping[str, Any]) -> list[str]:
     return [str(e["url"]) for e in entries]
 
 
-def _bad_response(what: str) -> ProviderError:
-    return ProviderError("upstream_bad_response", f"{NAME}: {what}", retryable=True)
+def _bad_response(what: str) -> base.ProviderError:
+    return base.ProviderError("upstream_bad_response", f"{NAME}: {what}", retryable=True)
 
 
 def api_root(base_url: str) -> str:
@@ -205,7 +197,7 @@ _URL_GONE = f"{NAME}: the result URL has expired and the upstream gave no new on
 class TaskApiProvider:
     name = NAME
 
-    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+    def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         if not config.base_url:
             raise ValueError(f"deployment {config.name!r}: task_api needs a base_url")
         if config.options:
@@ -231,7 +223,7 @@ class TaskApiProvider:
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
-    ) -> SubmitResult:
+    ) -> base.SubmitResult:
         image = await image_data_url(self._deps, spec.image) if spec.image else None
         body = build_body(spec, upstream_model or spec.model, image)
         created = await self._client.json(
@@ -240,13 +232,13 @@ class TaskApiProvider:
         task_id = created.get("id") if isinstance(created, Mapping) else None
         if not isinstance(task_id, str) or not task_id:
             raise _bad_response("the create response has no generation id")
-        return SubmitResult(task_id, poll_after_s=FIRST_POLL_S)
+        return base.SubmitResult(task_id, poll_after_s=FIRST_POLL_S)
 
     async def _read(self, task_id: str) -> Generation:
         body = await self._client.json("GET", f"{_GENERATIONS}/{task_id}")
         return parse_generation(body)
 
-    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+    async def status(self, task: base.UpstreamTask) -> base.UpstreamStatus:
         generation = await self._read(task.id)
         if generation.status.state == "succeeded":
             self._urls.remember(task.id, generation.urls)
@@ -255,7 +247,7 @@ class TaskApiProvider:
     async def _fresh_urls(self, task_id: str) -> list[str]:
         generation = await self._read(task_id)
         if generation.status.state != "succeeded":
-            raise ProviderError(
+            raise base.ProviderError(
                 "result_missing",
                 f"{NAME}: generation {task_id} is {generation.status.state}, not completed",
                 retryable=False,
@@ -265,7 +257,7 @@ class TaskApiProvider:
         return generation.urls
 
     async def fetch(
-        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: base.UpstreamTask, dest_dir: Path, progress: base.ProgressCallback | None = None
     ) -> list[Path]:
         """Download every ``data[].url``. The URLs from the last status read are used
         first; when one has expired, the generation is read again for freshly signed
@@ -274,14 +266,14 @@ class TaskApiProvider:
             task.id, dest_dir, lambda: self._fresh_urls(task.id), progress
         )
 
-    async def cancel(self, task: UpstreamTask) -> None:
+    async def cancel(self, task: base.UpstreamTask) -> None:
         """Best effort: the task shape has no cancel. A vidgate upstream cancels (and
         deletes) the job on ``DELETE /v1/videos/{id}``; any other upstream that answers
         404/405 or another refusal simply cannot cancel, which is not an error."""
         self._urls.forget(task.id)
         try:
             await self._client.request("DELETE", f"/v1/videos/{task.id}")
-        except ProviderError as exc:
+        except base.ProviderError as exc:
             if exc.code in ("upstream_not_found", "upstream_rejected"):
                 return
             raise
@@ -290,5 +282,5 @@ class TaskApiProvider:
         await self._client.aclose()
 
 
-def create(config: DeploymentConfig, deps: ProviderDeps) -> TaskApiProvider:
+def create(config: DeploymentConfig, deps: base.ProviderDeps) -> TaskApiProvider:
     return TaskApiProvider(config, deps)

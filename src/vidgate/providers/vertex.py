@@ -40,24 +40,7 @@ from urllib.parse import quote
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.spec import JobSpec
-from vidgate.providers.base import (
-    ProgressCallback,
-    ProviderDeps,
-    ProviderError,
-    SubmitResult,
-    UpstreamStatus,
-    UpstreamTask,
-)
-from vidgate.providers.google_api import (
-    DEFAULT_POLL_S,
-    Base64Inputs,
-    google_error_message,
-    google_json,
-    operation_status,
-    read_base64_inputs,
-    veo_instance,
-    write_base64,
-)
+from vidgate.providers import base, google_api
 from vidgate.providers.google_service_account import ServiceAccountTokens, load_service_account
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 
@@ -76,13 +59,13 @@ RESOLUTIONS = {"720p": "720p", "1080p": "1080p", "4K": "4k"}
 
 def build_request(
     spec: JobSpec,
-    inputs: Base64Inputs,
+    inputs: google_api.Base64Inputs,
     *,
     storage_uri: str | None = None,
     generate_audio: bool | None = None,
 ) -> dict[str, Any]:
     # A video is the extension input (UNVERIFIED which Veo models on Vertex accept it).
-    instance = veo_instance(spec, inputs)
+    instance = google_api.veo_instance(spec, inputs)
     parameters: dict[str, Any] = {
         "sampleCount": spec.n,
         "durationSeconds": spec.seconds,
@@ -115,7 +98,7 @@ def result_videos(op: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, An
 def gcs_media_path(gcs_uri: str) -> str:
     """``gs://bucket/a/b.mp4`` -> the GCS JSON API media download path."""
     if not gcs_uri.startswith("gs://") or "/" not in gcs_uri[5:]:
-        raise ProviderError(
+        raise base.ProviderError(
             "upstream_bad_response", f"not a gs:// object URI: {gcs_uri}", retryable=False
         )
     bucket, name = gcs_uri[5:].split("/", 1)
@@ -126,14 +109,14 @@ def operation_resource(name: str) -> str:
     """``projects/…/models/M/operations/ID`` -> ``projects/…/models/M``."""
     resource, sep, op_id = name.partition("/operations/")
     if not sep or not op_id or not resource.startswith("projects/"):
-        raise ProviderError(
+        raise base.ProviderError(
             "upstream_bad_id", f"not a Vertex operation name: {name}", retryable=False
         )
     return resource
 
 
 class VertexProvider:
-    def __init__(self, config: DeploymentConfig, deps: ProviderDeps) -> None:
+    def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         self.name = config.name
         self._deps = deps
         options = config.options
@@ -144,7 +127,7 @@ class VertexProvider:
         self._storage_base = str(options.get("storage_base_url") or STORAGE_BASE_URL).rstrip("/")
         audio = options.get("generate_audio")
         self._generate_audio = bool(audio) if audio is not None else None
-        self._poll_s = float(options.get("poll_interval_s", DEFAULT_POLL_S))
+        self._poll_s = float(options.get("poll_interval_s", google_api.DEFAULT_POLL_S))
         # Why this deployment cannot work, said on every call (routing keeps it out).
         self._unusable: str | None = None
         token = config.credentials.get("access_token")
@@ -178,12 +161,12 @@ class VertexProvider:
             timeout_s=config.timeout_s,
             # Without a storage URI the videos come back inline, in the poll answer.
             limits=limits if self._storage_uri else limits.with_inline_results(),
-            error_message=google_error_message,
+            error_message=google_api.google_error_message,
         )
 
     async def _auth(self) -> dict[str, str]:
         if self._unusable:
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_misconfigured",
                 f"{self.name}: {self._unusable}",
                 retryable=False,
@@ -199,8 +182,8 @@ class VertexProvider:
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         headers = await self._auth()
         try:
-            return await google_json(self._http, method, path, headers=headers, **kwargs)
-        except ProviderError as error:
+            return await google_api.google_json(self._http, method, path, headers=headers, **kwargs)
+        except base.ProviderError as error:
             if error.code == "upstream_auth_failed" and self._tokens is not None:
                 # A token revoked before its time: the next call asks for a new one.
                 self._tokens.invalidate(headers["Authorization"].removeprefix("Bearer "))
@@ -208,12 +191,12 @@ class VertexProvider:
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
-    ) -> SubmitResult:
+    ) -> base.SubmitResult:
         """``idempotency_key`` is unused: predictLongRunning takes no request id."""
         model = upstream_model or DEFAULT_MODEL
         body = build_request(
             spec,
-            await read_base64_inputs(self._deps, spec),
+            await google_api.read_base64_inputs(self._deps, spec),
             storage_uri=self._storage_uri,
             generate_audio=self._generate_audio,
         )
@@ -223,28 +206,28 @@ class VertexProvider:
         )
         op = await self._call("POST", path, json=body)
         if not isinstance(op.get("name"), str):
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_bad_response", f"{self.name}: no operation name", retryable=False
             )
-        return SubmitResult(op["name"], poll_after_s=self._poll_s)
+        return base.SubmitResult(op["name"], poll_after_s=self._poll_s)
 
     async def _operation(self, name: str) -> dict[str, Any]:
         path = f"/{self._version}/{operation_resource(name)}:fetchPredictOperation"
         return await self._call("POST", path, json={"operationName": name})
 
-    async def status(self, task: UpstreamTask) -> UpstreamStatus:
+    async def status(self, task: base.UpstreamTask) -> base.UpstreamStatus:
         op = await self._operation(task.id)
         result, videos = result_videos(op)
-        return operation_status(op, result, videos, task.spec.n, self._poll_s)
+        return google_api.operation_status(op, result, videos, task.spec.n, self._poll_s)
 
     async def fetch(
-        self, task: UpstreamTask, dest_dir: Path, progress: ProgressCallback | None = None
+        self, task: base.UpstreamTask, dest_dir: Path, progress: base.ProgressCallback | None = None
     ) -> list[Path]:
         op = await self._operation(task.id)
         result, videos = result_videos(op)
-        state = operation_status(op, result, videos, task.spec.n, self._poll_s)
+        state = google_api.operation_status(op, result, videos, task.spec.n, self._poll_s)
         if state.state != "succeeded":
-            raise ProviderError(
+            raise base.ProviderError(
                 "upstream_not_ready",
                 f"{self.name}: operation is {state.state}: {state.error_message or ''}",
                 retryable=state.state == "running",
@@ -253,15 +236,15 @@ class VertexProvider:
         for index, video in enumerate(videos):
             dest = dest_dir / f"{index}.mp4"
             if video.get("bytesBase64Encoded"):
-                paths.append(await write_base64(str(video["bytesBase64Encoded"]), dest))
+                paths.append(await google_api.write_base64(str(video["bytesBase64Encoded"]), dest))
             else:
                 # Objects in the operator's bucket: a deleted one is gone for good.
                 url = self._storage_base + gcs_media_path(str(video["gcsUri"]))
                 try:
                     paths.append(await self._http.download(url, dest, headers=await self._auth()))
-                except ProviderError as error:
+                except base.ProviderError as error:
                     if error.expired:
-                        raise ProviderError(
+                        raise base.ProviderError(
                             "result_expired", error.message, retryable=False, expired=True
                         ) from error
                     raise
@@ -269,7 +252,7 @@ class VertexProvider:
                 progress((index + 1) / len(videos))
         return paths
 
-    async def cancel(self, task: UpstreamTask) -> None:
+    async def cancel(self, task: base.UpstreamTask) -> None:
         """A no-op: Vertex exposes no cancel for Veo operations (reference 2.1)."""
 
     async def aclose(self) -> None:
@@ -278,5 +261,5 @@ class VertexProvider:
             await self._tokens.aclose()
 
 
-def create(config: DeploymentConfig, deps: ProviderDeps) -> VertexProvider:
+def create(config: DeploymentConfig, deps: base.ProviderDeps) -> VertexProvider:
     return VertexProvider(config, deps)
