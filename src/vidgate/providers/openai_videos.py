@@ -143,20 +143,14 @@ class OpenAIVideosProvider:
     async def fetch(
         self, task: base.UpstreamTask, dest_dir: Path, progress: base.ProgressCallback | None = None
     ) -> list[Path]:
-        try:
-            path = await self._http.download(
-                f"/videos/{task.id}/content",
-                dest_dir / "0.mp4",
-                authenticated=True,
-                params=self._query,
-            )
-        except base.ProviderError as error:
-            if error.expired:
-                # The content lives only until expires_at; there is no way to ask again.
-                raise base.ProviderError(
-                    "result_expired", error.message, retryable=False, expired=True
-                ) from error
-            raise
+        # The content lives only until expires_at and there is no way to ask again, so
+        # the download's own result_expired is final.
+        path = await self._http.download(
+            f"/videos/{task.id}/content",
+            dest_dir / "0.mp4",
+            authenticated=True,
+            params=self._query,
+        )
         return [path]
 
     async def cancel(self, task: base.UpstreamTask) -> None:

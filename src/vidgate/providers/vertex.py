@@ -238,16 +238,10 @@ class VertexProvider:
             if video.get("bytesBase64Encoded"):
                 paths.append(await google_api.write_base64(str(video["bytesBase64Encoded"]), dest))
             else:
-                # Objects in the operator's bucket: a deleted one is gone for good.
+                # Objects in the operator's bucket: a deleted one is gone for good, so the
+                # download's own result_expired is final.
                 url = self._storage_base + gcs_media_path(str(video["gcsUri"]))
-                try:
-                    paths.append(await self._http.download(url, dest, headers=await self._auth()))
-                except base.ProviderError as error:
-                    if error.expired:
-                        raise base.ProviderError(
-                            "result_expired", error.message, retryable=False, expired=True
-                        ) from error
-                    raise
+                paths.append(await self._http.download(url, dest, headers=await self._auth()))
             if progress is not None:
                 progress((index + 1) / len(videos))
         return paths
