@@ -297,22 +297,8 @@ class FalProvider:
                 f"{self.name}: the result has no video URL",
                 retryable=False,
             )
-        paths: list[Path] = []
-        for index, url in enumerate(urls):
-            try:
-                paths.append(await self._http.download(url, dest_dir / f"{index}.mp4"))
-            except base.ProviderError as error:
-                if error.expired:
-                    raise base.ProviderError(
-                        "result_expired",
-                        f"{self.name}: the result file is gone and fal keeps one URL per result",
-                        retryable=False,
-                        expired=True,
-                    ) from error
-                raise
-            if progress is not None:
-                progress((index + 1) / len(urls))
-        return paths
+        gone = f"{self.name}: the result file is gone and fal keeps one URL per result"
+        return await self._http.download_each(urls, dest_dir, progress, gone=gone)
 
     async def cancel(self, task: base.UpstreamTask) -> None:
         try:

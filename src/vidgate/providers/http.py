@@ -28,7 +28,7 @@ import yarl
 
 from vidgate.config import Settings
 from vidgate.net.failures import in_words
-from vidgate.providers.base import ProviderError
+from vidgate.providers.base import ProgressCallback, ProviderError
 
 ErrorMessage = Callable[[httpx.Response], str | None]
 
@@ -364,6 +364,26 @@ class UpstreamClient:
         finally:
             tmp.unlink(missing_ok=True)
         return dest
+
+    async def download_each(
+        self, urls: list[str], dest_dir: Path, progress: ProgressCallback | None, *, gone: str
+    ) -> list[Path]:
+        """Download each URL into ``dest_dir/<index>.mp4``, for an upstream that never
+        issues a second URL for a result: an expired one is final, ``result_expired``
+        with ``gone`` as its message."""
+        paths: list[Path] = []
+        for index, url in enumerate(urls):
+            try:
+                paths.append(await self.download(url, dest_dir / f"{index}.mp4"))
+            except ProviderError as error:
+                if error.expired:
+                    raise ProviderError(
+                        "result_expired", gone, retryable=False, expired=True
+                    ) from error
+                raise
+            if progress is not None:
+                progress((index + 1) / len(urls))
+        return paths
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -284,17 +284,7 @@ class ReplicateProvider:
                 f"{self.name}: the prediction has no output URL",
                 retryable=False,
             )
-        paths: list[Path] = []
-        for index, url in enumerate(urls):
-            try:
-                paths.append(await self._http.download(url, dest_dir / f"{index}.mp4"))
-            except base.ProviderError as error:
-                if error.expired:
-                    raise _expired(self.name) from error
-                raise
-            if progress is not None:
-                progress((index + 1) / len(urls))
-        return paths
+        return await self._http.download_each(urls, dest_dir, progress, gone=_gone(self.name))
 
     async def cancel(self, task: base.UpstreamTask) -> None:
         try:
@@ -307,14 +297,15 @@ class ReplicateProvider:
         await self._http.aclose()
 
 
-def _expired(who: str) -> base.ProviderError:
-    return base.ProviderError(
-        "result_expired",
+def _gone(who: str) -> str:
+    return (
         f"{who}: Replicate deletes prediction outputs an hour after they finish; "
-        "this one can no longer be downloaded",
-        retryable=False,
-        expired=True,
+        "this one can no longer be downloaded"
     )
+
+
+def _expired(who: str) -> base.ProviderError:
+    return base.ProviderError("result_expired", _gone(who), retryable=False, expired=True)
 
 
 def create(config: DeploymentConfig, deps: base.ProviderDeps) -> ReplicateProvider:
