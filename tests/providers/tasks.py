@@ -27,6 +27,11 @@ SPEC = JobSpec(
 )
 
 
+def spec_of(**fields: Any) -> JobSpec:
+    """``SPEC`` with ``fields`` changed, validated as a spec built field by field is."""
+    return JobSpec.model_validate({**SPEC.model_dump(), **fields})
+
+
 def task_of(
     result: SubmitResult, spec: JobSpec = SPEC, upstream_model: str | None = None
 ) -> UpstreamTask:

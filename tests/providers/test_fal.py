@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from tests.conftest import png_bytes
 from tests.fakes.fal import FAL_KEY, FakeFal
 from tests.fakes.harness import CallbackSink, FakeServer
-from tests.providers.tasks import task_by_id, task_of
+from tests.providers.tasks import spec_of, task_by_id, task_of
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -64,25 +64,9 @@ async def adapter(fake: FakeFal, tmp_path: Path) -> AsyncIterator[FalProvider]:
 
 
 def _spec(**changes: Any) -> JobSpec:
-    base: dict[str, Any] = dict(
-        model="kling",
-        kind="generate",
-        prompt="a paper boat on a river",
-        negative_prompt=None,
-        seconds=5,
-        width=1280,
-        height=720,
-        resolution="720p",
-        aspect_ratio="16:9",
-        fps=24,
-        n=1,
-        seed=None,
-        metadata={},
-        image=None,
-        source=None,
-    )
+    base: dict[str, Any] = dict(model="kling", prompt="a paper boat on a river")
     base.update(changes)
-    return JobSpec(**base)
+    return spec_of(**base)
 
 
 async def _until_done(adapter: FalProvider, upstream: UpstreamTask) -> list[str]:

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import png_bytes
 from tests.fakes.harness import CallbackSink, FakeServer
 from tests.fakes.kling import ACCESS_KEY, DEPLOYMENT, SECRET_KEY, FakeKling, check_jwt
-from tests.providers.tasks import task_by_id, task_of
+from tests.providers.tasks import spec_of, task_by_id, task_of
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -39,23 +39,7 @@ NAME = "kling-main"
 
 
 def make_spec(**update: Any) -> JobSpec:
-    base = JobSpec(
-        model="kling-2.0",
-        kind="generate",
-        prompt="a red fox in the snow",
-        negative_prompt=None,
-        seconds=5,
-        width=1280,
-        height=720,
-        resolution="720p",
-        aspect_ratio="16:9",
-        fps=24,
-        n=1,
-        seed=None,
-        metadata={},
-        image=None,
-        source=None,
-    )
+    base = spec_of(model="kling-2.0", prompt="a red fox in the snow")
     return base.model_copy(update=update)
 
 

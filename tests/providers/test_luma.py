@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from tests.conftest import png_bytes
 from tests.fakes.harness import CallbackSink, FakeServer, FakeTask
 from tests.fakes.luma import API_KEY, BASE_PATH, FakeLuma
-from tests.providers.tasks import task_of
+from tests.providers.tasks import spec_of, task_of
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -62,25 +62,9 @@ async def adapter(fake: FakeLuma, tmp_path: Path) -> AsyncIterator[LumaProvider]
 
 
 def _spec(**changes: Any) -> JobSpec:
-    base: dict[str, Any] = dict(
-        model="luma-ray-2",
-        kind="generate",
-        prompt="a fox in the snow",
-        negative_prompt=None,
-        seconds=5,
-        width=1280,
-        height=720,
-        resolution="720p",
-        aspect_ratio="16:9",
-        fps=24,
-        n=1,
-        seed=None,
-        metadata={},
-        image=None,
-        source=None,
-    )
+    base: dict[str, Any] = dict(model="luma-ray-2", prompt="a fox in the snow")
     base.update(changes)
-    return JobSpec(**base)
+    return spec_of(**base)
 
 
 async def _until_done(adapter: LumaProvider, upstream: UpstreamTask) -> list[str]:

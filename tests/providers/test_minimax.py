@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import png_bytes
 from tests.fakes.harness import CallbackSink, FakeServer
 from tests.fakes.minimax import DEPLOYMENT, FakeMiniMax
-from tests.providers.tasks import task_by_id, task_of
+from tests.providers.tasks import spec_of, task_by_id, task_of
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -33,23 +33,7 @@ NAME = "minimax-main"
 
 
 def make_spec(**update: Any) -> JobSpec:
-    base = JobSpec(
-        model="hailuo-02",
-        kind="generate",
-        prompt="a paper boat on a river [Tracking shot]",
-        negative_prompt=None,
-        seconds=6,
-        width=1280,
-        height=720,
-        resolution="720p",
-        aspect_ratio="16:9",
-        fps=24,
-        n=1,
-        seed=None,
-        metadata={},
-        image=None,
-        source=None,
-    )
+    base = spec_of(model="hailuo-02", prompt="a paper boat on a river [Tracking shot]", seconds=6)
     return base.model_copy(update=update)
 
 

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from tests.conftest import png_bytes
 from tests.fakes.harness import FakeServer
 from tests.fakes.openai_videos import API_KEY, FakeOpenAIVideos
-from tests.providers.tasks import task_by_id, task_of
+from tests.providers.tasks import spec_of, task_by_id, task_of
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -54,24 +54,8 @@ async def adapter(
 
 
 def _spec(**changes: object) -> JobSpec:
-    base: dict[str, object] = dict(
-        model="sora-2",
-        kind="generate",
-        prompt="a fox",
-        negative_prompt=None,
-        seconds=4,
-        width=1280,
-        height=720,
-        resolution="720p",
-        aspect_ratio="16:9",
-        fps=24,
-        n=1,
-        seed=None,
-        metadata={},
-        image=None,
-        source=None,
-    )
-    return JobSpec.model_validate({**base, **changes})
+    base: dict[str, object] = dict(model="sora-2", prompt="a fox", seconds=4)
+    return spec_of(**{**base, **changes})
 
 
 async def _run(adapter: OpenAIVideosProvider, spec: JobSpec, tmp_path: Path) -> list[Path]:

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from tests.conftest import png_bytes
 from tests.fakes.harness import CallbackSink, FakeServer
 from tests.fakes.replicate import API_TOKEN, BASE_PATH, VERSIONS, WEBHOOK_SECRET, FakeReplicate
-from tests.providers.tasks import task_by_id, task_of
+from tests.providers.tasks import spec_of, task_by_id, task_of
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -66,25 +66,9 @@ async def adapter(fake: FakeReplicate, tmp_path: Path) -> AsyncIterator[Replicat
 
 
 def _spec(**changes: Any) -> JobSpec:
-    base: dict[str, Any] = dict(
-        model="hailuo",
-        kind="generate",
-        prompt="a lighthouse at dusk",
-        negative_prompt=None,
-        seconds=6,
-        width=1280,
-        height=720,
-        resolution="720p",
-        aspect_ratio="16:9",
-        fps=24,
-        n=1,
-        seed=None,
-        metadata={},
-        image=None,
-        source=None,
-    )
+    base: dict[str, Any] = dict(model="hailuo", prompt="a lighthouse at dusk", seconds=6)
     base.update(changes)
-    return JobSpec(**base)
+    return spec_of(**base)
 
 
 async def _until_done(

@@ -16,7 +16,7 @@ from tests.conftest import png_bytes
 from tests.fakes.harness import FakeServer
 from tests.fakes.runway import API_KEY, FakeRunway
 from tests.fakes.runway import MODELS as fake_models
-from tests.providers.tasks import task_of
+from tests.providers.tasks import spec_of, task_of
 from vidgate.config import Settings
 from vidgate.core.capabilities import Capabilities
 from vidgate.core.catalog import builtin_upstreams
@@ -62,25 +62,9 @@ async def adapter(fake: FakeRunway, tmp_path: Path) -> AsyncIterator[RunwayProvi
 
 
 def _spec(**changes: Any) -> JobSpec:
-    base: dict[str, Any] = dict(
-        model="runway-gen4.5",
-        kind="generate",
-        prompt="a fox in the snow",
-        negative_prompt=None,
-        seconds=5,
-        width=1280,
-        height=720,
-        resolution="720p",
-        aspect_ratio="16:9",
-        fps=24,
-        n=1,
-        seed=None,
-        metadata={},
-        image=None,
-        source=None,
-    )
+    base: dict[str, Any] = dict(model="runway-gen4.5", prompt="a fox in the snow")
     base.update(changes)
-    return JobSpec(**base)
+    return spec_of(**base)
 
 
 async def _image(tmp_path: Path, data: bytes | None = None) -> ImageRef:

@@ -26,7 +26,7 @@ from tests.fakes.vertex import (
     PROJECT,
     FakeVertex,
 )
-from tests.providers.tasks import task_by_id, task_of
+from tests.providers.tasks import spec_of, task_by_id, task_of
 from vidgate.config import Settings
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
@@ -79,24 +79,8 @@ async def adapter(fake: Fake, tmp_path: Path) -> AsyncIterator[VertexProvider]:
 
 
 def _spec(**changes: object) -> JobSpec:
-    base: dict[str, object] = dict(
-        model="veo-3",
-        kind="generate",
-        prompt="a fox",
-        negative_prompt=None,
-        seconds=8,
-        width=1280,
-        height=720,
-        resolution="720p",
-        aspect_ratio="16:9",
-        fps=24,
-        n=1,
-        seed=None,
-        metadata={},
-        image=None,
-        source=None,
-    )
-    return JobSpec.model_validate({**base, **changes})
+    base: dict[str, object] = dict(model="veo-3", prompt="a fox", seconds=8)
+    return spec_of(**{**base, **changes})
 
 
 async def _finish(adapter: VertexProvider, upstream: UpstreamTask) -> None:
