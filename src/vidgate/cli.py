@@ -305,9 +305,11 @@ def models(data_dir: DataDir = None) -> None:
     """Show the model catalogue: limits, prices, deployments."""
     settings = _settings(data_dir)
     catalog = _load_catalog(settings)
-    from vidgate.providers.registry import ENV_DEFAULTS
+    from vidgate.core.deployment_refs import DeploymentRefs
+    from vidgate.providers.registry import ADAPTERS, ENV_DEFAULTS
 
     configured, skipped = load_deployments(settings.models_file, ENV_DEFAULTS)
+    refs = DeploymentRefs({name: c.provider for name, c in configured.items()}, ADAPTERS)
     for name, missing in skipped.items():
         err.print(f"deployment {name} is not configured: set {', '.join(missing)}")
 
@@ -362,9 +364,9 @@ def models(data_dir: DataDir = None) -> None:
             )
             + f" ({card.default_seconds} s)",
             ", ".join(
-                f"{d.provider} ({state(d.provider)})"
-                for d in card.deployments
-                if d.provider != "sandbox"
+                f"{d.ref.provider} ({state(d.ref.provider)})"
+                for d in refs.listed(card)
+                if d.ref.provider != "sandbox"
             )
             or "(sandbox via test keys)",
         )

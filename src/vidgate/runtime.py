@@ -157,7 +157,7 @@ async def open_runtime(
             jobs = JobService(ctx, reads)
             services = Services(
                 jobs=jobs,
-                models=ModelService(catalog, providers, db),
+                models=ModelService(catalog, ctx.refs, db),
                 media=MediaService(blobs, signer, db),
                 keys=KeyService(reads, db),
                 health=HealthService(health, db),

@@ -1,11 +1,13 @@
 """Deployments: a configured upstream (provider adapter + base URL + credentials).
 
 A model in the catalogue lists the deployments that can serve it (``provider:`` in its
-``deployments``, by deployment name). Deployments come from two places:
+``deployments``: an adapter name, meaning every deployment of that adapter, or one
+deployment's name; ``vidgate.core.deployment_refs``). Deployments come from two places:
 
 1. Well-known environment variables, one default deployment per provider, named after
-   it: ``LUMAAI_API_KEY`` configures ``luma``, ``FAL_KEY`` configures ``fal``, ... Which
-   variables a provider reads is declared with its adapter, in the registry
+   it: ``LUMAAI_API_KEY`` configures ``luma``, ``FAL_KEY`` configures ``fal``, ..., and
+   a base-URL variable (``LUMAAI_BASE_URL``, ...) points it elsewhere. Which variables a
+   provider reads is declared with its adapter, in the registry
    (``vidgate.providers.registry.ADAPTERS``), and handed in here as ``EnvDefaults``.
 2. The operator's YAML (``VIDGATE_MODELS_FILE``), under ``deployments:``; a string value
    may reference the environment as ``${NAME}``. A YAML entry with the name of a default
@@ -54,10 +56,20 @@ class DeploymentConfig(BaseModel):
 @dataclass(frozen=True)
 class EnvDefaults:
     """The environment variables of a provider's default deployment: every credential
-    variable must be set for it to exist; options are read where set."""
+    variable must be set for it to exist; options are read where set. ``base_url`` names
+    the variable that replaces the adapter's default base URL; a value without a scheme
+    is a host, reached over https (fal's SDK variable names a host). With
+    ``base_url_required`` there is no deployment without it: the provider's own service
+    is gone, and its credential variable alone would route jobs to nowhere."""
 
     credentials: Mapping[str, str]
     options: Mapping[str, str] = field(default_factory=dict)
+    base_url: str | None = None
+    base_url_required: bool = False
+
+
+def _base_url(value: str) -> str:
+    return value if "://" in value else f"https://{value}"
 
 
 def _expand(value: Any, env: Mapping[str, str], missing: set[str]) -> Any:
@@ -82,14 +94,18 @@ def env_deployments(
     env: Mapping[str, str], defaults: Mapping[str, EnvDefaults]
 ) -> dict[str, DeploymentConfig]:
     """The default deployment of each provider (``defaults``: provider -> variables)
-    whose credential variables are all set."""
+    whose credential variables (and required base-URL variable) are all set."""
     found: dict[str, DeploymentConfig] = {}
     for provider, wanted in defaults.items():
         if not all(env.get(var) for var in wanted.credentials.values()):
             continue
+        base_url = env.get(wanted.base_url) if wanted.base_url else None
+        if wanted.base_url_required and not base_url:
+            continue
         found[provider] = DeploymentConfig(
             name=provider,
             provider=provider,
+            base_url=_base_url(base_url) if base_url else None,
             credentials={k: SecretStr(env[v]) for k, v in wanted.credentials.items()},
             options={k: env[v] for k, v in wanted.options.items() if env.get(v)},
         )

@@ -10,9 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate.config import Settings
 from vidgate.core.catalog import Catalog
+from vidgate.core.deployment_refs import DeploymentRefs
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.media.storage import BlobStore
 from vidgate.providers.base import Provider
+from vidgate.providers.registry import ADAPTERS
 
 
 @dataclass(frozen=True)
@@ -29,3 +31,12 @@ class EngineContext:
     # Where finalize's media work runs (``Settings.media_threads`` threads); None: the
     # event loop's default executor.
     media: Executor | None = None
+    # Which of ``providers`` serve each model's deployment refs (built here, once).
+    refs: DeploymentRefs = field(init=False)
+
+    def __post_init__(self) -> None:
+        adapters = {
+            name: config.provider if (config := self.deployments.get(name)) else name
+            for name in self.providers
+        }
+        object.__setattr__(self, "refs", DeploymentRefs(adapters, ADAPTERS))

@@ -1,11 +1,12 @@
 """Choosing a deployment for a job, and keeping failing ones out for a while.
 
 - Test keys always reach the sandbox.
-- Live keys reach the model's deployments that are configured here and can take the
-  request (the adapter's ``validate``: the catalogue's capability data for the
-  deployment's upstream model, plus what only the adapter knows), highest ``priority``
-  first, then at random by ``weight``; a deployment whose circuit breaker is open is
-  skipped while another one is available.
+- Live keys reach the model's deployments that are configured here (a ref naming an
+  adapter, ``kling``, means every deployment of it) and can take the request (the
+  adapter's ``validate``: the catalogue's capability data for the deployment's upstream
+  model, plus what only the adapter knows), highest ``priority`` first, then at random by
+  ``weight``; a deployment whose circuit breaker is open is skipped while another one is
+  available.
 - Right before submit the same check runs again (``check_before_submit``).
 - A retryable failure counts against the deployment; ``BREAKER_THRESHOLD`` in a row
   open its breaker for ``BREAKER_COOLDOWN_S``. An auth failure opens it at once, for
@@ -44,9 +45,11 @@ class Route:
 
 
 def candidates(ctx: EngineContext, card: ModelCard, mode: str) -> list[DeploymentRef]:
+    """The card's refs, one per configured deployment (``core/deployment_refs.py``: an
+    adapter name means every deployment of that adapter)."""
     if mode == "test":
         return [DeploymentRef(provider=SANDBOX, upstream_model=card.id)]
-    return [d for d in card.deployments if d.provider in ctx.providers]
+    return ctx.refs.configured(card)
 
 
 def _serves(ctx: EngineContext, ref: DeploymentRef, spec: JobSpec) -> InvalidParameter | None:

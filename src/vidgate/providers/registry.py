@@ -1,7 +1,8 @@
 """Which adapter serves which deployment: an explicit provider -> adapter map.
 
 Adding a provider is one module with a ``create(config, deps)`` factory and one line in
-``ADAPTERS`` (its module, and the environment variables of its default deployment);
+``ADAPTERS`` (its module, and the environment variables of its default deployment:
+credentials, options, base URL);
 nothing else in vidgate names providers. Modules are imported when a deployment needs
 them, so a gateway with two providers configured loads two adapters: that is why the
 environment variables are declared here and not in the modules.
@@ -35,31 +36,48 @@ class Adapter:
     env: EnvDefaults | None = None
 
 
-def _key(variable: str) -> EnvDefaults:
-    return EnvDefaults({"api_key": variable})
+def _key(variable: str, base_url: str | None = None) -> EnvDefaults:
+    return EnvDefaults({"api_key": variable}, base_url=base_url)
 
 
+# Base-URL variables: the official SDK's own where it has one (OPENAI_BASE_URL,
+# LUMAAI_BASE_URL, RUNWAYML_BASE_URL, REPLICATE_BASE_URL, google-genai's
+# GOOGLE_GEMINI_BASE_URL / GOOGLE_VERTEX_BASE_URL, fal-client's FAL_QUEUE_RUN_HOST),
+# else <PROVIDER>_BASE_URL.
 ADAPTERS: dict[str, Adapter] = {
-    "openai_videos": Adapter("vidgate.providers.openai_videos"),
+    # OpenAI's own Videos API is shut down: without OPENAI_BASE_URL an OPENAI_API_KEY
+    # (often set for other OpenAI APIs) would send every sora-2 job to a closed service.
+    "openai_videos": Adapter(
+        "vidgate.providers.openai_videos",
+        EnvDefaults(
+            {"api_key": "OPENAI_API_KEY"}, base_url="OPENAI_BASE_URL", base_url_required=True
+        ),
+    ),
     "task_api": Adapter("vidgate.providers.task_api"),
     "vertex": Adapter(
         "vidgate.providers.vertex",
         EnvDefaults(
             {"service_account_file": "GOOGLE_APPLICATION_CREDENTIALS"},
             {"project": "GOOGLE_CLOUD_PROJECT", "location": "GOOGLE_CLOUD_LOCATION"},
+            base_url="GOOGLE_VERTEX_BASE_URL",
         ),
     ),
-    "gemini": Adapter("vidgate.providers.gemini", _key("GEMINI_API_KEY")),
-    "luma": Adapter("vidgate.providers.luma", _key("LUMAAI_API_KEY")),
-    "runway": Adapter("vidgate.providers.runway", _key("RUNWAYML_API_SECRET")),
+    "gemini": Adapter("vidgate.providers.gemini", _key("GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL")),
+    "luma": Adapter("vidgate.providers.luma", _key("LUMAAI_API_KEY", "LUMAAI_BASE_URL")),
+    "runway": Adapter("vidgate.providers.runway", _key("RUNWAYML_API_SECRET", "RUNWAYML_BASE_URL")),
     "kling": Adapter(
         "vidgate.providers.kling",
-        EnvDefaults({"access_key": "KLING_ACCESS_KEY", "secret_key": "KLING_SECRET_KEY"}),
+        EnvDefaults(
+            {"access_key": "KLING_ACCESS_KEY", "secret_key": "KLING_SECRET_KEY"},
+            base_url="KLING_BASE_URL",
+        ),
     ),
-    "replicate": Adapter("vidgate.providers.replicate", _key("REPLICATE_API_TOKEN")),
-    "fal": Adapter("vidgate.providers.fal", _key("FAL_KEY")),
-    "minimax": Adapter("vidgate.providers.minimax", _key("MINIMAX_API_KEY")),
-    "seedance": Adapter("vidgate.providers.seedance", _key("ARK_API_KEY")),
+    "replicate": Adapter(
+        "vidgate.providers.replicate", _key("REPLICATE_API_TOKEN", "REPLICATE_BASE_URL")
+    ),
+    "fal": Adapter("vidgate.providers.fal", _key("FAL_KEY", "FAL_QUEUE_RUN_HOST")),
+    "minimax": Adapter("vidgate.providers.minimax", _key("MINIMAX_API_KEY", "MINIMAX_BASE_URL")),
+    "seedance": Adapter("vidgate.providers.seedance", _key("ARK_API_KEY", "ARK_BASE_URL")),
 }
 
 # What core/deployments.py reads from the environment, by provider.
@@ -86,6 +104,13 @@ def build_providers(
     for name, config in deployments.items():
         if name == SANDBOX:
             raise ValueError("'sandbox' is reserved for the built-in sandbox provider")
+        if name in ADAPTERS and config.provider != name:
+            # A catalogue ref naming an adapter means every deployment of that adapter,
+            # so this deployment could never be reached by its name.
+            raise ValueError(
+                f"deployment {name!r} is named after the {name!r} adapter but uses"
+                f" {config.provider!r}: give it another name"
+            )
         factory = factory_for(config.provider)
         if factory is None:
             known = ", ".join(sorted(ADAPTERS)) or "none yet"

@@ -1,15 +1,16 @@
 """The model catalogue as the API lists it: each model's card, and for each of its
-deployments whether a provider is configured for it and whether it is healthy now."""
+deployments whether a provider is configured for it and whether it is healthy now (an
+adapter's ref is listed once per deployment of that adapter; ``core/deployment_refs.py``)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Container
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate.core.catalog import Catalog, DeploymentRef, ModelCard
+from vidgate.core.deployment_refs import DeploymentRefs, ResolvedRef
 from vidgate.db.deployments import HealthRecord, deployment_health_all
 
 
@@ -32,10 +33,10 @@ class ModelEntry:
 
 
 class ModelService:
-    def __init__(self, catalog: Catalog, providers: Container[str], db: AsyncEngine) -> None:
+    def __init__(self, catalog: Catalog, refs: DeploymentRefs, db: AsyncEngine) -> None:
         self._catalog = catalog
-        # The configured providers by name (the runtime's map: read, never copied).
-        self._providers = providers
+        # Which configured deployments serve each card (the engine's, shared).
+        self._refs = refs
         self._db = db
 
     async def list(self) -> list[ModelEntry]:
@@ -55,13 +56,14 @@ class ModelService:
     def _entry(
         self, card: ModelCard, health: dict[str, HealthRecord], now: dt.datetime
     ) -> ModelEntry:
-        return ModelEntry(card, [self._status(ref, health, now) for ref in card.deployments])
+        listed = self._refs.listed(card)
+        return ModelEntry(card, [self._status(entry, health, now) for entry in listed])
 
     def _status(
-        self, ref: DeploymentRef, health: dict[str, HealthRecord], now: dt.datetime
+        self, entry: ResolvedRef, health: dict[str, HealthRecord], now: dt.datetime
     ) -> DeploymentStatus:
+        ref, configured = entry.ref, entry.configured
         record = health.get(ref.provider)
-        configured = ref.provider in self._providers
         open_until = record.open_until if record and record.open_until else None
         open_now = open_until is not None and open_until > now
         return DeploymentStatus(

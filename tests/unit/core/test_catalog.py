@@ -151,7 +151,7 @@ def test_builtin_deployments() -> None:
     assert kling[0].priority > kling[1].priority
     assert [d.provider for d in CATALOG.get("veo-3").deployments] == ["vertex", "fal"]
     assert [d.upstream_model for d in CATALOG.get("luma-ray-2").deployments] == ["ray-2"]
-    assert [d.provider for d in CATALOG.get("sora-2").deployments] == ["openai"]
+    assert [d.provider for d in CATALOG.get("sora-2").deployments] == ["openai_videos"]
     ref = DeploymentRef(provider="sandbox")
     assert (ref.upstream_model, ref.priority, ref.weight) == (None, 0, 1)
 
