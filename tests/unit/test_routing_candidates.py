@@ -5,6 +5,7 @@ the operator's YAML, as ``open_runtime`` builds them."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -22,7 +23,7 @@ from vidgate.engine.context import EngineContext
 from vidgate.engine.routing import candidates
 from vidgate.media.storage import LocalBlobStore
 from vidgate.providers.base import ProviderDeps
-from vidgate.providers.registry import ENV_DEFAULTS, build_providers
+from vidgate.providers.registry import ADAPTERS, ENV_DEFAULTS, build_providers
 
 # Adapters with a credential variable but no built-in card yet (the current catalogue
 # lands separately); each must leave this list once its card exists.
@@ -185,3 +186,30 @@ def test_each_providers_variables_alone_make_a_builtin_model_routable(
     assert list(gw.providers) == ["sandbox", provider]
     models = [card.id for card in gw.catalog.models() if provider in gw.routable(card.id)]
     assert models, f"no built-in model routes to {provider} with its variables alone"
+
+
+def _doc_yaml(marker: str) -> str:
+    """The first YAML block after ``marker`` in docs/providers.md."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "providers.md").read_text()
+    after = text[text.index(marker) :]
+    return after.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_minimal_deployments_of_the_providers_doc_work(gateway: Any, tmp_path: Path) -> None:
+    """Docs are contracts: each minimal YAML deployment there builds, and serves the
+    built-in models of its adapter whatever its name."""
+    text = _doc_yaml("A minimal deployment per provider")
+    text = text.replace("/etc/vidgate/sa.json", _service_account_file(tmp_path / "sa.json"))
+    env = {name: f"{name.lower()}-value" for name in re.findall(r"\$\{(\w+)\}", text)}
+    gw = gateway(env, text)
+    documented = {config.provider for config in gw.ctx.deployments.values()}
+    assert documented == set(ADAPTERS)
+    assert set(gw.providers) == {"sandbox", *gw.ctx.deployments}
+    assert {name for name, _ in gw.live("sora-2")} == {"sora-gateway", "azure-sora"}
+    # FAL_KEY, set for fal-main, makes the default deployment `fal` as well.
+    fal_kling = "fal-ai/kling-video/v2/master/text-to-video"
+    assert gw.live("kling-2.0") == [
+        ("kling-eu", "kling-v2-master"),
+        ("fal", fal_kling),
+        ("fal-main", fal_kling),
+    ]
