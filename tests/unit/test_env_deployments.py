@@ -55,6 +55,7 @@ BASE_URL_VARIABLES = {
     "fal": "FAL_QUEUE_RUN_HOST",  # fal-client: a host, reached over https
     "minimax": "MINIMAX_BASE_URL",
     "seedance": "ARK_BASE_URL",
+    "dashscope": "DASHSCOPE_HTTP_BASE_URL",  # dashscope's (with /api/v1)
 }
 
 

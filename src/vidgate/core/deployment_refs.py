@@ -43,6 +43,10 @@ class DeploymentRefs:
         # of another catalogue with the same id from this one.
         self._cards: dict[str, tuple[ModelCard, tuple[ResolvedRef, ...]]] = {}
 
+    def __contains__(self, name: object) -> bool:
+        """Whether ``name`` is a configured deployment."""
+        return name in self._configured
+
     def deployments_of(self, adapter: str) -> tuple[str, ...]:
         return self._by_adapter.get(adapter, ())
 
@@ -65,7 +69,7 @@ class DeploymentRefs:
         out: list[ResolvedRef] = []
         for ref in card.deployments:
             if ref.provider not in self._adapters:
-                out.append(ResolvedRef(ref, ref.provider in self._configured))
+                out.append(ResolvedRef(ref, ref.provider in self))
                 continue
             names = self.deployments_of(ref.provider)
             if not names:

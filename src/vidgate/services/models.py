@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate.core.catalog import Catalog, DeploymentRef, ModelCard
-from vidgate.core.deployment_refs import DeploymentRefs, ResolvedRef
+from vidgate.core.deployment_refs import DeploymentRefs
 from vidgate.db.deployments import HealthRecord, deployment_health_all
 
 
@@ -57,13 +57,13 @@ class ModelService:
         self, card: ModelCard, health: dict[str, HealthRecord], now: dt.datetime
     ) -> ModelEntry:
         listed = self._refs.listed(card)
-        return ModelEntry(card, [self._status(entry, health, now) for entry in listed])
+        return ModelEntry(card, [self._status(entry.ref, health, now) for entry in listed])
 
     def _status(
-        self, entry: ResolvedRef, health: dict[str, HealthRecord], now: dt.datetime
+        self, ref: DeploymentRef, health: dict[str, HealthRecord], now: dt.datetime
     ) -> DeploymentStatus:
-        ref, configured = entry.ref, entry.configured
         record = health.get(ref.provider)
+        configured = ref.provider in self._refs
         open_until = record.open_until if record and record.open_until else None
         open_now = open_until is not None and open_until > now
         return DeploymentStatus(

@@ -39,6 +39,7 @@ def test_an_adapter_ref_is_served_by_every_deployment_of_that_adapter() -> None:
     # Not configured: listed as written, for the operator to see; never routed to.
     assert refs.listed(model)[-1] == ResolvedRef(model.deployments[2], configured=False)
     assert refs.deployments_of("openai_videos") == ("azure-sora",)
+    assert "kling-eu" in refs and "replicate" not in refs
 
 
 def test_a_deployment_name_ref_matches_that_deployment_only() -> None:
