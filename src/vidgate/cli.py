@@ -359,10 +359,13 @@ def models(data_dir: DataDir = None) -> None:
                 for m in modes
             ),
             ", ".join(
-                f"{r} {card.pricing.estimate(r, card.default_seconds):.2f}"
+                f"{r} {price:.2f}"
                 for r in card.resolutions
+                if (price := card.estimate(r, card.default_seconds)) is not None
             )
-            + f" ({card.default_seconds} s)",
+            + f" ({card.default_seconds} s)"
+            if card.pricing is not None
+            else "no list price",
             ", ".join(
                 f"{d.ref.provider} ({state(d.ref.provider)})"
                 for d in refs.listed(card)

@@ -234,7 +234,8 @@ class VideoObject(BaseModel):
     n: int
     seed: int | None
     metadata: dict[str, str]
-    estimated_cost: float
+    # null: the model has no list price.
+    estimated_cost: float | None
     cost: float | None
     currency: Literal["USD"] = "USD"
 
@@ -287,7 +288,7 @@ class GenerationObject(BaseModel):
     webhook_url: str | None
     error: ErrorInfo | None
     data: list[GenerationOutput]
-    estimated_cost: float
+    estimated_cost: float | None
     cost: float | None
     currency: Literal["USD"] = "USD"
 
@@ -297,9 +298,14 @@ class ModelObject(BaseModel):
     object: Literal["model"] = "model"
     created: int = 0
     owned_by: str
+    # An alias: the card it names (its limits and prices are that card's).
+    alias_of: str | None = None
+    # A card: the other names that reach it.
+    aliases: list[str] = []
     description: str
     capabilities: dict[str, Any]
-    pricing: dict[str, Any]
+    # null: no list price; jobs' estimated_cost is null.
+    pricing: dict[str, Any] | None
     deployments: list[dict[str, Any]]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from vidgate.api.schemas import ErrorInfo, GenerationObject, GenerationOutput
@@ -29,6 +30,10 @@ _TASK_STATUS = {
 }
 # Both failed and cancelled jobs show their error.
 _ENDED_BADLY = frozenset({JobState.FAILED, JobState.CANCELLED})
+
+
+def _usd(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _ts(value: dt.datetime | None) -> int | None:
@@ -79,7 +84,7 @@ def video_json(job: JobRecord) -> dict[str, Any]:
         "n": spec.n,
         "seed": spec.seed,
         "metadata": spec.metadata,
-        "estimated_cost": float(job.estimated_cost),
+        "estimated_cost": _usd(job.estimated_cost),
         "cost": float(job.cost) if job.cost is not None else None,
         "currency": "USD",
     }
@@ -127,6 +132,6 @@ def generation_object(
         webhook_url=job.webhook_url,
         error=_error(job),
         data=data,
-        estimated_cost=float(job.estimated_cost),
+        estimated_cost=_usd(job.estimated_cost),
         cost=float(job.cost) if job.cost is not None else None,
     )

@@ -172,6 +172,10 @@ class CapabilityTable:
                 return entry.capabilities
         return None
 
+    def knows(self, provider: str) -> bool:
+        """Whether there is data for ``provider``'s models at all."""
+        return provider in self._entries
+
     def patterns(self, provider: str) -> list[str]:
         return [entry.pattern for entry in self._entries.get(provider, ())]
 

@@ -10,6 +10,11 @@ their own YAML file over it (``load_catalog(override=...)``) in the same shape::
       my-model: {...}         # new id: a whole model card
     remove: [luma-ray-2]      # ids to drop
 
+A card's limits are tied to what its deployments' upstream models take when the
+catalogue loads (``vidgate.core.card_limits``): a card may leave them out, and may not
+claim more. A card's ``aliases`` are other names that reach it (``veo-3`` for
+``veo-3.1``); an override naming an alias changes (or, in ``remove``, drops) that alias.
+
 Within a merged model, mappings merge key by key, lists and scalars are replaced, and a
 ``null`` value deletes the key (so ``points: {"720p": null}`` drops a point list that
 a ``per_second`` rate should replace). ``durations`` is always replaced whole because
@@ -21,6 +26,7 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any, Self
@@ -29,6 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vidgate.core.capabilities import Capabilities, CapabilityTable, DurationRule, ModelEntry
+from vidgate.core.card_limits import DeploymentRef, derive
 from vidgate.core.errors import ModelNotFound
 from vidgate.core.frames import (
     RESOLUTION_SHORT_SIDES,
@@ -54,23 +61,14 @@ __all__ = [
 ]
 
 
-class DeploymentRef(BaseModel):
-    """Where a model can run. Routing between deployments is not built yet."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    provider: str = Field(min_length=1)
-    upstream_model: str | None = None
-    priority: int = 0
-    weight: int = Field(default=1, ge=0)
-
-
 class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(min_length=1)
     description: str = ""
-    owned_by: str
+    owned_by: str = "vidgate"
+    # Other names that reach this card: the names of models a provider retired.
+    aliases: list[str] = Field(default_factory=list)
     durations: DurationRule
     resolutions: list[str] = Field(min_length=1)
     aspect_ratios: list[str] = Field(min_length=1)
@@ -87,8 +85,11 @@ class ModelCard(BaseModel):
     last_frame: bool = False
     max_reference_images: int = Field(default=0, ge=0)
     extend: bool = False
+    # The longest an extended video may be in all; None: no limit vidgate knows of.
+    max_total_seconds: int | None = Field(default=None, ge=1)
     remix: bool = False
-    pricing: PriceTable
+    # None: no list price; estimates are unknown (null) for this model.
+    pricing: PriceTable | None = None
     deployments: list[DeploymentRef] = Field(default_factory=list)
 
     @field_validator("resolutions")
@@ -137,13 +138,18 @@ class ModelCard(BaseModel):
                 raise ValueError(
                     f"{name} {default} is not one of {', '.join(str(a) for a in allowed)}"
                 )
-        unpriced = [r for r in self.resolutions if not self.pricing.covers(r)]
+        pricing = self.pricing
+        unpriced = [r for r in self.resolutions if pricing and not pricing.covers(r)]
         if unpriced:
             raise ValueError(
                 f"no price for resolution(s) {', '.join(unpriced)}; add points or per_second "
                 "for each, or a default_per_second"
             )
         return self
+
+    def estimate(self, resolution: str, seconds: int) -> Decimal | None:
+        """The list price of one video; None for a model without one."""
+        return None if self.pricing is None else self.pricing.estimate(resolution, seconds)
 
     @property
     def kinds(self) -> list[str]:
@@ -174,9 +180,19 @@ class Catalog:
             if card.id in self._cards:
                 raise ValueError(f"model {card.id!r} is listed twice")
             self._cards[card.id] = card
+        # Every name a client may send: card ids and their aliases.
+        self._names: dict[str, ModelCard] = dict(self._cards)
+        for card in self._cards.values():
+            for alias in card.aliases:
+                taken = self._names.get(alias)
+                if taken is not None:
+                    what = "a model" if taken.id == alias else f"an alias of {taken.id!r}"
+                    raise ValueError(f"alias {alias!r} of model {card.id!r} is already {what}")
+                self._names[alias] = card
 
     def get(self, model_id: str) -> ModelCard:
-        card = self._cards.get(model_id)
+        """The card ``model_id`` names, by its id or one of its aliases."""
+        card = self._names.get(model_id)
         if card is not None:
             return card
         known = list(self._cards)
@@ -191,7 +207,7 @@ class Catalog:
         return list(self._cards.values())
 
     def __contains__(self, model_id: object) -> bool:
-        return model_id in self._cards
+        return model_id in self._names
 
     def __len__(self) -> int:
         return len(self._cards)
@@ -210,6 +226,13 @@ def load_catalog(override: Path | None = None) -> Catalog:
     builtin = _parse(text, _BUILTIN_SOURCE)
     entries = _models_section(builtin, _BUILTIN_SOURCE)
     sources = dict.fromkeys(entries, _BUILTIN_SOURCE)
+    # An alias named in an override means its card (an old name in an operator's file).
+    aliases = {
+        alias: model_id
+        for model_id, data in entries.items()
+        for alias in data.get("aliases") or ()
+        if isinstance(alias, str)
+    }
     upstreams = CapabilityTable(_upstreams_section(builtin, _BUILTIN_SOURCE))
 
     if override is not None:
@@ -231,10 +254,17 @@ def load_catalog(override: Path | None = None) -> Catalog:
         for model_id in removals:
             if model_id in changes:
                 raise ValueError(f"{source}: model {model_id!r} is both in models and in remove")
+            if model_id not in entries and model_id in aliases:
+                owner = entries.get(aliases[model_id])
+                if owner is not None:
+                    kept = [a for a in owner.get("aliases") or () if a != model_id]
+                    entries[aliases[model_id]] = {**owner, "aliases": kept}
+                continue
             if model_id not in entries:
                 raise ValueError(f"{source}: cannot remove unknown model {model_id!r}")
             del entries[model_id]
-        for model_id, change in changes.items():
+        for named, change in changes.items():
+            model_id = named if named in entries else aliases.get(named, named)
             base = entries.get(model_id)
             entries[model_id] = change if base is None else _merge(base, change, top=True)
             sources[model_id] = source
@@ -242,12 +272,19 @@ def load_catalog(override: Path | None = None) -> Catalog:
     cards = []
     for model_id, data in entries.items():
         try:
-            cards.append(ModelCard.model_validate({**data, "id": model_id}))
+            card = derive(model_id, data, upstreams)
+            cards.append(ModelCard.model_validate({**card, "id": model_id}))
         except ValidationError as exc:
             raise ValueError(
                 f"{sources[model_id]}: model {model_id!r} is invalid: {_describe(exc)}"
             ) from exc
-    return Catalog(cards, upstreams)
+        except ValueError as exc:
+            raise ValueError(f"{sources[model_id]}: model {model_id!r} is invalid: {exc}") from exc
+    try:
+        return Catalog(cards, upstreams)
+    except ValueError as exc:
+        where = _BUILTIN_SOURCE if override is None else f"catalogue override {override}"
+        raise ValueError(f"{where}: {exc}") from exc
 
 
 @functools.cache

@@ -99,7 +99,8 @@ class JobRecord:
     provider: str
     upstream_model: str | None
     upstream_id: str | None
-    estimated_cost: Decimal
+    # None: the model has no list price (unknown).
+    estimated_cost: Decimal | None
     cost: Decimal | None
     step_attempts: int
     poll_count: int

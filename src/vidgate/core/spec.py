@@ -255,13 +255,14 @@ def _seconds(req: VideoRequest, card: ModelCard, source: SourceRef | None) -> in
             f"duration {seconds}{origin} is not supported by {card.id}; allowed: {rule.describe()}",
             param="seconds",
         )
-    if req.kind == "extend" and source is not None:
+    most = card.max_total_seconds
+    if req.kind == "extend" and source is not None and most is not None:
         total = source.seconds + seconds
-        if total > rule.maximum:
-            room = rule.describe(up_to=rule.maximum - source.seconds)
+        if total > most:
+            room = rule.describe(up_to=most - source.seconds)
             raise InvalidParameter(
                 f"duration {seconds} would extend the {source.seconds} s source video to "
-                f"{total} s, over the {rule.maximum} s maximum of {card.id}; "
+                f"{total} s, over the {most} s maximum of {card.id}; "
                 f"allowed: {room or 'none, the source video is already too long to extend'}",
                 param="seconds",
             )

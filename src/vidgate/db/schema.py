@@ -57,7 +57,7 @@ jobs = sa.Table(
     sa.Column("upstream_id", sa.Text),
     # What the adapter keeps about its task besides the id (providers/base.py).
     sa.Column("upstream_state", JSONB),
-    sa.Column("estimated_cost", sa.Numeric(12, 6), nullable=False),
+    sa.Column("estimated_cost", sa.Numeric(12, 6)),
     sa.Column("cost", sa.Numeric(12, 6)),
     # Unexpected failures of the current step; bounded by Settings.max_step_attempts.
     sa.Column("step_attempts", sa.Integer, nullable=False, server_default="0"),

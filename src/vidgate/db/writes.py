@@ -41,7 +41,7 @@ async def insert_job(
     stored_spec: dict[str, Any],
     provider: str,
     upstream_model: str | None,
-    estimated_cost: Decimal,
+    estimated_cost: Decimal | None,
     source_video_id: str | None,
     webhook_url: str | None,
 ) -> JobRecord:

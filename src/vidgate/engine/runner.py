@@ -565,9 +565,10 @@ def _task_of(job: JobRecord, upstream_id: str) -> UpstreamTask:
     return UpstreamTask(upstream_id, job.spec, job.upstream_model, job.upstream_state or {})
 
 
-def _settled_cost(job: JobRecord) -> Decimal:
+def _settled_cost(job: JobRecord) -> Decimal | None:
     """What the job is billed: nothing for test keys (the sandbox charged nothing); else
-    the provider's reported cost where it gave one, or the estimate."""
+    the provider's reported cost where it gave one, or the estimate (None for a model
+    without a list price: unknown)."""
     if job.mode == "test":
         return Decimal(0)
     return job.cost if job.cost is not None else job.estimated_cost

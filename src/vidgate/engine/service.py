@@ -16,7 +16,6 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Literal
 
 import anyio
@@ -170,7 +169,7 @@ class JobService:
                 allow_insecure=self.ctx.settings.allow_insecure_urls,
                 param="webhook_url",
             )
-        cost = card.pricing.estimate(spec.resolution, spec.seconds) * spec.n
+        price = card.estimate(spec.resolution, spec.seconds)
         job_id = new_id("video")
         stored_spec = spec.model_dump(mode="json")
         fingerprint = request_hash(stored_spec, webhook_url) if idempotency_key is not None else ""
@@ -203,13 +202,14 @@ class JobService:
                     tenant_id=principal.tenant_id,
                     api_key_id=principal.key_id,
                     mode=principal.mode,
-                    model=card.id,
+                    # The name the client sent: an alias is echoed back as given.
+                    model=req.model,
                     kind=spec.kind,
                     spec=spec,
                     stored_spec=stored_spec,
                     provider=route.provider,
                     upstream_model=route.upstream_model,
-                    estimated_cost=Decimal(cost),
+                    estimated_cost=None if price is None else price * spec.n,
                     source_video_id=spec.source.video_id if spec.source else None,
                     webhook_url=webhook_url,
                 )

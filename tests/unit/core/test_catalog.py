@@ -46,17 +46,30 @@ def write(tmp_path: Path, text: str) -> Path:
 # --- built-in catalogue -------------------------------------------------------------
 
 
+BUILTIN = [
+    "sandbox",
+    "sora-2",
+    "veo-3.1",
+    "veo-3.1-fast",
+    "kling-2.6",
+    "kling-2.5-turbo",
+    "kling-2.0",
+    "luma-ray-2",
+    "luma-ray-flash-2",
+    "hailuo-2.3",
+    "hailuo-2.3-fast",
+    "seedance-2.0",
+    "seedance-1.5-pro",
+    "seedance-1-pro",
+    "runway-gen4.5",
+    "runway-gen4-turbo",
+    "gemini-omni-1.2-flash",
+    "gemini-omni-1.1-flash",
+]
+
+
 def test_builtin_models_in_stable_order() -> None:
-    assert [card.id for card in CATALOG.models()] == [
-        "sandbox",
-        "sora-2",
-        "veo-3",
-        "kling-2.0",
-        "luma-ray-2",
-        "seedance-1-pro",
-        "runway-gen4.5",
-        "gemini-omni-flash",
-    ]
+    assert [card.id for card in CATALOG.models()] == BUILTIN
     assert [card.id for card in load_catalog().models()] == [c.id for c in CATALOG.models()]
 
 
@@ -74,10 +87,25 @@ ALL_RATIOS = ["16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21"]
             [8, 12, 16, 24, 25, 30, 60],
             "vidgate",
         ),
-        ("sora-2", "1-60", ["480p", "720p", "1080p"], ["16:9", "9:16", "1:1"], [24, 30], "openai"),
-        ("veo-3", "1-30", ["720p", "1080p", "4K"], ["16:9", "9:16"], [24], "google"),
+        # As OpenAI's API enforced them, not 1-60 s up to 1080p.
+        ("sora-2", "4, 8, 12", ["720p"], ["16:9", "9:16"], [24], "openai"),
+        # Veo takes 4, 6 or 8 s: not the 1-30 s veo-3 had.
+        ("veo-3.1", "4, 6, 8", ["720p", "1080p", "4K"], ["16:9", "9:16"], [24], "google"),
         ("kling-2.0", "5, 10", ["720p", "1080p"], ["16:9", "9:16", "1:1"], [24], "kling"),
-        ("luma-ray-2", "1-10", ["540p", "720p", "1080p"], ALL_RATIOS, [24], "luma"),
+        ("kling-2.6", "5, 10", ["720p", "1080p"], ["16:9", "9:16", "1:1"], [24], "kling"),
+        # Luma takes 5 or 9 s, not 1-10.
+        ("luma-ray-2", "5, 9", ["540p", "720p", "1080p"], ALL_RATIOS, [24], "luma"),
+        ("hailuo-2.3", "6, 10", ["720p", "1080p"], ["16:9"], [24], "minimax"),
+        ("seedance-2.0", "4-15", ["480p", "720p", "1080p"], ALL_RATIOS[:6], [24], "bytedance"),
+        ("runway-gen4.5", "2-10", ["720p"], ["16:9", "9:16"], [24], "runway"),
+        (
+            "gemini-omni-1.2-flash",
+            "3-15",
+            ["360p", "720p", "1080p", "4K"],
+            ["16:9", "9:16"],
+            [24],
+            "google",
+        ),
     ],
 )
 def test_builtin_limits(
@@ -91,13 +119,11 @@ def test_builtin_limits(
     card = CATALOG.get(model)
     assert card.durations.describe() == durations
     assert card.resolutions == resolutions
-    assert card.aspect_ratios == aspect_ratios
+    assert sorted(card.aspect_ratios) == sorted(aspect_ratios)
     assert card.fps == fps
     assert card.owned_by == owned_by
-    assert card.max_n == 4
-    assert card.max_prompt_chars == 4000
     for resolution in card.resolutions:
-        assert card.pricing.covers(resolution)
+        assert card.pricing is None or card.pricing.covers(resolution)
 
 
 @pytest.mark.parametrize(
@@ -105,9 +131,11 @@ def test_builtin_limits(
     [
         ("sandbox", 4, "720p", "16:9", 24),
         ("sora-2", 4, "720p", "16:9", 24),
-        ("veo-3", 8, "720p", "16:9", 24),
+        ("veo-3.1", 8, "720p", "16:9", 24),
         ("kling-2.0", 5, "720p", "16:9", 24),
         ("luma-ray-2", 5, "720p", "16:9", 24),
+        # Left out of the card: the allowed value nearest 5 s, and 720p.
+        ("hailuo-2.3", 6, "720p", "16:9", 24),
     ],
 )
 def test_builtin_defaults(
@@ -123,20 +151,27 @@ def test_builtin_defaults(
 
 
 @pytest.mark.parametrize(
-    ("model", "remix", "extend"),
+    ("model", "remix", "extend", "text", "image", "last_frame"),
     [
-        ("sandbox", True, True),
-        ("sora-2", True, True),
-        ("veo-3", False, True),
-        ("kling-2.0", False, False),
-        ("luma-ray-2", False, True),
+        ("sandbox", True, True, True, True, True),
+        ("sora-2", True, True, True, True, False),
+        ("veo-3.1", False, True, True, True, True),
+        # The kling adapter extends, so the card does (it said extend: false).
+        ("kling-2.0", False, True, True, True, True),
+        ("luma-ray-2", False, True, True, True, True),
+        ("hailuo-2.3", False, False, True, True, False),
+        # Image-to-video only.
+        ("hailuo-2.3-fast", False, False, False, True, False),
+        ("runway-gen4-turbo", False, False, False, True, False),
+        ("gemini-omni-1.1-flash", True, True, True, True, True),
     ],
 )
-def test_builtin_capabilities(model: str, remix: bool, extend: bool) -> None:
+def test_builtin_capabilities(
+    model: str, remix: bool, extend: bool, text: bool, image: bool, last_frame: bool
+) -> None:
     card = CATALOG.get(model)
-    assert card.text_to_video
-    assert card.image_to_video
     assert (card.remix, card.extend) == (remix, extend)
+    assert (card.text_to_video, card.image_to_video, card.last_frame) == (text, image, last_frame)
 
 
 def test_builtin_deployments() -> None:
@@ -149,9 +184,10 @@ def test_builtin_deployments() -> None:
         ("replicate", "kwaivgi/kling-v2.0"),
     ]
     assert kling[0].priority > kling[1].priority
-    assert [d.provider for d in CATALOG.get("veo-3").deployments] == ["vertex", "fal"]
+    assert [d.provider for d in CATALOG.get("veo-3.1").deployments] == ["vertex", "runway", "fal"]
     assert [d.upstream_model for d in CATALOG.get("luma-ray-2").deployments] == ["ray-2"]
     assert [d.provider for d in CATALOG.get("sora-2").deployments] == ["openai_videos"]
+    assert [d.provider for d in CATALOG.get("hailuo-2.3").deployments] == ["minimax", "replicate"]
     ref = DeploymentRef(provider="sandbox")
     assert (ref.upstream_model, ref.priority, ref.weight) == (None, 0, 1)
 
@@ -161,9 +197,9 @@ def test_builtin_deployments() -> None:
 
 def test_get_and_contains() -> None:
     assert CATALOG.get("sora-2").id == "sora-2"
-    assert "veo-3" in CATALOG
+    assert "veo-3.1" in CATALOG
     assert "veo-4" not in CATALOG
-    assert len(CATALOG) == 8
+    assert len(CATALOG) == len(BUILTIN)
 
 
 def test_unknown_model_lists_known_models() -> None:
@@ -171,7 +207,7 @@ def test_unknown_model_lists_known_models() -> None:
         CATALOG.get("sora-3")
     assert info.value.param == "model"
     assert "'sora-3'" in info.value.message
-    assert "sandbox, sora-2, veo-3, kling-2.0, luma-ray-2" in info.value.message
+    assert "sandbox, sora-2, veo-3.1, veo-3.1-fast, kling-2.6" in info.value.message
     assert "did you mean 'sora-2'" in info.value.message
 
 
@@ -302,23 +338,22 @@ def test_override_changes_only_a_price(tmp_path: Path) -> None:
         tmp_path,
         """
 models:
-  sora-2:
+  kling-2.0:
     pricing:
       points:
         "720p": [[5, 0.25], [10, 0.45]]
 """,
     )
     catalog = load_catalog(path)
-    card = catalog.get("sora-2")
-    assert card.pricing.estimate("720p", 8) == Decimal("0.37")
+    card = catalog.get("kling-2.0")
+    assert card.estimate("720p", 8) == Decimal("0.37")
     # Untouched prices and every other setting keep their built-in values.
-    assert card.pricing.estimate("1080p", 45) == Decimal("1.60")
-    assert card.pricing.estimate("480p", 4) == Decimal("0.08")
-    assert card.model_dump(exclude={"pricing"}) == CATALOG.get("sora-2").model_dump(
+    assert card.estimate("1080p", 5) == Decimal("0.075")
+    assert card.model_dump(exclude={"pricing"}) == CATALOG.get("kling-2.0").model_dump(
         exclude={"pricing"}
     )
     assert [c.id for c in catalog.models()] == [c.id for c in CATALOG.models()]
-    assert catalog.get("veo-3") == CATALOG.get("veo-3")
+    assert catalog.get("veo-3.1") == CATALOG.get("veo-3.1")
 
 
 def test_override_changes_only_durations(tmp_path: Path) -> None:
@@ -341,16 +376,16 @@ def test_override_null_deletes_a_key(tmp_path: Path) -> None:
         tmp_path,
         """
 models:
-  sora-2:
+  kling-2.0:
     pricing:
-      points: {"480p": null}
-      per_second: {"480p": 0.03}
+      points: {"720p": null}
+      per_second: {"720p": 0.03}
 """,
     )
-    pricing = load_catalog(path).get("sora-2").pricing
-    assert "480p" not in pricing.points
-    assert pricing.estimate("480p", 10) == Decimal("0.30")
-    assert pricing.estimate("720p", 8) == Decimal("0.29")
+    pricing = load_catalog(path).get("kling-2.0").pricing
+    assert pricing is not None and "720p" not in pricing.points
+    assert pricing.estimate("720p", 10) == Decimal("0.30")
+    assert pricing.estimate("1080p", 10) == Decimal("0.15")
 
 
 def test_override_adds_a_model(tmp_path: Path) -> None:
@@ -376,11 +411,11 @@ models:
     )
     catalog = load_catalog(path)
     assert [c.id for c in catalog.models()][-1] == "house-model"
-    assert len(catalog) == 9
+    assert len(catalog) == len(BUILTIN) + 1
     card = catalog.get("house-model")
     assert card.owned_by == "acme"
     assert card.durations.describe() == "3, 6"
-    assert card.pricing.estimate("720p", 6) == Decimal("0.06")
+    assert card.estimate("720p", 6) == Decimal("0.06")
     assert card.deployments == [
         DeploymentRef(provider="acme-cloud", upstream_model="hm-1", priority=2, weight=3)
     ]
@@ -388,7 +423,7 @@ models:
 
 def test_override_removes_models(tmp_path: Path) -> None:
     catalog = load_catalog(write(tmp_path, "remove: [kling-2.0, luma-ray-2]\n"))
-    assert [c.id for c in catalog.models()][:3] == ["sandbox", "sora-2", "veo-3"]
+    assert [c.id for c in catalog.models()][:3] == ["sandbox", "sora-2", "veo-3.1"]
     assert "kling-2.0" not in catalog and "luma-ray-2" not in catalog
     with pytest.raises(ModelNotFound):
         catalog.get("kling-2.0")
@@ -400,22 +435,39 @@ def test_override_removes_models(tmp_path: Path) -> None:
         # A merged model that no longer validates names the file, the model and the field.
         (
             "models:\n  sora-2:\n    default_seconds: 90\n",
-            ["model 'sora-2' is invalid", "default_seconds 90 is outside durations 1-60"],
+            ["model 'sora-2' is invalid", "default_seconds 90 is outside durations 4, 8, 12"],
         ),
         (
             "models:\n  veo-3:\n    resolutions: ['720p', '1080p', '4K', '480p']\n",
-            ["model 'veo-3'", "no price for resolution(s) 480p"],
+            # An override of an alias changes its card.
+            ["model 'veo-3.1'", "no price for resolution(s) 480p"],
         ),
         (
             "models:\n  sora-2:\n    aspect_ratios: [16:9]\n",
             ["model 'sora-2'", "aspect_ratios: ", "quoted string"],
         ),
         (
-            "models:\n  sora-2:\n    pricing:\n      per_second: {'720p': 0.1}\n",
-            ["model 'sora-2'", "both points and per_second"],
+            "models:\n  kling-2.0:\n    pricing:\n      per_second: {'720p': 0.1}\n",
+            ["model 'kling-2.0'", "both points and per_second"],
         ),
         ("models:\n  sora-2:\n    speed: fast\n", ["model 'sora-2'", "speed: Extra inputs"]),
-        ("models:\n  new-one:\n    owned_by: me\n", ["model 'new-one'", "durations: Field"]),
+        (
+            "models:\n  new-one:\n    durations: {min: 0, max: 3}\n",
+            ["model 'new-one'", "durations: ", "empty or not positive"],
+        ),
+        # Never more than the deployments take.
+        (
+            "models:\n  kling-2.6:\n    durations: {allowed: [5, 10, 15]}\n",
+            [
+                "model 'kling-2.6' is invalid: it claims more than its deployments' upstream "
+                "models take: durations 15 s (its deployments take 5, 10 s)",
+                "leave the key out (null in an override)",
+            ],
+        ),
+        (
+            "models:\n  new-one:\n    deployments: [{provider: luma, upstream_model: ray-9}]\n",
+            ["model 'new-one'", "upstream_model 'ray-9' is not a model the luma adapter takes"],
+        ),
         ("models:\n  sora-2:\n    id: sora-3\n", ["model 'sora-2' has a different id"]),
         ("models:\n  sora-2: null\n", ["model 'sora-2' must be a mapping"]),
         ("models: [sora-2]\n", ["'models' must be a mapping"]),

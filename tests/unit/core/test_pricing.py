@@ -9,6 +9,24 @@ from vidgate.core.pricing import PriceTable
 
 CATALOG = load_catalog()
 
+# The price tables of the catalogue before issue 12: the shapes every rule below needs.
+TABLES = {
+    name: PriceTable.model_validate(data)
+    for name, data in yaml.safe_load(
+        """
+        sora-2:
+          points:
+            "480p": [[5, 0.10]]
+            "720p": [[5, 0.20], [10, 0.35]]
+            "1080p": [[5, 0.30], [10, 0.50], [30, 1.20], [60, 2.00]]
+        veo-3: {points: {"720p": [[5, 0.10]], "1080p": [[10, 0.25]], "4K": [[10, 0.50]]}}
+        kling-2.0: {points: {"720p": [[5, 0.05]], "1080p": [[10, 0.15]]}}
+        luma-ray-2: {points: {"540p": [[5, 0.04]], "720p": [[5, 0.05]], "1080p": [[10, 0.10]]}}
+        sandbox: {default_per_second: 0}
+        """
+    ).items()
+}
+
 
 @pytest.mark.parametrize(
     ("model", "resolution", "seconds", "price"),
@@ -57,10 +75,40 @@ CATALOG = load_catalog()
         ("sandbox", "1080p", 60, "0"),
     ],
 )
-def test_builtin_prices(model: str, resolution: str, seconds: int, price: str) -> None:
-    estimate = CATALOG.get(model).pricing.estimate(resolution, seconds)
+def test_points_and_rates(model: str, resolution: str, seconds: int, price: str) -> None:
+    estimate = TABLES[model].estimate(resolution, seconds)
     assert estimate == Decimal(price)
     assert estimate.as_tuple().exponent == -6
+
+
+@pytest.mark.parametrize(
+    ("model", "resolution", "seconds", "price"),
+    [
+        # The reference's list prices (docs/catalogue.md has each one's source).
+        ("sora-2", "720p", 4, "0.40"),
+        ("sora-2", "720p", 12, "1.20"),
+        ("veo-3.1", "720p", 8, "3.20"),
+        ("veo-3.1", "4K", 8, "4.80"),
+        ("veo-3", "1080p", 4, "1.60"),
+        ("veo-3.1-fast", "1080p", 8, "1.20"),
+        ("hailuo-2.3", "720p", 6, "0.28"),
+        ("hailuo-2.3", "720p", 10, "0.56"),
+        ("runway-gen4.5", "720p", 10, "1.20"),
+        ("runway-gen4-turbo", "720p", 5, "0.25"),
+        ("seedance-1-pro", "720p", 5, "0.27"),
+        ("seedance-1.5-pro", "720p", 5, "0.1296"),
+        ("sandbox", "1080p", 60, "0"),
+    ],
+)
+def test_builtin_list_prices(model: str, resolution: str, seconds: int, price: str) -> None:
+    assert CATALOG.get(model).estimate(resolution, seconds) == Decimal(price)
+
+
+@pytest.mark.parametrize("model", ["kling-2.6", "kling-2.5-turbo", "luma-ray-flash-2"])
+def test_builtin_models_without_a_list_price(model: str) -> None:
+    card = CATALOG.get(model)
+    assert card.pricing is None
+    assert card.estimate(card.default_resolution, card.default_seconds) is None
 
 
 def test_estimate_is_rounded_half_up_to_six_decimals() -> None:

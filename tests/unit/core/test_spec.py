@@ -15,10 +15,55 @@ from vidgate.core.spec import (
 )
 
 CATALOG = load_catalog()
-SORA = CATALOG.get("sora-2")
-VEO = CATALOG.get("veo-3")
-KLING = CATALOG.get("kling-2.0")
 SANDBOX = CATALOG.get("sandbox")
+
+
+def _fixed(model_id: str, **data: Any) -> ModelCard:
+    """A card with fixed limits (those of the catalogue before issue 12), so that these
+    tests of the request checks do not move with the built-in catalogue's data."""
+    base: dict[str, Any] = {
+        "owned_by": "tests",
+        "fps": [24],
+        "default_resolution": "720p",
+        "default_aspect_ratio": "16:9",
+        "default_fps": 24,
+        "max_n": 4,
+        "image_to_video": True,
+        "pricing": {"default_per_second": 0.01},
+    }
+    return ModelCard.model_validate({**base, **data, "id": model_id})
+
+
+SORA = _fixed(
+    "sora-2",
+    durations={"min": 1, "max": 60},
+    resolutions=["480p", "720p", "1080p"],
+    aspect_ratios=["16:9", "9:16", "1:1"],
+    fps=[24, 30],
+    default_seconds=4,
+    remix=True,
+    extend=True,
+    max_total_seconds=60,
+)
+VEO = _fixed(
+    "veo-3",
+    durations={"min": 1, "max": 30},
+    resolutions=["720p", "1080p", "4K"],
+    aspect_ratios=["16:9", "9:16"],
+    default_seconds=8,
+    last_frame=True,
+    max_reference_images=3,
+    extend=True,
+    max_total_seconds=30,
+)
+KLING = _fixed(
+    "kling-2.0",
+    durations={"allowed": [5, 10]},
+    resolutions=["720p", "1080p"],
+    aspect_ratios=["16:9", "9:16", "1:1"],
+    default_seconds=5,
+    last_frame=True,
+)
 
 IMAGE = ImageRef(sha256="a" * 64, width=1280, height=720, content_type="image/png")
 

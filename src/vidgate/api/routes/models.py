@@ -1,4 +1,5 @@
-"""``/v1/models``: the catalogue, with each model's limits and prices."""
+"""``/v1/models``: the catalogue, with each model's limits and prices. An alias is
+listed as a model of its own right after its card, with ``alias_of`` naming the card."""
 
 from __future__ import annotations
 
@@ -42,10 +43,13 @@ def _deployment_view(status: DeploymentStatus) -> dict[str, Any]:
     }
 
 
-def model_object(entry: ModelEntry) -> ModelObject:
+def model_object(entry: ModelEntry, alias: str | None = None) -> ModelObject:
+    """The card of ``entry``; with ``alias``, as that alias shows it."""
     card = entry.card
     return ModelObject(
-        id=card.id,
+        id=alias or card.id,
+        alias_of=card.id if alias else None,
+        aliases=[] if alias else card.aliases,
         owned_by=card.owned_by,
         description=card.description,
         capabilities={
@@ -60,6 +64,7 @@ def model_object(entry: ModelEntry) -> ModelObject:
             "last_frame": card.last_frame,
             "max_reference_images": card.max_reference_images,
             "extend": card.extend,
+            "max_total_seconds": card.max_total_seconds,
             "remix": card.remix,
             "defaults": {
                 "seconds": card.default_seconds,
@@ -68,7 +73,9 @@ def model_object(entry: ModelEntry) -> ModelObject:
                 "fps": card.default_fps,
             },
         },
-        pricing={
+        pricing=None
+        if card.pricing is None
+        else {
             "currency": "USD",
             "unit": "video",
             **_numbers(card.pricing.model_dump(exclude_none=True)),
@@ -79,11 +86,16 @@ def model_object(entry: ModelEntry) -> ModelObject:
 
 @router.get("", response_model=ModelList)
 async def list_models(caller: Caller) -> FastJSONResponse:
-    data = [model_object(entry) for entry in await caller.state.models.list()]
+    data = [
+        model_object(entry, alias)
+        for entry in await caller.state.models.list()
+        for alias in (None, *entry.card.aliases)
+    ]
     return FastJSONResponse(ModelList(data=data).model_dump(mode="json"))
 
 
 @router.get("/{model_id}", response_model=ModelObject)
 async def get_model(model_id: str, caller: Caller) -> FastJSONResponse:
-    view = model_object(await caller.state.models.get(model_id))
+    entry = await caller.state.models.get(model_id)
+    view = model_object(entry, model_id if model_id != entry.card.id else None)
     return FastJSONResponse(view.model_dump(mode="json"))
