@@ -517,7 +517,7 @@ def test_models_lists_the_catalogue() -> None:
     result = cli("models")
     # Piped output: every model id in full, on a line of its own row.
     ids = re.findall(r"^│\s*([a-z0-9.-]+)\s*│", result.stdout, flags=re.MULTILINE)
-    assert {"sandbox", "sora-2", "veo-3", "kling-2.0", "luma-ray-2"} <= set(ids), result.stdout
+    assert {"sandbox", "sora-2", "veo-3.1", "kling-2.0", "luma-ray-2"} <= set(ids), result.stdout
     assert "t→v" in result.stdout
 
 

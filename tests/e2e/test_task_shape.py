@@ -223,7 +223,7 @@ def test_one_job_two_shapes(server: ServerProcess, key_a: str) -> None:
             "aspect_ratio": "16:9",
         },
     ).json()
-    assert task["estimated_cost"] == pytest.approx(0.29)  # between the 5 s and 10 s points
+    assert task["estimated_cost"] == pytest.approx(0.80)  # $0.10 per second
     video = client.videos.retrieve(task["id"])
     assert video.model == "sora-2" and video.seconds == "8" and video.size == "1280x720"
     assert video.status in ("queued", "in_progress", "completed")
