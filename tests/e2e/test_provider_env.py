@@ -23,15 +23,9 @@ from vidgate.providers.registry import ENV_DEFAULTS
 def _card(adapter: str, module: Any) -> dict[str, Any]:
     """An operator's card served by every deployment of ``adapter``."""
     return {
+        # Its limits are what the upstream model takes (docs/catalogue.md).
         "owned_by": "env-tests",
-        "durations": {"min": 1, "max": 20},
-        "resolutions": ["720p"],
-        "aspect_ratios": ["16:9"],
-        "fps": [24],
         "default_seconds": module.SECONDS,
-        "default_resolution": "720p",
-        "default_aspect_ratio": "16:9",
-        "default_fps": 24,
         "pricing": {"default_per_second": 0.01},
         "deployments": [{"provider": adapter, "upstream_model": module.UPSTREAM_MODEL}],
     }

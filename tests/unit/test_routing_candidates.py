@@ -25,9 +25,9 @@ from vidgate.media.storage import LocalBlobStore
 from vidgate.providers.base import ProviderDeps
 from vidgate.providers.registry import ADAPTERS, ENV_DEFAULTS, build_providers
 
-# Adapters with a credential variable but no built-in card yet (the current catalogue
-# lands separately); each must leave this list once its card exists.
-NO_CARD_YET = {"minimax"}
+# Adapters with a credential variable but no built-in card yet; each must leave this
+# list once its card exists (MiniMax left it with the Hailuo 2.3 cards).
+NO_CARD_YET: set[str] = set()
 
 
 class Gateway:
@@ -60,7 +60,10 @@ class Gateway:
         """The deployments a default request for ``model`` can go to (each adapter's
         ``validate`` accepts it)."""
         card = self.catalog.get(model)
-        spec = normalize(VideoRequest(model=model, prompt="a red fox in snow"), card)
+        try:
+            spec = normalize(VideoRequest(model=model, prompt="a red fox in snow"), card)
+        except InvalidParameter:
+            return []  # an image-to-video-only model (hailuo-2.3-fast): no text request
         able = []
         for ref in candidates(self.ctx, card, "live"):
             try:
