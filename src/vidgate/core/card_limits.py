@@ -206,8 +206,7 @@ def _show(values: Iterable[object]) -> str:
 class _Limits:
     """Declared limits checked against the union, one field at a time."""
 
-    def __init__(self, model_id: str, union: Union | None) -> None:
-        self.model_id = model_id
+    def __init__(self, union: Union | None) -> None:
         self.union = union
         self.refusals: list[str] = []
 
@@ -266,11 +265,15 @@ def _durations(limits: _Limits, declared: DurationRule | None) -> dict[str, Any]
         return declared.model_dump(exclude_none=True)
     if union is None:
         return {"allowed": [FALLBACK_SECONDS]}
-    low, high = min(union), max(union)
-    # Three or more seconds in a row read better as a range: 2-10, not 2, 3, ..., 10.
-    if len(union) == high - low + 1 and high - low >= 2:
+    return _rule(union)
+
+
+def _rule(seconds: frozenset[int]) -> dict[str, Any]:
+    """Three or more seconds in a row read better as a range: 2-10, not 2, 3, ..., 10."""
+    low, high = min(seconds), max(seconds)
+    if len(seconds) == high - low + 1 and high - low >= 2:
         return {"min": low, "max": high}
-    return {"allowed": sorted(union)}
+    return {"allowed": sorted(seconds)}
 
 
 def _total(limits: _Limits, declared: int | None) -> int | None:
@@ -285,11 +288,7 @@ def _describe_seconds(values: list[int]) -> str:
 
 
 def _describe_union(values: frozenset[int]) -> str:
-    ordered = sorted(values)
-    low, high = ordered[0], ordered[-1]
-    if len(ordered) == high - low + 1 and high > low + 1:
-        return f"{low}-{high} s"
-    return _show(ordered) + " s"
+    return DurationRule.model_validate(_rule(values)).describe() + " s"
 
 
 def _default(declared: T | None, allowed: Sequence[T], preferred: T) -> T:
@@ -308,14 +307,14 @@ def _default_seconds(declared: int | None, rule: Mapping[str, Any]) -> int:
     return min(max(FALLBACK_SECONDS, low), high)
 
 
-def derive(model_id: str, data: Mapping[str, Any], table: CapabilityTable) -> dict[str, Any]:
+def derive(data: Mapping[str, Any], table: CapabilityTable) -> dict[str, Any]:
     """``data`` (one card's YAML) with every limit and default filled in from its
     deployments' capabilities; ValueError for a card that claims more than they take.
     A ValidationError for a malformed declared limit is the caller's to word."""
     declared = DeclaredLimits.model_validate(data)
     union = deployments_union(declared.deployments, table)
-    limits = _Limits(model_id, union)
-    u = union
+    limits = _Limits(union)
+    u = union  # short: read below once per limit
     durations = _durations(limits, declared.durations)
     resolutions = limits.values(
         "resolutions",

@@ -272,7 +272,7 @@ def load_catalog(override: Path | None = None) -> Catalog:
     cards = []
     for model_id, data in entries.items():
         try:
-            card = derive(model_id, data, upstreams)
+            card = derive(data, upstreams)
             cards.append(ModelCard.model_validate({**card, "id": model_id}))
         except ValidationError as exc:
             raise ValueError(

@@ -115,7 +115,7 @@ TABLE = _table(
 
 
 def _card(table: CapabilityTable = TABLE, **data: Any) -> ModelCard:
-    return ModelCard.model_validate({**derive("m", data, table), "id": "m"})
+    return ModelCard.model_validate({**derive(data, table), "id": "m"})
 
 
 def _on(*models: str) -> list[dict[str, str]]:
@@ -161,7 +161,7 @@ def test_one_deployment_gives_its_own_limits() -> None:
 )
 def test_a_card_claiming_more_is_refused(declared: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ValueError, match="claims more than its deployments") as info:
-        derive("m", {**declared, "deployments": _on("narrow", "wide")}, TABLE)
+        derive({**declared, "deployments": _on("narrow", "wide")}, TABLE)
     assert fragment in str(info.value)
 
 
@@ -190,7 +190,7 @@ def test_what_the_data_leaves_open_is_declared_or_plain() -> None:
 def test_unknown_upstream_model_is_refused() -> None:
     table = _table(only={})
     with pytest.raises(ValueError, match="upstream_model 'other' is not a model the acme"):
-        derive("m", {"deployments": _on("other")}, table)
+        derive({"deployments": _on("other")}, table)
 
 
 def test_union_of_nothing_is_none() -> None:
