@@ -502,3 +502,34 @@ def test_missing_override_file(tmp_path: Path) -> None:
 def test_price_table_of_builtin_is_a_price_table() -> None:
     assert isinstance(CATALOG.get("sandbox").pricing, PriceTable)
     assert CATALOG.get("sandbox").pricing.default_per_second == 0
+
+
+# --- aliases -------------------------------------------------------------------------
+
+
+def test_an_alias_names_its_card() -> None:
+    assert CATALOG.get("veo-3") is CATALOG.get("veo-3.1")
+    assert CATALOG.get("gemini-omni-flash") is CATALOG.get("gemini-omni-1.1-flash")
+    assert "veo-3" in CATALOG and "veo-3" not in [c.id for c in CATALOG.models()]
+    # Still served by their providers: cards of their own.
+    for model in ("sora-2", "kling-2.0", "luma-ray-2"):
+        assert CATALOG.get(model).id == model
+
+
+def test_an_alias_may_not_take_a_name_in_use() -> None:
+    one = ModelCard.model_validate(card_data(id="one", aliases=["two"]))
+    with pytest.raises(ValueError, match="alias 'two' of model 'one' is already a model"):
+        Catalog([ModelCard.model_validate(card_data(id="two")), one])
+    other = ModelCard.model_validate(card_data(id="other", aliases=["two"]))
+    with pytest.raises(ValueError, match="already an alias of 'one'"):
+        Catalog([one, other])
+
+
+def test_an_override_reaches_a_card_through_its_alias(tmp_path: Path) -> None:
+    catalog = load_catalog(write(tmp_path, "models:\n  veo-3:\n    max_n: 2\n"))
+    assert catalog.get("veo-3.1").max_n == 2 and "veo-3" in catalog
+    assert [c.id for c in catalog.models()] == [c.id for c in CATALOG.models()]
+    dropped = load_catalog(write(tmp_path, "remove: [veo-3]\n"))
+    assert "veo-3" not in dropped and dropped.get("veo-3.1").aliases == []
+    added = load_catalog(write(tmp_path, "models:\n  kling-2.6:\n    aliases: [kling]\n"))
+    assert added.get("kling").id == "kling-2.6"
