@@ -50,7 +50,7 @@ def _reference(job: JobRecord) -> dict[str, Any]:
         n=spec.n,
         seed=spec.seed,
         metadata=spec.metadata,
-        estimated_cost=float(job.estimated_cost),
+        estimated_cost=float(job.estimated_cost) if job.estimated_cost is not None else None,
         cost=float(job.cost) if job.cost is not None else None,
     ).model_dump(mode="json")
 
@@ -126,3 +126,10 @@ def test_errors_and_costs() -> None:
     assert view["cost"] == 0.12
     assert video_json(_job(SPECS["extend"], "queued"))["seconds"] == "8"
     assert video_json(_job(SPECS["remix"], "queued"))["remixed_from_video_id"] == "video_src"
+
+
+def test_a_model_without_a_price_has_a_null_estimate() -> None:
+    job = _job(SPECS["generate"], "completed", estimated_cost=None)
+    view = video_json(job)
+    assert view == _reference(job)
+    assert view["estimated_cost"] is None and view["cost"] is None
