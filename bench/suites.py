@@ -1094,15 +1094,13 @@ def b3_catalogue(base_url: str) -> dict[str, Any]:
         },
         "models": {
             "bench-sora": {
+                # The rest is what its upstream model takes (docs/catalogue.md); a card
+                # may not claim more, so these are sora-2's own.
                 "owned_by": "bench",
-                "durations": {"min": 1, "max": 20},
+                "durations": {"allowed": [4, 8, 12]},
                 "resolutions": ["720p"],
                 "aspect_ratios": ["16:9"],
-                "fps": [24],
                 "default_seconds": 4,
-                "default_resolution": "720p",
-                "default_aspect_ratio": "16:9",
-                "default_fps": 24,
                 "pricing": {"default_per_second": 0.01},
                 "deployments": [{"provider": "bench-openai", "upstream_model": "sora-2"}],
             }

@@ -131,21 +131,27 @@ def union_of(caps: Sequence[Capabilities]) -> Union | None:
     )
 
 
-def deployments_union(refs: Sequence[DeploymentRef], table: CapabilityTable) -> Union | None:
+def deployments_union(
+    refs: Sequence[DeploymentRef],
+    table: CapabilityTable,
+    named: Mapping[str, str] | None = None,
+) -> Union | None:
     """The union of what ``refs``' upstream models take; None when the data cannot say
-    (no deployment, or one of an adapter it does not know). ValueError for an upstream
-    model that its adapter's data does not list."""
+    (no deployment, or one of an adapter it does not know). A ref names an adapter, or
+    a deployment of ``named`` (deployment name -> its adapter). ValueError for an
+    upstream model that its adapter's data does not list."""
     caps: list[Capabilities] = []
     for ref in refs:
-        if ref.provider in _NOT_UPSTREAM or not table.knows(ref.provider):
+        adapter = ref.provider if table.knows(ref.provider) else (named or {}).get(ref.provider)
+        if adapter is None or adapter in _NOT_UPSTREAM or not table.knows(adapter):
             return None
-        found = table.lookup(ref.provider, ref.upstream_model or "")
+        found = table.lookup(adapter, ref.upstream_model or "")
         if found is None:
             raise ValueError(
                 f"deployment {ref.provider} upstream_model "
-                f"{ref.upstream_model!r} is not a model the {ref.provider} adapter takes "
-                f"(known: {', '.join(table.patterns(ref.provider))}); add an "
-                f"upstreams.{ref.provider} entry for it"
+                f"{ref.upstream_model!r} is not a model the {adapter} adapter takes "
+                f"(known: {', '.join(table.patterns(adapter))}); add an "
+                f"upstreams.{adapter} entry for it"
             )
         caps.append(found)
     return union_of(caps)
@@ -307,12 +313,15 @@ def _default_seconds(declared: int | None, rule: Mapping[str, Any]) -> int:
     return min(max(FALLBACK_SECONDS, low), high)
 
 
-def derive(data: Mapping[str, Any], table: CapabilityTable) -> dict[str, Any]:
+def derive(
+    data: Mapping[str, Any], table: CapabilityTable, named: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """``data`` (one card's YAML) with every limit and default filled in from its
-    deployments' capabilities; ValueError for a card that claims more than they take.
-    A ValidationError for a malformed declared limit is the caller's to word."""
+    deployments' capabilities (``named``: the operator's deployments, name -> adapter);
+    ValueError for a card that claims more than they take. A ValidationError for a
+    malformed declared limit is the caller's to word."""
     declared = DeclaredLimits.model_validate(data)
-    union = deployments_union(declared.deployments, table)
+    union = deployments_union(declared.deployments, table, named)
     limits = _Limits(union)
     u = union  # short: read below once per limit
     durations = _durations(limits, declared.durations)

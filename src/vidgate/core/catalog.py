@@ -235,6 +235,8 @@ def load_catalog(override: Path | None = None) -> Catalog:
     }
     upstreams = CapabilityTable(_upstreams_section(builtin, _BUILTIN_SOURCE))
 
+    # The operator's deployments by name, so that a card naming one is tied to its adapter.
+    adapters_of: dict[str, str] = {}
     if override is not None:
         source = f"catalogue override {override}"
         try:
@@ -249,6 +251,7 @@ def load_catalog(override: Path | None = None) -> Catalog:
                 "expected 'models', 'remove', 'deployments' and/or 'upstreams'"
             )
         changes = _models_section(document, source)
+        adapters_of = _deployment_adapters(document)
         upstreams = upstreams.merged(_upstreams_section(document, source))
         removals = _remove_section(document, source)
         for model_id in removals:
@@ -272,7 +275,7 @@ def load_catalog(override: Path | None = None) -> Catalog:
     cards = []
     for model_id, data in entries.items():
         try:
-            card = derive(data, upstreams)
+            card = derive(data, upstreams, adapters_of)
             cards.append(ModelCard.model_validate({**card, "id": model_id}))
         except ValidationError as exc:
             raise ValueError(
@@ -354,6 +357,19 @@ def _upstreams_section(document: Mapping[str, Any], source: str) -> dict[str, li
                 ) from exc
             table[str(provider)].append(ModelEntry(pattern=str(pattern), capabilities=caps))
     return table
+
+
+def _deployment_adapters(document: Mapping[str, Any]) -> dict[str, str]:
+    """Each deployment of the file's ``deployments:`` by name -> its adapter (the
+    section is checked where deployments are loaded: vidgate.core.deployments)."""
+    section = document.get("deployments")
+    if not isinstance(section, dict):
+        return {}
+    return {
+        str(name): data["provider"]
+        for name, data in section.items()
+        if isinstance(data, dict) and isinstance(data.get("provider"), str)
+    }
 
 
 def _remove_section(document: Mapping[str, Any], source: str) -> list[str]:

@@ -212,3 +212,23 @@ def test_minimal_operator_card_end_to_end_of_loading(tmp_path: Path) -> None:
     assert (card.text_to_video, card.image_to_video, card.last_frame) == (False, True, True)
     assert card.aspect_ratios == ["16:9", "9:16", "1:1"]
     assert card.estimate("720p", 5) is None
+
+
+def test_a_card_naming_a_deployment_is_tied_to_its_adapter(tmp_path: Path) -> None:
+    path = tmp_path / "models.yaml"
+    path.write_text(
+        "deployments:\n"
+        "  kling-eu: {provider: kling, credentials: {access_key: a, secret_key: b}}\n"
+        "models:\n"
+        "  eu-kling:\n"
+        "    deployments: [{provider: kling-eu, upstream_model: kling-v2-6}]\n"
+        "  eu-long:\n"
+        "    durations: {allowed: [5, 20]}\n"
+        "    deployments: [{provider: kling-eu, upstream_model: kling-v2-6}]\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match="model 'eu-long' is invalid: it claims more"):
+        load_catalog(path)
+    path.write_text(path.read_text().split("  eu-long:")[0], encoding="utf-8")
+    card = load_catalog(path).get("eu-kling")
+    assert (card.durations.describe(), card.extend, card.max_prompt_chars) == ("5, 10", True, 2500)
