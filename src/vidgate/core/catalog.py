@@ -7,7 +7,7 @@ their own YAML file over it (``load_catalog(override=...)``) in the same shape::
       sora-2:                 # known id: deep-merged, operator keys win
         pricing:
           points: {"720p": [[5, 0.25], [10, 0.40]]}
-      my-model: {...}         # new id: a whole model card
+      my-model: {...}         # new id: a card (its deployments may be all it needs)
     remove: [luma-ray-2]      # ids to drop
 
 A card's limits are tied to what its deployments' upstream models take when the
@@ -266,8 +266,8 @@ def load_catalog(override: Path | None = None) -> Catalog:
             if model_id not in entries:
                 raise ValueError(f"{source}: cannot remove unknown model {model_id!r}")
             del entries[model_id]
-        for named, change in changes.items():
-            model_id = named if named in entries else aliases.get(named, named)
+        for given, change in changes.items():
+            model_id = given if given in entries else aliases.get(given, given)
             base = entries.get(model_id)
             entries[model_id] = change if base is None else _merge(base, change, top=True)
             sources[model_id] = source
