@@ -533,3 +533,29 @@ def test_an_override_reaches_a_card_through_its_alias(tmp_path: Path) -> None:
     assert "veo-3" not in dropped and dropped.get("veo-3.1").aliases == []
     added = load_catalog(write(tmp_path, "models:\n  kling-2.6:\n    aliases: [kling]\n"))
     assert added.get("kling").id == "kling-2.6"
+
+
+def test_the_docs_table_of_built_in_models_matches_the_catalogue() -> None:
+    """Docs are contracts: each row of docs/catalogue.md's table says what the card
+    does (its durations, resolutions, aspect ratios, n and deployments)."""
+    text = (Path(__file__).resolve().parents[3] / "docs" / "catalogue.md").read_text()
+    table = text.split("## Built-in models", 1)[1].split("\n\n| Model |", 1)[1]
+    rows = [line for line in table.split("\n\n", 1)[0].splitlines() if line.startswith("| `")]
+    assert len(rows) >= 10
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        card = CATALOG.get(cells[0].strip("`"))
+        assert card.id == cells[0].strip("`")
+        if card.id == "sandbox":
+            continue
+        assert cells[1] == ", ".join(f"`{a}`" for a in card.aliases), card.id
+        deployments = ", ".join(f"{d.provider}: `{d.upstream_model}`" for d in card.deployments)
+        assert cells[2] == deployments, card.id
+        assert cells[3].split(" (")[0] == card.durations.describe(), card.id
+        assert cells[4] == ", ".join(card.resolutions), card.id
+        ratios = cells[5].split(" (")[0].removesuffix(" from text")
+        if ratios == "as 2.0":
+            ratios = "16:9, 9:16, 1:1, 4:3, 3:4, 21:9"
+        assert sorted(ratios.split(", ")) == sorted(card.aspect_ratios), card.id
+        assert cells[7] == str(card.max_n), card.id
+        assert (cells[8] == "none") == (card.pricing is None), card.id
