@@ -165,7 +165,8 @@ models:
             headers = {"Authorization": f"Bearer {key}"}
             card = httpx.get(f"{srv.base_url}/v1/models/my-kling", headers=headers).json()
             assert card["capabilities"]["durations"] == {"allowed": [5, 10]}
-            assert card["capabilities"]["image_to_video"] is False
+            # Through its /image-to-video sibling, which the fal adapter swaps in.
+            assert card["capabilities"]["image_to_video"] is True
             assert card["pricing"] is None
             refused = httpx.post(
                 f"{srv.base_url}/v1/videos/generations",

@@ -103,9 +103,11 @@ def _card(case_module: ModuleType, deployments: list[dict[str, Any]]) -> dict[st
     resolution = canonical_resolution(resolution) or resolution
     ratios = ["16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21"]
     ratio = next(r for r in ratios if dimensions(resolution, r) == (width, height))
+    # The kinds are what the upstream model takes (docs/catalogue.md); a card may not
+    # claim more, so it offers the fake's one duration.
     return {
         "owned_by": "contract-tests",
-        "durations": {"min": 1, "max": 20},
+        "durations": {"allowed": [case_module.SECONDS]},
         "resolutions": [resolution],
         "aspect_ratios": [ratio],
         "fps": [24],
@@ -113,7 +115,6 @@ def _card(case_module: ModuleType, deployments: list[dict[str, Any]]) -> dict[st
         "default_resolution": resolution,
         "default_aspect_ratio": ratio,
         "default_fps": 24,
-        "image_to_video": True,
         "pricing": {"default_per_second": 0.01},
         "deployments": deployments,
     }
