@@ -147,11 +147,31 @@ def test_parse_status_and_outputs() -> None:
     failed = fal.parse_status(
         {"status": "COMPLETED", "error": "NSFW content detected", "error_type": "content_policy"}
     )
-    assert (failed.state, failed.error_code, failed.error_message) == (
+    # An unknown error_type is read from its words: "NSFW" is a refusal, final.
+    assert (failed.state, failed.error_code, failed.error_message, failed.transient) == (
         "failed",
-        "content_policy",
-        "NSFW content detected",
+        "upstream_content_refused",
+        "fal: NSFW content detected (content_policy)",
+        False,
     )
+    # fal's own internal error is fal's, not vidgate's: upstream_failed, transient.
+    app = fal.parse_status(
+        {"status": "COMPLETED", "error": "Internal error", "error_type": "internal_error"},
+        provider="fal-eu",
+    )
+    assert (app.error_code, app.error_message, app.transient) == (
+        "upstream_failed",
+        "fal-eu: Internal error (internal_error)",
+        True,
+    )
+    timeout = fal.parse_status(
+        {"status": "COMPLETED", "error": "Request timed out", "error_type": "request_timeout"}
+    )
+    assert (timeout.error_code, timeout.transient) == ("upstream_timeout", True)
+    refused = fal.parse_status(
+        {"status": "COMPLETED", "error": "blocked", "error_type": "content_policy_violation"}
+    )
+    assert (refused.error_code, refused.transient) == ("upstream_content_refused", False)
     assert fal.output_urls({"video": {"url": "https://v3.fal.media/a.mp4"}}) == [
         "https://v3.fal.media/a.mp4"
     ]
@@ -287,8 +307,10 @@ async def test_completed_with_error_is_a_failure(fake: FakeFal, adapter: FalProv
     result = await adapter.submit(_spec(), idempotency_key="video_5", upstream_model=KLING_T2V)
     assert await _until_done(adapter, task_of(result)) == ["queued", "failed"]
     status = await adapter.status(task_of(result))
-    assert status.error_code == "content_policy"
-    assert status.error_message == "the prompt was refused by the provider"
+    assert (status.error_code, status.transient) == ("upstream_content_refused", False)
+    assert status.error_message == (
+        f"{adapter.name}: the prompt was refused by the provider (content_policy)"
+    )
 
 
 async def test_rate_limit_then_success(fake: FakeFal, adapter: FalProvider) -> None:

@@ -436,15 +436,32 @@ async def test_omni_failure_carries_the_reason(fake: Fake, adapter: GeminiProvid
     result = await adapter.submit(_spec(), idempotency_key="job-5", upstream_model=OMNI)
     await adapter.status(task_of(result))
     status = await adapter.status(task_of(result))
-    assert status.state == "failed" and status.error_code == "content_policy"
-    assert status.error_message == "the prompt was refused by the provider"
+    # "content_policy" says what it is: a refusal, final.
+    assert (status.state, status.error_code, status.transient) == (
+        "failed",
+        "upstream_content_refused",
+        False,
+    )
+    assert status.error_message == (
+        f"{adapter.name}: the prompt was refused by the provider (content_policy)"
+    )
 
 
 def test_omni_status_and_result_shapes() -> None:
     assert omni_status({"status": "budget_exceeded"}, 1).state == "failed"
     incomplete = omni_status({"status": "incomplete", "errors": [{"message": "cut short"}]}, 1)
-    assert (incomplete.error_code, incomplete.error_message) == ("incomplete", "cut short")
-    assert omni_status({"status": "completed"}, 1).error_code == "no_output"
+    assert (incomplete.error_code, incomplete.error_message) == (
+        "upstream_failed",
+        "gemini: cut short (incomplete)",
+    )
+    empty = omni_status({"status": "completed"}, 1)
+    assert (empty.error_code, empty.transient) == ("upstream_failed", True)
+    internal = omni_status({"status": "failed", "errors": [{"code": "INTERNAL"}]}, 1, "g")
+    assert (internal.error_code, internal.error_message, internal.transient) == (
+        "upstream_failed",
+        "g: INTERNAL",
+        True,
+    )
     assert omni_status({"status": "in_progress"}, 1.5).poll_after_s == 1.5
     inline = {"type": "video", "data": "AA==", "mime_type": "video/mp4"}
     assert omni_video({"status": "completed", "output_video": inline}) == inline
@@ -567,10 +584,10 @@ async def test_veo_failure_and_rai_filtering(fake: Fake, adapter: GeminiProvider
     upstream.legacy_veo_available = True
     upstream.fail_tasks = ("x", "the prompt was refused by the provider")
     result = await adapter.submit(_spec(), idempotency_key="job-13", upstream_model=VEO)
-    await _finish_failed(adapter, task_of(result), "INVALID_ARGUMENT")
+    await _finish_failed(adapter, task_of(result), "upstream_rejected")
     upstream.rai_failures = True
     result = await adapter.submit(_spec(), idempotency_key="job-14", upstream_model=VEO)
-    status = await _finish_failed(adapter, task_of(result), "content_filtered")
+    status = await _finish_failed(adapter, task_of(result), "upstream_content_refused")
     assert "refused" in (status.error_message or "")
 
 

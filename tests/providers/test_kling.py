@@ -265,7 +265,7 @@ async def test_failed_task_carries_the_reason(fake: FakeKling, provider: KlingPr
     result = await provider.submit(make_spec(), idempotency_key="video_7", upstream_model=None)
     final = (await until_done(provider, task_of(result)))[-1]
     assert final.state == "failed"
-    assert final.error_code == "upstream_failed"
+    assert (final.error_code, final.transient) == ("upstream_content_refused", False)
     assert final.error_message == f"{NAME}: Failure to pass the risk control system"
 
 
@@ -275,7 +275,7 @@ async def test_content_policy_refusal_on_create(provider: KlingProvider) -> None
             make_spec(prompt="a forbidden scene"), idempotency_key="video_8", upstream_model=None
         )
     error = caught.value
-    assert error.code == "content_policy_violation"
+    assert error.code == "upstream_content_refused"
     assert not error.retryable and not error.unhealthy
     assert "risk control" in error.message and "(code 1301)" in error.message
 
@@ -504,7 +504,17 @@ def test_parse_status() -> None:
         is None
     )
     failed = parse_status({"task_status": "failed", "task_status_msg": "nope"}, provider="k")
-    assert (failed.state, failed.error_message) == ("failed", "k: nope")
+    assert (failed.state, failed.error_code, failed.error_message) == (
+        "failed",
+        "upstream_failed",
+        "k: nope",
+    )
+    assert not failed.transient
+    busy = parse_status(
+        {"task_status": "failed", "task_status_msg": "Internal server error, try again"},
+        provider="k",
+    )
+    assert (busy.error_code, busy.transient) == ("upstream_failed", True)
 
 
 def test_errors_on_http_200_are_classified() -> None:

@@ -103,11 +103,24 @@ def test_parse_generation_states() -> None:
     done = luma.parse_generation({"state": "completed", "assets": {"video": "https://x/v.mp4"}})
     assert (done.state, done.progress) == ("succeeded", 100)
     empty = luma.parse_generation({"state": "completed", "assets": {"video": None}})
-    assert (empty.state, empty.error_code) == ("failed", "no_output")
+    assert (empty.state, empty.error_code, empty.transient) == ("failed", "upstream_failed", True)
     failed = luma.parse_generation({"state": "failed", "failure_reason": "prompt moderated"})
-    assert failed.state == "failed"
-    assert failed.error_code == "generation_failed"
+    assert (failed.state, failed.error_code, failed.transient) == (
+        "failed",
+        "upstream_content_refused",
+        False,
+    )
     assert failed.error_message == "luma: prompt moderated"
+    coded = luma.parse_generation(
+        {"state": "failed", "failure_code": "rate_limited", "failure_reason": "slow down"}
+    )
+    assert (coded.error_code, coded.error_message, coded.transient) == (
+        "upstream_failed",
+        "luma: slow down (rate_limited)",
+        True,
+    )
+    plain = luma.parse_generation({"state": "failed", "failure_reason": "could not render"})
+    assert (plain.error_code, plain.transient) == ("upstream_failed", False)
     with pytest.raises(ProviderError) as exc:
         luma.parse_generation({"state": "exploded"})
     assert exc.value.retryable
@@ -241,7 +254,7 @@ async def test_failed_generation_reports_the_reason(fake: FakeLuma, adapter: Lum
     await adapter.status(task_of(result))
     status = await adapter.status(task_of(result))
     assert status.state == "failed"
-    assert status.error_code == "generation_failed"
+    assert status.error_code == "upstream_content_refused"
     assert status.error_message == "luma: 400: prompt failed moderation"
 
 

@@ -204,7 +204,7 @@ async def test_failed_task_carries_the_reason(fake: FakeMiniMax, provider: MiniM
     result = await provider.submit(make_spec(), idempotency_key="video_5", upstream_model=None)
     final = (await until_done(provider, task_of(result)))[-1]
     assert final.state == "failed"
-    assert final.error_code == "content_policy_violation"
+    assert (final.error_code, final.transient) == ("upstream_content_refused", False)
     assert final.error_message == f"{NAME}: output new_sensitive (status_code 1027)"
 
 
@@ -212,8 +212,19 @@ async def test_generic_failure(fake: FakeMiniMax, provider: MiniMaxProvider) -> 
     fake.fail_tasks = ("render_error", "video generation failed")
     result = await provider.submit(make_spec(), idempotency_key="video_6", upstream_model=None)
     final = (await until_done(provider, task_of(result)))[-1]
-    assert (final.state, final.error_code) == ("failed", "upstream_failed")
+    # The fake reports it as 1000, "unknown error": retry later, says errorcode.md.
+    assert (final.state, final.error_code, final.transient) == ("failed", "upstream_failed", True)
     assert "video generation failed" in (final.error_message or "")
+
+
+async def test_internal_error_of_a_task_is_transient(
+    fake: FakeMiniMax, provider: MiniMaxProvider
+) -> None:
+    fake.fail_tasks = ("1024", "internal error")
+    result = await provider.submit(make_spec(), idempotency_key="video_6b", upstream_model=None)
+    final = (await until_done(provider, task_of(result)))[-1]
+    assert (final.error_code, final.transient) == ("upstream_failed", True)
+    assert final.error_message == f"{NAME}: internal error (status_code 1024)"
 
 
 async def test_sensitive_prompt_on_http_200(provider: MiniMaxProvider) -> None:
@@ -221,7 +232,7 @@ async def test_sensitive_prompt_on_http_200(provider: MiniMaxProvider) -> None:
         await provider.submit(
             make_spec(prompt="a forbidden scene"), idempotency_key="video_7", upstream_model=None
         )
-    assert caught.value.code == "content_policy_violation"
+    assert caught.value.code == "upstream_content_refused"
     assert not caught.value.retryable
     assert "input new_sensitive (status_code 1026)" in caught.value.message
 
@@ -375,7 +386,7 @@ def test_parse_status_query_errors() -> None:
         )
     assert caught.value.retryable and caught.value.retry_after_s == 3.0
     refused = parse_status({"base_resp": {"status_code": 1026, "status_msg": "x"}}, provider="m")
-    assert (refused.state, refused.error_code) == ("failed", "content_policy_violation")
+    assert (refused.state, refused.error_code) == ("failed", "upstream_content_refused")
     plain = parse_status({"status": "Fail", "base_resp": {"status_code": 0}}, provider="m")
     assert (plain.state, plain.error_message) == ("failed", "m: the task failed")
 
@@ -386,7 +397,7 @@ def test_parse_status_query_errors() -> None:
         (1002, True, False, "upstream_rate_limited"),
         (1004, False, True, "upstream_auth_failed"),
         (1008, False, True, "upstream_insufficient_balance"),
-        (1027, False, False, "content_policy_violation"),
+        (1027, False, False, "upstream_content_refused"),
         (2013, False, False, "upstream_rejected"),
         (9999, False, False, "upstream_rejected"),
     ],

@@ -159,8 +159,9 @@ async def test_failures_map_onto_the_job(
     status = await adapter.status(task_of(result))
     while status.state != "failed":
         status = await adapter.status(task_of(result))
-    assert status.error_code == "moderation_blocked" and "moderation" in (
-        status.error_message or ""
+    assert (status.error_code, status.transient) == ("upstream_content_refused", False)
+    assert status.error_message == (
+        f"{adapter.name}: Your request was blocked by our moderation system. (moderation_blocked)"
     )
     with pytest.raises(ProviderError) as rejected:
         await adapter.submit(_spec(seconds=5), idempotency_key="job-5", upstream_model="sora-2")

@@ -137,11 +137,26 @@ def test_parse_status_states_progress_and_errors() -> None:
     assert replicate.parse_status({"status": "succeeded"}).progress == 100
     assert replicate.parse_status({"status": "canceled"}).state == "cancelled"
     aborted = replicate.parse_status({"status": "aborted"})
-    assert (aborted.state, aborted.error_code) == ("failed", "prediction_aborted")
+    assert (aborted.state, aborted.error_code, aborted.transient) == (
+        "failed",
+        "upstream_timeout",
+        True,
+    )
     failed = replicate.parse_status({"status": "failed", "error": "flagged as sensitive (E005)"})
-    assert (failed.state, failed.error_code) == ("failed", "E005")
-    plain = replicate.parse_status({"status": "failed", "error": "CUDA out of memory"})
-    assert (plain.error_code, plain.error_message) == ("prediction_failed", "CUDA out of memory")
+    assert (failed.state, failed.error_code, failed.transient) == (
+        "failed",
+        "upstream_content_refused",
+        False,
+    )
+    assert failed.error_message == "replicate: flagged as sensitive (E005)"
+    plain = replicate.parse_status({"status": "failed", "error": "CUDA out of memory"}, 1, "r")
+    assert (plain.error_code, plain.error_message, plain.transient) == (
+        "upstream_failed",
+        "r: CUDA out of memory",
+        True,
+    )
+    bad = replicate.parse_status({"status": "failed", "error": "prompt must not be empty"})
+    assert (bad.error_code, bad.transient) == ("upstream_failed", False)
     assert replicate.parse_status({"status": "failed"}).cost is None
 
 
@@ -293,8 +308,10 @@ async def test_failed_prediction_reports_the_reason(
     result = await adapter.submit(_spec(), idempotency_key="video_6", upstream_model=HAILUO)
     status = await adapter.status(task_of(result))
     status = await adapter.status(task_of(result))
-    assert status.state == "failed" and status.error_code == "E005"
-    assert status.error_message == "The input or output was flagged as sensitive. (E005)"
+    assert status.state == "failed" and status.error_code == "upstream_content_refused"
+    assert status.error_message == (
+        f"{adapter.name}: The input or output was flagged as sensitive. (E005)"
+    )
 
 
 async def test_aborted_prediction_is_a_failure(
@@ -304,7 +321,7 @@ async def test_aborted_prediction_is_a_failure(
     fake.polls_to_finish = 1
     result = await adapter.submit(_spec(), idempotency_key="video_7", upstream_model=HAILUO)
     status = await adapter.status(task_of(result))
-    assert (status.state, status.error_code) == ("failed", "prediction_aborted")
+    assert (status.state, status.error_code) == ("failed", "upstream_timeout")
 
 
 async def test_rate_limit_then_success(fake: FakeReplicate, adapter: ReplicateProvider) -> None:

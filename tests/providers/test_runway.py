@@ -119,8 +119,21 @@ def test_parse_task_states_progress_and_cost() -> None:
     failed = runway.parse_task(
         {"status": "FAILED", "failure": "Prompt flagged", "failureCode": "SAFETY.INPUT.TEXT"}
     )
-    assert (failed.state, failed.error_code) == ("failed", "SAFETY.INPUT.TEXT")
-    assert failed.error_message == "runway: Prompt flagged"
+    assert (failed.state, failed.error_code, failed.transient) == (
+        "failed",
+        "upstream_content_refused",
+        False,
+    )
+    assert failed.error_message == "runway: Prompt flagged (SAFETY.INPUT.TEXT)"
+    for code, expected in [
+        ("INTERNAL.BAD_OUTPUT.CODE01", ("upstream_failed", True)),
+        ("INTERNAL", ("upstream_failed", True)),
+        ("INPUT_PREPROCESSING.INTERNAL", ("upstream_failed", True)),
+        ("INPUT_PREPROCESSING.SAFETY.TEXT", ("upstream_content_refused", False)),
+        ("ASSET.INVALID", ("upstream_rejected", False)),
+    ]:
+        got = runway.parse_task({"status": "FAILED", "failure": "x", "failureCode": code})
+        assert (got.error_code, got.transient) == expected, code
     assert runway.parse_task({"status": "CANCELLED", "cost": {"credits": 0}}).state == "cancelled"
     with pytest.raises(ProviderError) as exc:
         runway.parse_task({"status": "WEIRD"})
@@ -376,8 +389,10 @@ async def test_failed_task_reports_code_and_reason(
     seen = await _until_done(adapter, task_of(result))
     assert seen[-1][0] == "failed"
     status = await adapter.status(task_of(result))
-    assert status.error_code == "SAFETY.INPUT.TEXT"
-    assert status.error_message == "runway: The prompt was flagged by content moderation."
+    assert status.error_code == "upstream_content_refused"
+    assert status.error_message == (
+        "runway: The prompt was flagged by content moderation. (SAFETY.INPUT.TEXT)"
+    )
     assert status.cost == Decimal("0")
 
 

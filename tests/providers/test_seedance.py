@@ -228,14 +228,18 @@ async def test_failed_task_carries_the_upstream_reason(
     )
     final = (await run_to_end(provider, await submit(provider, make_spec())))[-1]
     assert final.state == "failed"
-    assert final.error_code == "OutputVideoSensitiveContentDetected"
-    assert final.error_message is not None and "sensitive information" in final.error_message
+    assert (final.error_code, final.transient) == ("upstream_content_refused", False)
+    assert final.error_message == (
+        "seedance: The request failed because the output video may contain sensitive"
+        " information. (OutputVideoSensitiveContentDetected)"
+    )
 
 
 async def test_expired_task_is_a_failure(fake: FakeSeedance, provider: SeedanceProvider) -> None:
     fake.expire_tasks = True
     final = (await run_to_end(provider, await submit(provider, make_spec())))[-1]
     assert final.state == "failed" and final.error_code == "upstream_task_expired"
+    assert final.transient  # never run: another deployment may run it
 
 
 async def test_rate_limit_then_success(fake: FakeSeedance, provider: SeedanceProvider) -> None:

@@ -202,8 +202,10 @@ async def test_failed_generation_carries_the_upstream_reason(
     submitted = await provider.submit(make_spec(), idempotency_key="f", upstream_model=None)
     final = (await run_to_end(provider, task_of(submitted)))[-1]
     assert final.state == "failed"
-    assert final.error_code == "content_policy_violation"
-    assert final.error_message is not None and "refused by the safety system" in final.error_message
+    assert (final.error_code, final.transient) == ("upstream_content_refused", False)
+    assert final.error_message == (
+        "task_api: the prompt was refused by the safety system (content_policy_violation)"
+    )
 
 
 async def test_rate_limit_then_success(fake: FakeTaskApi, provider: TaskApiProvider) -> None:
@@ -329,6 +331,15 @@ def test_parse_generation_states() -> None:
         {"status": "failed", "error": {"code": "cancelled", "message": "cancelled by user"}}
     )
     assert cancelled.status.state == "cancelled"
+    # Another gateway's own crash is that upstream's failure here, and worth one retry.
+    crashed = parse_generation(
+        {"status": "failed", "error": {"code": "internal_error", "message": "boom"}}
+    ).status
+    assert (crashed.error_code, crashed.error_message, crashed.transient) == (
+        "upstream_failed",
+        "task_api: boom (internal_error)",
+        True,
+    )
     done = parse_generation(
         {
             "status": "completed",

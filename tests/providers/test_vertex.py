@@ -345,8 +345,10 @@ async def test_operation_error_fails_with_the_reason(fake: Fake, adapter: Vertex
     await adapter.status(task_of(result))
     status = await adapter.status(task_of(result))
     assert status.state == "failed"
-    assert status.error_code == "INVALID_ARGUMENT"
-    assert status.error_message == "the prompt was refused by the provider"
+    assert (status.error_code, status.transient) == ("upstream_rejected", False)
+    assert status.error_message == (
+        f"{adapter.name}: the prompt was refused by the provider (INVALID_ARGUMENT)"
+    )
 
 
 async def test_rai_filtering_fails_with_the_filter_reasons(
@@ -358,7 +360,7 @@ async def test_rai_filtering_fails_with_the_filter_reasons(
     result = await adapter.submit(_spec(), idempotency_key="job-6", upstream_model=MODEL)
     await adapter.status(task_of(result))
     status = await adapter.status(task_of(result))
-    assert status.state == "failed" and status.error_code == "content_filtered"
+    assert status.state == "failed" and status.error_code == "upstream_content_refused"
     assert "support code 29310472" in (status.error_message or "")
     with pytest.raises(ProviderError) as caught:
         await adapter.fetch(task_of(result), tmp_path)
@@ -370,9 +372,9 @@ def test_partly_filtered_samples_fail_the_job() -> None:
     videos: list[Any] = [{"bytesBase64Encoded": "AA=="}]
     result = {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": ["child safety"]}
     status = operation_status(op, result, videos, 2, 1.0)
-    assert status.state == "failed" and status.error_code == "content_filtered"
+    assert status.state == "failed" and status.error_code == "upstream_content_refused"
     assert status.error_message == (
-        "1 of 2 videos returned, 1 filtered by responsible-AI checks: child safety"
+        "google: 1 of 2 videos returned, 1 filtered by responsible-AI checks: child safety"
     )
     assert operation_status(op, result, videos, 1, 1.0).state == "succeeded"
 

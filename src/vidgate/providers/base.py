@@ -113,6 +113,11 @@ class UpstreamStatus:
     error_message: str | None = None
     # What the provider says the job cost, where it says so.
     cost: Decimal | None = None
+    # A failure that the same request may not meet again elsewhere (the provider's
+    # internal error, out of memory, capacity, its own timeout), as opposed to a final
+    # one (content refused, invalid input): the engine tries it once more on the next
+    # healthy deployment (providers/failures.py, engine/failover.py).
+    transient: bool = False
 
 
 class Provider(Protocol):

@@ -51,7 +51,7 @@ import httpx
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers import base
+from vidgate.providers import base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.model_inputs import InputNames
@@ -90,6 +90,32 @@ VEO3 = InputNames(
     image="image_url",
 )
 GENERIC = InputNames(duration_suffix="", aspect_with_image=False, image="image_url")
+
+
+# fal's ``error_type``s: the request errors of its queue (docs.fal.ai model-apis
+# request-errors) and the model errors' types (model-apis errors); other types are read
+# from their words (providers/failures.py).
+FAILURES: Mapping[str, failures.Failure] = {
+    "request_timeout": failures.TIMED_OUT,
+    "startup_timeout": failures.TIMED_OUT,
+    "generation_timeout": failures.TIMED_OUT,
+    "runner_scheduling_failure": failures.TRANSIENT,
+    "runner_connection_timeout": failures.TRANSIENT,
+    "runner_disconnected": failures.TRANSIENT,
+    "runner_connection_refused": failures.TRANSIENT,
+    "runner_connection_error": failures.TRANSIENT,
+    "runner_incomplete_response": failures.TRANSIENT,
+    "runner_server_error": failures.TRANSIENT,
+    "internal_error": failures.TRANSIENT,
+    "internal_server_error": failures.TRANSIENT,
+    "downstream_service_error": failures.TRANSIENT,
+    "downstream_service_unavailable": failures.TRANSIENT,
+    "content_policy_violation": failures.REFUSED,
+    "bad_request": failures.INVALID,
+    "client_disconnected": failures.FAILED,
+    "client_cancelled": failures.FAILED,
+    "no_media_generated": failures.FAILED,
+}
 
 
 def family_for(endpoint: str) -> InputNames:
@@ -158,7 +184,9 @@ def request_path(created: Mapping[str, Any], endpoint: str, base_path: str = "")
     return f"{app_id(endpoint)}/requests/{request_id}"
 
 
-def parse_status(body: Mapping[str, Any], poll_s: float = _POLL_S) -> base.UpstreamStatus:
+def parse_status(
+    body: Mapping[str, Any], poll_s: float = _POLL_S, provider: str = "fal"
+) -> base.UpstreamStatus:
     status = str(body.get("status") or "")
     if status == "IN_QUEUE":
         return base.UpstreamStatus("queued", poll_after_s=poll_s)
@@ -166,11 +194,9 @@ def parse_status(body: Mapping[str, Any], poll_s: float = _POLL_S) -> base.Upstr
         error, error_type = body.get("error"), body.get("error_type")
         # COMPLETED only means the request ended; an app failure rides on it [SDK].
         if error or error_type:
-            return base.UpstreamStatus(
-                "failed",
-                error_code=str(error_type or "request_failed"),
-                error_message=str(error or error_type),
-            )
+            code = str(error_type) if error_type else None
+            text = str(error) if error else None
+            return failures.failed(failures.lookup(FAILURES, code, text), provider, text, code)
         return base.UpstreamStatus("succeeded", progress=100)
     return base.UpstreamStatus("running", poll_after_s=poll_s)  # IN_PROGRESS, or anything new
 
@@ -284,7 +310,7 @@ class FalProvider:
             raise base.ProviderError(
                 "upstream_bad_response", f"{self.name}: status is not an object", retryable=True
             )
-        return parse_status(body, self._poll_s)
+        return parse_status(body, self._poll_s, self.name)
 
     async def fetch(
         self, task: base.UpstreamTask, dest_dir: Path, progress: base.ProgressCallback | None = None

@@ -41,7 +41,7 @@ from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec
-from vidgate.providers import base, google_api
+from vidgate.providers import base, failures, google_api
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -156,7 +156,9 @@ def omni_video(interaction: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def omni_status(interaction: dict[str, Any], poll_s: float) -> base.UpstreamStatus:
+def omni_status(
+    interaction: dict[str, Any], poll_s: float, provider: str = "gemini"
+) -> base.UpstreamStatus:
     status = str(interaction.get("status"))
     if status in _OMNI_FAILED:
         errors = [e for e in interaction.get("errors") or [] if isinstance(e, dict)]
@@ -165,12 +167,12 @@ def omni_status(interaction: dict[str, Any], poll_s: float) -> base.UpstreamStat
                 errors.append(step["error"])
         message = "; ".join(str(e.get("message") or e.get("code")) for e in errors)
         code = str(errors[0].get("code") or status) if errors else status
-        return base.UpstreamStatus("failed", error_code=code, error_message=message or status)
+        # Interactions errors carry a string code, google.rpc's names where UNVERIFIED.
+        failure = google_api.rpc_failure(code, message)
+        return failures.failed(failure, provider, message or status, code)
     state = _OMNI_STATES.get(status, "running")
     if state == "succeeded" and omni_video(interaction) is None:
-        return base.UpstreamStatus(
-            "failed", error_code="no_output", error_message="completed without a video"
-        )
+        return failures.failed(failures.TRANSIENT, provider, "completed without a video")
     if state in ("queued", "running"):
         return base.UpstreamStatus(state, poll_after_s=poll_s)
     return base.UpstreamStatus(state, progress=100 if state == "succeeded" else None)
@@ -251,13 +253,15 @@ class GeminiProvider:
             interaction = await self._call(
                 "GET", f"/{self._version}/interactions/{task.id}", params={"stream": "false"}
             )
-            return interaction, omni_status(interaction, self._poll_s)
+            return interaction, omni_status(interaction, self._poll_s, self.name)
         name = task.id
         if not name.startswith("models/") or "/operations/" not in name:
             raise base.ProviderError("upstream_bad_id", f"not a Gemini id: {name}", retryable=False)
         op = await self._call("GET", f"/v1beta/{name}")
         result, videos = veo_samples(op)
-        return op, google_api.operation_status(op, result, videos, task.spec.n, self._poll_s)
+        return op, google_api.operation_status(
+            op, result, videos, task.spec.n, self._poll_s, self.name
+        )
 
     async def status(self, task: base.UpstreamTask) -> base.UpstreamStatus:
         return (await self._read(task))[1]

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from vidgate.core.spec import JobSpec
+from vidgate.providers import failures
 from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamStatus
 from vidgate.providers.http import UpstreamClient, default_error_message
 from vidgate.providers.inputs import image_base64, read_blob
@@ -50,6 +51,18 @@ RPC_CODES = {
     13: "INTERNAL",
     14: "UNAVAILABLE",
     16: "UNAUTHENTICATED",
+}
+# A failed operation's google.rpc code (by name): Google's own trouble is worth another
+# deployment; a refusal in the message's words wins over the code (``rpc_failure``).
+RPC_FAILURES: dict[str, failures.Failure] = {
+    "INVALID_ARGUMENT": failures.INVALID,
+    "FAILED_PRECONDITION": failures.FAILED,
+    "DEADLINE_EXCEEDED": failures.TIMED_OUT,
+    "RESOURCE_EXHAUSTED": failures.TRANSIENT,
+    "UNKNOWN": failures.TRANSIENT,
+    "ABORTED": failures.TRANSIENT,
+    "INTERNAL": failures.TRANSIENT,
+    "UNAVAILABLE": failures.TRANSIENT,
 }
 # The RetryInfo delay as google_error_message writes it into a message.
 _RETRY_HINT = re.compile(r"\[retry after ([0-9.]+)s\]")
@@ -103,19 +116,28 @@ def rpc_error(error: Any) -> tuple[str, str]:
     return name, str(error.get("message") or name)
 
 
+def rpc_failure(code: str, message: str | None) -> failures.Failure:
+    """What a Google error code and message say the failure is."""
+    said = failures.from_text(code, message)
+    if said is failures.REFUSED:
+        return said
+    return RPC_FAILURES.get(code, said)
+
+
 def operation_status(
     op: dict[str, Any],
     result: dict[str, Any],
     videos: list[Any],
     expected: int | None,
     poll_s: float,
+    provider: str = "google",
 ) -> UpstreamStatus:
     """A Veo long-running operation as an UpstreamStatus. ``result`` holds the
     raiMediaFiltered* fields and ``videos`` the usable outputs (their place differs
     between Vertex and the Gemini API)."""
     if op.get("error"):
         code, message = rpc_error(op["error"])
-        return UpstreamStatus("failed", error_code=code, error_message=message)
+        return failures.failed(rpc_failure(code, message), provider, message, code)
     if not op.get("done"):
         # proto3 JSON leaves out ``done: false``; Veo reports no progress.
         return UpstreamStatus("running", poll_after_s=poll_s)
@@ -124,10 +146,11 @@ def operation_status(
         reasons = "; ".join(str(r) for r in result.get("raiMediaFilteredReasons") or [])
         made = f"{len(videos)} of {expected}" if expected else f"{len(videos)}"
         message = f"{made} videos returned, {filtered} filtered by responsible-AI checks"
-        return UpstreamStatus(
-            "failed",
-            error_code="content_filtered" if filtered else "no_output",
-            error_message=f"{message}: {reasons}" if reasons else message,
+        # Filtered: refused by responsible-AI checks. Else Google made too few videos.
+        return failures.failed(
+            failures.REFUSED if filtered else failures.TRANSIENT,
+            provider,
+            f"{message}: {reasons}" if reasons else message,
         )
     return UpstreamStatus("succeeded", progress=100)
 

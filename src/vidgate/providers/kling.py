@@ -51,7 +51,7 @@ from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers import base
+from vidgate.providers import base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_base64
 from vidgate.providers.result_urls import ResultUrls
@@ -218,7 +218,7 @@ def error_for_code(
         )
     if code == 1301:
         # Content policy (UNVERIFIED code): the job fails with Kling's reason.
-        return base.ProviderError("content_policy_violation", message, retryable=False)
+        return base.ProviderError(failures.CONTENT_REFUSED, message, retryable=False)
     if code in (1302, 1303):
         # 1303: too many parallel tasks for the resource pack (documented); 1302: rate.
         return base.ProviderError(
@@ -275,13 +275,13 @@ def result_urls(data: dict[str, Any]) -> list[str]:
 def parse_status(
     data: dict[str, Any], *, provider: str, usd_per_unit: Decimal | None = None
 ) -> base.UpstreamStatus:
-    """Kling gives no progress and no failure code, only ``task_status_msg``."""
+    """Kling gives no progress and no failure code, only ``task_status_msg``: its words
+    say whether the task was refused (risk control) or failed on Kling's side
+    (providers/failures.py; Kling's messages are UNVERIFIED)."""
     state = _STATES.get(str(data.get("task_status")), "running")
     if state == "failed":
         reason = str(data.get("task_status_msg") or "the task failed")
-        return base.UpstreamStatus(
-            "failed", error_code="upstream_failed", error_message=f"{provider}: {reason}"
-        )
+        return failures.failed(failures.from_text(reason), provider, reason)
     if state != "succeeded":
         # No poll hint from Kling: the engine backs off by itself.
         return base.UpstreamStatus(state)

@@ -44,7 +44,7 @@ from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers import base
+from vidgate.providers import base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_public_url
 from vidgate.providers.result_urls import ResultUrls
@@ -119,6 +119,16 @@ def build_body(
     return body
 
 
+# ``failure_code`` where a generation carries one (section 11: Luma's newer API names
+# these three; the Dream Machine API gives ``failure_reason`` text only, read from its
+# words by providers/failures.py).
+FAILURES: dict[str, failures.Failure] = {
+    "content_moderated": failures.REFUSED,
+    "rate_limited": failures.TRANSIENT,
+    "budget_exhausted": failures.FAILED,
+}
+
+
 def parse_generation(body: Any, poll_s: float = _DEFAULT_POLL_S) -> base.UpstreamStatus:
     """A Generation object as an ``UpstreamStatus``."""
     if not isinstance(body, dict) or body.get("state") not in _STATES:
@@ -128,18 +138,15 @@ def parse_generation(body: Any, poll_s: float = _DEFAULT_POLL_S) -> base.Upstrea
         )
     state = _STATES[body["state"]]
     if state == "failed":
-        reason = body.get("failure_reason")
-        return base.UpstreamStatus(
-            "failed",
-            error_code="generation_failed",
-            error_message=f"luma: {reason}" if reason else "luma: the generation failed",
-        )
+        reason = str(body["failure_reason"]) if body.get("failure_reason") else None
+        code = str(body["failure_code"]) if body.get("failure_code") else None
+        failure = failures.lookup(FAILURES, code, reason)
+        return failures.failed(failure, "luma", reason or "the generation failed", code)
     if state == "succeeded":
         if not result_urls(body):
-            return base.UpstreamStatus(
-                "failed",
-                error_code="no_output",
-                error_message="luma: the generation completed without a video",
+            # Luma's own fault, not the request's: worth another deployment.
+            return failures.failed(
+                failures.TRANSIENT, "luma", "the generation completed without a video"
             )
         return base.UpstreamStatus("succeeded", progress=100)
     return base.UpstreamStatus(state, poll_after_s=poll_s)  # type: ignore[arg-type]

@@ -35,7 +35,7 @@ from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers import base
+from vidgate.providers import base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, retry_after_s
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.result_urls import ResultUrls
@@ -58,6 +58,17 @@ _RETRY_LATER = {1000, 1001, 1024}  # unknown error, request timeout, internal er
 # 2038 real-name verification required (UNVERIFIED).
 _AUTH = {1004, 2049, 2038}
 _CONTENT = {1026, 1027}  # input / output content sensitive (UNVERIFIED)
+# A failed task's ``base_resp.status_code`` (errorcode.md; 1026, 1027 and 2013 are
+# UNVERIFIED): MiniMax's own errors are worth another deployment, a refusal is not.
+_TASK_FAILURES: dict[int, failures.Failure] = {
+    1000: failures.TRANSIENT,
+    1001: failures.TIMED_OUT,
+    1002: failures.TRANSIENT,
+    1024: failures.TRANSIENT,
+    1026: failures.REFUSED,
+    1027: failures.REFUSED,
+    2013: failures.INVALID,
+}
 
 
 # --- request mapping --------------------------------------------------------------
@@ -122,7 +133,7 @@ def error_for(
             "upstream_insufficient_balance", text, retryable=False, unhealthy=True
         )
     if code in _CONTENT:
-        return base.ProviderError("content_policy_violation", text, retryable=False)
+        return base.ProviderError(failures.CONTENT_REFUSED, text, retryable=False)
     # 2013 invalid parameters, and codes we do not know.
     return base.ProviderError("upstream_rejected", text, retryable=False)
 
@@ -148,8 +159,7 @@ def parse_status(
     state = _STATES.get(str(body.get("status")))
     if state is None:
         if code in _CONTENT:
-            error = error_for(code, message, provider=provider)
-            return base.UpstreamStatus("failed", error_code=error.code, error_message=error.message)
+            return failures.failed(failures.REFUSED, provider, message, f"status_code {code}")
         if code:
             raise error_for(code, message, provider=provider, retry_after=retry_after)
         # An undocumented status: keep polling.
@@ -157,11 +167,8 @@ def parse_status(
     if state == "failed":
         # UNVERIFIED: where the reason of a failed task is; base_resp, else error_message.
         reason = message if code else str(body.get("error_message") or "the task failed")
-        error_code = "content_policy_violation" if code in _CONTENT else "upstream_failed"
-        suffix = f" (status_code {code})" if code else ""
-        return base.UpstreamStatus(
-            "failed", error_code=error_code, error_message=f"{provider}: {reason}{suffix}"
-        )
+        failure = _TASK_FAILURES.get(code) or failures.from_text(reason)
+        return failures.failed(failure, provider, reason, f"status_code {code}" if code else None)
     if state == "succeeded":
         return base.UpstreamStatus("succeeded", progress=100)
     # No progress field and no poll hint: the engine backs off by itself.

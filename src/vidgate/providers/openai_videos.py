@@ -27,7 +27,7 @@ from typing import Any
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers import base
+from vidgate.providers import base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import read_blob
 
@@ -48,21 +48,46 @@ def create_form(spec: JobSpec, upstream_model: str | None) -> dict[str, str]:
     return form
 
 
-def parse_status(body: dict[str, Any], poll_after_ms: str | None) -> base.UpstreamStatus:
+# A failed video's ``error.code`` (the Video object's ``VideoCreateError``). The codes are
+# not listed in the SDK: these are the ones OpenAI's own error vocabulary uses
+# (UNVERIFIED for videos); others are read from their words (providers/failures.py).
+FAILURES: dict[str, failures.Failure] = {
+    "moderation_blocked": failures.REFUSED,
+    "content_policy_violation": failures.REFUSED,
+    "server_error": failures.TRANSIENT,
+    "internal_error": failures.TRANSIENT,
+    "rate_limit_exceeded": failures.TRANSIENT,
+    "invalid_request_error": failures.INVALID,
+}
+
+
+def parse_status(
+    body: dict[str, Any], poll_after_ms: str | None, provider: str = "openai"
+) -> base.UpstreamStatus:
     state = _STATES.get(str(body.get("status")), "running")
     # Without the server's own hint, the engine's adaptive cadence decides.
     poll_after: float | None = None
     if poll_after_ms:
         with contextlib.suppress(ValueError):
             poll_after = max(0.05, int(poll_after_ms) / 1000)
-    error = body.get("error") if isinstance(body.get("error"), dict) else None
+    raw_error = body.get("error")
+    error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
     progress = body.get("progress")
+    percent = int(progress) if isinstance(progress, int | float) else None
+    if state == "failed":
+        code = str(error["code"]) if error.get("code") else None
+        text = str(error["message"]) if error.get("message") else None
+        failure = failures.lookup(FAILURES, code, text)
+        if isinstance(error.get("headers"), dict) and any(
+            str(k).lower() == "x-openai-inference-capacity-reason" for k in error["headers"]
+        ):
+            # Out of capacity [SDK VideoCreateError.headers]: another deployment may serve.
+            failure = failures.TRANSIENT
+        return failures.failed(failure, provider, text, code, progress=percent)
     return base.UpstreamStatus(
         state,  # type: ignore[arg-type]
-        progress=int(progress) if isinstance(progress, int | float) else None,
+        progress=percent,
         poll_after_s=poll_after,
-        error_code=str(error.get("code") or "upstream_failed") if error else None,
-        error_message=str(error.get("message") or "") if error else None,
     )
 
 
@@ -138,7 +163,9 @@ class OpenAIVideosProvider:
 
     async def status(self, task: base.UpstreamTask) -> base.UpstreamStatus:
         response = await self._http.request("GET", f"/videos/{task.id}", params=self._query)
-        return parse_status(response.json(), response.headers.get("openai-poll-after-ms"))
+        return parse_status(
+            response.json(), response.headers.get("openai-poll-after-ms"), self.name
+        )
 
     async def fetch(
         self, task: base.UpstreamTask, dest_dir: Path, progress: base.ProgressCallback | None = None

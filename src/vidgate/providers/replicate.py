@@ -49,7 +49,7 @@ import httpx
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers import base
+from vidgate.providers import base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.model_inputs import InputNames
@@ -64,6 +64,10 @@ _TQDM = re.compile(r"^\s*(\d+)%\s*\|.+?\|\s*(\d+)/(\d+)")
 # Replicate appends a documented code to some errors, e.g. "... (E005)"; the exact form
 # is UNVERIFIED (not in the reference), so it is only used when present.
 _ERROR_CODE = re.compile(r"\((E\d{3,4})\)\s*$")
+# A model's ``error`` is its own text (``CUDA out of memory`` is transient, read from its
+# words); Replicate's platform codes end it in parentheses. Only E005 (flagged as
+# sensitive) is named here; the others are read from their words (providers/failures.py).
+FAILURES: dict[str, failures.Failure] = {"E005": failures.REFUSED}
 _STATES: dict[str, base.UpstreamState] = {
     "starting": "queued",
     "processing": "running",
@@ -153,24 +157,25 @@ def log_progress(logs: object) -> int | None:
     return None
 
 
-def parse_status(body: Mapping[str, Any], poll_s: float = _POLL_S) -> base.UpstreamStatus:
+def parse_status(
+    body: Mapping[str, Any], poll_s: float = _POLL_S, provider: str = "replicate"
+) -> base.UpstreamStatus:
     status = str(body.get("status") or "")
     if status == "aborted":
-        return base.UpstreamStatus(
-            "failed",
-            error_code="prediction_aborted",
-            error_message="the prediction was aborted before it started (its deadline passed)",
+        # Never started: Replicate's deadline ran out first (another deployment may run it).
+        return failures.failed(
+            failures.TIMED_OUT,
+            provider,
+            "the prediction was aborted before it started (its deadline passed)",
+            "aborted",
         )
     state = _STATES.get(status, "running")  # unknown statuses: keep polling
     if state == "failed":
         error = body.get("error")
         message = str(error) if error else "the prediction failed"
         match = _ERROR_CODE.search(message)
-        return base.UpstreamStatus(
-            "failed",
-            error_code=match[1] if match else "prediction_failed",
-            error_message=message,
-        )
+        code = match[1] if match else None
+        return failures.failed(failures.lookup(FAILURES, code, message), provider, message, code)
     if state == "succeeded":
         return base.UpstreamStatus("succeeded", progress=100)
     if state == "cancelled":
@@ -262,7 +267,7 @@ class ReplicateProvider:
         return body
 
     async def status(self, task: base.UpstreamTask) -> base.UpstreamStatus:
-        return parse_status(await self._prediction(task.id), self._poll_s)
+        return parse_status(await self._prediction(task.id), self._poll_s, self.name)
 
     async def fetch(
         self, task: base.UpstreamTask, dest_dir: Path, progress: base.ProgressCallback | None = None

@@ -54,7 +54,7 @@ from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec
-from vidgate.providers import base
+from vidgate.providers import base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.result_urls import ResultUrls
@@ -365,6 +365,20 @@ def _credits_usd(body: dict[str, Any], usd_per_credit: Decimal) -> Decimal | Non
     return Decimal(str(credits)) * usd_per_credit
 
 
+# ``failureCode`` by prefix (docs.dev.runwayml.com errors/task-failures): ``SAFETY.*``
+# is moderation of an input or the output ("do not retry"); ``INTERNAL.BAD_OUTPUT.*``
+# and ``INTERNAL*`` are Runway's own (retry); ``ASSET.INVALID`` and the rest of
+# ``INPUT_PREPROCESSING.*`` are inputs it could not use.
+FAILURES: dict[str, failures.Failure] = {
+    "SAFETY.": failures.REFUSED,
+    "INPUT_PREPROCESSING.SAFETY.": failures.REFUSED,
+    "INTERNAL": failures.TRANSIENT,
+    "INPUT_PREPROCESSING.INTERNAL": failures.TRANSIENT,
+    "INPUT_PREPROCESSING.": failures.INVALID,
+    "ASSET.": failures.INVALID,
+}
+
+
 def parse_task(
     body: Any, poll_s: float = _DEFAULT_MIN_POLL_S, usd_per_credit: Decimal = Decimal("0.01")
 ) -> base.UpstreamStatus:
@@ -390,17 +404,12 @@ def parse_task(
         )
     cost = _credits_usd(body, usd_per_credit)
     if status == "FAILED":
-        failure = body.get("failure")
-        return base.UpstreamStatus(
-            "failed",
-            error_code=str(body.get("failureCode") or "task_failed"),
-            error_message=f"runway: {failure or 'the task failed'}",
-            cost=cost,
-        )
+        reason = str(body["failure"]) if body.get("failure") else None
+        code = str(body["failureCode"]) if body.get("failureCode") else None
+        failure = failures.lookup(FAILURES, code, reason, prefixes=True)
+        return failures.failed(failure, "runway", reason, code, cost=cost)
     if status == "SUCCEEDED" and not result_urls(body):
-        return base.UpstreamStatus(
-            "failed", error_code="no_output", error_message="runway: no output", cost=cost
-        )
+        return failures.failed(failures.TRANSIENT, "runway", "no output", cost=cost)
     state = _TERMINAL[status]
     return base.UpstreamStatus(
         state,  # type: ignore[arg-type]

@@ -51,7 +51,7 @@ import httpx
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.spec import JobSpec
-from vidgate.providers import base
+from vidgate.providers import base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.result_urls import ResultUrls
@@ -121,6 +121,17 @@ def parse_error(body: Any) -> tuple[str | None, str | None]:
     return (str(code) if code else None, str(message) if message else None)
 
 
+# A failed task's ``error.code`` (Ark's error codes; the reference has none, so these are
+# UNVERIFIED). The ``*SensitiveContentDetected`` family (input or output, text, image or
+# video) is read from its words as a refusal, as is any other code (providers/failures.py).
+FAILURES: Mapping[str, failures.Failure] = {
+    "InternalServiceError": failures.TRANSIENT,
+    "ServiceUnavailable": failures.TRANSIENT,
+    "ServerOverloaded": failures.TRANSIENT,
+    "InvalidParameter": failures.INVALID,
+}
+
+
 def error_message(response: httpx.Response) -> str | None:
     try:
         code, message = parse_error(response.json())
@@ -143,11 +154,13 @@ def parse_task(body: Any, usd_per_million_tokens: Decimal | None = None) -> Task
     raw = str(body.get("status", ""))
     if raw == "expired":
         # Not run within execution_expires_after (section 9).
+        # The provider gave up waiting for capacity: another deployment may run it.
         return Task(
             base.UpstreamStatus(
                 "failed",
                 error_code="upstream_task_expired",
                 error_message=f"{NAME}: the task expired before it ran (execution_expires_after)",
+                transient=True,
             ),
             None,
         )
@@ -157,12 +170,7 @@ def parse_task(body: Any, usd_per_million_tokens: Decimal | None = None) -> Task
     if state == "failed":
         code, message = parse_error(body)
         return Task(
-            base.UpstreamStatus(
-                "failed",
-                error_code=code or "upstream_failed",
-                error_message=f"{NAME}: {message or 'the task failed'}",
-            ),
-            None,
+            failures.failed(failures.lookup(FAILURES, code, message), NAME, message, code), None
         )
     if state != "succeeded":
         return Task(base.UpstreamStatus(state), None)

@@ -36,7 +36,7 @@ import httpx
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.spec import JobSpec
-from vidgate.providers import base
+from vidgate.providers import base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.result_urls import ResultUrls
@@ -100,6 +100,26 @@ def parse_error(body: Any) -> tuple[str | None, str | None]:
     )
 
 
+# A failed generation's ``error.code``: vidgate's own job codes (docs/api.md), as another
+# gateway of this shape reports them; other codes are read from their words.
+FAILURES: Mapping[str, failures.Failure] = {
+    "upstream_content_refused": failures.REFUSED,
+    "content_policy_violation": failures.REFUSED,
+    "upstream_timeout": failures.TIMED_OUT,
+    "internal_error": failures.TRANSIENT,
+    "storage_full": failures.TRANSIENT,
+    "upstream_error": failures.TRANSIENT,
+    "upstream_busy": failures.TRANSIENT,
+    "upstream_rate_limited": failures.TRANSIENT,
+    "upstream_unreachable": failures.TRANSIENT,
+    "upstream_rejected": failures.INVALID,
+    "invalid_parameter": failures.INVALID,
+    "invalid_request": failures.INVALID,
+    "invalid_image": failures.INVALID,
+    "upstream_failed": failures.FAILED,
+}
+
+
 def error_message(response: httpx.Response) -> str | None:
     """The upstream's message with its code, for ProviderError texts."""
     try:
@@ -135,15 +155,8 @@ def parse_generation(body: Any) -> Generation:
             base.UpstreamStatus("succeeded", progress=100, cost=_cost(body)), _result_urls(body)
         )
     if state == "failed":
-        return Generation(
-            base.UpstreamStatus(
-                "failed",
-                progress=progress,
-                error_code=code or "upstream_failed",
-                error_message=f"{NAME}: {message or 'the upstream generation failed'}",
-            ),
-            [],
-        )
+        failure = failures.lookup(FAILURES, code, message)
+        return Generation(failures.failed(failure, NAME, message, code, progress=progress), [])
     return Generation(base.UpstreamStatus(state, progress=progress), [])
 
 

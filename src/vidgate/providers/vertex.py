@@ -218,14 +218,16 @@ class VertexProvider:
     async def status(self, task: base.UpstreamTask) -> base.UpstreamStatus:
         op = await self._operation(task.id)
         result, videos = result_videos(op)
-        return google_api.operation_status(op, result, videos, task.spec.n, self._poll_s)
+        return google_api.operation_status(op, result, videos, task.spec.n, self._poll_s, self.name)
 
     async def fetch(
         self, task: base.UpstreamTask, dest_dir: Path, progress: base.ProgressCallback | None = None
     ) -> list[Path]:
         op = await self._operation(task.id)
         result, videos = result_videos(op)
-        state = google_api.operation_status(op, result, videos, task.spec.n, self._poll_s)
+        state = google_api.operation_status(
+            op, result, videos, task.spec.n, self._poll_s, self.name
+        )
         if state.state != "succeeded":
             raise base.ProviderError(
                 "upstream_not_ready",
