@@ -56,6 +56,8 @@ class ScriptedProvider:
         self.submits: list[Any] = []
         self.statuses: list[UpstreamStatus | ProviderError] = []
         self.fetch_error: ProviderError | None = None
+        # What fetch writes instead of a clip (a provider's broken result).
+        self.fetch_bytes: bytes | None = None
         self.submit_error: Exception | None = None
         self.cancelled: list[str] = []
         # Every task handed to status, fetch and cancel, in order.
@@ -92,6 +94,9 @@ class ScriptedProvider:
         if self.fetch_error is not None:
             raise self.fetch_error
         out = dest_dir / "0.mp4"
+        if self.fetch_bytes is not None:
+            out.write_bytes(self.fetch_bytes)
+            return [out]
         render_clip(ClipRequest(width=64, height=48, fps=8, seconds=1, prompt="x", label="t"), out)
         return [out]
 
@@ -327,6 +332,25 @@ async def test_non_retryable_failures_fail_the_job_with_the_reason(
     assert (await _job(runtime, lost)).error_code == "download_failed"
 
 
+async def test_a_result_that_is_not_a_video_is_the_upstreams_failure(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    await runner.submit(job_id)
+    provider.statuses = [UpstreamStatus("succeeded")]
+    await runner.poll(job_id)
+    provider.fetch_bytes = b"<html>502 Bad Gateway</html>"
+    await runner.guarded(steps.FINALIZE, job_id, runner.finalize)
+    job = await _job(runtime, job_id)
+    # At once, not after every retry as vidgate's own internal_error.
+    assert (job.state, job.error_code) == ("failed", "upstream_failed")
+    assert (
+        job.error_message
+        == "scripted: the result is not a playable video (0.mp4 is not a readable video)"
+    )
+
+
 async def test_a_spec_the_deployment_no_longer_takes_fails_before_submit(
     runtime: Runtime, setup: Any, provider: ScriptedProvider
 ) -> None:
@@ -486,6 +510,124 @@ async def test_retryable_submit_failure_falls_back_to_the_next_deployment(
     await runner.submit(job_id)
     assert (await _job(runtime, job_id)).state == "waiting"
     assert primary.submits == [job_id] and backup.submits == [job_id]
+
+
+def _two_deployments(runtime: Runtime) -> tuple[ScriptedProvider, ScriptedProvider, EngineContext]:
+    primary, backup = ScriptedProvider(), ScriptedProvider()
+    ctx = _with_deployments(
+        runtime,
+        {"primary": primary, "backup": backup},
+        refs=[DeploymentRef(provider="primary", priority=10), DeploymentRef(provider="backup")],
+    )
+    return primary, backup, ctx
+
+
+_INTERNAL = UpstreamStatus(
+    "failed",
+    error_code="upstream_failed",
+    error_message="primary: CUDA out of memory",
+    transient=True,
+)
+
+
+async def test_a_transient_task_failure_is_tried_once_on_the_next_deployment(
+    runtime: Runtime,
+) -> None:
+    primary, backup, ctx = _two_deployments(runtime)
+    runner, service, principal = JobRunner(ctx), JobService(ctx), await _principal(runtime)
+    job_id = await _new_job(runtime, service, principal)
+    await runner.submit(job_id)
+    primary.statuses = [_INTERNAL]
+    await runner.poll(job_id)
+    job = await _job(runtime, job_id)
+    assert (job.state, job.provider, job.tried_providers, job.task_retries) == (
+        "queued",
+        "backup",
+        ["primary"],
+        1,
+    )
+    assert job.upstream_id is None and job.upstream_state is None and job.error_code is None
+    delay = _next_submit(runtime.database_url, job_id)
+    assert delay is not None and delay <= 0
+    assert _next_poll(runtime.database_url, job_id) is None
+    # The new task on the backup completes the job.
+    await runner.submit(job_id)
+    job = await _job(runtime, job_id)
+    assert (job.state, job.upstream_id) == ("waiting", f"up-{job_id}")
+    backup.statuses = [UpstreamStatus("succeeded")]
+    await runner.poll(job_id)
+    _clear(runtime.database_url, job_id)
+    await runner.finalize(job_id)
+    assert (await _job(runtime, job_id)).state == "completed"
+    assert primary.submits == [job_id] and backup.submits == [job_id]
+    # The failure counted against the primary's breaker.
+    async with runtime.db.connect() as conn:
+        assert (await deployment_health_all(conn))["primary"].consecutive_failures == 1
+
+
+async def test_a_second_transient_task_failure_fails_the_job_with_the_upstream_code(
+    runtime: Runtime,
+) -> None:
+    primary, backup, ctx = _two_deployments(runtime)
+    runner, service, principal = JobRunner(ctx), JobService(ctx), await _principal(runtime)
+    job_id = await _new_job(runtime, service, principal)
+    await runner.submit(job_id)
+    primary.statuses = [_INTERNAL]
+    await runner.poll(job_id)
+    await runner.submit(job_id)
+    backup.statuses = [
+        UpstreamStatus(
+            "failed", error_code="upstream_timeout", error_message="backup: gave up", transient=True
+        )
+    ]
+    await runner.poll(job_id)
+    job = await _job(runtime, job_id)
+    assert (job.state, job.error_code, job.error_message, job.cost) == (
+        "failed",
+        "upstream_timeout",
+        "backup: gave up",
+        Decimal(0),
+    )
+    assert primary.submits == [job_id] and backup.submits == [job_id]
+
+
+async def test_a_transient_task_failure_with_no_other_deployment_fails_the_job(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    await runner.submit(job_id)
+    provider.statuses = [_INTERNAL]
+    await runner.poll(job_id)
+    job = await _job(runtime, job_id)
+    assert (job.state, job.error_code, job.error_message) == (
+        "failed",
+        "upstream_failed",
+        "primary: CUDA out of memory",
+    )
+    assert provider.submits == [job_id]
+
+
+async def test_a_content_refusal_is_not_tried_elsewhere(runtime: Runtime) -> None:
+    primary, backup, ctx = _two_deployments(runtime)
+    runner, service, principal = JobRunner(ctx), JobService(ctx), await _principal(runtime)
+    job_id = await _new_job(runtime, service, principal)
+    await runner.submit(job_id)
+    primary.statuses = [
+        UpstreamStatus(
+            "failed",
+            error_code="upstream_content_refused",
+            error_message="primary: the prompt was flagged (SAFETY.INPUT.TEXT)",
+        )
+    ]
+    await runner.poll(job_id)
+    job = await _job(runtime, job_id)
+    assert (job.state, job.error_code, job.task_retries) == (
+        "failed",
+        "upstream_content_refused",
+        0,
+    )
+    assert primary.submits == [job_id] and backup.submits == []
 
 
 async def test_breaker_opens_after_repeated_failures_and_routes_around(runtime: Runtime) -> None:

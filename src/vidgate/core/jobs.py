@@ -6,7 +6,8 @@ that the layers pass to each other.
                   +------------+-----------+----> failed | cancelled
 
 A submission that fails over to another deployment goes back from ``submitting`` to
-``queued``. The database layer returns these records and checks every state change
+``queued``, and so does a waiting job whose upstream task failed transiently (once, to
+another deployment). The database layer returns these records and checks every state change
 it writes against ``TRANSITIONS`` (db/jobs.py ``transition``).
 """
 
@@ -49,7 +50,8 @@ TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.SUBMITTING}) | _ENDS,
     # Back to queued: a fallback to the next deployment that can serve the job.
     JobState.SUBMITTING: frozenset({JobState.WAITING, JobState.QUEUED}) | _ENDS,
-    JobState.WAITING: frozenset({JobState.FINALIZING}) | _ENDS,
+    # Back to queued: a transient upstream failure, tried once on another deployment.
+    JobState.WAITING: frozenset({JobState.FINALIZING, JobState.QUEUED}) | _ENDS,
     JobState.FINALIZING: frozenset({JobState.COMPLETED}) | _ENDS,
     JobState.COMPLETED: frozenset(),
     JobState.FAILED: frozenset(),
@@ -116,6 +118,8 @@ class JobRecord:
     submit_at: dt.datetime | None = None
     # What the adapter keeps about its upstream task (providers/base.py UpstreamTask).
     upstream_state: dict[str, Any] | None = None
+    # Upstream tasks that failed transiently and went to another deployment.
+    task_retries: int = 0
 
     @property
     def is_terminal(self) -> bool:

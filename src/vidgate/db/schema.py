@@ -72,6 +72,9 @@ jobs = sa.Table(
     sa.Column("webhook_url", sa.Text),
     # Deployments a submission already failed on, so fallback moves on to the next one.
     sa.Column("tried_providers", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    # Upstream tasks that failed transiently and went to another deployment (at most one,
+    # engine/failover.py).
+    sa.Column("task_retries", sa.Integer, nullable=False, server_default="0"),
     sa.Column(
         "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),

@@ -29,6 +29,7 @@ import anyio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.core.errors import InvalidParameter
 from vidgate.core.jobs import (
     ACTIVE,
     JobRecord,
@@ -46,14 +47,13 @@ from vidgate.db.claims import (
     claim_submission,
     finish_polls,
     notify_pollers,
-    notify_submitters,
     record_submissions,
     reschedule_polls,
 )
 from vidgate.db.database import autocommit
 from vidgate.db.health import log_failure
 from vidgate.db.jobs import db_now, get_job, get_outputs, insert_output, transition
-from vidgate.engine import routing, steps
+from vidgate.engine import failover, routing, steps
 from vidgate.engine.backoff import adaptive_poll_s, backoff_s
 from vidgate.engine.context import EngineContext
 from vidgate.engine.webhooks import enqueue_event
@@ -305,27 +305,8 @@ class JobRunner:
             return
         async with self.ctx.db.begin() as conn:
             await routing.record_failure(conn, job.provider, error)
-            tried = [*job.tried_providers, job.provider]
-            card = self.ctx.catalog.get(job.model) if job.model in self.ctx.catalog else None
-            alternative = (
-                await routing.pick(self.ctx, conn, card, job.spec, job.mode, exclude=tried)
-                if card is not None
-                else None
-            )
+            alternative = await failover.fall_back(self.ctx, conn, job, submitting)
             if alternative is not None:
-                moved = await transition(
-                    conn,
-                    job.id,
-                    from_states=submitting,
-                    to=JobState.QUEUED,
-                    submit_at=db_now(),
-                    provider=alternative.provider,
-                    upstream_model=alternative.upstream_model,
-                    tried_providers=tried,
-                )
-                if moved is None:
-                    return
-                await notify_submitters(conn)
                 log.info(
                     "job.fallback",
                     job_id=job.id,
@@ -403,6 +384,12 @@ class JobRunner:
             return PollDone(claim, status.cost)
         async with self.ctx.db.begin() as conn:
             if status.state == "failed":
+                # A transient failure goes once to another deployment (engine/failover.py);
+                # a final one, or one with nowhere left to go, fails the job.
+                if status.transient and await failover.retry_task_elsewhere(
+                    self.ctx, conn, claim.job_id, status
+                ):
+                    return None
                 await self._fail(
                     conn,
                     claim.job_id,
@@ -503,7 +490,21 @@ class JobRunner:
             return False
         for index, path in enumerate(paths):
             if index not in stored:
-                await self._store_output(job.id, index, path, tmp)
+                try:
+                    await self._store_output(job.id, index, path, tmp)
+                except InvalidParameter as exc:
+                    # The provider's result is not a video we can read: its failure, not
+                    # vidgate's (which internal_error names).
+                    async with self.ctx.db.begin() as conn:
+                        await self._fail(
+                            conn,
+                            job.id,
+                            _FINALIZING,
+                            "upstream_failed",
+                            f"{job.provider}: the result is not a playable video ({exc.message})",
+                            cancel=False,
+                        )
+                    return False
         return True
 
     async def _store_output(self, job_id: str, index: int, video: Path, tmp: Path) -> None:

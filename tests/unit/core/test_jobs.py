@@ -37,6 +37,7 @@ def test_active_and_terminal_split_the_states() -> None:
         ({JobState.QUEUED}, JobState.SUBMITTING),
         ({JobState.SUBMITTING}, JobState.WAITING),
         ({JobState.SUBMITTING}, JobState.QUEUED),  # fallback to another deployment
+        ({JobState.WAITING}, JobState.QUEUED),  # a transient task failure, tried elsewhere
         ({JobState.WAITING}, JobState.FINALIZING),
         ({JobState.FINALIZING}, JobState.COMPLETED),
         (ACTIVE, JobState.FAILED),
