@@ -65,6 +65,13 @@ SUPPORTS_CANCEL = True
 REFRESHES_URLS = False  # the output JSON is stored once; its URL never changes
 SECONDS = 5
 SIZE = "1280x720"
+# ``fail_tasks`` values in the provider's own terms for the contract suite: a failure
+# on the provider's side (worth another deployment) and a content refusal.
+TRANSIENT_FAILURE = ("internal_error", "Internal error")
+CONTENT_REFUSAL = (
+    "content_policy_violation",
+    "The content could not be processed because it was flagged by a content checker.",
+)
 
 Check = Callable[[Any], tuple[str, str] | None]  # -> (type, msg) when invalid
 

@@ -55,6 +55,10 @@ SUPPORTS_CANCEL = True
 REFRESHES_URLS = True
 SECONDS = 8
 SIZE = "1280x720"
+# ``fail_tasks`` values in the provider's own terms for the contract suite: a failure
+# on the provider's side (worth another deployment) and a content refusal.
+TRANSIENT_FAILURE = ("INTERNAL", "An internal error has occurred.")
+CONTENT_REFUSAL = ("SAFETY", "The output was blocked by safety filters.")
 
 OMNI_MODELS = {"gemini-omni-1.1-flash": (3, 10), "gemini-omni-1.2-flash": (3, 15)}
 VEO_MODELS = {"veo-3.1-generate-preview", "veo-3.1-fast-generate-preview"}

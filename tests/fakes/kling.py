@@ -53,6 +53,10 @@ SUPPORTS_CANCEL = False
 REFRESHES_URLS = False
 SECONDS = 5
 SIZE = "1280x720"
+# ``fail_tasks`` values in the provider's own terms for the contract suite: a failure
+# on the provider's side (worth another deployment) and a content refusal.
+TRANSIENT_FAILURE = ("x", "Internal server error, please try again later")
+CONTENT_REFUSAL = ("risk", "Failure to pass the risk control system")
 
 MODELS = {
     "kling-v1",

@@ -46,6 +46,10 @@ SUPPORTS_CANCEL = True
 REFRESHES_URLS = True
 SECONDS = 5
 SIZE = "1280x720"
+# ``fail_tasks`` values in the provider's own terms for the contract suite: a failure
+# on the provider's side (worth another deployment) and a content refusal.
+TRANSIENT_FAILURE = ("internal", "Job failed due to an internal error")
+CONTENT_REFUSAL = ("moderation", "400: prompt failed moderation")
 
 MODELS = {"ray-2", "ray-flash-2"}
 DURATIONS = {"5s", "9s"}

@@ -54,6 +54,10 @@ SUPPORTS_CANCEL = False
 REFRESHES_URLS = True
 SECONDS = 6
 SIZE = "1280x720"
+# ``fail_tasks`` values in the provider's own terms for the contract suite: a failure
+# on the provider's side (worth another deployment) and a content refusal.
+TRANSIENT_FAILURE = ("1024", "internal error")
+CONTENT_REFUSAL = ("1027", "output new_sensitive")
 
 MODELS = {
     "MiniMax-Hailuo-2.3",

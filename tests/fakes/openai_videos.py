@@ -21,6 +21,10 @@ SUPPORTS_CANCEL = True
 REFRESHES_URLS = False
 SECONDS = 4
 SIZE = "1280x720"
+# ``fail_tasks`` values in the provider's own terms for the contract suite: a failure
+# on the provider's side (worth another deployment) and a content refusal.
+TRANSIENT_FAILURE = ("server_error", "The server had an error while processing your request.")
+CONTENT_REFUSAL = ("moderation_blocked", "Your request was blocked by our moderation system.")
 # Where the API lives under the fake server (the deployment's base_url).
 BASE_PATH = "/v1"
 

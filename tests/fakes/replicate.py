@@ -66,6 +66,10 @@ SUPPORTS_CANCEL = True
 REFRESHES_URLS = False  # outputs are deleted after 1 h; nothing re-issues them
 SECONDS = 6
 SIZE = "1280x720"  # 720p asks hailuo-2.3 for 768p, the nearest it makes
+# ``fail_tasks`` values in the provider's own terms for the contract suite: a failure
+# on the provider's side (worth another deployment) and a content refusal.
+TRANSIENT_FAILURE = ("x", "CUDA out of memory. Tried to allocate 2.00 GiB")
+CONTENT_REFUSAL = ("E005", "The input or output was flagged as sensitive. (E005)")
 
 Check = Callable[[Any], str | None]
 

@@ -59,6 +59,10 @@ SUPPORTS_CANCEL = True
 REFRESHES_URLS = True
 SECONDS = 5
 SIZE = "1280x720"
+# ``fail_tasks`` values in the provider's own terms for the contract suite: a failure
+# on the provider's side (worth another deployment) and a content refusal.
+TRANSIENT_FAILURE = ("INTERNAL.BAD_OUTPUT.CODE01", "The output did not pass our quality checks.")
+CONTENT_REFUSAL = ("SAFETY.INPUT.TEXT", "The prompt was flagged by content moderation.")
 
 MAX_DATA_URI = 5_000_000
 MAX_SEED = 4_294_967_295

@@ -62,6 +62,16 @@ SUPPORTS_CANCEL = True
 REFRESHES_URLS = False
 SECONDS = 5
 SIZE = "1280x720"
+# ``fail_tasks`` values in the provider's own terms for the contract suite: a failure
+# on the provider's side (worth another deployment) and a content refusal.
+TRANSIENT_FAILURE = (
+    "InternalServiceError",
+    "The service encountered an unexpected internal error.",
+)
+CONTENT_REFUSAL = (
+    "OutputVideoSensitiveContentDetected",
+    "The request failed because the output video may contain sensitive information.",
+)
 
 MODELS = {
     "seedance-1-0-pro-250528",

@@ -53,6 +53,10 @@ SUPPORTS_CANCEL = True
 REFRESHES_URLS = True
 SECONDS = 5
 SIZE = "1280x720"
+# ``fail_tasks`` values in the provider's own terms for the contract suite: a failure
+# on the provider's side (worth another deployment) and a content refusal.
+TRANSIENT_FAILURE = ("internal_error", "vidgate could not complete the job")
+CONTENT_REFUSAL = ("upstream_content_refused", "runway: The prompt was flagged (SAFETY.INPUT.TEXT)")
 
 _CATALOG = load_catalog()
 _LINK_TTL_S = 3600

@@ -57,6 +57,13 @@ SUPPORTS_CANCEL = False
 REFRESHES_URLS = True
 SECONDS = 8
 SIZE = "1280x720"
+# ``fail_tasks`` values in the provider's own terms for the contract suite: a failure
+# on the provider's side (worth another deployment) and a content refusal.
+TRANSIENT_FAILURE = ("INTERNAL", "Internal error encountered.")
+CONTENT_REFUSAL = (
+    "INVALID_ARGUMENT",
+    "The prompt contains sensitive words that violate Google's Responsible AI practices.",
+)
 
 MODELS = {"veo-3.1-generate-001", "veo-3.1-fast-generate-001", "veo-3.1-lite-generate-001"}
 _STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",

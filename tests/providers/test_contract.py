@@ -37,6 +37,8 @@ PROVIDERS = [
     "gemini",
     "replicate",
     "fal",
+    "kling",
+    "minimax",
 ]
 
 
@@ -269,16 +271,73 @@ def test_image_to_video(cases: dict[str, Case], gateway: tuple[ServerProcess, st
         assert body["status"] == "completed", f"{name}: {body['error']}"
 
 
-def test_upstream_failure_fails_the_job_with_the_reason(
+def _heal(gateway: tuple[ServerProcess, str]) -> None:
+    """Close the breakers a scenario's failures counted toward, so that later scenarios
+    route as before."""
+    import psycopg
+
+    with psycopg.connect(gateway[0].env["VIDGATE_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(
+            "UPDATE deployment_health SET consecutive_failures = 0, open_until = NULL,"
+            " unhealthy = false"
+        )
+
+
+def test_content_refusal_fails_the_job_and_is_not_tried_elsewhere(
     cases: dict[str, Case], gateway: tuple[ServerProcess, str]
 ) -> None:
     for case in cases.values():
-        case.a.fail_tasks = ("content_policy", "the prompt was refused by the provider")
-    jobs = {name: _create(gateway, case.solo, case.body()) for name, case in cases.items()}
+        case.a.fail_tasks = case.module.CONTENT_REFUSAL
+    before = {name: (case.a.submissions, case.b.submissions) for name, case in cases.items()}
+    jobs = {name: _create(gateway, case.model, case.body()) for name, case in cases.items()}
     for name, body in _wait_all(gateway, jobs).items():
         assert body["status"] == "failed", name
-        assert "refused" in body["error"]["message"], f"{name}: {body['error']}"
+        assert body["error"]["code"] == "upstream_content_refused", f"{name}: {body['error']}"
+        # The provider's own words.
+        _, message = cases[name].module.CONTENT_REFUSAL
+        assert message.split(" (")[0] in body["error"]["message"], f"{name}: {body['error']}"
         assert body["cost"] == 0, name
+        a0, b0 = before[name]
+        assert cases[name].a.submissions == a0 + 1, name
+        assert cases[name].b.submissions == b0, f"{name}: a refusal was sent elsewhere"
+
+
+def test_transient_failure_is_tried_once_on_the_next_deployment(
+    cases: dict[str, Case], gateway: tuple[ServerProcess, str]
+) -> None:
+    for case in cases.values():
+        case.a.fail_tasks = case.module.TRANSIENT_FAILURE
+    before = {name: (case.a.submissions, case.b.submissions) for name, case in cases.items()}
+    try:
+        jobs = {name: _create(gateway, case.model, case.body()) for name, case in cases.items()}
+        for name, body in _wait_all(gateway, jobs).items():
+            assert body["status"] == "completed", f"{name}: {body['error']}"
+            a0, b0 = before[name]
+            assert cases[name].a.submissions == a0 + 1, name
+            assert cases[name].b.submissions == b0 + 1, name
+    finally:
+        _heal(gateway)
+
+
+def test_transient_failure_with_nowhere_else_fails_with_the_providers_message(
+    cases: dict[str, Case], gateway: tuple[ServerProcess, str]
+) -> None:
+    """A fal app failure (or any provider's own) is the provider's, never vidgate's
+    internal_error: upstream_failed (or upstream_timeout) with the provider's message."""
+    for case in cases.values():
+        case.a.fail_tasks = case.module.TRANSIENT_FAILURE
+    before = {name: case.a.submissions for name, case in cases.items()}
+    try:
+        jobs = {name: _create(gateway, case.solo, case.body()) for name, case in cases.items()}
+        for name, body in _wait_all(gateway, jobs).items():
+            assert body["status"] == "failed", name
+            assert body["error"]["code"] == "upstream_failed", f"{name}: {body['error']}"
+            _, message = cases[name].module.TRANSIENT_FAILURE
+            assert message in body["error"]["message"], f"{name}: {body['error']}"
+            assert cases[name].a.submissions == before[name] + 1, name
+        assert jobs["fal"] and "(internal_error)" in _get(gateway, jobs["fal"])["error"]["message"]
+    finally:
+        _heal(gateway)
 
 
 def test_rate_limit_then_success(
