@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     upstream_max_response_bytes: int = 32 * 1024 * 1024
     # Total deadline of one result download (finalize), besides its size cap.
     download_timeout_s: float = 900.0
+    # How long vidgate waits for a submitted task to finish upstream; then it is
+    # cancelled there and the job goes on as after an upstream_timeout (engine/failover.py).
+    upstream_task_timeout_s: float = Field(default=24 * 3600.0, gt=0)
 
     # Webhook deliveries in flight at once, per worker, on the ``webhooks`` queue. Most
     # of a delivery's time is spent waiting on another server, so this is well above

@@ -608,6 +608,35 @@ async def test_a_transient_task_failure_with_no_other_deployment_fails_the_job(
     assert provider.submits == [job_id]
 
 
+async def test_a_task_past_the_wait_limit_is_cancelled_and_tried_elsewhere(
+    runtime: Runtime,
+) -> None:
+    primary, backup, ctx = _two_deployments(runtime)
+    ctx = dataclasses.replace(
+        ctx, settings=ctx.settings.model_copy(update={"upstream_task_timeout_s": 0.001})
+    )
+    runner, service, principal = JobRunner(ctx), JobService(ctx), await _principal(runtime)
+    job_id = await _new_job(runtime, service, principal)
+    await runner.submit(job_id)
+    await asyncio.sleep(0.01)
+    primary.statuses = [UpstreamStatus("running", progress=10)]
+    await runner.poll(job_id)
+    job = await _job(runtime, job_id)
+    assert (job.state, job.provider, job.task_retries) == ("queued", "backup", 1)
+    assert primary.cancelled == [f"up-{job_id}"]
+    # Past the limit on the backup too: the job fails with upstream_timeout.
+    await runner.submit(job_id)
+    await asyncio.sleep(0.01)
+    backup.statuses = [UpstreamStatus("queued")]
+    await runner.poll(job_id)
+    job = await _job(runtime, job_id)
+    assert (job.state, job.error_code) == ("failed", "upstream_timeout")
+    assert job.error_message == (
+        "backup: the task did not finish within 0.001 s (VIDGATE_UPSTREAM_TASK_TIMEOUT_S)"
+    )
+    assert backup.cancelled == [f"up-{job_id}"]
+
+
 async def test_a_content_refusal_is_not_tried_elsewhere(runtime: Runtime) -> None:
     primary, backup, ctx = _two_deployments(runtime)
     runner, service, principal = JobRunner(ctx), JobService(ctx), await _principal(runtime)

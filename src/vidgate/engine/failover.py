@@ -12,13 +12,15 @@ per deployment. A final failure (a content refusal, invalid input) never moves.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vidgate.core.jobs import JobRecord, JobState
+from vidgate.config import Settings
+from vidgate.core.jobs import JobRecord, JobState, PollClaim
 from vidgate.db.claims import notify_submitters
 from vidgate.db.jobs import db_now, transition
 from vidgate.engine import routing
@@ -65,6 +67,25 @@ async def fall_back(
         return None
     await notify_submitters(conn)
     return route
+
+
+def overdue(settings: Settings, claim: PollClaim) -> UpstreamStatus | None:
+    """A task still unfinished upstream ``upstream_task_timeout_s`` after it was
+    submitted, as the transient ``upstream_timeout`` it is then (a provider that never
+    ends a task, such as a local server after running out of memory, holds no job
+    forever); None while it is within that time."""
+    limit = settings.upstream_task_timeout_s
+    if claim.submitted_at is None or time.time() - claim.submitted_at.timestamp() < limit:
+        return None
+    return UpstreamStatus(
+        "failed",
+        error_code="upstream_timeout",
+        error_message=(
+            f"{claim.provider}: the task did not finish within {limit:g} s"
+            " (VIDGATE_UPSTREAM_TASK_TIMEOUT_S)"
+        ),
+        transient=True,
+    )
 
 
 async def retry_task_elsewhere(

@@ -369,6 +369,13 @@ class JobRunner:
                 ),
                 upstream=False,
             )
+        if status.state in ("queued", "running") and (
+            late := failover.overdue(self.ctx.settings, claim)
+        ):
+            # vidgate stops waiting: the task is stopped upstream, and the job goes on
+            # as after the provider's own timeout.
+            await self._cancel_task(claim.job_id, claim.provider, task)
+            status = late
         if status.state in ("queued", "running"):
             delay = status.poll_after_s
             if delay is None:
