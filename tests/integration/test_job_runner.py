@@ -565,6 +565,29 @@ async def test_a_transient_task_failure_is_tried_once_on_the_next_deployment(
         assert (await deployment_health_all(conn))["primary"].consecutive_failures == 1
 
 
+async def test_a_late_failure_of_the_replaced_task_leaves_the_new_one_alone(
+    runtime: Runtime,
+) -> None:
+    """A read of the first task that outlived its lease, answered after the job went to
+    the backup, must not end the backup's task."""
+    primary, _backup, ctx = _two_deployments(runtime)
+    runner, service, principal = JobRunner(ctx), JobService(ctx), await _principal(runtime)
+    job_id = await _new_job(runtime, service, principal)
+    await runner.submit(job_id)
+    async with runtime.db.begin() as conn:
+        stale = await claim_poll(conn, job_id, lease_s=0.0)
+    assert stale is not None
+    primary.statuses = [_INTERNAL]
+    await runner.poll(job_id)
+    await runner.submit(job_id)
+    assert (await _job(runtime, job_id)).provider == "backup"
+    primary.statuses = [_INTERNAL]
+    late = dataclasses.replace(stale, upstream_id="up-the-first-task")
+    assert await runner.check_upstream(late) is None
+    job = await _job(runtime, job_id)
+    assert (job.state, job.provider, job.error_code) == ("waiting", "backup", None)
+
+
 async def test_a_second_transient_task_failure_fails_the_job_with_the_upstream_code(
     runtime: Runtime,
 ) -> None:

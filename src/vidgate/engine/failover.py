@@ -88,17 +88,23 @@ def overdue(settings: Settings, claim: PollClaim) -> UpstreamStatus | None:
     )
 
 
-async def retry_task_elsewhere(
-    ctx: EngineContext, conn: AsyncConnection, job_id: str, status: UpstreamStatus
-) -> routing.Route | None:
-    """After the job's upstream task failed transiently: count it against the
-    deployment and, the first time, queue the job for another deployment (a new task
-    there). None when the job fails instead: retried once already, no other healthy
-    deployment, or no longer waiting."""
-    # Reads and locks the row; no change yet.
-    job = await transition(conn, job_id, from_states=_WAITING)
-    if job is None:
+async def still_on(conn: AsyncConnection, claim: PollClaim) -> JobRecord | None:
+    """The job, its row locked, while it still waits on the task ``claim`` read; None
+    when it moved on, or went to another task meanwhile (a read that outlived its
+    lease must not end the task that replaced it)."""
+    job = await transition(conn, claim.job_id, from_states=_WAITING)
+    if job is None or job.upstream_id != claim.upstream_id:
         return None
+    return job
+
+
+async def retry_task_elsewhere(
+    ctx: EngineContext, conn: AsyncConnection, job: JobRecord, status: UpstreamStatus
+) -> routing.Route | None:
+    """After the waiting ``job``'s upstream task failed transiently (its row locked,
+    ``still_on``): count it against the deployment and, the first time, queue the job
+    for another deployment (a new task there). None when the job fails instead: retried
+    once already, or no other healthy deployment."""
     code = status.error_code or "upstream_failed"
     await routing.record_failure(
         conn, job.provider, ProviderError(code, status.error_message or code, retryable=True)
@@ -121,7 +127,7 @@ async def retry_task_elsewhere(
     if route is not None:
         log.info(
             "job.task_retry",
-            job_id=job_id,
+            job_id=job.id,
             failed=job.provider,
             code=code,
             next=route.provider,

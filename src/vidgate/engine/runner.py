@@ -390,11 +390,14 @@ class JobRunner:
         if status.state == "succeeded":
             return PollDone(claim, status.cost)
         async with self.ctx.db.begin() as conn:
+            job = await failover.still_on(conn, claim)
+            if job is None:
+                return None
             if status.state == "failed":
                 # A transient failure goes once to another deployment (engine/failover.py);
                 # a final one, or one with nowhere left to go, fails the job.
                 if status.transient and await failover.retry_task_elsewhere(
-                    self.ctx, conn, claim.job_id, status
+                    self.ctx, conn, job, status
                 ):
                     return None
                 await self._fail(
