@@ -18,6 +18,8 @@ from vidgate.providers import failures
         ("CUDA out of memory. Tried to allocate 2.00 GiB", failures.TRANSIENT),
         ("The service is temporarily unavailable", failures.TRANSIENT),
         ("image is too large", failures.INVALID),
+        ("image_too_large", failures.INVALID),
+        ("InvalidParameter", failures.INVALID),
         ("the model could not render this", failures.FAILED),
         (None, failures.FAILED),
     ],

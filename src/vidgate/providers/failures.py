@@ -71,7 +71,9 @@ _WORDS: tuple[tuple[re.Pattern[str], Failure], ...] = (
         TRANSIENT,
     ),
 )
-_INVALID_WORDS = re.compile(r"\binvalid|not supported|unsupported|too (large|small|long)", re.I)
+_INVALID_WORDS = re.compile(
+    r"invalid|not[ _-]supported|unsupported|too[ _-](large|small|long)", re.IGNORECASE
+)
 _SPACE = re.compile(r"\s+")
 
 
