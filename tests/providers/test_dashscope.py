@@ -197,6 +197,7 @@ async def test_wan27_images_go_as_media_urls(fake: FakeDashScope, tmp_path: Path
 # --- refused at create, naming the parameter -------------------------------------------
 
 _IMG = ImageRef(sha256="c" * 64, width=640, height=360, content_type="image/png")
+_SMALL = ImageRef(sha256="d" * 64, width=320, height=180, content_type="image/png")
 
 
 @pytest.mark.parametrize(
@@ -249,25 +250,50 @@ def test_wan27_images_need_a_public_base_url(provider: DashScopeProvider) -> Non
 
 
 @pytest.mark.parametrize(
-    ("card", "fields", "param"),
+    ("card", "fields", "image", "param", "words"),
     [
-        ("wan-2.6", {"seconds": 7}, "seconds"),
-        ("wan-2.6", {"resolution": "480p"}, "resolution"),
-        ("wan-2.7", {"seconds": 20}, "seconds"),
-        ("wan-2.5", {"resolution": "480p", "aspect_ratio": "4:3"}, "aspect_ratio"),
+        ("wan-2.6", {"seconds": 7}, None, "seconds", "allowed: 5, 10, 15"),
+        ("wan-2.6", {"resolution": "480p"}, None, "resolution", "allowed: 720p, 1080p"),
+        ("wan-2.7", {"seconds": 20}, None, "seconds", "allowed: 2-15"),
+        ("wan-2.6", {}, _SMALL, "image", "at least 360 px"),
+        ("wan-2.7", {"resolution": "1080p"}, _IMG, "image", "VIDGATE_PUBLIC_BASE_URL"),
     ],
 )
 def test_built_in_cards_refuse_out_of_range_requests(
-    provider: DashScopeProvider, card: str, fields: dict[str, Any], param: str
+    provider: DashScopeProvider,
+    card: str,
+    fields: dict[str, Any],
+    image: ImageRef | None,
+    param: str,
+    words: str,
 ) -> None:
     """A request outside what Wan takes is a 400 naming the parameter: the card's own
-    limits, else every one of its deployments' upstream models refusing it."""
+    limits, else the first refusal of its deployments' upstream models when every one
+    refuses it (routing's rule), which says why for an image too."""
     model = load_catalog().get(card)
     with pytest.raises(InvalidParameter) as info:
         spec = normalize(VideoRequest(model=card, prompt="a heron", **fields), model)
+        spec = spec.model_copy(update={"image": image})
+        refusals = []
         for ref in model.deployments:
-            provider.validate(spec, ref.upstream_model)
-    assert info.value.param == param
+            try:
+                provider.validate(spec, ref.upstream_model)
+            except InvalidParameter as exc:
+                refusals.append(exc)
+        assert len(refusals) == len(model.deployments)
+        raise refusals[0]
+    assert info.value.param == param and words in info.value.message
+
+
+def test_wan25_text_frames_it_does_not_make_are_refused(provider: DashScopeProvider) -> None:
+    card = load_catalog().get("wan-2.5")
+    spec = normalize(
+        VideoRequest(model="wan-2.5", prompt="a heron", resolution="480p", aspect_ratio="4:3"),
+        card,
+    )
+    with pytest.raises(InvalidParameter) as info:
+        provider.validate(spec, "wan2.5-t2v-preview")
+    assert info.value.param == "aspect_ratio" and "allowed: 16:9, 9:16, 1:1" in info.value.message
 
 
 def test_built_in_cards_route_text_and_image_to_their_models(provider: DashScopeProvider) -> None:
@@ -289,6 +315,8 @@ def test_built_in_cards_route_text_and_image_to_their_models(provider: DashScope
         assert [m.split("-")[1] for m in takes_text] == ["t2v"], card_id
         if card_id != "wan-2.7":  # wan2.7 images need VIDGATE_PUBLIC_BASE_URL
             assert [m.split("-")[1] for m in takes_image] == ["i2v"], card_id
+        # Image-to-video first: an image refused by both gets the i2v model's reason.
+        assert "-i2v" in str(card.deployments[0].upstream_model), card_id
 
 
 async def test_upstream_refusal_names_the_parameter(
