@@ -9,8 +9,9 @@
   ``input.negative_prompt``, ``input.img_url`` (i2v models only, required there: an
   http(s) URL or a base64 ``data:image/...`` URI), ``parameters.size`` ("W*H", t2v) or
   ``parameters.resolution`` ("720P", i2v). wan2.7: ``input.media`` ``[{type, url}]``
-  (i2v: one first_frame required, one last_frame optional; http(s) URLs only) and
-  ``parameters.resolution`` + ``parameters.ratio`` (t2v). ``duration``, ``seed``
+  (i2v: one first_frame required, one last_frame optional; r2v: 1-5 reference_image
+  items and no frames; http(s) URLs only) and ``parameters.resolution`` +
+  ``parameters.ratio`` (t2v and r2v). ``duration``, ``seed``
   (0-2147483647), ``prompt_extend``, ``watermark``, ``audio``, ``shot_type`` (2.6).
   Answers ``{output: {task_id, task_status: PENDING}, request_id}``; a bad value is 400
   ``InvalidParameter`` naming the parameter; an unknown model 400 "Model not exist.".
@@ -77,6 +78,8 @@ class Model:
     resolutions: frozenset[str]
     max_prompt: int
     media: bool = False
+    # Reference-to-video: how many reference items it takes instead of frames.
+    references: int = 0
 
 
 def _ints(low: int, high: int) -> frozenset[int]:
@@ -92,6 +95,7 @@ MODELS: dict[str, Model] = {
     "wan2.6-i2v-flash": Model(True, _ints(5, 15), _HD, 1500),
     "wan2.7-t2v": Model(False, _ints(2, 15), _HD, 5000, media=True),
     "wan2.7-i2v": Model(True, _ints(2, 15), _HD, 5000, media=True),
+    "wan2.7-r2v": Model(False, _ints(2, 15), _HD, 5000, media=True, references=5),
 }
 _INPUT_KEYS = {"prompt", "negative_prompt", "img_url", "media", "audio_url"}
 _PARAMETER_KEYS = {
@@ -106,6 +110,7 @@ _PARAMETER_KEYS = {
     "shot_type",
 }
 _MEDIA_TYPES = {"first_frame", "last_frame", "driving_audio", "first_clip"}
+_REFERENCE_TYPES = {"reference_image", "reference_video"}
 _DATA_URI = re.compile(r"data:image/(png|jpeg|jpg|webp|bmp);base64,(.+)", re.S)
 _STATUS = {
     "queued": "PENDING",
@@ -346,20 +351,25 @@ def _check_input(inputs: dict[str, Any], model: Model) -> None:
 
 
 def _check_media(media: Any, model: Model) -> None:
-    if media is None and not model.i2v:
+    if media is None and not model.i2v and not model.references:
         return
     if not isinstance(media, list) or not media:
         raise _Invalid("input.media", "must be a non-empty list")
-    if not model.i2v:
+    if not model.i2v and not model.references:
         raise _Invalid("input.media", "is not supported by a text-to-video model")
+    types = _REFERENCE_TYPES if model.references else _MEDIA_TYPES
     kinds: list[str] = []
     for item in media:
         kind = item.get("type") if isinstance(item, dict) else None
-        if kind not in _MEDIA_TYPES:
-            raise _Invalid("input.media.type", f"must be one of {sorted(_MEDIA_TYPES)}")
+        if kind not in types:
+            raise _Invalid("input.media.type", f"must be one of {sorted(types)}")
         assert isinstance(item, dict)
         _check_image(item.get("url"), "input.media.url", data_uri=False)
         kinds.append(str(kind))
+    if model.references:
+        if len(kinds) > model.references:
+            raise _Invalid("input.media", f"at most {model.references} reference items")
+        return
     for kind in _MEDIA_TYPES:
         if kinds.count(kind) > 1:
             raise _Invalid("input.media", f"at most one {kind}")

@@ -194,6 +194,28 @@ async def test_wan27_images_go_as_media_urls(fake: FakeDashScope, tmp_path: Path
     }
 
 
+async def test_wan27_reference_images_go_as_reference_image_media(
+    fake: FakeDashScope, tmp_path: Path
+) -> None:
+    deps = _deps(tmp_path, public=True)
+    adapter = make_provider(fake, deps)
+    try:
+        refs = [(await _stored(deps, c))[0] for c in ((255, 0, 0), (0, 255, 0))]
+        spec = make_spec(reference_images=refs, aspect_ratio="1:1")
+        upstream = await submit(adapter, spec, "wan2.7-r2v")
+        assert (await run_to_end(adapter, upstream))[-1].state == "succeeded"
+    finally:
+        await adapter.aclose()
+    assert fake.last_body == {
+        "model": "wan2.7-r2v",
+        "input": {
+            "prompt": "a koi pond at dawn",
+            "media": [{"type": "reference_image", "url": f"{PUBLIC}/{r.sha256}"} for r in refs],
+        },
+        "parameters": {"resolution": "720P", "ratio": "1:1", "duration": 5},
+    }
+
+
 # --- refused at create, naming the parameter -------------------------------------------
 
 _IMG = ImageRef(sha256="c" * 64, width=640, height=360, content_type="image/png")
@@ -220,7 +242,13 @@ _SMALL = ImageRef(sha256="d" * 64, width=320, height=180, content_type="image/pn
         (make_spec(), "wan2.6-i2v", "image", "a first frame is needed"),
         (make_spec(image=_IMG, last_frame=_IMG), "wan2.6-i2v", "last_frame",
          "models that do: wan2.7-i2v*"),
-        (make_spec(reference_images=[_IMG]), "wan2.7-t2v", "reference_images", "not supported"),
+        (make_spec(reference_images=[_IMG]), "wan2.7-t2v", "reference_images",
+         "models that do: wan2.7-r2v*"),
+        (make_spec().model_copy(update={"reference_images": (_IMG,) * 6}), "wan2.7-r2v",
+         "reference_images", "allowed: 0-5"),
+        (make_spec(image=_IMG, reference_images=[_IMG]), "wan2.7-r2v", "reference_images",
+         "cannot be combined with a first frame"),
+        (make_spec(), "wan2.7-r2v", "image", "an image or reference images"),
         (make_spec(), "wan2.1-t2v-plus", "model", "allowed: wan2.7-t2v*"),
     ],
 )  # fmt: skip
@@ -246,6 +274,9 @@ def test_wan27_images_need_a_public_base_url(provider: DashScopeProvider) -> Non
     with pytest.raises(InvalidParameter) as info:
         provider.validate(make_spec(image=_IMG), "wan2.7-i2v")
     assert info.value.param == "image" and "VIDGATE_PUBLIC_BASE_URL" in info.value.message
+    with pytest.raises(InvalidParameter) as info:
+        provider.validate(make_spec(reference_images=[_IMG]), "wan2.7-r2v")
+    assert info.value.param == "reference_images"
     provider.validate(make_spec(image=_IMG), "wan2.6-i2v")  # data URIs need no public URL
 
 
@@ -317,6 +348,28 @@ def test_built_in_cards_route_text_and_image_to_their_models(provider: DashScope
             assert [m.split("-")[1] for m in takes_image] == ["i2v"], card_id
         # Image-to-video first: an image refused by both gets the i2v model's reason.
         assert "-i2v" in str(card.deployments[0].upstream_model), card_id
+
+
+async def test_reference_images_route_to_wan27_r2v_only(
+    fake: FakeDashScope, tmp_path: Path
+) -> None:
+    adapter = make_provider(fake, _deps(tmp_path, public=True))
+    try:
+        for card_id in ("wan-2.5", "wan-2.6", "wan-2.7"):
+            card = load_catalog().get(card_id)
+            spec = normalize(VideoRequest(model=card_id, prompt="a heron"), card)
+            spec = spec.model_copy(update={"reference_images": (_IMG,)})
+            takers = []
+            for ref in card.deployments:
+                assert ref.upstream_model is not None
+                try:
+                    adapter.validate(spec, ref.upstream_model)
+                except InvalidParameter:
+                    continue
+                takers.append(ref.upstream_model)
+            assert takers == (["wan2.7-r2v"] if card_id == "wan-2.7" else []), card_id
+    finally:
+        await adapter.aclose()
 
 
 async def test_upstream_refusal_names_the_parameter(

@@ -24,11 +24,13 @@ Errors are ``{"request_id", "code", "message"}`` with an HTTP status: ``InvalidA
   ``MEDIA_MODEL_PREFIXES``): wan2.5/2.6 take the first frame as ``input.img_url`` and
   the frame as ``parameters.size`` ("1280*720", text-to-video) or
   ``parameters.resolution`` ("720P", image-to-video, whose frame follows the image);
-  wan2.7 takes images as ``input.media`` ``[{type: first_frame | last_frame, url}]``
-  and the frame as ``parameters.resolution`` plus ``parameters.ratio`` (text only).
-- Text-to-video and image-to-video are separate models (``wan2.6-t2v``,
-  ``wan2.6-i2v``): a catalogue card lists both as deployments and routing picks the one
-  that takes the request.
+  wan2.7 takes images as ``input.media`` ``[{type: first_frame | last_frame |
+  reference_image, url}]`` and the frame as ``parameters.resolution`` plus
+  ``parameters.ratio`` (without a first frame).
+- Text-to-video, image-to-video and reference-to-video are separate models
+  (``wan2.6-t2v``, ``wan2.6-i2v``, ``wan2.7-r2v``): a catalogue card lists each as a
+  deployment and routing picks the one that takes the request. Reference images go to
+  wan2.7-r2v as ``reference_image`` media items, in the client's order.
 - ``img_url`` is sent as a ``data:`` URI (the API reference: "URL or Base64"); ``media``
   URLs must be public HTTP(S) URLs, so wan2.7 images need VIDGATE_PUBLIC_BASE_URL.
 - ``task_status``: PENDING | RUNNING | SUSPENDED | SUCCEEDED | FAILED | CANCELED |
@@ -42,11 +44,12 @@ Errors are ``{"request_id", "code", "message"}`` with an HTTP status: ``InvalidA
 UNVERIFIED (not in the SDK, and seen only in resellers' and mirrored docs): the size
 table per resolution and ratio; that 2.7 takes ``resolution`` + ``ratio`` and not
 ``size``; durations (2.5: 5/10, 2.6: 5/10/15, 2.7: 2-15, where section 11 says
-5/10/15); that ``img_url`` takes a ``data:`` URI; the 24 fps output; limits on images
-(360-2000 px for 2.5/2.6, 240-8000 px for 2.7) and prompts (negative prompt 500
-characters); the status and code of a refused cancel; whether a later read re-signs
-``video_url`` (treated as not: an expired URL is read again once, then
-``result_expired``).
+5/10/15); that ``img_url`` takes a ``data:`` URI; that wan2.7-r2v takes 1-5
+reference images (the SDK names the media type, not the count) and ``ratio``; the
+24 fps output; limits on images (360-2000 px for 2.5/2.6, 240-8000 px for 2.7) and
+prompts (negative prompt 500 characters); the status and code of a refused cancel;
+whether a later read re-signs ``video_url`` (treated as not: an expired URL is read
+again once, then ``result_expired``).
 
 Deployment options (all optional): ``prompt_extend``, ``watermark``, ``audio``
 (booleans), ``shot_type`` (``single`` | ``multi``, wan2.6), sent as given in
@@ -56,7 +59,7 @@ Deployment options (all optional): ``prompt_extend``, ``watermark``, ``audio``
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -168,9 +171,10 @@ def build_body(
     *,
     image: str | None = None,
     last_frame: str | None = None,
+    references: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The create body; ``image``/``last_frame`` are a ``data:`` URI (img_url) or a public
-    URL (media), as the model's form wants."""
+    URL (media), as the model's form wants; ``references`` are public URLs (media)."""
     form = wire_form(model)
     inputs: dict[str, Any] = {"prompt": spec.prompt}
     if spec.negative_prompt is not None:
@@ -178,6 +182,7 @@ def build_body(
     parameters: dict[str, Any] = {}
     if form.media:
         media = [(image, "first_frame"), (last_frame, "last_frame")]
+        media += [(ref, "reference_image") for ref in references]
         items = [{"type": kind, "url": url} for url, kind in media if url is not None]
         if items:
             inputs["media"] = items
@@ -303,7 +308,9 @@ def check_spec(spec: JobSpec, model: str, deps: base.ProviderDeps) -> None:
             param="negative_prompt",
         )
     if form.media and deps.input_url is None:
-        for param, image in (("image", spec.image), ("last_frame", spec.last_frame)):
+        named = [("image", spec.image), ("last_frame", spec.last_frame)]
+        named += [("reference_images", ref) for ref in spec.reference_images]
+        for param, image in named:
             if image is not None:
                 raise InvalidParameter(
                     f"{who} takes images only as public URLs: set VIDGATE_PUBLIC_BASE_URL"
@@ -380,6 +387,9 @@ class DashScopeProvider:
             self._options,
             image=await self._image(model, spec.image),
             last_frame=await self._image(model, spec.last_frame),
+            references=[
+                image_public_url(self._deps, r, provider=NAME) for r in spec.reference_images
+            ],
         )
         created = await self._json(
             "POST", _CREATE, json=body, headers={"X-DashScope-Async": "enable"}
