@@ -129,8 +129,9 @@ _STATES: dict[str, base.UpstreamState] = {
     "FAILED": "failed",
     "CANCELED": "cancelled",
 }
-# Content moderation of the input or the output (v2/errors.py: DataInspectionFailed).
-_CONTENT = {"DataInspectionFailed", "DataInspectionFailed.Output", "IPInfringementSuspect"}
+# Content moderation of the input or the output (v2/errors.py: DataInspectionFailed);
+# IPInfringementSuspect, a suspected rights infringement, is UNVERIFIED.
+_CONTENT = {"DataInspectionFailed", "IPInfringementSuspect"}
 # Codes that mean the account, not the request: the deployment is unusable as it is.
 _ACCOUNT = {"InvalidApiKey", "Arrearage", "AccessDenied.Unpurchased"}
 _CODE_SUFFIX = re.compile(r"\(([A-Za-z][\w.]*)\)$")
