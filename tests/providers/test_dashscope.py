@@ -576,6 +576,30 @@ def test_the_api_key_variable_makes_a_default_deployment() -> None:
         assert {r.provider for r in refs} == {"dashscope"}, card_id
 
 
+async def test_probe_reads_a_task_nobody_has(fake: FakeDashScope, deps: ProviderDeps) -> None:
+    good = make_provider(fake, deps)
+    wrong_key = make_provider(fake, deps, key="sk-wrong-secret")
+    config = DeploymentConfig(
+        name="no-prefix",
+        provider="dashscope",
+        base_url=fake.base_url,  # without /api/v1
+        credentials={"api_key": API_KEY},
+    )
+    no_prefix = create(config, deps)
+    try:
+        await good.probe()
+        assert fake.reads == 1 and fake.submissions == 0
+        with pytest.raises(ProviderError) as info:
+            await wrong_key.probe()
+        assert info.value.unhealthy and "InvalidApiKey" in info.value.message
+        with pytest.raises(ProviderError) as info:
+            await no_prefix.probe()
+        assert not info.value.unhealthy
+    finally:
+        for adapter in (good, wrong_key, no_prefix):
+            await adapter.aclose()
+
+
 def test_parse_task() -> None:
     assert parse_task({"output": {"task_status": "SUSPENDED"}}).status.state == "queued"
     assert parse_task({"output": {"task_status": "CANCELED"}}).status.state == "cancelled"

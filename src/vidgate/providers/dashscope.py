@@ -135,6 +135,8 @@ _CONTENT = {"DataInspectionFailed", "IPInfringementSuspect"}
 # Codes that mean the account, not the request: the deployment is unusable as it is.
 _ACCOUNT = {"InvalidApiKey", "Arrearage", "AccessDenied.Unpurchased"}
 _CODE_SUFFIX = re.compile(r"\(([A-Za-z][\w.]*)\)$")
+# A task id of the usual shape that no task has.
+_PROBE_TASK = "00000000-0000-0000-0000-000000000000"
 
 
 class Options(BaseModel):
@@ -450,6 +452,12 @@ class DashScopeProvider:
                 f"{NAME}: the task is {read.status.state} and cannot be cancelled ({exc.message})",
                 retryable=False,
             ) from exc
+
+    async def probe(self) -> None:
+        """One cheap authenticated call: a status read of a task id nobody has, which
+        DashScope answers (HTTP 200) as UNKNOWN; a wrong key is 401, a wrong base URL
+        something that is not a task."""
+        parse_task(await self._json("GET", f"/tasks/{_PROBE_TASK}"))
 
     async def aclose(self) -> None:
         await self._client.aclose()
