@@ -25,6 +25,11 @@
 ``video_url`` is fixed per task (valid about 24 h). ``expire_urls`` means that time has
 passed: every result URL answers 403 and no read hands out a new one.
 
+Checked on the wire: the official SDK (dashscope 2.0.2), pointed here with
+``DASHSCOPE_HTTP_BASE_URL``, runs ``VideoSynthesis.async_call/fetch/wait/cancel`` (1.x)
+and ``client.videos.jobs.create/wait`` (2.0, wan2.7 media) unchanged, and reads a wrong
+key and a bad duration as DashScope errors.
+
 Stricter than the service where it cannot be checked: unknown ``input`` and
 ``parameters`` keys are refused (the service may ignore them), so a misspelt field
 fails here. The per-model tables are UNVERIFIED as the adapter's are.
@@ -97,7 +102,17 @@ MODELS: dict[str, Model] = {
     "wan2.7-i2v": Model(True, _ints(2, 15), _HD, 5000, media=True),
     "wan2.7-r2v": Model(False, _ints(2, 15), _HD, 5000, media=True, references=5),
 }
-_INPUT_KEYS = {"prompt", "negative_prompt", "img_url", "media", "audio_url"}
+# The 1.x SDK sends on every call extend_prompt (prompt_extend's deprecated spelling)
+# and function ("video-synthesis", from its module name).
+_INPUT_KEYS = {
+    "prompt",
+    "negative_prompt",
+    "img_url",
+    "media",
+    "audio_url",
+    "extend_prompt",
+    "function",
+}
 _PARAMETER_KEYS = {
     "size",
     "resolution",
