@@ -31,6 +31,7 @@ PROVIDERS = [
     "openai_videos",
     "task_api",
     "seedance",
+    "dashscope",
     "luma",
     "runway",
     "vertex",

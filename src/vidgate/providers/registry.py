@@ -78,6 +78,9 @@ ADAPTERS: dict[str, Adapter] = {
     "fal": Adapter("vidgate.providers.fal", _key("FAL_KEY", "FAL_QUEUE_RUN_HOST")),
     "minimax": Adapter("vidgate.providers.minimax", _key("MINIMAX_API_KEY", "MINIMAX_BASE_URL")),
     "seedance": Adapter("vidgate.providers.seedance", _key("ARK_API_KEY", "ARK_BASE_URL")),
+    "dashscope": Adapter(
+        "vidgate.providers.dashscope", _key("DASHSCOPE_API_KEY", "DASHSCOPE_HTTP_BASE_URL")
+    ),
 }
 
 # What core/deployments.py reads from the environment, by provider.

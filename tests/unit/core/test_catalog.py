@@ -65,6 +65,9 @@ BUILTIN = [
     "runway-gen4-turbo",
     "gemini-omni-1.2-flash",
     "gemini-omni-1.1-flash",
+    "wan-2.5",
+    "wan-2.6",
+    "wan-2.7",
 ]
 
 
