@@ -67,6 +67,13 @@ SUPPORTS_CANCEL = True
 REFRESHES_URLS = False
 SECONDS = 5
 SIZE = "1280x720"
+# ``fail_tasks`` values in the provider's own terms for the contract suite: a failure
+# on the provider's side (worth another deployment) and a content refusal.
+TRANSIENT_FAILURE = ("InternalError.Algo", "An internal error occurred in the algorithm.")
+CONTENT_REFUSAL = (
+    "DataInspectionFailed",
+    "Output data may contain inappropriate content.",
+)
 
 _SIZES = {
     "480P": {"832*480", "480*832", "624*624"},

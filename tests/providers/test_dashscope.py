@@ -391,7 +391,7 @@ async def test_upstream_refusal_names_the_parameter(
 async def test_content_refusal_of_a_task(fake: FakeDashScope, provider: DashScopeProvider) -> None:
     fake.fail_tasks = ("DataInspectionFailed", "Output data may contain inappropriate content.")
     final = (await run_to_end(provider, await submit(provider, make_spec())))[-1]
-    assert final.state == "failed" and final.error_code == "content_policy_violation"
+    assert final.state == "failed" and final.error_code == "upstream_content_refused"
     assert final.error_message == (
         "dashscope: Output data may contain inappropriate content. (DataInspectionFailed)"
     )
@@ -412,7 +412,7 @@ async def test_content_refusal_at_create(fake: FakeDashScope, provider: DashScop
     )
     with pytest.raises(ProviderError) as info:
         await submit(provider, make_spec())
-    assert info.value.code == "content_policy_violation" and not info.value.retryable
+    assert info.value.code == "upstream_content_refused" and not info.value.retryable
     assert not info.value.unhealthy
 
 

@@ -71,7 +71,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec
-from vidgate.providers import base
+from vidgate.providers import base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_data_url, image_public_url
 from vidgate.providers.result_urls import ResultUrls
@@ -132,6 +132,15 @@ _STATES: dict[str, base.UpstreamState] = {
 # Content moderation of the input or the output (v2/errors.py: DataInspectionFailed);
 # IPInfringementSuspect, a suspected rights infringement, is UNVERIFIED.
 _CONTENT = {"DataInspectionFailed", "IPInfringementSuspect"}
+# A failed task's ``output.code`` (the API's error codes; codes the table does not know
+# are read from their words, providers/failures.py). ``InternalError`` covers its
+# ``InternalError.*`` variants (``.Timeout``, ``.Algo``: UNVERIFIED suffixes).
+FAILURES: Mapping[str, failures.Failure] = {
+    **{code: failures.REFUSED for code in _CONTENT},
+    "InternalError": failures.TRANSIENT,
+    "InternalError.Timeout": failures.TIMED_OUT,
+    "InvalidParameter": failures.INVALID,
+}
 # Codes that mean the account, not the request: the deployment is unusable as it is.
 _ACCOUNT = {"InvalidApiKey", "Arrearage", "AccessDenied.Unpurchased"}
 _CODE_SUFFIX = re.compile(r"\(([A-Za-z][\w.]*)\)$")
@@ -234,7 +243,7 @@ def refine(error: base.ProviderError) -> base.ProviderError:
             "upstream_auth_failed", error.message, retryable=False, unhealthy=True
         )
     if code in _CONTENT:
-        return base.ProviderError("content_policy_violation", error.message, retryable=False)
+        return base.ProviderError(failures.CONTENT_REFUSED, error.message, retryable=False)
     return error
 
 
@@ -266,12 +275,9 @@ def parse_task(body: Any) -> Task:
         raise _bad_response(f"unknown task_status {raw!r}")
     if state == "failed":
         code, message = parse_error(output)
-        why = message or "the task failed"
         return Task(
-            base.UpstreamStatus(
-                "failed",
-                error_code="content_policy_violation" if code in _CONTENT else "upstream_failed",
-                error_message=f"{NAME}: {why}" + (f" ({code})" if code else ""),
+            failures.failed(
+                failures.lookup(FAILURES, code, message, prefixes=True), NAME, message, code
             ),
             None,
         )
