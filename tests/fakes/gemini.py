@@ -133,6 +133,17 @@ class FakeGemini(FakeUpstream):
             ],
         )
 
+    async def list_models(self, request: Request) -> Response:
+        """``GET /v1beta/models``: the models the key may use, a page at a time."""
+        if (denied := self._unauthorized(request)) is not None:
+            return denied
+        size = int(request.query_params.get("pageSize") or 50)
+        models = [
+            {"name": f"models/{m}", "supportedGenerationMethods": ["predictLongRunning"]}
+            for m in sorted(VEO_MODELS)
+        ][:size]
+        return JSONResponse({"models": models})
+
     # --- Interactions -------------------------------------------------------------
 
     async def create_interaction(self, request: Request) -> Response:
@@ -287,6 +298,7 @@ class FakeGemini(FakeUpstream):
             ]
         return [
             *routes,
+            Route("/v1beta/models", self.list_models, methods=["GET"]),
             Route("/v1beta/models/{model_action}", self.predict, methods=["POST"]),
             Route("/v1beta/models/{model}/operations/{op_id}", self.get_operation, methods=["GET"]),
             Route("/v1beta/files/{file_action}", self.download_file, methods=["GET"]),

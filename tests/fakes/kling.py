@@ -342,10 +342,30 @@ class FakeKling(FakeUpstream):
         self.advance(task)
         return self._ok(self._data(task))
 
+    async def list_tasks(self, request: Request) -> Response:
+        """``GET /v1/videos/{kind}?pageNum=&pageSize=``: the account's tasks of a kind,
+        newest first, in the query's ``data`` shape (a list)."""
+        refusal = self._auth(request)
+        if refusal is not None:
+            return refusal
+        kind = request.path_params["kind"]
+        size = int(request.query_params.get("pageSize") or 30)
+        page = int(request.query_params.get("pageNum") or 1)
+        mine = [t for t in reversed(self.tasks.values()) if self.kinds.get(t.id) == kind]
+        return JSONResponse(
+            {
+                "code": 0,
+                "message": "SUCCEED",
+                "request_id": str(uuid.uuid4()),
+                "data": [self._data(t) for t in mine[(page - 1) * size : page * size]],
+            }
+        )
+
     def routes(self) -> list[Route]:
         return [
             Route("/v1/videos/text2video", self.create, methods=["POST"]),
             Route("/v1/videos/image2video", self.create, methods=["POST"]),
             Route("/v1/videos/video-extend", self.create, methods=["POST"]),
+            Route("/v1/videos/{kind}", self.list_tasks, methods=["GET"]),
             Route("/v1/videos/{kind}/{task_id}", self.query, methods=["GET"]),
         ]

@@ -218,6 +218,7 @@ class FakeReplicate(FakeUpstream):
             Route(f"{p}/models/{{owner}}/{{model}}/predictions", self._create, methods=["POST"]),
             Route(f"{p}/predictions", self._create, methods=["POST"]),
             Route(f"{p}/predictions/{{id}}", self._get, methods=["GET"]),
+            Route(f"{p}/account", self._account, methods=["GET"]),
             Route(f"{p}/predictions/{{id}}/cancel", self._cancel, methods=["POST"]),
         ]
 
@@ -387,6 +388,14 @@ class FakeReplicate(FakeUpstream):
             for _ in range(min(self.polls_to_finish, 5)):
                 self.advance(task)
         return JSONResponse(self._prediction(task), status_code=201)
+
+    async def _account(self, request: Request) -> Response:
+        """``GET /v1/account``: the SDK's ``Account`` (type, username, name)."""
+        if not self._authorized(request):
+            return JSONResponse(self._unauthenticated_body(), status_code=401)
+        return JSONResponse(
+            {"type": "organization", "username": "vidgate-test", "name": "vidgate test"}
+        )
 
     async def _get(self, request: Request) -> Response:
         if not self._authorized(request):

@@ -320,6 +320,7 @@ class FakeRunway(FakeUpstream):
             Route("/v1/text_to_video", self._text_to_video, methods=["POST"]),
             Route("/v1/image_to_video", self._image_to_video, methods=["POST"]),
             Route("/v1/tasks/{id}", self._get, methods=["GET"]),
+            Route("/v1/organization", self._organization, methods=["GET"]),
             Route("/v1/tasks/{id}", self._delete, methods=["DELETE"]),
         ]
 
@@ -511,6 +512,14 @@ class FakeRunway(FakeUpstream):
         if task is None:
             return _error(404, "Task not found")
         return JSONResponse(self._render(self.advance(task)))
+
+    async def _organization(self, request: Request) -> Response:
+        """``GET /v1/organization``: the SDK's ``OrganizationRetrieveResponse``."""
+        refused = self._refuse(request)
+        if refused is not None:
+            return refused
+        return JSONResponse({"creditBalance": 1000, "tier": {"maxMonthlyCreditSpend": 10000,
+                             "models": {}}, "usage": {"models": {}}})  # fmt: skip
 
     async def _delete(self, request: Request) -> Response:
         refused = self._refuse(request)

@@ -51,6 +51,8 @@ from tests.fakes.harness import FakeTask, FakeUpstream, InjectedError, is_http_u
 from vidgate.core.spec import dimensions
 
 API_KEY = "ark-test-key-0123456789"
+# Where the API lives on the host, as on ark.ap-southeast.bytepluses.com.
+BASE_PATH = "/api/v3"
 DEPLOYMENT: dict[str, Any] = {
     "provider": "seedance",
     "credentials": {"api_key": API_KEY},
@@ -191,9 +193,16 @@ class FakeSeedance(FakeUpstream):
 
     def routes(self) -> list[Route]:
         return [
-            Route("/contents/generations/tasks", self._create, methods=["POST"]),
-            Route("/contents/generations/tasks/{task_id}", self._get, methods=["GET"]),
-            Route("/contents/generations/tasks/{task_id}", self._delete, methods=["DELETE"]),
+            Route(f"{BASE_PATH}/contents/generations/tasks", self._create, methods=["POST"]),
+            Route(f"{BASE_PATH}/contents/generations/tasks", self._list, methods=["GET"]),
+            Route(
+                f"{BASE_PATH}/contents/generations/tasks/{{task_id}}", self._get, methods=["GET"]
+            ),
+            Route(
+                f"{BASE_PATH}/contents/generations/tasks/{{task_id}}",
+                self._delete,
+                methods=["DELETE"],
+            ),
         ]
 
     # --- create ----------------------------------------------------------------
@@ -248,6 +257,18 @@ class FakeSeedance(FakeUpstream):
         return ark_error(
             404, "ResourceNotFound", f"The specified task {task_id} is not found."
         ).response()
+
+    async def _list(self, request: Request) -> Response:
+        """``GET /contents/generations/tasks?page_num=&page_size=``: ``{items, total}``,
+        newest first (filters not covered)."""
+        denied = self._auth(request)
+        if denied is not None:
+            return denied
+        size = int(request.query_params.get("page_size") or 10)
+        page = int(request.query_params.get("page_num") or 1)
+        tasks = list(reversed(self.tasks.values()))
+        items = [self._render(t) for t in tasks[(page - 1) * size : page * size]]
+        return JSONResponse({"items": items, "total": len(tasks)})
 
     async def _get(self, request: Request) -> Response:
         denied = self._auth(request)

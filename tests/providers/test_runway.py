@@ -93,7 +93,7 @@ def test_request_for_veo_with_seed_and_negative_prompt() -> None:
         seed=42, negative_prompt="blur",
     )  # fmt: skip
     path, body = runway.build_request(spec, "veo3.1", None)
-    assert path == "/v1/text_to_video"
+    assert path == "/text_to_video"
     assert body == {
         "model": "veo3.1",
         "ratio": "1080:1920",
@@ -103,7 +103,7 @@ def test_request_for_veo_with_seed_and_negative_prompt() -> None:
         "negativePrompt": "blur",
     }
     path, body = runway.build_request(spec, "veo3.1", "data:image/png;base64,AAAA")
-    assert path == "/v1/image_to_video" and body["promptImage"] == "data:image/png;base64,AAAA"
+    assert path == "/image_to_video" and body["promptImage"] == "data:image/png;base64,AAAA"
 
 
 def test_parse_task_states_progress_and_cost() -> None:
@@ -288,7 +288,7 @@ async def test_image_to_video_sends_a_data_uri(
 def test_request_with_a_last_frame_uses_the_position_array() -> None:
     spec = _spec(seconds=8, image=_IMAGE, last_frame=_IMAGE)
     path, body = runway.build_request(spec, "veo3.1_fast", "data:image/png;base64,AA", "data:x")
-    assert path == "/v1/image_to_video"
+    assert path == "/image_to_video"
     assert body["promptImage"] == [
         {"uri": "data:image/png;base64,AA", "position": "first"},
         {"uri": "data:x", "position": "last"},
@@ -722,7 +722,7 @@ def test_validate_rejects_per_model_rules(
 def test_a_model_without_a_stated_duration_range_passes_seconds_through() -> None:
     # UNVERIFIED range: Runway validates it.
     path, body = runway.build_request(_spec(seconds=13), "seedance2", None)
-    assert (path, body["duration"], body["ratio"]) == ("/v1/text_to_video", 13, "1280:720")
+    assert (path, body["duration"], body["ratio"]) == ("/text_to_video", 13, "1280:720")
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import png_bytes
 from tests.fakes.harness import CallbackSink, FakeServer
-from tests.fakes.seedance import API_KEY, SECONDS, SIZE, UPSTREAM_MODEL, FakeSeedance
+from tests.fakes.seedance import API_KEY, BASE_PATH, SECONDS, SIZE, UPSTREAM_MODEL, FakeSeedance
 from tests.providers.tasks import task_of
 from vidgate.config import Settings
 from vidgate.core.catalog import builtin_upstreams, load_catalog
@@ -389,7 +389,7 @@ def test_create_rejects_unknown_options(deps: ProviderDeps) -> None:
     config = DeploymentConfig(
         name="s", provider="seedance", credentials={"api_key": "k"}, options={"fps": 30}
     )
-    with pytest.raises(ValueError, match="unknown seedance option"):
+    with pytest.raises(ValueError, match=r"options\.fps: unknown option; accepted: watermark"):
         create(config, deps)
     priced = config.model_copy(update={"options": {"usd_per_million_tokens": "lots"}})
     with pytest.raises(ValueError, match="usd_per_million_tokens"):
@@ -557,7 +557,7 @@ async def test_fake_refuses_roles_the_model_does_not_take(
     content = [{"type": "text", "text": "x"}, *(_item(_URI, role) for role in roles)]
     async with httpx.AsyncClient(base_url=fake.base_url) as client:
         response = await client.post(
-            "/contents/generations/tasks",
+            f"{BASE_PATH}/contents/generations/tasks",
             headers={"Authorization": f"Bearer {API_KEY}"},
             json={"model": model, "content": content},
         )

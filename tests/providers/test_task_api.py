@@ -22,10 +22,11 @@ from vidgate.core.spec import ImageRef, JobSpec, SourceRef, VideoRequest, normal
 from vidgate.engine.routing import check_before_submit
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import LocalBlobStore
+from vidgate.providers import task_api
+from vidgate.providers.adapter_config import api_base_url
 from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamStatus, UpstreamTask
 from vidgate.providers.task_api import (
     TaskApiProvider,
-    api_root,
     build_body,
     create,
     parse_generation,
@@ -363,15 +364,17 @@ def test_build_body_leaves_out_unset_fields() -> None:
     assert set(body) == {"model", "prompt", "duration", "resolution", "aspect_ratio", "fps", "n"}
 
 
-def test_api_root_accepts_a_v1_base() -> None:
-    assert api_root("https://router.example/v1/") == "https://router.example"
-    assert api_root("https://router.example/api") == "https://router.example/api"
+def test_base_url_is_taken_with_or_without_v1() -> None:
+    spec = task_api.ADAPTER
+    assert api_base_url("https://router.example/v1/", spec) == "https://router.example/v1"
+    assert api_base_url("https://router.example", spec) == "https://router.example/v1"
+    assert api_base_url("https://router.example/api", spec) == "https://router.example/api/v1"
 
 
 def test_create_requires_base_url_and_no_options(deps: ProviderDeps) -> None:
     with pytest.raises(ValueError, match="base_url"):
         create(DeploymentConfig(name="r", provider="task_api", credentials={"api_key": "k"}), deps)
-    with pytest.raises(ValueError, match="no options"):
+    with pytest.raises(ValueError, match=r"options\.fps: unknown option; accepted: none"):
         create(
             DeploymentConfig(
                 name="r",

@@ -34,6 +34,7 @@ from vidgate.core.spec import ImageRef, JobSpec, SourceRef
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import LocalBlobStore
 from vidgate.providers import google_service_account
+from vidgate.providers.adapter_config import AdapterConfigError
 from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamTask
 from vidgate.providers.google_api import google_error_message, operation_status, refine_error
 from vidgate.providers.http import translate
@@ -61,9 +62,18 @@ def _adapter(
         provider="vertex",
         base_url=server.url,
         credentials={
-            k: SecretStr(v) for k, v in (credentials or {"access_token": ACCESS_TOKEN}).items()
+            k: SecretStr(v)
+            for k, v in (
+                {"access_token": ACCESS_TOKEN} if credentials is None else credentials
+            ).items()
         },
-        options={"project": PROJECT, "location": LOCATION, "poll_interval_s": 0.2, **options},
+        options={
+            k: v
+            for k, v in (
+                {"project": PROJECT, "location": LOCATION, "poll_interval_s": 0.2} | options
+            ).items()
+            if v is not None  # None: left out
+        },
     )
     deps = ProviderDeps(
         blobs=LocalBlobStore(tmp_path / "blobs"), settings=Settings(data_dir=tmp_path)
@@ -430,15 +440,17 @@ async def test_wrong_token_is_unhealthy_and_not_echoed(fake: Fake, tmp_path: Pat
     assert "wrong-secret" not in str(caught.value)
 
 
-async def test_no_credentials_is_unhealthy(fake: Fake, tmp_path: Path) -> None:
-    provider = _adapter(fake[1], tmp_path, {"api_key": "x"})
-    try:
-        provider.validate(_spec(), MODEL)  # a deployment problem, never the client's
-        with pytest.raises(ProviderError) as caught:
-            await provider.submit(_spec(), idempotency_key="job-10", upstream_model=MODEL)
-    finally:
-        await provider.aclose()
-    assert caught.value.unhealthy and "service_account_file" in caught.value.message
+def test_no_credentials_or_project_is_a_configuration_error(fake: Fake, tmp_path: Path) -> None:
+    """Refused at create (``vidgate check`` and ``serve`` say so), never a job sent."""
+    with pytest.raises(AdapterConfigError) as caught:
+        _adapter(fake[1], tmp_path, {"api_key": "x"})
+    message = str(caught.value)
+    assert "credentials.api_key: unknown credential" in message
+    assert "accepted: access_token, service_account_file" in message
+    with pytest.raises(AdapterConfigError, match="set credentials.access_token or"):
+        _adapter(fake[1], tmp_path, {})
+    with pytest.raises(AdapterConfigError, match=r"options\.project: is required"):
+        _adapter(fake[1], tmp_path, project=None)
     assert fake[0].create_calls == 0
 
 

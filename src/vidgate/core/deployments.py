@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from vidgate.core.config_file import ConfigError, ConfigErrors, Lines, located_errors, read_located
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -123,19 +124,20 @@ def load_deployments(
     skipped: dict[str, list[str]] = {}
     if models_file is None:
         return deployments, skipped
-    source = f"catalogue override {models_file}"
-    try:
-        document = yaml.safe_load(models_file.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read {source}: {exc}") from exc
+    document, lines = read_models_file(models_file)
     section = document.get("deployments") if isinstance(document, dict) else None
     if section is None:
         return deployments, skipped
     if not isinstance(section, dict):
-        raise ValueError(f"{source}: 'deployments' must be a mapping from name to settings")
+        raise ConfigError(
+            lines.where(("deployments",)), "'deployments' must be a mapping from name to settings"
+        )
+    errors: list[ConfigError] = []
     for name, raw in section.items():
         if not isinstance(raw, dict):
-            raise ValueError(f"{source}: deployment {name!r} must be a mapping")
+            where = lines.where(("deployments", name))
+            errors.append(ConfigError(where, f"deployment {name!r} must be a mapping"))
+            continue
         missing: set[str] = set()
         expanded = _expand(raw, env, missing)
         if missing:
@@ -146,6 +148,19 @@ def load_deployments(
             deployments[str(name)] = DeploymentConfig.model_validate({**expanded, "name": name})
         except ValidationError as exc:
             # Never echo the values: they may hold secrets.
-            fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
-            raise ValueError(f"{source}: deployment {name!r} is invalid ({fields})") from None
+            errors += located_errors(
+                exc, lines, ("deployments", str(name)), DeploymentConfig, leave_out=["name"]
+            )
+    if errors:
+        raise ConfigErrors(errors)
     return deployments, skipped
+
+
+def read_models_file(models_file: Path) -> tuple[Any, Lines]:
+    """The operator's models file, parsed, with the line of every key in it."""
+    source = str(models_file)
+    try:
+        text = models_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, f"cannot read the models file: {exc.strerror or exc}") from None
+    return read_located(text, source)

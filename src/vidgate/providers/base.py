@@ -2,8 +2,9 @@
 
 Four coroutines per task, nothing optional: submit a normalized spec, read the upstream
 task's status, fetch its finished outputs to local files, cancel it; besides them
-``validate`` (at create) and ``aclose`` (at shutdown). What a provider can do beyond that
-is declared in the catalogue (capabilities), not as stub methods here.
+``validate`` (at create), ``probe`` (is the deployment reachable, and are its
+credentials taken: ``vidgate check``) and ``aclose`` (at shutdown). What a provider can
+do beyond that is declared in the catalogue (capabilities), not as stub methods here.
 
 ``submit`` answers the upstream task's id and, where the adapter needs more than the id
 to reach the task again (the endpoint that made it, say), a small JSON state. The engine
@@ -142,6 +143,13 @@ class Provider(Protocol):
         ...
 
     async def cancel(self, task: UpstreamTask) -> None: ...
+
+    async def probe(self) -> None:
+        """One cheap authenticated call (list models, the account, or a status read of
+        a task that does not exist), for ``vidgate check``: return when the upstream
+        answers and takes the credentials; else ``ProviderError``, ``unhealthy`` for
+        refused credentials, ``retryable`` for an upstream unreachable or failing."""
+        ...
 
     async def aclose(self) -> None:
         """Release connections (called once at shutdown)."""

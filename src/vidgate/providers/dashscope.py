@@ -66,12 +66,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec
-from vidgate.providers import base, failures
+from vidgate.providers import adapter_config, base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_data_url, image_public_url
 from vidgate.providers.result_urls import ResultUrls
@@ -328,17 +328,8 @@ def check_spec(spec: JobSpec, model: str, deps: base.ProviderDeps) -> None:
                 )
 
 
-def _options(config: DeploymentConfig) -> Options:
-    try:
-        return Options.model_validate(dict(config.options))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in exc.errors()
-        )
-        known = ", ".join(Options.model_fields)
-        raise ValueError(
-            f"deployment {config.name!r}: bad dashscope option(s): {problems}; known: {known}"
-        ) from exc
+# Every path is under /api/v1 on the regional host.
+ADAPTER = adapter_config.AdapterSpec(Options, adapter_config.ApiKey, "/api/v1", DEFAULT_BASE_URL)
 
 
 # --- the adapter -------------------------------------------------------------------
@@ -353,15 +344,15 @@ class DashScopeProvider:
     name = NAME
 
     def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
-        self._options = _options(config)
-        api_key = config.secret("api_key")
+        self._options, credentials = adapter_config.read_config(config, ADAPTER)
+        api_key = credentials.api_key.get_secret_value()
         headers = {"Authorization": f"Bearer {api_key}"}
         if self._options.workspace:
             headers["X-DashScope-WorkSpace"] = self._options.workspace
         self._deps = deps
         self._client = UpstreamClient(
             provider=NAME,
-            base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
+            base_url=adapter_config.api_base_url(config.base_url, ADAPTER),
             headers=headers,
             timeout_s=config.timeout_s,
             limits=UpstreamLimits.of(deps.settings),

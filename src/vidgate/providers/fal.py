@@ -47,11 +47,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import Field, JsonValue
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers import base, failures
+from vidgate.providers import adapter_config, base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.model_inputs import InputNames
@@ -59,6 +60,18 @@ from vidgate.providers.model_inputs import InputNames
 DEFAULT_BASE_URL = "https://queue.fal.run"
 # The SDK polls every 0.1 s; video takes minutes, so 2 s loses nothing.
 _POLL_S = 2.0
+
+
+class Options(adapter_config.Settings):
+    poll_s: float = Field(default=_POLL_S, gt=0)
+    # Extra fields sent with every request (after the mapped ones).
+    input: dict[str, JsonValue] = {}
+
+
+# Endpoint ids are the whole path: the queue host takes no prefix.
+ADAPTER = adapter_config.AdapterSpec(Options, adapter_config.ApiKey, "", DEFAULT_BASE_URL)
+# The app a probe reads a request of (any app answers for any key).
+_PROBE_APP = "fal-ai/kling-video"
 _SEGMENT = r"[A-Za-z0-9_.~-]+"
 _ENDPOINT = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
 _REQUEST_PATH = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*/requests/{_SEGMENT}")
@@ -251,14 +264,15 @@ class FalProvider:
     def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         self.name = config.name
         self._deps = deps
-        self._poll_s = float(config.options.get("poll_s", _POLL_S))
-        self._extra = dict(config.options.get("input") or {})
-        base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        options, credentials = adapter_config.read_config(config, ADAPTER)
+        self._poll_s = options.poll_s
+        self._extra = dict(options.input)
+        base_url = adapter_config.api_base_url(config.base_url, ADAPTER)
         self._base_path = urlsplit(base_url).path.rstrip("/")
         self._http = UpstreamClient(
             provider=config.name,
             base_url=base_url,
-            headers={"Authorization": f"Key {config.secret('api_key')}"},
+            headers={"Authorization": f"Key {credentials.api_key.get_secret_value()}"},
             timeout_s=config.timeout_s,
             limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
@@ -333,6 +347,12 @@ class FalProvider:
             # ALREADY_COMPLETED (400) / NOT_FOUND (404): nothing left to stop.
             if error.code not in ("upstream_rejected", "upstream_not_found"):
                 raise
+
+    async def probe(self) -> None:
+        """A status read of a request that does not exist: 404 once the key is taken
+        (whether fal answers 404 rather than 400 for a malformed id is UNVERIFIED)."""
+        path = f"/{_PROBE_APP}/requests/{adapter_config.PROBE_ID}/status"
+        await adapter_config.probe_missing(lambda: self._http.request("GET", path))
 
     async def aclose(self) -> None:
         await self._http.aclose()

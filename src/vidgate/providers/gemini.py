@@ -37,15 +37,26 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import Field
+
 from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec
-from vidgate.providers import base, failures, google_api
+from vidgate.providers import adapter_config, base, failures, google_api
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_MODEL = "gemini-omni-1.1-flash"
+
+
+class Options(adapter_config.Settings):
+    poll_interval_s: float = Field(default=google_api.DEFAULT_POLL_S, gt=0)
+    interactions_api_version: str = "v1"
+
+
+# The version is part of every path (v1 interactions, v1beta Veo): no fixed prefix.
+ADAPTER = adapter_config.AdapterSpec(Options, adapter_config.ApiKey, "", DEFAULT_BASE_URL)
 # What each model takes is the catalogue's ``upstreams.gemini``; these map our names.
 OMNI_RESOLUTIONS = {"360p": "360p", "720p": "720p", "1080p": "1080p", "4K": "4k"}
 VEO_RESOLUTIONS = {"720p": "720p", "1080p": "1080p", "4K": "4k"}
@@ -207,14 +218,15 @@ class GeminiProvider:
     def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         self.name = config.name
         self._deps = deps
-        self._poll_s = float(config.options.get("poll_interval_s", google_api.DEFAULT_POLL_S))
-        self._version = str(config.options.get("interactions_api_version") or "v1")
-        base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        options, credentials = adapter_config.read_config(config, ADAPTER)
+        self._poll_s = options.poll_interval_s
+        self._version = options.interactions_api_version
+        base_url = adapter_config.api_base_url(config.base_url, ADAPTER)
         self._api_host = urlsplit(base_url).netloc
         self._http = UpstreamClient(
             provider=config.name,
             base_url=base_url,
-            headers={"x-goog-api-key": config.secret("api_key")},
+            headers={"x-goog-api-key": credentials.api_key.get_secret_value()},
             timeout_s=config.timeout_s,
             # An interaction's video may come back inline, in the status answer.
             limits=UpstreamLimits.of(deps.settings).with_inline_results(),
@@ -327,6 +339,11 @@ class GeminiProvider:
             # Already finished or gone: nothing left to stop.
             if error.code not in ("upstream_not_found", "upstream_rejected"):
                 raise
+
+    async def probe(self) -> None:
+        """``GET /v1beta/models?pageSize=1``: the Gemini API's model list, which takes
+        the key (a wrong one is a 400 API_KEY_INVALID: unhealthy)."""
+        await self._call("GET", "/v1beta/models", params={"pageSize": "1"})
 
     async def aclose(self) -> None:
         await self._http.aclose()

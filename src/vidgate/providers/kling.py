@@ -46,18 +46,35 @@ from typing import Any
 import httpx
 import jwt
 from jwt.warnings import InsecureKeyLengthWarning
+from pydantic import Field, SecretStr
 
 from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers import base, failures
+from vidgate.providers import adapter_config, base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_base64
 from vidgate.providers.result_urls import ResultUrls
 
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
 DEFAULT_MODEL = "kling-v2-master"
+
+
+class Options(adapter_config.Settings):
+    # The upstream model when the catalogue names none.
+    model: str = DEFAULT_MODEL
+    # USD per Kling unit (``final_unit_deduction``); no cost is reported without it.
+    usd_per_unit: Decimal | None = Field(default=None, ge=0)
+
+
+class Credentials(adapter_config.Settings):
+    access_key: SecretStr
+    secret_key: SecretStr
+
+
+# The host is the base URL (api-singapore.klingai.com); every path is under /v1.
+ADAPTER = adapter_config.AdapterSpec(Options, Credentials, "/v1", DEFAULT_BASE_URL)
 KINDS = ("text2video", "image2video", "video-extend")
 # 3P: std is about 720p and pro about 1080p; Kling has no resolution field.
 MODES = {"720p": "std", "1080p": "pro"}
@@ -315,13 +332,17 @@ class KlingProvider:
     ) -> None:
         self.name = config.name
         self._deps = deps
-        self._model = str(config.options.get("model") or DEFAULT_MODEL)
-        rate = config.options.get("usd_per_unit")
-        self._usd_per_unit = Decimal(str(rate)) if rate is not None else None
-        self.signer = TokenSigner(config.secret("access_key"), config.secret("secret_key"), clock)
+        options, credentials = adapter_config.read_config(config, ADAPTER)
+        self._model = options.model
+        self._usd_per_unit = options.usd_per_unit
+        self.signer = TokenSigner(
+            credentials.access_key.get_secret_value(),
+            credentials.secret_key.get_secret_value(),
+            clock,
+        )
         self._http = UpstreamClient(
             provider=config.name,
-            base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
+            base_url=adapter_config.api_base_url(config.base_url, ADAPTER),
             headers=self.signer.headers,
             timeout_s=config.timeout_s,
             limits=UpstreamLimits.of(deps.settings),
@@ -348,7 +369,7 @@ class KlingProvider:
                 f"{self.name}: task {task_id!r} has no Kling endpoint kind",
                 retryable=False,
             )
-        return await self._call("GET", f"/v1/videos/{kind}/{task_id}")
+        return await self._call("GET", f"/videos/{kind}/{task_id}")
 
     async def submit(
         self, spec: JobSpec, *, idempotency_key: str, upstream_model: str | None
@@ -366,7 +387,7 @@ class KlingProvider:
             # Documented for text2video, image2video and video-extend alike.
             body["callback_url"] = self._deps.callback_url(idempotency_key)
         try:
-            data = await self._call("POST", f"/v1/videos/{kind}", json=body)
+            data = await self._call("POST", f"/videos/{kind}", json=body)
         except base.ProviderError as error:
             found = None
             if error.code == "upstream_rejected" and "external_task_id" in body:
@@ -388,7 +409,7 @@ class KlingProvider:
         taken; the task it names is ours. The query path accepts an external_task_id in
         place of the task id [3P; UNVERIFIED against the live API]."""
         try:
-            data = await self._call("GET", f"/v1/videos/{kind}/{external_task_id}")
+            data = await self._call("GET", f"/videos/{kind}/{external_task_id}")
         except base.ProviderError:
             return None
         info = data.get("task_info")
@@ -448,6 +469,17 @@ class KlingProvider:
     async def cancel(self, task: base.UpstreamTask) -> None:
         """A no-op: Kling documents no way to cancel a task (reference section 5)."""
         self._urls.forget(task.id)
+
+    async def probe(self) -> None:
+        """``GET /v1/videos/text2video?pageNum=1&pageSize=1``: the task list, one item,
+        which takes the signed token (1000-1004 when it does not)."""
+        params = {"pageNum": "1", "pageSize": "1"}
+        try:
+            body = await self._http.json("GET", "/videos/text2video", params=params)
+        except base.ProviderError as error:
+            raise reclassify(error) from None
+        # A list's ``data`` is a list: only the envelope's code matters here.
+        unwrap({**body, "data": {}} if isinstance(body, dict) else body, self.name)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -39,12 +39,13 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import Field
 
 from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers import base, failures
+from vidgate.providers import adapter_config, base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_public_url
 from vidgate.providers.result_urls import ResultUrls
@@ -56,6 +57,16 @@ DURATIONS = {5: "5s", 9: "9s"}
 # vidgate resolution name -> Luma's (Luma writes 4K in lower case).
 RESOLUTIONS = {"540p": "540p", "720p": "720p", "1080p": "1080p", "4K": "4k"}
 _DEFAULT_POLL_S = 2.0
+
+
+class Options(adapter_config.Settings):
+    # Seconds between status reads (Luma gives no hint).
+    poll_s: float = Field(default=_DEFAULT_POLL_S, gt=0)
+
+
+ADAPTER = adapter_config.AdapterSpec(
+    Options, adapter_config.ApiKey, "/dream-machine/v1", DEFAULT_BASE_URL
+)
 _STATES = {"queued": "queued", "dreaming": "running", "completed": "succeeded", "failed": "failed"}
 
 
@@ -182,11 +193,12 @@ class LumaProvider:
     def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         self.name = config.name
         self._deps = deps
-        self._poll_s = float(config.options.get("poll_s", _DEFAULT_POLL_S))
+        options, credentials = adapter_config.read_config(config, ADAPTER)
+        self._poll_s = options.poll_s
         self._client = UpstreamClient(
             provider="luma",
-            base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
-            headers={"Authorization": f"Bearer {config.secret('api_key')}"},
+            base_url=adapter_config.api_base_url(config.base_url, ADAPTER),
+            headers={"Authorization": f"Bearer {credentials.api_key.get_secret_value()}"},
             timeout_s=config.timeout_s,
             limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
@@ -266,6 +278,10 @@ class LumaProvider:
         except base.ProviderError as error:
             if error.code != "upstream_not_found":  # already gone: nothing to cancel
                 raise
+
+    async def probe(self) -> None:
+        """``GET /credits`` (the SDK's ``credits.get``): the key's credit balance."""
+        await self._client.json("GET", "/credits")
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -35,13 +35,25 @@ from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers import base, failures
+from vidgate.providers import adapter_config, base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, retry_after_s
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.result_urls import ResultUrls
 
 DEFAULT_BASE_URL = "https://api.minimax.io"
 DEFAULT_MODEL = "MiniMax-Hailuo-02"
+
+
+class Options(adapter_config.Settings):
+    # The upstream model when the catalogue names none.
+    model: str = DEFAULT_MODEL
+
+
+# The host is the base URL (api.minimax.io, api.minimaxi.com); every path is under /v1.
+ADAPTER = adapter_config.AdapterSpec(Options, adapter_config.ApiKey, "/v1", DEFAULT_BASE_URL)
+# A query's answer to a task id it does not know (UNVERIFIED: the fake's, from 3P docs):
+# the key was taken.
+_NOT_FOUND_CODE = 2013
 RESOLUTIONS = {"720p": "768P", "1080p": "1080P"}
 
 _SUBMIT_POLL_S = 2.0
@@ -192,11 +204,12 @@ class MiniMaxProvider:
     def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         self.name = config.name
         self._deps = deps
-        self._model = str(config.options.get("model") or DEFAULT_MODEL)
+        options, credentials = adapter_config.read_config(config, ADAPTER)
+        self._model = options.model
         self._http = UpstreamClient(
             provider=config.name,
-            base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
-            headers={"Authorization": f"Bearer {config.secret('api_key')}"},
+            base_url=adapter_config.api_base_url(config.base_url, ADAPTER),
+            headers={"Authorization": f"Bearer {credentials.api_key.get_secret_value()}"},
             timeout_s=config.timeout_s,
             limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
@@ -243,7 +256,7 @@ class MiniMaxProvider:
         )
         if self._deps.callback_url is not None:
             body["callback_url"] = self._deps.callback_url(idempotency_key)
-        answer = await self._call("POST", "/v1/video_generation", json=body)
+        answer = await self._call("POST", "/video_generation", json=body)
         task_id = answer.get("task_id")
         if not task_id:
             raise base.ProviderError(
@@ -255,14 +268,14 @@ class MiniMaxProvider:
 
     async def _query(self, task_id: str) -> tuple[base.UpstreamStatus, str | None]:
         body, retry_after = await self._send(
-            "GET", "/v1/query/video_generation", params={"task_id": task_id}
+            "GET", "/query/video_generation", params={"task_id": task_id}
         )
         status = parse_status(body, provider=self.name, retry_after=retry_after)
         file_id = body.get("file_id")
         return status, (str(file_id) if file_id else None)
 
     async def _retrieve(self, file_id: str) -> str:
-        body = await self._call("GET", "/v1/files/retrieve", params={"file_id": file_id})
+        body = await self._call("GET", "/files/retrieve", params={"file_id": file_id})
         url = download_url(body)
         if url is None:
             raise base.ProviderError(
@@ -303,6 +316,15 @@ class MiniMaxProvider:
         """A no-op: MiniMax has no cancel endpoint for video tasks (reference section 8,
         UNVERIFIED)."""
         self._urls.forget(task.id)
+
+    async def probe(self) -> None:
+        """A query of a task that does not exist: "task not found" (2013) once the key
+        is taken; an auth code (1004, 2049) when it is not."""
+        params = {"task_id": adapter_config.PROBE_ID}
+        body, retry_after = await self._send("GET", "/query/video_generation", params=params)
+        code, message = base_resp(body)
+        if code and code != _NOT_FOUND_CODE:
+            raise error_for(code, message, provider=self.name, retry_after=retry_after)
 
     async def aclose(self) -> None:
         await self._http.aclose()

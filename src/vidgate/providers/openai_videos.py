@@ -27,11 +27,21 @@ from typing import Any
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers import base, failures
+from vidgate.providers import adapter_config, base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import read_blob
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+class Options(adapter_config.Settings):
+    # "authorization" sends ``Bearer <key>``; any other name carries the bare key.
+    api_key_header: str = "authorization"
+    # Extra query parameters on every call (Azure's api-version).
+    query: dict[str, str] = {}
+
+
+ADAPTER = adapter_config.AdapterSpec(Options, adapter_config.ApiKey, "/v1", DEFAULT_BASE_URL)
 _DEFAULT_POLL_S = 1.0
 _STATES = {
     "queued": "queued",
@@ -95,13 +105,14 @@ class OpenAIVideosProvider:
     def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         self.name = config.name
         self._deps = deps
-        key = config.secret("api_key")
-        header = str(config.options.get("api_key_header", "authorization")).lower()
+        options, credentials = adapter_config.read_config(config, ADAPTER)
+        key = credentials.api_key.get_secret_value()
+        header = options.api_key_header.lower()
         auth = {"Authorization": f"Bearer {key}"} if header == "authorization" else {header: key}
-        self._query = {str(k): str(v) for k, v in dict(config.options.get("query", {})).items()}
+        self._query = dict(options.query)
         self._http = UpstreamClient(
             provider=config.name,
-            base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
+            base_url=adapter_config.api_base_url(config.base_url, ADAPTER),
             headers=auth,
             timeout_s=config.timeout_s,
             limits=UpstreamLimits.of(deps.settings),
@@ -186,6 +197,14 @@ class OpenAIVideosProvider:
         except base.ProviderError as error:
             if error.code != "upstream_not_found":
                 raise
+
+    async def probe(self) -> None:
+        """A status read of a video that does not exist: 404 once the key is taken."""
+        await adapter_config.probe_missing(
+            lambda: self._http.request(
+                "GET", f"/videos/{adapter_config.PROBE_ID}", params=self._query
+            )
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()

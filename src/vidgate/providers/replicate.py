@@ -45,11 +45,12 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import Field, JsonValue
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
-from vidgate.providers import base, failures
+from vidgate.providers import adapter_config, base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.model_inputs import InputNames
@@ -57,6 +58,15 @@ from vidgate.providers.model_inputs import InputNames
 DEFAULT_BASE_URL = "https://api.replicate.com/v1"
 # The SDK polls every 0.5 s; a video takes minutes, so 2 s costs nothing noticeable.
 _POLL_S = 2.0
+
+
+class Options(adapter_config.Settings):
+    poll_s: float = Field(default=_POLL_S, gt=0)
+    # Extra inputs sent to every model (after the mapped ones).
+    input: dict[str, JsonValue] = {}
+
+
+ADAPTER = adapter_config.AdapterSpec(Options, adapter_config.ApiKey, "/v1", DEFAULT_BASE_URL)
 _VERSION = re.compile(r"[0-9a-f]{64}")
 _MODEL = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 # tqdm: " 45%|████▌     | 9/20 [00:03<00:04,  2.6it/s]" (the SDK's Progress.parse).
@@ -214,12 +224,13 @@ class ReplicateProvider:
     def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         self.name = config.name
         self._deps = deps
-        self._poll_s = float(config.options.get("poll_s", _POLL_S))
-        self._extra = dict(config.options.get("input") or {})
+        options, credentials = adapter_config.read_config(config, ADAPTER)
+        self._poll_s = options.poll_s
+        self._extra = dict(options.input)
         self._http = UpstreamClient(
             provider=config.name,
-            base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
-            headers={"Authorization": f"Bearer {config.secret('api_key')}"},
+            base_url=adapter_config.api_base_url(config.base_url, ADAPTER),
+            headers={"Authorization": f"Bearer {credentials.api_key.get_secret_value()}"},
             timeout_s=config.timeout_s,
             limits=UpstreamLimits.of(deps.settings),
             error_message=error_message,
@@ -297,6 +308,10 @@ class ReplicateProvider:
         except base.ProviderError as error:
             if error.code != "upstream_not_found":
                 raise
+
+    async def probe(self) -> None:
+        """``GET /v1/account`` (the SDK's ``accounts.current``): who the token is."""
+        await self._http.json("GET", "/account")
 
     async def aclose(self) -> None:
         await self._http.aclose()

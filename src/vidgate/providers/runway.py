@@ -43,18 +43,19 @@ UNVERIFIED).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
+from pydantic import Field
 
 from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import ImageRef, JobSpec
-from vidgate.providers import base, failures
+from vidgate.providers import adapter_config, base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits, default_error_message
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.result_urls import ResultUrls
@@ -68,6 +69,16 @@ MAX_DATA_URI_BYTES = 5_000_000
 MAX_SEED = 4_294_967_295  # UNVERIFIED: uint32 like the web app
 _DEFAULT_MIN_POLL_S = 5.0
 _DEFAULT_USD_PER_CREDIT = "0.01"
+
+
+class Options(adapter_config.Settings):
+    # Runway asks for at least 5 s between status reads.
+    min_poll_s: float = Field(default=_DEFAULT_MIN_POLL_S, gt=0)
+    usd_per_credit: Decimal = Field(default=Decimal(_DEFAULT_USD_PER_CREDIT), ge=0)
+
+
+# The SDK's base URL is the host; every path is under /v1.
+ADAPTER = adapter_config.AdapterSpec(Options, adapter_config.ApiKey, "/v1", DEFAULT_BASE_URL)
 
 # Ratio lists, SDK 5.24.0 (the first three are also in the reference).
 _SIX_RATIOS = ("1280:720", "720:1280", "1104:832", "960:960", "832:1104", "1584:672")
@@ -346,7 +357,7 @@ def build_request(
     if spec.negative_prompt is not None:
         body["negativePrompt"] = spec.negative_prompt
     if prompt_image is None:
-        return "/v1/text_to_video", body
+        return "/text_to_video", body
     if last_frame_image is None:
         body["promptImage"] = prompt_image
     else:
@@ -354,7 +365,7 @@ def build_request(
             {"uri": prompt_image, "position": "first"},
             {"uri": last_frame_image, "position": "last"},
         ]
-    return "/v1/image_to_video", body
+    return "/image_to_video", body
 
 
 def _credits_usd(body: dict[str, Any], usd_per_credit: Decimal) -> Decimal | None:
@@ -450,18 +461,14 @@ class RunwayProvider:
     def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         self.name = config.name
         self._deps = deps
-        self._poll_s = float(config.options.get("min_poll_s", _DEFAULT_MIN_POLL_S))
-        try:
-            self._usd_per_credit = Decimal(
-                str(config.options.get("usd_per_credit", _DEFAULT_USD_PER_CREDIT))
-            )
-        except InvalidOperation as exc:
-            raise ValueError(f"deployment {config.name!r}: usd_per_credit is not a number") from exc
+        options, credentials = adapter_config.read_config(config, ADAPTER)
+        self._poll_s = options.min_poll_s
+        self._usd_per_credit = options.usd_per_credit
         self._client = UpstreamClient(
             provider="runway",
-            base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
+            base_url=adapter_config.api_base_url(config.base_url, ADAPTER),
             headers={
-                "Authorization": f"Bearer {config.secret('api_key')}",
+                "Authorization": f"Bearer {credentials.api_key.get_secret_value()}",
                 "X-Runway-Version": API_VERSION,
             },
             timeout_s=config.timeout_s,
@@ -514,7 +521,7 @@ class RunwayProvider:
         return uri
 
     async def _read(self, task_id: str) -> tuple[base.UpstreamStatus, list[str]]:
-        body = await self._client.json("GET", f"/v1/tasks/{quote(task_id, safe='')}")
+        body = await self._client.json("GET", f"/tasks/{quote(task_id, safe='')}")
         status = parse_task(body, self._poll_s, self._usd_per_credit)
         return status, result_urls(body) if status.state == "succeeded" else []
 
@@ -547,10 +554,15 @@ class RunwayProvider:
         """``DELETE /v1/tasks/{id}``: cancels a task still running, deletes a finished one."""
         self._urls.forget(task.id)
         try:
-            await self._client.request("DELETE", f"/v1/tasks/{quote(task.id, safe='')}")
+            await self._client.request("DELETE", f"/tasks/{quote(task.id, safe='')}")
         except base.ProviderError as error:
             if error.code != "upstream_not_found":  # already gone: nothing to cancel
                 raise
+
+    async def probe(self) -> None:
+        """``GET /v1/organization`` (the SDK's ``organization.retrieve``): the credit
+        balance of the key's organisation."""
+        await self._client.json("GET", "/organization")
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -147,6 +147,9 @@ class SandboxProvider:
         async with self._engine.begin() as conn:
             await sandbox_store.cancel(conn, upstream.id)
 
+    async def probe(self) -> None:
+        """Always there: the sandbox is vidgate itself."""
+
     async def aclose(self) -> None:
         """Nothing to release: the sandbox borrows the engine's database pool."""
 

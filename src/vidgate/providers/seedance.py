@@ -43,15 +43,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import Field
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.spec import JobSpec
-from vidgate.providers import base, failures
+from vidgate.providers import adapter_config, base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.result_urls import ResultUrls
@@ -69,7 +70,24 @@ PASSTHROUGH_OPTIONS = (
     "service_tier",
     "execution_expires_after",
 )
-_OPTIONS = {*PASSTHROUGH_OPTIONS, "usd_per_million_tokens"}
+
+
+class Options(adapter_config.Settings):
+    watermark: bool | None = None
+    camera_fixed: bool | None = None
+    generate_audio: bool | None = None
+    service_tier: Literal["default", "flex"] | None = None
+    # Section 9: 3600-259200 seconds.
+    execution_expires_after: int | None = Field(default=None, ge=3600, le=259200)
+    # The job's cost from ``usage.completion_tokens``; none reported without it.
+    usd_per_million_tokens: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    def passthrough(self) -> dict[str, Any]:
+        """The options sent to the API, those set only."""
+        return self.model_dump(include=set(PASSTHROUGH_OPTIONS), exclude_none=True)
+
+
+ADAPTER = adapter_config.AdapterSpec(Options, adapter_config.ApiKey, "/api/v3", DEFAULT_BASE_URL)
 _STATES: dict[str, base.UpstreamState] = {
     "queued": "queued",
     "running": "running",
@@ -197,21 +215,6 @@ def _bad_response(what: str) -> base.ProviderError:
     return base.ProviderError("upstream_bad_response", f"{NAME}: {what}", retryable=True)
 
 
-def _price(config: DeploymentConfig) -> Decimal | None:
-    raw = config.options.get("usd_per_million_tokens")
-    if raw is None:
-        return None
-    try:
-        price = Decimal(str(raw))
-    except InvalidOperation:
-        price = Decimal(-1)
-    if not price.is_finite() or price < 0:
-        raise ValueError(
-            f"deployment {config.name!r}: usd_per_million_tokens must be a number >= 0"
-        )
-    return price
-
-
 # --- the adapter -------------------------------------------------------------------
 
 
@@ -225,19 +228,14 @@ class SeedanceProvider:
     name = NAME
 
     def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
-        unknown = set(config.options) - _OPTIONS
-        if unknown:
-            raise ValueError(
-                f"deployment {config.name!r}: unknown seedance option(s) "
-                f"{', '.join(sorted(unknown))}; known: {', '.join(sorted(_OPTIONS))}"
-            )
-        api_key = config.secret("api_key")
+        options, credentials = adapter_config.read_config(config, ADAPTER)
+        api_key = credentials.api_key.get_secret_value()
         self._deps = deps
-        self._options = dict(config.options)
-        self._price = _price(config)
+        self._options = options.passthrough()
+        self._price = options.usd_per_million_tokens
         self._client = UpstreamClient(
             provider=NAME,
-            base_url=(config.base_url or DEFAULT_BASE_URL).rstrip("/"),
+            base_url=adapter_config.api_base_url(config.base_url, ADAPTER),
             headers={"Authorization": f"Bearer {api_key}"},
             timeout_s=config.timeout_s,
             limits=UpstreamLimits.of(deps.settings),
@@ -321,6 +319,10 @@ class SeedanceProvider:
                 f"{NAME}: the task is {state} and cannot be cancelled ({exc.message})",
                 retryable=False,
             ) from exc
+
+    async def probe(self) -> None:
+        """``GET /contents/generations/tasks?page_size=1``: the task list, one item."""
+        await self._client.json("GET", _TASKS, params={"page_num": "1", "page_size": "1"})
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -36,7 +36,7 @@ import httpx
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.spec import JobSpec
-from vidgate.providers import base, failures
+from vidgate.providers import adapter_config, base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 from vidgate.providers.inputs import image_data_url
 from vidgate.providers.result_urls import ResultUrls
@@ -44,7 +44,8 @@ from vidgate.providers.result_urls import ResultUrls
 NAME = "task_api"
 # The task shape gives no poll hint; the engine backs off on its own after this.
 FIRST_POLL_S = 2.0
-_GENERATIONS = "/v1/videos/generations"
+# Relative to the base URL with its /v1 (ADAPTER.api_prefix).
+_GENERATIONS = "/videos/generations"
 # Statuses of the shape, plus the spellings other routers use for the same states.
 _STATES: dict[str, base.UpstreamState] = {
     "queued": "queued",
@@ -194,10 +195,7 @@ def _bad_response(what: str) -> base.ProviderError:
     return base.ProviderError("upstream_bad_response", f"{NAME}: {what}", retryable=True)
 
 
-def api_root(base_url: str) -> str:
-    """``https://host[/prefix]`` without a trailing ``/v1``: routes add ``/v1/...``."""
-    root = base_url.rstrip("/")
-    return root[: -len("/v1")] if root.endswith("/v1") else root
+ADAPTER = adapter_config.AdapterSpec(adapter_config.NoOptions, adapter_config.ApiKey, "/v1")
 
 
 # --- the adapter -------------------------------------------------------------------
@@ -213,16 +211,12 @@ class TaskApiProvider:
     def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         if not config.base_url:
             raise ValueError(f"deployment {config.name!r}: task_api needs a base_url")
-        if config.options:
-            raise ValueError(
-                f"deployment {config.name!r}: task_api takes no options "
-                f"(got {', '.join(sorted(config.options))})"
-            )
-        api_key = config.secret("api_key")
+        _, credentials = adapter_config.read_config(config, ADAPTER)
+        api_key = credentials.api_key.get_secret_value()
         self._deps = deps
         self._client = UpstreamClient(
             provider=NAME,
-            base_url=api_root(config.base_url),
+            base_url=adapter_config.api_base_url(config.base_url, ADAPTER),
             headers={"Authorization": f"Bearer {api_key}"},
             timeout_s=config.timeout_s,
             limits=UpstreamLimits.of(deps.settings),
@@ -285,11 +279,17 @@ class TaskApiProvider:
         404/405 or another refusal simply cannot cancel, which is not an error."""
         self._urls.forget(task.id)
         try:
-            await self._client.request("DELETE", f"/v1/videos/{task.id}")
+            await self._client.request("DELETE", f"/videos/{task.id}")
         except base.ProviderError as exc:
             if exc.code in ("upstream_not_found", "upstream_rejected"):
                 return
             raise
+
+    async def probe(self) -> None:
+        """A status read of a generation that does not exist: 404 once the key is taken."""
+        await adapter_config.probe_missing(
+            lambda: self._client.request("GET", f"{_GENERATIONS}/{adapter_config.PROBE_ID}")
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -25,7 +25,8 @@ Credentials: ``access_token``, a ready OAuth2 bearer token, or ``service_account
 the path of a service-account JSON key (what ``GOOGLE_APPLICATION_CREDENTIALS`` names),
 read once when the adapter is built and turned into cached access tokens by
 ``google_service_account`` (a bad file is a ``ValueError``, so the deployment is left
-out; a refused key makes it unhealthy). With both credentials set, ``access_token``
+out; a refused key makes it unhealthy). Neither set, or no ``options.project``, is an
+``AdapterConfigError`` at create. With both credentials set, ``access_token``
 wins. A 401 or 403 from Vertex drops the cached token, so the next call asks for a new
 one.
 Options: ``project`` (required), ``location`` (us-central1), ``api_version`` (v1beta1),
@@ -35,12 +36,14 @@ Options: ``project`` (required), ``location`` (us-central1), ``api_version`` (v1
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
+
+from pydantic import Field, SecretStr, model_validator
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.spec import JobSpec
-from vidgate.providers import base, google_api
+from vidgate.providers import adapter_config, base, google_api
 from vidgate.providers.google_service_account import ServiceAccountTokens, load_service_account
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 
@@ -49,6 +52,32 @@ DEFAULT_LOCATION = "us-central1"
 STORAGE_BASE_URL = "https://storage.googleapis.com"
 # Our names -> the API's (the docstring lists 720p/1080p; 4k was added 2026-01-13).
 RESOLUTIONS = {"720p": "720p", "1080p": "1080p", "4K": "4k"}
+
+
+class Options(adapter_config.Settings):
+    project: str = Field(min_length=1)
+    location: str = DEFAULT_LOCATION
+    api_version: str = "v1beta1"
+    # A GCS prefix for results (gs://bucket/path); without it they come back inline.
+    storage_uri: str | None = None
+    storage_base_url: str = STORAGE_BASE_URL
+    generate_audio: bool | None = None
+    poll_interval_s: float = Field(default=google_api.DEFAULT_POLL_S, gt=0)
+
+
+class Credentials(adapter_config.Settings):
+    access_token: SecretStr | None = None
+    service_account_file: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_is_set(self) -> Self:
+        if self.access_token is None and self.service_account_file is None:
+            raise ValueError("set credentials.access_token or credentials.service_account_file")
+        return self
+
+
+# The version is part of every path (options.api_version): no fixed prefix.
+ADAPTER = adapter_config.AdapterSpec(Options, Credentials, "")
 
 
 # --- Veo input rules (also used by the Gemini API adapter) ------------------------
@@ -119,19 +148,16 @@ class VertexProvider:
     def __init__(self, config: DeploymentConfig, deps: base.ProviderDeps) -> None:
         self.name = config.name
         self._deps = deps
-        options = config.options
-        self._project = str(options.get("project") or "")
-        self._location = str(options.get("location") or DEFAULT_LOCATION)
-        self._version = str(options.get("api_version") or "v1beta1")
-        self._storage_uri = str(options["storage_uri"]) if options.get("storage_uri") else None
-        self._storage_base = str(options.get("storage_base_url") or STORAGE_BASE_URL).rstrip("/")
-        audio = options.get("generate_audio")
-        self._generate_audio = bool(audio) if audio is not None else None
-        self._poll_s = float(options.get("poll_interval_s", google_api.DEFAULT_POLL_S))
-        # Why this deployment cannot work, said on every call (routing keeps it out).
-        self._unusable: str | None = None
-        token = config.credentials.get("access_token")
-        key_file = config.credentials.get("service_account_file")
+        options, credentials = adapter_config.read_config(config, ADAPTER)
+        self._project = options.project
+        self._location = options.location
+        self._version = options.api_version
+        self._storage_uri = options.storage_uri or None
+        self._storage_base = options.storage_base_url.rstrip("/")
+        self._generate_audio = options.generate_audio
+        self._poll_s = options.poll_interval_s
+        token = credentials.access_token
+        key_file = credentials.service_account_file
         self._bearer = token.get_secret_value() if token is not None else ""
         self._tokens: ServiceAccountTokens | None = None
         if token is None and key_file is not None:
@@ -145,10 +171,6 @@ class VertexProvider:
                 timeout_s=config.timeout_s,
                 limits=UpstreamLimits.of(deps.settings),
             )
-        if token is None and key_file is None:
-            self._unusable = "no credentials.access_token or credentials.service_account_file"
-        elif not self._project:
-            self._unusable = "options.project is not set"
         host = (
             "https://aiplatform.googleapis.com"
             if self._location == "global"
@@ -165,13 +187,6 @@ class VertexProvider:
         )
 
     async def _auth(self) -> dict[str, str]:
-        if self._unusable:
-            raise base.ProviderError(
-                "upstream_misconfigured",
-                f"{self.name}: {self._unusable}",
-                retryable=False,
-                unhealthy=True,
-            )
         bearer = await self._tokens.token() if self._tokens is not None else self._bearer
         return {"Authorization": f"Bearer {bearer}"}
 
@@ -250,6 +265,16 @@ class VertexProvider:
 
     async def cancel(self, task: base.UpstreamTask) -> None:
         """A no-op: Vertex exposes no cancel for Veo operations (reference 2.1)."""
+
+    async def probe(self) -> None:
+        """A token (from the key file), then a read of an operation that does not exist:
+        404 once the project takes the token (403 when it does not). Whether Vertex
+        answers 404, not 400, for an unknown operation id is UNVERIFIED."""
+        name = (
+            f"projects/{self._project}/locations/{self._location}/publishers/google/models/"
+            f"{DEFAULT_MODEL}/operations/00000000-0000-0000-0000-000000000000"
+        )
+        await adapter_config.probe_missing(lambda: self._operation(name))
 
     async def aclose(self) -> None:
         await self._http.aclose()
