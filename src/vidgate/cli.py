@@ -1,4 +1,4 @@
-"""``vidgate``: serve, worker, keys, models, generate."""
+"""``vidgate``: serve, worker, keys, models, check, generate."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import structlog
 import typer
@@ -20,13 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate.accounts.keys import DEFAULT_TENANT, NewKey, create_key
 from vidgate.config import Settings
-from vidgate.core.catalog import Catalog
-from vidgate.core.deployments import load_deployments
 from vidgate.core.keys import KeyMode, KeyRecord
 from vidgate.db.database import create_engine
 from vidgate.db.deployments import HealthRecord, deployment_health_all
 from vidgate.db.keys import count_keys, list_keys, revoke_key
 from vidgate.logging import configure_logging
+
+if TYPE_CHECKING:
+    from vidgate.providers.check import CheckReport
+    from vidgate.services.models import DeploymentStatus
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="vidgate: one API for video models."
@@ -64,15 +66,18 @@ def _print_table(table: Table) -> None:
         Console(file=out.file, width=width).print(table)
 
 
-def _load_catalog(settings: Settings) -> Catalog:
-    """The catalogue, or a clean exit naming what is wrong with the operator's file."""
-    from vidgate.core.catalog import load_catalog
+def _checked(settings: Settings, *, probe: bool = False) -> CheckReport:
+    """The configuration as ``serve`` loads it (``vidgate.providers.check``), or a clean
+    exit (status 2) naming each mistake: file, line, accepted values."""
+    from vidgate.providers.check import run_check
 
-    try:
-        return load_catalog(settings.models_file)
-    except ValueError as exc:
-        err.print(f"[red]invalid model catalogue:[/red] {exc}")
-        raise typer.Exit(2) from None
+    report = run_check(settings, probe=probe)
+    if report.errors and not probe:
+        err.print("[red]the configuration is invalid:[/red]")
+        for error in report.errors:
+            typer.echo(f"  {error}", err=True)
+        raise typer.Exit(2)
+    return report
 
 
 def _with_database(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
@@ -122,7 +127,9 @@ def serve(
 
     settings = _settings(data_dir, host=host, port=port)
     configure_logging(settings.log_level, json=settings.log_json)
-    _load_catalog(settings)
+    # A misconfigured models file stops the gateway here; an upstream that is down does
+    # not (no probes: routing's health checks take care of it).
+    _checked(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = asyncio.run(prepare_database(settings))
 
@@ -193,6 +200,7 @@ def worker(
 
     settings = _settings(data_dir, worker_concurrency=concurrency)
     configure_logging(settings.log_level, json=settings.log_json)
+    _checked(settings)
 
     async def main() -> None:
         # SIGTERM stops the worker gracefully, like Ctrl-C, and lets atexit handlers run.
@@ -303,32 +311,38 @@ def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
 @app.command()
 def models(data_dir: DataDir = None) -> None:
     """Show the model catalogue: limits, prices, deployments."""
-    settings = _settings(data_dir)
-    catalog = _load_catalog(settings)
     from vidgate.core.deployment_refs import DeploymentRefs
-    from vidgate.providers.registry import ADAPTERS, ENV_DEFAULTS
+    from vidgate.providers.registry import ADAPTERS, SANDBOX
+    from vidgate.services.models import model_entry
 
-    configured, skipped = load_deployments(settings.models_file, ENV_DEFAULTS)
-    refs = DeploymentRefs({name: c.provider for name, c in configured.items()}, ADAPTERS)
-    for name, missing in skipped.items():
-        err.print(f"deployment {name} is not configured: set {', '.join(missing)}")
+    settings = _settings(data_dir)
+    configure_logging("WARNING")
+    report = _checked(settings)
+    assert report.catalog is not None
+    catalog = report.catalog
+    # The deployments a gateway would build from this configuration, as the runtime
+    # hands them to the API's ModelService (the sandbox included).
+    built = {d.name: d.provider for d in report.deployments if d.state == "ok"}
+    refs = DeploymentRefs({SANDBOX: SANDBOX, **built}, ADAPTERS)
+    for left_out in report.deployments:
+        if left_out.state != "ok":
+            err.print(f"deployment {left_out.name}: {left_out.detail}", highlight=False)
 
     async def read_health(db: AsyncEngine) -> dict[str, HealthRecord]:
         async with db.connect() as conn:
             return await deployment_health_all(conn)
 
     # Circuit breakers live in the database, shared by every gateway process.
-    health = _with_database(settings, read_health) if configured else {}
+    health = _with_database(settings, read_health) if built else {}
     now = datetime.datetime.now(datetime.UTC)
 
-    def state(name: str) -> str:
-        if name not in configured:
+    def state(status: DeploymentStatus) -> str:
+        if not status.configured:
             return "not configured"
-        record = health.get(name)
-        if record and record.open_until and record.open_until > now:
-            reason = "unhealthy" if record.unhealthy else "circuit open"
-            return f"{reason} until {record.open_until:%H:%M:%S}: {record.last_error}"
-        return "healthy"
+        if status.healthy:
+            return "healthy"
+        until = f" until {status.circuit_open_until:%H:%M:%S}" if status.circuit_open_until else ""
+        return f"unhealthy{until}: {status.last_error or 'circuit open'}"
 
     table = Table(
         # Model ids are what users copy: never truncate or wrap them (80 columns when piped).
@@ -367,13 +381,53 @@ def models(data_dir: DataDir = None) -> None:
             if card.pricing is not None
             else "no list price",
             ", ".join(
-                f"{d.ref.provider} ({state(d.ref.provider)})"
-                for d in refs.listed(card)
-                if d.ref.provider != "sandbox"
+                # The API's own reading (GET /v1/models), so both say the same.
+                f"{d.ref.provider} ({state(d)})"
+                for d in model_entry(card, refs, health, now).deployments
+                if d.ref.provider != SANDBOX
             )
             or "(sandbox via test keys)",
         )
     _print_table(table)
+
+
+_LABELS = {
+    "ok": "ok",
+    "auth_failed": "AUTH FAILED",
+    "unreachable": "UNREACHABLE",
+    "upstream_error": "UPSTREAM ERROR",
+    "failed": "FAILED",
+    "skipped": "NOT CONFIGURED",
+    "invalid": "INVALID",
+}
+
+
+@app.command()
+def check(data_dir: DataDir = None) -> None:
+    """Check the configuration as `serve` would load it (the models file, the
+    environment's deployments) and probe each deployment with one authenticated call.
+
+    Exit status: 0 all well; 1 a deployment is left out (unset variables, values its
+    adapter refuses) or failed its probe (unreachable, credentials refused); 2 the
+    models file is invalid (the place of each mistake is printed)."""
+    settings = _settings(data_dir)
+    configure_logging("ERROR")
+    report = _checked(settings, probe=True)
+    for error in report.errors:
+        typer.echo(f"error: {error}")
+    width = max((len(d.name) for d in report.deployments), default=0)
+    kind = max((len(d.provider) for d in report.deployments), default=0)
+    for result in report.deployments:
+        label = _LABELS[result.state]
+        typer.echo(f"{result.name:<{width}}  {result.provider:<{kind}}  {label}: {result.detail}")
+    if not report.deployments and not report.errors:
+        typer.echo("no deployments configured: test keys run every model on the sandbox")
+    bad = sum(d.state != "ok" for d in report.deployments)
+    typer.echo(
+        f"{len(report.errors)} configuration error(s), {len(report.deployments)} deployment(s)"
+        f", {bad} not working"
+    )
+    raise typer.Exit(report.exit_status)
 
 
 @app.command()

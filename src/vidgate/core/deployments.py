@@ -118,20 +118,36 @@ def load_deployments(
     defaults: Mapping[str, EnvDefaults],
     env: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, DeploymentConfig], dict[str, list[str]]]:
-    """``(deployments by name, {skipped name: missing env vars})``."""
+    """``(deployments by name, {skipped name: missing env vars})``; ``ConfigErrors``
+    naming each invalid deployment at its line of the file."""
+    deployments, skipped, errors = read_deployments(models_file, defaults, env)
+    if errors:
+        raise ConfigErrors(errors)
+    return deployments, skipped
+
+
+def read_deployments(
+    models_file: Path | None,
+    defaults: Mapping[str, EnvDefaults],
+    env: Mapping[str, str] | None = None,
+) -> tuple[dict[str, DeploymentConfig], dict[str, list[str]], list[ConfigError]]:
+    """What ``load_deployments`` answers, with the mistakes found instead of raised: the
+    valid deployments are there beside them (``vidgate check`` reports all at once)."""
     env = os.environ if env is None else env
     deployments = env_deployments(env, defaults)
     skipped: dict[str, list[str]] = {}
     if models_file is None:
-        return deployments, skipped
-    document, lines = read_models_file(models_file)
+        return deployments, skipped, []
+    try:
+        document, lines = read_models_file(models_file)
+    except ConfigError as exc:
+        return deployments, skipped, [exc]
     section = document.get("deployments") if isinstance(document, dict) else None
     if section is None:
-        return deployments, skipped
+        return deployments, skipped, []
     if not isinstance(section, dict):
-        raise ConfigError(
-            lines.where(("deployments",)), "'deployments' must be a mapping from name to settings"
-        )
+        where = lines.where(("deployments",))
+        return deployments, skipped, [ConfigError(where, "must map a name to its settings")]
     errors: list[ConfigError] = []
     for name, raw in section.items():
         if not isinstance(raw, dict):
@@ -151,9 +167,7 @@ def load_deployments(
             errors += located_errors(
                 exc, lines, ("deployments", str(name)), DeploymentConfig, leave_out=["name"]
             )
-    if errors:
-        raise ConfigErrors(errors)
-    return deployments, skipped
+    return deployments, skipped, errors
 
 
 def read_models_file(models_file: Path) -> tuple[Any, Lines]:

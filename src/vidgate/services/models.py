@@ -56,20 +56,28 @@ class ModelService:
     def _entry(
         self, card: ModelCard, health: dict[str, HealthRecord], now: dt.datetime
     ) -> ModelEntry:
-        listed = self._refs.listed(card)
-        return ModelEntry(card, [self._status(entry.ref, health, now) for entry in listed])
+        return model_entry(card, self._refs, health, now)
 
-    def _status(
-        self, ref: DeploymentRef, health: dict[str, HealthRecord], now: dt.datetime
-    ) -> DeploymentStatus:
-        record = health.get(ref.provider)
-        configured = ref.provider in self._refs
-        open_until = record.open_until if record and record.open_until else None
-        open_now = open_until is not None and open_until > now
-        return DeploymentStatus(
-            ref=ref,
-            configured=configured,
-            healthy=configured and not open_now,
-            circuit_open_until=open_until if open_now else None,
-            last_error=record.last_error if record and record.consecutive_failures else None,
-        )
+
+def model_entry(
+    card: ModelCard, refs: DeploymentRefs, health: dict[str, HealthRecord], now: dt.datetime
+) -> ModelEntry:
+    """A card with each deployment that serves it: configured (a provider was built for
+    it) and healthy (its circuit breaker is closed). ``vidgate models`` shows the same."""
+    return ModelEntry(card, [_status(entry.ref, refs, health, now) for entry in refs.listed(card)])
+
+
+def _status(
+    ref: DeploymentRef, refs: DeploymentRefs, health: dict[str, HealthRecord], now: dt.datetime
+) -> DeploymentStatus:
+    record = health.get(ref.provider)
+    configured = ref.provider in refs
+    open_until = record.open_until if record and record.open_until else None
+    open_now = open_until is not None and open_until > now
+    return DeploymentStatus(
+        ref=ref,
+        configured=configured,
+        healthy=configured and not open_now,
+        circuit_open_until=open_until if open_now else None,
+        last_error=record.last_error if record and record.consecutive_failures else None,
+    )
