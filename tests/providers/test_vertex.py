@@ -447,7 +447,7 @@ def test_no_credentials_or_project_is_a_configuration_error(fake: Fake, tmp_path
     message = str(caught.value)
     assert "credentials.api_key: unknown credential" in message
     assert "accepted: access_token, service_account_file" in message
-    with pytest.raises(AdapterConfigError, match="set credentials.access_token or"):
+    with pytest.raises(AdapterConfigError, match=r"set credentials\.access_token or"):
         _adapter(fake[1], tmp_path, {})
     with pytest.raises(AdapterConfigError, match=r"options\.project: is required"):
         _adapter(fake[1], tmp_path, project=None)
