@@ -31,11 +31,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vidgate.core.capabilities import Capabilities, CapabilityTable, DurationRule, ModelEntry
 from vidgate.core.card_limits import DeploymentRef, derive
+from vidgate.core.config_file import ConfigError, Lines, described_errors, read_located
 from vidgate.core.errors import ModelNotFound
 from vidgate.core.frames import (
     RESOLUTION_SHORT_SIDES,
@@ -223,9 +223,10 @@ _REPLACED_KEYS = {"durations"}
 def load_catalog(override: Path | None = None) -> Catalog:
     """The built-in catalogue, with the operator's ``override`` file laid over it."""
     text = resources.files("vidgate.core").joinpath("catalog.yaml").read_text(encoding="utf-8")
-    builtin = _parse(text, _BUILTIN_SOURCE)
-    entries = _models_section(builtin, _BUILTIN_SOURCE)
-    sources = dict.fromkeys(entries, _BUILTIN_SOURCE)
+    builtin, builtin_lines = _parse(text, _BUILTIN_SOURCE)
+    entries = _models_section(builtin, builtin_lines)
+    # Where each model's settings come from, for errors naming the file and line.
+    sources = dict.fromkeys(entries, builtin_lines)
     # An alias named in an override means its card (an old name in an operator's file).
     aliases = {
         alias: model_id
@@ -233,30 +234,33 @@ def load_catalog(override: Path | None = None) -> Catalog:
         for alias in data.get("aliases") or ()
         if isinstance(alias, str)
     }
-    upstreams = CapabilityTable(_upstreams_section(builtin, _BUILTIN_SOURCE))
+    upstreams = CapabilityTable(_upstreams_section(builtin, builtin_lines))
 
     # The operator's deployments by name, so that a card naming one is tied to its adapter.
     adapters_of: dict[str, str] = {}
     if override is not None:
-        source = f"catalogue override {override}"
         try:
             override_text = override.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ValueError(f"cannot read {source}: {exc.strerror or exc}") from exc
-        document = _parse(override_text, source)
-        unknown = set(document) - _OVERRIDE_KEYS
-        if unknown:
             raise ValueError(
-                f"{source}: unknown top-level key(s) {', '.join(sorted(map(str, unknown)))}; "
-                "expected 'models', 'remove', 'deployments' and/or 'upstreams'"
+                f"cannot read catalogue override {override}: {exc.strerror or exc}"
+            ) from exc
+        document, source = _parse(override_text, str(override))
+        unknown = sorted(map(str, set(document) - _OVERRIDE_KEYS))
+        if unknown:
+            raise ConfigError(
+                source.where([unknown[0]]),
+                f"unknown top-level key(s) {', '.join(unknown)}",
+                sorted(_OVERRIDE_KEYS),
             )
         changes = _models_section(document, source)
         adapters_of = _deployment_adapters(document)
         upstreams = upstreams.merged(_upstreams_section(document, source))
         removals = _remove_section(document, source)
-        for model_id in removals:
+        for index, model_id in enumerate(removals):
+            where = source.where(["remove", index])
             if model_id in changes:
-                raise ValueError(f"{source}: model {model_id!r} is both in models and in remove")
+                raise ValueError(f"{where}: model {model_id!r} is both in models and in remove")
             if model_id not in entries and model_id in aliases:
                 owner = entries.get(aliases[model_id])
                 if owner is not None:
@@ -264,7 +268,7 @@ def load_catalog(override: Path | None = None) -> Catalog:
                     entries[aliases[model_id]] = {**owner, "aliases": kept}
                 continue
             if model_id not in entries:
-                raise ValueError(f"{source}: cannot remove unknown model {model_id!r}")
+                raise ValueError(f"{where}: cannot remove unknown model {model_id!r}")
             del entries[model_id]
         for given, change in changes.items():
             model_id = given if given in entries else aliases.get(given, given)
@@ -278,15 +282,17 @@ def load_catalog(override: Path | None = None) -> Catalog:
             card = derive(data, upstreams, adapters_of)
             cards.append(ModelCard.model_validate({**card, "id": model_id}))
         except ValidationError as exc:
+            where = sources[model_id].where(["models", model_id, *exc.errors()[0]["loc"]])
             raise ValueError(
-                f"{sources[model_id]}: model {model_id!r} is invalid: {_describe(exc)}"
+                f"{where}: model {model_id!r} is invalid: {_describe(exc, ModelCard)}"
             ) from exc
         except ValueError as exc:
-            raise ValueError(f"{sources[model_id]}: model {model_id!r} is invalid: {exc}") from exc
+            where = sources[model_id].where(["models", model_id])
+            raise ValueError(f"{where}: model {model_id!r} is invalid: {exc}") from exc
     try:
         return Catalog(cards, upstreams)
     except ValueError as exc:
-        where = _BUILTIN_SOURCE if override is None else f"catalogue override {override}"
+        where = _BUILTIN_SOURCE if override is None else str(override)
         raise ValueError(f"{where}: {exc}") from exc
 
 
@@ -297,54 +303,59 @@ def builtin_upstreams() -> CapabilityTable:
     return load_catalog().upstreams
 
 
-def _parse(text: str, source: str) -> dict[str, Any]:
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{source} is not valid YAML: {exc}") from exc
+def _parse(text: str, source: str) -> tuple[dict[str, Any], Lines]:
+    """The document, and the line of each of its keys (``Lines``: its ``str`` is the
+    source's name, which messages start with)."""
+    document, lines = read_located(text, source)
     if document is None:
-        return {}
+        return {}, lines
     if not isinstance(document, dict):
         raise ValueError(f"{source} must be a mapping with a 'models' key")
-    return document
+    return document, lines
 
 
-def _models_section(document: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:
+def _models_section(document: Mapping[str, Any], source: Lines) -> dict[str, dict[str, Any]]:
     section = document.get("models")
     if section is None:
         return {}
     if not isinstance(section, dict):
-        raise ValueError(f"{source}: 'models' must be a mapping from model id to its settings")
+        raise ValueError(
+            f"{source.where(['models'])}: 'models' must be a mapping from model id to its settings"
+        )
     entries: dict[str, dict[str, Any]] = {}
     for model_id, data in section.items():
+        where = source.where(["models", model_id])
         if not isinstance(model_id, str):
-            raise ValueError(f"{source}: model id {model_id!r} must be a string")
+            raise ValueError(f"{where}: model id {model_id!r} must be a string")
         if not isinstance(data, dict):
             raise ValueError(
-                f"{source}: model {model_id!r} must be a mapping of settings "
+                f"{where}: model {model_id!r} must be a mapping of settings "
                 "(to drop a model, list it under 'remove')"
             )
         if "id" in data and data["id"] != model_id:
             raise ValueError(
-                f"{source}: model {model_id!r} has a different id {data['id']!r}; "
+                f"{where}: model {model_id!r} has a different id {data['id']!r}; "
                 "the key is the id, leave 'id' out"
             )
         entries[model_id] = data
     return entries
 
 
-def _upstreams_section(document: Mapping[str, Any], source: str) -> dict[str, list[ModelEntry]]:
+def _upstreams_section(document: Mapping[str, Any], source: Lines) -> dict[str, list[ModelEntry]]:
     """``upstreams: {adapter: {model pattern: capabilities}}``, patterns in file order."""
     section = document.get("upstreams")
     if section is None:
         return {}
     if not isinstance(section, dict):
-        raise ValueError(f"{source}: 'upstreams' must map an adapter name to its models")
+        raise ValueError(
+            f"{source.where(['upstreams'])}: 'upstreams' must map an adapter name to its models"
+        )
     table: dict[str, list[ModelEntry]] = {}
     for provider, models in section.items():
         if not isinstance(models, dict):
             raise ValueError(
-                f"{source}: upstreams.{provider} must map a model name or pattern to what "
+                f"{source.where(['upstreams', provider])}: upstreams.{provider} must map a model "
+                "name or pattern to what "
                 "it accepts"
             )
         table[str(provider)] = []
@@ -352,8 +363,10 @@ def _upstreams_section(document: Mapping[str, Any], source: str) -> dict[str, li
             try:
                 caps = Capabilities.model_validate(data or {})
             except ValidationError as exc:
+                where = source.where(["upstreams", provider, pattern, *exc.errors()[0]["loc"]])
                 raise ValueError(
-                    f"{source}: upstreams.{provider} model {pattern!r} is invalid: {_describe(exc)}"
+                    f"{where}: upstreams.{provider} model {pattern!r} is invalid: "
+                    f"{_describe(exc, Capabilities)}"
                 ) from exc
             table[str(provider)].append(ModelEntry(pattern=str(pattern), capabilities=caps))
     return table
@@ -372,12 +385,12 @@ def _deployment_adapters(document: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _remove_section(document: Mapping[str, Any], source: str) -> list[str]:
+def _remove_section(document: Mapping[str, Any], source: Lines) -> list[str]:
     section = document.get("remove")
     if section is None:
         return []
     if not isinstance(section, list) or not all(isinstance(i, str) for i in section):
-        raise ValueError(f"{source}: 'remove' must be a list of model ids")
+        raise ValueError(f"{source.where(['remove'])}: 'remove' must be a list of model ids")
     return section
 
 
@@ -397,10 +410,11 @@ def _merge(base: Mapping[str, Any], change: Mapping[str, Any], *, top: bool) -> 
     return merged
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, model: type[BaseModel]) -> str:
+    """Each error with its field; an unknown key with the keys ``model`` accepts there."""
     parts = []
-    for error in exc.errors():
-        location = ".".join(str(part) for part in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
+    for location, message, accepted in described_errors(exc, model, leave_out=["id"]):
+        if accepted:
+            message += f"; accepted: {', '.join(accepted)}"
         parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts)

@@ -40,6 +40,9 @@ class Lines:
         line = self.line(path)
         return self.source if line is None else f"{self.source}:{line}"
 
+    def __str__(self) -> str:
+        return self.source
+
 
 class ConfigError(ValueError):
     """One mistake in the configuration: where, what, and what would be accepted."""
@@ -48,7 +51,7 @@ class ConfigError(ValueError):
         self.where = where
         self.message = message
         self.accepted = list(accepted)
-        text = f"{where}: {message}"
+        text = f"{where}: {message}" if where else message
         if self.accepted:
             text += f"; accepted: {', '.join(self.accepted)}"
         super().__init__(text)
@@ -72,7 +75,7 @@ def read_located(text: str, source: str) -> tuple[Any, Lines]:
         if node is not None:
             _walk(loader, node, (), lines.by_path)
     except yaml.YAMLError as exc:
-        raise ConfigError(_yaml_where(source, exc), f"not valid YAML: {exc}") from None
+        raise ConfigError(_yaml_where(source, exc), f"the file is not valid YAML: {exc}") from None
     finally:
         loader.dispose()
     return document, lines
@@ -106,6 +109,31 @@ def accepted_keys(model: type[BaseModel], *, leave_out: Iterable[str] = ()) -> l
     return [field.alias or name for name, field in model.model_fields.items() if name not in hidden]
 
 
+def described_errors(
+    exc: ValidationError, model: type[BaseModel] | None = None, *, leave_out: Iterable[str] = ()
+) -> list[tuple[str, str, list[str]]]:
+    """``(location, message, accepted keys)`` of each error of ``exc``, raised validating
+    with ``model``: an unknown key is named as such with the keys accepted where it is
+    (``leave_out``: top-level fields the operator does not write). Values are never
+    echoed: they may be secrets."""
+    described: list[tuple[str, str, list[str]]] = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        location = ".".join(str(p) for p in loc)
+        if error["type"] == "extra_forbidden":
+            owner = _model_at(model, loc[:-1]) if model is not None else None
+            accepted: list[str] = []
+            if owner is not None:
+                top = leave_out if len(loc) == 1 else ()
+                accepted = accepted_keys(owner, leave_out=top) or ["none"]
+            described.append((location, "unknown key", accepted))
+        elif error["type"] == "missing":
+            described.append((location, "is required", []))
+        else:
+            described.append((location, error["msg"].removeprefix("Value error, "), []))
+    return described
+
+
 def located_errors(
     exc: ValidationError,
     lines: Lines,
@@ -116,26 +144,18 @@ def located_errors(
     leave_out: Iterable[str] = (),
 ) -> list[ConfigError]:
     """Each error of ``exc`` (raised validating the part of the document at ``prefix``
-    with ``model``) at its line. Values are never echoed: they may be secrets."""
+    with ``model``) at its line, named by its whole path (``what``: what a key is
+    called there, "option" say)."""
     errors: list[ConfigError] = []
-    hidden = list(leave_out)
-    for error in exc.errors():
-        loc = tuple(error["loc"])
-        path = (*prefix, *loc)
-        name = ".".join(str(p) for p in path)
-        if error["type"] == "extra_forbidden":
-            owner = _model_at(model, loc[:-1]) if model is not None else None
-            accepted: list[str] = []
-            if owner is not None:
-                top = hidden if len(loc) == 1 else ()
-                accepted = accepted_keys(owner, leave_out=top) or ["none"]
-            label = what or "key"
-            errors.append(ConfigError(lines.where(path), f"{name}: unknown {label}", accepted))
-            continue
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "missing":
-            message = "is required"
-        errors.append(ConfigError(lines.where(path), f"{name}: {message}" if name else message))
+    for (location, message, accepted), error in zip(
+        described_errors(exc, model, leave_out=leave_out), exc.errors(), strict=True
+    ):
+        path = (*prefix, *error["loc"])
+        name = ".".join(str(p) for p in (*prefix,)) + (f".{location}" if location else "")
+        if message == "unknown key" and what:
+            message = f"unknown {what}"
+        text = f"{name}: {message}" if name else message
+        errors.append(ConfigError(lines.where(path), text, accepted))
     return errors
 
 

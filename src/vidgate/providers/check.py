@@ -71,7 +71,8 @@ async def check_configuration(
     except ConfigError as exc:
         report.errors.append(exc)
     except ValueError as exc:
-        report.errors.append(ConfigError(str(settings.models_file or "catalogue"), str(exc)))
+        # The catalogue's messages start with their file and line already.
+        report.errors.append(ConfigError("", str(exc)))
     deployments, skipped, errors = read_deployments(settings.models_file, ENV_DEFAULTS, env)
     report.errors += errors
     lines, in_file = _file_lines(settings)

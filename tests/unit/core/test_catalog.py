@@ -453,7 +453,10 @@ def test_override_removes_models(tmp_path: Path) -> None:
             "models:\n  kling-2.0:\n    pricing:\n      per_second: {'720p': 0.1}\n",
             ["model 'kling-2.0'", "both points and per_second"],
         ),
-        ("models:\n  sora-2:\n    speed: fast\n", ["model 'sora-2'", "speed: Extra inputs"]),
+        (
+            "models:\n  sora-2:\n    speed: fast\n",
+            ["models.yaml:3: model 'sora-2'", "speed: unknown key; accepted: description,"],
+        ),
         (
             "models:\n  new-one:\n    durations: {min: 0, max: 3}\n",
             ["model 'new-one'", "durations: ", "empty or not positive"],

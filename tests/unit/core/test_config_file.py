@@ -73,3 +73,43 @@ deployments:
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigErrors, match=r"nope\.yaml: cannot read the models file"):
         load_deployments(tmp_path / "nope.yaml", {}, {})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A merged card's field, at its line of the operator's file.
+        (
+            "models:\n  kling-2.0:\n    description: a card\n    max_prompt_chars: lots\n",
+            ":4: model 'kling-2.0' is invalid: max_prompt_chars: Input should be a valid integer",
+        ),
+        (
+            "models:\n  kling-2.0:\n    description: a card\n    fps: [24, -1]\n",
+            ":4: model 'kling-2.0' is invalid: fps: fps values must be positive",
+        ),
+        # An unknown key of a card, with the keys a card takes.
+        (
+            "models:\n  kling-2.0:\n    description: a card\n    speed: fast\n",
+            ":4: model 'kling-2.0' is invalid: speed: unknown key; accepted: description, owned_by",
+        ),
+        # Upstream capability data, its unknown key at its line, with the accepted keys.
+        (
+            "upstreams:\n  kling:\n    kling-v9:\n      fps: [24]\n      frame_rate: 24\n",
+            ":5: upstreams.kling model 'kling-v9' is invalid: frame_rate: unknown key; accepted:",
+        ),
+        # An id in remove that no model has, at its item's line.
+        ("remove:\n  - luma-ray-2\n  - nope\n", ":3: cannot remove unknown model 'nope'"),
+        # An unknown top-level key, with the accepted ones.
+        (
+            "models: {}\nmodles: {}\n",
+            ":2: unknown top-level key(s) modles; accepted: deployments, models, remove, upstreams",
+        ),
+    ],
+)
+def test_catalogue_mistakes_name_file_and_line(tmp_path: Path, text: str, expected: str) -> None:
+    from vidgate.core.catalog import load_catalog
+
+    path = _file(tmp_path, text)
+    with pytest.raises(ValueError) as caught:
+        load_catalog(path)
+    assert f"{path}{expected}" in str(caught.value)
