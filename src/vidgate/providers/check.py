@@ -145,13 +145,29 @@ def _build(
             if here:
                 report.errors += exc.located(here)
             else:
-                report.deployments.append(_invalid(name, config, str(exc)))
+                report.deployments.append(_invalid(name, config, _env_words(exc, config)))
         except ValueError as exc:
             if here:
                 report.errors.append(ConfigError(where, str(exc)))
             else:
                 report.deployments.append(_invalid(name, config, str(exc)))
     return built
+
+
+def _env_words(exc: AdapterConfigError, config: DeploymentConfig) -> str:
+    """What the adapter refused of a deployment the environment made, with the variable
+    that sets each value where there is one."""
+    defaults = ENV_DEFAULTS.get(config.provider)
+    variables = {}
+    if defaults is not None:
+        variables = {f"options.{k}": v for k, v in defaults.options.items()}
+        variables |= {f"credentials.{k}": v for k, v in defaults.credentials.items()}
+    words = []
+    for error in exc.located(None):
+        key = error.message.partition(":")[0]
+        hint = f" (set {variables[key]})" if key in variables else ""
+        words.append(f"{error.message}{hint}")
+    return "; ".join(words)
 
 
 def _invalid(name: str, config: DeploymentConfig, why: str) -> DeploymentResult:
