@@ -130,6 +130,16 @@ def _build(
         if name == SANDBOX:
             report.errors.append(ConfigError(where, "'sandbox' is the built-in sandbox's name"))
             continue
+        if name in ADAPTERS and config.provider != name:
+            # build_providers refuses it too: a ref naming an adapter means its deployments.
+            report.errors.append(
+                ConfigError(
+                    where,
+                    f"deployment {name!r} is named after the {name!r} adapter but uses "
+                    f"{config.provider!r}: give it another name",
+                )
+            )
+            continue
         factory = factory_for(config.provider)
         if factory is None:
             place = here.where(("deployments", name, "provider")) if here else where
