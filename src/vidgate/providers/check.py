@@ -95,7 +95,14 @@ async def check_configuration(
     finally:
         for provider in providers.values():
             await provider.aclose()
+    report.errors.sort(key=_place)
     return report
+
+
+def _place(error: ConfigError) -> tuple[str, int]:
+    """File, then line: the errors in the order an operator reads the file."""
+    source, _, line = error.where.rpartition(":")
+    return (source, int(line)) if line.isdigit() else (error.where, 0)
 
 
 def _file_lines(settings: Settings) -> tuple[Lines | None, set[str]]:
