@@ -25,17 +25,17 @@ Opts = TypeVar("Opts", bound=BaseModel)
 C = TypeVar("C", bound=BaseModel)
 
 
-class Settings(BaseModel):
+class AdapterSettings(BaseModel):
     """Base of an adapter's options and credentials: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class NoOptions(Settings):
+class NoOptions(AdapterSettings):
     """An adapter without options."""
 
 
-class ApiKey(Settings):
+class ApiKey(AdapterSettings):
     """The one credential most providers take."""
 
     api_key: SecretStr

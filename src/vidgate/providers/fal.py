@@ -62,7 +62,7 @@ DEFAULT_BASE_URL = "https://queue.fal.run"
 _POLL_S = 2.0
 
 
-class Options(adapter_config.Settings):
+class Options(adapter_config.AdapterSettings):
     poll_s: float = Field(default=_POLL_S, gt=0)
     # Extra fields sent with every request (after the mapped ones).
     input: dict[str, JsonValue] = {}

@@ -50,7 +50,7 @@ DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_MODEL = "gemini-omni-1.1-flash"
 
 
-class Options(adapter_config.Settings):
+class Options(adapter_config.AdapterSettings):
     poll_interval_s: float = Field(default=google_api.DEFAULT_POLL_S, gt=0)
     interactions_api_version: str = "v1"
 

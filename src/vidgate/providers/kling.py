@@ -61,14 +61,14 @@ DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
 DEFAULT_MODEL = "kling-v2-master"
 
 
-class Options(adapter_config.Settings):
+class Options(adapter_config.AdapterSettings):
     # The upstream model when the catalogue names none.
     model: str = DEFAULT_MODEL
     # USD per Kling unit (``final_unit_deduction``); no cost is reported without it.
     usd_per_unit: Decimal | None = Field(default=None, ge=0)
 
 
-class Credentials(adapter_config.Settings):
+class Credentials(adapter_config.AdapterSettings):
     access_key: SecretStr
     secret_key: SecretStr
 

@@ -59,7 +59,7 @@ RESOLUTIONS = {"540p": "540p", "720p": "720p", "1080p": "1080p", "4K": "4k"}
 _DEFAULT_POLL_S = 2.0
 
 
-class Options(adapter_config.Settings):
+class Options(adapter_config.AdapterSettings):
     # Seconds between status reads (Luma gives no hint).
     poll_s: float = Field(default=_DEFAULT_POLL_S, gt=0)
 

@@ -44,7 +44,7 @@ DEFAULT_BASE_URL = "https://api.minimax.io"
 DEFAULT_MODEL = "MiniMax-Hailuo-02"
 
 
-class Options(adapter_config.Settings):
+class Options(adapter_config.AdapterSettings):
     # The upstream model when the catalogue names none.
     model: str = DEFAULT_MODEL
 

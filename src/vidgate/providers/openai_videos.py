@@ -34,7 +34,7 @@ from vidgate.providers.inputs import read_blob
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-class Options(adapter_config.Settings):
+class Options(adapter_config.AdapterSettings):
     # "authorization" sends ``Bearer <key>``; any other name carries the bare key.
     api_key_header: str = "authorization"
     # Extra query parameters on every call (Azure's api-version).

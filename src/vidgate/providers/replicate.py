@@ -60,7 +60,7 @@ DEFAULT_BASE_URL = "https://api.replicate.com/v1"
 _POLL_S = 2.0
 
 
-class Options(adapter_config.Settings):
+class Options(adapter_config.AdapterSettings):
     poll_s: float = Field(default=_POLL_S, gt=0)
     # Extra inputs sent to every model (after the mapped ones).
     input: dict[str, JsonValue] = {}

@@ -71,7 +71,7 @@ _DEFAULT_MIN_POLL_S = 5.0
 _DEFAULT_USD_PER_CREDIT = "0.01"
 
 
-class Options(adapter_config.Settings):
+class Options(adapter_config.AdapterSettings):
     # Runway asks for at least 5 s between status reads.
     min_poll_s: float = Field(default=_DEFAULT_MIN_POLL_S, gt=0)
     usd_per_credit: Decimal = Field(default=Decimal(_DEFAULT_USD_PER_CREDIT), ge=0)

@@ -72,7 +72,7 @@ PASSTHROUGH_OPTIONS = (
 )
 
 
-class Options(adapter_config.Settings):
+class Options(adapter_config.AdapterSettings):
     watermark: bool | None = None
     camera_fixed: bool | None = None
     generate_audio: bool | None = None

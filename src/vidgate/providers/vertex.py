@@ -54,7 +54,7 @@ STORAGE_BASE_URL = "https://storage.googleapis.com"
 RESOLUTIONS = {"720p": "720p", "1080p": "1080p", "4K": "4k"}
 
 
-class Options(adapter_config.Settings):
+class Options(adapter_config.AdapterSettings):
     project: str = Field(min_length=1)
     location: str = DEFAULT_LOCATION
     api_version: str = "v1beta1"
@@ -65,7 +65,7 @@ class Options(adapter_config.Settings):
     poll_interval_s: float = Field(default=google_api.DEFAULT_POLL_S, gt=0)
 
 
-class Credentials(adapter_config.Settings):
+class Credentials(adapter_config.AdapterSettings):
     access_token: SecretStr | None = None
     service_account_file: SecretStr | None = None
 
