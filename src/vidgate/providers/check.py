@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -32,6 +33,7 @@ ProbeState = Literal[
 # Past this a probe counts as unreachable (each call has its own deadlines besides).
 PROBE_TIMEOUT_S = 30.0
 _UNREACHABLE = {"upstream_unreachable", "upstream_timeout"}
+_PLACED = re.compile(r"(\S+:\d+): (.*)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,10 @@ async def check_configuration(
     except ConfigError as exc:
         report.errors.append(exc)
     except ValueError as exc:
-        # The catalogue's messages start with their file and line already.
-        report.errors.append(ConfigError("", str(exc)))
+        # The catalogue's messages start with their place ("file:line: ...").
+        placed = _PLACED.match(str(exc))
+        where, message = placed.groups() if placed else ("", str(exc))
+        report.errors.append(ConfigError(where, message))
     deployments, skipped, errors = read_deployments(settings.models_file, ENV_DEFAULTS, env)
     report.errors += errors
     lines, in_file = _file_lines(settings)
