@@ -592,9 +592,9 @@ async def test_probe_reads_a_task_nobody_has(fake: FakeDashScope, deps: Provider
         with pytest.raises(ProviderError) as info:
             await wrong_key.probe()
         assert info.value.unhealthy and "InvalidApiKey" in info.value.message
-        with pytest.raises(ProviderError) as info:
-            await no_prefix.probe()
-        assert not info.value.unhealthy
+        # A base_url without the API's /api/v1 is taken: the prefix is added.
+        await no_prefix.probe()
+        assert fake.reads == 2
     finally:
         for adapter in (good, wrong_key, no_prefix):
             await adapter.aclose()
