@@ -11,17 +11,21 @@
   ``legacy_veo_available`` is set; files past retention (``expire_urls``) answer 403 and
   the operation keeps handing out the same URI.
 
-Inputs are checked as the SDK types describe them: interaction content blocks are
-text / image / audio / video / document; an image block has ``data`` (base64) or
-``uri`` and a ``mime_type`` from the SDK's ``ImageContentMimeType``; a
-``generation_config.video_config.task`` is one of the SDK's tasks, and the fake holds
-``image_to_video`` to at most 2 images (first, last), ``reference_to_video`` to 1-3
-images and no video, and any request to at most 3 images (3P capabilities, UNVERIFIED).
-Legacy Veo: ``image``/``lastFrame`` are ``{bytesBase64Encoded, mimeType}`` (no
-``gcsUri``), ``lastFrame`` needs ``image``, ``referenceImages`` are 1-3 ASSET
-``{image, referenceType}`` (the SDK refuses STYLE on this API), never with image,
-lastFrame or video, and only at 8 s (earlier Google docs, UNVERIFIED). The 400 wording is
-the fake's own.
+Inputs are checked as the SDK types describe them: ``input`` is a string, or a list of
+steps as google-genai 3.x sends it, ``[{"type": "user_input", "content": [blocks]}]``
+(the SDK rewrites a bare list of content blocks into that and calls the bare list
+legacy; this fake refuses the bare list, so a test sees the current form); content
+blocks are text / image / audio / video / document; an image block has ``data``
+(base64) or ``uri`` and a ``mime_type`` from the SDK's ``ImageContentMimeType`` (eight
+types, GIF, BMP and TIFF among them); a ``generation_config.video_config.task`` is one
+of the SDK's tasks, and the fake holds ``image_to_video`` to at most 2 images (first,
+last), ``reference_to_video`` to 1-3 images and no video, and any request to at most 3
+images (3P capabilities, UNVERIFIED). Legacy Veo: ``image``/``lastFrame`` are
+``{bytesBase64Encoded, mimeType}`` (no ``gcsUri``; JPEG or PNG, as on Vertex:
+UNVERIFIED for this API), ``lastFrame`` needs ``image``, ``referenceImages`` are 1-3
+ASSET ``{image, referenceType}`` (the SDK refuses STYLE on this API), never with image,
+lastFrame or video, and only at 8 s (earlier Google docs, UNVERIFIED). The 400 wording
+is the fake's own.
 
 Auth as Google does it: the key in ``x-goog-api-key`` (or ``?key=``); a missing key is a
 403, a wrong one a 400 INVALID_ARGUMENT with ErrorInfo reason API_KEY_INVALID (from
@@ -177,10 +181,12 @@ class FakeGemini(FakeUpstream):
             "updated": _now(),
             "response_modalities": ["video"],
         }
-        prompt = body["input"] if isinstance(body["input"], str) else "(content blocks)"
-        steps: list[dict[str, Any]] = [
-            {"type": "user_input", "content": [{"type": "text", "text": prompt}]}
-        ]
+        given = body["input"]
+        steps: list[dict[str, Any]] = (
+            [{"type": "user_input", "content": [{"type": "text", "text": given}]}]
+            if isinstance(given, str)
+            else list(given)
+        )
         if task.state == "succeeded":
             video: dict[str, Any] = {"type": "video", "mime_type": "video/mp4"}
             if body["response_format"].get("delivery") == "inline":
@@ -327,12 +333,13 @@ def _invalid_interaction(body: dict[str, Any], seconds: tuple[int, int]) -> str 
     ):
         return f"response_format.duration must be between {low}s and {high}s."
     if not isinstance(body["input"], str | list):
-        return "input must be a string or a list of content blocks."
-    return _invalid_blocks(body)
+        return "input must be a string or a list of steps."
+    return _invalid_steps(body)
 
 
 _BLOCK_TYPES = {"text", "image", "audio", "video", "document"}
-_IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"}
+_IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif",
+                "image/gif", "image/bmp", "image/tiff"}  # fmt: skip
 _TASKS = {"text_to_video", "image_to_video", "reference_to_video", "edit", "extend", "upscale"}
 
 
@@ -347,11 +354,26 @@ def _invalid_media(block: dict[str, Any], where: str) -> str | None:
     return None
 
 
-def _invalid_blocks(body: dict[str, Any]) -> str | None:
-    blocks = body["input"] if isinstance(body["input"], list) else []
+def _invalid_steps(body: dict[str, Any]) -> str | None:
+    """Every step a ``user_input`` holding content blocks, the blocks valid."""
+    steps = body["input"] if isinstance(body["input"], list) else []
+    blocks: list[Any] = []
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict) or step.get("type") != "user_input":
+            return (
+                f'input[{index}] must be a step {{"type": "user_input", "content": [...]}}; '
+                "a bare list of content blocks is the legacy form."
+            )
+        content = step.get("content")
+        if not isinstance(content, list) or not content or set(step) - {"type", "content"}:
+            return f"input[{index}] must be {{type, content}} with a non-empty content list."
+        blocks += [(f"input[{index}].content[{i}]", block) for i, block in enumerate(content)]
+    return _invalid_blocks(body, blocks)
+
+
+def _invalid_blocks(body: dict[str, Any], blocks: list[tuple[str, Any]]) -> str | None:
     images = videos = 0
-    for index, block in enumerate(blocks):
-        where = f"input[{index}]"
+    for where, block in blocks:
         if not isinstance(block, dict) or block.get("type") not in _BLOCK_TYPES:
             return f"{where}.type must be one of {', '.join(sorted(_BLOCK_TYPES))}."
         if block["type"] == "text":
@@ -387,8 +409,8 @@ def _invalid_blocks(body: dict[str, Any]) -> str | None:
 def _invalid_veo_image(media: Any, where: str) -> str | None:
     if not isinstance(media, dict) or "gcsUri" in media or "bytesBase64Encoded" not in media:
         return f"{where}: only bytesBase64Encoded images are supported."
-    if not media.get("mimeType"):
-        return f"{where}.mimeType is required."
+    if media.get("mimeType") not in ("image/jpeg", "image/png"):
+        return f"{where}.mimeType must be image/jpeg or image/png (as on Vertex)."
     try:
         base64.b64decode(media["bytesBase64Encoded"], validate=True)
     except (binascii.Error, ValueError, TypeError):

@@ -1,12 +1,15 @@
 """A fake OpenAI Videos API (``/v1/videos``), as the official SDK and its docs describe it
 (reference section 1): multipart create, ``openai-poll-after-ms``, ``/content`` only
-once completed, OpenAI error bodies and rate-limit headers."""
+once completed, OpenAI error bodies and rate-limit headers. An ``input_reference``
+image must be exactly the requested ``size``, as the API enforced (reference 11)."""
 
 from __future__ import annotations
 
+import io
 import time
 from typing import Any
 
+from PIL import Image, UnidentifiedImageError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -126,9 +129,11 @@ class FakeOpenAIVideos(FakeUpstream):
             fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
             upload = form.get("input_reference")
             if upload is not None and not isinstance(upload, str):
+                data = await upload.read()
                 fields["input_reference"] = {
                     "content_type": upload.content_type,
-                    "size": len(await upload.read()),
+                    "size": len(data),
+                    "dimensions": _dimensions(data),
                 }
         if not fields.get("prompt"):
             return _error(
@@ -141,6 +146,15 @@ class FakeOpenAIVideos(FakeUpstream):
             return _error(
                 400,
                 f"Invalid value: '{fields['seconds']}'. Supported values are: '4', '8', and '12'.",
+                "invalid_request_error",
+                "invalid_value",
+            )
+        reference = fields.get("input_reference")
+        size = fields.get("size", "720x1280")
+        if reference is not None and reference["dimensions"] != size:
+            return _error(
+                400,
+                "Inpaint image must match the requested width and height",
                 "invalid_request_error",
                 "invalid_value",
             )
@@ -222,3 +236,12 @@ class FakeOpenAIVideos(FakeUpstream):
             Route("/v1/videos/{video_id}/content", self.content, methods=["GET"]),
             Route("/v1/videos/{video_id}/remix", self.remix, methods=["POST"]),
         ]
+
+
+def _dimensions(data: bytes) -> str | None:
+    """``"WxH"`` of an uploaded image; None if it is not one."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return f"{image.width}x{image.height}"
+    except (UnidentifiedImageError, OSError):
+        return None

@@ -5,8 +5,9 @@ until finished, inline base64 results (or ``gcsUri`` objects served by a fake GC
 API when the request sets ``storageUri``), and RAI filtering in place of videos.
 
 Inputs are checked as the SDK docstring describes them (reference 2.1): ``image``,
-``lastFrame`` and ``video`` need ``mimeType`` and bytes or a ``gcsUri``; ``lastFrame``
-needs ``image``; ``referenceImages`` are 1-3 ``{image, referenceType}`` with
+``lastFrame`` and ``video`` need ``mimeType`` and bytes or a ``gcsUri``, an image's
+``mimeType`` image/jpeg or image/png (Veo's docs name those two); ``lastFrame`` needs
+``image``; ``referenceImages`` are 1-3 ``{image, referenceType}`` with
 ``referenceType`` ASSET (STYLE is Veo 2 only, and the 3.1 models served here refuse it)
 and never come with image, video or lastFrame. The wording of those 400s is the fake's
 own (UNVERIFIED).
@@ -339,9 +340,15 @@ class FakeVertex(FakeUpstream):
         ]
 
 
+_IMAGE_TYPES = ("image/jpeg", "image/png")
+
+
 def _invalid_media(key: str, media: Any) -> str | None:
     if not isinstance(media, dict) or not media.get("mimeType"):
         return f"{key}.mimeType is required."
+    if key != "video" and media["mimeType"] not in _IMAGE_TYPES:
+        supported = ", ".join(_IMAGE_TYPES)
+        return f"Unsupported {key}.mimeType {media['mimeType']}; supported: {supported}."
     if "bytesBase64Encoded" in media:
         try:
             base64.b64decode(media["bytesBase64Encoded"], validate=True)

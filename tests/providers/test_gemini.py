@@ -4,12 +4,14 @@ Gemini API on loopback (reference 2.2, 2.3)."""
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 from pydantic import SecretStr
 
 from tests.conftest import png_bytes
@@ -122,7 +124,12 @@ async def test_omni_request_fields_for_a_representative_spec(
     assert body["generation_config"] == {"seed": 7}
 
 
-async def test_omni_image_goes_as_a_bare_base64_content_block(
+def _user_input(*content: dict[str, Any]) -> list[dict[str, Any]]:
+    """``input`` as google-genai 3.x sends content blocks: one ``user_input`` step."""
+    return [{"type": "user_input", "content": list(content)}]
+
+
+async def test_omni_image_goes_as_a_bare_base64_content_block_of_a_user_input_step(
     fake: Fake, adapter: GeminiProvider, tmp_path: Path
 ) -> None:
     upstream, _ = fake
@@ -130,10 +137,53 @@ async def test_omni_image_goes_as_a_bare_base64_content_block(
     blob = await LocalBlobStore(tmp_path / "blobs").put_bytes(data)
     image = ImageRef(sha256=blob.sha256, width=320, height=180, content_type="image/png")
     await adapter.submit(_spec(image=image), idempotency_key="job-3", upstream_model=OMNI)
-    assert upstream.requests[0]["input"] == [
+    assert upstream.requests[0]["input"] == _user_input(
         {"type": "text", "text": "a fox"},
         {"type": "image", "data": base64.b64encode(data).decode(), "mime_type": "image/png"},
-    ]
+    )
+
+
+def _encoded(fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 36), (0, 128, 255)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF"])
+async def test_omni_takes_the_image_types_its_api_lists_as_they_are(
+    fake: Fake, adapter: GeminiProvider, tmp_path: Path, fmt: str
+) -> None:
+    upstream, _ = fake
+    data = _encoded(fmt)
+    blob = await LocalBlobStore(tmp_path / "blobs").put_bytes(data)
+    kind = f"image/{fmt.lower()}"
+    image = ImageRef(sha256=blob.sha256, width=64, height=36, content_type=kind)
+    spec = _spec(image=image)
+    adapter.validate(spec, OMNI)
+    result = await adapter.submit(spec, idempotency_key=f"t-{fmt}", upstream_model=OMNI)
+    [step] = upstream.requests[0]["input"]
+    assert step["content"][1] == {
+        "type": "image",
+        "data": base64.b64encode(data).decode(),
+        "mime_type": kind,
+    }
+    await _finish(adapter, task_of(result))
+    assert await adapter.fetch(task_of(result), tmp_path)
+
+
+def test_fake_omni_refuses_the_legacy_bare_list_of_content_blocks(fake: Fake) -> None:
+    _, server = fake
+    body = {
+        "model": OMNI,
+        "input": [{"type": "text", "text": "a fox"}, _block()],
+        "response_modalities": ["video"],
+        "response_format": {"type": "video", "duration": "8s"},
+        "background": True,
+    }
+    response = httpx.post(
+        f"{server.url}/v1/interactions", json=body, headers={"x-goog-api-key": API_KEY}
+    )
+    assert response.status_code == 400 and "legacy" in response.text
 
 
 async def test_omni_extend_sends_the_source_video_and_the_task(
@@ -147,7 +197,9 @@ async def test_omni_extend_sends_the_source_video_and_the_task(
     )
     body = upstream.requests[0]
     assert body["generation_config"] == {"video_config": {"task": "extend"}}
-    text, video = body["input"]
+    [step] = body["input"]
+    assert step["type"] == "user_input"
+    text, video = step["content"]
     assert text == {"type": "text", "text": "a fox"}
     assert video["type"] == "video" and video["mime_type"] == "video/mp4"
     assert base64.b64decode(video["data"]) == tiny_mp4()
@@ -173,11 +225,11 @@ async def test_omni_first_and_last_frame_are_ordered_image_blocks(
     adapter.validate(spec, OMNI)
     await adapter.submit(spec, idempotency_key="lf", upstream_model=OMNI)
     body = upstream.requests[0]
-    assert body["input"] == [
+    assert body["input"] == _user_input(
         {"type": "text", "text": "a fox"},
         {"type": "image", "data": first_b64, "mime_type": "image/png"},
         {"type": "image", "data": last_b64, "mime_type": "image/jpeg"},
-    ]
+    )
     assert body["generation_config"] == {"video_config": {"task": "image_to_video"}}
 
 
@@ -194,12 +246,12 @@ async def test_omni_reference_images_are_image_blocks_with_the_reference_task(
     adapter.validate(spec, OMNI)
     await adapter.submit(spec, idempotency_key="refs", upstream_model=OMNI)
     body = upstream.requests[0]
-    assert body["input"] == [
+    assert body["input"] == _user_input(
         {"type": "text", "text": "a fox"},
         {"type": "image", "data": stored[0][1], "mime_type": "image/png"},
         {"type": "image", "data": stored[1][1], "mime_type": "image/webp"},
         {"type": "image", "data": stored[2][1], "mime_type": "image/png"},
-    ]
+    )
     assert body["generation_config"] == {
         "seed": 3,
         "video_config": {"task": "reference_to_video"},
@@ -267,13 +319,13 @@ _SOURCE = SourceRef(video_id="v", sha256="0" * 64, seconds=8, width=1280, height
         ),
         (
             OMNI,
-            {"image": _REF, "last_frame": _REF.model_copy(update={"content_type": "image/gif"})},
+            {"image": _REF, "last_frame": _REF.model_copy(update={"content_type": "image/x"})},
             "last_frame",
-            "image/gif is not supported",
+            "image/x is not supported",
         ),
         (
             OMNI,
-            {"reference_images": [_REF.model_copy(update={"content_type": "image/bmp"})]},
+            {"reference_images": [_REF.model_copy(update={"content_type": "image/x"})]},
             "reference_images",
             "allowed: image/png",
         ),
@@ -305,13 +357,13 @@ def _veo_image() -> dict[str, str]:
     [
         (
             "/v1/interactions",
-            {"input": [{"type": "text", "text": "x"}, *[_block()] * 4]},
+            {"input": _user_input({"type": "text", "text": "x"}, *[_block()] * 4)},
             "At most 3 input images",
         ),
         (
             "/v1/interactions",
             {
-                "input": [{"type": "text", "text": "x"}, *[_block()] * 3],
+                "input": _user_input({"type": "text", "text": "x"}, *[_block()] * 3),
                 "generation_config": {"video_config": {"task": "image_to_video"}},
             },
             "1-2 images",
@@ -319,15 +371,15 @@ def _veo_image() -> dict[str, str]:
         (
             "/v1/interactions",
             {
-                "input": [{"type": "text", "text": "x"}],
+                "input": _user_input({"type": "text", "text": "x"}),
                 "generation_config": {"video_config": {"task": "reference_to_video"}},
             },
             "reference_to_video takes 1-3",
         ),
-        ("/v1/interactions", {"input": [_block("image/gif")]}, "mime_type must be one of"),
+        ("/v1/interactions", {"input": _user_input(_block("image/avif"))}, "mime_type must be"),
         (
             "/v1/interactions",
-            {"input": [{**_block(), "role": "last_frame"}]},
+            {"input": _user_input({**_block(), "role": "last_frame"})},
             "unknown field role",
         ),
         (

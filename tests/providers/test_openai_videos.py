@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from PIL import Image
 from pydantic import SecretStr
 
 from tests.conftest import png_bytes
@@ -93,19 +96,112 @@ async def test_idempotency_key_prevents_a_second_upstream_video(
     assert first.upstream_id == again.upstream_id and upstream.submissions == 1
 
 
-async def test_image_goes_as_the_input_reference_part(
+async def test_image_of_the_requested_size_goes_unchanged_as_the_input_reference_part(
     fake: tuple[FakeOpenAIVideos, FakeServer], adapter: OpenAIVideosProvider, tmp_path: Path
 ) -> None:
     upstream, _ = fake
     blobs = LocalBlobStore(tmp_path / "blobs")
-    data = png_bytes()
+    data = png_bytes(1280, 720)
     blob = await blobs.put_bytes(data)
-    image = ImageRef(sha256=blob.sha256, width=64, height=48, content_type="image/png")
+    image = ImageRef(sha256=blob.sha256, width=1280, height=720, content_type="image/png")
     await adapter.submit(_spec(image=image), idempotency_key="job-2", upstream_model="sora-2")
     assert upstream.requests[0]["input_reference"] == {
         "content_type": "image/png",
         "size": len(data),
+        "dimensions": "1280x720",
     }
+
+
+def _encoded(fmt: str, width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 40, 40)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "size", "frame", "sent_type"),
+    [
+        ("JPEG", (640, 360), (1280, 720), "image/jpeg"),
+        ("PNG", (64, 48), (720, 1280), "image/png"),
+        ("GIF", (1920, 1080), (1280, 720), "image/png"),
+    ],
+)
+async def test_an_image_of_another_size_is_fitted_to_the_requested_size(
+    fake: tuple[FakeOpenAIVideos, FakeServer],
+    adapter: OpenAIVideosProvider,
+    tmp_path: Path,
+    fmt: str,
+    size: tuple[int, int],
+    frame: tuple[int, int],
+    sent_type: str,
+) -> None:
+    upstream, _ = fake
+    blob = await LocalBlobStore(tmp_path / "blobs").put_bytes(_encoded(fmt, *size))
+    image = ImageRef(
+        sha256=blob.sha256, width=size[0], height=size[1], content_type=f"image/{fmt.lower()}"
+    )
+    width, height = frame
+    spec = _spec(image=image, width=width, height=height, aspect_ratio="16:9")
+    if width < height:
+        spec = _spec(image=image, width=width, height=height, aspect_ratio="9:16")
+    adapter.validate(spec, "sora-2")
+    [path] = await _run(adapter, spec, tmp_path)
+    assert probe_video(path).codec == "h264"
+    sent = upstream.requests[0]["input_reference"]
+    assert sent["dimensions"] == f"{width}x{height}" and sent["content_type"] == sent_type
+
+
+def test_the_fake_refuses_an_input_reference_of_another_size(
+    fake: tuple[FakeOpenAIVideos, FakeServer],
+) -> None:
+    _, server = fake
+    response = httpx.post(
+        f"{server.url}/v1/videos",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        data={"prompt": "a fox", "size": "1280x720"},
+        files={"input_reference": ("input", png_bytes(64, 48), "image/png")},
+    )
+    assert response.status_code == 400
+    assert "Inpaint image must match the requested width and height" in response.text
+
+
+_IMAGE = ImageRef(sha256="0" * 64, width=64, height=48, content_type="image/png")
+
+
+@pytest.mark.parametrize(
+    ("changes", "param"),
+    [
+        ({"seconds": 5}, "seconds"),
+        ({"seconds": 16}, "seconds"),
+        ({"width": 1920, "height": 1080, "resolution": "1080p"}, "size"),
+        ({"width": 1276, "height": 720}, "size"),
+        ({"seed": 7}, "seed"),
+        ({"negative_prompt": "blur"}, "negative_prompt"),
+        ({"fps": 30}, "fps"),
+    ],
+)
+async def test_sora_2_limits_are_what_the_api_enforced(
+    adapter: OpenAIVideosProvider, changes: dict[str, object], param: str
+) -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        adapter.validate(_spec(**changes), "sora-2")
+    assert caught.value.param == param
+
+
+async def test_sora_2_pro_adds_the_tall_sizes_and_unknown_models_stay_permissive(
+    adapter: OpenAIVideosProvider,
+) -> None:
+    for seconds in (4, 8, 12):
+        adapter.validate(_spec(seconds=seconds), "sora-2-2025-12-08")
+    adapter.validate(_spec(width=720, height=1280, aspect_ratio="9:16"), "sora-2")
+    adapter.validate(_spec(width=1792, height=1024, aspect_ratio="7:4"), "sora-2-pro")
+    with pytest.raises(InvalidParameter) as caught:
+        adapter.validate(_spec(width=1792, height=1024, aspect_ratio="7:4"), "sora-2")
+    assert caught.value.param == "size" and "1280x720, 720x1280" in caught.value.message
+    anything = _spec(seconds=5, width=1920, height=1080, seed=7, negative_prompt="x", fps=30)
+    adapter.validate(anything, "wan-2.2-on-vllm")
+    # Any type vidgate reads: the adapter fits (and so re-encodes) every image.
+    adapter.validate(_spec(image=_IMAGE.model_copy(update={"content_type": "image/bmp"})), "sora-2")
 
 
 async def test_remix_uses_the_upstream_id(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from PIL import Image
 from pydantic import SecretStr
 
 from tests.conftest import free_port, png_bytes
@@ -246,6 +248,38 @@ async def test_reference_images_go_as_asset_references(
     ] == ["image/png", "image/jpeg", "image/png"]
 
 
+def _encoded(fmt: str) -> bytes:
+    """A 64x36 image: red, and for a GIF a blue second frame after it."""
+    buf = io.BytesIO()
+    red, blue = Image.new("RGB", (64, 36), (255, 0, 0)), Image.new("RGB", (64, 36), (0, 0, 255))
+    if fmt == "GIF":
+        red.save(buf, format="GIF", save_all=True, append_images=[blue], duration=100)
+    else:
+        red.save(buf, format=fmt, lossless=True)  # lossless: WebP's; ignored by the others
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "BMP", "TIFF"])
+async def test_images_veo_does_not_read_are_sent_as_png(
+    fake: Fake, adapter: VertexProvider, tmp_path: Path, fmt: str
+) -> None:
+    upstream, _ = fake
+    blob = await LocalBlobStore(tmp_path / "blobs").put_bytes(_encoded(fmt))
+    kind = f"image/{fmt.lower()}"
+    image = ImageRef(sha256=blob.sha256, width=64, height=36, content_type=kind)
+    spec = _spec(image=image, last_frame=image)
+    adapter.validate(spec, MODEL)  # taken at create: the adapter converts it
+    result = await adapter.submit(spec, idempotency_key=f"conv-{fmt}", upstream_model=MODEL)
+    await _finish(adapter, task_of(result))
+    assert await adapter.fetch(task_of(result), tmp_path)
+    instance = upstream.requests[0]["instances"][0]
+    for key in ("image", "lastFrame"):
+        assert instance[key]["mimeType"] == "image/png"
+        with Image.open(io.BytesIO(base64.b64decode(instance[key]["bytesBase64Encoded"]))) as sent:
+            assert sent.format == "PNG" and sent.size == (64, 36)
+            assert sent.convert("RGB").getpixel((10, 10)) == (255, 0, 0)  # the first frame
+
+
 _REF = ImageRef(sha256="1" * 64, width=32, height=18, content_type="image/png")
 _SOURCE = SourceRef(video_id="v", sha256="0" * 64, seconds=4, width=1280, height=720, fps=24)
 
@@ -290,6 +324,7 @@ def _png_b64() -> dict[str, str]:
     ("instance", "message"),
     [
         ({"lastFrame": _png_b64()}, "lastFrame requires image"),
+        ({"image": {**_png_b64(), "mimeType": "image/gif"}}, "Unsupported image.mimeType"),
         ({"referenceImages": [{"image": _png_b64(), "referenceType": "ASSET"}] * 4}, "At most 3"),
         ({"referenceImages": [{"image": _png_b64(), "referenceType": "STYLE"}]}, "STYLE"),
         ({"referenceImages": [{"image": {"mimeType": "image/png"}}]}, "bytesBase64Encoded"),

@@ -12,6 +12,12 @@ raises the ``InvalidParameter`` a client sees. Routing runs it (through each ada
 that one upstream model cannot take never reaches that adapter's request building.
 What the data cannot say (a source video made on another deployment, a missing public
 URL, an image too large as a data URI) stays in the adapter's ``validate``.
+
+What an adapter bridges is not refused: one that converts input images to a type its
+upstream takes passes the types it converts (``bridged_types``), and those count as
+taken. An upstream whose data lists no ``image_types`` takes ``WEB_IMAGE_TYPES``, the
+types every image-taking API shares; the others vidgate reads (BMP, TIFF) reach only
+upstreams that list them, or adapters that convert them.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ if TYPE_CHECKING:
 
 Kind = Literal["generate", "remix", "extend"]
 _Refuse = Callable[[str, str, str], InvalidParameter]
+
+# The input image types assumed where an upstream's data lists none.
+WEB_IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 
 
 class DurationRule(BaseModel):
@@ -109,6 +118,8 @@ class Capabilities(BaseModel):
     max_total_seconds: int | None = Field(default=None, ge=1)
     resolutions: list[str] | None = None
     aspect_ratios: list[str] | None = None
+    # Exact frames "WxH", where the upstream takes only these (OpenAI's ``size``).
+    sizes: list[str] | None = None
     # Checked only without a first frame: models whose image-to-video output takes the
     # image's own shape.
     text_aspect_ratios: list[str] | None = None
@@ -139,6 +150,15 @@ class Capabilities(BaseModel):
     @classmethod
     def _check_ratios(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else check_aspect_ratios(value)
+
+    @field_validator("sizes")
+    @classmethod
+    def _check_sizes(cls, value: list[str] | None) -> list[str] | None:
+        for size in value or []:
+            width, sep, height = size.partition("x")
+            if not (sep and width.isdigit() and height.isdigit()):
+                raise ValueError(f"size {size!r} is not of the form WIDTHxHEIGHT, e.g. 1280x720")
+        return value
 
     @field_validator("resolutions")
     @classmethod
@@ -190,10 +210,20 @@ class CapabilityTable:
             merged[provider] = tuple(given.values()) + replaced
         return CapabilityTable(merged)
 
-    def check(self, spec: JobSpec, provider: str, model: str, who: str) -> None:
+    def check(
+        self,
+        spec: JobSpec,
+        provider: str,
+        model: str,
+        who: str,
+        *,
+        bridged_types: Iterable[str] = (),
+    ) -> None:
         """``check`` against ``model``'s entry; a refusal of an input some other model
-        of ``provider`` takes names those models."""
-        check(spec, self.require(provider, model, who), who, self._entries.get(provider, ()))
+        of ``provider`` takes names those models. ``bridged_types``: the input image
+        types the adapter converts into one the upstream takes."""
+        caps = self.require(provider, model, who)
+        check(spec, caps, who, self._entries.get(provider, ()), bridged_types=bridged_types)
 
     def require(self, provider: str, model: str, who: str) -> Capabilities:
         """``lookup``, or the client's 400 naming the models this adapter knows."""
@@ -211,10 +241,18 @@ def _allowed(values: Iterable[object]) -> str:
     return ", ".join(str(v) for v in values)
 
 
-def check(spec: JobSpec, caps: Capabilities, who: str, peers: Iterable[ModelEntry] = ()) -> None:
+def check(
+    spec: JobSpec,
+    caps: Capabilities,
+    who: str,
+    peers: Iterable[ModelEntry] = (),
+    *,
+    bridged_types: Iterable[str] = (),
+) -> None:
     """Raise ``InvalidParameter`` for the first thing in ``spec`` that ``caps`` does not
     allow; ``who`` names the deployment and model in the message. ``peers``: the other
-    models of the same adapter, named when they take an input this one refuses."""
+    models of the same adapter, named when they take an input this one refuses.
+    ``bridged_types``: image types the adapter converts, taken as if native."""
     peer_list = list(peers)
 
     def refuse(what: str, allowed: str, param: str) -> InvalidParameter:
@@ -242,6 +280,9 @@ def check(spec: JobSpec, caps: Capabilities, who: str, peers: Iterable[ModelEntr
                     param,
                 )
     _check_length(spec, caps, refuse)
+    # Exact frames first: the most precise refusal, naming what a client can send.
+    if caps.sizes is not None and spec.size not in caps.sizes:
+        raise refuse(f"size {spec.size} is not supported", _allowed(caps.sizes), "size")
     if caps.resolutions is not None and spec.resolution not in caps.resolutions:
         raise refuse(
             f"resolution {spec.resolution} is not supported",
@@ -275,7 +316,8 @@ def check(spec: JobSpec, caps: Capabilities, who: str, peers: Iterable[ModelEntr
         raise refuse("a seed is not supported", "none", "seed")
     if spec.negative_prompt is not None and not caps.negative_prompt:
         raise refuse("a negative prompt is not supported", "none", "negative_prompt")
-    _check_images(spec, caps, refuse)
+    types = [*(caps.image_types or WEB_IMAGE_TYPES), *bridged_types]
+    _check_images(spec, caps, refuse, list(dict.fromkeys(types)))
 
 
 def _takes(caps: Capabilities, param: str) -> bool:
@@ -316,7 +358,7 @@ def _check_length(spec: JobSpec, caps: Capabilities, refuse: _Refuse) -> None:
         )
 
 
-def _check_images(spec: JobSpec, caps: Capabilities, refuse: _Refuse) -> None:
+def _check_images(spec: JobSpec, caps: Capabilities, refuse: _Refuse, types: list[str]) -> None:
     refs = spec.reference_images
     if spec.last_frame is not None:
         if spec.image is None:
@@ -374,15 +416,15 @@ def _check_images(spec: JobSpec, caps: Capabilities, refuse: _Refuse) -> None:
     ]
     for param, image in named:
         if image is not None:
-            _check_image(image, param, caps, refuse)
+            _check_image(image, param, caps, refuse, types)
 
 
-def _check_image(image: ImageRef, param: str, caps: Capabilities, refuse: _Refuse) -> None:
-    if caps.image_types is not None and image.content_type not in caps.image_types:
+def _check_image(
+    image: ImageRef, param: str, caps: Capabilities, refuse: _Refuse, types: list[str]
+) -> None:
+    if image.content_type not in types:
         raise refuse(
-            f"{param} of type {image.content_type} is not supported",
-            _allowed(caps.image_types),
-            param,
+            f"{param} of type {image.content_type} is not supported", _allowed(types), param
         )
     size = f"{image.width}x{image.height}"
     side = caps.image_min_side

@@ -7,9 +7,10 @@ once, so that a truncated or corrupt file fails here with a clear 400 rather tha
 inside a job; and that decode holds its memory in the process's budget for decoded
 images (``vidgate.media.budget``), so concurrent requests cannot add up to more.
 
-Only the first frame of an animated image is ever decoded. A JPEG is decoded at the
-smallest scale that serves (1/8 for a check: every byte of its data is still read);
-PNG, WebP and GIF have no reduced decode in Pillow, so they cost their full size.
+Only the first frame of an animated image (or the first page of a TIFF) is ever
+decoded. A JPEG is decoded at the smallest scale that serves (1/8 for a check: every
+byte of its data is still read); PNG, WebP, GIF, BMP and TIFF have no reduced decode in
+Pillow, so they cost their full size.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from vidgate.core.errors import InvalidImage
 from vidgate.media.budget import OverBudget, image_memory, run_in_thread
 
 __all__ = [
+    "CONTENT_TYPES",
     "MAX_IMAGE_FRAMES",
     "MAX_IMAGE_SIDE",
     "Decoding",
@@ -58,8 +60,14 @@ _CONTENT_TYPES = {
     "MPO": "image/jpeg",
     "WEBP": "image/webp",
     "GIF": "image/gif",
+    # Taken for upstreams that list them (Gemini Omni) or get a converted copy.
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
 }
-_OPEN_FORMATS = ["PNG", "JPEG", "WEBP", "GIF"]
+_OPEN_FORMATS = ["PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"]
+_FORMAT_NAMES = "PNG, JPEG, WebP, GIF, BMP or TIFF"
+# Every content type an input image may have.
+CONTENT_TYPES = frozenset(_CONTENT_TYPES.values())
 _JPEG = ("JPEG", "MPO")
 
 # Bytes per pixel of Pillow's own storage for each mode these formats decode to:
@@ -85,6 +93,11 @@ _PIXEL_BYTES = {
 # the previous frame (both RGBA), the frame handed over as bytes, then Pillow's image.
 # Measured: an 8192x8192 WebP peaks at 1031 MiB.
 _WEBP_BYTES_PER_PIXEL = 16
+# A compressed TIFF is decoded through libtiff, a whole strip or tile at a time: one
+# strip as tall as the image takes up to as much again as Pillow's image. Counted
+# twice. Measured: a 4096x4096 RGB TIFF in one deflate strip peaks at 112 MiB (64 MiB
+# image); in Pillow's default strips, at the image's 64.
+_TIFF_COPIES = 2
 # A progressive or multi-scan JPEG is decoded through a buffer of every DCT coefficient
 # of every component (2 bytes each), whatever the output scale. Measured: 8192x8192
 # progressive 4:4:4 at 1/8 scale peaks at 392 MiB, 384 of them coefficients.
@@ -115,7 +128,7 @@ class ImageInfo:
 class ImageHeader:
     """What an image's header says, read without decoding any pixels."""
 
-    format: str  # Pillow's name: PNG, JPEG, MPO, WEBP or GIF
+    format: str  # Pillow's name: PNG, JPEG, MPO, WEBP, GIF, BMP or TIFF
     width: int
     height: int
     mode: str
@@ -146,6 +159,8 @@ class ImageHeader:
         need = width * height * _PIXEL_BYTES[self.mode]
         if self.multi_scan:
             need += self.width * self.height * self.components * _COEFFICIENT_BYTES
+        if self.format == "TIFF":
+            need *= _TIFF_COPIES
         return need
 
 
@@ -184,7 +199,7 @@ def parse_data_url(
 
 
 def inspect_image(data: bytes, *, max_bytes: int, param: str) -> ImageInfo:
-    """Validate ``data`` as a PNG, JPEG, WebP or GIF and describe it.
+    """Validate ``data`` as a PNG, JPEG, WebP, GIF, BMP or TIFF and describe it.
 
     Raises ``InvalidImage(param=param)`` if it is over ``max_bytes``, not an image, in
     another format, larger than ``MAX_IMAGE_SIDE`` on either side, has more than
@@ -285,7 +300,7 @@ def read_header(data: bytes, *, param: str, max_bytes: int | None = None) -> Ima
         raise
     except UnidentifiedImageError as exc:
         raise InvalidImage(
-            "the file is not an image in a supported format (PNG, JPEG, WebP or GIF)",
+            f"the file is not an image in a supported format ({_FORMAT_NAMES})",
             param=param,
         ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -361,10 +376,25 @@ def _over_budget(header: ImageHeader, exc: OverBudget, param: str) -> InvalidIma
 
 def _count_frames(img: Image.Image, data: bytes, param: str) -> int:
     """Frames, up to one past ``MAX_IMAGE_FRAMES``: WebP, APNG and MPO say so in their
-    headers; a GIF's frames are counted by walking its blocks (Pillow would walk all)."""
+    headers; a GIF's frames are counted by walking its blocks, a TIFF's pages by
+    seeking from one to the next (Pillow's ``n_frames`` would walk all)."""
     if img.format == "GIF":
         return _gif_frames(data, MAX_IMAGE_FRAMES + 1, param)
+    if img.format == "TIFF":
+        return _tiff_pages(img, MAX_IMAGE_FRAMES + 1)
     return int(getattr(img, "n_frames", 1))
+
+
+def _tiff_pages(img: Image.Image, limit: int) -> int:
+    pages = 1
+    try:
+        while pages < limit:
+            img.seek(pages)
+            pages += 1
+    except EOFError:
+        pass
+    img.seek(0)
+    return pages
 
 
 def _gif_frames(data: bytes, limit: int, param: str) -> int:

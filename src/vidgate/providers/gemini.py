@@ -10,8 +10,11 @@ too), as a ``uri`` or inline ``data``. One interaction makes one video.
 ``gemini-omni-flash-preview`` was shut down on 2026-09-30 (3P).
 Input images are ``image`` content blocks after the text block: the first frame, then
 the last frame, or up to 3 reference images on their own (see ``omni_request`` for the
-ordering convention, which is UNVERIFIED). What each model takes (durations,
-resolutions, frames, references, image types) is the catalogue's ``upstreams.gemini``.
+ordering convention, which is UNVERIFIED), all in one ``user_input`` step (the SDK
+rewrites a bare list of content blocks into that form, and calls the bare list legacy);
+a prompt alone goes as a string. What each model takes (durations, resolutions, frames,
+references, image types: the eight of the SDK's ``ImageContentMimeType``, sent as they
+are) is the catalogue's ``upstreams.gemini``.
 
 ``veo-*``: the legacy operation shape (reference 2.2). ``POST /v1beta/models/{m}
 :predictLongRunning``, poll ``GET /v1beta/{operation name}``, results at
@@ -21,7 +24,8 @@ key from ``GET /v1beta/files/{id}:download?alt=media``. Shut down: veo-2.0/3.0 o
 deployments that still answer it (a proxy, a region, a late shutdown); it has no fps
 or seed, no cancel, and files kept 2 days (UNVERIFIED) that cannot be re-issued. It
 takes ``lastFrame`` and ``referenceImages`` (ASSET only; the SDK refuses STYLE on this
-API) like Vertex, with the same rules (the catalogue's ``upstreams.gemini``). Errors,
+API) like Vertex, with the same rules (the catalogue's ``upstreams.gemini``); an image
+Veo does not read (JPEG and PNG) is sent converted to PNG, as on Vertex. Errors,
 operations and inline results are read as on Vertex (``google_api``).
 
 ``upstream_id``: the interaction id for Omni (the task's state says
@@ -42,7 +46,8 @@ from pydantic import Field
 from vidgate.core.capabilities import CapabilityTable
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
-from vidgate.core.spec import ImageRef, JobSpec
+from vidgate.core.spec import JobSpec
+from vidgate.media.images import CONTENT_TYPES
 from vidgate.providers import adapter_config, base, failures, google_api
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
 
@@ -83,15 +88,17 @@ def check_spec(spec: JobSpec, model: str, provider: str, table: CapabilityTable)
     """The catalogue's data for ``model``; legacy Veo uses reference images only at 8 s
     (earlier Google docs, reference 2.2, UNVERIFIED), which the data cannot say."""
     where = f"{provider} (Gemini API {model})"
-    table.check(spec, "gemini", model, where)
+    # Legacy Veo gets converted images; Omni reads what its data lists, as it is.
+    bridged = () if is_omni(model) else CONTENT_TYPES
+    table.check(spec, "gemini", model, where, bridged_types=bridged)
     if not is_omni(model) and spec.reference_images and spec.seconds != 8:
         raise InvalidParameter(
             f"{where} uses reference images only at 8 s; allowed: 8", param="seconds"
         )
 
 
-def _image_block(data_b64: str, image: ImageRef) -> dict[str, Any]:
-    return {"type": "image", "data": data_b64, "mime_type": image.content_type}
+def _image_block(image: google_api.Base64Image) -> dict[str, Any]:
+    return {"type": "image", "data": image.data, "mime_type": image.mime_type}
 
 
 def omni_request(
@@ -102,8 +109,9 @@ def omni_request(
     """The Interactions create body; the wire example in reference 2.3 is the model.
 
     Input images: the SDK's image content block is ``{type, data | uri, mime_type,
-    resolution}`` with no role field, and a user turn is just a list of such blocks, so
-    nothing in the types marks an image as first frame, last frame or reference.
+    resolution}`` with no role field, and a user turn (a ``user_input`` step) is just a
+    list of such blocks, so nothing in the types marks an image as first frame, last
+    frame or reference.
     UNVERIFIED convention used here: the text block, then the first frame, then the last
     frame, with ``generation_config.video_config.task`` ``image_to_video``; reference
     images alone after the text with task ``reference_to_video`` (the catalogue's
@@ -114,15 +122,12 @@ def omni_request(
     blocks: list[dict[str, Any]] = []
     if inputs.video is not None:
         blocks.append({"type": "video", "data": inputs.video, "mime_type": "video/mp4"})
-    if inputs.image is not None and spec.image is not None:
-        blocks.append(_image_block(inputs.image, spec.image))
-    if inputs.last_frame is not None and spec.last_frame is not None:
-        blocks.append(_image_block(inputs.last_frame, spec.last_frame))
-    for data, ref in zip(inputs.references, spec.reference_images, strict=True):
-        blocks.append(_image_block(data, ref))
+    images = [inputs.image, inputs.last_frame, *inputs.references]
+    blocks += [_image_block(image) for image in images if image is not None]
+    text = {"type": "text", "text": spec.prompt}
     body: dict[str, Any] = {
         "model": model,
-        "input": [{"type": "text", "text": spec.prompt}, *blocks] if blocks else spec.prompt,
+        "input": [{"type": "user_input", "content": [text, *blocks]}] if blocks else spec.prompt,
         "response_modalities": ["video"],
         "response_format": {
             "type": "video",
@@ -244,7 +249,9 @@ class GeminiProvider:
     ) -> base.SubmitResult:
         """``idempotency_key`` is unused: neither API takes one."""
         model = upstream_model or DEFAULT_MODEL
-        inputs = await google_api.read_base64_inputs(self._deps, spec)
+        # Omni takes every type its data lists as it is; legacy Veo JPEG and PNG only.
+        accepted = CONTENT_TYPES if is_omni(model) else google_api.VEO_IMAGE_TYPES
+        inputs = await google_api.read_base64_inputs(self._deps, spec, accepted)
         if not is_omni(model):
             path = f"/v1beta/models/{model}:predictLongRunning"
             body = veo_request(spec, inputs)

@@ -7,8 +7,9 @@ API (``gemini.py``) speak the same Google API conventions.
 - calls: one JSON call (``google_json``), its errors refined, its answer an object;
 - Veo long-running operations: ``done``/``error``/responsible-AI filtering read into an
   UpstreamStatus (``operation_status``); each adapter finds the videos in its own place;
-- the inputs as base64, the Veo request instance (the prompt and its images) and
-  inline base64 results.
+- the inputs as base64 (an image of a type the API does not read converted to PNG
+  first), the Veo request instance (the prompt and its images) and inline base64
+  results.
 
 Each adapter keeps what differs: Vertex's OAuth2 bearer token and GCS results, the
 Gemini API's key, Files API downloads and Interactions.
@@ -22,18 +23,22 @@ import binascii
 import contextlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from vidgate.core.spec import JobSpec
+from vidgate.core.spec import ImageRef, JobSpec
 from vidgate.providers import failures
 from vidgate.providers.base import ProviderDeps, ProviderError, UpstreamStatus
 from vidgate.providers.http import UpstreamClient, default_error_message
-from vidgate.providers.inputs import image_base64, read_blob
+from vidgate.providers.inputs import image_as, read_blob
+
+# The image types Veo reads (Vertex, and the Gemini API's legacy Veo); the adapters
+# convert any other input image to PNG.
+VEO_IMAGE_TYPES = frozenset({"image/jpeg", "image/png"})
 
 # Veo takes one to a few minutes; Google's samples poll every 10-20 s.
 DEFAULT_POLL_S = 5.0
@@ -173,9 +178,18 @@ async def google_json(
     return body
 
 
-def veo_image(data_b64: str, content_type: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class Base64Image:
+    """An input image as bare base64, with the type of those bytes (a converted
+    image's, not the client's)."""
+
+    data: str
+    mime_type: str
+
+
+def veo_image(image: Base64Image) -> dict[str, str]:
     """A Veo image field: ``{bytesBase64Encoded, mimeType}``."""
-    return {"bytesBase64Encoded": data_b64, "mimeType": content_type}
+    return {"bytesBase64Encoded": image.data, "mimeType": image.mime_type}
 
 
 @dataclass(frozen=True)
@@ -183,17 +197,25 @@ class Base64Inputs:
     """A request's stored inputs as bare base64, the form both Google APIs take them in
     (``bytesBase64Encoded`` on Veo, ``data`` in an Interactions content block)."""
 
-    image: str | None = None
-    last_frame: str | None = None
-    references: tuple[str, ...] = ()
+    image: Base64Image | None = None
+    last_frame: Base64Image | None = None
+    references: tuple[Base64Image, ...] = ()
     # The source video, to extend (or, on Omni, remix) it.
     video: str | None = None
 
 
-async def read_base64_inputs(deps: ProviderDeps, spec: JobSpec) -> Base64Inputs:
-    image = await image_base64(deps, spec.image) if spec.image else None
-    last = await image_base64(deps, spec.last_frame) if spec.last_frame else None
-    refs = tuple([await image_base64(deps, ref) for ref in spec.reference_images])
+async def read_base64_inputs(
+    deps: ProviderDeps, spec: JobSpec, accepted: Collection[str]
+) -> Base64Inputs:
+    """The inputs, each image of a type not ``accepted`` converted to PNG."""
+
+    async def read(image: ImageRef, param: str) -> Base64Image:
+        encoded = await image_as(deps, image, accepted, param=param)
+        return Base64Image(base64.b64encode(encoded.data).decode(), encoded.content_type)
+
+    image = await read(spec.image, "image") if spec.image else None
+    last = await read(spec.last_frame, "last_frame") if spec.last_frame else None
+    refs = tuple([await read(ref, "reference_images") for ref in spec.reference_images])
     video = None
     if spec.kind != "generate" and spec.source is not None:
         video = base64.b64encode(await read_blob(deps, spec.source.sha256)).decode()
@@ -204,23 +226,20 @@ def veo_instance(spec: JobSpec, inputs: Base64Inputs) -> dict[str, Any]:
     """``instances[0]`` of a Veo ``predictLongRunning``: the prompt, the first frame
     (``image``), the last frame (``lastFrame``), the source video and the references."""
     instance: dict[str, Any] = {"prompt": spec.prompt}
-    if inputs.image is not None and spec.image is not None:
-        instance["image"] = veo_image(inputs.image, spec.image.content_type)
-    if inputs.last_frame is not None and spec.last_frame is not None:
-        instance["lastFrame"] = veo_image(inputs.last_frame, spec.last_frame.content_type)
+    if inputs.image is not None:
+        instance["image"] = veo_image(inputs.image)
+    if inputs.last_frame is not None:
+        instance["lastFrame"] = veo_image(inputs.last_frame)
     if inputs.video is not None:
         instance["video"] = {"bytesBase64Encoded": inputs.video, "mimeType": "video/mp4"}
-    if spec.reference_images:
-        instance["referenceImages"] = veo_references(spec, inputs.references)
+    if inputs.references:
+        instance["referenceImages"] = veo_references(inputs.references)
     return instance
 
 
-def veo_references(spec: JobSpec, references_b64: Sequence[str]) -> list[dict[str, Any]]:
+def veo_references(references: Collection[Base64Image]) -> list[dict[str, Any]]:
     """``referenceImages[]``: every reference as an ASSET (subject) image."""
-    return [
-        {"image": veo_image(data, ref.content_type), "referenceType": "ASSET"}
-        for ref, data in zip(spec.reference_images, references_b64, strict=True)
-    ]
+    return [{"image": veo_image(ref), "referenceType": "ASSET"} for ref in references]
 
 
 async def write_base64(data: str, dest: Path) -> Path:

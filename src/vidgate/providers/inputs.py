@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import tempfile
+from collections.abc import Awaitable, Collection
 from pathlib import Path
 
-from vidgate.core.errors import InvalidParameter
+from vidgate.core.errors import InvalidImage, InvalidParameter
 from vidgate.core.spec import ImageRef
-from vidgate.providers.base import ProviderDeps
+from vidgate.media.image_bridge import EncodedImage, convert_image, fit_image
+from vidgate.providers.base import ProviderDeps, ProviderError
 
 
 async def read_blob(deps: ProviderDeps, sha256: str) -> bytes:
@@ -37,3 +39,28 @@ def image_public_url(deps: ProviderDeps, image: ImageRef, *, provider: str) -> s
             param="image",
         )
     return deps.input_url(image.sha256)
+
+
+async def fitted_image(
+    deps: ProviderDeps, image: ImageRef, width: int, height: int, *, param: str
+) -> EncodedImage:
+    """The stored image fitted to exactly ``width`` x ``height`` (``fit_image``)."""
+    data = await read_blob(deps, image.sha256)
+    return await _bridged(fit_image(data, width, height, param=param))
+
+
+async def image_as(
+    deps: ProviderDeps, image: ImageRef, accepted: Collection[str], *, param: str
+) -> EncodedImage:
+    """The stored image, converted to PNG unless its type is ``accepted``."""
+    data = await read_blob(deps, image.sha256)
+    return await _bridged(convert_image(data, image.content_type, accepted, param=param))
+
+
+async def _bridged(work: Awaitable[EncodedImage]) -> EncodedImage:
+    # The image passed its checks at create; one that cannot be re-encoded now (its
+    # decode over the memory budget with the fit's working copies) will not be later.
+    try:
+        return await work
+    except InvalidImage as exc:
+        raise ProviderError(exc.code, exc.message, retryable=False) from exc

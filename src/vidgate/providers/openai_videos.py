@@ -4,7 +4,9 @@ Azure OpenAI, vLLM-Omni, SGLang and other gateways (another vidgate included) se
 this shape; OpenAI's own Sora API was shut down on 2026-09-24 (reference section 1).
 
 - create: multipart ``POST /videos`` (what the official SDK sends): prompt, model,
-  seconds (a string), size "WxH", and the first frame as the ``input_reference`` part;
+  seconds (a string), size "WxH", and the first frame as the ``input_reference`` part,
+  fitted first to exactly that size (OpenAI refused any other: "Inpaint image must
+  match the requested width and height"), so any image vidgate reads is taken;
 - remix: ``POST /videos/{id}/remix`` JSON ``{prompt}`` on a video made here;
 - extend: ``POST /videos/extensions`` JSON ``{prompt, seconds, video: {id}}`` (the SDK's
   multipart form of ``video`` is broken in 3.57.0; the JSON form is UNVERIFIED beyond
@@ -27,9 +29,10 @@ from typing import Any
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import JobSpec
+from vidgate.media.images import CONTENT_TYPES
 from vidgate.providers import adapter_config, base, failures
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
-from vidgate.providers.inputs import read_blob
+from vidgate.providers.inputs import fitted_image
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -120,7 +123,9 @@ class OpenAIVideosProvider:
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
         model = upstream_model or spec.model
-        self._deps.capabilities.check(spec, "openai_videos", model, f"{self.name} ({model})")
+        self._deps.capabilities.check(
+            spec, "openai_videos", model, f"{self.name} ({model})", bridged_types=CONTENT_TYPES
+        )
         if spec.kind in ("remix", "extend"):
             source = spec.source
             if source is None or source.provider != self.name or not source.upstream_id:
@@ -160,8 +165,10 @@ class OpenAIVideosProvider:
                 for key, value in create_form(spec, upstream_model).items()
             ]
             if spec.image is not None:
-                data = await read_blob(self._deps, spec.image.sha256)
-                parts.append(("input_reference", ("input", data, spec.image.content_type)))
+                image = await fitted_image(
+                    self._deps, spec.image, spec.width, spec.height, param="input_reference"
+                )
+                parts.append(("input_reference", ("input", image.data, image.content_type)))
             body = await self._http.json(
                 "POST", "/videos", files=parts, params=self._query, headers=headers
             )

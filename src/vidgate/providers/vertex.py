@@ -4,7 +4,8 @@
   :predictLongRunning`` with ``{instances: [{prompt, image?, lastFrame?, video?,
   referenceImages?}], parameters}``; the answer is a long-running Operation ``{name}``;
 - inputs: the first frame is ``image`` and the last frame ``lastFrame`` (both
-  ``{bytesBase64Encoded, mimeType}``); reference images are ``referenceImages[]`` of
+  ``{bytesBase64Encoded, mimeType}``; Veo reads JPEG and PNG, so any other image, a
+  GIF's first frame say, is sent converted to PNG); reference images are ``referenceImages[]`` of
   ``{image, referenceType: "ASSET"}``, at most 3. Per the SDK docstring image, video and
   lastFrame are not allowed together with references, and STYLE references are a Veo 2
   thing (one image), so we only ever send ASSET. Which Vertex Veo models accept a last
@@ -43,6 +44,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.spec import JobSpec
+from vidgate.media.images import CONTENT_TYPES
 from vidgate.providers import adapter_config, base, google_api
 from vidgate.providers.google_service_account import ServiceAccountTokens, load_service_account
 from vidgate.providers.http import UpstreamClient, UpstreamLimits
@@ -192,7 +194,9 @@ class VertexProvider:
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
         model = upstream_model or DEFAULT_MODEL
-        self._deps.capabilities.check(spec, "vertex", model, f"{self.name} (Vertex AI {model})")
+        self._deps.capabilities.check(
+            spec, "vertex", model, f"{self.name} (Vertex AI {model})", bridged_types=CONTENT_TYPES
+        )
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         headers = await self._auth()
@@ -211,7 +215,7 @@ class VertexProvider:
         model = upstream_model or DEFAULT_MODEL
         body = build_request(
             spec,
-            await google_api.read_base64_inputs(self._deps, spec),
+            await google_api.read_base64_inputs(self._deps, spec, google_api.VEO_IMAGE_TYPES),
             storage_uri=self._storage_uri,
             generate_audio=self._generate_audio,
         )

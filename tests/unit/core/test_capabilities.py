@@ -12,7 +12,7 @@ from vidgate.core.capabilities import Capabilities, CapabilityTable, ModelEntry,
 from vidgate.core.catalog import builtin_upstreams, load_catalog
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.errors import InvalidParameter
-from vidgate.core.spec import ImageRef, JobSpec, SourceRef
+from vidgate.core.spec import ImageRef, JobSpec, SourceRef, dimensions
 from vidgate.engine.routing import check_before_submit
 from vidgate.media.storage import LocalBlobStore
 from vidgate.providers.base import ProviderDeps, ProviderError
@@ -200,3 +200,48 @@ def test_a_kind_the_model_does_not_take_never_reaches_submit(tmp_path: Path) -> 
         check_before_submit(create_kling(config, deps), remix, None)
     assert caught.value.code == "invalid_parameter" and not caught.value.retryable
     assert "remix is not supported" in caught.value.message
+
+
+def test_sizes_are_exact_frames_and_refused_by_name() -> None:
+    caps = Capabilities(sizes=["1280x720", "720x1280"], resolutions=["720p"])
+    check(spec(), caps, "up model")
+    check(spec(width=720, height=1280, aspect_ratio="9:16"), caps, "up model")
+    # Checked before the resolution: "size" names what an OpenAI-shape client sent.
+    error = refusal(spec(width=1920, height=1080, resolution="1080p"), caps)
+    assert error.param == "size" and "allowed: 1280x720, 720x1280" in error.message
+    assert refusal(spec(width=1276), caps).param == "size"
+    with pytest.raises(ValueError, match="WIDTHxHEIGHT"):
+        Capabilities(sizes=["1280*720"])
+
+
+def test_image_types_default_to_the_web_types_and_bridged_types_count_as_taken() -> None:
+    bmp = _IMAGE.model_copy(update={"content_type": "image/bmp"})
+    gif = _IMAGE.model_copy(update={"content_type": "image/gif"})
+    error = refusal(spec(image=bmp), Capabilities())
+    assert (
+        error.param == "image" and "image/png, image/jpeg, image/webp, image/gif" in error.message
+    )
+    check(spec(image=gif), Capabilities(), "up model")
+    check(spec(image=bmp), Capabilities(), "up model", bridged_types=["image/bmp"])
+    veo = Capabilities(image_types=["image/jpeg", "image/png"], last_frame=True)
+    assert refusal(spec(image=_IMAGE, last_frame=gif), veo).param == "last_frame"
+    check(spec(image=_IMAGE, last_frame=gif), veo, "up model", bridged_types=["image/gif"])
+
+
+def test_the_sora_2_card_offers_only_what_its_upstream_takes() -> None:
+    catalog = load_catalog()
+    card = catalog.get("sora-2")
+    caps = catalog.upstreams.lookup("openai_videos", "sora-2")
+    assert caps is not None
+    seconds = card.durations.allowed or []
+    assert seconds == [4, 8, 12]
+    for resolution in card.resolutions:
+        for ratio in card.aspect_ratios:
+            width, height = dimensions(resolution, ratio)
+            for fps in card.fps:
+                for s in seconds:
+                    job = spec(seconds=s, width=width, height=height, resolution=resolution,
+                               aspect_ratio=ratio, fps=fps)  # fmt: skip
+                    check(job, caps, "sora-2")
+    assert card.max_n == caps.max_n == 1
+    assert not caps.seed and not caps.negative_prompt

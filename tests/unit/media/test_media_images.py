@@ -1,4 +1,4 @@
-"""Input image validation: accept the four formats, refuse everything else clearly,
+"""Input image validation: accept the six formats, refuse everything else clearly,
 judge each from its header before decoding, and decode within the memory budget."""
 
 from __future__ import annotations
@@ -49,7 +49,14 @@ def _png_claiming(width: int, height: int) -> bytes:
 
 @pytest.mark.parametrize(
     ("fmt", "content_type"),
-    [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp"), ("GIF", "image/gif")],
+    [
+        ("PNG", "image/png"),
+        ("JPEG", "image/jpeg"),
+        ("WEBP", "image/webp"),
+        ("GIF", "image/gif"),
+        ("BMP", "image/bmp"),
+        ("TIFF", "image/tiff"),
+    ],
 )
 def test_supported_formats(fmt: str, content_type: str) -> None:
     info = inspect_image(_encode(fmt), max_bytes=LIMIT, param="input_reference")
@@ -64,7 +71,7 @@ def _invalid(data: bytes, *, max_bytes: int = LIMIT) -> InvalidImage:
 
 
 def test_text_is_not_an_image() -> None:
-    assert "PNG, JPEG, WebP or GIF" in _invalid(b"hello, I am a text file\n").message
+    assert "PNG, JPEG, WebP, GIF, BMP or TIFF" in _invalid(b"hello, I am a text file\n").message
 
 
 def test_empty_bytes() -> None:
@@ -72,7 +79,17 @@ def test_empty_bytes() -> None:
 
 
 def test_unsupported_format() -> None:
-    assert "supported format" in _invalid(_encode("BMP")).message
+    assert "supported format" in _invalid(_encode("ICO")).message
+
+
+def test_tiff_pages_are_counted_up_to_the_limit_only() -> None:
+    pages = [Image.new("L", (8, 8), i) for i in range(MAX_IMAGE_FRAMES + 5)]
+    buf = io.BytesIO()
+    pages[0].save(buf, format="TIFF", save_all=True, append_images=pages[1:])
+    assert "more than 1000 frames" in _invalid(buf.getvalue()).message
+    buf = io.BytesIO()
+    pages[0].save(buf, format="TIFF", save_all=True, append_images=pages[1:3])
+    assert read_header(buf.getvalue(), param="image").frames == 3
 
 
 def test_truncated_png() -> None:
