@@ -316,8 +316,7 @@ def check(
         raise refuse("a seed is not supported", "none", "seed")
     if spec.negative_prompt is not None and not caps.negative_prompt:
         raise refuse("a negative prompt is not supported", "none", "negative_prompt")
-    types = [*(caps.image_types or WEB_IMAGE_TYPES), *bridged_types]
-    _check_images(spec, caps, refuse, list(dict.fromkeys(types)))
+    _check_images(spec, caps, refuse, bridged_types)
 
 
 def _takes(caps: Capabilities, param: str) -> bool:
@@ -358,7 +357,9 @@ def _check_length(spec: JobSpec, caps: Capabilities, refuse: _Refuse) -> None:
         )
 
 
-def _check_images(spec: JobSpec, caps: Capabilities, refuse: _Refuse, types: list[str]) -> None:
+def _check_images(
+    spec: JobSpec, caps: Capabilities, refuse: _Refuse, bridged_types: Iterable[str]
+) -> None:
     refs = spec.reference_images
     if spec.last_frame is not None:
         if spec.image is None:
@@ -414,8 +415,10 @@ def _check_images(spec: JobSpec, caps: Capabilities, refuse: _Refuse, types: lis
         ("last_frame", spec.last_frame),
         *(("reference_images", ref) for ref in refs),
     ]
-    for param, image in named:
-        if image is not None:
+    present = [(param, image) for param, image in named if image is not None]
+    if present:
+        types = list(dict.fromkeys([*(caps.image_types or WEB_IMAGE_TYPES), *bridged_types]))
+        for param, image in present:
             _check_image(image, param, caps, refuse, types)
 
 
