@@ -75,7 +75,7 @@ async def convert_image(
 
 def _turned(data: bytes) -> bool:
     """Whether the image's EXIF orientation turns or flips it."""
-    with Image.open(io.BytesIO(data)) as image:
+    with Image.open(io.BytesIO(data), formats=["PNG", "JPEG"]) as image:
         return image.getexif().get(ExifTags.Base.Orientation, 1) not in (1, None)
 
 
