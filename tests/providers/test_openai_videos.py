@@ -188,6 +188,17 @@ async def test_sora_2_limits_are_what_the_api_enforced(
     assert caught.value.param == param
 
 
+async def test_a_seed_and_negative_prompt_reach_other_servers_of_the_shape(
+    fake: tuple[FakeOpenAIVideos, FakeServer], adapter: OpenAIVideosProvider
+) -> None:
+    upstream, _ = fake
+    spec = _spec(seed=7, negative_prompt="blur")
+    adapter.validate(spec, "wan-2.2-on-vllm")
+    await adapter.submit(spec, idempotency_key="job-s", upstream_model="wan-2.2-on-vllm")
+    assert upstream.requests[0]["seed"] == "7"
+    assert upstream.requests[0]["negative_prompt"] == "blur"
+
+
 async def test_sora_2_pro_adds_the_tall_sizes_and_unknown_models_stay_permissive(
     adapter: OpenAIVideosProvider,
 ) -> None:

@@ -6,7 +6,10 @@ this shape; OpenAI's own Sora API was shut down on 2026-09-24 (reference section
 - create: multipart ``POST /videos`` (what the official SDK sends): prompt, model,
   seconds (a string), size "WxH", and the first frame as the ``input_reference`` part,
   fitted first to exactly that size (OpenAI refused any other: "Inpaint image must
-  match the requested width and height"), so any image vidgate reads is taken;
+  match the requested width and height"), so any image vidgate reads is taken; a seed
+  or negative prompt goes as a field too (vidgate's own extensions): OpenAI's models
+  refuse both at create (the catalogue's ``upstreams.openai_videos``), so they reach
+  only other servers of this shape, which decide. The frame rate is never sent;
 - remix: ``POST /videos/{id}/remix`` JSON ``{prompt}`` on a video made here;
 - extend: ``POST /videos/extensions`` JSON ``{prompt, seconds, video: {id}}`` (the SDK's
   multipart form of ``video`` is broken in 3.57.0; the JSON form is UNVERIFIED beyond
@@ -58,6 +61,11 @@ def create_form(spec: JobSpec, upstream_model: str | None) -> dict[str, str]:
     form = {"prompt": spec.prompt, "seconds": str(spec.seconds), "size": spec.size}
     if upstream_model:
         form["model"] = upstream_model
+    # Never dropped without a word: the models that take neither refuse them at create.
+    if spec.seed is not None:
+        form["seed"] = str(spec.seed)
+    if spec.negative_prompt is not None:
+        form["negative_prompt"] = spec.negative_prompt
     return form
 
 
