@@ -24,7 +24,7 @@ import yaml
 
 from tests.conftest import ServerProcess, fast_env, make_database, png_bytes, probe
 from tests.fakes.harness import FakeServer, FakeUpstream
-from vidgate.core.catalog import canonical_resolution
+from vidgate.core.catalog import builtin_upstreams, canonical_resolution
 from vidgate.core.spec import dimensions
 
 PROVIDERS = [
@@ -59,6 +59,10 @@ class Case:
     @property
     def solo(self) -> str:
         return f"c-{self.name}-solo"
+
+    @property
+    def native(self) -> str:
+        return f"c-{self.name}-native"
 
     def body(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -165,6 +169,9 @@ def gateway(
             ],
         )
         models[case.solo] = _card(module, [{"provider": f"{case.name}-a", **ref}])
+        # A card that states nothing but its deployment: its limits are what the
+        # upstream model takes (docs/catalogue.md, "Limits from the deployments").
+        models[case.native] = {"deployments": [{"provider": f"{case.name}-a", **ref}]}
     root = tmp_path_factory.mktemp("contract")
     models_file = root / "models.yaml"
     models_file.write_text(yaml.safe_dump({"deployments": deployments, "models": models}))
@@ -282,6 +289,42 @@ def _heal(gateway: tuple[ServerProcess, str]) -> None:
             "UPDATE deployment_health SET consecutive_failures = 0, open_until = NULL,"
             " unhealthy = false"
         )
+
+
+def test_outside_native_limits_is_refused_at_create_naming_the_parameter(
+    cases: dict[str, Case], gateway: tuple[ServerProcess, str]
+) -> None:
+    """Each adapter: a duration or frame rate its upstream model does not take is a 400
+    at create that names the parameter, never a job that fails upstream."""
+    srv, key = gateway
+    table = builtin_upstreams()
+    checked: list[str] = []
+    for case in cases.values():
+        caps = table.lookup(case.name, case.module.UPSTREAM_MODEL)
+        assert caps is not None, case.name
+        wrong: list[tuple[str, dict[str, Any]]] = []
+        if caps.durations is not None:
+            # The task shape names a duration refusal as the OpenAI shape does
+            # (tests/e2e/test_bad_input.py).
+            wrong.append(("seconds", {"duration": caps.durations.maximum + 1}))
+        if caps.fps is not None and 60 not in caps.fps:
+            wrong.append(("fps", {"fps": 60}))
+        for param, extra in wrong:
+            submitted = (case.a.submissions, case.b.submissions)
+            response = httpx.post(
+                f"{srv.base_url}/v1/videos/generations",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"model": case.native, "prompt": f"{case.name} test", **extra},
+                timeout=30,
+            )
+            assert response.status_code == 400, f"{case.name} {param}: {response.text}"
+            error = response.json()["error"]
+            assert error["param"] == param, f"{case.name}: {error}"
+            assert (case.a.submissions, case.b.submissions) == submitted, case.name
+            checked.append(f"{case.name}:{param}")
+    # The task shape's upstream is permissive ("the upstream decides"); every adapter
+    # with native limits is held to them.
+    assert {c.split(":")[0] for c in checked} >= set(PROVIDERS) - {"task_api"}, checked
 
 
 def test_content_refusal_fails_the_job_and_is_not_tried_elsewhere(
