@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate.accounts.keys import DEFAULT_TENANT, NewKey, create_key
 from vidgate.config import Settings
-from vidgate.core.keys import KeyMode, KeyRecord
+from vidgate.core.keys import ROLES, KeyMode, KeyRecord, Role
 from vidgate.db.database import create_engine
 from vidgate.db.deployments import HealthRecord, deployment_health_all
 from vidgate.db.keys import count_keys, list_keys, revoke_key
@@ -96,10 +96,10 @@ def _with_database(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T
 
 
 async def _create_key(
-    db: AsyncEngine, *, name: str, mode: KeyMode, is_admin: bool, tenant: str
+    db: AsyncEngine, *, name: str, mode: KeyMode, role: Role, tenant: str
 ) -> NewKey:
     async with db.begin() as conn:
-        return await create_key(conn, name=name, mode=mode, is_admin=is_admin, tenant=tenant)
+        return await create_key(conn, name=name, mode=mode, role=role, tenant=tenant)
 
 
 async def _first_key(db: AsyncEngine) -> NewKey | None:
@@ -235,7 +235,15 @@ def keys_create(
     name: Annotated[str, typer.Option("--name", help="A label for the key.")],
     test: Annotated[bool, typer.Option("--test", help="Sandbox-only key (default).")] = False,
     live: Annotated[bool, typer.Option("--live", help="Key that reaches real providers.")] = False,
-    admin: Annotated[bool, typer.Option("--admin", help="May manage the gateway.")] = False,
+    admin: Annotated[bool, typer.Option("--admin", help="Short for --role admin.")] = False,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            "--role",
+            help="operator (every project), admin (its project), member (create and read"
+            " videos; the default) or reader (read only).",
+        ),
+    ] = None,
     tenant: Annotated[
         str, typer.Option("--tenant", help="Tenant the key belongs to.")
     ] = DEFAULT_TENANT,
@@ -245,14 +253,21 @@ def keys_create(
     if test and live:
         err.print("choose one of --test and --live")
         raise typer.Exit(2)
+    if role is not None and role not in ROLES:
+        err.print(f"--role must be one of {', '.join(ROLES)}; got {role!r}")
+        raise typer.Exit(2)
+    if admin and role not in (None, "admin"):
+        err.print(f"--admin means --role admin; it cannot be combined with --role {role}")
+        raise typer.Exit(2)
+    chosen: Role = "admin" if admin else (role or "member")
     mode: KeyMode = "live" if live else "test"
     settings = _settings(data_dir)
     configure_logging("WARNING")
     new = _with_database(
         settings,
-        lambda db: _create_key(db, name=name, mode=mode, is_admin=admin, tenant=tenant),
+        lambda db: _create_key(db, name=name, mode=mode, role=chosen, tenant=tenant),
     )
-    rights = " with admin rights" if admin else ""
+    rights = "" if chosen == "member" else f" with role {chosen}"
     out.print(f"Created {mode} key {new.id} ({new.name}) for tenant {new.tenant}{rights}.")
     out.print("Store the secret now; it is not shown again:")
     print(new.secret)
@@ -273,7 +288,7 @@ def keys_list(data_dir: DataDir = None) -> None:
         "name",
         "tenant",
         "mode",
-        "admin",
+        "role",
         "prefix",
         "created",
         "revoked",
@@ -284,7 +299,7 @@ def keys_list(data_dir: DataDir = None) -> None:
             k.name,
             k.tenant_name,
             k.mode,
-            "yes" if k.is_admin else "",
+            k.role,
             k.prefix + "…",
             k.created_at.strftime("%Y-%m-%d %H:%M"),
             k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else "",

@@ -185,7 +185,7 @@ def test_keys_without_a_server_then_beside_one(tmp_path: Path) -> None:
     assert secret_ops.startswith("vg_live_")
     assert "live key" in flat(out_ops)
     assert "tenant acme" in flat(out_ops)
-    assert "admin rights" in flat(out_ops)
+    assert "with role admin" in flat(out_ops)
 
     both = cli(
         "keys",

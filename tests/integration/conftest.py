@@ -38,6 +38,6 @@ async def add_caller(
         prefix="p",
         secret_hash=name.encode(),
         mode=mode,
-        is_admin=False,
+        role="member",
     )
-    return Principal(f"key_{name}", tenant, mode, False)
+    return Principal(f"key_{name}", tenant, mode)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.core.ids import new_id
-from vidgate.core.keys import KeyMode
+from vidgate.core.keys import KeyMode, Role
 from vidgate.db.keys import ensure_tenant, insert_api_key
 
 DEFAULT_TENANT = "default"
@@ -25,7 +25,7 @@ class NewKey:
     tenant: str
     name: str
     mode: KeyMode
-    is_admin: bool
+    role: Role
     secret: str
 
 
@@ -42,7 +42,7 @@ async def create_key(
     *,
     name: str,
     mode: KeyMode = "test",
-    is_admin: bool = False,
+    role: Role = "member",
     tenant: str = DEFAULT_TENANT,
 ) -> NewKey:
     tenant_id = await ensure_tenant(conn, new_id("tenant"), tenant)
@@ -56,6 +56,6 @@ async def create_key(
         prefix=secret[:12],
         secret_hash=hash_secret(secret),
         mode=mode,
-        is_admin=is_admin,
+        role=role,
     )
-    return NewKey(key_id, tenant, name, mode, is_admin, secret)
+    return NewKey(key_id, tenant, name, mode, role, secret)

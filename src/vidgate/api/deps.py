@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 
 from vidgate.api.auth import KeyAuthenticator
 from vidgate.config import Settings
+from vidgate.core.errors import PermissionDenied
 from vidgate.engine.service import JobService, Principal
 from vidgate.services import Services
 from vidgate.services.media import MediaService
@@ -76,6 +77,22 @@ async def get_caller(request: Request) -> CallerContext:
 
 
 Caller = Annotated[CallerContext, Depends(get_caller)]
+
+
+async def get_admin(request: Request) -> CallerContext:
+    """An operator key, or an admin key (of its own project only: each admin route
+    scopes what it touches to ``principal.tenant_id`` unless the role is operator)."""
+    caller = await get_caller(request)
+    if not caller.principal.is_admin:
+        raise PermissionDenied(
+            f"this route needs an operator or admin key; this key's role is"
+            f" {caller.principal.role}",
+            code="admin_required",
+        )
+    return caller
+
+
+Admin = Annotated[CallerContext, Depends(get_admin)]
 
 
 def public_base_url(request: Request, settings: Settings) -> str:

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 KeyMode = Literal["test", "live"]
+# operator: every project, made only from the CLI; admin: its own project's keys,
+# budgets, webhook endpoints and usage; member: create and read videos; reader: read.
+Role = Literal["operator", "admin", "member", "reader"]
+ROLES: tuple[Role, ...] = ("operator", "admin", "member", "reader")
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +22,10 @@ class KeyRecord:
     name: str
     prefix: str
     mode: KeyMode
-    is_admin: bool
+    role: Role
     created_at: dt.datetime
     revoked_at: dt.datetime | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in ("operator", "admin")

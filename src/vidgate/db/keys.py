@@ -41,7 +41,7 @@ async def insert_api_key(
     prefix: str,
     secret_hash: bytes,
     mode: str,
-    is_admin: bool,
+    role: str,
 ) -> None:
     await conn.execute(
         api_keys.insert().values(
@@ -51,7 +51,7 @@ async def insert_api_key(
             prefix=prefix,
             secret_hash=secret_hash,
             mode=mode,
-            is_admin=is_admin,
+            role=role,
         )
     )
 
@@ -63,7 +63,7 @@ _KEY_COLUMNS = (
     api_keys.c.name,
     api_keys.c.prefix,
     api_keys.c.mode,
-    api_keys.c.is_admin,
+    api_keys.c.role,
     api_keys.c.created_at,
     api_keys.c.revoked_at,
 )

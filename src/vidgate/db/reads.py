@@ -59,7 +59,7 @@ _JOB_WITH_OUTPUTS = (
 _OWNED_JOB_WITH_OUTPUTS = _JOB_WITH_OUTPUTS + " AND j.tenant_id = %s"
 
 _ACTIVE_KEY = (
-    "SELECT k.id, k.tenant_id, t.name, k.name, k.prefix, k.mode, k.is_admin, k.created_at,"
+    "SELECT k.id, k.tenant_id, t.name, k.name, k.prefix, k.mode, k.role, k.created_at,"
     " k.revoked_at FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
     " WHERE k.secret_hash = %s AND k.revoked_at IS NULL"
 )

@@ -30,12 +30,14 @@ api_keys = sa.Table(
     sa.Column("prefix", sa.Text, nullable=False),
     sa.Column("secret_hash", sa.LargeBinary, nullable=False, unique=True),
     sa.Column("mode", sa.Text, nullable=False),
-    sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    # operator (every project), admin (its project), member (videos), reader (read only).
+    sa.Column("role", sa.Text, nullable=False, server_default="member"),
     sa.Column(
         "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
     sa.CheckConstraint("mode IN ('test', 'live')", name="api_keys_mode"),
+    sa.CheckConstraint("role IN ('operator', 'admin', 'member', 'reader')", name="api_keys_role"),
 )
 
 jobs = sa.Table(
@@ -194,3 +196,36 @@ sandbox_tasks = sa.Table(
     ),
     sa.Column("cancelled_at", sa.DateTime(timezone=True)),
 )
+
+# Every admin action: who (a key id, or "cli"), on which project, what, from where.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("tenant_id", sa.Text, sa.ForeignKey("tenants.id")),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("target", sa.Text),
+    sa.Column("detail", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("remote_addr", sa.Text),
+)
+sa.Index("audit_log_tenant_idx", audit_log.c.tenant_id, audit_log.c.id)
+
+# Money, one signed row per job and step (migration 0010 says how balances derive).
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("job_id", sa.Text, sa.ForeignKey("jobs.id"), primary_key=True),
+    sa.Column("step", sa.Text, primary_key=True),
+    sa.Column("tenant_id", sa.Text, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("api_key_id", sa.Text, sa.ForeignKey("api_keys.id"), nullable=False),
+    sa.Column("amount", sa.Numeric(12, 6), nullable=False),
+    sa.Column("booked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.CheckConstraint("step IN ('reserve', 'settle', 'release')", name="ledger_step"),
+)
+sa.Index("ledger_tenant_booked_idx", ledger.c.tenant_id, ledger.c.booked_at)
+sa.Index("ledger_key_booked_idx", ledger.c.api_key_id, ledger.c.booked_at)

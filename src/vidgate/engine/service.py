@@ -30,6 +30,7 @@ from vidgate.core.errors import (
 )
 from vidgate.core.ids import looks_like, new_id
 from vidgate.core.jobs import JobRecord, JobState, OutputRecord
+from vidgate.core.keys import Role
 from vidgate.core.spec import ImageRef, SourceRef, VideoRequest, normalize
 from vidgate.core.urls import check_outbound_url
 from vidgate.db import writes
@@ -56,7 +57,12 @@ class Principal:
     key_id: str
     tenant_id: str
     mode: Literal["test", "live"]
-    is_admin: bool
+    role: Role = "member"
+
+    @property
+    def is_admin(self) -> bool:
+        """An operator or a project admin."""
+        return self.role in ("operator", "admin")
 
 
 @dataclass(frozen=True, slots=True)

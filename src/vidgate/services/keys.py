@@ -20,7 +20,7 @@ class KeyService:
         record = await self._reads.active_key(secret_hash)
         if record is None:
             return None
-        return Principal(record.id, record.tenant_id, record.mode, record.is_admin)
+        return Principal(record.id, record.tenant_id, record.mode, record.role)
 
     async def webhook_secret(self, principal: Principal) -> str:
         """The tenant's Standard Webhooks signing secret, made on first use."""
