@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     # How long vidgate waits for a submitted task to finish upstream; then it is
     # cancelled there and the job goes on as after an upstream_timeout (engine/failover.py).
     upstream_task_timeout_s: float = Field(default=24 * 3600.0, gt=0)
+    # A job failed for that limit keeps its task watched (engine/late_results.py): read
+    # every ``late_result_poll_s``, for ``late_result_watch_s`` after the failure; a
+    # task that succeeds meanwhile completes the job, and it is settled then.
+    late_result_poll_s: float = Field(default=600.0, gt=0)
+    late_result_watch_s: float = Field(default=48 * 3600.0, ge=0)
 
     # Webhook deliveries in flight at once, per worker, on the ``webhooks`` queue. Most
     # of a delivery's time is spent waiting on another server, so this is well above

@@ -59,6 +59,13 @@ TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
 }
 
 
+# The one move out of a terminal state, not in ``TRANSITIONS``: a job that vidgate failed
+# for its own wait limit (VIDGATE_UPSTREAM_TASK_TIMEOUT_S) goes back to ``finalizing``
+# when the upstream task it gave up on succeeds after all (engine/late_results.py), so
+# the result is delivered and settled rather than lost.
+LATE_RESULT: tuple[JobState, JobState] = (JobState.FAILED, JobState.FINALIZING)
+
+
 class IllegalTransition(ValueError):
     """A state change the state machine does not have: a bug in the caller."""
 

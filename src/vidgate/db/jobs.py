@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.core.jobs import (
+    TERMINAL,
     JobRecord,
     JobState,
     OutputRecord,
@@ -23,6 +25,7 @@ from vidgate.core.jobs import (
     stored_spec,
 )
 from vidgate.core.spec import JobSpec
+from vidgate.db import ledger
 from vidgate.db.schema import idempotency_keys, job_outputs, jobs
 
 # The columns of a job row, in ``JobRecord``'s field order: what every query that
@@ -118,11 +121,18 @@ async def transition(
     another state (or is gone). The row stays locked to the end of the transaction,
     so what the caller enqueues with it happens once, for the caller that moved it.
     A move the state machine does not have (core/jobs.py) raises ``IllegalTransition``.
+
+    Every end of a job is accounted for here, in the same transaction: a job that
+    fails or is cancelled costs 0 and its reservation is released; a completed one is
+    settled at the ``cost`` written with it (engine/settlement.py computes it).
     """
     sources = frozenset(from_states)
     if to is not None:
         check_transition(sources, to)
         values["state"] = to
+    if to in _UNBILLED:
+        # Nobody pays for a video they did not get.
+        values["cost"] = 0
     row = (
         await conn.execute(
             jobs.update()
@@ -131,7 +141,28 @@ async def transition(
             .returning(*_SELECT_JOB)
         )
     ).first()
-    return job_from_row(row) if row else None
+    if row is None:
+        return None
+    job = job_from_row(row)
+    if to is not None and to in TERMINAL:
+        await account_for_end(conn, job)
+    return job
+
+
+_UNBILLED = frozenset({JobState.FAILED, JobState.CANCELLED})
+
+
+async def account_for_end(conn: AsyncConnection, job: JobRecord) -> None:
+    """The ledger's row for a job that has just ended (as written, its row locked):
+    its settlement at ``job.cost`` once completed (a cost that is unknown, a model
+    without a price, counts 0), its release once failed or cancelled. Test-mode jobs
+    hold no reservation and get no row (db/ledger.py)."""
+    if job.mode != "live":
+        return
+    if job.state == JobState.COMPLETED:
+        await ledger.settle(conn, job.id, job.cost if job.cost is not None else Decimal(0))
+    elif job.state in _UNBILLED:
+        await ledger.release(conn, job.id)
 
 
 # --- outputs ----------------------------------------------------------------------

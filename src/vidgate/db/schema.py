@@ -229,3 +229,13 @@ ledger = sa.Table(
 )
 sa.Index("ledger_tenant_booked_idx", ledger.c.tenant_id, ledger.c.booked_at)
 sa.Index("ledger_key_booked_idx", ledger.c.api_key_id, ledger.c.booked_at)
+
+# --- settle: late results (migration 0014) ------------------------------------------
+# When the upstream task of a job failed by vidgate's own wait limit is read next
+# (engine/late_results.py); NULL: not watched.
+jobs.append_column(sa.Column("late_check_at", sa.DateTime(timezone=True)))
+sa.Index(
+    "jobs_late_check_idx",
+    jobs.c.late_check_at,
+    postgresql_where=jobs.c.late_check_at.is_not(None),
+)

@@ -15,6 +15,7 @@ from vidgate.db.embedded import to_libpq_uri
 from vidgate.engine import steps
 from vidgate.engine.context import EngineContext
 from vidgate.engine.delivery_gate import DeliveryGate
+from vidgate.engine.late_results import run_late_results
 from vidgate.engine.poller import Poller
 from vidgate.engine.queue_stats import run_queue_stats
 from vidgate.engine.submitter import Submitter
@@ -54,6 +55,7 @@ async def run_worker(ctx: EngineContext, *, name: str = "vidgate-worker") -> Non
     side = [
         asyncio.create_task(run_sweeper(ctx), name="vidgate-sweeper"),
         asyncio.create_task(run_queue_stats(ctx), name="vidgate-queue-stats"),
+        asyncio.create_task(run_late_results(ctx), name="vidgate-late-results"),
         asyncio.create_task(
             Submitter(ctx, concurrency=settings.submit_concurrency).run(), name="vidgate-submitter"
         ),

@@ -21,9 +21,9 @@ import asyncio
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Collection
-from decimal import Decimal
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 import structlog
@@ -41,6 +41,7 @@ from vidgate.core.jobs import (
     PollReschedule,
     Submitted,
 )
+from vidgate.db import late_results
 from vidgate.db.blobs import record_blob
 from vidgate.db.claims import (
     claim_poll,
@@ -56,6 +57,7 @@ from vidgate.db.jobs import db_now, get_job, get_outputs, insert_output, transit
 from vidgate.engine import failover, routing, steps
 from vidgate.engine.backoff import adaptive_poll_s, backoff_s
 from vidgate.engine.context import EngineContext
+from vidgate.engine.settlement import settled_cost
 from vidgate.engine.webhooks import enqueue_event
 from vidgate.media.previews import (
     SPRITESHEET_CONTENT_TYPE,
@@ -97,8 +99,10 @@ class JobRunner:
         message: str,
         *,
         cancel: bool,
+        **values: Any,
     ) -> None:
-        """Fail the job if it is still in one of ``from_states``; else leave it."""
+        """Fail the job if it is still in one of ``from_states``, with ``values``; else
+        leave it. Its reservation is released with it (db/jobs.py ``transition``)."""
         job = await transition(
             conn,
             job_id,
@@ -107,8 +111,7 @@ class JobRunner:
             error_code=code,
             error_message=message,
             completed_at=db_now(),
-            # Failed jobs are not billed.
-            cost=0,
+            **values,
         )
         if job is None:
             return
@@ -369,13 +372,15 @@ class JobRunner:
                 ),
                 upstream=False,
             )
+        watch: dict[str, Any] = {}
         if status.state in ("queued", "running") and (
             late := failover.overdue(self.ctx.settings, claim)
         ):
             # vidgate stops waiting: the task is stopped upstream, and the job goes on
-            # as after the provider's own timeout.
+            # as after the provider's own timeout; failed, its task stays watched for a
+            # late result (engine/late_results.py).
             await self._cancel_task(claim.job_id, claim.provider, task)
-            status = late
+            status, watch = late, late_results.watch(self.ctx.settings.late_result_poll_s)
         if status.state in ("queued", "running"):
             delay = status.poll_after_s
             if delay is None:
@@ -407,6 +412,7 @@ class JobRunner:
                     status.error_code or "upstream_failed",
                     status.error_message or "the upstream provider reported a failure",
                     cancel=False,
+                    **watch,
                 )
             else:
                 await self._fail(
@@ -456,6 +462,8 @@ class JobRunner:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         async with self.ctx.db.begin() as conn:
+            # Settled in this transaction (db/jobs.py ``transition``), at the real cost.
+            cost = await settled_cost(self.ctx, conn, job, await get_outputs(conn, job_id))
             done = await transition(
                 conn,
                 job_id,
@@ -463,8 +471,7 @@ class JobRunner:
                 to=JobState.COMPLETED,
                 progress=100,
                 completed_at=db_now(),
-                # Until a provider reports its own cost, the estimate is what is billed.
-                cost=_settled_cost(job),
+                cost=cost,
                 step_attempts=0,
             )
             if done is None:
@@ -574,15 +581,6 @@ def _probe_and_preview(video: Path, tmp: Path, index: int) -> tuple[MediaInfo, P
 def _task_of(job: JobRecord, upstream_id: str) -> UpstreamTask:
     """The job's upstream task, as its adapter gets it back."""
     return UpstreamTask(upstream_id, job.spec, job.upstream_model, job.upstream_state or {})
-
-
-def _settled_cost(job: JobRecord) -> Decimal | None:
-    """What the job is billed: nothing for test keys (the sandbox charged nothing); else
-    the provider's reported cost where it gave one, or the estimate (None for a model
-    without a list price: unknown)."""
-    if job.mode == "test":
-        return Decimal(0)
-    return job.cost if job.cost is not None else job.estimated_cost
 
 
 def _waited_s(claim: PollClaim) -> float:

@@ -43,7 +43,7 @@ from vidgate.db.jobs import (
     get_job,
     get_outputs,
     list_jobs,
-    update_job,
+    transition,
 )
 from vidgate.db.reads import EngineReads, JobReads
 from vidgate.engine import routing, steps
@@ -311,14 +311,14 @@ class JobService:
             job = await self._owned(conn, principal, job_id, for_update=True)
             # now() is the transaction's start: one time for every column written.
             now = db_now()
-            values: dict[str, object] = {"deleted_at": now}
+            values: dict[str, Any] = {"deleted_at": now}
             if not job.is_terminal:
+                # Cancelled: cost 0, its reservation released (db/jobs.py ``transition``).
                 values.update(
-                    state=JobState.CANCELLED,
+                    to=JobState.CANCELLED,
                     error_code="cancelled",
                     error_message="cancelled by the user",
                     completed_at=now,
-                    cost=0,
                 )
                 if job.upstream_id is not None:
                     await steps.enqueue(
@@ -328,4 +328,4 @@ class JobService:
                         job_id,
                         lock=steps.cancel_lock(job_id),
                     )
-            await update_job(conn, job_id, **values)
+            await transition(conn, job_id, from_states=[job.state], **values)
