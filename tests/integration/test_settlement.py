@@ -309,6 +309,26 @@ async def test_a_late_task_that_fails_or_outlives_the_watch_is_left(world: World
     assert world.provider.statuses == []
 
 
+async def test_a_task_whose_status_could_not_be_read_is_watched_too(world: World) -> None:
+    """Status reads that kept failing end the job, not the task: a late success of the
+    task completes it."""
+    world = _with_settings(world, late_result_poll_s=0.001)
+    job_id = await world.create()
+    await world.runner.submit(job_id)
+    unreachable = ProviderError("upstream_timeout", "no answer", retryable=True)
+    world.provider.statuses += [unreachable] * 3
+    for _ in range(3):
+        await world.runner.poll(job_id)
+    job = await world.job(job_id)
+    assert (job.state, job.error_code, job.cost) == ("failed", "upstream_timeout", 0)
+    await asyncio.sleep(0.01)
+    world.provider.statuses.append(UpstreamStatus("succeeded", cost=Decimal("0.3")))
+    assert await late_results.check_once(world.ctx) == 1
+    await world.runner.finalize(job_id)
+    assert (await world.job(job_id)).cost == Decimal("0.3")
+    assert sum(world.ledger(job_id).values()) == Decimal("0.3")
+
+
 async def test_the_watch_is_kept_only_for_vidgates_own_timeout(world: World) -> None:
     """A job the provider failed (its own timeout included) is not watched."""
     world = _with_settings(world, late_result_poll_s=0.001)

@@ -5,6 +5,8 @@ vidgate asks the provider to cancel a task it stops waiting for, but not every
 provider stops one (or can), and a provider bills a task it completes. So the job
 fails at once (its reservation released, cost 0) and stays watched: every
 ``late_result_poll_s`` its task is read, for ``late_result_watch_s`` after it failed.
+So does a job failed because its task's status could not be read (a retryable error
+on every read to the bound): vidgate gave up on the task, the provider did not fail it.
 
 - still queued or running: read again later;
 - succeeded: the job goes back to ``finalizing`` (core/jobs.py ``LATE_RESULT``) with

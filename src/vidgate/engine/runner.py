@@ -445,8 +445,13 @@ class JobRunner:
                 poll_count=claim.poll_count,
                 step_attempts=attempts,
             )
+        # Given up on reading it, not told it failed: the task may still finish, so it
+        # stays watched for a late result like one past the wait limit.
+        watch = late_results.watch(self.ctx.settings.late_result_poll_s) if error.retryable else {}
         async with self.ctx.db.begin() as conn:
-            await self._fail(conn, claim.job_id, _WAITING, error.code, error.message, cancel=True)
+            await self._fail(
+                conn, claim.job_id, _WAITING, error.code, error.message, cancel=True, **watch
+            )
         return None
 
     async def finalize(self, job_id: str) -> None:
