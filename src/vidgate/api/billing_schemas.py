@@ -10,9 +10,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from vidgate.api.schemas import ImageUrlReference, Metadata, Prompt, Seed, Text
+from vidgate.api.schemas import ErrorResponse, ImageUrlReference, Metadata, Prompt, Seed, Text
 from vidgate.core.project_prices import PriceOverrideRecord
 from vidgate.engine.estimate import Estimate
+
+# The answer of the routes that need an operator or admin key to any other key.
+ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
+    403: {"description": "The key is not an operator's or an admin's.", "model": ErrorResponse}
+}
 
 
 class EstimateBody(BaseModel):

@@ -4,10 +4,12 @@ Which jobs count, and when: a job counts once it has **completed**, on the UTC d
 completed (``completed_at``), the day its cost was settled; a failed or cancelled job
 produced nothing and is charged nothing, so it is not counted. ``seconds`` is what was
 ordered and delivered (the spec's seconds times ``n``; for an extension, the seconds
-added), ``cost`` the job's settled cost (``jobs.cost``). A job whose cost is unknown (a
-model without a price whose provider reported none) counts in ``count`` and
-``seconds`` and not in ``cost``; a group of only such jobs has a ``cost`` of null.
-Live jobs make ``total``, test jobs ``test_total``: test jobs are priced, never charged.
+added). ``cost`` is a live job's settled cost (``jobs.cost``) and a test job's price
+(``jobs.estimated_cost``): test jobs are priced and shown, never charged (their own
+``cost`` is 0). A job whose cost is unknown (a model without a price whose provider
+reported none) counts in ``count`` and ``seconds`` and not in ``cost``; a group of
+only such jobs has a ``cost`` of null. Live jobs make ``total``, test jobs
+``test_total``.
 """
 
 from __future__ import annotations

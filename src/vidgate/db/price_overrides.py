@@ -75,9 +75,12 @@ async def put_override(
     conn: AsyncConnection, tenant_id: str, model: str, override: PriceOverride
 ) -> PriceOverrideRecord:
     """Set the project's override of ``model``, replacing the one it had."""
-    values = {
+    values: dict[str, Any] = {
         "multiplier": override.multiplier,
-        "pricing": None if override.pricing is None else override.pricing.model_dump(mode="json"),
+        # SQL NULL: a None would be stored as the JSON value null.
+        "pricing": sa.null()
+        if override.pricing is None
+        else override.pricing.model_dump(mode="json"),
     }
     insert = pg_insert(price_overrides).values(tenant_id=tenant_id, model=model, **values)
     stmt = insert.on_conflict_do_update(

@@ -30,7 +30,10 @@ async def usage_rows(conn: AsyncConnection, tenant_id: str, query: UsageQuery) -
             *chosen,
             sa.func.count().label("count"),
             sa.func.coalesce(sa.func.sum(seconds), 0).label("seconds"),
-            sa.func.sum(jobs.c.cost).label("cost"),
+            # A test job is charged nothing (its cost is 0): what it shows is its price.
+            sa.func.sum(
+                sa.case((jobs.c.mode == "test", jobs.c.estimated_cost), else_=jobs.c.cost)
+            ).label("cost"),
         )
         .where(
             jobs.c.tenant_id == tenant_id,

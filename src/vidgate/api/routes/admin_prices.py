@@ -6,12 +6,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from vidgate.api.billing_schemas import PriceOverrideList, PriceOverrideObject, price_override_json
+from vidgate.api.billing_schemas import (
+    ADMIN_ONLY,
+    PriceOverrideList,
+    PriceOverrideObject,
+    price_override_json,
+)
 from vidgate.api.deps import Admin
 from vidgate.api.responses import FastJSONResponse
 from vidgate.core.pricing import PriceOverride
 
-router = APIRouter(prefix="/v1/admin/price_overrides", tags=["admin"])
+router = APIRouter(prefix="/v1/admin/price_overrides", tags=["admin"], responses=ADMIN_ONLY)
 
 
 def _remote(request: Request) -> str | None:

@@ -8,12 +8,12 @@ from typing import Literal
 
 from fastapi import APIRouter, Response
 
-from vidgate.api.billing_schemas import UsageObject
+from vidgate.api.billing_schemas import ADMIN_ONLY, UsageObject
 from vidgate.api.deps import Admin
 from vidgate.api.responses import FastJSONResponse
 from vidgate.core.usage import csv_text, usage_json
 
-router = APIRouter(prefix="/v1/usage", tags=["usage"])
+router = APIRouter(prefix="/v1/usage", tags=["usage"], responses=ADMIN_ONLY)
 
 
 @router.get(
