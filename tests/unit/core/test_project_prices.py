@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from vidgate.config import Settings
 from vidgate.core.catalog import load_catalog
 from vidgate.core.config_file import ConfigErrors
 from vidgate.core.pricing import PriceOverride, PriceTable, check_override, price
 from vidgate.core.project_prices import load_project_prices
+from vidgate.providers.check import check_configuration
 
 CATALOG = load_catalog()
 SORA = CATALOG.get("sora-2")  # 0.10 USD per second at 720p, its one resolution
@@ -122,3 +124,14 @@ def test_a_section_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
     path = _file(tmp_path, "projects: [acme]\n")
     with pytest.raises(ConfigErrors, match=r"models.yaml:1: projects: must map"):
         load_project_prices(path, CATALOG)
+
+
+async def test_the_configuration_check_reports_them_so_serve_refuses_to_start(
+    tmp_path: Path,
+) -> None:
+    path = _file(tmp_path, "projects:\n  acme:\n    prices:\n      sora-2: {multiplier: -1}\n")
+    settings = Settings(data_dir=tmp_path / "data", models_file=path)
+    report = await check_configuration(settings, probe=False, env={})
+    assert [e.where for e in report.errors] == [f"{path}:4"]
+    assert "projects.acme.prices.sora-2.multiplier" in str(report.errors[0])
+    assert report.exit_status == 2
