@@ -494,3 +494,7 @@ def generate(
 
 def main() -> None:
     app()
+
+
+# Commands of their own modules, registered on ``app`` as they are imported.
+from vidgate import cli_prices  # noqa: E402, F401

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vidgate.config import Settings
 from vidgate.core.catalog import Catalog, load_catalog
 from vidgate.core.deployments import load_deployments
+from vidgate.core.project_prices import load_project_prices
 from vidgate.core.signing import UrlSigner
 from vidgate.db.database import create_engine
 from vidgate.db.embedded import EmbeddedPostgres, supervise
@@ -41,6 +42,8 @@ from vidgate.services.health import HealthService
 from vidgate.services.keys import KeyService
 from vidgate.services.media import MediaService
 from vidgate.services.models import ModelService
+from vidgate.services.prices import PriceService
+from vidgate.services.usage import UsageService
 
 log = structlog.get_logger("vidgate.runtime")
 
@@ -112,6 +115,7 @@ async def open_runtime(
     set_image_memory_budget(settings.image_memory_bytes)
     pin_malloc_thresholds()
     catalog = load_catalog(settings.models_file)
+    project_prices = load_project_prices(settings.models_file, catalog)
     deployments, skipped = load_deployments(settings.models_file, ENV_DEFAULTS)
     for name, missing in skipped.items():
         log.warning("deployment.skipped", deployment=name, missing_env=missing)
@@ -153,6 +157,7 @@ async def open_runtime(
                 deployments=deployments,
                 database_url=database_url,
                 media=media,
+                project_prices=project_prices,
             )
             jobs = JobService(ctx, reads)
             services = Services(
@@ -161,6 +166,8 @@ async def open_runtime(
                 media=MediaService(blobs, signer, db),
                 keys=KeyService(reads, db),
                 health=HealthService(health, db),
+                usage=UsageService(db),
+                prices=PriceService(db, catalog, project_prices),
             )
             yield Runtime(
                 settings, database_url, db, catalog, ctx, jobs, signer, reads, health, services

@@ -13,7 +13,17 @@ from vidgate.api.deps import ApiState
 from vidgate.api.edge import EdgeMiddleware
 from vidgate.api.errors import install_error_handlers
 from vidgate.api.responses import FastJSONResponse
-from vidgate.api.routes import callbacks, generations, health, inputs, models, videos, webhooks
+from vidgate.api.routes import (
+    admin_prices,
+    callbacks,
+    generations,
+    health,
+    inputs,
+    models,
+    usage,
+    videos,
+    webhooks,
+)
 from vidgate.config import Settings
 from vidgate.services import Services
 
@@ -33,6 +43,8 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(inputs.router)
     app.include_router(callbacks.router)
+    app.include_router(usage.router)
+    app.include_router(admin_prices.router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
     app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     return app

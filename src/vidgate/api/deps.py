@@ -33,6 +33,8 @@ class ApiState:
         self.media = services.media
         self.keys = services.keys
         self.health = services.health
+        self.usage = services.usage
+        self.prices = services.prices
         self.settings = settings
         self.auth = KeyAuthenticator(services.keys)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from vidgate.api.billing_schemas import EstimateBody
 from vidgate.api.deps import CallerContext
 from vidgate.api.schemas import CreateGenerationBody, CreateVideoBody, ExtendBody, RemixBody
 from vidgate.core.jobs import JobRecord
@@ -13,6 +14,8 @@ from vidgate.core.spec import JobKind, SourceRef, VideoRequest
 from vidgate.engine.service import InputImage
 
 CreateBody = CreateVideoBody | CreateGenerationBody | ExtendBody | RemixBody
+# An estimate's body holds the fields of both create shapes.
+RequestBody = CreateBody | EstimateBody
 Seconds = bool | int | float | str | None
 
 # The generation options a body may carry, named alike in the bodies and in
@@ -38,7 +41,7 @@ NO_IMAGES = RequestImages()
 
 
 def video_request(
-    body: CreateBody,
+    body: RequestBody,
     *,
     model: str,
     seconds: Seconds = None,

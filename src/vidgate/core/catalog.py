@@ -214,8 +214,8 @@ class Catalog:
 
 
 _BUILTIN_SOURCE = "built-in catalogue"
-# "deployments" is read by vidgate.core.deployments.
-_OVERRIDE_KEYS = {"models", "remove", "deployments", "upstreams"}
+# "deployments" is read by vidgate.core.deployments, "projects" by vidgate.core.project_prices.
+_OVERRIDE_KEYS = {"models", "remove", "deployments", "upstreams", "projects"}
 # Top-level card keys an override replaces rather than merges; see the module docstring.
 _REPLACED_KEYS = {"durations"}
 

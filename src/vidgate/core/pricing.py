@@ -1,15 +1,19 @@
-"""Per-video price estimates.
+"""Per-video prices: list prices, and a project's override of them.
 
 Upstream providers publish prices as a handful of (duration, price) points per resolution,
 or as a flat per-second rate. ``PriceTable`` holds either form and turns it into one
-estimate for any whole number of seconds.
+estimate for any number of seconds.
+
+A project may pay otherwise than the list price (``PriceOverride``): a multiplier on the
+model's list price, or a ``PriceTable`` of its own. ``price`` is the one place that
+applies it, for the estimate at create and for the settlement of what was produced.
 """
 
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import pairwise
-from typing import Self
+from typing import Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -92,7 +96,7 @@ class PriceTable(BaseModel):
             or self.default_per_second is not None
         )
 
-    def estimate(self, resolution: str, seconds: int) -> Decimal:
+    def estimate(self, resolution: str, seconds: int | Decimal) -> Decimal:
         if seconds < 0:
             raise ValueError(f"seconds must not be negative, got {seconds}")
         if resolution in self.points:
@@ -103,7 +107,7 @@ class PriceTable(BaseModel):
         return _round(rate * seconds)
 
 
-def _interpolate(points: list[tuple[int, Decimal]], seconds: int) -> Decimal:
+def _interpolate(points: list[tuple[int, Decimal]], seconds: int | Decimal) -> Decimal:
     # (0, 0) anchors the curve so short videos scale down from the first point, and a
     # single point becomes a per-second rate.
     curve = [(0, Decimal(0)), *points]
@@ -112,3 +116,64 @@ def _interpolate(points: list[tuple[int, Decimal]], seconds: int) -> Decimal:
             return y0 + (y1 - y0) * (seconds - x0) / (x1 - x0)
     (x0, y0), (x1, y1) = curve[-2], curve[-1]
     return y1 + (y1 - y0) * (seconds - x1) / (x1 - x0)
+
+
+# A multiplier above this is taken for a typo (a price in cents, say), and would overflow
+# the ledger's numeric(12, 6) with ordinary list prices.
+MAX_MULTIPLIER = Decimal(1000)
+
+
+class PriceOverride(BaseModel):
+    """A project's price for one model: ``multiplier`` times the model's list price, or
+    ``pricing``, a table of its own. Exactly one of the two."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    multiplier: Decimal | None = Field(default=None, ge=0, le=MAX_MULTIPLIER, decimal_places=6)
+    pricing: PriceTable | None = None
+
+    @model_validator(mode="after")
+    def _check_one(self) -> Self:
+        if (self.multiplier is None) == (self.pricing is None):
+            raise ValueError("give exactly one of multiplier (of the list price) or pricing")
+        return self
+
+
+class Priced(Protocol):
+    """What ``price`` reads of a model card (``vidgate.core.catalog.ModelCard``)."""
+
+    @property
+    def pricing(self) -> PriceTable | None: ...
+
+    @property
+    def resolutions(self) -> list[str]: ...
+
+
+def price(
+    card: Priced, override: PriceOverride | None, resolution: str, seconds: int | Decimal
+) -> Decimal | None:
+    """USD of one video of ``card`` at ``resolution`` lasting ``seconds``, with the
+    project's ``override`` applied; None where there is no price (a model without a
+    list price, overridden by a multiplier or not at all): unknown, not free."""
+    if override is not None and override.pricing is not None:
+        return override.pricing.estimate(resolution, seconds)
+    if card.pricing is None:
+        return None
+    listed = card.pricing.estimate(resolution, seconds)
+    if override is None or override.multiplier is None:
+        return listed
+    return _round(listed * override.multiplier)
+
+
+def check_override(card: Priced, override: PriceOverride) -> None:
+    """Raise ``ValueError`` when ``override`` cannot price every video of ``card``: a
+    table of its own must cover each of the card's resolutions."""
+    table = override.pricing
+    if table is None:
+        return
+    missing = [r for r in card.resolutions if not table.covers(r)]
+    if missing:
+        raise ValueError(
+            f"pricing has no price for resolution(s) {', '.join(missing)}; add points or"
+            " per_second for each, or a default_per_second"
+        )

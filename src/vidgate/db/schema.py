@@ -239,3 +239,29 @@ sa.Index(
     jobs.c.late_check_at,
     postgresql_where=jobs.c.late_check_at.is_not(None),
 )
+
+# --- prices (migration 0015): per-project price overrides, and usage's index.
+
+# A project's price for one model (the card's id): a multiplier or a table, never both.
+price_overrides = sa.Table(
+    "price_overrides",
+    metadata,
+    sa.Column("tenant_id", sa.Text, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("model", sa.Text, primary_key=True),
+    sa.Column("multiplier", sa.Numeric(12, 6)),
+    sa.Column("pricing", JSONB),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.CheckConstraint("(multiplier IS NULL) <> (pricing IS NULL)", name="price_overrides_one"),
+)
+# Usage counts a project's completed jobs by the day they completed.
+sa.Index(
+    "jobs_tenant_completed_idx",
+    jobs.c.tenant_id,
+    jobs.c.completed_at,
+    postgresql_where=jobs.c.state == "completed",
+)

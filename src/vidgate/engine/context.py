@@ -12,6 +12,7 @@ from vidgate.config import Settings
 from vidgate.core.catalog import Catalog
 from vidgate.core.deployment_refs import DeploymentRefs
 from vidgate.core.deployments import DeploymentConfig
+from vidgate.core.project_prices import ProjectPrices
 from vidgate.media.storage import BlobStore
 from vidgate.providers.base import Provider
 from vidgate.providers.registry import ADAPTERS
@@ -31,6 +32,8 @@ class EngineContext:
     # Where finalize's media work runs (``Settings.media_threads`` threads); None: the
     # event loop's default executor.
     media: Executor | None = None
+    # The models file's price overrides per project (the database's win over them).
+    project_prices: ProjectPrices = field(default_factory=ProjectPrices)
     # Which of ``providers`` serve each model's deployment refs (built here, once).
     refs: DeploymentRefs = field(init=False)
 

@@ -42,6 +42,8 @@ UNHEALTHY_COOLDOWN_S = 300.0
 class Route:
     provider: str
     upstream_model: str | None
+    # Why this deployment, in words (POST /v1/videos/estimate shows it).
+    reason: str = ""
 
 
 def candidates(ctx: EngineContext, card: ModelCard, mode: str) -> list[DeploymentRef]:
@@ -98,7 +100,7 @@ async def pick(
     the request at all, so a create gets a 400 that says why.
     """
     if mode == "test":
-        return Route(SANDBOX, card.id)
+        return Route(SANDBOX, card.id, "a test key: every model runs on the sandbox")
     excluded = set(exclude)
     refs = [r for r in candidates(ctx, card, mode) if r.provider not in excluded]
     able: list[DeploymentRef] = []
@@ -115,7 +117,7 @@ async def pick(
         return None
     for ref in able:
         if ref.provider == prefer:
-            return Route(ref.provider, ref.upstream_model)
+            return Route(ref.provider, ref.upstream_model, "the deployment of the source video")
     closed = set(r.provider for r in able) - await open_breakers(conn, [r.provider for r in able])
     pool = [r for r in able if r.provider in closed]
     if not pool:
@@ -125,7 +127,42 @@ async def pick(
         else:
             return None
     chosen = _choose(pool)
-    return Route(chosen.provider, chosen.upstream_model)
+    reason = _reason(chosen, able, pool, closed, len(refs))
+    return Route(chosen.provider, chosen.upstream_model, reason)
+
+
+def _reason(
+    chosen: DeploymentRef,
+    able: list[DeploymentRef],
+    pool: list[DeploymentRef],
+    closed: set[str],
+    configured: int,
+) -> str:
+    """Why ``pick`` chose ``chosen`` from ``pool``: the ``able`` ones whose breaker is
+    ``closed``, or all of them when none is."""
+    tied = [r for r in pool if r.priority == chosen.priority]
+    if len(able) == 1:
+        why = "the only configured deployment that can serve this request"
+    elif len(tied) == 1:
+        why = f"the highest priority ({chosen.priority}) of {len(pool)} that can serve it"
+    else:
+        total = sum(max(r.weight, 0) for r in tied)
+        why = (
+            f"by weight ({chosen.weight} of {total}) among {len(tied)} deployments of"
+            f" priority {chosen.priority}; another request may go to another of them"
+        )
+    open_ = sorted(r.provider for r in able if r.provider not in closed)
+    if open_ and closed:
+        why += f"; passed over, circuit breaker open: {', '.join(open_)}"
+    elif open_:
+        why = (
+            f"every deployment that can serve it has its circuit breaker open; the job"
+            f" would wait in vidgate for {chosen.provider}"
+        )
+    unable = configured - len(able)
+    if unable:
+        why += f"; {unable} other configured deployment(s) cannot take this request"
+    return why
 
 
 async def record_failure(conn: AsyncConnection, deployment: str, error: ProviderError) -> None:

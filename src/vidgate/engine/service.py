@@ -25,7 +25,6 @@ from vidgate.core.errors import (
     Conflict,
     InvalidParameter,
     NotFound,
-    ServiceUnavailable,
     VideoNotReady,
 )
 from vidgate.core.ids import looks_like, new_id
@@ -48,7 +47,9 @@ from vidgate.db.jobs import (
 from vidgate.db.reads import EngineReads, JobReads
 from vidgate.engine import routing, steps
 from vidgate.engine.context import EngineContext
+from vidgate.engine.estimate import Estimate, estimate, no_deployment
 from vidgate.engine.nudge import request_nudge
+from vidgate.engine.prices import project_price
 from vidgate.media.images import inspect_image_async
 
 
@@ -175,7 +176,6 @@ class JobService:
                 allow_insecure=self.ctx.settings.allow_insecure_urls,
                 param="webhook_url",
             )
-        price = card.estimate(spec.resolution, spec.seconds)
         job_id = new_id("video")
         stored_spec = spec.model_dump(mode="json")
         fingerprint = request_hash(stored_spec, webhook_url) if idempotency_key is not None else ""
@@ -185,6 +185,11 @@ class JobService:
                     held = await find_idempotency_key(conn, principal.tenant_id, idempotency_key)
                     if held is not None:
                         raise _Replay(self._check_replay(held, fingerprint))
+                # The project's price (its override, else the list price), read in the
+                # transaction that stores it.
+                price = await project_price(
+                    self.ctx, conn, principal.tenant_id, card, spec.resolution, spec.seconds
+                )
                 route = await routing.pick(
                     self.ctx,
                     conn,
@@ -195,12 +200,7 @@ class JobService:
                     strict=True,
                 )
                 if route is None:
-                    raise ServiceUnavailable(
-                        f"no deployment is configured for model {card.id!r}; use a test key to"
-                        " reach the sandbox, or configure a provider for it",
-                        param="model",
-                        code="no_deployment",
-                    )
+                    raise no_deployment(card.id)
                 await self._store_inputs(conn, images)
                 job = await writes.insert_job(
                     conn,
@@ -230,6 +230,10 @@ class JobService:
         except _Replay as replay:
             return await self.get(principal, replay.job_id, include_deleted=True)
         return job
+
+    async def estimate(self, principal: Principal, req: VideoRequest) -> Estimate:
+        """What ``create`` would do with ``req``, without creating anything."""
+        return await estimate(self.ctx, principal.tenant_id, principal.mode, req)
 
     @staticmethod
     def _check_replay(held: tuple[str, str], fingerprint: str) -> str:

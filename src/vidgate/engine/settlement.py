@@ -2,9 +2,10 @@
 
 The real cost, not the estimate: the provider's own figure where its status reported
 one (recorded on the job when it moved to ``finalizing``), else the price of the
-seconds actually produced, read from the stored outputs and priced with the model's
-table. The finalize step writes it with the move to ``completed``, and that move
-settles the ledger in the same transaction (db/jobs.py ``transition``).
+seconds actually produced, read from the stored outputs and priced as at create: the
+project's own price of the model where it has one, else the model's table
+(engine/prices.py). The finalize step writes it with the move to ``completed``, and
+that move settles the ledger in the same transaction (db/jobs.py ``transition``).
 
 Produced seconds are each output's duration rounded to whole seconds (the unit prices
 are given in), without an extend's source (its stored file holds the source and the
@@ -21,7 +22,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.core.jobs import JobRecord, OutputRecord
+from vidgate.core.pricing import price
 from vidgate.engine.context import EngineContext
+from vidgate.engine.prices import override_for
 
 
 async def settled_cost(
@@ -38,14 +41,18 @@ async def settled_cost(
     if job.cost is not None:
         return job.cost
     card = ctx.catalog.get(job.model) if job.model in ctx.catalog else None
-    if card is None or card.pricing is None or not outputs:
+    if card is None or not outputs:
         # The card left the catalogue since (or nothing to measure): the estimate it
         # was created and reserved at.
         return job.estimated_cost
+    # The project's own price where it has one, as at create (engine/prices.py).
+    override = await override_for(ctx, conn, job.tenant_id, card)
     total = Decimal(0)
     for output in outputs:
-        price = card.estimate(job.spec.resolution, produced_seconds(job, output))
-        total += price if price is not None else Decimal(0)
+        amount = price(card, override, job.spec.resolution, produced_seconds(job, output))
+        if amount is None:
+            return None
+        total += amount
     return total
 
 

@@ -22,6 +22,7 @@ from vidgate.config import Settings
 from vidgate.core.catalog import Catalog, load_catalog
 from vidgate.core.config_file import ConfigError, ConfigErrors, Lines
 from vidgate.core.deployments import DeploymentConfig, read_deployments, read_models_file
+from vidgate.core.project_prices import read_project_prices
 from vidgate.media.storage import LocalBlobStore
 from vidgate.providers.adapter_config import AdapterConfigError
 from vidgate.providers.base import Provider, ProviderDeps, ProviderError
@@ -77,6 +78,8 @@ async def check_configuration(
         placed = _PLACED.match(str(exc))
         where, message = placed.groups() if placed else ("", str(exc))
         report.errors.append(ConfigError(where, message))
+    if report.catalog is not None:
+        report.errors += read_project_prices(settings.models_file, report.catalog)[1]
     deployments, skipped, errors = read_deployments(settings.models_file, ENV_DEFAULTS, env)
     report.errors += errors
     lines, in_file = _file_lines(settings)

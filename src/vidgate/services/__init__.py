@@ -8,6 +8,8 @@ engine, no provider, no blob store. Each service is named for what it answers:
 - ``media`` (``media.py``): stored files, which output a download means, signed links.
 - ``keys`` (``keys.py``): the key behind a bearer secret, a tenant's webhook secret.
 - ``health`` (``health.py``): whether the database answers.
+- ``usage`` (``usage.py``): what a project's jobs produced and cost.
+- ``prices`` (``prices.py``): each project's price overrides.
 
 ``runtime.open_runtime`` builds them once per process. The records they return are
 those of ``core/jobs.py`` and ``core/keys.py``.
@@ -22,6 +24,8 @@ from vidgate.services.health import HealthService
 from vidgate.services.keys import KeyService
 from vidgate.services.media import MediaService
 from vidgate.services.models import ModelService
+from vidgate.services.prices import PriceService
+from vidgate.services.usage import UsageService
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +35,5 @@ class Services:
     media: MediaService
     keys: KeyService
     health: HealthService
+    usage: UsageService
+    prices: PriceService

@@ -28,7 +28,15 @@ class _Health:
 def _services() -> Services:
     # Only health is reached here; the other services must not be touched at all.
     unused: Any = object()
-    return Services(jobs=unused, models=unused, media=unused, keys=unused, health=_Health())  # type: ignore[arg-type]
+    return Services(  # type: ignore[arg-type]
+        jobs=unused,
+        models=unused,
+        media=unused,
+        keys=unused,
+        health=_Health(),
+        usage=unused,
+        prices=unused,
+    )
 
 
 async def test_the_app_starts_nothing_and_answers_in_process(tmp_path: Path) -> None:

@@ -102,7 +102,8 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
         # An unknown top-level key, with the accepted ones.
         (
             "models: {}\nmodles: {}\n",
-            ":2: unknown top-level key(s) modles; accepted: deployments, models, remove, upstreams",
+            ":2: unknown top-level key(s) modles; accepted: deployments, models, projects,"
+            " remove, upstreams",
         ),
     ],
 )

@@ -6,12 +6,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
+from vidgate.api.billing_schemas import EstimateBody, EstimateObject, estimate_json
 from vidgate.api.content import blob_response
 from vidgate.api.deps import Caller, State, get_caller
 from vidgate.api.fast_lane import video_status
 from vidgate.api.inputs import inspect_url, parse_model, read_body
 from vidgate.api.openapi import request_body
-from vidgate.api.requests import RequestImages, create_job
+from vidgate.api.requests import RequestImages, create_job, video_request
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.schemas import (
     CreateVideoBody,
@@ -64,7 +65,10 @@ async def _image(
 
 
 async def _reference_images(
-    body: CreateVideoBody, uploads: list[bytes] | None, jobs: JobService, settings: Settings
+    body: CreateVideoBody | EstimateBody,
+    uploads: list[bytes] | None,
+    jobs: JobService,
+    settings: Settings,
 ) -> list[InputImage]:
     refs: list[InputImage] = []
     for data in uploads or []:
@@ -106,6 +110,46 @@ async def create_video(
         images=RequestImages(image, last_frame, references),
     )
     return FastJSONResponse(video_json(job))
+
+
+@router.post("/estimate", response_model=EstimateObject, openapi_extra=request_body(EstimateBody))
+async def estimate_video(request: Request, caller: Caller) -> FastJSONResponse:
+    """What a create of either shape would do with this body (model, deployment and why,
+    seconds, price for the caller's project), without creating anything."""
+    jobs, settings = caller.jobs, caller.settings
+    fields, files = await read_body(request, max_files=8)
+    unknown_files = set(files) - {"input_reference", "image", "last_frame", "reference_images"}
+    if unknown_files:
+        raise InvalidRequest(
+            f"unexpected file field {sorted(unknown_files)[0]!r}", param=sorted(unknown_files)[0]
+        )
+    body = parse_model(EstimateBody, fields)
+    for openai_name, task_name in (("seconds", "duration"), ("input_reference", "image")):
+        if (getattr(body, openai_name) is not None or openai_name in files) and (
+            getattr(body, task_name) is not None or task_name in files
+        ):
+            raise InvalidRequest(
+                f"give {openai_name} (OpenAI shape) or {task_name} (task shape), not both",
+                param=task_name,
+            )
+    image = await _image(
+        body.input_reference if body.input_reference is not None else body.image,
+        files.get("input_reference") or files.get("image"),
+        jobs,
+        settings,
+        param="input_reference" if body.image is None and "image" not in files else "image",
+    )
+    last_frame = await _image(
+        body.last_frame, files.get("last_frame"), jobs, settings, param="last_frame"
+    )
+    references = await _reference_images(body, files.get("reference_images"), jobs, settings)
+    req = video_request(
+        body,
+        model=body.model or DEFAULT_MODEL,
+        seconds=body.seconds if body.seconds is not None else body.duration,
+        images=RequestImages(image, last_frame, references),
+    )
+    return FastJSONResponse(estimate_json(await jobs.estimate(caller.principal, req)))
 
 
 @router.get("", response_model=VideoList)
