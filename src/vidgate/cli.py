@@ -18,9 +18,11 @@ from rich.measure import Measurement
 from rich.table import Column, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vidgate import cli_limits
 from vidgate.accounts.keys import DEFAULT_TENANT, NewKey, create_key
 from vidgate.config import Settings
 from vidgate.core.keys import ROLES, KeyMode, KeyRecord, Role
+from vidgate.core.limits import Limits
 from vidgate.db.database import create_engine
 from vidgate.db.deployments import HealthRecord, deployment_health_all
 from vidgate.db.keys import count_keys, list_keys, revoke_key
@@ -96,10 +98,19 @@ def _with_database(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T
 
 
 async def _create_key(
-    db: AsyncEngine, *, name: str, mode: KeyMode, role: Role, tenant: str
+    db: AsyncEngine,
+    *,
+    name: str,
+    mode: KeyMode,
+    role: Role,
+    tenant: str,
+    limits: dict[str, int | None] | None = None,
 ) -> NewKey:
     async with db.begin() as conn:
-        return await create_key(conn, name=name, mode=mode, role=role, tenant=tenant)
+        new = await create_key(conn, name=name, mode=mode, role=role, tenant=tenant)
+        if limits:
+            await cli_limits.set_key_limits(conn, new.id, limits)
+        return new
 
 
 async def _first_key(db: AsyncEngine) -> NewKey | None:
@@ -247,6 +258,10 @@ def keys_create(
     tenant: Annotated[
         str, typer.Option("--tenant", help="Tenant the key belongs to.")
     ] = DEFAULT_TENANT,
+    rpm: Annotated[int | None, typer.Option("--rpm", min=1, help="Creates per minute.")] = None,
+    max_concurrent: Annotated[
+        int | None, typer.Option("--max-concurrent", min=1, help="Jobs in flight at once.")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Create a key and print its secret (last line; shown once, only a hash is kept)."""
@@ -265,7 +280,14 @@ def keys_create(
     configure_logging("WARNING")
     new = _with_database(
         settings,
-        lambda db: _create_key(db, name=name, mode=mode, role=chosen, tenant=tenant),
+        lambda db: _create_key(
+            db,
+            name=name,
+            mode=mode,
+            role=chosen,
+            tenant=tenant,
+            limits=cli_limits.limit_values(rpm, max_concurrent),
+        ),
     )
     rights = "" if chosen == "member" else f" with role {chosen}"
     out.print(f"Created {mode} key {new.id} ({new.name}) for tenant {new.tenant}{rights}.")
@@ -490,6 +512,65 @@ def generate(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     out.print(f"{video_id} -> {out_path}")
+
+
+# Rate limits (the work is cli_limits.py's).
+projects_app = typer.Typer(no_args_is_help=True, help="Projects (tenants) and their limits.")
+app.add_typer(projects_app, name="projects")
+LimitOption = Annotated[str | None, typer.Option(help=cli_limits.LIMIT_HELP)]
+
+
+def _limits_command(
+    what: str, work: Callable[[AsyncEngine], Awaitable[Limits | None]], data_dir: Path | None
+) -> None:
+    configure_logging("WARNING")
+    limits = _with_database(_settings(data_dir), work)
+    if limits is None:
+        err.print(f"no {what}")
+        raise typer.Exit(1)
+    out.print(f"{what}: {cli_limits.describe(limits)}")
+
+
+def _limit_changes(rpm: str | None, max_concurrent: str | None) -> dict[str, int | None]:
+    try:
+        return cli_limits.parse_limit("--rpm", rpm) | cli_limits.parse_limit(
+            "--max-concurrent", max_concurrent
+        )
+    except cli_limits.LimitArgumentError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from None
+
+
+@projects_app.command("limits")
+def projects_limits(
+    name: Annotated[str, typer.Argument(help="The project's name (its --tenant).")],
+    rpm: LimitOption = None,
+    max_concurrent: Annotated[
+        str | None, typer.Option("--max-concurrent", help=cli_limits.LIMIT_HELP)
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Show a project's rate limits, or set them: creates per minute, jobs in flight."""
+    changes = _limit_changes(rpm, max_concurrent)
+    _limits_command(
+        f"project {name}", lambda db: cli_limits.project_limits(db, name, changes), data_dir
+    )
+
+
+@keys_app.command("limits")
+def keys_limits(
+    key_id: Annotated[str, typer.Argument(help="The key's id.")],
+    rpm: LimitOption = None,
+    max_concurrent: Annotated[
+        str | None, typer.Option("--max-concurrent", help=cli_limits.LIMIT_HELP)
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Show a key's rate limits, or set them: creates per minute, jobs in flight."""
+    changes = _limit_changes(rpm, max_concurrent)
+    _limits_command(
+        f"key {key_id}", lambda db: cli_limits.key_limits(db, key_id, changes), data_dir
+    )
 
 
 def main() -> None:

@@ -40,6 +40,7 @@ from vidgate.providers.registry import ENV_DEFAULTS, build_providers
 from vidgate.services import Services
 from vidgate.services.health import HealthService
 from vidgate.services.keys import KeyService
+from vidgate.services.limits import LimitService
 from vidgate.services.media import MediaService
 from vidgate.services.models import ModelService
 from vidgate.services.prices import PriceService
@@ -168,6 +169,7 @@ async def open_runtime(
                 health=HealthService(health, db),
                 usage=UsageService(db),
                 prices=PriceService(db, catalog, project_prices),
+                limits=LimitService(db),
             )
             yield Runtime(
                 settings, database_url, db, catalog, ctx, jobs, signer, reads, health, services

@@ -35,6 +35,7 @@ class ApiState:
         self.health = services.health
         self.usage = services.usage
         self.prices = services.prices
+        self.limits = services.limits
         self.settings = settings
         self.auth = KeyAuthenticator(services.keys)
 

@@ -34,7 +34,9 @@ log = structlog.get_logger("vidgate.api")
 
 
 def error_response(error: VidgateError) -> FastJSONResponse:
-    return FastJSONResponse(error.to_body(), status_code=error.status_code)
+    return FastJSONResponse(
+        error.to_body(), status_code=error.status_code, headers=error.headers or None
+    )
 
 
 def database_unavailable() -> ServiceUnavailable:

@@ -38,16 +38,37 @@ _BODY_ERRORS = {
 _BODY_TYPES = ("application/json", "multipart/form-data", "application/x-www-form-urlencoded")
 
 
-def request_body(model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` for a route that reads ``model`` from its body by hand."""
+# A create's answer over its key's or project's rate limits (docs/api.md#rate-limits).
+_RATE_LIMITED = {
+    "description": "Over the key's or the project's rate limits; nothing was created.",
+    "headers": {
+        name: {"schema": {"type": "string"}}
+        for name in (
+            "Retry-After",
+            "retry-after-ms",
+            "x-ratelimit-limit-requests",
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests",
+        )
+    },
+    "content": {"application/json": {"schema": {"$ref": _REF.format(model="ErrorResponse")}}},
+}
+
+
+def request_body(model: type[BaseModel], *, rate_limited: bool = False) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads ``model`` from its body by hand (a
+    create, ``rate_limited``, may answer 429)."""
     _BODY_MODELS[model.__name__] = model
     schema = {"$ref": _REF.format(model=model.__name__)}
-    return {
+    extra: dict[str, Any] = {
         "requestBody": {
             "required": True,
             "content": {content_type: {"schema": schema} for content_type in _BODY_TYPES},
         }
     }
+    if rate_limited:
+        extra["responses"] = {"429": _RATE_LIMITED}
+    return extra
 
 
 def build(app: FastAPI) -> dict[str, Any]:

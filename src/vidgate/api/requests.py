@@ -10,6 +10,7 @@ from vidgate.api.billing_schemas import EstimateBody
 from vidgate.api.deps import CallerContext
 from vidgate.api.schemas import CreateGenerationBody, CreateVideoBody, ExtendBody, RemixBody
 from vidgate.core.jobs import JobRecord
+from vidgate.core.limits import Verdict
 from vidgate.core.spec import JobKind, SourceRef, VideoRequest
 from vidgate.engine.service import InputImage
 
@@ -75,14 +76,18 @@ async def create_job(
     images: RequestImages = NO_IMAGES,
     kind: JobKind = "generate",
     source: SourceRef | None = None,
-) -> JobRecord:
+) -> tuple[JobRecord, dict[str, str]]:
     """The caller's job for ``body`` (``video_request``'s arguments), created with the
-    images it refers to, or the one an earlier request with ``idempotency_key`` made."""
+    images it refers to, or the one an earlier request with ``idempotency_key`` made;
+    and the response headers of the key's rate limits (none when it has none)."""
     req = video_request(body, model=model, seconds=seconds, images=images, kind=kind, source=source)
-    return await caller.jobs.create(
+    verdicts: list[Verdict] = []
+    job = await caller.jobs.create(
         caller.principal,
         req,
         images=images.all(),
         webhook_url=body.webhook_url,
         idempotency_key=idempotency_key,
+        on_limits=verdicts.append,
     )
+    return job, verdicts[0].headers() if verdicts else {}

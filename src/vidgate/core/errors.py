@@ -15,7 +15,8 @@ OpenAI error shape ``{"error": {"message", "type", "param", "code"}}`` with
     │   └── ModelNotFound       404  unknown model
     ├── Conflict                409  conflict_error (idempotency key reuse)
     ├── PayloadTooLarge         413  invalid_request_error
-    ├── RateLimited             429  rate_limit_error
+    ├── RateLimited             429  rate_limit_error (a key's or project's
+    │                                limits, core/limits.py; with headers)
     ├── ServiceUnavailable      503  service_unavailable (no deployment can serve,
     │                                the database is down)
     └── StorageFull             507  server_error (no space left for media)
@@ -35,12 +36,15 @@ class VidgateError(Exception):
         *,
         param: str | None = None,
         code: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         if code is not None:
             self.code = code
+        # Response headers the error carries (a 429's Retry-After and rate limit state).
+        self.headers = headers or {}
 
     def to_body(self) -> dict[str, dict[str, str | None]]:
         return {
@@ -109,7 +113,7 @@ class PayloadTooLarge(VidgateError):
 class RateLimited(VidgateError):
     status_code = 429
     type = "rate_limit_error"
-    code = "rate_limited"
+    code = "rate_limit_exceeded"
 
 
 class ServiceUnavailable(VidgateError):

@@ -29,3 +29,8 @@ def new_id(prefix: str) -> str:
 def looks_like(prefix: str, value: str) -> bool:
     head, sep, body = value.partition("_")
     return sep == "_" and head == prefix and len(body) == 26 and set(body) <= set(_ALPHABET)
+
+
+def id_floor(prefix: str, unix_s: float) -> str:
+    """The smallest id of ``prefix`` made at ``unix_s`` or later (by its maker's clock)."""
+    return f"{prefix}_{_encode(max(0, int(unix_s * 1000)), 10)}{'0' * 16}"

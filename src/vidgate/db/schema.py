@@ -265,3 +265,30 @@ sa.Index(
     jobs.c.completed_at,
     postgresql_where=jobs.c.state == "completed",
 )
+
+# Limits (migration 0012): creates per minute and jobs in flight, per key and per
+# project; NULL is no limit.
+for _owner, _name in ((tenants, "tenants"), (api_keys, "api_keys")):
+    _owner.append_column(sa.Column("rpm", sa.Integer))
+    _owner.append_column(sa.Column("max_concurrent", sa.Integer))
+    _owner.append_constraint(sa.CheckConstraint("rpm > 0", name=f"{_name}_rpm"))
+    _owner.append_constraint(
+        sa.CheckConstraint("max_concurrent > 0", name=f"{_name}_max_concurrent")
+    )
+
+# One row per create accepted under a creates-per-minute limit, for the scopes that
+# have one ("key:<id>", "project:<tenant id>"), pruned as the window slides.
+limit_admissions = sa.Table(
+    "limit_admissions",
+    metadata,
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index("limit_admissions_scope_at_idx", limit_admissions.c.scope, limit_admissions.c.at)
+# Jobs in flight of a project, or of one of its keys.
+sa.Index(
+    "jobs_inflight_owner_idx",
+    jobs.c.tenant_id,
+    jobs.c.api_key_id,
+    postgresql_where=jobs.c.state.in_(["queued", "submitting", "waiting", "finalizing"]),
+)

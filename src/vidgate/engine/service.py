@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,6 +30,7 @@ from vidgate.core.errors import (
 from vidgate.core.ids import looks_like, new_id
 from vidgate.core.jobs import JobRecord, JobState, OutputRecord
 from vidgate.core.keys import Role
+from vidgate.core.limits import Verdict
 from vidgate.core.spec import ImageRef, SourceRef, VideoRequest, normalize
 from vidgate.core.urls import check_outbound_url
 from vidgate.db import writes
@@ -45,7 +46,7 @@ from vidgate.db.jobs import (
     transition,
 )
 from vidgate.db.reads import EngineReads, JobReads
-from vidgate.engine import routing, steps
+from vidgate.engine import limits, routing, steps
 from vidgate.engine.context import EngineContext
 from vidgate.engine.estimate import Estimate, estimate, no_deployment
 from vidgate.engine.nudge import request_nudge
@@ -165,9 +166,12 @@ class JobService:
         images: Sequence[InputImage] = (),
         webhook_url: str | None = None,
         idempotency_key: str | None = None,
+        on_limits: Callable[[Verdict], None] | None = None,
     ) -> JobRecord:
         """Validate, price, route and store a job. ``images`` are the inspected inputs
-        that ``req`` refers to; they are written only once everything else passed."""
+        that ``req`` refers to; they are written only once everything else passed.
+        A create over the key's or project's rate limits raises ``RateLimited``; one
+        within them, once committed, hands their state to ``on_limits``."""
         card = self.ctx.catalog.get(req.model)
         spec = normalize(req, card)
         if webhook_url is not None:
@@ -201,6 +205,7 @@ class JobService:
                 )
                 if route is None:
                     raise no_deployment(card.id)
+                verdict = await limits.admit(conn, principal.key_id)
                 await self._store_inputs(conn, images)
                 job = await writes.insert_job(
                     conn,
@@ -229,6 +234,8 @@ class JobService:
                 await notify_submitters(conn)
         except _Replay as replay:
             return await self.get(principal, replay.job_id, include_deleted=True)
+        if verdict is not None and on_limits is not None:
+            on_limits(verdict)
         return job
 
     async def estimate(self, principal: Principal, req: VideoRequest) -> Estimate:

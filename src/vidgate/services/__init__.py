@@ -10,6 +10,7 @@ engine, no provider, no blob store. Each service is named for what it answers:
 - ``health`` (``health.py``): whether the database answers.
 - ``usage`` (``usage.py``): what a project's jobs produced and cost.
 - ``prices`` (``prices.py``): each project's price overrides.
+- ``limits`` (``limits.py``): a project's and a key's rate limits, for the admin API.
 
 ``runtime.open_runtime`` builds them once per process. The records they return are
 those of ``core/jobs.py`` and ``core/keys.py``.
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from vidgate.engine.service import JobService
 from vidgate.services.health import HealthService
 from vidgate.services.keys import KeyService
+from vidgate.services.limits import LimitService
 from vidgate.services.media import MediaService
 from vidgate.services.models import ModelService
 from vidgate.services.prices import PriceService
@@ -37,3 +39,4 @@ class Services:
     health: HealthService
     usage: UsageService
     prices: PriceService
+    limits: LimitService

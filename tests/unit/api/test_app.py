@@ -36,6 +36,7 @@ def _services() -> Services:
         health=_Health(),
         usage=unused,
         prices=unused,
+        limits=unused,
     )
 
 

@@ -18,7 +18,11 @@ from vidgate.core.errors import InvalidRequest
 router = APIRouter(prefix="/v1/videos/generations", tags=["videos (task shape)"])
 
 
-@router.post("", response_model=GenerationObject, openapi_extra=request_body(CreateGenerationBody))
+@router.post(
+    "",
+    response_model=GenerationObject,
+    openapi_extra=request_body(CreateGenerationBody, rate_limited=True),
+)
 async def create_generation(
     request: Request,
     caller: Caller,
@@ -40,7 +44,7 @@ async def create_generation(
         await inspect_url(url, jobs, settings, param="reference_images")
         for url in body.reference_images or []
     ]
-    job = await create_job(
+    job, limit_headers = await create_job(
         caller,
         body,
         idempotency_key,
@@ -49,7 +53,7 @@ async def create_generation(
         images=RequestImages(image, last_frame, references),
     )
     view = generation_object(job, [], caller.media, public_base_url(request, settings))
-    return FastJSONResponse(view.model_dump(mode="json"))
+    return FastJSONResponse(view.model_dump(mode="json"), headers=limit_headers)
 
 
 @router.get("/{generation_id}", response_model=GenerationObject)

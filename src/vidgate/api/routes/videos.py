@@ -80,7 +80,9 @@ async def _reference_images(
     return refs
 
 
-@router.post("", response_model=VideoObject, openapi_extra=request_body(CreateVideoBody))
+@router.post(
+    "", response_model=VideoObject, openapi_extra=request_body(CreateVideoBody, rate_limited=True)
+)
 async def create_video(
     request: Request, idempotency_key: IdempotencyKey = None
 ) -> FastJSONResponse:
@@ -101,7 +103,7 @@ async def create_video(
         body.last_frame, files.get("last_frame"), jobs, settings, param="last_frame"
     )
     references = await _reference_images(body, files.get("reference_images"), jobs, settings)
-    job = await create_job(
+    job, limit_headers = await create_job(
         caller,
         body,
         idempotency_key,
@@ -109,7 +111,7 @@ async def create_video(
         seconds=body.seconds,
         images=RequestImages(image, last_frame, references),
     )
-    return FastJSONResponse(video_json(job))
+    return FastJSONResponse(video_json(job), headers=limit_headers)
 
 
 @router.post("/estimate", response_model=EstimateObject, openapi_extra=request_body(EstimateBody))
@@ -172,7 +174,11 @@ async def list_videos(
     )
 
 
-@router.post("/extensions", response_model=VideoObject, openapi_extra=request_body(ExtendBody))
+@router.post(
+    "/extensions",
+    response_model=VideoObject,
+    openapi_extra=request_body(ExtendBody, rate_limited=True),
+)
 async def extend_video(
     request: Request, caller: Caller, idempotency_key: IdempotencyKey = None
 ) -> FastJSONResponse:
@@ -187,7 +193,7 @@ async def extend_video(
     body = parse_model(ExtendBody, fields)
     source = await jobs.source(principal, body.video.id)
     source_job = await jobs.get(principal, body.video.id)
-    job = await create_job(
+    job, limit_headers = await create_job(
         caller,
         body,
         idempotency_key,
@@ -196,7 +202,7 @@ async def extend_video(
         kind="extend",
         source=source,
     )
-    return FastJSONResponse(video_json(job))
+    return FastJSONResponse(video_json(job), headers=limit_headers)
 
 
 @router.get("/{video_id}", response_model=VideoObject)
@@ -212,7 +218,11 @@ async def delete_video(video_id: str, caller: Caller) -> FastJSONResponse:
     return FastJSONResponse(VideoDeleted(id=video_id).model_dump(mode="json"))
 
 
-@router.post("/{video_id}/remix", response_model=VideoObject, openapi_extra=request_body(RemixBody))
+@router.post(
+    "/{video_id}/remix",
+    response_model=VideoObject,
+    openapi_extra=request_body(RemixBody, rate_limited=True),
+)
 async def remix_video(
     video_id: str, request: Request, caller: Caller, idempotency_key: IdempotencyKey = None
 ) -> FastJSONResponse:
@@ -223,10 +233,10 @@ async def remix_video(
     body = parse_model(RemixBody, fields)
     source = await jobs.source(principal, video_id)
     source_job = await jobs.get(principal, video_id)
-    job = await create_job(
+    job, limit_headers = await create_job(
         caller, body, idempotency_key, model=source_job.model, kind="remix", source=source
     )
-    return FastJSONResponse(video_json(job))
+    return FastJSONResponse(video_json(job), headers=limit_headers)
 
 
 @router.api_route("/{video_id}/content", methods=["GET", "HEAD"])
