@@ -146,10 +146,10 @@ def test_rpm_60_over_two_processes_accepts_exactly_60_of_100(
             None,
         )
         assert "60 creates per minute" in error["message"]
-        assert 50 <= int(r.headers["retry-after"]) <= 60
+        assert 1 <= int(r.headers["retry-after"]) <= 60
         assert r.headers["x-ratelimit-limit-requests"] == "60"
         assert r.headers["x-ratelimit-remaining-requests"] == "0"
-        assert re.fullmatch(r"\d+(\.\d+)?s", r.headers["x-ratelimit-reset-requests"])
+        assert re.fullmatch(r"(1m0|[1-5]?\d(\.\d+)?)s", r.headers["x-ratelimit-reset-requests"])
     # Nothing was created for the refusals.
     with _db(pair[0]) as conn:
         row = conn.execute(
@@ -271,10 +271,13 @@ def test_admin_api_sets_limits_in_its_own_project_only(
     for path in (f"/projects/{team_b}/limits", f"/keys/{other_id}/limits"):
         assert call("GET", path, admin).status_code == 404
         missing = call("PATCH", path, admin, {"rpm": 1})
-        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] in ("project_not_found", "key_not_found")
         assert call("PATCH", path, operator, {"rpm": 7}).json()["rpm"] == 7
     assert call("GET", "/projects/tenant_nope/limits", operator).status_code == 404
     assert call("GET", "/keys/key_nope/limits", operator).status_code == 404
+    assert call("PATCH", "/keys/key_%00/limits", operator, {"rpm": 1}).status_code == 404
+    assert call("GET", "/projects/tenant_%00x/limits", operator).status_code == 404
     # Member keys have no admin rights.
     denied = call("GET", f"/projects/{team_a}/limits", member)
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "admin_required"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate.core.errors import NotFound
+from vidgate.core.ids import looks_like
 from vidgate.core.limits import Limits
 from vidgate.db import audit
 from vidgate.db import limits as db_limits
@@ -34,7 +35,15 @@ def _missing_project(project_id: str) -> NotFound:
 
 
 def _missing_key(key_id: str) -> NotFound:
-    return NotFound(f"no key with id {key_id!r}", param="key_id", code="key_not_found")
+    return NotFound(f"no key with id {key_id[:64]!r}", param="key_id", code="key_not_found")
+
+
+def _check_project(principal: Principal, project_id: str) -> None:
+    """An id of another project than an admin key's, or not of vidgate's shape (a NUL,
+    for one, would make PostgreSQL refuse the statement): the 404 of a missing one."""
+    mine = principal.role == "operator" or project_id == principal.tenant_id
+    if not mine or not looks_like("tenant", project_id):
+        raise _missing_project(project_id)
 
 
 class LimitService:
@@ -42,8 +51,7 @@ class LimitService:
         self._db = db
 
     async def project(self, principal: Principal, project_id: str) -> OwnedLimits:
-        if principal.role != "operator" and project_id != principal.tenant_id:
-            raise _missing_project(project_id)
+        _check_project(principal, project_id)
         async with self._db.connect() as conn:
             limits = await db_limits.read_project_limits(conn, project_id)
         if limits is None:
@@ -61,8 +69,7 @@ class LimitService:
         """Set the limits named in ``values`` (None: no limit); the others stay."""
         if not values:
             return await self.project(principal, project_id)
-        if principal.role != "operator" and project_id != principal.tenant_id:
-            raise _missing_project(project_id)
+        _check_project(principal, project_id)
         async with self._db.begin() as conn:
             limits = await db_limits.write_project_limits(conn, project_id, values)
             if limits is None:
@@ -79,6 +86,8 @@ class LimitService:
         return OwnedLimits(project_id, None, limits)
 
     async def key(self, principal: Principal, key_id: str) -> OwnedLimits:
+        if not looks_like("key", key_id):
+            raise _missing_key(key_id)
         async with self._db.connect() as conn:
             found = await db_limits.read_key_limits(conn, key_id)
         if found is None or not self._may_manage(principal, found[0]):
@@ -96,6 +105,8 @@ class LimitService:
         """Set the limits named in ``values`` (None: no limit); the others stay."""
         if not values:
             return await self.key(principal, key_id)
+        if not looks_like("key", key_id):
+            raise _missing_key(key_id)
         async with self._db.begin() as conn:
             found = await db_limits.read_key_limits(conn, key_id)
             if found is None or not self._may_manage(principal, found[0]):
