@@ -45,6 +45,7 @@ from vidgate.services.media import MediaService
 from vidgate.services.models import ModelService
 from vidgate.services.prices import PriceService
 from vidgate.services.usage import UsageService
+from vidgate.services.webhook_endpoints import EndpointService
 
 log = structlog.get_logger("vidgate.runtime")
 
@@ -170,6 +171,7 @@ async def open_runtime(
                 usage=UsageService(db),
                 prices=PriceService(db, catalog, project_prices),
                 limits=LimitService(db),
+                webhook_endpoints=EndpointService(db, settings),
             )
             yield Runtime(
                 settings, database_url, db, catalog, ctx, jobs, signer, reads, health, services

@@ -74,8 +74,14 @@ def _vidgate(row: tuple[str, ...]) -> bool:
 
 
 def _procrastinate(row: tuple[str, ...]) -> bool:
-    # vidgate's own index on procrastinate_jobs (migration 0005) is not procrastinate's.
-    return not _vidgate(row) and row[0] != "alembic_version" and not row[1].startswith("vidgate_")
+    # vidgate's own index on procrastinate_jobs (migration 0005) is not procrastinate's,
+    # nor are vidgate's own functions (vidgate_*, migration 0016).
+    return (
+        not _vidgate(row)
+        and row[0] != "alembic_version"
+        and not row[0].startswith("vidgate_")
+        and not row[1].startswith("vidgate_")
+    )
 
 
 def _include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

@@ -23,6 +23,7 @@ from vidgate.api.routes import (
     models,
     usage,
     videos,
+    webhook_endpoints,
     webhooks,
 )
 from vidgate.config import Settings
@@ -47,6 +48,7 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     app.include_router(usage.router)
     app.include_router(admin_prices.router)
     app.include_router(admin_limits.router)
+    app.include_router(webhook_endpoints.router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
     app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     return app

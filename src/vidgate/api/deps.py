@@ -36,6 +36,7 @@ class ApiState:
         self.usage = services.usage
         self.prices = services.prices
         self.limits = services.limits
+        self.webhook_endpoints = services.webhook_endpoints
         self.settings = settings
         self.auth = KeyAuthenticator(services.keys)
 

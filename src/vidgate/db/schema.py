@@ -4,7 +4,7 @@ truth; tests/integration/test_schema.py fails when these tables and theirs diffe
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = sa.MetaData()
 
@@ -291,4 +291,88 @@ sa.Index(
     jobs.c.tenant_id,
     jobs.c.api_key_id,
     postgresql_where=jobs.c.state.in_(["queued", "submitting", "waiting", "finalizing"]),
+)
+
+# --- hooks: webhook endpoints per project (migration 0016) ---------------------------
+# Deliveries are written by the trigger vidgate_webhook_events on ``jobs`` (see the
+# migration), in the transaction of the state change they announce.
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("tenant_id", sa.Text, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("events", ARRAY(sa.Text), nullable=False),
+    # Standard Webhooks secrets ("whsec_..."). After a rotation the previous one signs
+    # too until ``previous_secret_expires_at``.
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("previous_secret", sa.Text),
+    sa.Column("previous_secret_expires_at", sa.DateTime(timezone=True)),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    # Since the first failed attempt after the last success; NULL while it answers.
+    sa.Column("failing_since", sa.DateTime(timezone=True)),
+    sa.Column("disabled_at", sa.DateTime(timezone=True)),
+    sa.Column("disabled_reason", sa.Text),
+)
+sa.Index("webhook_endpoints_tenant_idx", webhook_endpoints.c.tenant_id, webhook_endpoints.c.id)
+
+# One event for one endpoint; the due ones are claimed like the job rows (engine/due.py).
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    # vidgate_new_id('whd'), made by the trigger: time-ordered like core/ids.py's.
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column(
+        "endpoint_id",
+        sa.Text,
+        sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("job_id", sa.Text, sa.ForeignKey("jobs.id"), nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),
+    sa.Column("event_type", sa.Text, nullable=False),
+    # The event's JSON as signed and sent, fixed when the state changed.
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # False for a resend: one attempt, no retries.
+    sa.Column("retry", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.CheckConstraint(
+        "status IN ('pending', 'delivered', 'failed')", name="webhook_deliveries_status"
+    ),
+    sa.UniqueConstraint("endpoint_id", "event_id", name="webhook_deliveries_event"),
+)
+sa.Index(
+    "webhook_deliveries_endpoint_idx", webhook_deliveries.c.endpoint_id, webhook_deliveries.c.id
+)
+sa.Index(
+    "webhook_deliveries_due_idx",
+    webhook_deliveries.c.next_attempt_at,
+    postgresql_where=webhook_deliveries.c.status == "pending",
+)
+
+webhook_delivery_attempts = sa.Table(
+    "webhook_delivery_attempts",
+    metadata,
+    sa.Column(
+        "delivery_id",
+        sa.Text,
+        sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Column("latency_ms", sa.Integer, nullable=False),
+    sa.Column("response_snippet", sa.Text),
 )

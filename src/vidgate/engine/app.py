@@ -15,6 +15,7 @@ from vidgate.db.embedded import to_libpq_uri
 from vidgate.engine import steps
 from vidgate.engine.context import EngineContext
 from vidgate.engine.delivery_gate import DeliveryGate
+from vidgate.engine.endpoint_deliverer import EndpointDeliverer
 from vidgate.engine.late_results import run_late_results
 from vidgate.engine.poller import Poller
 from vidgate.engine.queue_stats import run_queue_stats
@@ -45,13 +46,10 @@ async def run_worker(ctx: EngineContext, *, name: str = "vidgate-worker") -> Non
     finalize, on CPU and disk), each queue with slots of its own, and the sweeper and
     the queue statistics keeper beside them."""
     settings = ctx.settings
-    context = {
-        CONTEXT_KEY: ctx,
-        GATE_KEY: DeliveryGate(
-            per_destination=settings.webhook_per_destination,
-            per_tenant=settings.webhook_per_tenant,
-        ),
-    }
+    gate = DeliveryGate(
+        per_destination=settings.webhook_per_destination, per_tenant=settings.webhook_per_tenant
+    )
+    context = {CONTEXT_KEY: ctx, GATE_KEY: gate}
     side = [
         asyncio.create_task(run_sweeper(ctx), name="vidgate-sweeper"),
         asyncio.create_task(run_queue_stats(ctx), name="vidgate-queue-stats"),
@@ -61,6 +59,11 @@ async def run_worker(ctx: EngineContext, *, name: str = "vidgate-worker") -> Non
         ),
         asyncio.create_task(
             Poller(ctx, concurrency=settings.poll_concurrency).run(), name="vidgate-poller"
+        ),
+        # Projects' webhook endpoints, under the same caps as per-request webhooks.
+        asyncio.create_task(
+            EndpointDeliverer(ctx, concurrency=settings.webhook_concurrency, gate=gate).run(),
+            name="vidgate-endpoint-deliverer",
         ),
     ]
     try:

@@ -296,3 +296,40 @@ async def post(
         "POST", target, deadline_s, allow_private, headers=headers, data=body
     ) as response:
         return response.status
+
+
+# How long the start of an answer's body may take once its status is in: a receiver
+# that stalls its body still counts as having answered.
+_SNIPPET_WAIT_S = 1.0
+
+
+async def post_reading(
+    target: OutboundURL,
+    *,
+    body: bytes,
+    headers: Mapping[str, str],
+    deadline_s: float,
+    allow_private: bool,
+    max_bytes: int,
+) -> tuple[int, bytes]:
+    """``post``, also returning up to ``max_bytes`` of the answer's body, as much as
+    arrives within a moment of the status (never past ``deadline_s``), for the record
+    of the attempt."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with _exchange(
+        "POST", target, deadline_s, allow_private, headers=headers, data=body
+    ) as response:
+        wait = min(_SNIPPET_WAIT_S, deadline_s - (loop.time() - started) - 0.05)
+        snippet = b""
+        if wait > 0:
+            try:
+                async with asyncio.timeout(wait):
+                    while len(snippet) < max_bytes:
+                        chunk = await response.content.read(max_bytes - len(snippet))
+                        if not chunk:
+                            break
+                        snippet += chunk
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                pass
+        return response.status, snippet

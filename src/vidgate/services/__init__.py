@@ -11,6 +11,8 @@ engine, no provider, no blob store. Each service is named for what it answers:
 - ``usage`` (``usage.py``): what a project's jobs produced and cost.
 - ``prices`` (``prices.py``): each project's price overrides.
 - ``limits`` (``limits.py``): a project's and a key's rate limits, for the admin API.
+- ``webhook_endpoints`` (``webhook_endpoints.py``): projects' webhook endpoints and
+  their deliveries.
 
 ``runtime.open_runtime`` builds them once per process. The records they return are
 those of ``core/jobs.py`` and ``core/keys.py``.
@@ -28,6 +30,7 @@ from vidgate.services.media import MediaService
 from vidgate.services.models import ModelService
 from vidgate.services.prices import PriceService
 from vidgate.services.usage import UsageService
+from vidgate.services.webhook_endpoints import EndpointService
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,3 +43,4 @@ class Services:
     usage: UsageService
     prices: PriceService
     limits: LimitService
+    webhook_endpoints: EndpointService

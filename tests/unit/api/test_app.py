@@ -37,6 +37,7 @@ def _services() -> Services:
         usage=unused,
         prices=unused,
         limits=unused,
+        webhook_endpoints=unused,
     )
 
 
