@@ -24,7 +24,9 @@ from tests.integration.conftest import add_caller, runtime_on
 from vidgate.core.jobs import JobState
 from vidgate.core.spec import VideoRequest
 from vidgate.core.webhook_endpoints import EVENTS, RETRY_DELAYS_S
+from vidgate.db import endpoint_deliveries
 from vidgate.db.claims import claim_due_submissions
+from vidgate.db.database import autocommit
 from vidgate.db.jobs import db_now, transition, update_job
 from vidgate.engine.endpoint_deliverer import EndpointDeliverer
 from vidgate.engine.service import JobService, Principal
@@ -343,3 +345,29 @@ async def test_a_resend_is_one_more_attempt(runtime: Runtime, receiver: HookRece
         ("key_h", "webhook_endpoints.create", made.endpoint.id, "10.1.2.3"),
         ("key_h", "webhook_deliveries.resend", delivery.id, "10.1.2.3"),
     ]
+
+
+async def test_a_claim_whose_lease_ran_out_is_sent_again_and_recorded_once(
+    runtime: Runtime, receiver: HookReceiver
+) -> None:
+    made = await _service(runtime).create(
+        ADMIN, url=receiver.url, events=["video.queued"], project=None, remote_addr=None
+    )
+    await _job(runtime)
+    deliverer = EndpointDeliverer(runtime.engine, concurrency=4)
+    # A worker claims the delivery, sends it, and is killed before its write-back.
+    async with autocommit(runtime.db) as conn:
+        (claim,) = await endpoint_deliveries.claim_due(conn, limit=5, lease_s=30)
+    killed = await deliverer.work(claim)
+    assert await deliverer.run_due_once() == 0  # its lease holds
+    _sql(runtime, "UPDATE webhook_deliveries SET next_attempt_at = now()")  # ...and runs out
+    assert await deliverer.run_due_once() == 1
+    # The killed worker's write-back, had it come late, changes nothing.
+    await deliverer.write_back([killed])
+    (delivery,), _ = await _service(runtime).deliveries(
+        ADMIN, made.endpoint.id, after=None, limit=5
+    )
+    assert delivery.status == "delivered" and delivery.attempts == 1
+    assert len(delivery.attempt_log) == 1
+    assert len(receiver.calls) == 2
+    assert len({h["webhook-id"] for h, _ in receiver.calls}) == 1

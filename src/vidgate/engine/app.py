@@ -43,8 +43,8 @@ async def run_worker(ctx: EngineContext, *, name: str = "vidgate-worker") -> Non
     """Process job steps until cancelled: the submitter and the poller (steps claimed
     from the job rows), procrastinate workers per queue (``jobs``: upstream cancels;
     ``webhooks``: deliveries, waiting on servers the clients chose; ``media``:
-    finalize, on CPU and disk), each queue with slots of its own, and the sweeper and
-    the queue statistics keeper beside them."""
+    finalize, on CPU and disk), each queue with slots of its own, and the sweeper, the
+    queue statistics keeper and the webhook endpoints' deliverer beside them."""
     settings = ctx.settings
     gate = DeliveryGate(
         per_destination=settings.webhook_per_destination, per_tenant=settings.webhook_per_tenant
