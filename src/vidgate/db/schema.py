@@ -330,7 +330,7 @@ webhook_deliveries = sa.Table(
         sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
         nullable=False,
     ),
-    sa.Column("job_id", sa.Text, sa.ForeignKey("jobs.id"), nullable=False),
+    sa.Column("job_id", sa.Text, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
     sa.Column("event_id", sa.Text, nullable=False),
     sa.Column("event_type", sa.Text, nullable=False),
     # The event's JSON as signed and sent, fixed when the state changed.

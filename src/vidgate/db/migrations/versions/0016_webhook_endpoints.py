@@ -57,7 +57,7 @@ def upgrade() -> None:
         CREATE TABLE webhook_deliveries (
             id text PRIMARY KEY,
             endpoint_id text NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
-            job_id text NOT NULL REFERENCES jobs(id),
+            job_id text NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
             event_id text NOT NULL,
             event_type text NOT NULL,
             payload text NOT NULL,
