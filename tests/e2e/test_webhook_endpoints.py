@@ -19,7 +19,7 @@ import httpx
 import psycopg
 import pytest
 from standardwebhooks import Webhook
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, cli
 
 
 class HookReceiver:
@@ -307,3 +307,49 @@ def test_every_route_is_in_the_openapi_document(server: ServerProcess) -> None:
     create = paths["/v1/webhook_endpoints"]["post"]
     assert "403" in create["responses"] and "422" not in create["responses"]
     assert json.dumps(doc).count("CreateWebhookEndpointBody") >= 1
+
+
+def test_the_cli_manages_a_projects_endpoints_through_the_database(
+    server: ServerProcess, keys: dict[str, str]
+) -> None:
+    admin = keys["other"]  # of project hooks-b
+
+    def run(*args: str, check: bool = True) -> Any:
+        return cli(
+            "webhook-endpoints",
+            *args,
+            "--data-dir",
+            str(server.data_dir),
+            env=server.env,
+            check=check,
+        )
+
+    made = run(
+        "create",
+        "--tenant",
+        "hooks-b",
+        "--url",
+        "https://cli.example.com/in",
+        "--events",
+        "video.failed,video.queued",
+    )
+    secret = made.stdout.strip().splitlines()[-1]
+    assert secret.startswith("whsec_")
+    (endpoint,) = _call(server, admin, "GET", "").json()["data"]
+    assert endpoint["events"] == ["video.queued", "video.failed"]
+    listed = run("list", "--tenant", "hooks-b").stdout
+    assert endpoint["id"] in listed and secret not in listed
+    rotated = run("rotate-secret", endpoint["id"]).stdout.strip().splitlines()[-1]
+    assert rotated.startswith("whsec_") and rotated != secret
+    run("delete", endpoint["id"])
+    assert _call(server, admin, "GET", "").json()["data"] == []
+    with psycopg.connect(server.env["VIDGATE_DATABASE_URL"]) as conn:
+        actors = conn.execute(
+            "SELECT actor, action FROM audit_log WHERE target = %s ORDER BY id", (endpoint["id"],)
+        ).fetchall()
+    assert actors == [
+        ("cli", "webhook_endpoints.create"),
+        ("cli", "webhook_endpoints.rotate_secret"),
+        ("cli", "webhook_endpoints.delete"),
+    ]
+    assert run("deliveries", endpoint["id"], check=False).returncode == 1  # gone

@@ -255,3 +255,14 @@ async def resend_delivery(
 async def notify_deliverers(conn: AsyncConnection) -> None:
     """Wake sleeping deliverers at commit (the trigger does the same for new events)."""
     await conn.execute(sa.text("SELECT pg_notify('vidgate_endpoint_deliveries', '')"))
+
+
+async def find_tenant(conn: AsyncConnection, name_or_id: str) -> str | None:
+    """The id of the tenant with this name, or this id (the CLI's ``--tenant``)."""
+    found = await conn.scalar(
+        sa.select(tenants.c.id)
+        .where(sa.or_(tenants.c.name == name_or_id, tenants.c.id == name_or_id))
+        .order_by((tenants.c.name == name_or_id).desc())
+        .limit(1)
+    )
+    return None if found is None else str(found)
