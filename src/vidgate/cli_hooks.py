@@ -16,7 +16,7 @@ from vidgate.cli import DataDir, _print_table, _settings, _with_database, app, e
 from vidgate.core.errors import NotFound, VidgateError
 from vidgate.core.webhook_endpoints import EVENTS, EndpointRecord, NewSecret
 from vidgate.db.audit import CLI_ACTOR
-from vidgate.db.webhook_endpoints import find_tenant
+from vidgate.db.project_names import find_project
 from vidgate.engine.service import Principal
 from vidgate.logging import configure_logging
 from vidgate.services.webhook_endpoints import EndpointService
@@ -45,10 +45,10 @@ def _run(
         tenant_id = ""
         if tenant is not None:
             async with db.connect() as conn:
-                found = await find_tenant(conn, tenant)
+                found = await find_project(conn, tenant)
             if found is None:
                 raise NotFound(f"no project named {tenant!r}", code="project_not_found")
-            tenant_id = found
+            tenant_id = found[0]
         principal = Principal(CLI_ACTOR, tenant_id, "live", "operator")
         return await work(EndpointService(db, settings), principal)
 

@@ -64,10 +64,6 @@ def _scoped(stmt: Any, endpoint_id: str, tenant_id: str | None) -> Any:
     return stmt if tenant_id is None else stmt.where(_E.tenant_id == tenant_id)
 
 
-async def tenant_exists(conn: AsyncConnection, tenant_id: str) -> bool:
-    return await conn.scalar(sa.select(tenants.c.id).where(tenants.c.id == tenant_id)) is not None
-
-
 async def count_endpoints(conn: AsyncConnection, tenant_id: str) -> int:
     """How many endpoints the tenant has, its row locked so that two creates at once
     count one after the other."""
@@ -255,14 +251,3 @@ async def resend_delivery(
 async def notify_deliverers(conn: AsyncConnection) -> None:
     """Wake sleeping deliverers at commit (the trigger does the same for new events)."""
     await conn.execute(sa.text("SELECT pg_notify('vidgate_endpoint_deliveries', '')"))
-
-
-async def find_tenant(conn: AsyncConnection, name_or_id: str) -> str | None:
-    """The id of the tenant with this name, or this id (the CLI's ``--tenant``)."""
-    found = await conn.scalar(
-        sa.select(tenants.c.id)
-        .where(sa.or_(tenants.c.name == name_or_id, tenants.c.id == name_or_id))
-        .order_by((tenants.c.name == name_or_id).desc())
-        .limit(1)
-    )
-    return None if found is None else str(found)

@@ -29,6 +29,7 @@ from vidgate.db import audit
 from vidgate.db import webhook_endpoints as store
 from vidgate.engine.service import Principal
 from vidgate.engine.webhooks import new_secret
+from vidgate.services.scope import project_of
 
 ENDPOINT_PREFIX = "we"
 DELIVERY_PREFIX = "whd"
@@ -52,17 +53,11 @@ class EndpointService:
         """The tenant a caller's reads by id are confined to; None: any (an operator)."""
         return None if principal.role == "operator" else principal.tenant_id
 
-    async def _project(
-        self, conn: AsyncConnection, principal: Principal, project: str | None
-    ) -> str:
-        if project is None or project == principal.tenant_id:
-            return principal.tenant_id
-        if principal.role != "operator" or not await store.tenant_exists(conn, project):
-            # An admin key sees no other project: it reads as one that does not exist.
-            raise NotFound(
-                f"no project with id {project[:64]!r}", param="project", code="project_not_found"
-            )
-        return project
+    @staticmethod
+    async def _project(conn: AsyncConnection, principal: Principal, project: str | None) -> str:
+        # An admin key sees no other project: it reads as one that does not exist.
+        tenant_id, _ = await project_of(conn, principal, project)
+        return tenant_id
 
     async def _owned(
         self, conn: AsyncConnection, principal: Principal, endpoint_id: str, *, lock: bool = False
