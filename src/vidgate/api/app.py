@@ -14,6 +14,7 @@ from vidgate.api.edge import EdgeMiddleware
 from vidgate.api.errors import install_error_handlers
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.routes import (
+    admin_budgets,
     admin_limits,
     admin_prices,
     callbacks,
@@ -49,6 +50,7 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     app.include_router(admin_prices.router)
     app.include_router(admin_limits.router)
     app.include_router(webhook_endpoints.router)
+    app.include_router(admin_budgets.router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
     app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     return app

@@ -37,6 +37,7 @@ class ApiState:
         self.prices = services.prices
         self.limits = services.limits
         self.webhook_endpoints = services.webhook_endpoints
+        self.budgets = services.budgets
         self.settings = settings
         self.auth = KeyAuthenticator(services.keys)
 

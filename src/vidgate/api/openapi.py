@@ -34,6 +34,17 @@ _BODY_ERRORS = {
     413: "The body is larger than the limit.",
     507: "The gateway's storage is full; nothing was stored.",
 }
+# The creates, which reserve a live job's estimate against the budgets that apply.
+_CREATES = (
+    "/v1/videos",
+    "/v1/videos/generations",
+    "/v1/videos/extensions",
+    "/v1/videos/{video_id}/remix",
+)
+_CREATE_ERRORS = {
+    402: "A budget of the project or key has no room for the estimate (budget_exceeded),"
+    " or the model has no price under a budget (budget_unpriced_model); nothing was created.",
+}
 # Content types a request body may come in (api/inputs.py reads all three).
 _BODY_TYPES = ("application/json", "multipart/form-data", "application/x-www-form-urlencoded")
 
@@ -94,6 +105,8 @@ def build(app: FastAPI) -> dict[str, Any]:
             errors = dict(_COMMON_ERRORS)
             if "requestBody" in operation:
                 errors.update(_BODY_ERRORS)
+                if path in _CREATES:
+                    errors.update(_CREATE_ERRORS)
             for status, description in errors.items():
                 responses.setdefault(str(status), {"description": description, "content": error})
     for unused in ("HTTPValidationError", "ValidationError"):

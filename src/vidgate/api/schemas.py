@@ -13,6 +13,7 @@ turns one into the ``InvalidParameter`` the client sees.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -26,6 +27,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from vidgate.core.budgets import DEFAULT_PERIOD, MAX_USD, USD_PLACES
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.spec import MAX_SEED, SEED_ALLOWED
 from vidgate.core.text import allowed, forbidden_character
@@ -312,3 +314,51 @@ class ModelObject(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelObject]
+
+
+# --- budgets (issue 13): /v1/admin/budgets.
+
+
+class SetBudgetBody(BaseModel):
+    """The budget of a project, or of one of its keys, for one period (set again to
+    change it: one budget per scope and period)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    usd: Annotated[Decimal, Field(ge=0, le=MAX_USD, decimal_places=USD_PLACES)]
+    period: Literal["day", "month", "total"] = DEFAULT_PERIOD
+    # A key of the project: the key's own budget; absent: the project's.
+    key_id: Text | None = None
+    # An operator's choice of project (its id); others act on their own.
+    project: Text | None = None
+
+
+class BudgetObject(BaseModel):
+    id: str
+    object: Literal["budget"] = "budget"
+    project: str
+    project_name: str
+    key_id: str | None
+    period: Literal["day", "month", "total"]
+    usd: float
+    # What counts against it in the current period: reserved for running jobs, charged
+    # for settled ones (USD).
+    spent: float
+    remaining: float
+    # The current period, unix seconds (UTC calendar day or month); null for total.
+    period_start: int | None
+    period_end: int | None
+    currency: Literal["USD"] = "USD"
+    created_at: int
+    updated_at: int
+
+
+class BudgetList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[BudgetObject]
+
+
+class BudgetDeleted(BaseModel):
+    id: str
+    object: Literal["budget.deleted"] = "budget.deleted"
+    deleted: bool

@@ -10,6 +10,7 @@ OpenAI error shape ``{"error": {"message", "type", "param", "code"}}`` with
     │   ├── InvalidImage        400  an input image that cannot be used
     │   └── VideoNotReady       400  remix/extend of a video that has not completed
     ├── AuthenticationError     401  authentication_error
+    ├── InsufficientQuota       402  insufficient_quota (a budget has no room)
     ├── PermissionDenied        403  permission_error
     ├── NotFound                404  not_found_error
     │   └── ModelNotFound       404  unknown model
@@ -79,6 +80,15 @@ class AuthenticationError(VidgateError):
     status_code = 401
     type = "authentication_error"
     code = "invalid_api_key"
+
+
+class InsufficientQuota(VidgateError):
+    """A budget has no room for what a create would reserve: nothing was created.
+    402, not 429: clients retry a 429, and retrying cannot make room in a budget."""
+
+    status_code = 402
+    type = "insufficient_quota"
+    code = "budget_exceeded"
 
 
 class PermissionDenied(VidgateError):

@@ -376,3 +376,37 @@ webhook_delivery_attempts = sa.Table(
     sa.Column("latency_ms", sa.Integer, nullable=False),
     sa.Column("response_snippet", sa.Text),
 )
+
+# --- budgets (issue 13): a USD cap per project or key and per UTC period (migration 0013).
+budgets = sa.Table(
+    "budgets",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("tenant_id", sa.Text, sa.ForeignKey("tenants.id"), nullable=False),
+    # NULL: the project's own budget; else the budget of this key of the project.
+    sa.Column("api_key_id", sa.Text, sa.ForeignKey("api_keys.id")),
+    sa.Column("period", sa.Text, nullable=False),
+    sa.Column("usd", sa.Numeric(12, 6), nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.CheckConstraint("period IN ('day', 'month', 'total')", name="budgets_period"),
+    sa.CheckConstraint("usd >= 0", name="budgets_usd"),
+)
+sa.Index(
+    "budgets_project_period_idx",
+    budgets.c.tenant_id,
+    budgets.c.period,
+    unique=True,
+    postgresql_where=budgets.c.api_key_id.is_(None),
+)
+sa.Index(
+    "budgets_key_period_idx",
+    budgets.c.api_key_id,
+    budgets.c.period,
+    unique=True,
+    postgresql_where=budgets.c.api_key_id.isnot(None),
+)

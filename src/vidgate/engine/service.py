@@ -1,7 +1,8 @@
 """What the API asks of the engine: create, read, list, delete jobs; check inputs.
 
 Creation validates against the catalogue, prices, routes, stores the input images and
-the job and enqueues its first step in one transaction. Nothing is written before the
+the job, enqueues its first step and reserves a live job's estimate against the
+budgets that apply (engine/budgets.py) in one transaction. Nothing is written before the
 whole request is valid: input images are only inspected (``inspect_input``) until
 ``create`` has normalized the spec, checked the webhook URL and found a route.
 
@@ -46,7 +47,7 @@ from vidgate.db.jobs import (
     transition,
 )
 from vidgate.db.reads import EngineReads, JobReads
-from vidgate.engine import limits, routing, steps
+from vidgate.engine import budgets, limits, routing, steps
 from vidgate.engine.context import EngineContext
 from vidgate.engine.estimate import Estimate, estimate, no_deployment
 from vidgate.engine.nudge import request_nudge
@@ -232,6 +233,8 @@ class JobService:
                         # A concurrent request with the same key committed first.
                         raise _Replay(self._check_replay(held, fingerprint))
                 await notify_submitters(conn)
+                # Last: the budgets it locks are held only until the commit just after.
+                await budgets.reserve(conn, job)
         except _Replay as replay:
             return await self.get(principal, replay.job_id, include_deleted=True)
         if verdict is not None and on_limits is not None:

@@ -13,6 +13,7 @@ engine, no provider, no blob store. Each service is named for what it answers:
 - ``limits`` (``limits.py``): a project's and a key's rate limits, for the admin API.
 - ``webhook_endpoints`` (``webhook_endpoints.py``): projects' webhook endpoints and
   their deliveries.
+- ``budgets`` (``budgets.py``): budgets, as the admin API and the CLI set and read them.
 
 ``runtime.open_runtime`` builds them once per process. The records they return are
 those of ``core/jobs.py`` and ``core/keys.py``.
@@ -23,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vidgate.engine.service import JobService
+from vidgate.services.budgets import BudgetService
 from vidgate.services.health import HealthService
 from vidgate.services.keys import KeyService
 from vidgate.services.limits import LimitService
@@ -44,3 +46,4 @@ class Services:
     prices: PriceService
     limits: LimitService
     webhook_endpoints: EndpointService
+    budgets: BudgetService

@@ -38,6 +38,7 @@ def _services() -> Services:
         prices=unused,
         limits=unused,
         webhook_endpoints=unused,
+        budgets=unused,
     )
 
 
