@@ -1,5 +1,8 @@
 """``vidgate budgets``: set, list and delete budgets through the database, as the admin
-API does (services/budgets.py), each change in the audit log with the actor ``cli``."""
+API does (services/budgets.py), each change in the audit log with the actor ``cli``.
+
+``cli.py`` imports this module at its end, once the helpers used here are defined:
+import ``vidgate.cli``, not this module, first."""
 
 from __future__ import annotations
 

@@ -58,6 +58,8 @@ class Gateway:
     admin: str  # admin key of "capped"
     operator: str  # operator key, of project "ops"
     rival: str  # admin key of project "rival"
+    rival_id: str
+    ops_member: str  # live member key of project "ops"
 
     def run(self, *args: str, check: bool = True) -> Any:
         return cli(*args, "--data-dir", str(self.a.data_dir), env=self.a.env, check=check)
@@ -80,6 +82,7 @@ async def _keys(url: str) -> dict[str, NewKey]:
                 "rival": await create_key(
                     conn, name="rival", mode="live", role="admin", tenant="rival"
                 ),
+                "ops_member": await create_key(conn, name="opsapp", mode="live", tenant="ops"),
             }
     finally:
         await db.dispose()
@@ -119,6 +122,10 @@ models:
             # loaded 2-core runner for longer than the default 5 s (a 503, with or
             # without a budget): this test is about which creates a budget admits.
             VIDGATE_DB_TIMEOUT_S="60",
+            # Each process's pools stay small (20 + 8 + 4 connections): two processes
+            # with their default pools full take PostgreSQL's default 100.
+            VIDGATE_WEBHOOK_CONCURRENCY="2",
+            VIDGATE_CANCEL_CONCURRENCY="2",
         )
         data_dir = root / "data"
         a = ServerProcess(data_dir=data_dir, env=env)
@@ -136,6 +143,8 @@ models:
                 admin=keys["admin"].secret,
                 operator=keys["operator"].secret,
                 rival=keys["rival"].secret,
+                rival_id=keys["rival"].id,
+                ops_member=keys["ops_member"].secret,
             )
         finally:
             b.stop()
@@ -182,9 +191,7 @@ def test_a_budget_admits_exactly_what_fits_across_two_processes(gateway: Gateway
         set_out.stdout.split()
     )
 
-    began = time.monotonic()
     responses = asyncio.run(_storm(gw))
-    print(f"storm: {CREATES} creates in {time.monotonic() - began:.2f} s")
     statuses = [r.status_code for r in responses]
     assert statuses.count(200) == N, {s: statuses.count(s) for s in set(statuses)}
     others = [(r.status_code, r.text[:300]) for r in responses if r.status_code not in (200, 402)]
@@ -264,3 +271,144 @@ def _agree(gw: Gateway, accepted: list[str]) -> None:
         assert usage.status_code == 200, usage.text
         total = Decimal(str(usage.json()["total"]["cost"]))
         assert total.quantize(cent) == costs.quantize(cent)
+
+
+def test_the_admin_api_sets_reads_and_deletes_budgets_of_the_callers_project(
+    gateway: Gateway,
+) -> None:
+    gw = gateway
+    api = f"{gw.b.base_url}/v1/admin/budgets"
+    rival = _auth(gw.rival)
+    made = httpx.post(api, headers=rival, json={"usd": 5, "period": "month"})
+    assert made.status_code == 200, made.text
+    budget = made.json()
+    assert budget["object"] == "budget" and budget["id"].startswith("budget_")
+    assert (budget["project_name"], budget["key_id"], budget["period"]) == ("rival", None, "month")
+    assert (budget["usd"], budget["spent"], budget["remaining"]) == (5.0, 0.0, 5.0)
+    assert budget["period_end"] > time.time() >= budget["period_start"]
+    project = budget["project"]
+    # Set again: the same budget, changed (a decimal string is taken as well).
+    again = httpx.post(api, headers=rival, json={"usd": "7.25", "period": "month"}).json()
+    assert (again["id"], again["usd"]) == (budget["id"], 7.25)
+    keyed = httpx.post(
+        api, headers=rival, json={"usd": 2, "period": "day", "key_id": gw.rival_id}
+    ).json()
+    assert keyed["key_id"] == gw.rival_id and keyed["id"] != budget["id"]
+    listed = httpx.get(api, headers=rival).json()
+    assert [b["id"] for b in listed["data"]] == [budget["id"], keyed["id"]]
+    assert httpx.get(f"{api}/{budget['id']}", headers=rival).json()["usd"] == 7.25
+
+    # A member key: no admin routes.
+    for call in (
+        httpx.get(api, headers=_auth(gw.member)),
+        httpx.post(api, headers=_auth(gw.member), json={"usd": 1}),
+    ):
+        assert call.status_code == 403 and call.json()["error"]["code"] == "admin_required"
+    # Another project's admin: the budget and the project read as missing.
+    capped = _auth(gw.admin)
+    for call in (
+        httpx.get(f"{api}/{budget['id']}", headers=capped),
+        httpx.delete(f"{api}/{budget['id']}", headers=capped),
+    ):
+        assert call.status_code == 404 and call.json()["error"]["code"] == "budget_not_found"
+    for call in (
+        httpx.get(api, headers=capped, params={"project": project}),
+        httpx.post(api, headers=capped, json={"usd": 1, "project": project}),
+    ):
+        assert call.status_code == 404 and call.json()["error"]["code"] == "project_not_found"
+    # An operator: any project.
+    ops = _auth(gw.operator)
+    seen = httpx.get(api, headers=ops, params={"project": project}).json()["data"]
+    assert [b["id"] for b in seen] == [budget["id"], keyed["id"]]
+    by_ops = httpx.post(api, headers=ops, json={"usd": 1, "period": "total", "project": project})
+    assert by_ops.status_code == 200 and by_ops.json()["project_name"] == "rival"
+    assert httpx.get(f"{api}/{budget['id']}", headers=ops).status_code == 200
+    missing = "tenant_" + "0" * 26
+    for value in (missing, "not-an-id"):
+        gone = httpx.get(api, headers=ops, params={"project": value})
+        assert gone.status_code == 404 and gone.json()["error"]["code"] == "project_not_found"
+
+    # Bad input.
+    bad: list[tuple[Any, str, str | None]] = [
+        ({"usd": 1, "perod": "day"}, "unknown_parameter", "perod"),
+        ({"period": "day"}, "missing_parameter", "usd"),
+        ({"usd": -1}, "invalid_request", "usd"),
+        ({"usd": "abc"}, "invalid_request", "usd"),
+        ({"usd": 1.1234567}, "invalid_request", "usd"),
+        ({"usd": 10**9}, "invalid_request", "usd"),
+        ({"usd": [1]}, "invalid_request", "usd"),
+        ({"usd": 1, "period": "week"}, "invalid_request", "period"),
+        ({"usd": 1, "key_id": 7}, "invalid_request", "key_id"),
+        # A key of another project.
+        ({"usd": 1, "key_id": gw.member_id}, "key_not_found", "key_id"),
+    ]
+    for body, code, param in bad:
+        refused = httpx.post(api, headers=rival, json=body)
+        assert refused.status_code == 400, (body, refused.text)
+        assert (refused.json()["error"]["code"], refused.json()["error"]["param"]) == (code, param)
+    garbled = httpx.post(api, content=b"{", headers={**rival, "content-type": "application/json"})
+    assert garbled.status_code == 400 and garbled.json()["error"]["code"] == "invalid_json"
+    for path in ("budget_nope", "x" * 300):
+        assert httpx.get(f"{api}/{path}", headers=rival).status_code == 404
+
+    deleted = httpx.delete(f"{api}/{keyed['id']}", headers=rival)
+    assert deleted.json() == {"id": keyed["id"], "object": "budget.deleted", "deleted": True}
+    assert httpx.get(f"{api}/{keyed['id']}", headers=rival).status_code == 404
+    assert httpx.delete(f"{api}/{keyed['id']}", headers=rival).status_code == 404
+
+    # Every change is audited: who, what, on which budget, from where.
+    entries = _sql(
+        gw,
+        "SELECT actor, action, target, remote_addr, detail->>'usd' FROM audit_log"
+        " WHERE tenant_id = %s AND action LIKE 'budgets.%%' ORDER BY id",
+        project,
+    )
+    assert [(e[0], e[1], e[2], e[3]) for e in entries] == [
+        (gw.rival_id, "budgets.set", budget["id"], "127.0.0.1"),
+        (gw.rival_id, "budgets.set", budget["id"], "127.0.0.1"),
+        (gw.rival_id, "budgets.set", keyed["id"], "127.0.0.1"),
+        (entries[3][0], "budgets.set", by_ops.json()["id"], "127.0.0.1"),
+        (gw.rival_id, "budgets.delete", keyed["id"], "127.0.0.1"),
+    ]
+    assert entries[3][0] != gw.rival_id and entries[1][4] == "7.25"
+
+
+def test_the_cli_sets_lists_and_deletes_budgets_and_creates_meet_them(gateway: Gateway) -> None:
+    gw = gateway
+    made = gw.run("budgets", "set", "--tenant", "ops", "--usd", "0.05", "--period", "total")
+    assert "Created the total budget of project in ops: 0.05 USD" in " ".join(made.stdout.split())
+    budget_id = re.search(r"budget_\w+", made.stdout)
+    assert budget_id
+    member = _auth(gw.ops_member)
+    create = f"{gw.a.base_url}/v1/videos/generations"
+    # Unknown is not free: a model without a price under a budget is refused.
+    unpriced = httpx.post(create, headers=member, json={"model": "unpriced-model", "prompt": "x"})
+    assert unpriced.status_code == 402, unpriced.text
+    error = unpriced.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == (
+        "insufficient_quota",
+        "budget_unpriced_model",
+        "model",
+    )
+    assert budget_id.group(0) in error["message"]
+    fits = httpx.post(create, headers=member, json={"model": "capped-model", "prompt": "x"})
+    assert fits.status_code == 200, fits.text
+    over = httpx.post(create, headers=member, json={"model": "capped-model", "prompt": "y"})
+    assert over.status_code == 402 and over.json()["error"]["code"] == "budget_exceeded"
+    assert "0.0008 USD left" in over.json()["error"]["message"]
+
+    listed = gw.run("budgets", "list", "--tenant", "ops")
+    row = next(line for line in listed.stdout.splitlines() if budget_id.group(0) in line)
+    assert row.split("│")[1:-1] and "0.0492" in row and "total" in row
+    nobody = gw.run("budgets", "set", "--tenant", "nobody", "--usd", "1", check=False)
+    assert nobody.returncode == 1 and "no project named 'nobody'" in nobody.stderr
+    bad = gw.run("budgets", "set", "--tenant", "ops", "--usd", "1.0000001", check=False)
+    assert bad.returncode == 2 and "--usd" in bad.stderr
+    gw.run("budgets", "delete", budget_id.group(0))
+    # No cap left: the same create is taken.
+    again = httpx.post(create, headers=member, json={"model": "capped-model", "prompt": "z"})
+    assert again.status_code == 200, again.text
+    actors = _sql(
+        gw, "SELECT actor, action FROM audit_log WHERE target = %s ORDER BY id", budget_id.group(0)
+    )
+    assert actors == [("cli", "budgets.set"), ("cli", "budgets.delete")]
