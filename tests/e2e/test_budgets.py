@@ -38,12 +38,11 @@ ESTIMATE = RATE * 4
 N = 20
 CREATES = 200
 
-# The settle helper's work (issue 13): on completion a "settle" ledger row per job,
-# jobs.cost the settled cost. Until it lands, a completed job's cost is its estimate
-# (engine/runner.py) and the ledger holds its reservation only; the agreement below
-# holds either way. Set True once it has landed: every completed job then has exactly
-# one settle row.
-SETTLE_LANDED = False
+# The settle work (issue 13, on main): on completion a "settle" ledger row per job and
+# jobs.cost the settled cost (here the seconds the fake's clip holds, priced). Set
+# False on a tree without it: a completed job's cost is then its estimate and the
+# ledger holds its reservation only; the agreement below holds either way.
+SETTLE_LANDED = True
 # The prices helper's GET /v1/usage (issue 13): set True once it has landed, and the
 # usage total is checked against the ledger and the jobs too.
 USAGE_LANDED = False
@@ -240,10 +239,13 @@ def test_a_budget_admits_exactly_what_fits_across_two_processes(gateway: Gateway
             break
         time.sleep(0.3)
     assert sorted(s[0] for s in states) == ["completed"] * N, gw.a.log()[-3000:]
-    _agree(gw, accepted)
+    costs = _agree(gw, accepted)
+    # The budget's balance derives from the ledger: now the settled costs.
+    [after] = httpx.get(f"{gw.a.base_url}/v1/admin/budgets", headers=_auth(gw.admin)).json()["data"]
+    assert Decimal(str(after["spent"])) == costs
 
 
-def _agree(gw: Gateway, accepted: list[str]) -> None:
+def _agree(gw: Gateway, accepted: list[str]) -> Decimal:
     """The ledger, the jobs' costs and the usage total agree to the cent, job by job
     and in all."""
     per_job = _sql(
@@ -275,6 +277,7 @@ def _agree(gw: Gateway, accepted: list[str]) -> None:
         assert usage.status_code == 200, usage.text
         total = Decimal(str(usage.json()["total"]["cost"]))
         assert total.quantize(cent) == costs.quantize(cent)
+    return costs
 
 
 def test_the_admin_api_sets_reads_and_deletes_budgets_of_the_callers_project(

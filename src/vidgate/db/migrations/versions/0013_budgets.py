@@ -11,7 +11,9 @@ then sums the ledger, then reserves, in the transaction that inserts the job.
 from alembic import op
 
 revision = "0013"
-down_revision = "0010"
+# After 0014 (settle's, already on main) so that the chain has one head; the merger
+# relinks the chain in number order.
+down_revision = "0014"
 
 
 def upgrade() -> None:
