@@ -3,8 +3,8 @@ with the worker), live jobs served by a fake OpenAI Videos upstream on loopback.
 
 - 200 creates at once, split over both processes and both API shapes, against a
   budget that fits exactly N: exactly N accepted, the rest 402 ``budget_exceeded``
-  naming the budget; once the N have finished, the ledger, the jobs' costs (and, once
-  the usage route lands, the usage total) agree to the cent.
+  naming the budget; once the N have finished (each settled at its real cost), the
+  ledger, the jobs' costs and the usage total agree to the cent.
 - ``vidgate budgets set/list/delete`` and ``/v1/admin/budgets``: scoped to the caller's
   project (an operator's to any), bad input refused, every change audited.
 """
@@ -37,15 +37,6 @@ RATE = Decimal("0.0123")
 ESTIMATE = RATE * 4
 N = 20
 CREATES = 200
-
-# The settle work (issue 13, on main): on completion a "settle" ledger row per job and
-# jobs.cost the settled cost (here the seconds the fake's clip holds, priced). Set
-# False on a tree without it: a completed job's cost is then its estimate and the
-# ledger holds its reservation only; the agreement below holds either way.
-SETTLE_LANDED = True
-# The prices helper's GET /v1/usage (issue 13): set True once it has landed, and the
-# usage total is checked against the ledger and the jobs too.
-USAGE_LANDED = False
 
 
 @dataclass
@@ -256,27 +247,21 @@ def _agree(gw: Gateway, accepted: list[str]) -> Decimal:
     )
     assert len(per_job) == N
     for job_id, cost, booked, settles in per_job:
-        assert cost is not None and cost == booked, (job_id, cost, booked)
-        if SETTLE_LANDED:
-            assert settles == 1, job_id
+        assert cost is not None and cost == booked and settles == 1, (job_id, cost, booked)
     costs = sum(row[1] for row in per_job)
     ledger_total = sum(row[2] for row in per_job)
     cent = Decimal("0.01")
     assert costs.quantize(cent) == ledger_total.quantize(cent) and costs == ledger_total
-    if not SETTLE_LANDED:
-        # Each job was charged its estimate. Failing here once the settle work has
-        # landed (a cost from the seconds produced): set SETTLE_LANDED above.
-        assert costs == N * ESTIMATE, "settled at other than the estimate: SETTLE_LANDED?"
-    if USAGE_LANDED:
-        today = dt.datetime.now(dt.UTC).date()
-        usage = httpx.get(
-            f"{gw.a.base_url}/v1/usage",
-            params={"start": str(today - dt.timedelta(days=1)), "end": str(today)},
-            headers=_auth(gw.admin),
-        )
-        assert usage.status_code == 200, usage.text
-        total = Decimal(str(usage.json()["total"]["cost"]))
-        assert total.quantize(cent) == costs.quantize(cent)
+    today = dt.datetime.now(dt.UTC).date()
+    usage = httpx.get(
+        f"{gw.a.base_url}/v1/usage",
+        params={"start": str(today - dt.timedelta(days=1)), "end": str(today)},
+        headers=_auth(gw.admin),
+    )
+    assert usage.status_code == 200, usage.text
+    total = Decimal(str(usage.json()["total"]["cost"]))
+    assert usage.json()["total"]["count"] == N
+    assert total.quantize(cent) == costs.quantize(cent)
     return costs
 
 
@@ -402,11 +387,15 @@ def test_the_cli_sets_lists_and_deletes_budgets_and_creates_meet_them(gateway: G
     assert fits.status_code == 200, fits.text
     over = httpx.post(create, headers=member, json={"model": "capped-model", "prompt": "y"})
     assert over.status_code == 402 and over.json()["error"]["code"] == "budget_exceeded"
-    assert "0.0008 USD left" in over.json()["error"]["message"]
+    # What is left: 0.05 less the first job's estimate, or less its settled cost once
+    # it has completed (the fake's clip is 1 s: 0.0123).
+    assert re.search(r"has (0\.0008|0\.0377) USD left", over.json()["error"]["message"])
 
     listed = gw.run("budgets", "list", "--tenant", "ops")
     row = next(line for line in listed.stdout.splitlines() if budget_id.group(0) in line)
-    assert row.split("│")[1:-1] and "0.0492" in row and "total" in row
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    assert cells[:5] == [budget_id.group(0), "ops", "", "total", "0.05"]
+    assert (cells[5], cells[6]) in (("0.0492", "0.0008"), ("0.0123", "0.0377")), cells
     nobody = gw.run("budgets", "set", "--tenant", "nobody", "--usd", "1", check=False)
     assert nobody.returncode == 1 and "no project named 'nobody'" in nobody.stderr
     bad = gw.run("budgets", "set", "--tenant", "ops", "--usd", "1.0000001", check=False)

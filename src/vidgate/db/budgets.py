@@ -136,16 +136,6 @@ async def key_tenant(conn: AsyncConnection, api_key_id: str) -> str | None:
     return None if found is None else str(found)
 
 
-async def tenant_named(conn: AsyncConnection, name: str) -> str | None:
-    found = await conn.scalar(sa.select(tenants.c.id).where(tenants.c.name == name))
-    return None if found is None else str(found)
-
-
-async def tenant_exists(conn: AsyncConnection, tenant_id: str) -> bool:
-    found = await conn.scalar(sa.select(tenants.c.id).where(tenants.c.id == tenant_id))
-    return found is not None
-
-
 async def now(conn: AsyncConnection) -> dt.datetime:
     """The database's clock, which books the ledger (``now()``: the transaction's start)."""
     value = await conn.scalar(sa.select(sa.func.now()))

@@ -19,7 +19,9 @@ from vidgate.core.errors import InvalidParameter, NotFound
 from vidgate.core.ids import looks_like, new_id
 from vidgate.db import audit
 from vidgate.db import budgets as rows
+from vidgate.db.project_names import find_project
 from vidgate.engine.service import Principal
+from vidgate.services.scope import project_of
 
 
 def _no_budget(budget_id: str) -> NotFound:
@@ -28,26 +30,16 @@ def _no_budget(budget_id: str) -> NotFound:
     )
 
 
-def _no_project(project: str) -> NotFound:
-    return NotFound(
-        f"no project with id {project[:64]!r}", param="project", code="project_not_found"
-    )
-
-
 class BudgetService:
     def __init__(self, db: AsyncEngine) -> None:
         self._db = db
 
     async def project_of(self, principal: Principal, project: str | None) -> str:
-        """The project ``principal`` acts on: its own, or for an operator ``project``."""
-        if project is None or project == principal.tenant_id:
-            return principal.tenant_id
-        if principal.role != "operator" or not looks_like("tenant", project):
-            raise _no_project(project)
+        """The project ``principal`` acts on: its own, or for an operator ``project``
+        (an id or a name; services/scope.py, as the other admin routes)."""
         async with self._db.connect() as conn:
-            if not await rows.tenant_exists(conn, project):
-                raise _no_project(project)
-        return project
+            tenant_id, _ = await project_of(conn, principal, project)
+        return tenant_id
 
     @staticmethod
     def visible_to(principal: Principal) -> str | None:
@@ -55,8 +47,10 @@ class BudgetService:
         return None if principal.role == "operator" else principal.tenant_id
 
     async def tenant_named(self, name: str) -> str | None:
+        """The id of the project with that name (or id)."""
         async with self._db.connect() as conn:
-            return await rows.tenant_named(conn, name)
+            found = await find_project(conn, name)
+        return None if found is None else found[0]
 
     async def list(self, tenant_id: str | None) -> list[BudgetStatus]:
         async with self._db.connect() as conn:

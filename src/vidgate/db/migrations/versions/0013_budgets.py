@@ -11,9 +11,8 @@ then sums the ledger, then reserves, in the transaction that inserts the job.
 from alembic import op
 
 revision = "0013"
-# After 0014 (settle's, already on main) so that the chain has one head; the merger
-# relinks the chain in number order.
-down_revision = "0014"
+# After main's head (0010 -> 0014 -> 0015 -> 0012), so that the chain has one head.
+down_revision = "0012"
 
 
 def upgrade() -> None:
