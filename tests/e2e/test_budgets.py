@@ -408,3 +408,23 @@ def test_the_cli_sets_lists_and_deletes_budgets_and_creates_meet_them(gateway: G
         gw, "SELECT actor, action FROM audit_log WHERE target = %s ORDER BY id", budget_id.group(0)
     )
     assert actors == [("cli", "budgets.set"), ("cli", "budgets.delete")]
+
+
+def test_the_openapi_document_has_the_budget_routes_and_the_402_of_creates(
+    gateway: Gateway,
+) -> None:
+    doc = httpx.get(f"{gateway.b.base_url}/openapi.json").json()
+    paths = doc["paths"]
+    for path in (
+        "/v1/videos",
+        "/v1/videos/generations",
+        "/v1/videos/extensions",
+        "/v1/videos/{video_id}/remix",
+    ):
+        assert "402" in paths[path]["post"]["responses"], path
+    assert "402" not in paths["/v1/videos/estimate"]["post"]["responses"]
+    assert set(paths["/v1/admin/budgets"]) == {"get", "post"}
+    assert set(paths["/v1/admin/budgets/{budget_id}"]) == {"get", "delete"}
+    body = paths["/v1/admin/budgets"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["$ref"].endswith("/SetBudgetBody")
+    assert "403" in paths["/v1/admin/budgets"]["get"]["responses"]
