@@ -578,8 +578,4 @@ def main() -> None:
 
 
 # Commands of their own modules, registered on ``app`` as they are imported.
-from vidgate import cli_hooks, cli_prices  # noqa: E402, F401
-from vidgate import cli_prices  # noqa: E402, F401
-from vidgate.cli_budgets import budgets_app  # noqa: E402
-
-app.add_typer(budgets_app, name="budgets")
+from vidgate import cli_budgets, cli_hooks, cli_prices  # noqa: E402, F401

@@ -1,8 +1,8 @@
 """``vidgate budgets``: set, list and delete budgets through the database, as the admin
 API does (services/budgets.py), each change in the audit log with the actor ``cli``.
 
-``cli.py`` imports this module at its end, once the helpers used here are defined:
-import ``vidgate.cli``, not this module, first."""
+``cli.py`` imports this module at its end, once the helpers used here are defined, and
+it registers itself on ``app``: import ``vidgate.cli``, not this module, first."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vidgate.cli import DataDir, _print_table, _settings, _with_database, err, out
+from vidgate.cli import DataDir, _print_table, _settings, _with_database, app, err, out
 from vidgate.core.budgets import (
     DEFAULT_PERIOD,
     MAX_USD,
@@ -34,6 +34,7 @@ budgets_app = typer.Typer(
     no_args_is_help=True,
     help="Cap what a project, or one of its keys, spends per UTC day, month or in all.",
 )
+app.add_typer(budgets_app, name="budgets")
 
 
 def _usd(text: str) -> Decimal:

@@ -11,8 +11,8 @@ then sums the ledger, then reserves, in the transaction that inserts the job.
 from alembic import op
 
 revision = "0013"
-# After main's head (0010 -> 0014 -> 0015 -> 0012), so that the chain has one head.
-down_revision = "0012"
+# After main's head (0010 -> 0014 -> 0015 -> 0012 -> 0016), so that the chain has one head.
+down_revision = "0016"
 
 
 def upgrade() -> None:
