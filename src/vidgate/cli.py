@@ -1,4 +1,4 @@
-"""``vidgate``: serve, worker, keys, models, check, generate."""
+"""``vidgate``: serve, worker, keys, projects, models, check, generate."""
 
 from __future__ import annotations
 
@@ -9,27 +9,31 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import structlog
 import typer
-from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Column, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate import cli_limits
-from vidgate.accounts.keys import DEFAULT_TENANT, NewKey, create_key
-from vidgate.config import Settings
+from vidgate.accounts.keys import DEFAULT_TENANT, NewKey, create_key, revoke
+from vidgate.cli_common import DataDir, err, out
+from vidgate.cli_common import checked as _checked
+from vidgate.cli_common import print_table as _print_table
+from vidgate.cli_common import settings_for as _settings
+from vidgate.cli_common import with_database as _with_database
+from vidgate.cli_projects import projects_app
+from vidgate.core.access import parse_expires_in, resolve_models
+from vidgate.core.errors import InvalidParameter
 from vidgate.core.keys import ROLES, KeyMode, KeyRecord, Role
 from vidgate.core.limits import Limits
 from vidgate.db.database import create_engine
 from vidgate.db.deployments import HealthRecord, deployment_health_all
-from vidgate.db.keys import count_keys, list_keys, revoke_key
+from vidgate.db.keys import count_keys, list_keys
 from vidgate.logging import configure_logging
 
 if TYPE_CHECKING:
-    from vidgate.providers.check import CheckReport
     from vidgate.services.models import DeploymentStatus
 
 app = typer.Typer(
@@ -37,64 +41,9 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
 app.add_typer(keys_app, name="keys")
+app.add_typer(projects_app, name="projects")
 
-out = Console()
-err = Console(stderr=True)
 log = structlog.get_logger("vidgate.api")
-T = TypeVar("T")
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir", envvar="VIDGATE_DATA_DIR", help="Where vidgate keeps its database and media."
-    ),
-]
-
-
-def _settings(data_dir: Path | None, **overrides: object) -> Settings:
-    values = {k: v for k, v in overrides.items() if v is not None}
-    if data_dir is not None:
-        values["data_dir"] = data_dir
-    return Settings(**values)  # type: ignore[arg-type]
-
-
-def _print_table(table: Table) -> None:
-    """On a terminal, fit its width; piped, print at full width (rich would assume 80
-    columns and cut the ids that ``keys revoke`` and ``--model`` need)."""
-    if out.is_terminal:
-        out.print(table)
-    else:
-        width = Measurement.get(out, out.options.update_width(1000), table).maximum
-        Console(file=out.file, width=width).print(table)
-
-
-def _checked(settings: Settings, *, probe: bool = False) -> CheckReport:
-    """The configuration as ``serve`` loads it (``vidgate.providers.check``), or a clean
-    exit (status 2) naming each mistake: file, line, accepted values."""
-    from vidgate.providers.check import run_check
-
-    report = run_check(settings, probe=probe)
-    if report.errors and not probe:
-        err.print("[red]the configuration is invalid:[/red]")
-        for error in report.errors:
-            typer.echo(f"  {error}", err=True)
-        raise typer.Exit(2)
-    return report
-
-
-def _with_database(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Run ``work`` against the data directory's database, started or attached to."""
-    from vidgate.runtime import prepare_database
-
-    async def main() -> T:
-        url = await prepare_database(settings)
-        db = create_engine(url, pool_size=1)
-        try:
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(main())
 
 
 async def _create_key(
@@ -104,10 +53,20 @@ async def _create_key(
     mode: KeyMode,
     role: Role,
     tenant: str,
+    models: list[str] | None,
+    expires_in: datetime.timedelta | None,
     limits: dict[str, int | None] | None = None,
 ) -> NewKey:
     async with db.begin() as conn:
-        new = await create_key(conn, name=name, mode=mode, role=role, tenant=tenant)
+        new = await create_key(
+            conn,
+            name=name,
+            mode=mode,
+            role=role,
+            tenant=tenant,
+            models=models,
+            expires_in=expires_in,
+        )
         if limits:
             await cli_limits.set_key_limits(conn, new.id, limits)
         return new
@@ -258,6 +217,14 @@ def keys_create(
     tenant: Annotated[
         str, typer.Option("--tenant", help="Tenant the key belongs to.")
     ] = DEFAULT_TENANT,
+    models: Annotated[
+        str | None,
+        typer.Option("--models", help="Limit the key to these models (m1,m2); default: all."),
+    ] = None,
+    expires_in: Annotated[
+        str | None,
+        typer.Option("--expires-in", help="Expire the key after 30d, 12h, 90m...; default: never."),
+    ] = None,
     rpm: Annotated[int | None, typer.Option("--rpm", min=1, help="Creates per minute.")] = None,
     max_concurrent: Annotated[
         int | None, typer.Option("--max-concurrent", min=1, help="Jobs in flight at once.")
@@ -278,6 +245,19 @@ def keys_create(
     mode: KeyMode = "live" if live else "test"
     settings = _settings(data_dir)
     configure_logging("WARNING")
+    allowed: list[str] | None = None
+    lifetime: datetime.timedelta | None = None
+    try:
+        if expires_in is not None:
+            lifetime = parse_expires_in(expires_in, param="--expires-in")
+        if models is not None:
+            catalog = _checked(settings).catalog
+            assert catalog is not None
+            names = [m.strip() for m in models.split(",") if m.strip()]
+            allowed = resolve_models(catalog, names, param="--models")
+    except InvalidParameter as exc:
+        err.print(exc.message, highlight=False)
+        raise typer.Exit(2) from None
     new = _with_database(
         settings,
         lambda db: _create_key(
@@ -286,11 +266,17 @@ def keys_create(
             mode=mode,
             role=chosen,
             tenant=tenant,
+            models=allowed,
+            expires_in=lifetime,
             limits=cli_limits.limit_values(rpm, max_concurrent),
         ),
     )
     rights = "" if chosen == "member" else f" with role {chosen}"
     out.print(f"Created {mode} key {new.id} ({new.name}) for tenant {new.tenant}{rights}.")
+    if new.record is not None and new.record.models is not None:
+        out.print(f"It may use only: {', '.join(new.record.models)}.", highlight=False)
+    if new.record is not None and new.record.expires_at is not None:
+        out.print(f"It expires at {new.record.expires_at:%Y-%m-%d %H:%M:%S %Z}.")
     out.print("Store the secret now; it is not shown again:")
     print(new.secret)
 
@@ -311,8 +297,10 @@ def keys_list(data_dir: DataDir = None) -> None:
         "tenant",
         "mode",
         "role",
+        "models",
         "prefix",
         "created",
+        "expires",
         "revoked",
     )
     for k in _with_database(settings, work):
@@ -322,8 +310,10 @@ def keys_list(data_dir: DataDir = None) -> None:
             k.tenant_name,
             k.mode,
             k.role,
+            ",".join(k.models) if k.models is not None else "all",
             k.prefix + "…",
             k.created_at.strftime("%Y-%m-%d %H:%M"),
+            k.expires_at.strftime("%Y-%m-%d %H:%M") if k.expires_at else "",
             k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else "",
         )
     _print_table(table)
@@ -331,13 +321,13 @@ def keys_list(data_dir: DataDir = None) -> None:
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
-    """Revoke a key by id; it stops working within seconds."""
+    """Revoke a key by id; every process refuses it within a second."""
     settings = _settings(data_dir)
     configure_logging("WARNING")
 
     async def work(db: AsyncEngine) -> bool:
         async with db.begin() as conn:
-            return await revoke_key(conn, key_id)
+            return await revoke(conn, key_id) is not None
 
     if not _with_database(settings, work):
         err.print(f"no active key {key_id}")
@@ -514,9 +504,7 @@ def generate(
     out.print(f"{video_id} -> {out_path}")
 
 
-# Rate limits (the work is cli_limits.py's).
-projects_app = typer.Typer(no_args_is_help=True, help="Projects (tenants) and their limits.")
-app.add_typer(projects_app, name="projects")
+# Rate limits (the work is cli_limits.py's); ``projects_app`` is cli_projects.py's.
 LimitOption = Annotated[str | None, typer.Option(help=cli_limits.LIMIT_HELP)]
 
 

@@ -38,6 +38,7 @@ from vidgate.media.storage import LocalBlobStore
 from vidgate.providers.base import Provider, ProviderDeps
 from vidgate.providers.registry import ENV_DEFAULTS, build_providers
 from vidgate.services import Services
+from vidgate.services.accounts import AccountService
 from vidgate.services.budgets import BudgetService
 from vidgate.services.health import HealthService
 from vidgate.services.keys import KeyService
@@ -174,6 +175,7 @@ async def open_runtime(
                 limits=LimitService(db),
                 webhook_endpoints=EndpointService(db, settings),
                 budgets=BudgetService(db),
+                accounts=AccountService(db, catalog),
             )
             yield Runtime(
                 settings, database_url, db, catalog, ctx, jobs, signer, reads, health, services

@@ -1,4 +1,5 @@
-"""API keys: created once, shown once, stored as a SHA-256 hash.
+"""API keys: created once, shown once, stored as a SHA-256 hash; every change to a key
+written to the audit log on the transaction that makes it.
 
 Secrets are 256-bit random tokens, so a plain SHA-256 is enough to make a stolen
 database useless for authentication; a slow password hash would only slow every request.
@@ -6,15 +7,18 @@ database useless for authentication; a slow password hash would only slow every 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.core.ids import new_id
-from vidgate.core.keys import KeyMode, Role
-from vidgate.db.keys import ensure_tenant, insert_api_key
+from vidgate.core.keys import Actor, KeyMode, KeyRecord, Role
+from vidgate.db import audit
+from vidgate.db.keys import ensure_tenant, find_tenant, get_key, insert_api_key, revoke_key
 
 DEFAULT_TENANT = "default"
 
@@ -27,6 +31,10 @@ class NewKey:
     mode: KeyMode
     role: Role
     secret: str
+    record: KeyRecord | None = None
+
+
+CLI = Actor(audit.CLI_ACTOR)
 
 
 def hash_secret(secret: str) -> bytes:
@@ -44,11 +52,30 @@ async def create_key(
     mode: KeyMode = "test",
     role: Role = "member",
     tenant: str = DEFAULT_TENANT,
+    tenant_id: str | None = None,
+    models: Sequence[str] | None = None,
+    expires_in: dt.timedelta | None = None,
+    actor: Actor = CLI,
 ) -> NewKey:
-    tenant_id = await ensure_tenant(conn, new_id("tenant"), tenant)
+    """A key of project ``tenant_id``, or of the project named ``tenant`` (made when it
+    does not exist yet, as the CLI always has). ``models`` are card ids, already
+    checked against the catalogue (core/access.py)."""
+    if tenant_id is None:
+        existing = await find_tenant(conn, name=tenant)
+        tenant_id = await ensure_tenant(conn, new_id("tenant"), tenant)
+        if existing is None:
+            await audit.record(
+                conn,
+                actor=actor.id,
+                action="projects.create",
+                tenant_id=tenant_id,
+                target=tenant_id,
+                detail={"name": tenant},
+                remote_addr=actor.remote_addr,
+            )
     secret = generate_secret(mode)
     key_id = new_id("key")
-    await insert_api_key(
+    record = await insert_api_key(
         conn,
         key_id=key_id,
         tenant_id=tenant_id,
@@ -57,5 +84,44 @@ async def create_key(
         secret_hash=hash_secret(secret),
         mode=mode,
         role=role,
+        models=list(models) if models is not None else None,
+        expires_in=expires_in,
     )
-    return NewKey(key_id, tenant, name, mode, role, secret)
+    await audit.record(
+        conn,
+        actor=actor.id,
+        action="keys.create",
+        tenant_id=tenant_id,
+        target=key_id,
+        detail={
+            "name": name,
+            "mode": mode,
+            "role": role,
+            "models": record.models and list(record.models),
+            "expires_at": record.expires_at.isoformat() if record.expires_at else None,
+            "prefix": record.prefix,
+        },
+        remote_addr=actor.remote_addr,
+    )
+    return NewKey(key_id, record.tenant_name, name, mode, role, secret, record)
+
+
+async def revoke(
+    conn: AsyncConnection, key_id: str, *, tenant_id: str | None = None, actor: Actor = CLI
+) -> KeyRecord | None:
+    """Revoke an unrevoked key (of ``tenant_id`` only, when given) and audit it; None
+    when there is no such key or it was revoked already (nothing is written then)."""
+    if not await revoke_key(conn, key_id, tenant_id=tenant_id):
+        return None
+    record = await get_key(conn, key_id)
+    assert record is not None
+    await audit.record(
+        conn,
+        actor=actor.id,
+        action="keys.revoke",
+        tenant_id=record.tenant_id,
+        target=key_id,
+        detail={"name": record.name, "role": record.role},
+        remote_addr=actor.remote_addr,
+    )
+    return record

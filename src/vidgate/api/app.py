@@ -14,9 +14,12 @@ from vidgate.api.edge import EdgeMiddleware
 from vidgate.api.errors import install_error_handlers
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.routes import (
+    admin_audit,
     admin_budgets,
+    admin_keys,
     admin_limits,
     admin_prices,
+    admin_projects,
     callbacks,
     generations,
     health,
@@ -51,6 +54,9 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     app.include_router(admin_limits.router)
     app.include_router(webhook_endpoints.router)
     app.include_router(admin_budgets.router)
+    app.include_router(admin_projects.router)
+    app.include_router(admin_keys.router)
+    app.include_router(admin_audit.router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
     app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     return app

@@ -1,7 +1,8 @@
 """Request dependencies, as ``Annotated`` aliases so routes read like declarations.
 
-Two of them: ``State`` for routes anyone may call (the link or signature is the
-permission), ``Caller`` for routes that need an API key. Each takes only the request
+``State`` for routes anyone may call (the link or signature is the permission),
+``Caller`` for routes that need an API key, ``Writer`` for those that create or delete
+(no reader key), ``Admin`` for the admin API (operator or admin keys). Each takes only the request
 and is ``async def``: FastAPI runs a plain ``def`` dependency in the thread pool (a
 thread hop per request), and every further dependency, nested or declared header costs
 it another resolution and validation pass per request.
@@ -16,9 +17,12 @@ from fastapi import Depends, Request
 
 from vidgate.api.auth import KeyAuthenticator
 from vidgate.config import Settings
+from vidgate.core.access import check_writer
 from vidgate.core.errors import PermissionDenied
+from vidgate.core.keys import Actor
 from vidgate.engine.service import JobService, Principal
 from vidgate.services import Services
+from vidgate.services.accounts import AccountService
 from vidgate.services.media import MediaService
 
 
@@ -38,6 +42,7 @@ class ApiState:
         self.limits = services.limits
         self.webhook_endpoints = services.webhook_endpoints
         self.budgets = services.budgets
+        self.accounts: AccountService = services.accounts
         self.settings = settings
         self.auth = KeyAuthenticator(services.keys)
 
@@ -84,6 +89,16 @@ async def get_caller(request: Request) -> CallerContext:
 Caller = Annotated[CallerContext, Depends(get_caller)]
 
 
+async def get_writer(request: Request) -> CallerContext:
+    """A key that may create and delete videos: any role but reader."""
+    caller = await get_caller(request)
+    check_writer(caller.principal.role)
+    return caller
+
+
+Writer = Annotated[CallerContext, Depends(get_writer)]
+
+
 async def get_admin(request: Request) -> CallerContext:
     """An operator key, or an admin key (of its own project only: each admin route
     scopes what it touches to ``principal.tenant_id`` unless the role is operator)."""
@@ -98,6 +113,11 @@ async def get_admin(request: Request) -> CallerContext:
 
 
 Admin = Annotated[CallerContext, Depends(get_admin)]
+
+
+def actor(request: Request, caller: CallerContext) -> Actor:
+    """The acting key and where it called from, for the audit log."""
+    return Actor(caller.principal.key_id, request.client.host if request.client else None)
 
 
 def public_base_url(request: Request, settings: Settings) -> str:

@@ -25,7 +25,8 @@ _BODY_MODELS: dict[str, type[BaseModel]] = {}
 # The error answers every operation may give, and those only requests with a body may.
 _COMMON_ERRORS = {
     400: "The request is malformed or a parameter is out of range.",
-    401: "The API key is missing, malformed, unknown or revoked.",
+    401: "The API key is missing, malformed, unknown, revoked or expired.",
+    403: "The key's role, or the models it is limited to, do not allow this.",
     404: "No such video, model or route (another tenant's ids read as missing).",
     503: "The database is unreachable, or no deployment can serve the model.",
 }

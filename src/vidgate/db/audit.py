@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.core.keys import AuditEntry
 from vidgate.db.schema import audit_log
 
 # The actor of actions taken through the CLI, which runs with the host's rights.
@@ -38,3 +40,20 @@ async def record(
             remote_addr=remote_addr,
         )
     )
+
+
+async def entries(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str | None,
+    before: int | None = None,
+    limit: int,
+) -> list[AuditEntry]:
+    """Newest first; of ``tenant_id`` only when given (an operator reads them all),
+    older than the entry ``before`` for the next page."""
+    query = sa.select(*audit_log.c).order_by(audit_log.c.id.desc()).limit(limit)
+    if tenant_id is not None:
+        query = query.where(audit_log.c.tenant_id == tenant_id)
+    if before is not None:
+        query = query.where(audit_log.c.id < before)
+    return [AuditEntry(**row._mapping) for row in await conn.execute(query)]

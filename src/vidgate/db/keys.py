@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vidgate.core.keys import KeyRecord
+from vidgate.core.keys import KeyRecord, ProjectRecord
 from vidgate.db.schema import api_keys, instance_secrets, tenants
 
 
@@ -18,6 +19,44 @@ async def ensure_tenant(conn: AsyncConnection, tenant_id: str, name: str) -> str
     found = await conn.scalar(sa.select(tenants.c.id).where(tenants.c.name == name))
     assert found is not None
     return str(found)
+
+
+_PROJECT_COLUMNS = (tenants.c.id, tenants.c.name, tenants.c.created_at)
+
+
+async def create_tenant(conn: AsyncConnection, tenant_id: str, name: str) -> ProjectRecord | None:
+    """A new project; None when the name is taken."""
+    row = (
+        await conn.execute(
+            pg_insert(tenants)
+            .values(id=tenant_id, name=name)
+            .on_conflict_do_nothing()
+            .returning(*_PROJECT_COLUMNS)
+        )
+    ).first()
+    return ProjectRecord(**row._mapping) if row else None
+
+
+async def list_tenants(
+    conn: AsyncConnection, *, tenant_id: str | None = None
+) -> list[ProjectRecord]:
+    """Every project, oldest first; only ``tenant_id``'s when given."""
+    query = sa.select(*_PROJECT_COLUMNS).order_by(tenants.c.created_at, tenants.c.id)
+    if tenant_id is not None:
+        query = query.where(tenants.c.id == tenant_id)
+    return [ProjectRecord(**r._mapping) for r in await conn.execute(query)]
+
+
+async def find_tenant(
+    conn: AsyncConnection, *, tenant_id: str | None = None, name: str | None = None
+) -> ProjectRecord | None:
+    query = sa.select(*_PROJECT_COLUMNS)
+    if tenant_id is not None:
+        query = query.where(tenants.c.id == tenant_id)
+    if name is not None:
+        query = query.where(tenants.c.name == name)
+    row = (await conn.execute(query)).first()
+    return ProjectRecord(**row._mapping) if row else None
 
 
 async def webhook_secret(conn: AsyncConnection, tenant_id: str, candidate: str) -> str:
@@ -42,18 +81,31 @@ async def insert_api_key(
     secret_hash: bytes,
     mode: str,
     role: str,
-) -> None:
-    await conn.execute(
-        api_keys.insert().values(
-            id=key_id,
-            tenant_id=tenant_id,
-            name=name,
-            prefix=prefix,
-            secret_hash=secret_hash,
-            mode=mode,
-            role=role,
+    models: list[str] | None = None,
+    expires_in: dt.timedelta | None = None,
+) -> KeyRecord:
+    """The new key, its expiry counted from the database's clock (the one that refuses
+    it: ``find_active_key``)."""
+    row = (
+        await conn.execute(
+            api_keys.insert()
+            .values(
+                id=key_id,
+                tenant_id=tenant_id,
+                name=name,
+                prefix=prefix,
+                secret_hash=secret_hash,
+                mode=mode,
+                role=role,
+                models=models,
+                expires_at=None if expires_in is None else sa.func.now() + expires_in,
+            )
+            .returning(api_keys.c.id)
         )
-    )
+    ).one()
+    found = await get_key(conn, row.id)
+    assert found is not None
+    return found
 
 
 _KEY_COLUMNS = (
@@ -66,11 +118,20 @@ _KEY_COLUMNS = (
     api_keys.c.role,
     api_keys.c.created_at,
     api_keys.c.revoked_at,
+    api_keys.c.models,
+    api_keys.c.expires_at,
 )
 
 
 def _key(row: sa.Row[*tuple[Any, ...]]) -> KeyRecord:
-    return KeyRecord(**row._mapping)
+    values = dict(row._mapping)
+    if values["models"] is not None:
+        values["models"] = tuple(values["models"])
+    return KeyRecord(**values)
+
+
+def _unexpired() -> sa.ColumnElement[bool]:
+    return sa.or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > sa.func.now())
 
 
 async def find_active_key(conn: AsyncConnection, secret_hash: bytes) -> KeyRecord | None:
@@ -78,28 +139,59 @@ async def find_active_key(conn: AsyncConnection, secret_hash: bytes) -> KeyRecor
         await conn.execute(
             sa.select(*_KEY_COLUMNS)
             .join(tenants, tenants.c.id == api_keys.c.tenant_id)
-            .where(api_keys.c.secret_hash == secret_hash, api_keys.c.revoked_at.is_(None))
+            .where(
+                api_keys.c.secret_hash == secret_hash,
+                api_keys.c.revoked_at.is_(None),
+                _unexpired(),
+            )
         )
     ).first()
     return _key(row) if row else None
 
 
-async def list_keys(conn: AsyncConnection) -> list[KeyRecord]:
-    rows = await conn.execute(
+async def get_key(
+    conn: AsyncConnection, key_id: str, *, tenant_id: str | None = None
+) -> KeyRecord | None:
+    """A key by id, revoked or not; only of ``tenant_id`` when given."""
+    query = (
         sa.select(*_KEY_COLUMNS)
         .join(tenants, tenants.c.id == api_keys.c.tenant_id)
-        .order_by(api_keys.c.created_at)
+        .where(api_keys.c.id == key_id)
     )
-    return [_key(r) for r in rows]
+    if tenant_id is not None:
+        query = query.where(api_keys.c.tenant_id == tenant_id)
+    row = (await conn.execute(query)).first()
+    return _key(row) if row else None
 
 
-async def revoke_key(conn: AsyncConnection, key_id: str) -> bool:
-    revoked = await conn.execute(
-        api_keys.update()
-        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-        .values(revoked_at=sa.func.now())
-        .returning(api_keys.c.id)
+async def list_keys(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[KeyRecord]:
+    """Keys, oldest first (ids are time-ordered); of ``tenant_id`` only when given."""
+    query = (
+        sa.select(*_KEY_COLUMNS)
+        .join(tenants, tenants.c.id == api_keys.c.tenant_id)
+        .order_by(api_keys.c.id)
     )
+    if tenant_id is not None:
+        query = query.where(api_keys.c.tenant_id == tenant_id)
+    if after is not None:
+        query = query.where(api_keys.c.id > after)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_key(r) for r in await conn.execute(query)]
+
+
+async def revoke_key(conn: AsyncConnection, key_id: str, *, tenant_id: str | None = None) -> bool:
+    """Revoke an unrevoked key (of ``tenant_id`` only, when given); False if none."""
+    query = api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+    if tenant_id is not None:
+        query = query.where(api_keys.c.tenant_id == tenant_id)
+    revoked = await conn.execute(query.values(revoked_at=sa.func.now()).returning(api_keys.c.id))
     return revoked.first() is not None
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -28,7 +29,7 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate.core.jobs import JobRecord, OutputRecord, stored_spec_json
-from vidgate.core.keys import KeyRecord
+from vidgate.core.keys import KeyMode, KeyRecord, Role
 from vidgate.db.embedded import to_libpq_uri
 from vidgate.db.jobs import JOB_COLUMNS, get_job, get_outputs, job_from_values
 from vidgate.db.keys import find_active_key
@@ -60,8 +61,9 @@ _OWNED_JOB_WITH_OUTPUTS = _JOB_WITH_OUTPUTS + " AND j.tenant_id = %s"
 
 _ACTIVE_KEY = (
     "SELECT k.id, k.tenant_id, t.name, k.name, k.prefix, k.mode, k.role, k.created_at,"
-    " k.revoked_at FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+    " k.revoked_at, k.models, k.expires_at FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
     " WHERE k.secret_hash = %s AND k.revoked_at IS NULL"
+    " AND (k.expires_at IS NULL OR k.expires_at > now())"
 )
 
 
@@ -91,7 +93,37 @@ def _job_with_outputs(cur: Any) -> RowMaker[tuple[JobRecord, list[OutputRecord]]
 
 
 _JOB_ROW: BaseRowFactory[JobRecord] = _job_row
-_KEY_ROW: BaseRowFactory[KeyRecord] = args_row(KeyRecord)
+
+
+def _key(
+    id: str,
+    tenant_id: str,
+    tenant_name: str,
+    name: str,
+    prefix: str,
+    mode: KeyMode,
+    role: Role,
+    created_at: dt.datetime,
+    revoked_at: dt.datetime | None,
+    models: list[str] | None,
+    expires_at: dt.datetime | None,
+) -> KeyRecord:
+    return KeyRecord(
+        id,
+        tenant_id,
+        tenant_name,
+        name,
+        prefix,
+        mode,
+        role,
+        created_at,
+        revoked_at,
+        tuple(models) if models is not None else None,
+        expires_at,
+    )
+
+
+_KEY_ROW: BaseRowFactory[KeyRecord] = args_row(_key)
 _JOB_WITH_OUTPUTS_ROW: BaseRowFactory[tuple[JobRecord, list[OutputRecord]]] = _job_with_outputs
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
@@ -110,7 +142,7 @@ class JobReads(Protocol):
         None (a signed link already proves the right to read it)."""
 
     async def active_key(self, secret_hash: bytes) -> KeyRecord | None:
-        """The unrevoked key with this secret hash."""
+        """The unrevoked, unexpired key with this secret hash."""
 
 
 _Waiter = tuple[str, str, "asyncio.Future[JobRecord | None]"]

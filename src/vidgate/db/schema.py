@@ -410,3 +410,10 @@ sa.Index(
     unique=True,
     postgresql_where=budgets.c.api_key_id.isnot(None),
 )
+
+# --- access (issue 13): keys limited to some models, keys that expire (migration 0011).
+# models: the card ids the key may use, NULL for every model; expires_at: NULL for never.
+api_keys.append_column(sa.Column("models", sa.ARRAY(sa.Text)))
+api_keys.append_column(sa.Column("expires_at", sa.DateTime(timezone=True)))
+# The admin API lists a project's keys, oldest first, a page at a time.
+sa.Index("api_keys_tenant_idx", api_keys.c.tenant_id, api_keys.c.id)

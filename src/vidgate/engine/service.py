@@ -22,6 +22,7 @@ from typing import Any, Literal
 import anyio
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.core.access import check_model, check_writer
 from vidgate.core.errors import (
     Conflict,
     InvalidParameter,
@@ -61,6 +62,8 @@ class Principal:
     tenant_id: str
     mode: Literal["test", "live"]
     role: Role = "member"
+    # The card ids the key may use; None: every model (core/access.py).
+    models: frozenset[str] | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -173,7 +176,9 @@ class JobService:
         that ``req`` refers to; they are written only once everything else passed.
         A create over the key's or project's rate limits raises ``RateLimited``; one
         within them, once committed, hands their state to ``on_limits``."""
+        check_writer(principal.role)
         card = self.ctx.catalog.get(req.model)
+        check_model(principal.models, card.id, req.model)
         spec = normalize(req, card)
         if webhook_url is not None:
             check_outbound_url(
@@ -320,6 +325,7 @@ class JobService:
 
     async def delete(self, principal: Principal, job_id: str) -> None:
         """Delete a video; a job still running is cancelled, upstream too."""
+        check_writer(principal.role)
         _check_id(job_id)
         async with self.ctx.db.begin() as conn:
             job = await self._owned(conn, principal, job_id, for_update=True)

@@ -14,6 +14,7 @@ engine, no provider, no blob store. Each service is named for what it answers:
 - ``webhook_endpoints`` (``webhook_endpoints.py``): projects' webhook endpoints and
   their deliveries.
 - ``budgets`` (``budgets.py``): budgets, as the admin API and the CLI set and read them.
+- ``accounts`` (``accounts.py``): projects, their keys and the audit log (admin API).
 
 ``runtime.open_runtime`` builds them once per process. The records they return are
 those of ``core/jobs.py`` and ``core/keys.py``.
@@ -24,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vidgate.engine.service import JobService
+from vidgate.services.accounts import AccountService
 from vidgate.services.budgets import BudgetService
 from vidgate.services.health import HealthService
 from vidgate.services.keys import KeyService
@@ -47,3 +49,4 @@ class Services:
     limits: LimitService
     webhook_endpoints: EndpointService
     budgets: BudgetService
+    accounts: AccountService

@@ -39,6 +39,7 @@ def _services() -> Services:
         limits=unused,
         webhook_endpoints=unused,
         budgets=unused,
+        accounts=unused,
     )
 
 

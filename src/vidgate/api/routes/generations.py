@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 
-from vidgate.api.deps import Caller, public_base_url
+from vidgate.api.deps import Caller, Writer, public_base_url
 from vidgate.api.inputs import inspect_url, parse_model, read_body
 from vidgate.api.openapi import request_body
 from vidgate.api.requests import RequestImages, create_job
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/v1/videos/generations", tags=["videos (task shape)"]
 )
 async def create_generation(
     request: Request,
-    caller: Caller,
+    caller: Writer,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> FastJSONResponse:
     jobs, settings = caller.jobs, caller.settings

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from vidgate.api.billing_schemas import EstimateBody, EstimateObject, estimate_json
 from vidgate.api.content import blob_response
-from vidgate.api.deps import Caller, State, get_caller
+from vidgate.api.deps import Caller, State, Writer, get_writer
 from vidgate.api.fast_lane import video_status
 from vidgate.api.inputs import inspect_url, parse_model, read_body
 from vidgate.api.openapi import request_body
@@ -87,7 +87,7 @@ async def create_video(
     request: Request, idempotency_key: IdempotencyKey = None
 ) -> FastJSONResponse:
     # The caller without a Depends (see retrieve_video).
-    caller = await get_caller(request)
+    caller = await get_writer(request)
     jobs, settings = caller.jobs, caller.settings
     fields, files = await read_body(request, max_files=8)
     unknown_files = set(files) - {"input_reference", "last_frame", "reference_images"}
@@ -180,7 +180,7 @@ async def list_videos(
     openapi_extra=request_body(ExtendBody, rate_limited=True),
 )
 async def extend_video(
-    request: Request, caller: Caller, idempotency_key: IdempotencyKey = None
+    request: Request, caller: Writer, idempotency_key: IdempotencyKey = None
 ) -> FastJSONResponse:
     jobs, principal = caller.jobs, caller.principal
     fields, files = await read_body(request)
@@ -213,7 +213,7 @@ async def retrieve_video(video_id: str, request: Request) -> Response:
 
 
 @router.delete("/{video_id}", response_model=VideoDeleted)
-async def delete_video(video_id: str, caller: Caller) -> FastJSONResponse:
+async def delete_video(video_id: str, caller: Writer) -> FastJSONResponse:
     await caller.jobs.delete(caller.principal, video_id)
     return FastJSONResponse(VideoDeleted(id=video_id).model_dump(mode="json"))
 
@@ -224,7 +224,7 @@ async def delete_video(video_id: str, caller: Caller) -> FastJSONResponse:
     openapi_extra=request_body(RemixBody, rate_limited=True),
 )
 async def remix_video(
-    video_id: str, request: Request, caller: Caller, idempotency_key: IdempotencyKey = None
+    video_id: str, request: Request, caller: Writer, idempotency_key: IdempotencyKey = None
 ) -> FastJSONResponse:
     jobs, principal = caller.jobs, caller.principal
     fields, files = await read_body(request, max_files=1)
