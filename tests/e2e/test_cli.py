@@ -244,7 +244,7 @@ def test_keys_without_a_server_then_beside_one(tmp_path: Path) -> None:
             assert secret[12:] not in dump
 
         # Revoking a key (one the server has cached as valid) shuts it out within the
-        # cache TTL (10 s).
+        # cache TTL (1 s; tests/e2e/test_access.py holds it to that).
         revoked = cli("keys", "revoke", id_a, "--data-dir", str(data_dir))
         assert id_a in revoked.stdout
         started = time.monotonic()
