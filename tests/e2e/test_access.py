@@ -34,9 +34,14 @@ def two_apis(pg_server: str, tmp_path: Path) -> Iterator[tuple[ServerProcess, Se
     servers = [ServerProcess(data_dir=data_dir, env=env, extra_args=("--no-worker",))]
     servers.append(ServerProcess(data_dir=data_dir, env=env, extra_args=("--no-worker",)))
     try:
-        # One after the other: the first migrates the database.
+        # At once (migrations take an advisory lock); each start raises in its thread.
+        starting = [threading.Thread(target=server.start) for server in servers]
+        for thread in starting:
+            thread.start()
+        for thread in starting:
+            thread.join()
         for server in servers:
-            server.start()
+            assert httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200
         yield servers[0], servers[1], url
     finally:
         for server in servers:

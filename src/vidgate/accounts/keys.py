@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vidgate.core.ids import new_id
 from vidgate.core.keys import Actor, KeyMode, KeyRecord, Role
 from vidgate.db import audit
-from vidgate.db.keys import ensure_tenant, find_tenant, get_key, insert_api_key, revoke_key
+from vidgate.db.keys import create_tenant, find_tenant, get_key, insert_api_key, revoke_key
 
 DEFAULT_TENANT = "default"
 
@@ -61,9 +61,9 @@ async def create_key(
     does not exist yet, as the CLI always has). ``models`` are card ids, already
     checked against the catalogue (core/access.py)."""
     if tenant_id is None:
-        existing = await find_tenant(conn, name=tenant)
-        tenant_id = await ensure_tenant(conn, new_id("tenant"), tenant)
-        if existing is None:
+        made = await create_tenant(conn, new_id("tenant"), tenant)
+        if made is not None:
+            tenant_id = made.id
             await audit.record(
                 conn,
                 actor=actor.id,
@@ -73,6 +73,10 @@ async def create_key(
                 detail={"name": tenant},
                 remote_addr=actor.remote_addr,
             )
+        else:
+            found = await find_tenant(conn, name=tenant)
+            assert found is not None
+            tenant_id = found.id
     secret = generate_secret(mode)
     key_id = new_id("key")
     record = await insert_api_key(

@@ -2,8 +2,8 @@
 
 ``State`` for routes anyone may call (the link or signature is the permission),
 ``Caller`` for routes that need an API key, ``Writer`` for those that create or delete
-(no reader key), ``Admin`` for the admin API (operator or admin keys). Each takes only the request
-and is ``async def``: FastAPI runs a plain ``def`` dependency in the thread pool (a
+(no reader key), ``Admin`` for the admin API (operator or admin keys). Each takes only
+the request and is ``async def``: FastAPI runs a plain ``def`` dependency in the thread pool (a
 thread hop per request), and every further dependency, nested or declared header costs
 it another resolution and validation pass per request.
 """
