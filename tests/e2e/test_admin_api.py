@@ -93,6 +93,12 @@ def test_projects(accounts: Accounts) -> None:
         "created_at": one["created_at"],
     }
 
+    # project= takes a name as well as an id; text PostgreSQL cannot hold reads as missing.
+    by_name = acc.call(acc.operator, "GET", f"/v1/admin/keys?project={acc.b.name}").json()
+    assert {k["project_id"] for k in by_name["data"]} == {acc.b.id}
+    nul = acc.call(acc.operator, "GET", "/v1/admin/keys", params={"project": "a\x00b"})
+    _error(nul, 404, "project_not_found")
+
     # An admin key sees its own project only, and makes none.
     own = acc.call(acc.admin_a, "GET", "/v1/admin/projects").json()
     assert [p["id"] for p in own["data"]] == [acc.a.id]
@@ -204,6 +210,9 @@ def test_a_key_limited_to_models_and_one_that_expires(accounts: Accounts) -> Non
         403,
         "model_not_allowed",
     )
+    estimate = acc.call(secret, "POST", "/v1/videos/estimate", json=other)
+    _error(estimate, 403, "model_not_allowed")
+    assert acc.call(secret, "POST", "/v1/videos/estimate", json=VIDEO).status_code == 200
     assert acc.call(secret, "POST", "/v1/videos", json=VIDEO).status_code == 200
 
     # Expired: refused like a revoked key, within a second of its expiry.

@@ -248,6 +248,8 @@ class JobService:
 
     async def estimate(self, principal: Principal, req: VideoRequest) -> Estimate:
         """What ``create`` would do with ``req``, without creating anything."""
+        # A model the key may not create with, it may not price either.
+        check_model(principal.models, self.ctx.catalog.get(req.model).id, req.model)
         return await estimate(self.ctx, principal.tenant_id, principal.mode, req)
 
     @staticmethod

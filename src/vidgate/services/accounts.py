@@ -21,9 +21,11 @@ from vidgate.core.catalog import Catalog
 from vidgate.core.errors import Conflict, InvalidParameter, NotFound, PermissionDenied
 from vidgate.core.ids import looks_like
 from vidgate.core.keys import Actor, AuditEntry, KeyMode, KeyRecord, ProjectRecord, Role
+from vidgate.core.text import forbidden_character
 from vidgate.db import audit
 from vidgate.db.keys import find_tenant, get_key, list_keys, list_tenants
 from vidgate.engine.service import Principal
+from vidgate.services.scope import project_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +40,6 @@ class KeyRequest:
     project: str | None = None
 
 
-def _project_missing(project_id: str) -> NotFound:
-    return NotFound(
-        f"no project with id {project_id[:64]!r}", param="project", code="project_not_found"
-    )
-
-
 def _key_missing(key_id: str) -> NotFound:
     return NotFound(f"no key with id {key_id[:64]!r}", param="key_id", code="key_not_found")
 
@@ -54,20 +50,18 @@ class AccountService:
         self._catalog = catalog
 
     async def _scope(self, principal: Principal, project: str | None) -> str | None:
-        """The project a request is about: the caller's own for an admin key (another
-        one reads as missing); for an operator key ``project``, or None for every one."""
-        if principal.role != "operator":
-            if project is not None and project != principal.tenant_id:
-                raise _project_missing(project)
-            return principal.tenant_id
+        """The project a request is about (``project``: an id or a name): the caller's
+        own for an admin key (another one reads as missing); for an operator key the
+        one named, or None for every project."""
         if project is None:
-            return None
-        if not looks_like("tenant", project):
-            raise _project_missing(project)
+            return None if principal.role == "operator" else principal.tenant_id
+        if forbidden_character(project) is not None:  # PostgreSQL refuses NUL in text
+            raise NotFound(
+                f"no project {project[:64]!r}", param="project", code="project_not_found"
+            )
         async with self._db.connect() as conn:
-            if await find_tenant(conn, tenant_id=project) is None:
-                raise _project_missing(project)
-        return project
+            project_id, _ = await project_of(conn, principal, project)
+        return project_id
 
     # --- projects -----------------------------------------------------------------
 
@@ -77,11 +71,9 @@ class AccountService:
 
     async def project(self, principal: Principal, project_id: str) -> ProjectRecord:
         scope = await self._scope(principal, project_id)
-        assert scope is not None
         async with self._db.connect() as conn:
-            found = await find_tenant(conn, tenant_id=scope)
-        if found is None:
-            raise _project_missing(project_id)
+            found = await find_tenant(conn, tenant_id=scope or principal.tenant_id)
+        assert found is not None
         return found
 
     async def create_project(self, principal: Principal, name: str, actor: Actor) -> ProjectRecord:
