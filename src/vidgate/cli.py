@@ -18,11 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate import cli_limits
 from vidgate.accounts.keys import DEFAULT_TENANT, NewKey, create_key, revoke
-from vidgate.cli_common import DataDir, err, out
-from vidgate.cli_common import checked as _checked
-from vidgate.cli_common import print_table as _print_table
-from vidgate.cli_common import settings_for as _settings
-from vidgate.cli_common import with_database as _with_database
+from vidgate.cli_common import DataDir as DataDir
+from vidgate.cli_common import _checked as _checked
+from vidgate.cli_common import _print_table as _print_table
+from vidgate.cli_common import _settings as _settings
+from vidgate.cli_common import _with_database as _with_database
+from vidgate.cli_common import err as err
+from vidgate.cli_common import out as out
 from vidgate.cli_projects import projects_app
 from vidgate.core.access import parse_expires_in, resolve_models
 from vidgate.core.errors import InvalidParameter

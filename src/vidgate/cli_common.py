@@ -1,5 +1,8 @@
 """What the CLI's commands share: the data directory option, settings, consoles,
-tables, the configuration check and a database to work on."""
+tables, the configuration check and a database to work on.
+
+``cli.py`` re-exports them under these names, which the command modules beside it
+(``cli_prices.py``, ``cli_hooks.py``, ...) import from there."""
 
 from __future__ import annotations
 
@@ -32,14 +35,14 @@ DataDir = Annotated[
 ]
 
 
-def settings_for(data_dir: Path | None, **overrides: object) -> Settings:
+def _settings(data_dir: Path | None, **overrides: object) -> Settings:
     values = {k: v for k, v in overrides.items() if v is not None}
     if data_dir is not None:
         values["data_dir"] = data_dir
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def print_table(table: Table) -> None:
+def _print_table(table: Table) -> None:
     """On a terminal, fit its width; piped, print at full width (rich would assume 80
     columns and cut the ids that ``keys revoke`` and ``--model`` need)."""
     if out.is_terminal:
@@ -49,7 +52,7 @@ def print_table(table: Table) -> None:
         Console(file=out.file, width=width).print(table)
 
 
-def checked(settings: Settings, *, probe: bool = False) -> CheckReport:
+def _checked(settings: Settings, *, probe: bool = False) -> CheckReport:
     """The configuration as ``serve`` loads it (``vidgate.providers.check``), or a clean
     exit (status 2) naming each mistake: file, line, accepted values."""
     from vidgate.providers.check import run_check
@@ -63,7 +66,7 @@ def checked(settings: Settings, *, probe: bool = False) -> CheckReport:
     return report
 
 
-def with_database(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+def _with_database(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     """Run ``work`` against the data directory's database, started or attached to."""
     from vidgate.runtime import prepare_database
 

@@ -16,12 +16,16 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate.accounts.keys import DEFAULT_TENANT
-from vidgate.cli import app
-from vidgate.cli_common import DataDir, err, out
-from vidgate.cli_common import checked as _checked
-from vidgate.cli_common import print_table as _print_table
-from vidgate.cli_common import settings_for as _settings
-from vidgate.cli_common import with_database as _with_database
+from vidgate.cli import (
+    DataDir,
+    _checked,
+    _print_table,
+    _settings,
+    _with_database,
+    app,
+    err,
+    out,
+)
 from vidgate.config import Settings
 from vidgate.core.errors import InvalidParameter, VidgateError
 from vidgate.core.pricing import PriceOverride

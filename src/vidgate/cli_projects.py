@@ -10,7 +10,7 @@ from rich.table import Column, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate.accounts.projects import create_project
-from vidgate.cli_common import DataDir, err, out, print_table, settings_for, with_database
+from vidgate.cli_common import DataDir, _print_table, _settings, _with_database, err, out
 from vidgate.core.access import check_project_name
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.keys import KeyRecord, ProjectRecord
@@ -31,14 +31,14 @@ def projects_create(
     except InvalidParameter as exc:
         err.print(exc.message, highlight=False)
         raise typer.Exit(2) from None
-    settings = settings_for(data_dir)
+    settings = _settings(data_dir)
     configure_logging("WARNING")
 
     async def work(db: AsyncEngine) -> ProjectRecord | None:
         async with db.begin() as conn:
             return await create_project(conn, name)
 
-    made = with_database(settings, work)
+    made = _with_database(settings, work)
     if made is None:
         err.print(f"a project named {name!r} exists already", highlight=False)
         raise typer.Exit(1)
@@ -48,16 +48,16 @@ def projects_create(
 @projects_app.command("list")
 def projects_list(data_dir: DataDir = None) -> None:
     """List projects and how many unrevoked keys each has."""
-    settings = settings_for(data_dir)
+    settings = _settings(data_dir)
     configure_logging("WARNING")
 
     async def work(db: AsyncEngine) -> tuple[list[ProjectRecord], list[KeyRecord]]:
         async with db.connect() as conn:
             return await list_tenants(conn), await list_keys(conn)
 
-    projects, keys = with_database(settings, work)
+    projects, keys = _with_database(settings, work)
     table = Table(Column("id", no_wrap=True), Column("name", no_wrap=True), "created", "keys")
     for p in projects:
         active = sum(k.tenant_id == p.id and k.revoked_at is None for k in keys)
         table.add_row(p.id, p.name, p.created_at.strftime("%Y-%m-%d %H:%M"), str(active))
-    print_table(table)
+    _print_table(table)
