@@ -1,12 +1,12 @@
 """Keys limited to some models (``models``: card ids; NULL for every model) and keys that
 expire (``expires_at``; NULL for never). An expired key is refused like a revoked one.
 
-Chained after the last migration merged before it (0016), as the merger chains them."""
+Chained after the last migration merged before it (0013), as the merger chains them."""
 
 from alembic import op
 
 revision = "0011"
-down_revision = "0016"
+down_revision = "0013"
 
 
 def upgrade() -> None:
