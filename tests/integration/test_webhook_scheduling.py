@@ -51,7 +51,7 @@ def receiver() -> Iterator[Receiver]:
 async def _finished_job(runtime: Runtime, webhook_url: str) -> str:
     """A completed job whose event is to be sent to ``webhook_url`` (its own enqueued
     delivery is removed: the test plays the worker)."""
-    principal = Principal("key_w", TENANT, "test", False)
+    principal = Principal("key_w", TENANT, "test")
     job = await JobService(runtime.engine).create(
         principal,
         VideoRequest(model="sandbox", prompt="p", seconds=1, size="320x240"),

@@ -6,7 +6,7 @@ Chained after the last migration merged before it (0013), as the merger chains t
 from alembic import op
 
 revision = "0011"
-down_revision = "0013"
+down_revision = "0010"
 
 
 def upgrade() -> None:

@@ -12,7 +12,7 @@ counted from ``jobs`` on ``jobs_inflight_owner_idx``, which holds active jobs on
 from alembic import op
 
 revision = "0012"
-down_revision = "0015"
+down_revision = "0011"
 
 
 def upgrade() -> None:

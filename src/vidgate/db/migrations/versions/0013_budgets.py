@@ -12,7 +12,7 @@ from alembic import op
 
 revision = "0013"
 # After main's head (0010 -> 0014 -> 0015 -> 0012 -> 0016), so that the chain has one head.
-down_revision = "0016"
+down_revision = "0012"
 
 
 def upgrade() -> None:

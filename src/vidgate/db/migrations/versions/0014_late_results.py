@@ -7,7 +7,7 @@ is settled like any completed job (engine/late_results.py).
 from alembic import op
 
 revision = "0014"
-down_revision = "0010"
+down_revision = "0013"
 
 
 def upgrade() -> None:

@@ -17,7 +17,7 @@ Delivery ids are made by ``vidgate_new_id`` in the shape of ``core/ids.py``'s (a
 from alembic import op
 
 revision = "0016"
-down_revision = "0012"
+down_revision = "0015"
 
 
 def upgrade() -> None:
