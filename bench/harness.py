@@ -268,17 +268,28 @@ class Gateway(Managed):
             time.sleep(0.1)
         raise RuntimeError(f"gateway did not become healthy:\n{tail(self.log_path)}")
 
-    def create_key(self, name: str, *, live: bool = False, tenant: str | None = None) -> ApiKey:
-        argv = [PY, "-m", "vidgate", "keys", "create", "--name", name]
-        argv += ["--data-dir", str(self.data_dir), "--live" if live else "--test"]
-        if tenant:
-            argv += ["--tenant", tenant]
+    def cli(self, *args: str) -> str:
+        """``vidgate ARGS --data-dir`` this gateway's: its output; an error if it fails."""
+        argv = [PY, "-m", "vidgate", *args, "--data-dir", str(self.data_dir)]
         result = subprocess.run(
             argv, capture_output=True, text=True, env=self.env, timeout=120, check=False
         )
         if result.returncode != 0:
-            raise RuntimeError(f"vidgate keys create failed:\n{result.stdout}\n{result.stderr}")
-        secret = result.stdout.strip().splitlines()[-1]
+            raise RuntimeError(f"vidgate {args[:2]} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def create_key(
+        self,
+        name: str,
+        *,
+        live: bool = False,
+        tenant: str | None = None,
+        extra: list[str] | None = None,
+    ) -> ApiKey:
+        argv = ["keys", "create", "--name", name, "--live" if live else "--test"]
+        if tenant:
+            argv += ["--tenant", tenant]
+        secret = self.cli(*argv, *(extra or [])).strip().splitlines()[-1]
         with psycopg.connect(self.database_url) as conn:
             row = conn.execute(
                 "SELECT id, tenant_id FROM api_keys WHERE prefix = %s AND name = %s",

@@ -5,7 +5,10 @@ Every server here is a real ``vidgate serve`` subprocess reached over loopback H
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -41,8 +44,12 @@ def pg_server() -> Iterator[str]:
     """
     base = Path(tempfile.mkdtemp(prefix="vidgate-test-pg-"))
     base.chmod(0o755)
+    # The server stops at interpreter exit (its last user); atexit runs handlers last
+    # in, first out, so this one, registered before the server's, removes the
+    # directory after it has stopped. Left behind, each run's cluster (up to a few GB)
+    # would pile up in /tmp.
+    atexit.register(shutil.rmtree, base, ignore_errors=True)
     yield EmbeddedPostgres(base / "pg").start()
-    # The server stops at interpreter exit (last user); its directory goes with it.
 
 
 _db_counter = 0
@@ -65,8 +72,17 @@ def database_url(pg_server: str) -> str:
 
 
 def cli(
-    *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 60
+    *args: str,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 60,
+    in_process: bool = False,
 ) -> subprocess.CompletedProcess[str]:
+    """``vidgate ARGS``: in a process of its own, or, with ``in_process``, through
+    typer's runner in this one (the same command code, without a fresh interpreter's
+    second or so: for tests of what a management command does, not of the process)."""
+    if in_process and not _in_event_loop():
+        return _cli_here(list(args), env or {}, check)
     result = subprocess.run(
         [*VIDGATE, *args],
         capture_output=True,
@@ -77,6 +93,24 @@ def cli(
     if check and result.returncode != 0:
         raise AssertionError(f"vidgate {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def _cli_here(
+    args: list[str], env: dict[str, str], check: bool
+) -> subprocess.CompletedProcess[str]:
+    from typer.testing import CliRunner
+
+    from vidgate.cli import app
+
+    result = CliRunner().invoke(app, args, env=env)
+    if isinstance(result.exception, BaseException) and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    done = subprocess.CompletedProcess(
+        ["vidgate", *args], result.exit_code, result.stdout, result.stderr
+    )
+    if check and result.exit_code != 0:
+        raise AssertionError(f"vidgate {' '.join(args)} failed:\n{result.output}")
+    return done
 
 
 def fast_env(**extra: str) -> dict[str, str]:
@@ -161,10 +195,21 @@ class ServerProcess:
                 self.proc.wait(5)
 
     def create_key(self, name: str, *flags: str) -> str:
-        result = cli(
-            "keys", "create", "--name", name, "--data-dir", str(self.data_dir), *flags, env=self.env
-        )
-        return result.stdout.strip().splitlines()[-1]
+        """``vidgate keys create`` for this server: its secret. The command runs in this
+        process (the same code as the CLI's, through typer's runner): a fresh
+        interpreter per key cost the suite about a second and a half each.
+        tests/e2e/test_cli.py runs the command as its own process."""
+        args = ["keys", "create", "--name", name, "--data-dir", str(self.data_dir), *flags]
+        # From a coroutine (the command runs its own loop) it takes a process.
+        return cli(*args, env=self.env, in_process=True).stdout.strip().splitlines()[-1]
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 @pytest.fixture(scope="session")

@@ -53,9 +53,9 @@ def test_a_key_revoked_by_the_cli_is_refused_by_both_processes_within_a_second(
 ) -> None:
     a, b, url = two_apis
     data = ["--data-dir", str(a.data_dir)]
-    made = cli("projects", "create", "acme", *data, env=a.env)
+    made = cli("projects", "create", "acme", *data, env=a.env, in_process=True)
     assert "acme" in made.stdout
-    again = cli("projects", "create", "acme", *data, env=a.env, check=False)
+    again = cli("projects", "create", "acme", *data, env=a.env, check=False, in_process=True)
     assert again.returncode == 1 and "exists" in again.stderr
     created = cli(
         "keys",
@@ -70,15 +70,16 @@ def test_a_key_revoked_by_the_cli_is_refused_by_both_processes_within_a_second(
         "30d",
         *data,
         env=a.env,
+        in_process=True,
     )
     secret = created.stdout.strip().splitlines()[-1]
     assert secret.startswith("vg_test_")
     (key_id,) = KEY_ID.findall(created.stdout)
     assert "sandbox" in created.stdout and "expires" in created.stdout
 
-    listing = cli("projects", "list", *data, env=a.env).stdout
+    listing = cli("projects", "list", *data, env=a.env, in_process=True).stdout
     assert re.search(r"acme\s*│[^│]*│\s*1\s*│", listing), listing
-    keys = cli("keys", "list", *data, env=a.env).stdout
+    keys = cli("keys", "list", *data, env=a.env, in_process=True).stdout
     line = next(row for row in keys.splitlines() if key_id in row)
     assert "sandbox,veo-3.1" in line
 

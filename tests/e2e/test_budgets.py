@@ -53,7 +53,9 @@ class Gateway:
     ops_member: str  # live member key of project "ops"
 
     def run(self, *args: str, check: bool = True) -> Any:
-        return cli(*args, "--data-dir", str(self.a.data_dir), env=self.a.env, check=check)
+        return cli(
+            *args, "--data-dir", str(self.a.data_dir), env=self.a.env, check=check, in_process=True
+        )
 
 
 async def _keys(url: str) -> dict[str, NewKey]:

@@ -227,11 +227,13 @@ def test_price_overrides_are_set_per_project_and_audited(gw: Gateway) -> None:
 def test_the_cli_sets_and_lists_price_overrides_through_the_database(gw: Gateway) -> None:
     env, data_dir = gw.server.env, str(gw.server.data_dir)
     cli("prices", "set", "--tenant", "beta", "--model", "veo-3", "--multiplier", "0.25",
-        "--data-dir", data_dir, env=env)  # fmt: skip
+        "--data-dir", data_dir, env=env, in_process=True)  # fmt: skip
     # An alias names its card; the API sees the change at once.
     found = gw.call("GET", "/v1/admin/price_overrides/veo-3.1", "beta").json()
     assert (found["multiplier"], found["source"]) == (0.25, "api")
-    listed = cli("prices", "list", "--tenant", "beta", "--data-dir", data_dir, env=env).stdout
+    listed = cli(
+        "prices", "list", "--tenant", "beta", "--data-dir", data_dir, env=env, in_process=True
+    ).stdout
     assert re.search(r"veo-3\.1\s.*0\.25\s.*api", listed), listed
     with psycopg.connect(gw.server.env["VIDGATE_DATABASE_URL"]) as conn:
         row = conn.execute(
@@ -318,12 +320,12 @@ def test_usage_counts_the_projects_completed_jobs(gw: Gateway, tmp_path: Path) -
     # The CLI reads the same through the database.
     env, data_dir = gw.server.env, str(gw.server.data_dir)
     base = ["usage", "--tenant", "acme", "--start", today, "--end", today, "--data-dir", data_dir]
-    printed = cli(*base, "--group-by", "model,key,day", "--json", env=env).stdout
+    printed = cli(*base, "--group-by", "model,key,day", "--json", env=env, in_process=True).stdout
     assert json.loads(printed) == usage
-    assert cli(*base, "--group-by", "model,key,day", "--csv", env=env).stdout == csv.text.replace(
-        "\r\n", "\n"
-    )
-    table = cli(*base, env=env).stdout
+    assert cli(
+        *base, "--group-by", "model,key,day", "--csv", env=env, in_process=True
+    ).stdout == csv.text.replace("\r\n", "\n")
+    table = cli(*base, env=env, in_process=True).stdout
     assert "test_total: 3 video(s), 4 s, 0.040000 USD" in table
     assert "total: 0 video(s), 0 s, 0.000000 USD" in table
 

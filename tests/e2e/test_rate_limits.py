@@ -67,6 +67,7 @@ def _cli_key(srv: ServerProcess, tenant: str, *flags: str) -> tuple[str, str]:
         str(srv.data_dir),
         *flags,
         env=srv.env,
+        in_process=True,
     ).stdout
     found = KEY_ID.search(out)
     assert found is not None, out
@@ -176,6 +177,7 @@ def test_max_concurrent_over_two_processes(pair: tuple[ServerProcess, ServerProc
         "--data-dir",
         str(pair[0].data_dir),
         env=pair[0].env,
+        in_process=True,
     ).stdout
     assert f"key {key_id}: no creates-per-minute limit, 4 jobs in flight" in " ".join(shown.split())
     ok, refused = _split(asyncio.run(_fire(pair, secret, 20)))
@@ -201,9 +203,11 @@ def test_project_limits_from_the_cli_hold_for_all_its_keys(
     _, two = _key(srv, "cli-project")
     base = ("projects", "limits", "cli-project", "--data-dir", str(srv.data_dir))
     # A bad value (the others: tests/unit/test_cli_limits.py) changes nothing.
-    bad = cli(*base, "--rpm", "0", "--max-concurrent", "2", env=srv.env, check=False)
+    bad = cli(
+        *base, "--rpm", "0", "--max-concurrent", "2", env=srv.env, check=False, in_process=True
+    )
     assert bad.returncode == 2 and "--rpm must be" in bad.stderr
-    shown = cli(*base, "--rpm", "3", env=srv.env).stdout
+    shown = cli(*base, "--rpm", "3", env=srv.env, in_process=True).stdout
     assert "project cli-project: 3 creates per minute, no jobs-in-flight limit" in " ".join(
         shown.split()
     )

@@ -322,6 +322,7 @@ def test_the_cli_manages_a_projects_endpoints_through_the_database(
             str(server.data_dir),
             env=server.env,
             check=check,
+            in_process=True,
         )
 
     made = run(

@@ -215,7 +215,7 @@ async def test_rate_limit_then_success(fake: FakeTaskApi, provider: TaskApiProvi
         await provider.submit(make_spec(), idempotency_key="r", upstream_model=None)
     assert info.value.retryable and info.value.retry_after_s == 7
     assert info.value.code == "upstream_rate_limited"
-    assert "(rate_limited)" in info.value.message
+    assert "(rate_limit_exceeded)" in info.value.message
     submitted = await provider.submit(make_spec(), idempotency_key="r", upstream_model=None)
     assert submitted.upstream_id in fake.tasks
 
