@@ -376,7 +376,7 @@ class Bench:
         )
         gw.cli("projects", "limits", "bench-metered", "--rpm", "1000000")
         gw.cli("projects", "limits", "bench-metered", "--max-concurrent", "1000000")
-        budget = ["--tenant", "bench-metered", "--usd", "1000000", "--period", "month"]
+        budget = ["--tenant", "bench-metered", "--usd", "999999", "--period", "month"]
         gw.cli("budgets", "set", *budget)
         costs: dict[str, list[tuple[WrkResult, float, float]]] = {"plain": [], "metered": []}
         for _ in range(2):

@@ -23,11 +23,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.core.ids import id_floor
 from vidgate.core.limits import Limits, ScopeKind, ScopeUsage
+from vidgate.db.database import raw_connection
 from vidgate.db.schema import api_keys, jobs, limit_admissions, tenants
 
 # Advisory lock key spaces (the two-int form, apart from every one-bigint lock):
@@ -55,24 +57,27 @@ class OwnerLimits:
     project: Limits
 
 
-_LOCK_LIMITS = sa.text(
-    """
+# Every create runs it: a constant statement on the raw connection, which psycopg
+# prepares once per connection (db/writes.py says why).
+_LOCK_LIMITS = f"""
     SELECT t.id, t.name, k.rpm, k.max_concurrent, t.rpm, t.max_concurrent,
            CASE WHEN t.rpm IS NOT NULL OR t.max_concurrent IS NOT NULL
-                THEN pg_advisory_xact_lock(:project_locks, hashtext(t.id)) END,
+                THEN pg_advisory_xact_lock({_PROJECT_LOCKS}, hashtext(t.id)) END,
            CASE WHEN k.rpm IS NOT NULL OR k.max_concurrent IS NOT NULL
-                THEN pg_advisory_xact_lock(:key_locks, hashtext(k.id)) END
+                THEN pg_advisory_xact_lock({_KEY_LOCKS}, hashtext(k.id)) END
     FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
-    WHERE k.id = :key_id
+    WHERE k.id = %s
     """
-).bindparams(project_locks=_PROJECT_LOCKS, key_locks=_KEY_LOCKS)
 
 
 async def lock_limits(conn: AsyncConnection, key_id: str) -> OwnerLimits | None:
     """The key's and its project's limits; the advisory lock of each scope that has a
     limit is held until ``conn``'s transaction ends (project's first, then key's: the
     select list is evaluated in order)."""
-    row = (await conn.execute(_LOCK_LIMITS, {"key_id": key_id})).first()
+    raw: psycopg.AsyncConnection[Any] = await raw_connection(conn)
+    async with raw.cursor() as cur:
+        await cur.execute(_LOCK_LIMITS, (key_id,))
+        row = await cur.fetchone()
     if row is None:
         return None
     tenant_id, name, key_rpm, key_conc, project_rpm, project_conc = row[:6]

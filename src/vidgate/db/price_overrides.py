@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.core.pricing import PriceOverride, PriceTable
 from vidgate.core.project_prices import PriceOverrideRecord
-from vidgate.db.schema import price_overrides, tenants
+from vidgate.db.database import raw_connection
+from vidgate.db.schema import price_overrides
 
 _COLUMNS = (
     price_overrides.c.tenant_id,
@@ -37,29 +39,30 @@ def _record(row: Any) -> PriceOverrideRecord:
     )
 
 
+# Every create runs it: a constant statement on the raw connection, which psycopg
+# prepares once per connection (db/writes.py says why).
+_LOOKUP = (
+    "SELECT t.name, o.multiplier, o.pricing FROM tenants t"
+    " LEFT JOIN price_overrides o ON o.tenant_id = t.id AND o.model = %s"
+    " WHERE t.id = %s"
+)
+
+
 async def lookup(
     conn: AsyncConnection, tenant_id: str, model: str
 ) -> tuple[str | None, PriceOverride | None]:
     """The project's name (None: no such project) and its stored override of ``model``
     (a card id), in one statement: a create pays one primary-key read for both."""
-    stmt = (
-        sa.select(tenants.c.name, price_overrides.c.multiplier, price_overrides.c.pricing)
-        .select_from(
-            tenants.outerjoin(
-                price_overrides,
-                sa.and_(
-                    price_overrides.c.tenant_id == tenants.c.id, price_overrides.c.model == model
-                ),
-            )
-        )
-        .where(tenants.c.id == tenant_id)
-    )
-    row = (await conn.execute(stmt)).first()
+    raw: psycopg.AsyncConnection[Any] = await raw_connection(conn)
+    async with raw.cursor() as cur:
+        await cur.execute(_LOOKUP, (model, tenant_id))
+        row = await cur.fetchone()
     if row is None:
         return None, None
-    if row.multiplier is None and row.pricing is None:
-        return row.name, None
-    return row.name, _override(row.multiplier, row.pricing)
+    name, multiplier, pricing = row
+    if multiplier is None and pricing is None:
+        return str(name), None
+    return str(name), _override(multiplier, pricing)
 
 
 async def list_overrides(conn: AsyncConnection, tenant_id: str) -> list[PriceOverrideRecord]:
