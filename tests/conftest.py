@@ -78,10 +78,13 @@ def cli(
     timeout: float = 60,
     in_process: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """``vidgate ARGS``: in a process of its own, or, with ``in_process``, through
-    typer's runner in this one (the same command code, without a fresh interpreter's
-    second or so: for tests of what a management command does, not of the process)."""
-    if in_process and not _in_event_loop():
+    """``vidgate ARGS``: in a process of its own, or, with ``in_process`` and a
+    database URL in ``env``, through typer's runner in this one (the same command code,
+    without a fresh interpreter's second or so: for tests of what a management command
+    does, not of the process)."""
+    # Not on the embedded PostgreSQL: started here, it would outlive the command, held
+    # by this process. Not from a coroutine either: the command runs its own loop.
+    if in_process and "VIDGATE_DATABASE_URL" in (env or {}) and not _in_event_loop():
         return _cli_here(list(args), env or {}, check)
     result = subprocess.run(
         [*VIDGATE, *args],
@@ -195,12 +198,12 @@ class ServerProcess:
                 self.proc.wait(5)
 
     def create_key(self, name: str, *flags: str) -> str:
-        """``vidgate keys create`` for this server: its secret. The command runs in this
-        process (the same code as the CLI's, through typer's runner): a fresh
-        interpreter per key cost the suite about a second and a half each.
-        tests/e2e/test_cli.py runs the command as its own process."""
+        """``vidgate keys create`` for this server: its secret. On a server with a
+        database URL the command runs in this process (the same code as the CLI's,
+        through typer's runner): a fresh interpreter per key cost the suite about a
+        second and a half each. tests/e2e/test_cli.py runs the command as its own
+        process."""
         args = ["keys", "create", "--name", name, "--data-dir", str(self.data_dir), *flags]
-        # From a coroutine (the command runs its own loop) it takes a process.
         return cli(*args, env=self.env, in_process=True).stdout.strip().splitlines()[-1]
 
 
