@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from vidgate.api.responses import usd_numbers
 from vidgate.api.schemas import ErrorResponse, ImageUrlReference, Metadata, Prompt, Seed, Text
 from vidgate.core.project_prices import PriceOverrideRecord
 from vidgate.engine.estimate import Estimate
@@ -133,16 +134,6 @@ class PriceOverrideList(BaseModel):
     data: list[PriceOverrideObject]
 
 
-def _numbers(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dict):
-        return {k: _numbers(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_numbers(v) for v in value]
-    return value
-
-
 def price_override_json(record: PriceOverrideRecord) -> dict[str, Any]:
     override = record.override
     return {
@@ -152,7 +143,7 @@ def price_override_json(record: PriceOverrideRecord) -> dict[str, Any]:
         "multiplier": _usd(override.multiplier),
         "pricing": None
         if override.pricing is None
-        else _numbers(override.pricing.model_dump(exclude_none=True)),
+        else usd_numbers(override.pricing.model_dump(exclude_none=True)),
         "source": record.source,
         "updated_at": None if record.updated_at is None else int(record.updated_at.timestamp()),
     }

@@ -3,28 +3,16 @@ listed as a model of its own right after its card, with ``alias_of`` naming the 
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter
 
 from vidgate.api.deps import Caller
-from vidgate.api.responses import FastJSONResponse
+from vidgate.api.responses import FastJSONResponse, usd_numbers
 from vidgate.api.schemas import ModelList, ModelObject
 from vidgate.services.models import DeploymentStatus, ModelEntry
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-
-
-def _numbers(value: Any) -> Any:
-    """Prices as JSON numbers (USD), not Decimal strings."""
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dict):
-        return {k: _numbers(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_numbers(v) for v in value]
-    return value
 
 
 def _deployment_view(status: DeploymentStatus) -> dict[str, Any]:
@@ -78,7 +66,7 @@ def model_object(entry: ModelEntry, alias: str | None = None) -> ModelObject:
         else {
             "currency": "USD",
             "unit": "video",
-            **_numbers(card.pricing.model_dump(exclude_none=True)),
+            **usd_numbers(card.pricing.model_dump(exclude_none=True)),
         },
         deployments=[_deployment_view(d) for d in entry.deployments],
     )
