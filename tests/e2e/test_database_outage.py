@@ -149,8 +149,13 @@ def test_postgres_killed_under_load(embedded: ServerProcess) -> None:
         pending = set(ids)
         while pending:
             for video_id in list(pending):
-                status = client.get(f"/v1/videos/{video_id}").json()["status"]
-                assert status != "failed", client.get(f"/v1/videos/{video_id}").json()
+                video = client.get(f"/v1/videos/{video_id}").json()
+                status = video["status"]
+                # In words and whole, with the server's last lines: a failure here is
+                # rare and needs both to be explained.
+                assert status != "failed", (
+                    f"{video_id} failed: {video['error']}\n{embedded.log()[-4000:]}"
+                )
                 if status == "completed":
                     pending.discard(video_id)
             assert time.monotonic() < deadline, f"{len(pending)} of {len(ids)} never completed"
