@@ -115,9 +115,15 @@ async def get_admin(request: Request) -> CallerContext:
 Admin = Annotated[CallerContext, Depends(get_admin)]
 
 
+def client_address(request: Request) -> str | None:
+    """Where the request came from, for the audit log (None when the server does not
+    know, as under an in-process test client)."""
+    return request.client.host if request.client else None
+
+
 def actor(request: Request, caller: CallerContext) -> Actor:
     """The acting key and where it called from, for the audit log."""
-    return Actor(caller.principal.key_id, request.client.host if request.client else None)
+    return Actor(caller.principal.key_id, client_address(request))
 
 
 def public_base_url(request: Request, settings: Settings) -> str:

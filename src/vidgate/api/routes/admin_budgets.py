@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from vidgate.api.deps import Admin
+from vidgate.api.deps import Admin, client_address
 from vidgate.api.inputs import parse_model, read_body
 from vidgate.api.openapi import request_body
 from vidgate.api.responses import FastJSONResponse
@@ -68,7 +68,7 @@ async def set_budget(request: Request, caller: Admin) -> FastJSONResponse:
         period=body.period,
         key_id=body.key_id,
         actor=caller.principal.key_id,
-        remote_addr=request.client.host if request.client else None,
+        remote_addr=client_address(request),
     )
     return FastJSONResponse(budget_json(status))
 
@@ -87,6 +87,6 @@ async def delete_budget(budget_id: str, request: Request, caller: Admin) -> Fast
         budget_id,
         budgets.visible_to(caller.principal),
         actor=caller.principal.key_id,
-        remote_addr=request.client.host if request.client else None,
+        remote_addr=client_address(request),
     )
     return FastJSONResponse({"id": gone.id, "object": "budget.deleted", "deleted": True})

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from vidgate.api.deps import Admin
+from vidgate.api.deps import Admin, client_address
 from vidgate.api.inputs import parse_model, read_body
 from vidgate.api.limit_schemas import LimitsBody, LimitsObject
 from vidgate.api.openapi import request_body
@@ -54,7 +54,7 @@ async def get_project_limits(project_id: str, request: Request, caller: Admin) -
 )
 async def set_project_limits(project_id: str, request: Request, caller: Admin) -> FastJSONResponse:
     changes = await _changes(request)
-    remote = request.client.host if request.client else None
+    remote = client_address(request)
     owned = await caller.state.limits.set_project(
         caller.principal, project_id, changes, remote_addr=remote
     )
@@ -74,6 +74,6 @@ async def get_key_limits(key_id: str, request: Request, caller: Admin) -> FastJS
 )
 async def set_key_limits(key_id: str, request: Request, caller: Admin) -> FastJSONResponse:
     changes = await _changes(request)
-    remote = request.client.host if request.client else None
+    remote = client_address(request)
     owned = await caller.state.limits.set_key(caller.principal, key_id, changes, remote_addr=remote)
     return _view(owned)

@@ -12,15 +12,11 @@ from vidgate.api.billing_schemas import (
     PriceOverrideObject,
     price_override_json,
 )
-from vidgate.api.deps import Admin
+from vidgate.api.deps import Admin, client_address
 from vidgate.api.responses import FastJSONResponse
 from vidgate.core.pricing import PriceOverride
 
 router = APIRouter(prefix="/v1/admin/price_overrides", tags=["admin"], responses=ADMIN_ONLY)
-
-
-def _remote(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 @router.get("", response_model=PriceOverrideList)
@@ -51,7 +47,7 @@ async def put_price_override(
     (of the list price) or ``{"pricing": {...}}`` (a table of its own, in
     ``GET /v1/models``'s shape, covering every resolution of the model)."""
     found = await caller.state.prices.put(
-        caller.principal, model, body, project=project, remote_addr=_remote(request)
+        caller.principal, model, body, project=project, remote_addr=client_address(request)
     )
     return FastJSONResponse(price_override_json(found))
 
@@ -63,6 +59,6 @@ async def delete_price_override(
     """Remove the override set here; the model's price is the file's override, if
     any, else its list price again."""
     await caller.state.prices.delete(
-        caller.principal, model, project=project, remote_addr=_remote(request)
+        caller.principal, model, project=project, remote_addr=client_address(request)
     )
     return FastJSONResponse({"object": "price_override.deleted", "model": model, "deleted": True})

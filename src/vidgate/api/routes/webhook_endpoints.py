@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from vidgate.api.deps import Admin
+from vidgate.api.deps import Admin, client_address
 from vidgate.api.responses import FastJSONResponse
 from vidgate.api.schemas import ErrorResponse, Text
 from vidgate.core.webhook_endpoints import (
@@ -155,10 +155,6 @@ def delivery_json(delivery: DeliveryRecord) -> dict[str, Any]:
     }
 
 
-def _remote(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
 Project = Annotated[str | None, Query(max_length=128)]
 
 
@@ -171,7 +167,7 @@ async def create_endpoint(
         url=body.url,
         events=body.events,
         project=project,
-        remote_addr=_remote(request),
+        remote_addr=client_address(request),
     )
     return FastJSONResponse(_with_secret(made))
 
@@ -193,7 +189,7 @@ async def get_endpoint(endpoint_id: str, caller: Admin) -> FastJSONResponse:
 @router.delete("/{endpoint_id}", response_model=WebhookEndpointDeleted, responses=_RESPONSES)
 async def delete_endpoint(endpoint_id: str, request: Request, caller: Admin) -> FastJSONResponse:
     gone = await caller.state.webhook_endpoints.delete(
-        caller.principal, endpoint_id, remote_addr=_remote(request)
+        caller.principal, endpoint_id, remote_addr=client_address(request)
     )
     return FastJSONResponse({"id": gone.id, "object": "webhook_endpoint.deleted", "deleted": True})
 
@@ -203,7 +199,7 @@ async def delete_endpoint(endpoint_id: str, request: Request, caller: Admin) -> 
 )
 async def rotate_secret(endpoint_id: str, request: Request, caller: Admin) -> FastJSONResponse:
     made = await caller.state.webhook_endpoints.rotate_secret(
-        caller.principal, endpoint_id, remote_addr=_remote(request)
+        caller.principal, endpoint_id, remote_addr=client_address(request)
     )
     return FastJSONResponse(_with_secret(made))
 
@@ -211,7 +207,7 @@ async def rotate_secret(endpoint_id: str, request: Request, caller: Admin) -> Fa
 @router.post("/{endpoint_id}/enable", response_model=WebhookEndpointObject, responses=_RESPONSES)
 async def enable_endpoint(endpoint_id: str, request: Request, caller: Admin) -> FastJSONResponse:
     endpoint = await caller.state.webhook_endpoints.enable(
-        caller.principal, endpoint_id, remote_addr=_remote(request)
+        caller.principal, endpoint_id, remote_addr=client_address(request)
     )
     return FastJSONResponse(endpoint_json(endpoint))
 
@@ -252,6 +248,6 @@ async def resend_delivery(
     endpoint_id: str, delivery_id: str, request: Request, caller: Admin
 ) -> FastJSONResponse:
     delivery = await caller.state.webhook_endpoints.resend(
-        caller.principal, endpoint_id, delivery_id, remote_addr=_remote(request)
+        caller.principal, endpoint_id, delivery_id, remote_addr=client_address(request)
     )
     return FastJSONResponse(delivery_json(delivery))
