@@ -568,4 +568,4 @@ def main() -> None:
 
 
 # Commands of their own modules, registered on ``app`` as they are imported.
-from vidgate import cli_budgets, cli_hooks, cli_prices  # noqa: E402, F401
+from vidgate import cli_budgets, cli_hooks, cli_prices, cli_retention  # noqa: E402, F401

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -141,3 +142,17 @@ class Settings(BaseSettings):
     @property
     def pg_dir(self) -> Path:
         return self.data_dir / "pg"
+
+    # --- storage (issue 14): where blobs live (media/stores.py) and how links serve them.
+    # ``s3://bucket/prefix`` for an S3-compatible bucket (credentials, region and
+    # endpoint from the standard AWS variables); unset: ``data_dir/media``.
+    storage_url: str | None = None
+    # Content links of S3 storage: ``stream`` (vidgate reads the object and answers,
+    # Range included) or ``presigned`` (a redirect to a presigned GET of the object,
+    # valid as long as vidgate's own signed link).
+    storage_links: Literal["stream", "presigned"] = "stream"
+    # Files larger than this go to S3 in parts of this size (AWS takes 5 MiB and up).
+    storage_part_size: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # How often a worker deletes the media of deleted and expired videos, and the
+    # objects no job references any more (engine/media_gc.py).
+    media_sweep_interval_s: float = Field(default=30.0, gt=0)

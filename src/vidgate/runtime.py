@@ -34,7 +34,7 @@ from vidgate.engine.context import EngineContext
 from vidgate.engine.service import JobService
 from vidgate.heap import pin_malloc_thresholds
 from vidgate.media.budget import set_image_memory_budget
-from vidgate.media.storage import LocalBlobStore
+from vidgate.media.stores import open_blob_store
 from vidgate.providers.base import Provider, ProviderDeps
 from vidgate.providers.registry import ENV_DEFAULTS, build_providers
 from vidgate.services import Services
@@ -46,6 +46,7 @@ from vidgate.services.limits import LimitService
 from vidgate.services.media import MediaService
 from vidgate.services.models import ModelService
 from vidgate.services.prices import PriceService
+from vidgate.services.retention import RetentionService
 from vidgate.services.usage import UsageService
 from vidgate.services.webhook_endpoints import EndpointService
 
@@ -129,7 +130,6 @@ async def open_runtime(
     db = create_engine(
         database_url, pool_size=max(10, min(steps, 12) + 4), timeout_s=settings.db_timeout_s
     )
-    blobs = LocalBlobStore(settings.media_dir)
     app = create_procrastinate_app(database_url, pool_size=max(4, min(steps, 10)))
     providers: dict[str, Provider] = {}
     reads = Reads(database_url, timeout_s=settings.db_timeout_s)
@@ -138,7 +138,10 @@ async def open_runtime(
     health.on_recover(db.dispose)
     health.on_recover(reads.check)
     media = ThreadPoolExecutor(settings.media_threads, thread_name_prefix="vidgate-media")
+    exit_stack = contextlib.AsyncExitStack()
     try:
+        # The S3 client (if any) closes as the runtime does, after the steps that use it.
+        blobs = await exit_stack.enter_async_context(open_blob_store(settings))
         await reads.open()
         signer = await _signer(db, settings)
         base = settings.public_base_url
@@ -167,7 +170,7 @@ async def open_runtime(
             services = Services(
                 jobs=jobs,
                 models=ModelService(catalog, ctx.refs, db),
-                media=MediaService(blobs, signer, db),
+                media=MediaService(blobs, signer, db, links=settings.storage_links),
                 keys=KeyService(reads, db),
                 health=HealthService(health, db),
                 usage=UsageService(db),
@@ -176,6 +179,7 @@ async def open_runtime(
                 webhook_endpoints=EndpointService(db, settings),
                 budgets=BudgetService(db),
                 accounts=AccountService(db, catalog),
+                retention=RetentionService(db),
             )
             yield Runtime(
                 settings, database_url, db, catalog, ctx, jobs, signer, reads, health, services
@@ -186,4 +190,5 @@ async def open_runtime(
         await reads.close()
         for provider in providers.values():
             await provider.aclose()
+        await exit_stack.aclose()
         await db.dispose()

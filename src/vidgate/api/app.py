@@ -20,6 +20,7 @@ from vidgate.api.routes import (
     admin_limits,
     admin_prices,
     admin_projects,
+    admin_retention,
     callbacks,
     generations,
     health,
@@ -52,6 +53,7 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     app.include_router(usage.router)
     app.include_router(admin_prices.router)
     app.include_router(admin_limits.router)
+    app.include_router(admin_retention.router)
     app.include_router(webhook_endpoints.router)
     app.include_router(admin_budgets.router)
     app.include_router(admin_projects.router)

@@ -40,6 +40,7 @@ class ApiState:
         self.usage = services.usage
         self.prices = services.prices
         self.limits = services.limits
+        self.retention = services.retention
         self.webhook_endpoints = services.webhook_endpoints
         self.budgets = services.budgets
         self.accounts: AccountService = services.accounts

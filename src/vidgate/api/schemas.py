@@ -293,6 +293,9 @@ class GenerationObject(BaseModel):
     estimated_cost: float | None
     cost: float | None
     currency: Literal["USD"] = "USD"
+    # When the project's retention deletes this video's media (null: kept forever);
+    # ``data`` is empty from then on.
+    expires_at: int | None = None
 
 
 class ModelObject(BaseModel):

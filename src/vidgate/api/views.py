@@ -65,8 +65,8 @@ def video_json(job: JobRecord) -> dict[str, Any]:
         "progress": job.progress,
         "created_at": int(job.created_at.timestamp()),
         "completed_at": _ts(job.completed_at),
-        # Stored copies do not expire: vidgate owns them.
-        "expires_at": None,
+        # When the project's retention deletes the media; None: kept forever.
+        "expires_at": _ts(job.expires_at),
         "prompt": spec.prompt,
         "seconds": str(seconds),
         "size": spec.size,
@@ -95,7 +95,7 @@ def generation_object(
 ) -> GenerationObject:
     spec = job.spec
     data: list[GenerationOutput] = []
-    if job.state == JobState.COMPLETED:
+    if job.state == JobState.COMPLETED and not _expired(job):
         for out in outputs:
             links = media.output_links(base_url, job.id, out.index)
             data.append(
@@ -134,4 +134,10 @@ def generation_object(
         data=data,
         estimated_cost=_usd(job.estimated_cost),
         cost=float(job.cost) if job.cost is not None else None,
+        expires_at=_ts(job.expires_at),
     )
+
+
+def _expired(job: JobRecord) -> bool:
+    """Past its project's retention: no links (its content answers video_expired)."""
+    return job.expires_at is not None and job.expires_at <= dt.datetime.now(dt.UTC)

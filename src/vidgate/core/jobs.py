@@ -127,6 +127,8 @@ class JobRecord:
     upstream_state: dict[str, Any] | None = None
     # Upstream tasks that failed transiently and went to another deployment.
     task_retries: int = 0
+    # When the video's media expires under its project's retention (None: kept).
+    expires_at: dt.datetime | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -417,3 +417,50 @@ api_keys.append_column(sa.Column("models", sa.ARRAY(sa.Text)))
 api_keys.append_column(sa.Column("expires_at", sa.DateTime(timezone=True)))
 # The admin API lists a project's keys, oldest first, a page at a time.
 sa.Index("api_keys_tenant_idx", api_keys.c.tenant_id, api_keys.c.id)
+
+# --- storage (issue 14): retention, media deletion (migration 0017) ------------------
+# retention_days: how long a project keeps its videos' media; NULL: forever.
+tenants.append_column(
+    sa.Column(
+        "retention_days",
+        sa.Integer,
+        sa.CheckConstraint("retention_days > 0", name="tenants_retention_days"),
+    )
+)
+# expires_at: when the video's media expires (set by the trigger vidgate_media_expiry
+# as the job completes); media_deleted_at: when its outputs were released.
+jobs.append_column(sa.Column("expires_at", sa.DateTime(timezone=True)))
+jobs.append_column(sa.Column("media_deleted_at", sa.DateTime(timezone=True)))
+sa.Index(
+    "jobs_media_expiry_idx",
+    jobs.c.expires_at,
+    postgresql_where=sa.and_(jobs.c.expires_at.isnot(None), jobs.c.media_deleted_at.is_(None)),
+)
+sa.Index(
+    "jobs_media_deleted_idx",
+    jobs.c.deleted_at,
+    postgresql_where=sa.and_(jobs.c.deleted_at.isnot(None), jobs.c.media_deleted_at.is_(None)),
+)
+# What refers to a blob, found by index (engine/media_gc.py).
+sa.Index("job_outputs_video_idx", job_outputs.c.video_sha256)
+sa.Index("job_outputs_thumbnail_idx", job_outputs.c.thumbnail_sha256)
+sa.Index("job_outputs_spritesheet_idx", job_outputs.c.spritesheet_sha256)
+for _ref in ("image", "last_frame", "source"):
+    # As PostgreSQL prints it back, which Alembic compares with.
+    _sha = f"((spec -> '{_ref}'::text) ->> 'sha256'::text)"
+    sa.Index(
+        f"jobs_{_ref}_blob_idx",
+        sa.text(_sha),
+        _table=jobs,
+        postgresql_where=sa.text(f"{_sha} IS NOT NULL"),
+    )
+
+# Blobs that lost a reference: the sweeper deletes each once nothing refers to it.
+blob_deletions = sa.Table(
+    "blob_deletions",
+    metadata,
+    sa.Column("sha256", sa.Text, primary_key=True),
+    sa.Column(
+        "requested_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)

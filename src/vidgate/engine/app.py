@@ -17,6 +17,7 @@ from vidgate.engine.context import EngineContext
 from vidgate.engine.delivery_gate import DeliveryGate
 from vidgate.engine.endpoint_deliverer import EndpointDeliverer
 from vidgate.engine.late_results import run_late_results
+from vidgate.engine.media_gc import run_media_sweeper
 from vidgate.engine.poller import Poller
 from vidgate.engine.queue_stats import run_queue_stats
 from vidgate.engine.submitter import Submitter
@@ -53,6 +54,7 @@ async def run_worker(ctx: EngineContext, *, name: str = "vidgate-worker") -> Non
     side = [
         asyncio.create_task(run_sweeper(ctx), name="vidgate-sweeper"),
         asyncio.create_task(run_queue_stats(ctx), name="vidgate-queue-stats"),
+        asyncio.create_task(run_media_sweeper(ctx), name="vidgate-media-sweeper"),
         asyncio.create_task(run_late_results(ctx), name="vidgate-late-results"),
         asyncio.create_task(
             Submitter(ctx, concurrency=settings.submit_concurrency).run(), name="vidgate-submitter"

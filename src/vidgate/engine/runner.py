@@ -42,7 +42,6 @@ from vidgate.core.jobs import (
     Submitted,
 )
 from vidgate.db import late_results
-from vidgate.db.blobs import record_blob
 from vidgate.db.claims import (
     claim_poll,
     claim_submission,
@@ -57,14 +56,10 @@ from vidgate.db.jobs import db_now, get_job, get_outputs, insert_output, transit
 from vidgate.engine import failover, routing, steps
 from vidgate.engine.backoff import adaptive_poll_s, backoff_s
 from vidgate.engine.context import EngineContext
+from vidgate.engine.media_gc import hold_outputs
 from vidgate.engine.settlement import settled_cost
 from vidgate.engine.webhooks import enqueue_event
-from vidgate.media.previews import (
-    SPRITESHEET_CONTENT_TYPE,
-    THUMBNAIL_CONTENT_TYPE,
-    VIDEO_CONTENT_TYPE,
-    make_previews,
-)
+from vidgate.media.previews import make_previews
 from vidgate.media.probe import MediaInfo, probe_video
 from vidgate.media.storage import is_disk_full
 from vidgate.providers.base import Provider, ProviderError, UpstreamTask
@@ -541,9 +536,9 @@ class JobRunner:
         thumb_blob = await self.ctx.blobs.put_file(thumbnail, owner=job_id)
         sprite_blob = await self.ctx.blobs.put_file(spritesheet, owner=job_id)
         async with self.ctx.db.begin() as conn:
-            await record_blob(conn, video_blob.sha256, video_blob.size, VIDEO_CONTENT_TYPE)
-            await record_blob(conn, thumb_blob.sha256, thumb_blob.size, THUMBNAIL_CONTENT_TYPE)
-            await record_blob(conn, sprite_blob.sha256, sprite_blob.size, SPRITESHEET_CONTENT_TYPE)
+            held = (video_blob, video), (thumb_blob, thumbnail), (sprite_blob, spritesheet)
+            if not await hold_outputs(conn, self.ctx.blobs, job_id, *held):  # media_gc.py
+                return
             await insert_output(
                 conn,
                 OutputRecord(

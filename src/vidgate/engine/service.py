@@ -36,7 +36,6 @@ from vidgate.core.limits import Verdict
 from vidgate.core.spec import ImageRef, SourceRef, VideoRequest, normalize
 from vidgate.core.urls import check_outbound_url
 from vidgate.db import writes
-from vidgate.db.blobs import record_blob
 from vidgate.db.claims import notify_submitters
 from vidgate.db.jobs import (
     claim_idempotency_key,
@@ -51,6 +50,7 @@ from vidgate.db.reads import EngineReads, JobReads
 from vidgate.engine import budgets, limits, routing, steps
 from vidgate.engine.context import EngineContext
 from vidgate.engine.estimate import Estimate, estimate, no_deployment
+from vidgate.engine.media_gc import hold_stored
 from vidgate.engine.nudge import request_nudge
 from vidgate.engine.prices import project_price
 from vidgate.media.images import inspect_image_async
@@ -135,7 +135,8 @@ class JobService:
         next upload of the same bytes.)"""
         for image in {image.ref.sha256: image for image in images}.values():
             blob = await self.ctx.blobs.put_bytes(image.data)
-            await record_blob(conn, blob.sha256, blob.size, image.ref.content_type)
+            # Held until the job that refers to it commits (engine/media_gc.py).
+            await hold_stored(conn, self.ctx.blobs, blob, image.ref.content_type, image.data)
 
     async def source(self, principal: Principal, video_id: str) -> SourceRef:
         """A completed video of the caller's, to remix or extend."""

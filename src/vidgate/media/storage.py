@@ -2,8 +2,8 @@
 
 Blobs are named by the SHA-256 of their bytes, so storing the same video twice costs
 nothing and a name can never point at different content. ``BlobStore`` is what the
-rest of vidgate uses; ``LocalBlobStore`` keeps blobs on local disk, and an S3 store
-can implement the same protocol later.
+rest of vidgate uses; ``LocalBlobStore`` keeps blobs on local disk, and
+``media/s3_storage.py``'s ``S3BlobStore`` in a bucket (``media/stores.py`` picks one).
 """
 
 from __future__ import annotations
@@ -23,7 +23,14 @@ from typing import BinaryIO, Protocol
 
 from vidgate.core.errors import NotFound, StorageFull
 
-__all__ = ["BlobStore", "LocalBlobStore", "StoredBlob", "is_disk_full", "validate_sha256"]
+__all__ = [
+    "BlobStore",
+    "LocalBlobStore",
+    "StoredBlob",
+    "is_disk_full",
+    "owner_tag",
+    "validate_sha256",
+]
 
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -77,6 +84,11 @@ class BlobStore(Protocol):
     def local_path(self, sha256: str) -> Path | None:
         """Where the blob would live on local disk (for sendfile), or None for remote
         stores. Does not check that it exists."""
+        ...
+
+    async def delete(self, sha256: str) -> None:
+        """Remove the blob; nothing if it is absent. Only the media sweeper calls it,
+        holding the blob's row (engine/media_gc.py)."""
         ...
 
 
@@ -179,6 +191,9 @@ class LocalBlobStore:
         with _space_checked():
             await asyncio.to_thread(self._copy_to, sha256, dest)
 
+    async def delete(self, sha256: str) -> None:
+        await asyncio.to_thread(self._path(sha256).unlink, missing_ok=True)
+
     # --- blocking parts, run in threads ---
 
     def _path(self, sha256: str) -> Path:
@@ -194,11 +209,11 @@ class LocalBlobStore:
     def _temp(self, owner: str | None) -> Path:
         self._tmp.mkdir(parents=True, exist_ok=True)
         token = secrets.token_hex(8)
-        return self._tmp / (f"{_owner_tag(owner)}.{token}.part" if owner else f"{token}.part")
+        return self._tmp / (f"{owner_tag(owner)}.{token}.part" if owner else f"{token}.part")
 
     def _discard_partial(self, owner: str) -> None:
         if self._tmp.is_dir():
-            for leftover in self._tmp.glob(f"{_owner_tag(owner)}.*.part"):
+            for leftover in self._tmp.glob(f"{owner_tag(owner)}.*.part"):
                 leftover.unlink(missing_ok=True)
 
     def _put_file(self, path: Path, owner: str | None) -> StoredBlob:
@@ -255,7 +270,7 @@ class LocalBlobStore:
             tmp.unlink(missing_ok=True)
 
 
-def _owner_tag(owner: str) -> str:
+def owner_tag(owner: str) -> str:
     """``owner`` as a file name part that no glob pattern or path can hide in."""
     if not _OWNER.fullmatch(owner):
         raise ValueError(f"not an owner tag: {owner!r:.80}")

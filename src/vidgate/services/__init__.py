@@ -15,6 +15,7 @@ engine, no provider, no blob store. Each service is named for what it answers:
   their deliveries.
 - ``budgets`` (``budgets.py``): budgets, as the admin API and the CLI set and read them.
 - ``accounts`` (``accounts.py``): projects, their keys and the audit log (admin API).
+- ``retention`` (``retention.py``): how long each project keeps its videos' media.
 
 ``runtime.open_runtime`` builds them once per process. The records they return are
 those of ``core/jobs.py`` and ``core/keys.py``.
@@ -33,6 +34,7 @@ from vidgate.services.limits import LimitService
 from vidgate.services.media import MediaService
 from vidgate.services.models import ModelService
 from vidgate.services.prices import PriceService
+from vidgate.services.retention import RetentionService
 from vidgate.services.usage import UsageService
 from vidgate.services.webhook_endpoints import EndpointService
 
@@ -50,3 +52,5 @@ class Services:
     webhook_endpoints: EndpointService
     budgets: BudgetService
     accounts: AccountService
+    # storage (issue 14)
+    retention: RetentionService

@@ -3,9 +3,11 @@ and the signed links that grant one file (outputs, input images) or a callback."
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,6 +20,7 @@ from vidgate.media.previews import (
     THUMBNAIL_CONTENT_TYPE,
     VIDEO_CONTENT_TYPE,
 )
+from vidgate.media.s3_storage import S3BlobStore
 from vidgate.media.storage import BlobStore
 
 VARIANTS = {
@@ -47,10 +50,19 @@ class OutputLinks:
 
 
 class MediaService:
-    def __init__(self, blobs: BlobStore, signer: UrlSigner, db: AsyncEngine) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        signer: UrlSigner,
+        db: AsyncEngine,
+        *,
+        links: Literal["stream", "presigned"] = "stream",
+    ) -> None:
         self._blobs = blobs
         self._signer = signer
         self._db = db
+        # Settings.storage_links: only an S3 store can hand a download to the bucket.
+        self._presign = isinstance(blobs, S3BlobStore) and links == "presigned"
 
     @staticmethod
     def output_file(
@@ -95,8 +107,26 @@ class MediaService:
     async def size(self, sha256: str) -> int:
         return await self._blobs.size(sha256)
 
-    def iter_range(self, sha256: str) -> AsyncIterator[bytes]:
-        return self._blobs.iter_range(sha256)
+    def iter_range(
+        self, sha256: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        return self._blobs.iter_range(sha256, start, end)
+
+    async def presigned_url(self, file: StoredFile, expires: int | None) -> str | None:
+        """A presigned GET of the file in the bucket, where storage links are
+        ``presigned``; else None (vidgate serves the bytes). It lasts as long as the
+        signed link it answers (``expires``), or a signed link's lifetime."""
+        if not self._presign:
+            return None
+        assert isinstance(self._blobs, S3BlobStore)
+        ttl = self._signer.ttl_s
+        lifetime = ttl if expires is None else min(ttl, expires - int(time.time()))
+        return await self._blobs.presigned_url(
+            file.sha256,
+            expires_in=max(1, lifetime),
+            content_type=file.content_type,
+            disposition=f'inline; filename="{file.filename}"',
+        )
 
     def verify_output_link(
         self, video_id: str, variant: str, index: int, expires: int, signature: str

@@ -40,6 +40,7 @@ def _services() -> Services:
         webhook_endpoints=unused,
         budgets=unused,
         accounts=unused,
+        retention=unused,
     )
 
 

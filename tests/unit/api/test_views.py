@@ -31,7 +31,7 @@ def _reference(job: JobRecord) -> dict[str, Any]:
         progress=job.progress,
         created_at=int(job.created_at.timestamp()),
         completed_at=int(job.completed_at.timestamp()) if job.completed_at else None,
-        expires_at=None,
+        expires_at=int(job.expires_at.timestamp()) if job.expires_at else None,
         prompt=spec.prompt,
         seconds=str(
             spec.seconds + (spec.source.seconds if spec.kind == "extend" and spec.source else 0)
@@ -133,3 +133,13 @@ def test_a_model_without_a_price_has_a_null_estimate() -> None:
     view = video_json(job)
     assert view == _reference(job)
     assert view["estimated_cost"] is None and view["cost"] is None
+
+
+def test_expires_at_is_when_the_projects_retention_deletes_the_media() -> None:
+    job = _job(SPECS["sandbox"], "completed")
+    assert video_json(job)["expires_at"] is None
+    ends = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+    job = _job(SPECS["sandbox"], "completed", expires_at=ends)
+    view = video_json(job)
+    assert view == _reference(job)
+    assert view["expires_at"] == int(ends.timestamp())

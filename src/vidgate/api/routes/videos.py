@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from vidgate.api.billing_schemas import EstimateBody, EstimateObject, estimate_json
-from vidgate.api.content import blob_response
+from vidgate.api.content import blob_response, check_not_expired
 from vidgate.api.deps import Caller, State, Writer, get_writer
 from vidgate.api.fast_lane import video_status
 from vidgate.api.inputs import inspect_url, parse_model, read_body
@@ -269,4 +269,11 @@ async def video_content(
             param="video_id",
             code="video_not_ready",
         )
-    return await blob_response(media, media.output_file(outputs, video_id, variant, index))
+    check_not_expired(job)
+    return await blob_response(
+        media,
+        media.output_file(outputs, video_id, variant, index),
+        method=request.method,
+        range_header=request.headers.get("range"),
+        expires=expires if signature is not None else None,
+    )
