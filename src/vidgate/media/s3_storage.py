@@ -10,7 +10,7 @@ time. A multipart upload that fails is aborted; one cut short by a crash is foun
 ``discard_partial`` through a marker object ``<prefix>.partial/<owner>/<sha256>`` written
 before the upload starts and deleted when it ends, since S3 lists unfinished uploads by
 key but keeps no owner for them (a bucket lifecycle rule that aborts incomplete uploads
-after a day is the operator's backstop: docs/deploy.md).
+after a day is the operator's backstop: README, "Storage").
 """
 
 from __future__ import annotations
