@@ -140,6 +140,16 @@ def _check(
         f"{base}/v1/admin/projects/{project}/retention", headers=_auth(key), json={"days": 1}
     )
     assert set_to.status_code == 200 and set_to.json()["days"] == 1, set_to.text
+    assert httpx.get(
+        f"{base}/v1/admin/projects/{project}/retention", headers=_auth(key)
+    ).json() == {"object": "project.retention", "project_id": project, "days": 1}
+    audit = httpx.get(f"{base}/v1/admin/audit_log", headers=_auth(key)).json()["data"]
+    assert audit[0]["action"] == "projects.retention" and audit[0]["detail"] == {"days": 1}
+    other = one.create_key("elsewhere", "--tenant", "s3-other", "--role", "admin")
+    refused = httpx.put(
+        f"{base}/v1/admin/projects/{project}/retention", headers=_auth(other), json={"days": 2}
+    )
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == "project_not_found"
     video = httpx.get(f"{base}/v1/videos/{kept}", headers=_auth(key)).json()
     assert video["expires_at"] == video["completed_at"] + 86400
     kept_keys = _keys_of(keys(), db, kept)
