@@ -3,7 +3,7 @@ the bookkeeping of their deletion once no job refers to them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 import sqlalchemy as sa
@@ -46,19 +46,31 @@ _REFERENCED = sa.text(
 )
 
 
-async def hold_blob(conn: AsyncConnection, sha256: str, size: int, content_type: str) -> None:
-    """Record the blob (if new) and hold its row FOR SHARE until the transaction ends:
-    no deletion of it runs meanwhile. The caller then checks that the object exists (a
-    deletion may have removed it after the caller stored it, and before this lock)."""
+async def hold_blobs(conn: AsyncConnection, found: Sequence[tuple[str, int, str]]) -> None:
+    """Record the blobs ``(sha256, size, content_type)`` that are new, and hold every
+    one's row FOR SHARE until the transaction ends: no deletion of them runs meanwhile.
+    The caller then checks that the objects exist (a deletion may have removed one
+    after the caller stored it, and before this lock). In hash order, so that two
+    callers holding the same blobs never wait on each other in a cycle."""
+    pending = {sha: (size, content_type) for sha, size, content_type in found}
     for _ in range(8):
-        await record_blob(conn, sha256, size, content_type)
-        held = await conn.scalar(
-            sa.select(blobs.c.sha256).where(blobs.c.sha256 == sha256).with_for_update(read=True)
+        ordered = sorted(pending)
+        rows = [
+            {"sha256": s, "size": pending[s][0], "content_type": pending[s][1]} for s in ordered
+        ]
+        await conn.execute(pg_insert(blobs).values(rows).on_conflict_do_nothing())
+        held = await conn.scalars(
+            sa.select(blobs.c.sha256)
+            .where(blobs.c.sha256.in_(ordered))
+            .order_by(blobs.c.sha256)
+            .with_for_update(read=True)
         )
-        if held is not None:
+        for sha in held:
+            pending.pop(sha, None)
+        if not pending:
             return
         # Deleted by a sweep that committed between the insert and the lock: again.
-    raise RuntimeError(f"blob {sha256} could not be held")
+    raise RuntimeError(f"blobs {sorted(pending)} could not be held")
 
 
 async def job_media_released(conn: AsyncConnection, job_id: str) -> bool:

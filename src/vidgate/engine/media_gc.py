@@ -16,7 +16,7 @@ Two halves, each safe to cut short at any instant:
 
 Content addressing means a finalize (or a create) may store bytes that a deletion is
 removing at that moment. So whoever records a reference holds the blob's row ``FOR
-SHARE`` in the transaction that records it (``db/blobs.py`` ``hold_blob``), then makes
+SHARE`` in the transaction that records it (``db/blobs.py`` ``hold_blobs``), then makes
 sure the object exists, storing it again if it does not: either it holds the row first,
 and the deletion then sees its reference; or the deletion finished first, and the
 object is put back before the reference commits. Never a reference to a missing object.
@@ -24,6 +24,8 @@ object is put back before the reference commits. Never a reference to a missing 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
@@ -32,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vidgate.db.blobs import (
     drop_deletion,
     forget_blob,
-    hold_blob,
+    hold_blobs,
     is_referenced,
     job_media_released,
     lock_for_deletion,
@@ -64,13 +66,8 @@ async def hold_stored(
     """Record ``blob`` (stored from ``source``) on ``conn``'s transaction so that no
     deletion can take it before that transaction commits; stored again if a deletion
     took it since it was stored."""
-    await hold_blob(conn, blob.sha256, blob.size, content_type)
-    if not await store.exists(blob.sha256):
-        log.info("media.restored", sha256=blob.sha256)
-        if isinstance(source, Path):
-            await store.put_file(source)
-        else:
-            await store.put_bytes(source)
+    await hold_blobs(conn, [(blob.sha256, blob.size, content_type)])
+    await _restore_missing(store, [(blob, source)])
 
 
 async def hold_outputs(
@@ -81,26 +78,42 @@ async def hold_outputs(
     thumbnail: tuple[StoredBlob, Path] | None = None,
     spritesheet: tuple[StoredBlob, Path] | None = None,
 ) -> bool:
-    """Before a job's output rows are written: hold each blob stored (``hold_stored``;
-    previews may come later, and be held then). False, holding nothing, when the job's
-    media was released meanwhile (deleted while it finalized): its outputs must not be
-    recorded, and its blobs are queued for deletion instead."""
+    """Before a job's output rows are written: hold the blobs stored, as
+    ``hold_stored`` does (previews may come later, and be held then). False, holding
+    nothing, when the job's media was released meanwhile (deleted while it
+    finalized): its outputs must not be recorded, and its blobs are queued for
+    deletion instead."""
     stored = [
-        (blob, content_type, path)
+        (item, content_type)
         for item, content_type in (
             (video, VIDEO_CONTENT_TYPE),
             (thumbnail, THUMBNAIL_CONTENT_TYPE),
             (spritesheet, SPRITESHEET_CONTENT_TYPE),
         )
         if item is not None
-        for blob, path in (item,)
     ]
     if await job_media_released(conn, job_id):
-        await request_deletions(conn, [blob.sha256 for blob, _, _ in stored])
+        await request_deletions(conn, [blob.sha256 for (blob, _), _ in stored])
         return False
-    for blob, content_type, path in stored:
-        await hold_stored(conn, store, blob, content_type, path)
+    await hold_blobs(conn, [(blob.sha256, blob.size, kind) for (blob, _), kind in stored])
+    await _restore_missing(store, [item for item, _ in stored])
     return True
+
+
+async def _restore_missing(
+    store: BlobStore, stored: Sequence[tuple[StoredBlob, Path | bytes]]
+) -> None:
+    """Store again what a deletion took (rare); the checks run side by side (on S3,
+    one HEAD each)."""
+    present = await asyncio.gather(*(store.exists(blob.sha256) for blob, _ in stored))
+    for (blob, source), there in zip(stored, present, strict=True):
+        if there:
+            continue
+        log.info("media.restored", sha256=blob.sha256)
+        if isinstance(source, Path):
+            await store.put_file(source)
+        else:
+            await store.put_bytes(source)
 
 
 async def sweep_media(ctx: EngineContext) -> tuple[int, int]:
