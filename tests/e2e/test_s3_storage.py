@@ -157,6 +157,9 @@ def _check(
         conn.execute("UPDATE jobs SET expires_at = now() - interval '1 s' WHERE id = %s", [kept])
     gone = httpx.get(f"{base}/v1/videos/{kept}/content", headers=_auth(key))
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "video_expired"
+    task = httpx.get(f"{base}/v1/videos/generations/{kept}", headers=_auth(key)).json()
+    assert task["status"] == "completed" and task["data"] == []
+    assert task["expires_at"] is not None and task["expires_at"] <= time.time()
     _until(lambda: not (keys() & kept_keys), "the expired video's objects are deleted")
 
     # Deleting the first video: its previews go; its video stays, the remix's source.
