@@ -3,7 +3,7 @@ and never one that something still does, whatever runs beside the deletion (a
 finalize storing the same content) and wherever a deletion is cut short.
 
 On the local store (the deletion logic is the store's protocol; tests/integration/
-test_s3_storage.py and tests/e2e/test_s3_storage.py run S3)."""
+test_s3_blob_store.py and tests/e2e/test_s3_storage.py run S3)."""
 
 from __future__ import annotations
 
