@@ -164,14 +164,24 @@ def worker(
         int | None,
         typer.Option(help="Webhook deliveries at once (deprecated: VIDGATE_WEBHOOK_CONCURRENCY)."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve this process's metrics at /metrics on this port, on VIDGATE_HOST"
+            " (also VIDGATE_METRICS_PORT)."
+        ),
+    ] = None,
 ) -> None:
     """Run job workers only (scale-out: many of these beside `serve --no-worker`)."""
     from vidgate.engine.app import run_worker
     from vidgate.heap import freeze_startup_heap
+    from vidgate.metrics import serve_process_metrics
     from vidgate.runtime import open_runtime, prepare_database
 
-    settings = _settings(data_dir, worker_concurrency=concurrency)
+    settings = _settings(data_dir, worker_concurrency=concurrency, metrics_port=metrics_port)
     configure_logging(settings.log_level, json=settings.log_json)
+    if settings.metrics_port is not None:
+        serve_process_metrics(settings.host, settings.metrics_port)
     _checked(settings)
 
     async def main() -> None:

@@ -156,3 +156,13 @@ class Settings(BaseSettings):
     # How often a worker deletes the media of deleted and expired videos, and the
     # objects no job references any more (engine/media_gc.py).
     media_sweep_interval_s: float = Field(default=30.0, gt=0)
+    # --- ops (issue 14): metrics -------------------------------------------------------
+    # Prometheus metrics: /metrics on the API, HTTP latency and bytes counted at the
+    # edge. Off: neither (bench B1 measures the difference).
+    metrics: bool = True
+    # How long the API keeps the cluster's numbers read from the database for /metrics:
+    # scrapes within it share one read (services/metrics.py).
+    metrics_cache_s: float = Field(default=2.0, ge=0)
+    # `vidgate worker` serves its own process's metrics at /metrics on this port
+    # (on VIDGATE_HOST); unset: not served.
+    metrics_port: int | None = None

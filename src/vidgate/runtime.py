@@ -36,6 +36,7 @@ from vidgate.heap import pin_malloc_thresholds
 from vidgate.media.budget import set_image_memory_budget
 from vidgate.media.stores import open_blob_store
 from vidgate.providers.base import Provider, ProviderDeps
+from vidgate.providers.metered import metered
 from vidgate.providers.registry import ENV_DEFAULTS, build_providers
 from vidgate.services import Services
 from vidgate.services.accounts import AccountService
@@ -44,6 +45,7 @@ from vidgate.services.health import HealthService
 from vidgate.services.keys import KeyService
 from vidgate.services.limits import LimitService
 from vidgate.services.media import MediaService
+from vidgate.services.metrics import MetricsService
 from vidgate.services.models import ModelService
 from vidgate.services.prices import PriceService
 from vidgate.services.retention import RetentionService
@@ -152,7 +154,8 @@ async def open_runtime(
             callback_url=(lambda job_id: signer.sign_callback(base, job_id)) if base else None,
             capabilities=catalog.upstreams,
         )
-        providers = build_providers(deployments, db, deps)
+        # Each provider call timed and its failures counted, per deployment (metrics).
+        providers = metered(build_providers(deployments, db, deps))
         async with app.open_async(), _embedded_supervisor(settings, supervise_database):
             ctx = EngineContext(
                 settings=settings,
@@ -172,7 +175,7 @@ async def open_runtime(
                 models=ModelService(catalog, ctx.refs, db),
                 media=MediaService(blobs, signer, db, links=settings.storage_links),
                 keys=KeyService(reads, db),
-                health=HealthService(health, db),
+                health=HealthService(health, db, blobs),
                 usage=UsageService(db),
                 prices=PriceService(db, catalog, project_prices),
                 limits=LimitService(db),
@@ -180,6 +183,9 @@ async def open_runtime(
                 budgets=BudgetService(db),
                 accounts=AccountService(db, catalog),
                 retention=RetentionService(db),
+                metrics=MetricsService(
+                    db, health, deployments=providers, cache_s=settings.metrics_cache_s
+                ),
             )
             yield Runtime(
                 settings, database_url, db, catalog, ctx, jobs, signer, reads, health, services

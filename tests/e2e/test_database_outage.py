@@ -107,7 +107,7 @@ def test_postgres_killed_under_load(embedded: ServerProcess) -> None:
             during = [a for a in load.answers[before_kill:] if a[1] == 503]
         # The supervisor brings it back: healthy again, and serving.
         deadline = time.monotonic() + 60
-        while httpx.get(f"{embedded.base_url}/healthz", timeout=10).status_code != 200:
+        while httpx.get(f"{embedded.base_url}/readyz", timeout=10).status_code != 200:
             assert time.monotonic() < deadline, (
                 f"not restarted:\n{embedded.log()[-3000:]}\n"
                 f"{(embedded.data_dir / 'pg' / 'log').read_text()[-3000:]}"

@@ -25,6 +25,7 @@ from vidgate.api.routes import (
     generations,
     health,
     inputs,
+    metrics,
     models,
     usage,
     videos,
@@ -32,6 +33,7 @@ from vidgate.api.routes import (
     webhooks,
 )
 from vidgate.config import Settings
+from vidgate.metrics import HTTP
 from vidgate.services import Services
 
 
@@ -59,6 +61,12 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     app.include_router(admin_projects.router)
     app.include_router(admin_keys.router)
     app.include_router(admin_audit.router)
-    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.metrics:
+        app.include_router(metrics.router)
+    app.add_middleware(
+        EdgeMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        metrics=HTTP if settings.metrics else None,
+    )
     app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     return app

@@ -44,6 +44,7 @@ class ApiState:
         self.webhook_endpoints = services.webhook_endpoints
         self.budgets = services.budgets
         self.accounts: AccountService = services.accounts
+        self.metrics = services.metrics
         self.settings = settings
         self.auth = KeyAuthenticator(services.keys)
 

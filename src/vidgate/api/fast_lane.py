@@ -29,6 +29,10 @@ _PREFIX = "/v1/videos/"
 # Only ids of vidgate's own shape: other segments under /v1/videos/ are routes of their
 # own (``generations``, ``extensions``) or belong to FastAPI's 404.
 _ID_PREFIX = "video_"
+# The route template the edge counts these requests under (the FastAPI route's own).
+ROUTE = "/v1/videos/{video_id}"
+# Where the fast lane leaves it in the scope (FastAPI's routing leaves its route).
+ROUTE_KEY = "vidgate.route"
 # What the SDK's poll helper waits between status reads of a running job.
 POLL_AFTER_MS = b"1000"
 
@@ -78,6 +82,7 @@ async def try_fast_lane(scope: Scope, receive: Receive, send: Send) -> bool:
     state: ApiState | None = getattr(scope["app"].state, "api", None)
     if state is None:  # not started yet: FastAPI answers as it would
         return False
+    scope[ROUTE_KEY] = ROUTE
     authorization = None
     for name, value in scope["headers"]:
         if name == b"authorization":

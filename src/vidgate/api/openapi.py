@@ -101,7 +101,7 @@ def build(app: FastAPI) -> dict[str, Any]:
         for operation in operations.values():
             responses: dict[str, Any] = operation.setdefault("responses", {})
             responses.pop("422", None)
-            if path == "/healthz":
+            if path in ("/healthz", "/readyz"):
                 continue
             errors = dict(_COMMON_ERRORS)
             if "requestBody" in operation:

@@ -6,11 +6,14 @@ together on one database never migrate it twice.
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.db.embedded import to_sqlalchemy_url
 
@@ -38,3 +41,20 @@ def migrate(database_url: str) -> None:
                 conn.commit()
     finally:
         engine.dispose()
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration this code ships (read from the scripts once per process)."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+async def current_revision(conn: AsyncConnection) -> str | None:
+    """The migration the database is at (None: never migrated)."""
+    exists = await conn.scalar(sa.text("SELECT to_regclass('alembic_version') IS NOT NULL"))
+    if not exists:
+        return None
+    value = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+    return str(value) if value is not None else None

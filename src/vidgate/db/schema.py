@@ -464,3 +464,15 @@ blob_deletions = sa.Table(
         "requested_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
 )
+
+# --- ops (issue 14): jobs that reached each final state, per model (migration 0021).
+# Kept by the trigger vidgate_count_job_end on ``jobs``; a scrape sums the shards
+# (db/cluster_metrics.py).
+job_counts = sa.Table(
+    "job_counts",
+    metadata,
+    sa.Column("state", sa.Text, primary_key=True),
+    sa.Column("model", sa.Text, primary_key=True),
+    sa.Column("shard", sa.SmallInteger, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)

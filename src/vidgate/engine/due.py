@@ -67,6 +67,10 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
     def job_id(self, claim: ClaimT) -> str:
         """The claimed job's id, for the logs."""
 
+    def log_context(self, claim: ClaimT) -> dict[str, str]:
+        """What every line logged while a claim is worked on carries."""
+        return {"job_id": self.job_id(claim)}
+
     @abstractmethod
     async def work(self, claim: ClaimT) -> ResultT | None:
         """One claimed job's step: a result to write back with others, or None when the
@@ -149,6 +153,9 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
     async def _work_one(self, claim: ClaimT) -> None:
         key = id(claim)
         self._inflight[key] = claim
+        # Every line logged by this claim's work carries its job's id (a task of its
+        # own, so the binding ends with it).
+        structlog.contextvars.bind_contextvars(**self.log_context(claim))
         try:
             result = await self.work(claim)
         except Exception as exc:

@@ -48,6 +48,7 @@ from vidgate.db.database import autocommit
 from vidgate.engine.context import EngineContext
 from vidgate.engine.delivery_gate import DeliveryGate
 from vidgate.engine.due import DueWorker
+from vidgate.metrics import WEBHOOK_DELIVERIES
 from vidgate.net import public_http
 
 # The actor of what the deliverer itself does in the audit log (disabling an endpoint).
@@ -90,6 +91,9 @@ class EndpointDeliverer(DueWorker[DeliveryClaim, AttemptOutcome]):
 
     def job_id(self, claim: DeliveryClaim) -> str:
         return claim.delivery_id
+
+    def log_context(self, claim: DeliveryClaim) -> dict[str, str]:
+        return {"delivery_id": claim.delivery_id, "endpoint_id": claim.endpoint_id}
 
     async def next_due_in(self) -> float | None:
         async with self.ctx.db.connect() as conn:
@@ -180,8 +184,10 @@ class EndpointDeliverer(DueWorker[DeliveryClaim, AttemptOutcome]):
                 await deliveries.endpoint_answered(conn, claim.endpoint_id)
             else:
                 await self._failed(conn, outcome)
+        outcome_name = "retry" if status == "pending" else status
+        WEBHOOK_DELIVERIES.labels("endpoint", outcome_name).inc()
         self.log.info(
-            f"endpoint_delivery.{'retry' if status == 'pending' else status}",
+            f"endpoint_delivery.{outcome_name}",
             delivery_id=claim.delivery_id,
             endpoint_id=claim.endpoint_id,
             attempt=attempt,

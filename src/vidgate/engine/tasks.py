@@ -6,6 +6,7 @@ claim them from the job rows in batches."""
 from __future__ import annotations
 
 import procrastinate
+from structlog.contextvars import bound_contextvars
 
 from vidgate.engine import steps, webhooks
 from vidgate.engine.context import EngineContext
@@ -27,12 +28,14 @@ def _runner(context: procrastinate.JobContext) -> JobRunner:
 @blueprint.task(name=steps.FINALIZE.partition(":")[2], queue=steps.MEDIA_QUEUE, pass_context=True)
 async def finalize(context: procrastinate.JobContext, job_id: str) -> None:
     runner = _runner(context)
-    await runner.guarded(steps.FINALIZE, job_id, runner.finalize)
+    with bound_contextvars(job_id=job_id):
+        await runner.guarded(steps.FINALIZE, job_id, runner.finalize)
 
 
 @blueprint.task(name=steps.CANCEL_UPSTREAM.partition(":")[2], queue=steps.QUEUE, pass_context=True)
 async def cancel_upstream(context: procrastinate.JobContext, job_id: str) -> None:
-    await _runner(context).cancel_upstream(job_id)
+    with bound_contextvars(job_id=job_id):
+        await _runner(context).cancel_upstream(job_id)
 
 
 @blueprint.task(name=steps.WEBHOOK.partition(":")[2], queue=steps.WEBHOOK_QUEUE, pass_context=True)
@@ -40,10 +43,11 @@ async def webhook(
     context: procrastinate.JobContext, job_id: str, attempt: int = 1, deferred: int = 0
 ) -> None:
     ctx: EngineContext = context.additional_context[CONTEXT_KEY]
-    if context.job.queue != steps.WEBHOOK_QUEUE:
-        # Enqueued on the shared ``jobs`` queue before webhooks had one of their own:
-        # moved there unsent, so that it never holds a cancel's slot.
-        await webhooks.requeue(ctx, job_id, attempt=attempt, deferred=deferred)
-        return
-    gate: DeliveryGate = context.additional_context[GATE_KEY]
-    await webhooks.deliver(ctx, job_id, attempt, gate=gate, deferred=deferred)
+    with bound_contextvars(job_id=job_id):
+        if context.job.queue != steps.WEBHOOK_QUEUE:
+            # Enqueued on the shared ``jobs`` queue before webhooks had one of their own:
+            # moved there unsent, so that it never holds a cancel's slot.
+            await webhooks.requeue(ctx, job_id, attempt=attempt, deferred=deferred)
+            return
+        gate: DeliveryGate = context.additional_context[GATE_KEY]
+        await webhooks.deliver(ctx, job_id, attempt, gate=gate, deferred=deferred)

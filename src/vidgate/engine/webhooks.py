@@ -34,6 +34,7 @@ from vidgate.engine import steps
 from vidgate.engine.backoff import backoff_s
 from vidgate.engine.context import EngineContext
 from vidgate.engine.delivery_gate import DeliveryGate
+from vidgate.metrics import WEBHOOK_DELIVERIES
 from vidgate.net import public_http
 
 log = structlog.get_logger("vidgate.webhooks")
@@ -129,6 +130,7 @@ async def deliver(
         )
     except InvalidParameter as exc:
         log.warning("webhook.refused", job_id=job_id, reason=exc.message)
+        WEBHOOK_DELIVERIES.labels("request", "refused").inc()
         return
     slot: AbstractContextManager[object] = contextlib.nullcontext()
     if gate is not None:
@@ -149,13 +151,17 @@ async def deliver(
         # Only final ones come here (a non-public address): no retry, as for a URL
         # refused above.
         log.warning("webhook.refused", job_id=job_id, reason=exc.reason, detail=exc.detail)
+        WEBHOOK_DELIVERIES.labels("request", "refused").inc()
         return
     if outcome is None:
         log.info("webhook.delivered", job_id=job_id, attempt=attempt, event_type=EVENTS[job.state])
+        WEBHOOK_DELIVERIES.labels("request", "delivered").inc()
         return
     if attempt >= ctx.settings.webhook_max_attempts:
         log.warning("webhook.gave_up", job_id=job_id, attempt=attempt, outcome=outcome)
+        WEBHOOK_DELIVERIES.labels("request", "failed").inc()
         return
+    WEBHOOK_DELIVERIES.labels("request", "retry").inc()
     delay = backoff_s(attempt, base=2.0, cap=600.0)
     log.info(
         "webhook.retry", job_id=job_id, attempt=attempt, outcome=outcome, delay_s=round(delay, 2)

@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,9 @@ class BlobStore(Protocol):
     async def delete(self, sha256: str) -> None:
         """Remove the blob; nothing if it is absent. Only the media sweeper calls it,
         holding the blob's row (engine/media_gc.py)."""
+    async def ready(self) -> None:
+        """Return when the store takes writes now (``/readyz``); raise, with what is
+        wrong in the message, when it does not. Cheap: it runs on every probe."""
         ...
 
 
@@ -193,6 +197,8 @@ class LocalBlobStore:
 
     async def delete(self, sha256: str) -> None:
         await asyncio.to_thread(self._path(sha256).unlink, missing_ok=True)
+    async def ready(self) -> None:
+        await asyncio.to_thread(self._ready)
 
     # --- blocking parts, run in threads ---
 
@@ -210,6 +216,20 @@ class LocalBlobStore:
         self._tmp.mkdir(parents=True, exist_ok=True)
         token = secrets.token_hex(8)
         return self._tmp / (f"{owner_tag(owner)}.{token}.part" if owner else f"{token}.part")
+
+    def _ready(self) -> None:
+        # A file made and removed where writes start: permissions alone would not tell
+        # (root ignores them; a read-only mount or a full disk does not).
+        fd, name = tempfile.mkstemp(dir=self._tmp_dir(), prefix="ready.", suffix=".part")
+        try:
+            os.write(fd, b"ok")
+        finally:
+            os.close(fd)
+            os.unlink(name)
+
+    def _tmp_dir(self) -> Path:
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        return self._tmp
 
     def _discard_partial(self, owner: str) -> None:
         if self._tmp.is_dir():

@@ -7,7 +7,7 @@ engine, no provider, no blob store. Each service is named for what it answers:
 - ``models`` (``models.py``): the catalogue and the state of each model's deployments.
 - ``media`` (``media.py``): stored files, which output a download means, signed links.
 - ``keys`` (``keys.py``): the key behind a bearer secret, a tenant's webhook secret.
-- ``health`` (``health.py``): whether the database answers.
+- ``health`` (``health.py``): whether the database answers; readiness (``/readyz``).
 - ``usage`` (``usage.py``): what a project's jobs produced and cost.
 - ``prices`` (``prices.py``): each project's price overrides.
 - ``limits`` (``limits.py``): a project's and a key's rate limits, for the admin API.
@@ -16,6 +16,7 @@ engine, no provider, no blob store. Each service is named for what it answers:
 - ``budgets`` (``budgets.py``): budgets, as the admin API and the CLI set and read them.
 - ``accounts`` (``accounts.py``): projects, their keys and the audit log (admin API).
 - ``retention`` (``retention.py``): how long each project keeps its videos' media.
+- ``metrics`` (``metrics.py``): ``/metrics``, the process's and the cluster's.
 
 ``runtime.open_runtime`` builds them once per process. The records they return are
 those of ``core/jobs.py`` and ``core/keys.py``.
@@ -32,6 +33,7 @@ from vidgate.services.health import HealthService
 from vidgate.services.keys import KeyService
 from vidgate.services.limits import LimitService
 from vidgate.services.media import MediaService
+from vidgate.services.metrics import MetricsService
 from vidgate.services.models import ModelService
 from vidgate.services.prices import PriceService
 from vidgate.services.retention import RetentionService
@@ -54,3 +56,4 @@ class Services:
     accounts: AccountService
     # storage (issue 14)
     retention: RetentionService
+    metrics: MetricsService

@@ -18,9 +18,6 @@ class _Health:
 
     available = True
 
-    async def check(self) -> bool:
-        return True
-
     def report(self, exc: BaseException) -> bool:
         return False
 
@@ -41,6 +38,7 @@ def _services() -> Services:
         budgets=unused,
         accounts=unused,
         retention=unused,
+        metrics=unused,
     )
 
 
