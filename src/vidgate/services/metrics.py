@@ -132,13 +132,14 @@ class MetricsService:
         async with self._lock:  # a scrape that waited here finds the read fresh
             if time.monotonic() - self._read_at < self._cache_s:
                 return
-            try:
-                if not self._health.available:
-                    raise ConnectionError("the database is unavailable")
-                async with self._db.connect() as conn:
-                    self._collector.snapshot = await snapshot(conn)
-            except Exception as exc:
-                self._health.report(exc)
-                log.warning("metrics.cluster_read_failed", error=str(exc)[:300])
-                self._collector.snapshot = None
+            self._collector.snapshot = await self._read() if self._health.available else None
             self._read_at = time.monotonic()
+
+    async def _read(self) -> ClusterSnapshot | None:
+        try:
+            async with self._db.connect() as conn:
+                return await snapshot(conn)
+        except Exception as exc:
+            self._health.report(exc)
+            log.warning("metrics.cluster_read_failed", error=str(exc)[:300])
+            return None
