@@ -186,6 +186,7 @@ class Bench:
             json_file, multipart_file = self.body_files()
             if "B1" in want:
                 self.b1(gw, get_url, auth, base)
+                self.b1_metrics_cost(gw, get_url, auth)
             if "B2" in want:
                 self.b2(gw, auth, base, json_file, multipart_file)
                 self.b2_metered(gw)
@@ -193,6 +194,53 @@ class Bench:
             trivial.stop()
             gw.stop()
             self.pg.drop_database(gw.database_url)
+
+    def b1_metrics_cost(self, gw: Gateway, url: str, auth: dict[str, str]) -> None:
+        """B1 on a second gateway with ``VIDGATE_METRICS=false`` (no HTTP metrics, no
+        /metrics), measured in turns with the first: what counting every request by
+        route costs a status read (the request id is bound on both)."""
+        cfg = self.cfg
+        off = self.gateway("api-nometrics", worker=False, env={"VIDGATE_METRICS": "false"})
+        try:
+            key = off.create_key("bench")
+            off_url = f"{off.base_url}/v1/videos/{create_video(off, key)}"
+            off_auth = {"Authorization": f"Bearer {key.secret}"}
+            print("* B1 metrics cost: metrics on and off, in turns")
+            self.warm(off_url, headers=off_auth)
+            sides = {"on": (gw, url, auth), "off": (off, off_url, off_auth)}
+            cpu: dict[str, list[float]] = {"on": [], "off": []}
+            rps: dict[str, list[float]] = {"on": [], "off": []}
+            # ABBA turns, so that a drift of the machine's load meets both sides alike.
+            for side in ("on", "off", "off", "on", "on", "off", "off", "on"):
+                g, target, headers = sides[side]
+                result, cpu_ms, _ = self.load_cpu(
+                    g.pid,
+                    target,
+                    connections=cfg.connections,
+                    duration_s=cfg.measure_s,
+                    headers=headers,
+                )
+                cpu[side].append(cpu_ms)
+                rps[side].append(result.rps)
+            on_cpu, off_cpu = (statistics.median(cpu[s]) for s in ("on", "off"))
+            on_rps, off_rps = (statistics.median(rps[s]) for s in ("on", "off"))
+            turns = ", ".join(f"{s} {c:.3f}" for s in ("on", "off") for c in cpu[s])
+            self.results.note(f"B1 metrics on/off, CPU ms per GET of each turn: {turns}")
+            cost = on_cpu / off_cpu - 1
+            self.add(
+                Row(
+                    "B1",
+                    "metrics on / off: CPU per GET (req/s)",
+                    f"{on_cpu:.3f} ms ({fmt_rate(on_rps)})",
+                    f"{off_cpu:.3f} ms ({fmt_rate(off_rps)})",
+                    f"{cost:+.1%} CPU, {on_rps / off_rps - 1:+.1%} req/s",
+                    "<= +5 % CPU",
+                    cost <= 0.05,
+                )
+            )
+        finally:
+            off.stop()
+            self.pg.drop_database(off.database_url)
 
     def b6_group(self) -> None:
         """B6 on two gateways of their own: one whose table stays at the base size and
