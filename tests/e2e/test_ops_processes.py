@@ -62,6 +62,7 @@ def test_metrics_add_up_to_the_jobs_and_requests(
         _wait_terminal(client, ids)
         content = client.get(f"/v1/videos/{ids[0]}/content")
         assert content.status_code == 200 and content.content
+        assert client.get(f"/v1/nothing/{ids[0]}").status_code == 404
 
         # Cluster numbers: what the database says, once the cache (2 s) has caught up
         # with the jobs that other tests' may still be finishing.
@@ -101,6 +102,16 @@ def test_metrics_add_up_to_the_jobs_and_requests(
     )
     routes = {dict(labels).get("route") for (_, labels) in samples}
     assert not any(route and "video_0" in route for route in routes), routes
+    # A path no route serves is one series, whatever the path.
+    assert (
+        value(
+            "vidgate_http_request_duration_seconds_count",
+            route="<unmatched>",
+            method="GET",
+            status="404",
+        )
+        >= 1
+    )
     served = value("vidgate_http_response_bytes_total", route="/v1/videos/{video_id}/content")
     assert served >= len(content.content)
     # The sandbox's upstream calls, timed per deployment (this server runs its worker).
