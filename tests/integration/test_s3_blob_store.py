@@ -165,3 +165,14 @@ async def test_the_settings_choose_the_store(
         "http://s"
     )
     assert s3_endpoint_of({}) is None
+
+
+async def test_ready_writes_to_the_bucket_and_fails_on_a_missing_one(
+    store: S3BlobStore, s3_endpoint: S3Endpoint
+) -> None:
+    await store.ready()
+    assert f"{store.prefix}.ready" in await s3_endpoint.keys(store.prefix)
+    async with s3_endpoint.client() as client:
+        missing = S3BlobStore(client, S3Location("no-such-bucket", "x/"), part_size=PART)
+        with pytest.raises(Exception, match="NoSuchBucket"):
+            await missing.ready()

@@ -21,8 +21,6 @@ from vidgate.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = sorted((ROOT / "deploy" / "systemd").glob("*.service"))
-# Settings of other parts of issue 14, read from the environment once they land.
-_PENDING = {"storage_url"}
 _AWS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3"}
 
 
@@ -35,7 +33,7 @@ def _check_command(argv: list[str]) -> None:
 
 
 def _check_env(names: set[str]) -> None:
-    fields = set(Settings.model_fields) | _PENDING
+    fields = set(Settings.model_fields)
     for name in names:
         if name.startswith("VIDGATE_"):
             assert name.removeprefix("VIDGATE_").lower() in fields, name

@@ -156,6 +156,12 @@ class S3BlobStore:
         # S3 answers a delete of a missing key with success: deleting twice is harmless.
         await self._s3.delete_object(Bucket=self.bucket, Key=self.key(sha256))
 
+    async def ready(self) -> None:
+        """A write of one small object at a fixed key (``<prefix>.ready``): the bucket
+        is reachable with these credentials and takes writes. One PUT per probe, and
+        nothing to clean up."""
+        await self._s3.put_object(Bucket=self.bucket, Key=f"{self.prefix}.ready", Body=b"ok")
+
     async def presigned_url(
         self, sha256: str, *, expires_in: int, content_type: str, disposition: str
     ) -> str:
