@@ -90,6 +90,7 @@ class BlobStore(Protocol):
     async def delete(self, sha256: str) -> None:
         """Remove the blob; nothing if it is absent. Only the media sweeper calls it,
         holding the blob's row (engine/media_gc.py)."""
+        ...
 
     async def ready(self) -> None:
         """Return when the store takes writes now (``/readyz``); raise, with what is
