@@ -23,6 +23,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests.debian_pg import debian_pg as debian_pg  # the second PostgreSQL (Debian's)
 from tests.s3 import s3_endpoint  # noqa: F401  (a session fixture: moto's S3 server)
 from vidgate.db.embedded import EmbeddedPostgres
 from vidgate.media.probe import MediaInfo
