@@ -574,7 +574,13 @@ def keys_limits(
 
 
 def main() -> None:
-    app()
+    from vidgate.db.migrate import UnsupportedServer
+
+    try:
+        app()
+    except UnsupportedServer as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(1)
 
 
 # Commands of their own modules, registered on ``app`` as they are imported.
