@@ -16,7 +16,7 @@ import typer
 from rich.table import Column, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vidgate import cli_limits
+from vidgate import cli_limits, cli_worker
 from vidgate.accounts.keys import DEFAULT_TENANT, NewKey, create_key, revoke
 from vidgate.cli_common import DataDir as DataDir
 from vidgate.cli_common import _checked as _checked
@@ -94,7 +94,9 @@ def serve(
     from vidgate.api.app import create_app
     from vidgate.api.protocol import ConnectionLimits, protocol_class
     from vidgate.engine.app import worker_beside
+    from vidgate.engine.shutdown import Shutdown
     from vidgate.heap import freeze_startup_heap
+    from vidgate.process_exit import SignalFreeServer, leave, stop_on_signals
     from vidgate.runtime import open_runtime, prepare_database
 
     settings = _settings(data_dir, host=host, port=port)
@@ -128,12 +130,15 @@ def serve(
         max_header_count=settings.max_header_count,
     )
 
+    shutdown = Shutdown(settings.shutdown_timeout_s)
+
     async def main() -> None:
-        # One event loop: the runtime, the worker beside the API, and the server. Shut
-        # down in this order: the server stops accepting and drains its requests, then
-        # the worker stops, then the runtime closes.
+        # One event loop: the runtime, the worker beside the API, and the server. On
+        # SIGTERM or Ctrl-C the server stops accepting and drains its requests while the
+        # worker stops taking work and finishes or hands back its steps (both within
+        # the shutdown bound, process_exit.py), then the runtime closes.
         async with open_runtime(settings, url, supervise_database=True) as runtime:
-            server = uvicorn.Server(
+            server = SignalFreeServer(
                 uvicorn.Config(
                     create_app(runtime.services, settings),
                     host=settings.host,
@@ -142,19 +147,24 @@ def serve(
                     access_log=False,
                     lifespan="on",
                     http=protocol_class(limits),
-                    timeout_graceful_shutdown=10,
+                    # uvicorn's type: whole seconds (rounded down, within the bound).
+                    timeout_graceful_shutdown=int(shutdown.drain_s),
                 )
             )
-            async with contextlib.nullcontext() if no_worker else worker_beside(runtime.engine):
+            stop_on_signals(shutdown, also=lambda: setattr(server, "should_exit", True))
+            beside = worker_beside(runtime.engine, shutdown)
+            async with contextlib.nullcontext() if no_worker else beside:
                 freeze_startup_heap()
                 log.info("vidgate.ready", worker=not no_worker)
                 await server.serve()
 
-    # uvicorn re-raises SIGTERM once it has shut down gracefully; exit normally instead, so
-    # that atexit handlers run (the last process using the embedded PostgreSQL stops it).
+    # Until main() handles it: SIGTERM is a normal exit, so that atexit handlers run (the
+    # last process using the embedded PostgreSQL stops it).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
         runner.run(main())
+        if shutdown.requested:
+            leave(0)
 
 
 @app.command()
@@ -171,34 +181,40 @@ def worker(
             " (also VIDGATE_METRICS_PORT)."
         ),
     ] = None,
+    queues: cli_worker.QueuesOption = None,
 ) -> None:
     """Run job workers only (scale-out: many of these beside `serve --no-worker`)."""
     from vidgate.engine.app import run_worker
+    from vidgate.engine.shutdown import Shutdown
     from vidgate.heap import freeze_startup_heap
     from vidgate.metrics import serve_process_metrics
+    from vidgate.process_exit import leave, stop_on_signals
     from vidgate.runtime import open_runtime, prepare_database
 
     settings = _settings(data_dir, worker_concurrency=concurrency, metrics_port=metrics_port)
     configure_logging(settings.log_level, json=settings.log_json)
+    chosen = cli_worker.chosen_queues(queues, settings)
     if settings.metrics_port is not None:
         serve_process_metrics(settings.host, settings.metrics_port)
     _checked(settings)
+    shutdown = Shutdown(settings.shutdown_timeout_s)
 
     async def main() -> None:
-        # SIGTERM stops the worker gracefully, like Ctrl-C, and lets atexit handlers run.
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        # SIGTERM or Ctrl-C: the worker stops taking work and finishes or hands back
+        # its steps, within the shutdown bound (engine/shutdown.py).
+        stop_on_signals(shutdown)
         url = await prepare_database(settings)
         async with open_runtime(settings, url, supervise_database=True) as runtime:
             freeze_startup_heap()
-            await run_worker(runtime.engine)
+            await run_worker(runtime.engine, queues=chosen, shutdown=shutdown)
 
     with (
         contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError),
         asyncio.Runner(loop_factory=_event_loop_factory()) as runner,
     ):
         runner.run(main())
+        if shutdown.requested:
+            leave(0)
 
 
 def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -126,6 +126,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
+    # --- processes (issue 14): worker queues, shutdown, housekeeping ------------------
+    # The queues a `vidgate worker` takes (engine/worker_queues.py), comma-separated;
+    # unset: all. `vidgate worker --queues` overrides it; `serve` always runs all.
+    worker_queues: str | None = None
+    # SIGTERM (or Ctrl-C) to exit: at most this long. Steps in flight get all of it but
+    # a margin (engine/shutdown.py) to finish, then are handed back to other workers.
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
+
     @model_validator(mode="after")
     def _legacy_worker_concurrency(self) -> Settings:
         if (

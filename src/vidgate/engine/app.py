@@ -1,4 +1,5 @@
-"""The procrastinate app and the worker loop (job steps plus the sweeper)."""
+"""The procrastinate app and the worker: the job steps of its queues, the sweeper and
+the rest of the housekeeping, and its way out (engine/shutdown.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import procrastinate
 import structlog
 
 from vidgate.db.embedded import to_libpq_uri
-from vidgate.engine import steps
+from vidgate.engine import steps, worker_queues
 from vidgate.engine.context import EngineContext
 from vidgate.engine.delivery_gate import DeliveryGate
 from vidgate.engine.endpoint_deliverer import EndpointDeliverer
@@ -20,6 +21,7 @@ from vidgate.engine.late_results import run_late_results
 from vidgate.engine.media_gc import run_media_sweeper
 from vidgate.engine.poller import Poller
 from vidgate.engine.queue_stats import run_queue_stats
+from vidgate.engine.shutdown import Shutdown
 from vidgate.engine.submitter import Submitter
 from vidgate.engine.sweeper import run_sweeper
 from vidgate.engine.tasks import CONTEXT_KEY, GATE_KEY, blueprint
@@ -40,64 +42,103 @@ def create_procrastinate_app(database_url: str, *, pool_size: int = 10) -> procr
     return app
 
 
-async def run_worker(ctx: EngineContext, *, name: str = "vidgate-worker") -> None:
-    """Process job steps until cancelled: the submitter and the poller (steps claimed
-    from the job rows), procrastinate workers per queue (``jobs``: upstream cancels;
-    ``webhooks``: deliveries, waiting on servers the clients chose; ``media``:
-    finalize, on CPU and disk), each queue with slots of its own, and the sweeper, the
-    queue statistics keeper and the webhook endpoints' deliverer beside them."""
+async def run_worker(
+    ctx: EngineContext,
+    *,
+    name: str = "vidgate-worker",
+    queues: frozenset[str] = worker_queues.ALL,
+    shutdown: Shutdown | None = None,
+) -> None:
+    """Process the job steps of ``queues`` (engine/worker_queues.py) until ``shutdown``
+    is requested, then stop as engine/shutdown.py says; cancelled, the same at once.
+
+    ``submit``: the submitter; ``poll``: the poller and the late-result watch (both
+    claim from the job rows); ``cancel``, ``webhooks``, ``media``: procrastinate workers
+    on the queues ``jobs`` (upstream cancels), ``webhooks`` (deliveries, waiting on
+    servers the clients chose; the webhook endpoints' deliverer with them) and ``media``
+    (finalize, on CPU and disk), each with slots of its own; ``gpu``: nothing yet.
+    Every worker runs the sweeper and the queue statistics keeper; those that take
+    ``media``, the media sweeper (engine/media_gc.py)."""
     settings = ctx.settings
+    shutdown = shutdown or Shutdown(settings.shutdown_timeout_s)
     gate = DeliveryGate(
         per_destination=settings.webhook_per_destination, per_tenant=settings.webhook_per_tenant
     )
     context = {CONTEXT_KEY: ctx, GATE_KEY: gate}
-    side = [
+    # Safe anywhere and cut short at once on the way out: each pass is idempotent.
+    housekeeping = [
         asyncio.create_task(run_sweeper(ctx), name="vidgate-sweeper"),
         asyncio.create_task(run_queue_stats(ctx), name="vidgate-queue-stats"),
-        asyncio.create_task(run_media_sweeper(ctx), name="vidgate-media-sweeper"),
-        asyncio.create_task(run_late_results(ctx), name="vidgate-late-results"),
-        asyncio.create_task(
-            Submitter(ctx, concurrency=settings.submit_concurrency).run(), name="vidgate-submitter"
-        ),
-        asyncio.create_task(
-            Poller(ctx, concurrency=settings.poll_concurrency).run(), name="vidgate-poller"
-        ),
-        # Projects' webhook endpoints, under the same caps as per-request webhooks.
-        asyncio.create_task(
-            EndpointDeliverer(ctx, concurrency=settings.webhook_concurrency, gate=gate).run(),
-            name="vidgate-endpoint-deliverer",
-        ),
     ]
-    try:
-        await asyncio.gather(
-            *_procrastinate_workers(
-                ctx, context, f"{name}-jobs", steps.QUEUE, settings.cancel_concurrency
-            ),
-            *_procrastinate_workers(
-                ctx, context, f"{name}-webhooks", steps.WEBHOOK_QUEUE, settings.webhook_concurrency
-            ),
-            *_procrastinate_workers(
-                ctx, context, f"{name}-media", steps.MEDIA_QUEUE, settings.media_concurrency
-            ),
+    if worker_queues.MEDIA in queues:
+        # Where media is: with storage on a host's disk, another host would forget blobs
+        # whose files it cannot delete.
+        housekeeping.append(
+            asyncio.create_task(run_media_sweeper(ctx), name="vidgate-media-sweeper")
         )
+    # These stop by themselves once the shutdown is requested, finishing or handing
+    # back what they have in flight.
+    loops: list[asyncio.Task[None]] = []
+    if worker_queues.SUBMIT in queues:
+        submitter = Submitter(ctx, concurrency=settings.submit_concurrency)
+        loops.append(asyncio.create_task(submitter.run(shutdown), name="vidgate-submitter"))
+    if worker_queues.POLL in queues:
+        poller = Poller(ctx, concurrency=settings.poll_concurrency)
+        loops.append(asyncio.create_task(poller.run(shutdown), name="vidgate-poller"))
+        loops.append(
+            asyncio.create_task(run_late_results(ctx, shutdown), name="vidgate-late-results")
+        )
+    if worker_queues.WEBHOOKS in queues:
+        # Projects' webhook endpoints, under the same caps as per-request webhooks.
+        deliverer = EndpointDeliverer(ctx, concurrency=settings.webhook_concurrency, gate=gate)
+        loops.append(
+            asyncio.create_task(deliverer.run(shutdown), name="vidgate-endpoint-deliverer")
+        )
+    # Cancelling one of these is procrastinate's graceful stop: no more fetches, the
+    # running steps get the drain time, then are aborted (and handed back, HAND_BACK).
+    fetchers = [
+        asyncio.create_task(worker, name=f"{name}-{queue}")
+        for public, queue, concurrency in (
+            (worker_queues.CANCEL, steps.QUEUE, settings.cancel_concurrency),
+            (worker_queues.WEBHOOKS, steps.WEBHOOK_QUEUE, settings.webhook_concurrency),
+            (worker_queues.MEDIA, steps.MEDIA_QUEUE, settings.media_concurrency),
+        )
+        if public in queues
+        for worker in _procrastinate_workers(
+            ctx, context, f"{name}-{queue}", queue, concurrency, shutdown.drain_s
+        )
+    ]
+    log.info("worker.started", queues=",".join(q for q in worker_queues.QUEUES if q in queues))
+    try:
+        await shutdown.wait()
     finally:
-        for task in side:
+        # Reached on request, or at once when cancelled (the same sequence, started now).
+        shutdown.request()
+        for task in (*housekeeping, *fetchers):
             task.cancel()
-        for task in side:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        everything = [*housekeeping, *loops, *fetchers]
+        _, late = await asyncio.wait(everything, timeout=shutdown.left())
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*everything, return_exceptions=True)
+        log.info("worker.stopped", late=len(late))
 
 
 @contextlib.asynccontextmanager
-async def worker_beside(ctx: EngineContext) -> AsyncIterator[None]:
+async def worker_beside(
+    ctx: EngineContext, shutdown: Shutdown | None = None
+) -> AsyncIterator[None]:
     """``run_worker`` as a task of the current event loop while the block runs (``serve``:
-    the API and a worker in one process), cancelled and awaited when it ends."""
-    worker = asyncio.create_task(run_worker(ctx), name="vidgate-worker")
+    the API and a worker in one process). At the end of the block it is awaited: it
+    stops by itself once ``shutdown`` is requested (``serve``'s signal handler does
+    that as uvicorn starts its own graceful shutdown), and is cancelled otherwise."""
+    worker = asyncio.create_task(run_worker(ctx, shutdown=shutdown), name="vidgate-worker")
     worker.add_done_callback(_report_worker_end)
     try:
         yield
     finally:
-        worker.cancel()
+        if shutdown is None or not shutdown.requested:
+            worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker
 
@@ -123,18 +164,30 @@ def fetcher_shares(concurrency: int) -> list[int]:
 
 
 def _procrastinate_workers(
-    ctx: EngineContext, context: dict[str, Any], name: str, queue: str, concurrency: int
+    ctx: EngineContext,
+    context: dict[str, Any],
+    name: str,
+    queue: str,
+    concurrency: int,
+    drain_s: float,
 ) -> list[Coroutine[Any, Any, None]]:
     shares = fetcher_shares(concurrency)
     fetchers = len(shares)
     return [
-        _procrastinate_worker(ctx, context, f"{name}-{i}" if fetchers > 1 else name, queue, share)
+        _procrastinate_worker(
+            ctx, context, f"{name}-{i}" if fetchers > 1 else name, queue, share, drain_s
+        )
         for i, share in enumerate(shares)
     ]
 
 
 async def _procrastinate_worker(
-    ctx: EngineContext, context: dict[str, Any], name: str, queue: str, concurrency: int
+    ctx: EngineContext,
+    context: dict[str, Any],
+    name: str,
+    queue: str,
+    concurrency: int,
+    drain_s: float,
 ) -> None:
     """One procrastinate worker, started again whenever it stops on an error.
 
@@ -159,7 +212,9 @@ async def _procrastinate_worker(
                 additional_context=context,
                 install_signal_handlers=False,
                 delete_jobs="successful",
-                shutdown_graceful_timeout=5,
+                # Cancelled (engine/shutdown.py): the steps running then get this
+                # long to finish before they are aborted and handed back.
+                shutdown_graceful_timeout=drain_s,
             )
             error = "stopped"
         except Exception as exc:

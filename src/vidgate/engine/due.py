@@ -11,6 +11,11 @@ cost a queue insert, a fetch, a lock and a delete each.
 
 Waking: an idle loop sleeps until the earliest due job, at most ``idle_s``, and a
 ``NOTIFY`` on its channel wakes it at once.
+
+Stopping (engine/shutdown.py): once the process's shutdown is requested the loop claims
+nothing more, lets the steps in flight finish until the drain deadline and writes them
+back, then cancels those still running and releases their claims (due now, for another
+process). Cancelled outright, it does the last part at once.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import structlog
 from vidgate.db.embedded import to_libpq_uri
 from vidgate.db.health import log_failure
 from vidgate.engine.context import EngineContext
+from vidgate.engine.shutdown import Shutdown
 
 ClaimT = TypeVar("ClaimT")
 ResultT = TypeVar("ResultT")
@@ -56,6 +62,9 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
         self._inflight: dict[int, ClaimT] = {}
         self._pending: list[ResultT] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # Held by a write-back: the way out waits for one under way instead of cutting
+        # it short (its results, taken off ``_pending``, would be lost).
+        self._flushing = asyncio.Lock()
 
     # --- what a subclass provides ---------------------------------------------------
 
@@ -95,12 +104,16 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
 
     # --- the loop ---------------------------------------------------------------------
 
-    async def run(self) -> None:
+    async def run(self, shutdown: Shutdown | None = None) -> None:
+        """Claim and work until ``shutdown`` is requested (then stop as the module says)
+        or the task is cancelled."""
         listener = asyncio.create_task(self._listen(), name=f"vidgate-{self.name}-listen")
         flusher = asyncio.create_task(self._flush_loop(), name=f"vidgate-{self.name}-flush")
         renewer = asyncio.create_task(self._renew_loop(), name=f"vidgate-{self.name}-renew")
+        if shutdown is not None:
+            shutdown.wake_on_request(self._wake)
         try:
-            while True:
+            while shutdown is None or not shutdown.requested:
                 try:
                     more = await self._claim_and_start()
                 except Exception as exc:
@@ -108,12 +121,19 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
                     more = False
                 if not more:
                     await self._sleep()
+            assert shutdown is not None
+            if self._tasks:
+                self.log.info(f"{self.name}.draining", steps=len(self._tasks))
+                await asyncio.wait(set(self._tasks), timeout=shutdown.drain_left())
         finally:
             # Taken before the steps are cancelled: each one leaves the map as it ends.
             unfinished = list(self._inflight.values())
-            for task in (listener, flusher, renewer, *self._tasks):
+            for task in (listener, renewer, *self._tasks):
                 task.cancel()
-            await asyncio.gather(listener, flusher, renewer, *self._tasks, return_exceptions=True)
+            await asyncio.gather(listener, renewer, *self._tasks, return_exceptions=True)
+            async with self._flushing:
+                flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
             await asyncio.shield(self._shutdown(unfinished))
 
     async def run_due_once(self) -> int:
@@ -129,13 +149,14 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
                 return total
 
     async def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
-        try:
-            await self.write_back(pending)
-        except Exception as exc:
-            log_failure(self.log, f"{self.name}.flush_failed", exc, jobs=len(pending))
+        async with self._flushing:
+            pending, self._pending = self._pending, []
+            if not pending:
+                return
+            try:
+                await self.write_back(pending)
+            except Exception as exc:
+                log_failure(self.log, f"{self.name}.flush_failed", exc, jobs=len(pending))
 
     async def _claim_and_start(self) -> bool:
         """Claim what is due (up to the free concurrency) and start on it; True when it
@@ -214,6 +235,7 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
         if unfinished:
             with contextlib.suppress(Exception):
                 await self.release(unfinished)
+            self.log.info(f"{self.name}.released", jobs=len(unfinished))
 
     async def _listen(self) -> None:
         """Wake on ``NOTIFY``; without it (connection lost) the idle sleep still works."""

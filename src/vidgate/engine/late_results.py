@@ -29,6 +29,7 @@ from vidgate.db.late_results import claim_due, revive, stop_watching
 from vidgate.engine import steps
 from vidgate.engine.context import EngineContext
 from vidgate.engine.periodic import run_periodically
+from vidgate.engine.shutdown import Shutdown
 from vidgate.providers.base import ProviderError, UpstreamTask
 
 log = structlog.get_logger("vidgate.engine")
@@ -83,9 +84,13 @@ async def _check(ctx: EngineContext, job: JobRecord) -> None:
     log.info("job.late_result", job_id=job.id, provider=job.provider)
 
 
-async def run_late_results(ctx: EngineContext) -> None:
+async def run_late_results(ctx: EngineContext, shutdown: Shutdown | None = None) -> None:
     # Turns at least as often as the sweeper's, so a read is at most that late.
     interval = min(ctx.settings.late_result_poll_s, ctx.settings.sweep_interval_s)
     await run_periodically(
-        lambda: check_once(ctx), interval, log=log, error_event="late_results.error"
+        lambda: check_once(ctx),
+        interval,
+        log=log,
+        error_event="late_results.error",
+        shutdown=shutdown,
     )

@@ -12,6 +12,7 @@ from vidgate.engine import steps, webhooks
 from vidgate.engine.context import EngineContext
 from vidgate.engine.delivery_gate import DeliveryGate
 from vidgate.engine.runner import JobRunner
+from vidgate.engine.shutdown import HAND_BACK
 
 blueprint = procrastinate.Blueprint()
 
@@ -25,20 +26,36 @@ def _runner(context: procrastinate.JobContext) -> JobRunner:
     return JobRunner(ctx)
 
 
-@blueprint.task(name=steps.FINALIZE.partition(":")[2], queue=steps.MEDIA_QUEUE, pass_context=True)
+# HAND_BACK: a step cut short by its worker's shutdown is ``todo`` again at once.
+@blueprint.task(
+    name=steps.FINALIZE.partition(":")[2],
+    queue=steps.MEDIA_QUEUE,
+    pass_context=True,
+    retry=HAND_BACK,
+)
 async def finalize(context: procrastinate.JobContext, job_id: str) -> None:
     runner = _runner(context)
     with bound_contextvars(job_id=job_id):
         await runner.guarded(steps.FINALIZE, job_id, runner.finalize)
 
 
-@blueprint.task(name=steps.CANCEL_UPSTREAM.partition(":")[2], queue=steps.QUEUE, pass_context=True)
+@blueprint.task(
+    name=steps.CANCEL_UPSTREAM.partition(":")[2],
+    queue=steps.QUEUE,
+    pass_context=True,
+    retry=HAND_BACK,
+)
 async def cancel_upstream(context: procrastinate.JobContext, job_id: str) -> None:
     with bound_contextvars(job_id=job_id):
         await _runner(context).cancel_upstream(job_id)
 
 
-@blueprint.task(name=steps.WEBHOOK.partition(":")[2], queue=steps.WEBHOOK_QUEUE, pass_context=True)
+@blueprint.task(
+    name=steps.WEBHOOK.partition(":")[2],
+    queue=steps.WEBHOOK_QUEUE,
+    pass_context=True,
+    retry=HAND_BACK,
+)
 async def webhook(
     context: procrastinate.JobContext, job_id: str, attempt: int = 1, deferred: int = 0
 ) -> None:
