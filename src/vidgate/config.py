@@ -133,6 +133,15 @@ class Settings(BaseSettings):
     # SIGTERM (or Ctrl-C) to exit: at most this long. Steps in flight get all of it but
     # a margin (engine/shutdown.py) to finish, then are handed back to other workers.
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    # Housekeeping (engine/housekeeping.py): how often every worker prunes, the rows
+    # per delete statement, and how old each kind of row must be to go.
+    housekeeping_interval_s: float = Field(default=300.0, gt=0)
+    housekeeping_batch: int = Field(default=1000, ge=1)
+    finished_steps_retention_s: float = Field(default=7 * 86400.0, gt=0)
+    # An idempotency key's window: a repeated create within it gets the same job.
+    idempotency_key_ttl_s: float = Field(default=86400.0, gt=0)
+    sandbox_task_retention_s: float = Field(default=7 * 86400.0, gt=0)
+    webhook_delivery_retention_s: float = Field(default=30 * 86400.0, gt=0)
 
     @model_validator(mode="after")
     def _legacy_worker_concurrency(self) -> Settings:

@@ -476,3 +476,14 @@ job_counts = sa.Table(
     sa.Column("shard", sa.SmallInteger, primary_key=True),
     sa.Column("n", sa.BigInteger, nullable=False),
 )
+
+# --- procs (issue 14): the housekeeping's indexes (migration 0018) --------------------
+# Its bounded deletes (db/housekeeping.py) take the oldest rows first. (Its index on
+# procrastinate_jobs is procrastinate's table, not described here.)
+sa.Index("idempotency_keys_created_idx", idempotency_keys.c.created_at)
+sa.Index("sandbox_tasks_created_idx", sandbox_tasks.c.created_at)
+sa.Index(
+    "webhook_deliveries_finished_idx",
+    webhook_deliveries.c.updated_at,
+    postgresql_where=webhook_deliveries.c.status != "pending",
+)

@@ -17,6 +17,7 @@ from vidgate.engine import steps, worker_queues
 from vidgate.engine.context import EngineContext
 from vidgate.engine.delivery_gate import DeliveryGate
 from vidgate.engine.endpoint_deliverer import EndpointDeliverer
+from vidgate.engine.housekeeping import run_housekeeping
 from vidgate.engine.late_results import run_late_results
 from vidgate.engine.media_gc import run_media_sweeper
 from vidgate.engine.poller import Poller
@@ -57,8 +58,8 @@ async def run_worker(
     on the queues ``jobs`` (upstream cancels), ``webhooks`` (deliveries, waiting on
     servers the clients chose; the webhook endpoints' deliverer with them) and ``media``
     (finalize, on CPU and disk), each with slots of its own; ``gpu``: nothing yet.
-    Every worker runs the sweeper and the queue statistics keeper; those that take
-    ``media``, the media sweeper (engine/media_gc.py)."""
+    Every worker runs the sweeper, the queue statistics keeper and the housekeeping;
+    those that take ``media``, the media sweeper (engine/media_gc.py)."""
     settings = ctx.settings
     shutdown = shutdown or Shutdown(settings.shutdown_timeout_s)
     gate = DeliveryGate(
@@ -69,6 +70,7 @@ async def run_worker(
     housekeeping = [
         asyncio.create_task(run_sweeper(ctx), name="vidgate-sweeper"),
         asyncio.create_task(run_queue_stats(ctx), name="vidgate-queue-stats"),
+        asyncio.create_task(run_housekeeping(ctx), name="vidgate-housekeeping"),
     ]
     if worker_queues.MEDIA in queues:
         # Where media is: with storage on a host's disk, another host would forget blobs
