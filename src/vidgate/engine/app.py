@@ -110,6 +110,8 @@ async def run_worker(
             ctx, context, f"{name}-{queue}", queue, concurrency, shutdown.drain_s
         )
     ]
+    for task in (*housekeeping, *loops, *fetchers):
+        task.add_done_callback(_report_part_end)
     log.info("worker.started", queues=",".join(q for q in worker_queues.QUEUES if q in queues))
     try:
         await shutdown.wait()
@@ -143,6 +145,13 @@ async def worker_beside(
             worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker
+
+
+def _report_part_end(task: asyncio.Task[None]) -> None:
+    """A part of the worker that died on an error stops its work until the process
+    restarts: say so (the others go on)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("worker.part_died", part=task.get_name(), exc_info=task.exception())
 
 
 def _report_worker_end(task: asyncio.Task[None]) -> None:
