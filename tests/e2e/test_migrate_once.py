@@ -40,8 +40,8 @@ def test_processes_starting_together_migrate_once(
         try:
             for srv in servers:
                 srv.log_path = tmp_path / f"{srv.data_dir.name}.log"
-                with srv.log_path.open("w") as log:
-                    srv.proc = srv._spawn(log)
+                with srv.log_path.open("w") as out:
+                    srv.proc = srv._spawn(out)
             waiting_sql = (
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
                 " AND objid = %s AND database = (SELECT oid FROM pg_database"
@@ -72,10 +72,10 @@ def test_processes_starting_together_migrate_once(
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
         row = holder.execute("SELECT version_num FROM alembic_version").fetchone()
         assert row == (head,)
-    applied = [re.findall(r"migrate\.applied.*", log) for log in logs]
+    applied = [re.findall(r"migrate\.applied.*", text) for text in logs]
     assert sum(map(len, applied)) == 1, applied
     assert f"to_revision={head}" in next(line for lines in applied for line in lines)
-    for log in logs:
-        assert "Traceback" not in log and "[error" not in log, log
+    for text in logs:
+        assert "Traceback" not in text and "[error" not in text, text
     for srv in servers:
         assert srv.proc is not None and srv.proc.returncode == 0, srv.log()

@@ -161,18 +161,26 @@ def test_queues_and_sigterm_hand_over_one_job_between_workers(
         state, upstream_id = job()
         assert state in ("waiting", "finalizing") and upstream_id is not None, api.log()
 
-        # 2. Polled to finalizing by a worker without `media`, where it stays.
+        # 2. Polled to finalizing by a worker without `media`, where it stays: all the
+        # while the media worker of step 3 starts up (seconds), nothing takes it.
         poller.wait_started()
         _wait_for(lambda: job()[0] == "finalizing", "finalizing", poller.log)
-        time.sleep(1.0)
-        assert job()[0] == "finalizing" and finalize_steps() == [("todo", 0)]
-        assert fake.downloads_held == 0
-
-        # 3. A media worker with a 2 s bound, SIGTERM mid-finalize: handed back.
         media = Worker(
             tmp_path, "media", {**env, "VIDGATE_SHUTDOWN_TIMEOUT_S": "2"}, "--queues=media"
         )
         workers.append(media)
+        looks = 0
+        while True:
+            steps, state = finalize_steps(), job()[0]
+            if "worker.started" in media.log():
+                break
+            # Read before the media worker had started: only the poll worker could act.
+            assert (steps, state) == ([("todo", 0)], "finalizing"), poller.log()
+            looks += 1
+            time.sleep(0.05)
+        assert looks >= 5 and fake.downloads_held == 0
+
+        # 3. The media worker, with a 2 s bound, SIGTERM mid-finalize: handed back.
         _wait_for(lambda: fake.downloads_held == 1, "the download", media.log)
         media.terminate(within_s=2.5)
         assert finalize_steps() == [("todo", 1)], media.log()
