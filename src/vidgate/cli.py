@@ -96,7 +96,7 @@ def serve(
     from vidgate.engine.app import worker_beside
     from vidgate.engine.shutdown import Shutdown
     from vidgate.heap import freeze_startup_heap
-    from vidgate.process_exit import SignalFreeServer, leave, stop_on_signals
+    from vidgate.process_exit import SignalFreeServer, run_then_leave, stop_on_signals
     from vidgate.runtime import open_runtime, prepare_database
 
     settings = _settings(data_dir, host=host, port=port)
@@ -161,10 +161,7 @@ def serve(
     # Until main() handles it: SIGTERM is a normal exit, so that atexit handlers run (the
     # last process using the embedded PostgreSQL stops it).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
-        runner.run(main())
-        if shutdown.requested:
-            leave(0)
+    run_then_leave(main(), shutdown, _event_loop_factory())
 
 
 @app.command()
@@ -188,7 +185,7 @@ def worker(
     from vidgate.engine.shutdown import Shutdown
     from vidgate.heap import freeze_startup_heap
     from vidgate.metrics import serve_process_metrics
-    from vidgate.process_exit import leave, stop_on_signals
+    from vidgate.process_exit import run_then_leave, stop_on_signals
     from vidgate.runtime import open_runtime, prepare_database
 
     settings = _settings(data_dir, worker_concurrency=concurrency, metrics_port=metrics_port)
@@ -208,13 +205,8 @@ def worker(
             freeze_startup_heap()
             await run_worker(runtime.engine, queues=chosen, shutdown=shutdown)
 
-    with (
-        contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError),
-        asyncio.Runner(loop_factory=_event_loop_factory()) as runner,
-    ):
-        runner.run(main())
-        if shutdown.requested:
-            leave(0)
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        run_then_leave(main(), shutdown, _event_loop_factory())
 
 
 def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

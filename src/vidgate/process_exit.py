@@ -24,8 +24,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from typing import NoReturn
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, NoReturn
 
 import structlog
 import uvicorn
@@ -72,6 +72,19 @@ def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
+
+
+def run_then_leave(
+    main: Coroutine[Any, Any, None],
+    shutdown: Shutdown,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None,
+) -> None:
+    """Run ``main`` on an event loop of its own; once it returns after a requested
+    shutdown, ``leave`` (before the loop's close, which waits for its executor's threads)."""
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main)
+        if shutdown.requested:
+            leave(0)
 
 
 def leave(status: int = 0) -> NoReturn:

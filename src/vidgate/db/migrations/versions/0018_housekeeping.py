@@ -7,7 +7,7 @@ procrastinate steps in id order (procrastinate's own indexes cover only ``todo``
 from alembic import op
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 
 
 def upgrade() -> None:
