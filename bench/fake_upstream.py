@@ -9,6 +9,11 @@ the first read that saw it completed, and the download. ``GET /_stats`` returns 
 By default it sends no ``openai-poll-after-ms`` header, so the gateway polls at its own
 cadence; ``--poll-after-ms`` sends one while a task runs.
 
+``progress`` grows linearly with the time from a task's creation to its end, which is
+roughly what OpenAI's does. ``POST /_finish_at`` with ``{"at": <epoch seconds>}`` makes
+every task created from then on finish at that instant (``{"at": null}``: back to the
+fixed duration): B7's simultaneous finishes.
+
     python bench/fake_upstream.py --port 9000 --duration 60
 """
 
@@ -78,6 +83,8 @@ class FakeVideos:
         self.idempotency: dict[str, str] = {}
         self.ids = itertools.count(1)
         self.video = tiny_mp4()
+        # When set, tasks created from now on finish at this instant (epoch seconds).
+        self.finish_at: float | None = None
 
     def _auth(self, request: Request) -> Response | None:
         if request.headers.get("authorization") == f"Bearer {self.api_key}":
@@ -99,7 +106,8 @@ class FakeVideos:
             status, progress = "completed", 100
         else:
             status = "in_progress"
-            progress = int(100 * (now - task.created) / self.duration_s)
+            span = max(task.available - task.created, 1e-6)
+            progress = min(99, int(100 * (now - task.created) / span))
         return {
             "id": task.id,
             "object": "video",
@@ -143,7 +151,7 @@ class FakeVideos:
             size=fields.get("size", "1280x720"),
             model=fields.get("model", "sora-2"),
             created=now,
-            available=now + self.duration_s,
+            available=self.finish_at if self.finish_at is not None else now + self.duration_s,
         )
         self.tasks[task.id] = task
         if key:
@@ -189,6 +197,11 @@ class FakeVideos:
     async def stats(self, request: Request) -> Response:
         return JSONResponse({"tasks": [t.stats() for t in self.tasks.values()]})
 
+    async def set_finish_at(self, request: Request) -> Response:
+        at = (await request.json()).get("at")
+        self.finish_at = None if at is None else float(at)
+        return JSONResponse({"at": self.finish_at})
+
     def app(self) -> Starlette:
         return Starlette(
             routes=[
@@ -197,6 +210,7 @@ class FakeVideos:
                 Route("/v1/videos/{video_id}", self.delete, methods=["DELETE"]),
                 Route("/v1/videos/{video_id}/content", self.content, methods=["GET"]),
                 Route("/_stats", self.stats, methods=["GET"]),
+                Route("/_finish_at", self.set_finish_at, methods=["POST"]),
             ]
         )
 

@@ -1,9 +1,10 @@
-"""vidgate's benchmark suite in one command: B1-B6, each against its baseline in the same
+"""vidgate's benchmark suite in one command: B1-B8, each against its baseline in the same
 run; prints a table and writes docs/benchmarks.md (machine, date, command).
 
     python bench/run.py                 # everything (about 20 minutes on 2 cores)
     python bench/run.py --quick         # smaller B3/B6, shorter runs (a few minutes)
     python bench/run.py --only B1,B2 --profile
+    python bench/run.py --only B7,B8 --litellm /path/to/venv/bin/litellm
 
 Needs wrk and nginx (and py-spy for --profile); see bench/README.md.
 """
@@ -24,10 +25,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import REPO, Postgres, machine_info, missing_tools
+from bench.latency import LatencyBench, find_litellm
 from bench.report import Results, Row, print_table, write_markdown
 from bench.suites import Bench, Config
 
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6")
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -45,6 +47,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--b5-jobs", type=int)
     parser.add_argument("--b6-sizes", help="comma-separated stored-job counts, e.g. 10000,100000")
+    parser.add_argument("--b7-jobs", type=int, default=50, help="jobs finishing together")
+    parser.add_argument("--b7-rounds", type=int, help="rounds per gateway (3, or 2 with --quick)")
+    parser.add_argument(
+        "--litellm", help="LiteLLM's `litellm` command for B7/B8 (default: on PATH, if any)"
+    )
     parser.add_argument(
         "--output", type=Path, default=REPO / "docs" / "benchmarks.md", help="markdown report"
     )
@@ -61,7 +68,7 @@ def main(argv: list[str]) -> int:
         print(f"unknown benchmark(s): {', '.join(sorted(unknown))}; known: {', '.join(ALL)}")
         return 2
     tools = []
-    if want & {"B1", "B2", "B4", "B6"}:
+    if want & {"B1", "B2", "B4", "B6", "B8"}:
         tools.append("wrk")
     if "B4" in want:
         tools.append("nginx")
@@ -114,6 +121,15 @@ def main(argv: list[str]) -> int:
             ({"B6"}, lambda _want: bench.b6_group()),
             ({"B4", "B5"}, bench.worker_group),
             ({"B3"}, lambda _want: bench.b3()),
+            (
+                {"B7", "B8"},
+                LatencyBench(
+                    bench,
+                    litellm=find_litellm(args.litellm),
+                    rounds=args.b7_rounds or (2 if quick else 3),
+                    jobs=args.b7_jobs,
+                ).run,
+            ),
         ]
         for names, run in groups:
             if not want & names:

@@ -37,6 +37,7 @@ from vidgate.db.jobs import get_job, get_outputs, update_job
 from vidgate.engine import steps
 from vidgate.engine.backoff import MAX_POLL_S, MIN_POLL_S, POLL_AGE_FACTOR, adaptive_poll_s
 from vidgate.engine.context import EngineContext
+from vidgate.engine.poll_schedule import FAST_POLL_S
 from vidgate.engine.poller import Poller
 from vidgate.engine.runner import JobRunner
 from vidgate.engine.service import JobService, Principal
@@ -874,6 +875,33 @@ async def test_poller_reads_due_jobs_in_batches_and_leaves_the_rest(
         assert job.poll_count == (0 if job.step_attempts else 1)
     assert (await _job(runtime, later)).poll_count == 0
     assert await poller.run_due_once() == 0
+
+
+async def test_reads_near_the_expected_end_keep_it_on_the_job(
+    runtime: Runtime, setup: Any, provider: ScriptedProvider
+) -> None:
+    runner, service, principal = setup
+    url = runtime.database_url
+    job_id = await _new_job(runtime, service, principal)
+    await runner.submit(job_id)
+    # Submitted 9 s ago and 90 % done: it ends 9.9-10 s after the submit (poll_schedule.py).
+    await _update_job(runtime, job_id, submitted_at=_now() - dt.timedelta(seconds=9))
+    provider.statuses = [UpstreamStatus("running", progress=90), UpstreamStatus("running")]
+    await runner.poll(job_id)
+    end_in, delay = _due_in(url, job_id, "expected_end_at"), _next_poll(url, job_id)
+    assert end_in is not None and 0.7 < end_in <= 1.0
+    assert delay is not None and 0.7 < delay <= 1.0  # read at that end, not after 4.5 s
+    # A read that says nothing of progress keeps the end, and reads again just before it.
+    await runner.poll(job_id)
+    kept = _due_in(url, job_id, "expected_end_at")
+    assert kept is not None and abs(kept - end_in) < 0.2
+    delay = _next_poll(url, job_id)
+    assert delay is not None and delay <= FAST_POLL_S
+    # A new upstream task (a resubmission) starts without one.
+    await _update_job(runtime, job_id, state="submitting")
+    provider.statuses = []
+    await runner.submit(job_id)
+    assert _due_in(url, job_id, "expected_end_at") is None
 
 
 async def test_finished_reads_move_on_together_each_with_its_finalize_step(

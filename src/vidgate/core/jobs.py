@@ -182,6 +182,8 @@ class PollClaim:
     spec: JobSpec
     upstream_model: str | None
     upstream_state: dict[str, Any] | None
+    # When the upstream task is expected to end (engine/poll_schedule.py); None: unknown.
+    expected_end_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +195,8 @@ class PollReschedule:
     progress: int
     poll_count: int
     step_attempts: int
+    # The expected end to keep (engine/poll_schedule.py); None: the row keeps its own.
+    expected_end_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

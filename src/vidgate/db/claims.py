@@ -134,6 +134,7 @@ async def record_submissions(conn: AsyncConnection, items: list[Submitted]) -> s
             "UPDATE jobs SET state = 'waiting', upstream_id = u.upstream_id,"
             " upstream_state = u.upstream_state,"
             " submitted_at = now(), next_poll_at = now() + make_interval(secs => u.first_poll),"
+            " expected_end_at = NULL,"
             " submit_at = NULL, step_attempts = 0, updated_at = now()"
             " FROM unnest(CAST(:ids AS text[]), CAST(:upstream AS text[]),"
             " CAST(:first_poll AS float8[]), CAST(:state AS jsonb[]))"
@@ -190,7 +191,7 @@ POLL_CHANNEL = "vidgate_poll"
 
 _CLAIM_RETURNING = (
     "RETURNING id, provider, upstream_id, progress, poll_count, step_attempts,"
-    " submitted_at, next_poll_at, spec, upstream_model, upstream_state"
+    " submitted_at, next_poll_at, spec, upstream_model, upstream_state, expected_end_at"
 )
 
 
@@ -208,6 +209,7 @@ def _claims(result: sa.CursorResult[Any]) -> list[PollClaim]:
             step_attempts=row.step_attempts,
             submitted_at=row.submitted_at,
             lease_until=row.next_poll_at,
+            expected_end_at=row.expected_end_at,
         )
         for row in result
     ]
@@ -244,18 +246,21 @@ async def claim_poll(conn: AsyncConnection, job_id: str, *, lease_s: float) -> P
 async def reschedule_polls(conn: AsyncConnection, items: list[PollReschedule]) -> int:
     """Write back a batch of polls in one statement. A row whose ``next_poll_at`` no
     longer holds the claim's lease was changed meanwhile (a nudge made it due now, or
-    the job moved on) and is left as it is. Returns how many rows were written."""
+    the job moved on) and is left as it is. An item without an expected end keeps the
+    row's. Returns how many rows were written."""
     if not items:
         return 0
     result = await conn.execute(
         sa.text(
             "UPDATE jobs SET next_poll_at = now() + make_interval(secs => u.delay),"
             " progress = u.progress, poll_count = u.poll_count,"
-            " step_attempts = u.step_attempts, updated_at = now()"
+            " step_attempts = u.step_attempts,"
+            " expected_end_at = COALESCE(u.expected_end, jobs.expected_end_at),"
+            " updated_at = now()"
             " FROM unnest(CAST(:ids AS text[]), CAST(:leases AS timestamptz[]),"
             " CAST(:delays AS float8[]), CAST(:progress AS int[]), CAST(:polls AS int[]),"
-            " CAST(:attempts AS int[])) AS u(id, lease, delay, progress, poll_count,"
-            " step_attempts)"
+            " CAST(:attempts AS int[]), CAST(:ends AS timestamptz[]))"
+            " AS u(id, lease, delay, progress, poll_count, step_attempts, expected_end)"
             " WHERE jobs.id = u.id AND jobs.state = 'waiting' AND jobs.next_poll_at = u.lease"
         ),
         {
@@ -265,6 +270,7 @@ async def reschedule_polls(conn: AsyncConnection, items: list[PollReschedule]) -
             "progress": [i.progress for i in items],
             "polls": [i.poll_count for i in items],
             "attempts": [i.step_attempts for i in items],
+            "ends": [i.expected_end_at for i in items],
         },
     )
     return int(result.rowcount)

@@ -487,3 +487,6 @@ sa.Index(
     webhook_deliveries.c.updated_at,
     postgresql_where=webhook_deliveries.c.status != "pending",
 )
+# --- latency (issue 14): when a waiting job's upstream task is expected to end, as the
+# poller's schedule placed it (engine/poll_schedule.py; migration 0020). NULL: unknown.
+jobs.append_column(sa.Column("expected_end_at", sa.DateTime(timezone=True)))

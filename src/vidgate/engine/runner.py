@@ -54,9 +54,10 @@ from vidgate.db.database import autocommit
 from vidgate.db.health import log_failure
 from vidgate.db.jobs import db_now, get_job, get_outputs, insert_output, transition
 from vidgate.engine import failover, routing, steps
-from vidgate.engine.backoff import adaptive_poll_s, backoff_s
+from vidgate.engine.backoff import backoff_s
 from vidgate.engine.context import EngineContext
 from vidgate.engine.media_gc import hold_outputs
+from vidgate.engine.poll_schedule import plan_read
 from vidgate.engine.settlement import settled_cost
 from vidgate.engine.webhooks import enqueue_event
 from vidgate.media.previews import make_previews
@@ -377,15 +378,14 @@ class JobRunner:
             await self._cancel_task(claim.job_id, claim.provider, task)
             status, watch = late, late_results.watch(self.ctx.settings.late_result_poll_s)
         if status.state in ("queued", "running"):
-            delay = status.poll_after_s
-            if delay is None:
-                delay = adaptive_poll_s(_waited_s(claim))
+            delay, expected_end = plan_read(claim, status)
             return PollReschedule(
                 claim,
                 delay_s=max(_MIN_POLL_S, delay),
                 progress=min(_UPSTREAM_PROGRESS_CAP, max(claim.progress, status.progress or 0)),
                 poll_count=claim.poll_count + 1,
                 step_attempts=0,
+                expected_end_at=expected_end,
             )
         if status.state == "succeeded":
             return PollDone(claim, status.cost)
@@ -581,12 +581,6 @@ def _probe_and_preview(video: Path, tmp: Path, index: int) -> tuple[MediaInfo, P
 def _task_of(job: JobRecord, upstream_id: str) -> UpstreamTask:
     """The job's upstream task, as its adapter gets it back."""
     return UpstreamTask(upstream_id, job.spec, job.upstream_model, job.upstream_state or {})
-
-
-def _waited_s(claim: PollClaim) -> float:
-    if claim.submitted_at is None:
-        return 0.0
-    return max(0.0, time.time() - claim.submitted_at.timestamp())
 
 
 def _since(job: JobRecord) -> float:
