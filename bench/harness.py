@@ -145,6 +145,12 @@ class Postgres:
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
         self.admin_url = EmbeddedPostgres(self.root / "pg").start()
+        # B7 runs two gateways with workers at once: more than the default 100
+        # connections between them.
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET max_connections = 400")
+        self.stop()
+        self.admin_url = EmbeddedPostgres(self.root / "pg").start()
 
     def stop(self) -> None:
         """Stop the embedded server (this process is its only user)."""
@@ -233,6 +239,7 @@ class Gateway(Managed):
         *,
         worker: bool = True,
         env: dict[str, str] | None = None,
+        python: str = PY,
     ) -> None:
         super().__init__(name, data_dir.parent / f"{name}.log")
         self.data_dir = data_dir
@@ -240,6 +247,8 @@ class Gateway(Managed):
         self.worker = worker
         self.env_extra = env or {}
         self.port = free_port()
+        # Another checkout's interpreter runs that checkout's vidgate (bench B7's A/B).
+        self.python = python
 
     @property
     def base_url(self) -> str:
@@ -250,7 +259,7 @@ class Gateway(Managed):
         return clean_env(VIDGATE_DATABASE_URL=self.database_url, **self.env_extra)
 
     def start(self, timeout: float = 120) -> None:
-        argv = [PY, "-m", "vidgate", "serve", "--data-dir", str(self.data_dir)]
+        argv = [self.python, "-m", "vidgate", "serve", "--data-dir", str(self.data_dir)]
         argv += ["--port", str(self.port)]
         if not self.worker:
             argv.append("--no-worker")
@@ -270,7 +279,7 @@ class Gateway(Managed):
 
     def cli(self, *args: str) -> str:
         """``vidgate ARGS --data-dir`` this gateway's: its output; an error if it fails."""
-        argv = [PY, "-m", "vidgate", *args, "--data-dir", str(self.data_dir)]
+        argv = [self.python, "-m", "vidgate", *args, "--data-dir", str(self.data_dir)]
         result = subprocess.run(
             argv, capture_output=True, text=True, env=self.env, timeout=120, check=False
         )

@@ -20,7 +20,7 @@ import shutil
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,11 +38,13 @@ from bench.harness import (
     FakeUpstream,
     Gateway,
     Managed,
+    PySpy,
     clean_env,
     dbname,
     free_port,
     percentile,
     wait_port,
+    wrk,
 )
 from bench.report import Row, fmt_ms, fmt_rate, fmt_ratio
 from bench.suites import Bench, b3_catalogue
@@ -146,8 +148,8 @@ class LiteLLMGateway(Managed):
 class VidgateSide:
     gw: Gateway
     key: ApiKey
+    label: str = "vidgate"
     model = "bench-sora"
-    label = "vidgate"
 
     @property
     def base_url(self) -> str:
@@ -182,6 +184,8 @@ class Round:
     pg_cpu_s: float
     upstream_reads: list[int] = field(default_factory=list)
     completed_at: list[float] = field(default_factory=list)
+    # The gateway's first status read that saw the task done, per task (epoch s).
+    noticed: list[float] = field(default_factory=list)
 
 
 async def one_round(
@@ -268,14 +272,24 @@ def _tree(pid: int) -> list[int]:
 class LatencyBench:
     """B7 and B8 on one fake upstream, vidgate and the pass-throughs started once."""
 
-    def __init__(self, bench: Bench, *, litellm: str | None, rounds: int, jobs: int) -> None:
+    def __init__(
+        self,
+        bench: Bench,
+        *,
+        litellm: str | None,
+        rounds: int,
+        jobs: int,
+        baseline_python: str | None = None,
+    ) -> None:
         self.bench = bench
         self.cfg = bench.cfg
         self.litellm = litellm
+        self.baseline_python = baseline_python
         self.rounds = rounds
         self.jobs = jobs
         # A job of each gateway that completed, for B8.
         self.last_ids: dict[str, str] = {}
+        self.profiled = False
 
     def run(self, want: set[str]) -> None:
         cfg = self.cfg
@@ -285,12 +299,21 @@ class LatencyBench:
         fake.start()
         models_file = work / "models.yaml"
         models_file.write_text(yaml.safe_dump(b3_catalogue(fake.base_url)))
-        gw = self.bench.gateway("b7", worker=True, env={"VIDGATE_MODELS_FILE": str(models_file)})
+        env = {"VIDGATE_MODELS_FILE": str(models_file)}
+        gw = self.bench.gateway("b7", worker=True, env=env)
+        vidgates = [VidgateSide(gw, gw.create_key("bench-live", live=True, tenant="bench"))]
         sides: list[Any] = []
         started: list[Managed] = [fake, gw]
         try:
-            key = gw.create_key("bench-live", live=True, tenant="bench")
-            sides.append(VidgateSide(gw, key))
+            if self.baseline_python:
+                # The same rounds through another checkout's vidgate: before and after.
+                base = self.bench.gateway(
+                    "b7-baseline", worker=True, env=env, python=self.baseline_python
+                )
+                started.append(base)
+                key = base.create_key("bench-live", live=True, tenant="bench")
+                checkout = Path(self.baseline_python).parent.parent.parent
+                vidgates.append(VidgateSide(base, key, f"vidgate baseline ({checkout.name})"))
             minimal = PassThroughGateway(work, fake.base_url)
             minimal.start()
             started.append(minimal)
@@ -307,36 +330,42 @@ class LatencyBench:
                     " compared with the minimal pass-through only"
                 )
             if "B7" in want:
-                self.b7(fake, sides)
+                self.b7(fake, vidgates, sides)
             if "B8" in want:
-                self.b8(sides)
+                self.b8(vidgates[0], sides)
         finally:
             for proc in reversed(started):
                 proc.stop()
-            self.bench.pg.drop_database(gw.database_url)
+            for side in vidgates:
+                self.bench.pg.drop_database(side.gw.database_url)
 
     # --- B7 -------------------------------------------------------------------------
 
-    def b7(self, fake: FakeUpstream, sides: Sequence[Any]) -> None:
+    def b7(self, fake: FakeUpstream, vidgates: list[VidgateSide], sides: Sequence[Any]) -> None:
+        """``sides``: the pass-throughs, the minimal one first (the reference)."""
         n = self.jobs
         print(f"* B7: {n} jobs finishing upstream together, {self.rounds} round(s) per gateway")
-        vidgate = sides[0]
         # Rounds alternate between the gateways, so that all see the same machine; round
         # r of each uses the same client phases.
         plan: list[tuple[int, Any, bool]] = []
         for r in range(self.rounds):
-            plan += [(r, vidgate, True), (r, vidgate, False)]
-            plan += [(r, side, False) for side in sides[1:]]
+            for vidgate in vidgates:
+                plan += [(r, vidgate, True), (r, vidgate, False)]
+            plan += [(r, side, False) for side in sides]
         done: dict[tuple[str, bool], list[Round]] = {}
         for r, side, hint in plan:
             result = self._round(fake, side, hint, seed=r + 1)
             self.last_ids[side.label] = result.jobs[0].id
             done.setdefault((side.label, hint), []).append(result)
             print(
-                f"  {side.label}{' (hint)' if hint else ''}: round {len(done[(side.label, hint)])}"
-                f" saw done p50 {self._p(result, 'saw', 50)}"
+                f"  {side.label}{' (hint)' if hint else ''}: round {r + 1}: after upstream"
+                f" done, p50/p99 first read that saw it {_pair(_after(result, 'noticed'))},"
+                f" completed {_pair(_after(result, 'completed'))},"
+                f" client saw {_pair(_after(result, 'saw'))};"
+                f" reads/job {statistics.fmean(result.upstream_reads or [0]):.1f}",
+                flush=True,
             )
-        self._b7_rows(done, sides)
+        self._b7_rows(done, sides[0].label)
 
     def _round(self, fake: FakeUpstream, side: Any, honour_hint: bool, *, seed: int) -> Round:
         n = self.jobs
@@ -349,6 +378,12 @@ class LatencyBench:
         def pg_pids() -> list[int]:
             return self.bench.pg.server_pids(database) if database else []
 
+        spy = None
+        if self.cfg.profile and isinstance(side, VidgateSide) and not self.profiled:
+            # The first vidgate round, from the creates to the last download.
+            self.profiled = True
+            spy = PySpy(gw_pid, self.cfg.out / "profile-B7-round.txt", int(TASK_S) + 8, rate=200)
+            spy.__enter__()
         started = time.time()
         with CpuMeter(lambda: _tree(gw_pid)) as cpu, CpuMeter(pg_pids) as pg:
             jobs = asyncio.run(
@@ -363,6 +398,9 @@ class LatencyBench:
                 )
             )
         ended = time.time()
+        if spy is not None:
+            spy.__exit__(None, None, None)
+            self.bench._keep_profile("B7-round", spy.out)
         httpx.post(f"{fake.base_url.removesuffix('/v1')}/_finish_at", json={"at": None})
         result = Round(
             side.label, honour_hint, finish_at, jobs, started, ended, cpu.seconds, pg.seconds
@@ -377,16 +415,11 @@ class LatencyBench:
                     ([j.id for j in jobs],),
                 ).fetchall()
             result.completed_at = [float(r[0]) for r in rows]
+            result.noticed = [float(t["noticed"]) for t in tasks if t["noticed"] is not None]
         return result
 
-    @staticmethod
-    def _p(r: Round, what: str, pct: float) -> str:
-        values = _after(r, what)
-        return f"{percentile(values, pct):.2f} s" if values else "n/a"
-
-    def _b7_rows(self, done: dict[tuple[str, bool], list[Round]], sides: Sequence[Any]) -> None:
+    def _b7_rows(self, done: dict[tuple[str, bool], list[Round]], pass_label: str) -> None:
         add = self.bench.add
-        pass_label = sides[1].label
         base = done[(pass_label, False)]
         base_bytes = [v for r in base for v in _after(r, "bytes")]
         for (label, hint), rounds in done.items():
@@ -395,6 +428,7 @@ class LatencyBench:
             if errors:
                 self.bench.results.note(f"B7 {name}: {len(errors)} jobs failed: {errors[:3]}")
             completed = [v for r in rounds for v in _after(r, "completed")]
+            noticed = [v for r in rounds for v in _after(r, "noticed")]
             saw = [v for r in rounds for v in _after(r, "saw")]
             had = [v for r in rounds for v in _after(r, "bytes")]
             reads = [v for r in rounds for v in r.upstream_reads]
@@ -410,6 +444,14 @@ class LatencyBench:
                         f"{percentile(completed, 50):.2f} s / {p99:.2f} s",
                         goal="p99 <= 0.5 s",
                         ok=p99 <= 0.5 and len(completed) == jobs,
+                    )
+                )
+            if noticed:
+                add(
+                    Row(
+                        "B7",
+                        f"{name}:   of which upstream done -> first read that saw it",
+                        _pair(noticed),
                     )
                 )
             add(Row("B7", f"{name}: upstream done -> client saw completed, p50 / p99", _pair(saw)))
@@ -438,10 +480,9 @@ class LatencyBench:
 
     # --- B8 -------------------------------------------------------------------------
 
-    def b8(self, sides: Sequence[Any]) -> None:
+    def b8(self, vidgate: VidgateSide, sides: Sequence[Any]) -> None:
         cfg = self.cfg
-        vidgate: VidgateSide = sides[0]
-        target = self._completed_job(vidgate)
+        target = self.last_ids.get(vidgate.label) or self._completed_job(vidgate)
         status_url = f"{vidgate.base_url}/v1/videos/{target}"
         content_url = f"{status_url}/content"
         signed = httpx.get(
@@ -465,6 +506,14 @@ class LatencyBench:
                 headers=headers,
             )
             measured[name] = (result.rps, cpu_ms, pg_ms)
+            if name != "status read":
+                self.bench.profiled(
+                    f"B8-{name.split()[-1]}",
+                    vidgate.gw.pid,
+                    lambda url=url, headers=headers: wrk(
+                        url, connections=cfg.connections, duration_s=cfg.measure_s, headers=headers
+                    ),
+                )
         status_cpu = measured["status read"][1]
         for name, (rps, cpu_ms, pg_ms) in measured.items():
             ratio = cpu_ms / status_cpu if status_cpu else float("nan")
@@ -480,9 +529,9 @@ class LatencyBench:
                     ratio <= 2 if goal else None,
                 )
             )
-        for side in sides[1:]:
+        for side in sides:
             # The pass-throughs fetch the video from the fake on every request.
-            video_id = self._passthrough_job(side)
+            video_id = self._completed_job(side)
             url = f"{side.base_url}/v1/videos/{video_id}/content"
             self.bench.warm(url, headers=side.headers)
             result, cpu_ms, _ = self.bench.load_cpu(
@@ -503,17 +552,8 @@ class LatencyBench:
                 )
             )
 
-    @staticmethod
-    def _completed_job(side: VidgateSide) -> str:
-        with psycopg.connect(side.gw.database_url, autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT id FROM jobs WHERE state = 'completed' ORDER BY completed_at LIMIT 1"
-            ).fetchone()
-        if row is None:
-            raise RuntimeError("B8 needs a completed job: run it with B7")
-        return str(row[0])
-
-    def _passthrough_job(self, side: Any) -> str:
+    def _completed_job(self, side: Any) -> str:
+        """A job of ``side`` that completed: one of B7's, or a new one."""
         if side.label in self.last_ids:
             return self.last_ids[side.label]
         ids = asyncio.run(
@@ -525,14 +565,14 @@ class LatencyBench:
 
 
 def _after(r: Round, what: str) -> list[float]:
-    """Seconds after the upstream finish: of the gateway's completion, of the client
-    seeing it, of the client holding the bytes."""
+    """Seconds after the upstream finish: of the gateway's completion, of its first read
+    that saw the task done, of the client seeing it, of the client holding the bytes."""
     if what == "completed":
         return [t - r.finish_at for t in r.completed_at]
-    pick: Callable[[JobSeen], float | None] = (
-        (lambda j: j.saw_done) if what == "saw" else (lambda j: j.had_bytes)
-    )
-    return [t - r.finish_at for j in r.jobs if (t := pick(j)) is not None]
+    if what == "noticed":
+        return [t - r.finish_at for t in r.noticed]
+    times = [j.saw_done if what == "saw" else j.had_bytes for j in r.jobs]
+    return [t - r.finish_at for t in times if t is not None]
 
 
 def _pair(values: list[float]) -> str:

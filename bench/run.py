@@ -53,6 +53,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--litellm", help="LiteLLM's `litellm` command for B7/B8 (default: on PATH, if any)"
     )
     parser.add_argument(
+        "--b7-baseline-python",
+        help="B7 also through the vidgate of another checkout: its venv's python",
+    )
+    parser.add_argument(
         "--output", type=Path, default=REPO / "docs" / "benchmarks.md", help="markdown report"
     )
     parser.add_argument("--no-write", action="store_true", help="do not write the report")
@@ -128,6 +132,7 @@ def main(argv: list[str]) -> int:
                     litellm=find_litellm(args.litellm),
                     rounds=args.b7_rounds or (2 if quick else 3),
                     jobs=args.b7_jobs,
+                    baseline_python=args.b7_baseline_python,
                 ).run,
             ),
         ]

@@ -20,6 +20,7 @@ import psycopg
 import yaml
 
 from bench.harness import (
+    PY,
     REPO,
     ApiKey,
     CpuMeter,
@@ -83,10 +84,13 @@ class Bench:
     def add(self, row: Row) -> None:
         self.results.add(row)
 
-    def gateway(self, name: str, *, worker: bool, env: dict[str, str] | None = None) -> Gateway:
+    def gateway(
+        self, name: str, *, worker: bool, env: dict[str, str] | None = None, python: str = PY
+    ) -> Gateway:
         data = self.cfg.work / name
         data.mkdir(parents=True, exist_ok=True)
-        gw = Gateway(name, data / "data", self.pg.new_database(name), worker=worker, env=env)
+        database = self.pg.new_database(name)
+        gw = Gateway(name, data / "data", database, worker=worker, env=env, python=python)
         print(f"* starting gateway {name!r} ({'API + worker' if worker else 'API only'})")
         gw.start()
         return gw

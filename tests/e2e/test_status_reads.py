@@ -1,6 +1,6 @@
-"""``GET /v1/videos/{id}``: the edge answers it before routing (api/fast_lane.py); the
-FastAPI route answers the same request when it carries a query string. Both must say
-exactly the same thing, errors included."""
+"""``GET /v1/videos/{id}`` and ``.../content``: the edge answers them before routing
+(api/fast_lane.py); the FastAPI route answers the same request when it carries a query
+string the edge does not take. Both must say exactly the same thing, errors included."""
 
 from __future__ import annotations
 
@@ -71,6 +71,40 @@ def test_the_fast_lane_and_the_route_answer_alike(
         assert _same(responses)["error"]["code"] == code
     unknown = _same(_both(server, "video_01nothinghere0000000000000", owner))
     assert unknown["error"]["code"] == "video_not_found"
+    _downloads_alike(server, video_id, owner, {"Authorization": f"Bearer {key_b}"})
+
+
+def _downloads_alike(
+    server: ServerProcess, video_id: str, owner: dict[str, str], other: dict[str, str]
+) -> None:
+    """``/content`` from the edge (a query it reads as the route would) and from the
+    route (an extra parameter sends it there): the same answers, bytes and errors."""
+    url = f"{server.base_url}/v1/videos/{video_id}/content"
+    task = httpx.get(f"{server.base_url}/v1/videos/generations/{video_id}", headers=owner).json()
+    signed = task["data"][0]["url"]
+    query = signed.split("?", 1)[1]
+    cases: list[tuple[str, dict[str, str]]] = [
+        ("", owner),
+        ("?variant=thumbnail&index=0", owner),
+        ("?variant=spritesheet", owner),
+        (f"?{query}", {}),  # the signed link, no key
+        (f"?{query}", other),
+        ("", other),  # another tenant's key
+        ("", {}),
+        ("?index=1", owner),  # out of range for one output
+        (f"?{query.replace('signature=', 'signature=x')}", {}),  # a bad signature
+    ]
+    for suffix, headers in cases:
+        for extra in ({}, {"Range": "bytes=10-19"}):
+            fast = httpx.get(url + suffix, headers={**headers, **extra})
+            routed = httpx.get(f"{url}{suffix or '?'}&via=route", headers={**headers, **extra})
+            assert fast.status_code == routed.status_code, (suffix, extra)
+            assert fast.content == routed.content, (suffix, extra)
+            assert {k: v for k, v in fast.headers.items() if k != "date"} == {
+                k: v for k, v in routed.headers.items() if k != "date"
+            }, (suffix, extra)
+    assert httpx.get(url, headers=owner).headers["content-type"] == "video/mp4"
+    assert httpx.get(url, headers=other).json()["error"]["code"] == "video_not_found"
 
 
 def test_other_paths_under_videos_are_not_taken_for_ids(server: ServerProcess, key_a: str) -> None:

@@ -1,4 +1,5 @@
-"""``GET /v1/videos/{id}`` answered before FastAPI's routing.
+"""``GET /v1/videos/{id}`` and ``GET /v1/videos/{id}/content`` answered before FastAPI's
+routing.
 
 Every client that waits for a video polls this route (the ``openai`` SDK once a
 second per video), so it is the gateway's hottest request by far. Through FastAPI,
@@ -8,16 +9,27 @@ one prepared read and one JSON encode. So the edge answers it directly, with the
 code the FastAPI route runs (``video_status``, which builds the ``StatusResponse``
 both send) and the same error bodies, and the route stays for everything else it
 means (the OpenAPI schema, ids of another shape).
+
+A download of a small stored video went the same way: routing, dependencies and query
+validation were a large share of its cost once the file came from memory
+(services/small_blobs.py). The edge answers a download whose query it reads exactly as
+the route would (each of ``variant``, ``index``, ``expires``, ``signature`` at most
+once, known variants, plain digits in range) with the route's own code
+(``content.video_content``); anything else goes to the route, whose answers
+(validation errors included) are the reference.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from vidgate.api.content import video_content
 from vidgate.api.errors import DATABASE_ERRORS, database_error_response, error_response
 from vidgate.api.views import video_json
 from vidgate.core.errors import VidgateError
@@ -61,6 +73,63 @@ async def video_status(state: ApiState, authorization: str | None, video_id: str
     return StatusResponse(orjson.dumps(video_json(job)), job.is_terminal)
 
 
+_CONTENT = "/content"
+_VARIANTS = frozenset({"video", "thumbnail", "spritesheet"})
+_QUERY_NAMES = frozenset({"variant", "index", "expires", "signature"})
+_MAX_INDEX = 63  # the route's Query(le=63)
+
+
+@dataclass(frozen=True, slots=True)
+class _ContentQuery:
+    video_id: str
+    variant: str = "video"
+    index: int = 0
+    expires: int | None = None
+    signature: str | None = None
+
+
+def _content_query(scope: Scope) -> _ContentQuery | None:
+    """What ``GET /v1/videos/<video id>/content?...`` asks for, when the query is one the
+    route would read the same way; None for anything else."""
+    if scope["method"] != "GET":
+        return None
+    path: str = scope["path"]
+    if not path.startswith(_PREFIX) or not path.endswith(_CONTENT):
+        return None
+    video_id = path[len(_PREFIX) : -len(_CONTENT)]
+    if not video_id.startswith(_ID_PREFIX) or "/" in video_id:
+        return None
+    fields: dict[str, str] = {}
+    if scope["query_string"]:
+        try:
+            pairs = parse_qsl(
+                scope["query_string"].decode("ascii"), keep_blank_values=True, strict_parsing=True
+            )
+        except (UnicodeDecodeError, ValueError):
+            return None
+        for name, value in pairs:
+            if name in fields or name not in _QUERY_NAMES:
+                return None
+            fields[name] = value
+    variant = fields.get("variant", "video")
+    index, expires = fields.get("index", "0"), fields.get("expires")
+    if variant not in _VARIANTS or not _digits(index, 2) or int(index) > _MAX_INDEX:
+        return None
+    if expires is not None and not _digits(expires, 15):
+        return None
+    return _ContentQuery(
+        video_id,
+        variant,
+        int(index),
+        int(expires) if expires is not None else None,
+        fields.get("signature"),
+    )
+
+
+def _digits(text: str, most: int) -> bool:
+    return 0 < len(text) <= most and text.isascii() and text.isdigit()
+
+
 def _video_id(scope: Scope) -> str | None:
     """The id when ``scope`` is exactly ``GET /v1/videos/<video id>`` with no query."""
     if scope["method"] != "GET" or scope["query_string"]:
@@ -75,20 +144,38 @@ def _video_id(scope: Scope) -> str | None:
 
 
 async def try_fast_lane(scope: Scope, receive: Receive, send: Send) -> bool:
-    """Answer the request if it is a status read of a video; False to pass it on."""
+    """Answer the request if it is a status read or a plain download of a video; False
+    to pass it on."""
     video_id = _video_id(scope)
-    if video_id is None:
+    content = _content_query(scope) if video_id is None else None
+    if video_id is None and content is None:
         return False
     state: ApiState | None = getattr(scope["app"].state, "api", None)
     if state is None:  # not started yet: FastAPI answers as it would
         return False
     scope[ROUTE_KEY] = ROUTE
-    authorization = None
+    authorization = range_header = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization = value.decode("latin-1")
-            break
+        elif name == b"range":
+            range_header = value.decode("latin-1")
     try:
+        if content is not None:
+            download = await video_content(
+                state,
+                authorization,
+                content.video_id,
+                variant=content.variant,
+                index=content.index,
+                expires=content.expires,
+                signature=content.signature,
+                method=scope["method"],
+                range_header=range_header,
+            )
+            await download(scope, receive, send)
+            return True
+        assert video_id is not None
         response = await video_status(state, authorization, video_id)
     except VidgateError as error:
         await error_response(error)(scope, receive, send)

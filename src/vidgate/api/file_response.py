@@ -30,6 +30,7 @@ import contextlib
 import mmap
 import os
 import stat
+from typing import Any
 
 import anyio.to_thread
 from starlette.datastructures import Headers, MutableHeaders
@@ -48,11 +49,30 @@ _NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None) if hasattr(os, "preadv") e
 
 
 class FastFileResponse(FileResponse):
-    """``FileResponse`` with the same headers, status codes and range semantics."""
+    """``FileResponse`` with the same headers, status codes and range semantics.
+
+    ``content``: the file's bytes, already read with ``stat_result`` (a small file held
+    in memory): sent from there in one piece, without opening the file.
+    """
 
     mapped_chunk_size = CHUNK_SIZE
 
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        content: bytes | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(path, **kwargs)
+        self.content = content
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.content is not None and self.stat_result is not None:
+            if self._can_send(scope) and await self._send_content(scope, send, self.content):
+                return
+            # What it does not answer itself, Starlette answers from the file.
+            self.stat_result = None
         if not self._can_map(scope):
             await super().__call__(scope, receive, send)
             return
@@ -69,12 +89,10 @@ class FastFileResponse(FileResponse):
         if not served:
             await super().__call__(scope, receive, send)
 
-    def _can_map(self, scope: Scope) -> bool:
+    def _can_send(self, scope: Scope) -> bool:
+        """Whether this is a request answered here: a GET or HEAD of the whole file or
+        one byte range, without ``If-Range``."""
         if scope["type"] != "http" or self.status_code != 200 or self.background is not None:
-            return False
-        if self.stat_result is not None:
-            # A size given by the caller could exceed the file, and touching a mapped
-            # page past its end raises SIGBUS; only a fresh fstat() is trusted here.
             return False
         if scope["method"].upper() not in ("GET", "HEAD"):
             return False
@@ -84,25 +102,49 @@ class FastFileResponse(FileResponse):
         # A server that sends files itself does better than any copy through send().
         return "range" in headers or "http.response.pathsend" not in scope.get("extensions", {})
 
+    def _can_map(self, scope: Scope) -> bool:
+        # A size given by the caller could exceed the file, and touching a mapped page
+        # past its end raises SIGBUS; only a fresh fstat() is trusted here.
+        return self.stat_result is None and self._can_send(scope)
+
+    def _answer(
+        self, scope: Scope, stat_result: os.stat_result
+    ) -> tuple[int, int, int, list[tuple[bytes, bytes]]] | None:
+        """Status, byte range and headers of the answer; None to hand it back."""
+        self.set_stat_headers(stat_result)
+        size = stat_result.st_size
+        range_header = Headers(scope=scope).get("range")
+        if range_header is None:
+            return 200, 0, size, self.raw_headers
+        single = parse_single_range(range_header, size)
+        if single is None:
+            return None
+        start, end = single
+        ranged = MutableHeaders(raw=list(self.raw_headers))
+        ranged["content-range"] = f"bytes {start}-{end - 1}/{size}"
+        ranged["content-length"] = str(end - start)
+        return 206, start, end, ranged.raw
+
+    async def _send_content(self, scope: Scope, send: Send, content: bytes) -> bool:
+        """Answer from ``content`` in one piece, or return False (having sent nothing)."""
+        assert self.stat_result is not None
+        answer = self._answer(scope, self.stat_result)
+        if answer is None:
+            return False
+        status, start, end, headers = answer
+        body = b"" if scope["method"].upper() == "HEAD" else content[start:end]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        return True
+
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, fd: int, stat_result: os.stat_result
     ) -> bool:
         """Answer the request, or return False (having sent nothing) to hand it back."""
-        self.set_stat_headers(stat_result)
-        size = stat_result.st_size
-        status, start, end = 200, 0, size
-        headers = self.raw_headers
-        range_header = Headers(scope=scope).get("range")
-        if range_header is not None:
-            single = parse_single_range(range_header, size)
-            if single is None:
-                return False
-            start, end = single
-            status = 206
-            ranged = MutableHeaders(raw=list(self.raw_headers))
-            ranged["content-range"] = f"bytes {start}-{end - 1}/{size}"
-            ranged["content-length"] = str(end - start)
-            headers = ranged.raw
+        answer = self._answer(scope, stat_result)
+        if answer is None:
+            return False
+        status, start, end, headers = answer
         if scope["method"].upper() == "HEAD" or start == end:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -22,6 +22,7 @@ from vidgate.media.previews import (
 )
 from vidgate.media.s3_storage import S3BlobStore
 from vidgate.media.storage import BlobStore
+from vidgate.services.small_blobs import SmallBlobs, SmallFile
 
 VARIANTS = {
     "video": ("video_sha256", VIDEO_CONTENT_TYPE, "mp4"),
@@ -63,6 +64,7 @@ class MediaService:
         self._db = db
         # Settings.storage_links: only an S3 store can hand a download to the bucket.
         self._presign = isinstance(blobs, S3BlobStore) and links == "presigned"
+        self._small = SmallBlobs()
 
     @staticmethod
     def output_file(
@@ -103,6 +105,11 @@ class MediaService:
     def local_path(self, sha256: str) -> Path | None:
         """Where the blob lives on local disk, to be mapped and sent; None if remote."""
         return self._blobs.local_path(sha256)
+
+    async def small_file(self, path: Path) -> SmallFile | None:
+        """A small local blob's bytes, from memory after the first read
+        (services/small_blobs.py); None for larger ones."""
+        return await self._small.get(path)
 
     async def size(self, sha256: str) -> int:
         return await self._blobs.size(sha256)

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from starlette.routing import Route
 
 from vidgate.api import file_response
 from vidgate.api.file_response import FastFileResponse, parse_single_range
+from vidgate.services.small_blobs import SmallFile, _read_small
 
 # Small slices, so a few hundred KiB cross many slice boundaries; the size is no
 # multiple of the slice, of the page or of the 1 MiB residency probe stride.
@@ -53,14 +55,21 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _app(files: dict[str, Path]) -> Starlette:
     def serve(request: Request) -> Response:
         kind = request.path_params["kind"]
+        path = files[request.path_params["name"]]
+        options: dict[str, Any] = {
+            "media_type": "video/mp4",
+            "filename": "vid_1.mp4",
+            "content_disposition_type": "inline",
+            "headers": {"Cache-Control": "private, max-age=31536000, immutable"},
+        }
+        if kind == "mem":
+            # A small file held in memory (services/small_blobs.py), sent from there.
+            small = _read_small(path, 1 << 30)
+            assert isinstance(small, SmallFile)
+            options.update(content=small.data, stat_result=small.stat_result)
+            return FastFileResponse(path, **options)
         cls = {"fast": SmallSliceResponse, "default": FastFileResponse, "ref": FileResponse}[kind]
-        return cls(
-            files[request.path_params["name"]],
-            media_type="video/mp4",
-            filename="vid_1.mp4",
-            content_disposition_type="inline",
-            headers={"Cache-Control": "private, max-age=31536000, immutable"},
-        )
+        return cls(path, **options)
 
     return Starlette(routes=[Route("/{kind}/{name}", serve, methods=["GET", "HEAD"])])
 
@@ -106,6 +115,14 @@ def _both(
 ) -> tuple[httpx.Response, httpx.Response]:
     fast = client.request(method, f"/fast/{name}", headers=headers)
     ref = client.request(method, f"/ref/{name}", headers=headers)
+    # The same file sent from memory answers exactly as from disk.
+    mem = client.request(method, f"/mem/{name}", headers=headers)
+    # A multipart answer's boundary is random.
+    boundary = re.compile(rb"[0-9a-f]{26}")
+    assert mem.status_code == fast.status_code
+    assert boundary.sub(b"B", mem.content) == boundary.sub(b"B", fast.content)
+    same = {k: boundary.sub(b"B", v.encode()) for k, v in _headers(mem).items()}
+    assert same == {k: boundary.sub(b"B", v.encode()) for k, v in _headers(fast).items()}
     return fast, ref
 
 

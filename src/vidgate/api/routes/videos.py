@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from vidgate.api.billing_schemas import EstimateBody, EstimateObject, estimate_json
-from vidgate.api.content import blob_response, check_not_expired
+from vidgate.api.content import video_content as content_response
 from vidgate.api.deps import Caller, State, Writer, get_writer
 from vidgate.api.fast_lane import video_status
 from vidgate.api.inputs import inspect_url, parse_model, read_body
@@ -25,9 +25,8 @@ from vidgate.api.schemas import (
 )
 from vidgate.api.views import video_json
 from vidgate.config import Settings
-from vidgate.core.errors import InvalidImage, InvalidParameter, InvalidRequest, NotFound
-from vidgate.core.jobs import JobState
-from vidgate.engine.service import InputImage, JobService, Principal
+from vidgate.core.errors import InvalidImage, InvalidRequest
+from vidgate.engine.service import InputImage, JobService
 
 router = APIRouter(prefix="/v1/videos", tags=["videos (OpenAI shape)"])
 
@@ -249,31 +248,16 @@ async def video_content(
     expires: int | None = None,
     signature: str | None = None,
 ) -> Response:
-    """The stored file. Either an API key of the owner, or a valid signed link."""
-    jobs, media = state.jobs, state.media
-    if signature is not None:
-        if expires is None or not media.verify_output_link(
-            video_id, variant, index, expires, signature
-        ):
-            # Indistinguishable from a missing video: a bad link reveals nothing.
-            raise NotFound(
-                f"no video with id {video_id!r}", param="video_id", code="video_not_found"
-            )
-        job, outputs = await jobs.outputs_unscoped(video_id)
-    else:
-        principal: Principal = await state.auth.authenticate(request.headers.get("authorization"))
-        job, outputs = await jobs.get_with_outputs(principal, video_id)
-    if job.state != JobState.COMPLETED:
-        raise InvalidParameter(
-            f"video {video_id} is {job.state}; content is available once it has completed",
-            param="video_id",
-            code="video_not_ready",
-        )
-    check_not_expired(job)
-    return await blob_response(
-        media,
-        media.output_file(outputs, video_id, variant, index),
+    """The stored file. Either an API key of the owner, or a valid signed link (the
+    common requests are answered at the edge by the same code, ``fast_lane.py``)."""
+    return await content_response(
+        state,
+        request.headers.get("authorization"),
+        video_id,
+        variant=variant,
+        index=index,
+        expires=expires,
+        signature=signature,
         method=request.method,
         range_header=request.headers.get("range"),
-        expires=expires if signature is not None else None,
     )
