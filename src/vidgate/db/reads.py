@@ -7,8 +7,9 @@ with rows built straight into the records of core/jobs.py (a job's spec parsed f
 stored JSON text: one parse, no dict in between). Writes, and reads that
 must see a transaction, stay on the engine.
 
-Reads of a job by id (every status poll) are also coalesced: those that arrive while
-the previous lookup is on its way share one query (``_JobBatcher``). Under load that
+Reads of a job by id (every status poll), and of a job with its outputs (every
+download), are also coalesced: those that arrive while the previous lookup is on its
+way share one query (``_Batcher``). Under load that
 turns dozens of round trips into one; a lone request still goes out at once.
 
 ``EngineReads`` answers the same questions through the engine, for code that builds a
@@ -20,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 import psycopg
 from psycopg.rows import BaseRowFactory, RowMaker, args_row
@@ -42,7 +43,7 @@ _OUTPUT_FIELDS = tuple(f.name for f in dataclasses.fields(OutputRecord))
 
 _JOB = f"SELECT {_JOB_COLUMNS} FROM jobs j WHERE j.id = %s AND j.tenant_id = %s"
 # Several jobs by id (primary key), of the asking tenants only; the exact (id, tenant)
-# pairs are matched in ``_JobBatcher``.
+# pairs are matched in ``_live_jobs``.
 _LIVE_JOBS = (
     f"SELECT {_JOB_COLUMNS} FROM jobs j"
     " WHERE j.id = ANY(%s) AND j.tenant_id = ANY(%s) AND j.deleted_at IS NULL"
@@ -54,10 +55,11 @@ _OUTPUTS = (
     + ", ".join(f'o."{name}"' for name in _OUTPUT_FIELDS)
     + ") ORDER BY o.\"index\"), '[]') FROM job_outputs o WHERE o.job_id = j.id)"
 )
-_JOB_WITH_OUTPUTS = (
-    f"SELECT {_JOB_COLUMNS}, {_OUTPUTS} FROM jobs j WHERE j.id = %s AND j.deleted_at IS NULL"
+# Several by id (primary key); the tenant, where the caller has one, is matched in
+# ``_live_jobs_with_outputs``.
+_LIVE_JOBS_WITH_OUTPUTS = (
+    f"SELECT {_JOB_COLUMNS}, {_OUTPUTS} FROM jobs j WHERE j.id = ANY(%s) AND j.deleted_at IS NULL"
 )
-_OWNED_JOB_WITH_OUTPUTS = _JOB_WITH_OUTPUTS + " AND j.tenant_id = %s"
 
 _ACTIVE_KEY = (
     "SELECT k.id, k.tenant_id, t.name, k.name, k.prefix, k.mode, k.role, k.created_at,"
@@ -145,11 +147,14 @@ class JobReads(Protocol):
         """The unrevoked, unexpired key with this secret hash."""
 
 
-_Waiter = tuple[str, str, "asyncio.Future[JobRecord | None]"]
+Key = TypeVar("Key", bound=Hashable)
+Found = TypeVar("Found")
+Fetch = Callable[[psycopg.AsyncConnection[Any], list[Key]], Awaitable[dict[Key, Found]]]
 
 
-class _JobBatcher:
-    """Live jobs by (id, tenant): concurrent lookups share one query.
+class _Batcher(Generic[Key, Found]):
+    """Lookups by key: concurrent ones share one query (``fetch``: the keys asked, to
+    what was found for each).
 
     The first lookup of a batch starts a task; the task takes every lookup queued by
     the time it holds a connection, so a batch is whatever arrived in the meantime.
@@ -157,14 +162,15 @@ class _JobBatcher:
     was asked.
     """
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, fetch: Fetch[Key, Found]) -> None:
         self._pool = pool
-        self._queued: list[_Waiter] = []
+        self._fetch = fetch
+        self._queued: list[tuple[Key, asyncio.Future[Found | None]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def get(self, job_id: str, tenant_id: str) -> JobRecord | None:
-        found: asyncio.Future[JobRecord | None] = asyncio.get_running_loop().create_future()
-        self._queued.append((job_id, tenant_id, found))
+    async def get(self, key: Key) -> Found | None:
+        found: asyncio.Future[Found | None] = asyncio.get_running_loop().create_future()
+        self._queued.append((key, found))
         if len(self._queued) == 1:
             task = asyncio.create_task(self._run(), name="vidgate-job-reads")
             self._tasks.add(task)
@@ -172,17 +178,17 @@ class _JobBatcher:
         return await found
 
     async def _run(self) -> None:
-        batch: list[_Waiter] = []
+        batch: list[tuple[Key, asyncio.Future[Found | None]]] = []
         try:
             async with self._pool.connection() as conn:
                 batch, self._queued = self._queued, []
                 if not batch:  # an earlier task took them
                     return
-                rows = await self._fetch(conn, batch)
+                by_key = await self._fetch(conn, list({key for key, _ in batch}))
         except BaseException as exc:
             if not batch:
                 batch, self._queued = self._queued, []
-            for *_, waiter in batch:
+            for _, waiter in batch:
                 if waiter.done():
                     continue
                 if isinstance(exc, Exception):
@@ -192,18 +198,39 @@ class _JobBatcher:
             if not isinstance(exc, Exception):
                 raise
             return
-        by_key = {(row.id, row.tenant_id): row for row in rows}
-        for job_id, tenant_id, waiter in batch:
+        for key, waiter in batch:
             if not waiter.done():
-                waiter.set_result(by_key.get((job_id, tenant_id)))
+                waiter.set_result(by_key.get(key))
 
-    @staticmethod
-    async def _fetch(conn: psycopg.AsyncConnection[Any], batch: list[_Waiter]) -> list[JobRecord]:
-        ids = list({job_id for job_id, _, _ in batch})
-        tenants = list({tenant_id for _, tenant_id, _ in batch})
-        async with conn.cursor(row_factory=_JOB_ROW) as cur:
-            await cur.execute(_LIVE_JOBS, (ids, tenants))
-            return await cur.fetchall()
+
+async def _live_jobs(
+    conn: psycopg.AsyncConnection[Any], keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], JobRecord]:
+    """Live jobs by (id, tenant): one query for the ids and tenants, the exact pairs
+    matched here."""
+    ids = list({job_id for job_id, _ in keys})
+    tenants = list({tenant_id for _, tenant_id in keys})
+    async with conn.cursor(row_factory=_JOB_ROW) as cur:
+        await cur.execute(_LIVE_JOBS, (ids, tenants))
+        return {(row.id, row.tenant_id): row for row in await cur.fetchall()}
+
+
+WithOutputs = tuple[JobRecord, list[OutputRecord]]
+
+
+async def _live_jobs_with_outputs(
+    conn: psycopg.AsyncConnection[Any], keys: list[tuple[str, str | None]]
+) -> dict[tuple[str, str | None], WithOutputs]:
+    """Live jobs and their outputs by (id, tenant or None for any tenant's)."""
+    async with conn.cursor(row_factory=_JOB_WITH_OUTPUTS_ROW) as cur:
+        await cur.execute(_LIVE_JOBS_WITH_OUTPUTS, (list({job_id for job_id, _ in keys}),))
+        rows = {row[0].id: row for row in await cur.fetchall()}
+    found: dict[tuple[str, str | None], WithOutputs] = {}
+    for job_id, tenant_id in keys:
+        row = rows.get(job_id)
+        if row is not None and tenant_id in (None, row[0].tenant_id):
+            found[(job_id, tenant_id)] = row
+    return found
 
 
 class Reads:
@@ -226,7 +253,9 @@ class Reads:
             timeout=timeout_s,
             name="vidgate-reads",
         )
-        self._jobs = _JobBatcher(self._pool)
+        self._jobs = _Batcher(self._pool, _live_jobs)
+        # Downloads: a job with its outputs, batched the same way.
+        self._with_outputs = _Batcher(self._pool, _live_jobs_with_outputs)
 
     async def open(self) -> None:
         await self._pool.open(wait=True)
@@ -242,7 +271,7 @@ class Reads:
         self, job_id: str, tenant_id: str, *, include_deleted: bool = False
     ) -> JobRecord | None:
         if not include_deleted:
-            return await self._jobs.get(job_id, tenant_id)
+            return await self._jobs.get((job_id, tenant_id))
         async with self._pool.connection() as conn, conn.cursor(row_factory=_JOB_ROW) as cur:
             await cur.execute(_JOB, (job_id, tenant_id))
             return await cur.fetchone()
@@ -250,15 +279,7 @@ class Reads:
     async def job_with_outputs(
         self, job_id: str, tenant_id: str | None
     ) -> tuple[JobRecord, list[OutputRecord]] | None:
-        async with (
-            self._pool.connection() as conn,
-            conn.cursor(row_factory=_JOB_WITH_OUTPUTS_ROW) as cur,
-        ):
-            if tenant_id is None:
-                await cur.execute(_JOB_WITH_OUTPUTS, (job_id,))
-            else:
-                await cur.execute(_OWNED_JOB_WITH_OUTPUTS, (job_id, tenant_id))
-            return await cur.fetchone()
+        return await self._with_outputs.get((job_id, tenant_id))
 
     async def active_key(self, secret_hash: bytes) -> KeyRecord | None:
         async with self._pool.connection() as conn, conn.cursor(row_factory=_KEY_ROW) as cur:
