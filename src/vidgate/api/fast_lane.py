@@ -21,6 +21,7 @@ once, known variants, plain digits in range) with the route's own code
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
@@ -33,6 +34,7 @@ from vidgate.api.content import video_content
 from vidgate.api.errors import DATABASE_ERRORS, database_error_response, error_response
 from vidgate.api.views import video_json
 from vidgate.core.errors import VidgateError
+from vidgate.core.jobs import JobRecord, JobState
 
 if TYPE_CHECKING:
     from vidgate.api.deps import ApiState
@@ -47,13 +49,33 @@ ROUTE = "/v1/videos/{video_id}"
 ROUTE_KEY = "vidgate.route"
 # What the SDK's poll helper waits between status reads of a running job.
 POLL_AFTER_MS = b"1000"
+# A job being stored is complete within a moment: ask again soon.
+FINALIZING_POLL_AFTER_MS = 250
+# From the expected end of a job's upstream task to its being complete: noticing it,
+# downloading and storing the result (bench B7).
+FINALIZE_ALLOWANCE_S = 0.3
+_SOONEST_MS = 100
+
+
+def poll_after_ms(job: JobRecord, now: float) -> bytes:
+    """When a client should read a running job again: a second (the SDK's own pace),
+    or sooner where vidgate expects the job to complete sooner (just after its
+    upstream task's expected end, or while its result is being stored), so that a
+    client that follows the header sees the video without up to a second's delay."""
+    if job.state == JobState.FINALIZING:
+        return str(FINALIZING_POLL_AFTER_MS).encode()
+    if job.state == JobState.WAITING and job.expected_end_at is not None:
+        left = job.expected_end_at.timestamp() + FINALIZE_ALLOWANCE_S - now
+        if 0 < left < 1:
+            return str(max(_SOONEST_MS, round(1000 * left))).encode()
+    return POLL_AFTER_MS
 
 
 class StatusResponse(Response):
     """The answer to a status read of a video, from the edge and from the route alike:
     the video object as JSON and, while the job runs, when to ask again."""
 
-    def __init__(self, body: bytes, terminal: bool) -> None:
+    def __init__(self, body: bytes, poll_after: bytes | None) -> None:
         # Starlette's __init__ would build the same headers through a MutableHeaders.
         self.body = body
         self.status_code = 200
@@ -62,15 +84,16 @@ class StatusResponse(Response):
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
         ]
-        if not terminal:
-            self.raw_headers.append((b"openai-poll-after-ms", POLL_AFTER_MS))
+        if poll_after is not None:
+            self.raw_headers.append((b"openai-poll-after-ms", poll_after))
 
 
 async def video_status(state: ApiState, authorization: str | None, video_id: str) -> StatusResponse:
     """The status read's answer; raises ``VidgateError``."""
     principal = await state.auth.authenticate(authorization)
     job = await state.jobs.get(principal, video_id)
-    return StatusResponse(orjson.dumps(video_json(job)), job.is_terminal)
+    poll_after = None if job.is_terminal else poll_after_ms(job, time.time())
+    return StatusResponse(orjson.dumps(video_json(job)), poll_after)
 
 
 _CONTENT = "/content"

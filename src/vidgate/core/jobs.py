@@ -129,6 +129,8 @@ class JobRecord:
     task_retries: int = 0
     # When the video's media expires under its project's retention (None: kept).
     expires_at: dt.datetime | None = None
+    # When the waiting job's upstream task is expected to end (engine/poll_schedule.py).
+    expected_end_at: dt.datetime | None = None
 
     @property
     def is_terminal(self) -> bool:
