@@ -39,7 +39,9 @@ def test_the_fast_lane_and_the_route_answer_alike(
             "prompt": "status",
             "seconds": 1,
             "size": "320x240",
-            "metadata": {"sandbox_latency_ms": "300"},
+            # Long enough that both reads below see it running: while it is stored,
+            # the poll-after header says 250.
+            "metadata": {"sandbox_latency_ms": "1500"},
         },
     ).json()
     video_id = created["id"]
