@@ -172,6 +172,19 @@ GOALS = [
         "-",
         "flat within 20 %",
     ),
+    (
+        "B7",
+        "50 jobs finishing upstream at one instant, each polled by a client once a second",
+        "a minimal pass-through gateway (and LiteLLM's proxy) on the same fake upstream",
+        "upstream done -> completed p99 <= 0.5 s; client has the video no later than"
+        " through the pass-through (p99)",
+    ),
+    (
+        "B8",
+        "`GET .../content` of a small stored video (~8 KB), 64 connections",
+        "a status read of the same job",
+        "CPU per request <= 2 x the status read's",
+    ),
 ]
 
 HEADER = "\n".join(
