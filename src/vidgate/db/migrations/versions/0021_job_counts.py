@@ -11,7 +11,7 @@ on one row lock until each commits; a scrape sums the shards.
 from alembic import op
 
 revision = "0021"
-down_revision = "0018"
+down_revision = "0020"
 
 
 def upgrade() -> None:
