@@ -1,5 +1,6 @@
 """The one pure-ASGI layer in front of the app: the request id, the HTTP metrics, the
-body-size cap, the access log, and the status read of a video (``fast_lane.py``).
+body-size cap, the access log, and the status read and the plain download of a video
+(``fast_lane.py``).
 
 One layer rather than several because each costs a coroutine and a ``send`` wrapper
 per request: here one ``_Meter`` sees every response (the fast lane's too), counts it

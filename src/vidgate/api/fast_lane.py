@@ -43,8 +43,9 @@ _PREFIX = "/v1/videos/"
 # Only ids of vidgate's own shape: other segments under /v1/videos/ are routes of their
 # own (``generations``, ``extensions``) or belong to FastAPI's 404.
 _ID_PREFIX = "video_"
-# The route template the edge counts these requests under (the FastAPI route's own).
+# The route templates the edge counts these requests under (the FastAPI routes' own).
 ROUTE = "/v1/videos/{video_id}"
+CONTENT_ROUTE = "/v1/videos/{video_id}/content"
 # Where the fast lane leaves it in the scope (FastAPI's routing leaves its route).
 ROUTE_KEY = "vidgate.route"
 # What the SDK's poll helper waits between status reads of a running job.
@@ -176,7 +177,7 @@ async def try_fast_lane(scope: Scope, receive: Receive, send: Send) -> bool:
     state: ApiState | None = getattr(scope["app"].state, "api", None)
     if state is None:  # not started yet: FastAPI answers as it would
         return False
-    scope[ROUTE_KEY] = ROUTE
+    scope[ROUTE_KEY] = ROUTE if content is None else CONTENT_ROUTE
     authorization = range_header = None
     for name, value in scope["headers"]:
         if name == b"authorization":
