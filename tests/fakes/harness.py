@@ -242,6 +242,11 @@ class FakeUpstream:
                 task.state = "cancelled"
             self.cancelled.append(task.id)
 
+    def video_of(self, task: FakeTask) -> bytes:
+        """The bytes of ``task``'s result: the same tiny MP4 for every task, unless a
+        subclass makes each its own (a test of content addressing, say)."""
+        return self.video
+
     def result_url(self, task: FakeTask) -> str:
         return f"{self.base_url}/_files/{task.id}/{task.url_token}/video.mp4"
 
@@ -260,7 +265,7 @@ class FakeUpstream:
             task.url_token = secrets.token_hex(6)
             return expired
         self.downloads += 1
-        return Response(self.video, media_type="video/mp4")
+        return Response(self.video_of(task), media_type="video/mp4")
 
     def app(self) -> Starlette:
         files = Route("/_files/{task_id}/{token}/video.mp4", self._serve_file, methods=["GET"])

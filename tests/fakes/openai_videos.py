@@ -191,7 +191,7 @@ class FakeOpenAIVideos(FakeUpstream):
         if self.expire_urls:
             return _error(404, "Video content has expired", "invalid_request_error", "expired")
         self.downloads += 1
-        return Response(self.video, media_type="video/mp4")
+        return Response(self.video_of(task), media_type="video/mp4")
 
     async def delete(self, request: Request) -> Response:
         if not self._authorized(request):
