@@ -1,0 +1,77 @@
+"""engine/due.py's leases: a claim stays leased until its result is written back.
+
+A submission that the provider has accepted is still ``submitting`` in the database
+until the submitter's batched write-back commits it. If its lease runs out before that
+(a slow or failed write-back, a busy event loop), another worker claims the job and
+submits it again: one more upstream task where the provider takes no idempotency key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import SimpleNamespace
+
+import pytest
+
+from vidgate.engine.due import DueWorker
+
+LEASE_S = 0.3
+
+
+class SlowWriteBack(DueWorker[str, str]):
+    """One job to claim; its step ends at once; its write-back takes two leases."""
+
+    channel = "unused"
+    name = "probe"
+
+    def __init__(self) -> None:
+        ctx = SimpleNamespace(settings=SimpleNamespace(stalled_after_s=LEASE_S), database_url=None)
+        super().__init__(ctx, concurrency=4, batch=4, idle_s=0.05)  # type: ignore[arg-type]
+        self.due = ["job-1"]
+        self.renewed: set[str] = set()
+        self.writing = False
+        self.written: list[str] = []
+
+    async def claim(self, limit: int) -> list[str]:
+        claims, self.due = self.due[:limit], self.due[limit:]
+        return claims
+
+    def job_id(self, claim: str) -> str:
+        return claim
+
+    async def work(self, claim: str) -> str:
+        return claim
+
+    async def write_back(self, results: list[str]) -> None:
+        self.writing = True
+        await asyncio.sleep(2 * LEASE_S)
+        self.written += results
+
+    async def next_due_in(self) -> float | None:
+        return None
+
+    async def renew(self, claims: list[str]) -> None:
+        if self.writing:
+            self.renewed.update(claims)
+
+    async def release(self, claims: list[str]) -> None:
+        pass
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine/due.py renews only steps in flight: a finished step's claim is not"
+    " renewed while its write-back waits (found by tests/e2e/test_cluster.py)",
+)
+async def test_a_claim_is_renewed_until_its_result_is_written_back() -> None:
+    loop = SlowWriteBack()
+    runner = asyncio.create_task(loop.run())
+    await asyncio.sleep(3 * LEASE_S)
+    runner.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await runner
+    assert loop.written == ["job-1"]
+    # The write-back took two leases: the claim must have been renewed meanwhile, or
+    # another worker could have claimed the job again before it was recorded.
+    assert "job-1" in loop.renewed
