@@ -5,23 +5,28 @@ client that spreads creates over the replicas, failing over as a load balancer w
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psutil
 import psycopg
 
 from tests.conftest import VIDGATE, ServerProcess
+
+if TYPE_CHECKING:
+    from tests.s3 import S3Endpoint
 
 # What `vidgate worker` logs once its runtime is open, just before it takes work.
 WORKER_READY = "heap.frozen"
@@ -258,7 +263,7 @@ class PeakConnections:
     """The most connections the cluster held to its database at once, sampled, and
     how they were spread over the processes then (by ``application_name``)."""
 
-    def __init__(self, database_url: str, every_s: float = 0.1) -> None:
+    def __init__(self, database_url: str, every_s: float = 0.2) -> None:
         self.database_url, self.every_s = database_url, every_s
         self.peak = 0
         self.at_peak: dict[str, int] = {}
@@ -284,3 +289,85 @@ class PeakConnections:
                 counts = {str(name): int(n) for name, n in conn.execute(query).fetchall()}
                 if sum(counts.values()) > self.peak:
                     self.peak, self.at_peak = sum(counts.values()), counts
+
+
+class LocalStore:
+    """The shared data directory's blob store, as the test sees it."""
+
+    env: dict[str, str] = {}
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+
+    def objects(self) -> Counter[str]:
+        """Every stored object by name (its SHA-256), with how often it is there."""
+        media = self.data_dir / "media"
+        return Counter(
+            p.name
+            for p in media.rglob("*")
+            if p.is_file() and ".tmp" not in p.relative_to(media).parts
+        )
+
+    def unfinished(self) -> list[str]:
+        """What writes cut short left behind."""
+        return [str(p) for p in (self.data_dir / "media" / ".tmp").glob("*")]
+
+
+class S3Store:
+    """A prefix of the S3 stand-in's bucket, as the test sees it."""
+
+    def __init__(self, endpoint: S3Endpoint, prefix: str) -> None:
+        self.endpoint, self.prefix = endpoint, prefix
+        self.env = endpoint.env_for(prefix)
+
+    def objects(self) -> Counter[str]:
+        keys = asyncio.run(self.endpoint.keys(f"{self.prefix}/"))
+        return Counter(k.rsplit("/", 1)[-1] for k in keys if "/.partial/" not in k)
+
+    def unfinished(self) -> list[str]:
+        """Partial-write markers and multipart uploads never completed or aborted."""
+        return asyncio.run(self._unfinished())
+
+    async def _unfinished(self) -> list[str]:
+        async with self.endpoint.client() as s3:
+            uploads = await s3.list_multipart_uploads(
+                Bucket=self.endpoint.bucket, Prefix=f"{self.prefix}/"
+            )
+        markers = await self.endpoint.keys(f"{self.prefix}/.partial/")
+        return markers + [u["Key"] for u in uploads.get("Uploads", [])]
+
+
+# (metric sample name, its labels as sorted pairs) -> value
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(url: str) -> Samples | None:
+    """The samples of a Prometheus ``/metrics`` page; None where it is not served."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(url, timeout=10)
+    if response.status_code == 404:
+        return None
+    assert response.status_code == 200, f"GET {url}: {response.status_code}"
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples whose labels include ``labels``."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
+
+
+def by_label(samples: Samples, name: str, label: str, **labels: str) -> dict[str, float]:
+    """``name``'s samples matching ``labels``, summed by the value of ``label``."""
+    want = set(labels.items())
+    out: dict[str, float] = {}
+    for (n, ls), v in samples.items():
+        found = dict(ls)
+        if n == name and want <= set(ls) and label in found:
+            out[found[label]] = out.get(found[label], 0.0) + v
+    return out
