@@ -206,8 +206,13 @@ class Load:
         rate_per_s: float,
         request: Callable[[int], tuple[str, dict[str, Any]]],
         threads: int = 24,
+        hold_at: int | None = None,
     ) -> None:
         self.balancer, self.count, self.rate, self.request = balancer, count, rate_per_s, request
+        # Create ``hold_at`` and those after it wait for ``resume`` (a replica back from
+        # a restart must still see creates, however long its restart took).
+        self.hold_at = hold_at
+        self.resume = threading.Event()
         self.accepted: list[Created] = []
         self.errors: list[BaseException] = []
         self._lock = threading.Lock()
@@ -232,8 +237,15 @@ class Load:
             self.accepted.append(created)
 
     def _run(self) -> None:
+        delay = 0.0
         for i in range(self.count):
-            wait = self.started_at + i / self.rate - time.monotonic()
+            if i == self.hold_at:
+                held = time.monotonic()
+                if not self.resume.wait(120):
+                    self.errors.append(AssertionError(f"creates held at {i} never resumed"))
+                    break
+                delay = time.monotonic() - held
+            wait = self.started_at + delay + i / self.rate - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
             self._pool.submit(self._one, i)

@@ -56,6 +56,8 @@ CREATES_PER_S = 30.0
 TENANT = "cluster"
 # When the choreography acts, in accepted creates.
 RESTART_API_AT = 60
+# Creates from this one on wait until the restarted replica is back.
+RESUME_AFTER_RESTART = 180
 KILL_WORKER_AT = 140
 # Bounds of each wait (seconds), each failing with the processes' last log lines.
 START_S = 45
@@ -232,7 +234,7 @@ def _run_and_check(
     bases = [api.base_url for api in cluster.apis]
     balancer = Balancer(bases, key)
     run = Run()
-    load = Load(balancer, JOBS, CREATES_PER_S, _request).start()
+    load = Load(balancer, JOBS, CREATES_PER_S, _request, hold_at=RESUME_AFTER_RESTART).start()
 
     # A replica restarts while creates arrive: its share goes to the other meanwhile.
     load.wait_for(RESTART_API_AT, timeout=30)
@@ -243,6 +245,7 @@ def _run_and_check(
     run.restart_down = time.monotonic() - stopped
     api.start(timeout=START_S)
     run.restart_window = (stopped, time.monotonic())
+    load.resume.set()
 
     # A worker dies while it holds work: a create or a download in flight at a fake.
     load.wait_for(KILL_WORKER_AT, timeout=30)
@@ -306,20 +309,28 @@ def _claimed(database_url: str) -> dict[str, str]:
 
 def _wait_all_completed(database_url: str, timeout: float) -> dict[str, dict[str, Any]]:
     deadline = time.monotonic() + timeout
-    query = (
-        "SELECT j.id, j.state, j.model, j.provider, j.upstream_id, j.created_at, j.completed_at,"
-        " j.error_code, j.error_message FROM jobs j JOIN tenants t ON t.id = j.tenant_id"
-        " WHERE t.name = %s"
-    )
-    while True:
-        rows = _rows(database_url, query, TENANT)
-        failed = [r for r in rows if r["state"] in ("failed", "cancelled")]
-        assert not failed, f"{len(failed)} jobs failed, e.g. {failed[0]}"
-        states = Counter(r["state"] for r in rows)
-        if len(rows) == JOBS and states["completed"] == JOBS:
-            return {r["id"]: r for r in rows}
-        assert time.monotonic() < deadline, f"not all completed in {timeout}s: {dict(states)}"
-        time.sleep(0.2)
+    tenant = "FROM jobs j JOIN tenants t ON t.id = j.tenant_id WHERE t.name = %s"
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        while True:
+            rows = conn.execute(f"SELECT j.state, count(*) AS n {tenant} GROUP BY 1", (TENANT,))
+            states = {r["state"]: int(r["n"]) for r in rows.fetchall()}
+            if states.get("failed") or states.get("cancelled"):
+                failed = conn.execute(
+                    f"SELECT j.id, j.state, j.error_code, j.error_message {tenant}"
+                    " AND j.state IN ('failed', 'cancelled') LIMIT 3",
+                    (TENANT,),
+                ).fetchall()
+                raise AssertionError(f"jobs failed: {states}, e.g. {failed}")
+            if states == {"completed": JOBS}:
+                break
+            assert time.monotonic() < deadline, f"not all completed in {timeout}s: {states}"
+            time.sleep(0.2)
+        rows = conn.execute(
+            "SELECT j.id, j.state, j.model, j.provider, j.upstream_id, j.created_at,"
+            f" j.completed_at {tenant}",
+            (TENANT,),
+        ).fetchall()
+    return {r["id"]: r for r in rows}
 
 
 # --- exactly once -----------------------------------------------------------------------
