@@ -17,16 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import psutil
 import psycopg
 
 from tests.conftest import VIDGATE, ServerProcess
-
-if TYPE_CHECKING:
-    from tests.s3 import S3Endpoint
+from tests.s3 import S3Endpoint
 
 # What `vidgate worker` logs once its runtime is open, just before it takes work.
 WORKER_READY = "heap.frozen"

@@ -48,6 +48,7 @@ from tests.debian_pg import DebianPostgres
 from tests.fakes import kling, openai_videos, task_api
 from tests.fakes.harness import FakeServer
 from tests.fakes.timed import InFlight, Latency, TimedFake, timed
+from tests.s3 import S3Endpoint
 
 pytestmark = pytest.mark.slow
 
@@ -161,21 +162,15 @@ def upstreams() -> Iterator[dict[str, tuple[Provider, TimedFake, FakeServer]]]:
 
 
 @pytest.fixture
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> LocalStore | S3Store:
+def store(s3_endpoint: S3Endpoint, tmp_path: Path) -> S3Store:
     """Where the cluster stores media: a prefix of its own in the S3 stand-in's bucket."""
-    try:
-        endpoint = request.getfixturevalue("s3_endpoint")
-    except pytest.FixtureLookupError:
-        # TODO(cluster): the S3 store ("s3", issue 14) is not on main yet: until it
-        # is, the processes share one local data directory.
-        return LocalStore(tmp_path / "vidgate")
-    return S3Store(endpoint, f"cluster-{tmp_path.name}")
+    return S3Store(s3_endpoint, f"cluster-{tmp_path.name}")
 
 
 def test_two_apis_three_workers_300_jobs_through_a_kill_and_a_restart(
     debian_pg: DebianPostgres,
     tmp_path: Path,
-    store: LocalStore | S3Store,
+    store: S3Store,
     upstreams: dict[str, tuple[Provider, TimedFake, FakeServer]],
 ) -> None:
     deployments = {
@@ -224,7 +219,7 @@ def _run_and_check(
     cluster: Cluster,
     upstreams: dict[str, tuple[Provider, TimedFake, FakeServer]],
     database_url: str,
-    store: LocalStore | S3Store,
+    store: S3Store,
     data_dir: Path,
     started: float,
     connections: PeakConnections,
@@ -409,7 +404,7 @@ class Output:
 
 def _check_stored_once(
     database_url: str,
-    store: LocalStore | S3Store,
+    store: S3Store,
     data_dir: Path,
     jobs: dict[str, dict[str, Any]],
     upstreams: dict[str, tuple[Provider, TimedFake, FakeServer]],
@@ -452,10 +447,9 @@ def _check_stored_once(
     # Each finalize's scratch directory went with its step (the killed ones' too).
     scratch = list((data_dir / "tmp").glob("*")) if (data_dir / "tmp").is_dir() else []
     assert not scratch, f"scratch left on local disk: {scratch[:5]}"
-    if isinstance(store, S3Store):
-        # With S3 storage no finished video stays on a host's disk.
-        on_disk = LocalStore(data_dir).objects()
-        assert not on_disk, f"{len(on_disk)} blobs on local disk"
+    # With S3 storage no finished video stays on a host's disk.
+    on_disk = LocalStore(data_dir).objects()
+    assert not on_disk, f"{len(on_disk)} blobs on the hosts' local disk"
     return outputs
 
 
