@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import psutil
 import psycopg
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import VIDGATE, ServerProcess
 from tests.s3 import S3Endpoint
@@ -87,6 +88,11 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+    @property
+    def metrics_port(self) -> int:
+        """The port of ``--metrics-port``, as started."""
+        return int(self.extra_args[self.extra_args.index("--metrics-port") + 1])
 
     def client_ports(self, remote_ports: set[int]) -> set[int]:
         """Local ports of the process's connections to ``remote_ports`` on loopback: what
@@ -353,13 +359,9 @@ class S3Store:
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def scrape(url: str) -> Samples | None:
-    """The samples of a Prometheus ``/metrics`` page; None where it is not served."""
-    from prometheus_client.parser import text_string_to_metric_families
-
+def scrape(url: str) -> Samples:
+    """The samples of a Prometheus ``/metrics`` page."""
     response = httpx.get(url, timeout=10)
-    if response.status_code == 404:
-        return None
     assert response.status_code == 200, f"GET {url}: {response.status_code}"
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value

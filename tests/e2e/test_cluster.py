@@ -42,7 +42,7 @@ from tests.cluster import (
     scrape,
     total,
 )
-from tests.conftest import ServerProcess, fast_env
+from tests.conftest import ServerProcess, fast_env, free_port
 from tests.debian_pg import DebianPostgres
 from tests.fakes import kling, openai_videos, task_api
 from tests.fakes.harness import FakeServer
@@ -210,7 +210,10 @@ def test_two_apis_three_workers_300_jobs_through_a_kill_and_a_restart(
             ServerProcess(data_dir, {**env, "PGAPPNAME": f"api-{i}"}, extra_args=("--no-worker",))
             for i in range(2)
         ],
-        workers=[WorkerProcess(f"worker-{i}", data_dir, env) for i in range(3)],
+        workers=[
+            WorkerProcess(f"worker-{i}", data_dir, env, ("--metrics-port", str(free_port())))
+            for i in range(3)
+        ],
     )
     started = time.monotonic()
     with PeakConnections(database_url) as connections, running(cluster):
@@ -287,6 +290,7 @@ def _run_and_check(
     before = [scrape(f"{base}/metrics") for base in bases]
     served = _check_links_from_both(bases, key, jobs, outputs)
     _check_metrics(cluster, jobs, before, served)
+    _check_worker_metrics(cluster.workers[1:], upstreams)
     balancer.close()
     _report(jobs, up_s, finished - started, run, connections)
     print(f"  CPU seconds: {cpu}")
@@ -519,7 +523,7 @@ CONTENT_ROUTE = "/v1/videos/{video_id}/content"
 def _check_metrics(
     cluster: Cluster,
     jobs: dict[str, dict[str, Any]],
-    before: list[Samples | None],
+    before: list[Samples],
     served: dict[str, tuple[int, int]],
 ) -> None:
     """What both replicas report adds up to what happened: the cluster's jobs by final
@@ -532,9 +536,6 @@ def _check_metrics(
         deadline = time.monotonic() + 10
         while True:
             now = scrape(f"{api.base_url}/metrics")
-            if now is None:
-                # TODO(cluster): /metrics ("ops", issue 14) is not on main yet.
-                return
             completed = by_label(now, "vidgate_jobs_total", "model", state="completed")
             ended = by_label(now, "vidgate_jobs_total", "state")
             in_flight = total(now, "vidgate_jobs_in_flight")
@@ -545,7 +546,6 @@ def _check_metrics(
                 f" final states {ended}, in flight {in_flight}"
             )
             time.sleep(0.25)
-        assert earlier is not None
         # The link check's requests on the content route, and the bytes they got.
         requests, body_bytes = served[api.base_url]
         route = {"route": CONTENT_ROUTE}
@@ -556,6 +556,24 @@ def _check_metrics(
             earlier, "vidgate_http_response_bytes_total", **route
         )
         assert sent == body_bytes, f"{api.base_url}: {sent} bytes counted, {body_bytes} got"
+
+
+def _check_worker_metrics(
+    live: list[WorkerProcess], upstreams: dict[str, tuple[Provider, TimedFake, FakeServer]]
+) -> None:
+    """Each worker's own counters (``--metrics-port``): the live ones did work, and
+    counted no more provider calls than the providers saw (each submit is at least one
+    create there, each fetch at least one download). The killed worker's counters
+    died with it; what the cluster did is in the replicas' database-backed counters."""
+    calls = "vidgate_upstream_request_duration_seconds_count"
+    pages = [scrape(f"http://127.0.0.1:{w.metrics_port}/metrics") for w in live]
+    for worker, page in zip(live, pages, strict=True):
+        assert total(page, calls, operation="fetch") > 0, f"{worker.name} fetched nothing"
+    for name, (_, fake, _) in upstreams.items():
+        submits = sum(total(p, calls, deployment=name, operation="submit") for p in pages)
+        fetches = sum(total(p, calls, deployment=name, operation="fetch") for p in pages)
+        assert submits <= sum(fake.creates_by_job.values()), f"{name}: {submits} submits"
+        assert fetches <= sum(fake.downloads_by_task.values()), f"{name}: {fetches} fetches"
 
 
 # --- throughput ---------------------------------------------------------------------------
