@@ -27,8 +27,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import VIDGATE, ServerProcess
 from tests.s3 import S3Endpoint
 
-# What `vidgate worker` logs once its runtime is open, just before it takes work.
-WORKER_READY = "heap.frozen"
+# What `vidgate worker` logs once it has started on its queues.
+WORKER_READY = "worker.started"
 
 
 def tail(text: str, lines: int = 30) -> str:

@@ -64,6 +64,10 @@ START_S = 45
 HOLD_S = 10
 ALL_DONE_S = 45
 STALLED_AFTER_S = 4.0
+# What each worker takes (`vidgate worker --queues`): the first, the one killed, does
+# everything; the second submits and polls, the third finalizes (a media host), so
+# every kind of work has a worker left after the kill.
+WORKER_QUEUES = ("submit,poll,media,webhooks,cancel", "submit,poll,webhooks,cancel", "media")
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,9 @@ def test_two_apis_three_workers_300_jobs_through_a_kill_and_a_restart(
         # than a third of 2 s, and a lease that runs out under a live worker has its
         # job submitted again (tests/unit/test_due_leases.py shows one such gap).
         VIDGATE_STALLED_AFTER_S=str(STALLED_AFTER_S),
+        # The replica's restart and the end of the test stop processes with SIGTERM:
+        # what is in flight gets this long, then goes back to the others.
+        VIDGATE_SHUTDOWN_TIMEOUT_S="5",
         # Each process's database pools are sized from these (runtime.py): five
         # processes on defaults could hold more connections than a server takes.
         VIDGATE_WEBHOOK_CONCURRENCY="4",
@@ -211,8 +218,13 @@ def test_two_apis_three_workers_300_jobs_through_a_kill_and_a_restart(
             for i in range(2)
         ],
         workers=[
-            WorkerProcess(f"worker-{i}", data_dir, env, ("--metrics-port", str(free_port())))
-            for i in range(3)
+            WorkerProcess(
+                f"worker-{i}",
+                data_dir,
+                env,
+                ("--queues", queues, "--metrics-port", str(free_port())),
+            )
+            for i, queues in enumerate(WORKER_QUEUES)
         ],
     )
     started = time.monotonic()
@@ -561,14 +573,21 @@ def _check_metrics(
 def _check_worker_metrics(
     live: list[WorkerProcess], upstreams: dict[str, tuple[Provider, TimedFake, FakeServer]]
 ) -> None:
-    """Each worker's own counters (``--metrics-port``): the live ones did work, and
-    counted no more provider calls than the providers saw (each submit is at least one
-    create there, each fetch at least one download). The killed worker's counters
-    died with it; what the cluster did is in the replicas' database-backed counters."""
+    """Each worker's own counters (``--metrics-port``): the live ones did the work of
+    their queues and only that, and counted no more provider calls than the providers
+    saw (each submit is at least one create there, each fetch at least one download).
+    The killed worker's counters died with it; what the cluster did is in the
+    replicas' database-backed counters."""
     calls = "vidgate_upstream_request_duration_seconds_count"
     pages = [scrape(f"http://127.0.0.1:{w.metrics_port}/metrics") for w in live]
-    for worker, page in zip(live, pages, strict=True):
-        assert total(page, calls, operation="fetch") > 0, f"{worker.name} fetched nothing"
+    # The submitter and poller submitted and read; the media host fetched; neither
+    # did the other's work.
+    submitter, media = pages
+    assert total(submitter, calls, operation="submit") > 0, "worker-1 submitted nothing"
+    assert total(submitter, calls, operation="status") > 0, "worker-1 read no status"
+    assert total(submitter, calls, operation="fetch") == 0, "worker-1 (no media) fetched"
+    assert total(media, calls, operation="fetch") > 0, "worker-2 (media) fetched nothing"
+    assert total(media, calls, operation="submit") == 0, "worker-2 (media only) submitted"
     for name, (_, fake, _) in upstreams.items():
         submits = sum(total(p, calls, deployment=name, operation="submit") for p in pages)
         fetches = sum(total(p, calls, deployment=name, operation="fetch") for p in pages)
