@@ -339,8 +339,11 @@ class S3Store:
         self.env = endpoint.env_for(prefix)
 
     def objects(self) -> Counter[str]:
+        """The blobs under the prefix (``<prefix>/ab/<sha256>``) by name; not the
+        store's own markers (``.partial/``, ``.ready``)."""
         keys = asyncio.run(self.endpoint.keys(f"{self.prefix}/"))
-        return Counter(k.rsplit("/", 1)[-1] for k in keys if "/.partial/" not in k)
+        names = (k.removeprefix(f"{self.prefix}/") for k in keys)
+        return Counter(n.split("/")[-1] for n in names if not n.startswith("."))
 
     def unfinished(self) -> list[str]:
         """Partial-write markers and multipart uploads never completed or aborted."""

@@ -63,6 +63,7 @@ KILL_WORKER_AT = 140
 START_S = 45
 HOLD_S = 10
 ALL_DONE_S = 45
+# The processes' leases (VIDGATE_STALLED_AFTER_S).
 STALLED_AFTER_S = 4.0
 # What each worker takes (`vidgate worker --queues`): the first, the one killed, does
 # everything; the second submits and polls, the third finalizes (a media host), so
@@ -86,7 +87,7 @@ class Provider:
 
 
 PROVIDERS = (
-    # Quick: answers at once, finishes in 1-2 s, and hints vidgate to poll every 0.2 s.
+    # Quick: done 1-2 s after its create, and it hints vidgate to poll every 0.2 s.
     Provider(
         "openai",
         openai_videos,
@@ -276,7 +277,7 @@ def _run_and_check(
         time.sleep(0.01)
     victim.kill()
     run.killed_at, run.held = time.time(), held
-    # Its claims stay as they were until their leases run out (stalled_after_s = 2 s).
+    # Its claims stay as they were until their leases run out (STALLED_AFTER_S).
     run.claimed_at_kill = _claimed(database_url)
 
     created = load.join(timeout=JOBS / CREATES_PER_S + 30)
