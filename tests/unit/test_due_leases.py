@@ -1,9 +1,10 @@
 """engine/due.py's leases: a claim stays leased until its result is written back.
 
 A submission that the provider has accepted is still ``submitting`` in the database
-until the submitter's batched write-back commits it. If its lease runs out before that
-(a slow or failed write-back, a busy event loop), another worker claims the job and
-submits it again: one more upstream task where the provider takes no idempotency key.
+until the submitter's batched write-back commits it. Were its lease left to run out
+before that (a slow write-back, a busy event loop), another worker would claim the job
+and submit it again: one more upstream task where the provider takes no idempotency
+key. tests/e2e/test_cluster.py saw such jobs sent twice with no worker killed.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from types import SimpleNamespace
-
-import pytest
 
 from vidgate.engine.due import DueWorker
 
@@ -59,11 +58,6 @@ class SlowWriteBack(DueWorker[str, str]):
         pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/due.py renews only steps in flight: a finished step's claim is not"
-    " renewed while its write-back waits (found by tests/e2e/test_cluster.py)",
-)
 async def test_a_claim_is_renewed_until_its_result_is_written_back() -> None:
     loop = SlowWriteBack()
     runner = asyncio.create_task(loop.run())

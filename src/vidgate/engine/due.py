@@ -60,7 +60,11 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
         self._wake = asyncio.Event()
         self._flush_wanted = asyncio.Event()
         self._inflight: dict[int, ClaimT] = {}
-        self._pending: list[ResultT] = []
+        # Claims whose step is done and whose result waits for its write-back: still
+        # renewed, or a write-back slower than what is left of the lease would let
+        # another worker claim the job again (a second submission upstream).
+        self._unwritten: dict[int, ClaimT] = {}
+        self._pending: list[tuple[int, ResultT]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         # Held by a write-back: the way out waits for one under way instead of cutting
         # it short (its results, taken off ``_pending``, would be lost).
@@ -94,8 +98,9 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
         """Seconds until the earliest job this loop would claim is due; None: none."""
 
     async def renew(self, claims: list[ClaimT]) -> None:
-        """Extend the leases of claims still being worked on, every third of a lease.
-        By default they are not: for steps that may safely run twice."""
+        """Extend the leases of claims still being worked on or whose results wait for
+        their write-back, every third of a lease. By default they are not: for steps
+        that may safely run twice."""
         del claims
 
     @abstractmethod
@@ -154,9 +159,12 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
             if not pending:
                 return
             try:
-                await self.write_back(pending)
+                await self.write_back([result for _, result in pending])
             except Exception as exc:
                 log_failure(self.log, f"{self.name}.flush_failed", exc, jobs=len(pending))
+            finally:
+                for key, _ in pending:
+                    self._unwritten.pop(key, None)
 
     async def _claim_and_start(self) -> bool:
         """Claim what is due (up to the free concurrency) and start on it; True when it
@@ -189,7 +197,8 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
             if len(self._inflight) == self.concurrency - 1:
                 self._wake.set()  # a slot is free again
         if result is not None:
-            self._pending.append(result)
+            self._unwritten[key] = claim
+            self._pending.append((key, result))
             self._flush_wanted.set()
 
     async def _flush_loop(self) -> None:
@@ -205,7 +214,7 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
     async def _renew_loop(self) -> None:
         while True:
             await asyncio.sleep(self.lease_s / 3)
-            claims = list(self._inflight.values())
+            claims = [*self._inflight.values(), *self._unwritten.values()]
             if claims:
                 try:
                     await self.renew(claims)
