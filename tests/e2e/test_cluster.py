@@ -201,7 +201,7 @@ def test_two_apis_three_workers_300_jobs_through_a_kill_and_a_restart(
         # Leases (a claimed submission or poll, a step's heartbeat) of 4 s, not the
         # 2 s of fast_env: on two busy cores a worker's event loop can stall for more
         # than a third of 2 s, and a lease that runs out under a live worker has its
-        # job submitted again (tests/unit/test_due_leases.py shows one such gap).
+        # job submitted again (the check below says so).
         VIDGATE_STALLED_AFTER_S=str(STALLED_AFTER_S),
         # The replica's restart and the end of the test stop processes with SIGTERM:
         # what is in flight gets this long, then goes back to the others.
