@@ -69,6 +69,10 @@ def test_the_compose_file_runs_api_replicas_and_workers_on_postgres_and_minio() 
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "--no-worker" in services["api"]["command"]
     assert "--metrics-port" in services["worker"]["command"]
+    # Each replica may hold about 50 connections (docs/deploy.md): PostgreSQL's
+    # default of 100 refused the fourth process in the cluster test.
+    pg_command = " ".join(services["postgres"]["command"])
+    assert int(pg_command.split("max_connections=")[1].split()[0]) >= 50 * (2 + 3)
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
