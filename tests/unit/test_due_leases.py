@@ -69,3 +69,29 @@ async def test_a_claim_is_renewed_until_its_result_is_written_back() -> None:
     # The write-back took two leases: the claim must have been renewed meanwhile, or
     # another worker could have claimed the job again before it was recorded.
     assert "job-1" in loop.renewed
+
+
+class FlakyWriteBack(SlowWriteBack):
+    """The write-back fails once (a database blip), then works."""
+
+    async def write_back(self, results: list[str]) -> None:
+        if not self.writing:
+            self.writing = True
+            raise OSError("connection lost")
+        self.written += results
+
+
+async def test_a_failed_write_back_is_tried_again_and_its_claim_kept() -> None:
+    loop = FlakyWriteBack()
+    runner = asyncio.create_task(loop.run())
+    for _ in range(40):
+        await asyncio.sleep(0.05)
+        if loop.written:
+            break
+    runner.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await runner
+    # Dropped, the result would leave the job to be claimed again when its lease ran
+    # out: a second submission upstream.
+    assert loop.written == ["job-1"]
+    assert "job-1" in loop.renewed

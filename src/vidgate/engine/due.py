@@ -41,6 +41,10 @@ _FLUSH_DELAY_S = 0.05
 _LISTEN_RETRY_S = 5.0
 # The shortest sleep: work falling due one job after another is claimed in batches.
 _MIN_TICK_S = 0.1
+# Waits before a failed write-back is tried again (a database blip), then it is given
+# up: dropped results leave their jobs to be claimed again when the leases run out,
+# which for a submission means a second one upstream.
+_WRITE_BACK_RETRIES_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 class DueWorker(ABC, Generic[ClaimT, ResultT]):
@@ -69,6 +73,9 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
         # Held by a write-back: the way out waits for one under way instead of cutting
         # it short (its results, taken off ``_pending``, would be lost).
         self._flushing = asyncio.Lock()
+        # Write-backs failed in a row, and the task that will try the next one.
+        self._failed_flushes = 0
+        self._retry: asyncio.Task[None] | None = None
 
     # --- what a subclass provides ---------------------------------------------------
 
@@ -133,6 +140,8 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
         finally:
             # Taken before the steps are cancelled: each one leaves the map as it ends.
             unfinished = list(self._inflight.values())
+            if self._retry is not None:
+                self._retry.cancel()
             for task in (listener, renewer, *self._tasks):
                 task.cancel()
             await asyncio.gather(listener, renewer, *self._tasks, return_exceptions=True)
@@ -161,10 +170,35 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
             try:
                 await self.write_back([result for _, result in pending])
             except Exception as exc:
-                log_failure(self.log, f"{self.name}.flush_failed", exc, jobs=len(pending))
-            finally:
-                for key, _ in pending:
-                    self._unwritten.pop(key, None)
+                if self._failed_flushes < len(_WRITE_BACK_RETRIES_S):
+                    delay = _WRITE_BACK_RETRIES_S[self._failed_flushes]
+                    self._failed_flushes += 1
+                    log_failure(
+                        self.log,
+                        f"{self.name}.flush_failed",
+                        exc,
+                        jobs=len(pending),
+                        retry_in_s=delay,
+                    )
+                    # Kept, and their claims still renewed (``_unwritten``): the jobs
+                    # stay ours, and an accepted submission is not made again.
+                    self._pending[:0] = pending
+                    self._retry_flush(delay)
+                    return
+                log_failure(self.log, f"{self.name}.flush_dropped", exc, jobs=len(pending))
+            self._failed_flushes = 0
+            for key, _ in pending:
+                self._unwritten.pop(key, None)
+
+    def _retry_flush(self, delay: float) -> None:
+        if self._retry is not None and not self._retry.done():
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            self._flush_wanted.set()
+
+        self._retry = asyncio.create_task(later(), name=f"vidgate-{self.name}-flush-retry")
 
     async def _claim_and_start(self) -> bool:
         """Claim what is due (up to the free concurrency) and start on it; True when it
