@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     # Finalize steps (download, probe, thumbnail, spritesheet) at once, per worker: CPU
     # and disk work, much of it waiting on downloads, fsync and the database.
     media_concurrency: int = 16
-    # Threads for the CPU-bound part of finalizing (probe, thumbnail, spritesheet), per
+    # Threads for the CPU-bound part of finalizing (the probe), per
     # worker process. Each holds the GIL for much of its work, so every one added takes
     # turns away from the event loop (API requests, status reads): with a thread per
     # finalize step, a burst of results made B3's status reads run 8 s late.
@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     idempotency_key_ttl_s: float = Field(default=86400.0, gt=0)
     sandbox_task_retention_s: float = Field(default=7 * 86400.0, gt=0)
     webhook_delivery_retention_s: float = Field(default=30 * 86400.0, gt=0)
+
+    # --- burst (issue 14): previews after completion (engine/previews.py).
+    # Previews steps run at once, per worker; each waits while finalize steps are queued.
+    previews_concurrency: int = 1
 
     @model_validator(mode="after")
     def _legacy_worker_concurrency(self) -> Settings:

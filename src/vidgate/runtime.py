@@ -173,7 +173,7 @@ async def open_runtime(
             services = Services(
                 jobs=jobs,
                 models=ModelService(catalog, ctx.refs, db),
-                media=MediaService(blobs, signer, db, links=settings.storage_links),
+                media=MediaService(blobs, signer, db, ctx.previews, links=settings.storage_links),
                 keys=KeyService(reads, db),
                 health=HealthService(health, db, blobs),
                 usage=UsageService(db),

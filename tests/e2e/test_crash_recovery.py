@@ -144,16 +144,25 @@ def random_request(rng: random.Random) -> Request:
 
 
 def wait_all_terminal(data_dir: Path, timeout: float) -> list[dict[str, Any]]:
+    """The jobs once every one has ended and every output has its previews (made by a
+    step after the job completed)."""
     deadline = time.monotonic() + timeout
     while True:
         with connect(data_dir) as conn:
             rows = conn.execute("SELECT id, state, spec FROM jobs ORDER BY id").fetchall()
+            previews = conn.execute(
+                "SELECT count(*) AS n FROM job_outputs"
+                " WHERE thumbnail_sha256 IS NULL OR spritesheet_sha256 IS NULL"
+            ).fetchone()
         active = [r for r in rows if r["state"] not in TERMINAL]
-        if not active:
+        if not active and previews == {"n": 0}:
             return rows
         if time.monotonic() > deadline:
             states = Counter(r["state"] for r in active)
-            raise AssertionError(f"{len(active)} jobs never finished: {dict(states)}")
+            raise AssertionError(
+                f"{len(active)} jobs never finished: {dict(states)}; outputs without"
+                f" previews: {previews}"
+            )
         time.sleep(0.25)
 
 

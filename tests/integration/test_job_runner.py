@@ -247,7 +247,8 @@ async def test_happy_path_enqueues_each_next_step(
     async with runtime.db.connect() as conn:
         assert len(await get_outputs(conn, job_id)) == 1
     assert provider.submits == [job_id]
-    assert _pending(runtime.database_url, job_id) == []
+    # What follows completion: the previews (engine/previews.py), once.
+    assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.PREVIEWS]
 
 
 async def test_the_adapter_gets_its_task_state_and_the_spec_back(
@@ -998,27 +999,27 @@ async def test_a_stopping_loop_hands_back_what_it_had_in_flight(
     assert (await _job(runtime, job_id)).state == ("waiting" if kind == "poller" else "submitting")
 
 
-async def test_finalize_makes_previews_on_the_media_threads(
+async def test_finalize_probes_on_the_media_threads(
     runtime: Runtime, setup: Any, provider: ScriptedProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Media work runs on the few ``media_threads``, not on a thread per step, which
     would take the event loop's turns on the GIL."""
     import threading
 
-    from vidgate.engine import runner as runner_module
+    from vidgate.engine import finalize as finalize_module
 
     runner, service, principal = setup
     assert runtime.settings.media_threads >= 1
     assert runtime.engine.media is not None
     assert runtime.engine.media._max_workers == runtime.settings.media_threads  # type: ignore[attr-defined]
     threads: list[str] = []
-    real = runner_module._probe_and_preview
+    real = finalize_module.probe_video
 
     def recording(*args: Any) -> Any:
         threads.append(threading.current_thread().name)
         return real(*args)
 
-    monkeypatch.setattr(runner_module, "_probe_and_preview", recording)
+    monkeypatch.setattr(finalize_module, "probe_video", recording)
     job_id = await _new_job(runtime, service, principal)
     await runner.submit(job_id)
     provider.statuses = [UpstreamStatus("succeeded")]

@@ -63,7 +63,7 @@ async def video_content(
     check_not_expired(job)
     return await blob_response(
         media,
-        media.output_file(outputs, video_id, variant, index),
+        await media.output_file(outputs, video_id, variant, index),
         method=method,
         range_header=range_header,
         expires=expires if signature is not None else None,

@@ -139,13 +139,14 @@ class JobRecord:
 
 @dataclass(frozen=True, slots=True)
 class OutputRecord:
-    """One stored output of a job: the video and its previews, by content hash."""
+    """One stored output of a job: the video and its previews, by content hash. The
+    previews are None until made (after the job completed: engine/previews.py)."""
 
     job_id: str
     index: int
     video_sha256: str
-    thumbnail_sha256: str
-    spritesheet_sha256: str
+    thumbnail_sha256: str | None
+    spritesheet_sha256: str | None
     width: int
     height: int
     fps: float

@@ -191,6 +191,37 @@ async def get_outputs(conn: AsyncConnection, job_id: str) -> list[OutputRecord]:
     return [OutputRecord(**r._mapping) for r in rows]
 
 
+async def get_output(conn: AsyncConnection, job_id: str, index: int) -> OutputRecord | None:
+    row = (
+        await conn.execute(
+            sa.select(*_OUTPUT_COLUMNS).where(
+                job_outputs.c.job_id == job_id, job_outputs.c.index == index
+            )
+        )
+    ).first()
+    return OutputRecord(**row._mapping) if row is not None else None
+
+
+async def set_previews(
+    conn: AsyncConnection, job_id: str, index: int, *, thumbnail: str, spritesheet: str
+) -> OutputRecord | None:
+    """Record an output's previews where it has none yet: the step and a request that
+    made them side by side keep the first (the same bytes, content-addressed). The
+    output as written; None if there is no such output."""
+    row = (
+        await conn.execute(
+            sa.update(job_outputs)
+            .where(job_outputs.c.job_id == job_id, job_outputs.c.index == index)
+            .values(
+                thumbnail_sha256=sa.func.coalesce(job_outputs.c.thumbnail_sha256, thumbnail),
+                spritesheet_sha256=sa.func.coalesce(job_outputs.c.spritesheet_sha256, spritesheet),
+            )
+            .returning(*_OUTPUT_COLUMNS)
+        )
+    ).first()
+    return OutputRecord(**row._mapping) if row is not None else None
+
+
 # --- idempotency ------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ _procrastinate_jobs = sa.table(
     sa.column("status", sa.Text),
     sa.column("task_name", sa.Text),
     sa.column("lock", sa.Text),
+    sa.column("queue_name", sa.Text),
     sa.column("scheduled_at", sa.DateTime(timezone=True)),
 )
 
@@ -41,6 +42,26 @@ def _pending_step(job_id: sa.ColumnElement[str]) -> sa.Exists:
 
 async def has_pending_step(conn: AsyncConnection, job_id: str) -> bool:
     return bool(await conn.scalar(sa.select(_pending_step(sa.literal(job_id)))))
+
+
+async def finalize_queued(conn: AsyncConnection, queue: str) -> bool:
+    """Whether a step on ``queue`` (the finalize steps') is due and waits to run: the
+    previews step gives way to them."""
+    return bool(
+        await conn.scalar(
+            sa.select(
+                sa.select(sa.literal(1))
+                .select_from(_procrastinate_jobs)
+                .where(
+                    _procrastinate_jobs.c.queue_name == queue,
+                    sa.cast(_procrastinate_jobs.c.status, sa.Text) == "todo",
+                    _procrastinate_jobs.c.scheduled_at.is_(None)
+                    | (_procrastinate_jobs.c.scheduled_at <= sa.func.now()),
+                )
+                .exists()
+            )
+        )
+    )
 
 
 async def active_jobs_without_task(conn: AsyncConnection, limit: int = 500) -> list[str]:

@@ -490,3 +490,8 @@ sa.Index(
 # --- latency (issue 14): when a waiting job's upstream task is expected to end, as the
 # poller's schedule placed it (engine/poll_schedule.py; migration 0020). NULL: unknown.
 jobs.append_column(sa.Column("expected_end_at", sa.DateTime(timezone=True)))
+
+# --- burst (issue 14): previews made after completion (migration 0019). NULL until the
+# low-priority previews step, or the first request for one, has made it.
+job_outputs.c.thumbnail_sha256.nullable = True
+job_outputs.c.spritesheet_sha256.nullable = True

@@ -57,7 +57,8 @@ async def run_worker(
     claim from the job rows); ``cancel``, ``webhooks``, ``media``: procrastinate workers
     on the queues ``jobs`` (upstream cancels), ``webhooks`` (deliveries, waiting on
     servers the clients chose; the webhook endpoints' deliverer with them) and ``media``
-    (finalize, on CPU and disk), each with slots of its own; ``gpu``: nothing yet.
+    (finalize, on CPU and disk; and ``previews``, thumbnails and spritesheets after
+    completion), each with slots of its own; ``gpu``: nothing yet.
     Every worker runs the sweeper, the queue statistics keeper and the housekeeping;
     those that take ``media``, the media sweeper (engine/media_gc.py)."""
     settings = ctx.settings
@@ -104,6 +105,8 @@ async def run_worker(
             (worker_queues.CANCEL, steps.QUEUE, settings.cancel_concurrency),
             (worker_queues.WEBHOOKS, steps.WEBHOOK_QUEUE, settings.webhook_concurrency),
             (worker_queues.MEDIA, steps.MEDIA_QUEUE, settings.media_concurrency),
+            # Where the media is: a preview is made from the stored video.
+            (worker_queues.MEDIA, steps.PREVIEWS_QUEUE, settings.previews_concurrency),
         )
         if public in queues
         for worker in _procrastinate_workers(

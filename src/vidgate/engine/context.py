@@ -13,6 +13,7 @@ from vidgate.core.catalog import Catalog
 from vidgate.core.deployment_refs import DeploymentRefs
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.project_prices import ProjectPrices
+from vidgate.engine.previews import PreviewMaker
 from vidgate.media.storage import BlobStore
 from vidgate.providers.base import Provider
 from vidgate.providers.registry import ADAPTERS
@@ -36,6 +37,9 @@ class EngineContext:
     project_prices: ProjectPrices = field(default_factory=ProjectPrices)
     # Which of ``providers`` serve each model's deployment refs (built here, once).
     refs: DeploymentRefs = field(init=False)
+    # The process's maker of thumbnails and spritesheets, shared by the previews step and
+    # the API (one making per output at a time).
+    previews: PreviewMaker = field(init=False)
 
     def __post_init__(self) -> None:
         adapters = {
@@ -43,3 +47,5 @@ class EngineContext:
             for name in self.providers
         }
         object.__setattr__(self, "refs", DeploymentRefs(adapters, ADAPTERS))
+        scratch = self.settings.data_dir / "tmp"
+        object.__setattr__(self, "previews", PreviewMaker(self.blobs, self.db, scratch))

@@ -10,31 +10,23 @@ any point:
 - submit: ``submitting`` is committed before the provider is called, and the provider
   gets the job id as its idempotency key, so a re-run finds the same upstream task;
 - poll: only reads upstream (engine/poller.py claims due jobs in batches);
-- finalize: outputs are content-addressed and recorded once per (job, index), so a
-  re-run skips what is already stored; it works in a scratch directory of the job's
-  own, which a re-run empties first.
+- finalize (engine/finalize.py): outputs are content-addressed and recorded once per
+  (job, index), so a re-run skips what is already stored; it works in a scratch
+  directory of the job's own, which a re-run empties first.
 """
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import time
 from collections.abc import Awaitable, Callable, Collection
-from functools import partial
-from pathlib import Path
 from typing import Any
 
-import anyio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vidgate.core.errors import InvalidParameter
 from vidgate.core.jobs import (
     ACTIVE,
     JobRecord,
     JobState,
-    OutputRecord,
     PollClaim,
     PollDone,
     PollOutcome,
@@ -52,16 +44,13 @@ from vidgate.db.claims import (
 )
 from vidgate.db.database import autocommit
 from vidgate.db.health import log_failure
-from vidgate.db.jobs import db_now, get_job, get_outputs, insert_output, transition
+from vidgate.db.jobs import db_now, get_job, transition
 from vidgate.engine import failover, routing, steps
 from vidgate.engine.backoff import backoff_s
 from vidgate.engine.context import EngineContext
-from vidgate.engine.media_gc import hold_outputs
+from vidgate.engine.finalize import finalize
 from vidgate.engine.poll_schedule import plan_read
-from vidgate.engine.settlement import settled_cost
 from vidgate.engine.webhooks import enqueue_event
-from vidgate.media.previews import make_previews
-from vidgate.media.probe import MediaInfo, probe_video
 from vidgate.media.storage import is_disk_full
 from vidgate.providers.base import Provider, ProviderError, UpstreamTask
 
@@ -450,110 +439,8 @@ class JobRunner:
         return None
 
     async def finalize(self, job_id: str) -> None:
-        async with self.ctx.db.connect() as conn:
-            job = await get_job(conn, job_id, include_deleted=True)
-            stored = {o.index for o in await get_outputs(conn, job_id)} if job else set()
-        tmp = await self._scratch(job_id)
-        try:
-            if job is None or job.state != JobState.FINALIZING or job.upstream_id is None:
-                return
-            if len(stored) < job.spec.n and not await self._store_outputs(job, stored, tmp):
-                return
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        async with self.ctx.db.begin() as conn:
-            # Settled in this transaction (db/jobs.py ``transition``), at the real cost.
-            cost = await settled_cost(self.ctx, conn, job, await get_outputs(conn, job_id))
-            done = await transition(
-                conn,
-                job_id,
-                from_states=_FINALIZING,
-                to=JobState.COMPLETED,
-                progress=100,
-                completed_at=db_now(),
-                cost=cost,
-                step_attempts=0,
-            )
-            if done is None:
-                return
-            await enqueue_event(self.ctx, conn, done)
-        log.info("job.completed", job_id=job_id, outputs=job.spec.n, duration_s=_since(job))
-
-    async def _scratch(self, job_id: str) -> Path:
-        """The job's scratch directory, empty. A finalize cut short (kill -9) left its
-        files there, and maybe a partial blob write in the store: this run, the job's
-        next, removes both first. Steps of a job never run side by side (the job's
-        lock, engine/steps.py), so no other run is using them."""
-        tmp = self.ctx.settings.data_dir / "tmp" / job_id
-        await anyio.to_thread.run_sync(partial(shutil.rmtree, tmp, ignore_errors=True))
-        await self.ctx.blobs.discard_partial(job_id)
-        tmp.mkdir(parents=True)
-        return tmp
-
-    async def _store_outputs(self, job: JobRecord, stored: set[int], tmp: Path) -> bool:
-        """Download the job's outputs into ``tmp`` and store those not stored yet.
-        False when the download failed (a retry scheduled, or the job failed)."""
-        assert job.upstream_id is not None
-        try:
-            paths = await self._provider(job.provider).fetch(_task_of(job, job.upstream_id), tmp)
-        except ProviderError as error:
-            if error.retryable:
-                await self._retry_later(
-                    job.id, steps.FINALIZE, _FINALIZING, error, job.step_attempts + 1
-                )
-                return False
-            async with self.ctx.db.begin() as conn:
-                await self._fail(conn, job.id, _FINALIZING, error.code, error.message, cancel=False)
-            return False
-        for index, path in enumerate(paths):
-            if index not in stored:
-                try:
-                    await self._store_output(job.id, index, path, tmp)
-                except InvalidParameter as exc:
-                    # The provider's result is not a video we can read: its failure, not
-                    # vidgate's (which internal_error names).
-                    async with self.ctx.db.begin() as conn:
-                        await self._fail(
-                            conn,
-                            job.id,
-                            _FINALIZING,
-                            "upstream_failed",
-                            f"{job.provider}: the result is not a playable video ({exc.message})",
-                            cancel=False,
-                        )
-                    return False
-        return True
-
-    async def _store_output(self, job_id: str, index: int, video: Path, tmp: Path) -> None:
-        # One hop to the media threads (Settings.media_threads) for all the media work
-        # of an output. The blobs are stored one after another: side by side
-        # (asyncio.gather) put three more threads per finalize on the GIL at once, and
-        # B3's event loop (polls, submits) fell behind.
-        info, thumbnail, spritesheet = await asyncio.get_running_loop().run_in_executor(
-            self.ctx.media, _probe_and_preview, video, tmp, index
-        )
-        video_blob = await self.ctx.blobs.put_file(video, owner=job_id)
-        thumb_blob = await self.ctx.blobs.put_file(thumbnail, owner=job_id)
-        sprite_blob = await self.ctx.blobs.put_file(spritesheet, owner=job_id)
-        async with self.ctx.db.begin() as conn:
-            held = (video_blob, video), (thumb_blob, thumbnail), (sprite_blob, spritesheet)
-            if not await hold_outputs(conn, self.ctx.blobs, job_id, *held):  # media_gc.py
-                return
-            await insert_output(
-                conn,
-                OutputRecord(
-                    job_id=job_id,
-                    index=index,
-                    video_sha256=video_blob.sha256,
-                    thumbnail_sha256=thumb_blob.sha256,
-                    spritesheet_sha256=sprite_blob.sha256,
-                    width=info.width,
-                    height=info.height,
-                    fps=info.fps,
-                    duration=info.duration,
-                    size_bytes=info.size_bytes,
-                ),
-            )
+        """Store a succeeded job's results and complete it (engine/finalize.py)."""
+        await finalize(self, job_id)
 
     async def cancel_upstream(self, job_id: str) -> None:
         async with self.ctx.db.connect() as conn:
@@ -570,18 +457,6 @@ class JobRunner:
             log.info("job.cancel_upstream_failed", job_id=job_id, code=error.code)
 
 
-def _probe_and_preview(video: Path, tmp: Path, index: int) -> tuple[MediaInfo, Path, Path]:
-    info = probe_video(video)
-    thumbnail = tmp / f"{index}.thumb.webp"
-    spritesheet = tmp / f"{index}.sprites.jpg"
-    make_previews(video, thumbnail=thumbnail, spritesheet=spritesheet)
-    return info, thumbnail, spritesheet
-
-
 def _task_of(job: JobRecord, upstream_id: str) -> UpstreamTask:
     """The job's upstream task, as its adapter gets it back."""
     return UpstreamTask(upstream_id, job.spec, job.upstream_model, job.upstream_state or {})
-
-
-def _since(job: JobRecord) -> float:
-    return round(time.time() - job.created_at.timestamp(), 3)

@@ -25,14 +25,19 @@ MEDIA_QUEUE = "media"
 # Webhook deliveries (``webhook_concurrency``): waits on servers the clients chose, so
 # apart from cancels, which a full backlog of slow receivers must never hold back.
 WEBHOOK_QUEUE = "webhooks"
+# Thumbnails and spritesheets, made after the job completed (engine/previews.py): a
+# queue of their own (``previews_concurrency``), whose steps wait while finalize steps
+# are queued, so that preview work never slows a burst of finishes.
+PREVIEWS_QUEUE = "previews"
 NAMESPACE = "vidgate"
 # A step, not a task: its retries are due times on the job row (engine/submitter.py).
 SUBMIT = "vidgate:submit"
 FINALIZE = "vidgate:finalize"
 CANCEL_UPSTREAM = "vidgate:cancel_upstream"
 WEBHOOK = "vidgate:webhook"
+PREVIEWS = "vidgate:previews"
 
-QUEUE_FOR = {FINALIZE: MEDIA_QUEUE, WEBHOOK: WEBHOOK_QUEUE}
+QUEUE_FOR = {FINALIZE: MEDIA_QUEUE, WEBHOOK: WEBHOOK_QUEUE, PREVIEWS: PREVIEWS_QUEUE}
 # Within a queue procrastinate runs higher priorities first: on ``jobs``, cancels go
 # ahead of webhooks left there by an older version.
 PRIORITY = {CANCEL_UPSTREAM: 10}
@@ -47,6 +52,12 @@ def cancel_lock(job_id: str) -> str:
     """Cancelling must not wait behind a step of the job (a slow finalize, a submit
     backing off), which holds the job's own lock until it runs."""
     return f"cancel:{job_id}"
+
+
+def previews_lock(job_id: str) -> str:
+    """The job is completed when its previews step runs: it need not wait for (nor hold
+    back) the job's other steps, only for another previews step of the job."""
+    return f"previews:{job_id}"
 
 
 async def enqueue(

@@ -40,6 +40,18 @@ async def finalize(context: procrastinate.JobContext, job_id: str) -> None:
 
 
 @blueprint.task(
+    name=steps.PREVIEWS.partition(":")[2],
+    queue=steps.PREVIEWS_QUEUE,
+    pass_context=True,
+    retry=HAND_BACK,
+)
+async def previews(context: procrastinate.JobContext, job_id: str) -> None:
+    ctx: EngineContext = context.additional_context[CONTEXT_KEY]
+    with bound_contextvars(job_id=job_id):
+        await ctx.previews.for_job(job_id)
+
+
+@blueprint.task(
     name=steps.CANCEL_UPSTREAM.partition(":")[2],
     queue=steps.QUEUE,
     pass_context=True,

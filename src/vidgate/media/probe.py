@@ -1,4 +1,9 @@
-"""What a stored video is: size, rate, length, codec, and whether it streams well."""
+"""What a stored video is: size, rate, length, codec, and whether it streams well.
+
+Read from the container's header (and the few packets FFmpeg needs for the codec's
+parameters), never every frame: finalize probes every result, and under a burst a probe
+that demuxed the whole file cost as much as the rest of finalize.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,9 @@ from vidgate.core.errors import InvalidParameter
 # Anything FFmpeg or the OS can throw at an unreadable file; av.FFmpegError is
 # itself a ValueError/OSError subclass in places, so listing both is not redundant.
 _READ_ERRORS: tuple[type[BaseException], ...] = (av.FFmpegError, OSError, ValueError, EOFError)
+# The most a probe lets FFmpeg read looking for the streams' parameters (its own default
+# is 5 MB): an index at the end of an MP4 is reached by seeking, not by reading.
+_PROBE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -33,14 +41,17 @@ class MediaInfo:
 
 
 @contextmanager
-def open_video(path: Path, *, param: str = "video") -> Iterator[tuple[InputContainer, VideoStream]]:
+def open_video(
+    path: Path, *, param: str = "video", options: dict[str, str] | None = None
+) -> Iterator[tuple[InputContainer, VideoStream]]:
     """Open ``path`` and its first video stream, or raise ``InvalidParameter``.
 
     Read errors raised inside the ``with`` body are turned into the same error, so
     every "this is not a video" failure reads the same wherever it is noticed.
+    ``options``: FFmpeg's format options.
     """
     try:
-        container = av.open(str(path), "r", metadata_errors="replace")
+        container = av.open(str(path), "r", options=options, metadata_errors="replace")
     except _READ_ERRORS as exc:
         raise InvalidParameter(f"{path.name} is not a readable video", param=param) from exc
     with container:
@@ -110,19 +121,27 @@ def probe_video(path: Path) -> MediaInfo:
     except OSError as exc:
         raise InvalidParameter(f"{path.name} is not a readable video", param="video") from exc
 
-    with open_video(path) as (container, stream):
+    with open_video(path, options={"probesize": str(_PROBE_BYTES)}) as (container, stream):
         ctx = stream.codec_context
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
-        frames = stream.frames or _count_packets(container, stream)
+        frames = stream.frames
 
         duration = 0.0
         if stream.duration and stream.time_base:
             duration = float(stream.duration * stream.time_base)
         elif container.duration:
             duration = container.duration / av.time_base
-        elif fps:
+        if not frames:
+            # WebM/MKV carry no frame count, but their header has the length and rate.
+            # Counting packets (demuxing the whole file) is left for a file whose header
+            # has neither.
+            frames = round(duration * fps) if duration > 0 and fps else 0
+            frames = frames or _count_packets(container, stream)
+        if not duration and fps:
             duration = frames / fps
+        if frames <= 0:
+            raise InvalidParameter(f"{path.name} has no video frames", param="video")
 
         width, height, codec = ctx.width, ctx.height, ctx.name
         pix_fmt = ctx.pix_fmt or (ctx.format.name if ctx.format else "")
@@ -145,6 +164,5 @@ def probe_video(path: Path) -> MediaInfo:
 
 
 def _count_packets(container: InputContainer, stream: VideoStream) -> int:
-    # Containers such as WebM/MKV carry no frame count; demuxing is cheap next to
-    # decoding, and flush packets (size 0) are not frames.
+    # Demuxing is cheap next to decoding, and flush packets (size 0) are not frames.
     return sum(1 for packet in container.demux(stream) if packet.size)

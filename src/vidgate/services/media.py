@@ -15,6 +15,7 @@ from vidgate.core.errors import InvalidParameter, NotFound
 from vidgate.core.jobs import OutputRecord
 from vidgate.core.signing import INPUT_VARIANT, UrlSigner
 from vidgate.db.blobs import get_blob_content_type
+from vidgate.engine.previews import PreviewMaker, has_previews
 from vidgate.media.previews import (
     SPRITESHEET_CONTENT_TYPE,
     THUMBNAIL_CONTENT_TYPE,
@@ -56,6 +57,7 @@ class MediaService:
         blobs: BlobStore,
         signer: UrlSigner,
         db: AsyncEngine,
+        previews: PreviewMaker,
         *,
         links: Literal["stream", "presigned"] = "stream",
     ) -> None:
@@ -66,11 +68,11 @@ class MediaService:
         self._presign = isinstance(blobs, S3BlobStore) and links == "presigned"
         self._small = SmallBlobs()
 
-    @staticmethod
-    def output_file(
-        outputs: list[OutputRecord], video_id: str, variant: str, index: int
+    async def output_file(
+        self, outputs: list[OutputRecord], video_id: str, variant: str, index: int
     ) -> StoredFile:
-        """One stored file of a completed job's outputs."""
+        """One stored file of a completed job's outputs; a preview not made yet is made
+        now (engine/previews.py: once, however many ask at the same time)."""
         if variant not in VARIANTS:
             raise InvalidParameter(
                 f"variant {variant!r} is not supported; allowed: video, thumbnail, spritesheet",
@@ -85,7 +87,10 @@ class MediaService:
                 f"index {index} is out of range; allowed: 0-{len(outputs) - 1}", param="index"
             )
         column, content_type, ext = VARIANTS[variant]
-        sha = str(getattr(outputs[index], column))
+        output = outputs[index]
+        if variant != "video" and not has_previews(output):
+            output = await self._previews.ensure(output)
+        sha = str(getattr(output, column))
         suffix = f"-{index}" if index else ""
         return StoredFile(
             sha,

@@ -95,3 +95,39 @@ def test_a_still_image_is_not_a_video(tmp_path: Path, fmt: str) -> None:
     with pytest.raises(InvalidParameter) as err:
         probe_video(path)
     assert err.value.param == "video"
+
+
+def _bytes_read() -> int:
+    """What this process has read so far (all files, every thread), from the kernel."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="reads counted by Linux only")
+@pytest.mark.parametrize("fmt", ["matroska", "mp4"])
+def test_probe_reads_the_header_not_every_frame(tmp_path: Path, fmt: str) -> None:
+    """A 5.7 MB video (noise compresses badly) is described from at most 2 MB of it: a
+    Matroska file, which has no frame count (its frames were once counted by demuxing
+    it all), and an MP4 whose index is at the end (reached by seeking)."""
+    path = tmp_path / f"big.{fmt}"
+    rng = np.random.default_rng(1)
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream("libx264", rate=10, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 10)
+        for i in range(40):
+            noise = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(noise, format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    size = path.stat().st_size
+    assert size > 5_000_000
+    before = _bytes_read()
+    info = probe_video(path)
+    read = _bytes_read() - before
+    assert read < 2_000_000, f"read {read:,} of {size:,} bytes"
+    assert (info.width, info.height, info.frames, info.fps) == (640, 360, 40, 10.0)
+    assert info.duration == pytest.approx(4.0, abs=0.11)

@@ -1,0 +1,136 @@
+"""Thumbnails and spritesheets, made after the job has completed.
+
+A job is completed as soon as its video is stored and probed (engine/finalize.py): a
+burst of finishes must not wait on decoding frames. Its previews follow, made by
+whichever comes first: the previews step (a procrastinate task on the media queue, at a
+priority below finalize's, so it runs only while no finalize waits), or the first
+request for one (api/routes/videos.py, through services/media.py). Either way the
+result is recorded on the output, so neither makes it again; the two racing is
+harmless, since blobs are content-addressed and the first recording is kept
+(db/jobs.py ``set_previews``). Within a process, concurrent requests for one output
+share one making.
+
+The stored video is read through the blob store's protocol (``copy_to`` a scratch
+file), so a store with no local files (S3) serves the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+from functools import partial
+from pathlib import Path
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vidgate.core.errors import NotFound
+from vidgate.core.jobs import OutputRecord
+from vidgate.db.blobs import record_blob
+from vidgate.db.health import log_failure
+from vidgate.db.jobs import get_job, get_outputs, set_previews
+from vidgate.db.queue import finalize_queued
+from vidgate.engine import steps
+from vidgate.media.previews import SPRITESHEET_CONTENT_TYPE, THUMBNAIL_CONTENT_TYPE, make_previews
+from vidgate.media.storage import BlobStore
+
+log = structlog.get_logger("vidgate.engine")
+
+_Key = tuple[str, int]
+# While finalize steps are queued, the previews step looks again this often; past the
+# longest wait it goes ahead (a queue never empty must not starve previews for ever).
+_RECHECK_S = 1.0
+_MAX_WAIT_S = 600.0
+
+
+def has_previews(output: OutputRecord) -> bool:
+    return output.thumbnail_sha256 is not None and output.spritesheet_sha256 is not None
+
+
+class PreviewMaker:
+    """Makes and records an output's previews, once per output at a time in this
+    process (one per process, shared by the previews step and the API)."""
+
+    def __init__(self, blobs: BlobStore, db: AsyncEngine, scratch: Path) -> None:
+        self._blobs = blobs
+        self._db = db
+        self._scratch = scratch
+        self._making: dict[_Key, asyncio.Task[OutputRecord]] = {}
+
+    async def ensure(self, output: OutputRecord) -> OutputRecord:
+        """``output`` with its previews: as recorded, or made now. A caller that gives up
+        (a request cancelled) leaves the making to finish for the others."""
+        if has_previews(output):
+            return output
+        key = (output.job_id, output.index)
+        task = self._making.get(key)
+        if task is None:
+            task = asyncio.create_task(self._make(output), name=f"vidgate-previews-{key}")
+            self._making[key] = task
+            task.add_done_callback(partial(self._done, key))
+        return await asyncio.shield(task)
+
+    def _done(self, key: _Key, task: asyncio.Task[OutputRecord]) -> None:
+        if self._making.get(key) is task:
+            del self._making[key]
+        if not task.cancelled():
+            task.exception()  # seen, even when every waiter gave up
+
+    async def for_job(self, job_id: str) -> None:
+        """The previews step: make those the job's outputs lack, once no finalize step
+        is queued (a burst of finishes goes first). A job deleted meanwhile is left
+        alone. A failure is logged, not raised: the job stays completed, and the first
+        request for a preview makes it."""
+        try:
+            await self._after_finalizes()
+            await self._for_job(job_id)
+        except Exception as exc:
+            log_failure(log, "job.previews_failed", exc, job_id=job_id)
+
+    async def _after_finalizes(self) -> None:
+        waited = 0.0
+        while waited < _MAX_WAIT_S:
+            async with self._db.connect() as conn:
+                if not await finalize_queued(conn, steps.MEDIA_QUEUE):
+                    return
+            await asyncio.sleep(_RECHECK_S)
+            waited += _RECHECK_S
+
+    async def _for_job(self, job_id: str) -> None:
+        async with self._db.connect() as conn:
+            job = await get_job(conn, job_id)
+            outputs = await get_outputs(conn, job_id) if job is not None else []
+        for output in outputs:
+            await self.ensure(output)
+
+    async def _make(self, output: OutputRecord) -> OutputRecord:
+        scratch = self._scratch / f"previews-{secrets.token_hex(8)}"
+        try:
+            await asyncio.to_thread(scratch.mkdir, parents=True)
+            video = scratch / "video"
+            await self._blobs.copy_to(output.video_sha256, video)
+            thumbnail, spritesheet = scratch / "thumb.webp", scratch / "sprites.jpg"
+            # Not on the media threads: a finalize's probe never queues behind this.
+            await asyncio.to_thread(
+                make_previews, video, thumbnail=thumbnail, spritesheet=spritesheet
+            )
+            # Durable before the row that names them commits (put_file syncs).
+            thumb = await self._blobs.put_file(thumbnail)
+            sprites = await self._blobs.put_file(spritesheet)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, scratch, ignore_errors=True)
+        async with self._db.begin() as conn:
+            await record_blob(conn, thumb.sha256, thumb.size, THUMBNAIL_CONTENT_TYPE)
+            await record_blob(conn, sprites.sha256, sprites.size, SPRITESHEET_CONTENT_TYPE)
+            done = await set_previews(
+                conn,
+                output.job_id,
+                output.index,
+                thumbnail=thumb.sha256,
+                spritesheet=sprites.sha256,
+            )
+        if done is None:
+            raise NotFound(f"video {output.job_id} has no output {output.index}")
+        log.info("job.previews", job_id=output.job_id, index=output.index)
+        return done
