@@ -26,7 +26,7 @@ from vidgate.core.jobs import (
 )
 from vidgate.core.spec import JobSpec
 from vidgate.db import ledger
-from vidgate.db.schema import idempotency_keys, job_outputs, jobs
+from vidgate.db.schema import blobs, idempotency_keys, job_outputs, jobs
 
 # The columns of a job row, in ``JobRecord``'s field order: what every query that
 # builds a ``JobRecord`` selects or returns.
@@ -180,6 +180,49 @@ async def insert_output(conn: AsyncConnection, output: OutputRecord) -> bool:
 
 
 _OUTPUT_COLUMNS = [job_outputs.c[f.name] for f in dataclasses.fields(OutputRecord)]
+_OUTPUT_FIELDS = [f.name for f in dataclasses.fields(OutputRecord)]
+
+
+async def insert_video_output(
+    conn: AsyncConnection, output: OutputRecord, *, size: int, content_type: str
+) -> None:
+    """Record an output and its video's blob row in one statement (finalize's: one round
+    trip per output); a repeated finalize step keeps the first of each."""
+    blob = (
+        pg_insert(blobs)
+        .values(sha256=output.video_sha256, size=size, content_type=content_type)
+        .on_conflict_do_nothing()
+        .cte("video_blob")
+    )
+    # The blob's row is inserted by the same statement; the foreign key is checked at
+    # its end, when the row is there.
+    await conn.execute(
+        pg_insert(job_outputs)
+        .add_cte(blob)
+        .values(dataclasses.asdict(output))
+        .on_conflict_do_nothing()
+    )
+
+
+async def get_job_and_outputs(
+    conn: AsyncConnection, job_id: str
+) -> tuple[JobRecord, list[OutputRecord]] | None:
+    """A job, deleted or not, and its outputs in index order, in one round trip."""
+    stmt = (
+        sa.select(*_SELECT_JOB, *(c.label(f"output_{c.name}") for c in _OUTPUT_COLUMNS))
+        .select_from(jobs.outerjoin(job_outputs, job_outputs.c.job_id == jobs.c.id))
+        .where(jobs.c.id == job_id)
+        .order_by(job_outputs.c.index)
+    )
+    rows = (await conn.execute(stmt)).all()
+    if not rows:
+        return None
+    outputs = [
+        OutputRecord(**{name: row._mapping[f"output_{name}"] for name in _OUTPUT_FIELDS})
+        for row in rows
+        if row._mapping["output_index"] is not None
+    ]
+    return job_from_row(rows[0]), outputs
 
 
 async def get_outputs(conn: AsyncConnection, job_id: str) -> list[OutputRecord]:

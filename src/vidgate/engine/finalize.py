@@ -27,8 +27,7 @@ import structlog
 
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.jobs import JobRecord, JobState, OutputRecord
-from vidgate.db.blobs import record_blob
-from vidgate.db.jobs import db_now, get_job, get_outputs, insert_output, transition
+from vidgate.db.jobs import db_now, get_job_and_outputs, insert_video_output, transition
 from vidgate.engine import steps
 from vidgate.engine.settlement import settled_cost
 from vidgate.engine.webhooks import enqueue_event
@@ -54,10 +53,12 @@ class _Stored:
 async def finalize(runner: JobRunner, job_id: str) -> None:
     ctx = runner.ctx
     async with ctx.db.connect() as conn:
-        job = await get_job(conn, job_id, include_deleted=True)
-        if job is None or job.state != JobState.FINALIZING or job.upstream_id is None:
-            return
-        outputs = await get_outputs(conn, job_id)
+        found = await get_job_and_outputs(conn, job_id)
+    if found is None:
+        return
+    job, outputs = found
+    if job.state != JobState.FINALIZING or job.upstream_id is None:
+        return
     if len(outputs) < job.spec.n:
         tmp = await _scratch(runner, job_id)
         try:
@@ -70,8 +71,9 @@ async def finalize(runner: JobRunner, job_id: str) -> None:
         new = []
     async with ctx.db.begin() as conn:
         for item in new:
-            await record_blob(conn, item.blob.sha256, item.blob.size, VIDEO_CONTENT_TYPE)
-            await insert_output(conn, item.output)
+            await insert_video_output(
+                conn, item.output, size=item.blob.size, content_type=VIDEO_CONTENT_TYPE
+            )
         outputs = sorted([*outputs, *(item.output for item in new)], key=lambda o: o.index)
         # Settled in this transaction (db/jobs.py ``transition``), at the real cost.
         cost = await settled_cost(ctx, conn, job, outputs)

@@ -250,9 +250,14 @@ class LocalBlobStore:
                     digest.update(chunk)
                     dst.write(chunk)
                     size += len(chunk)
+                sha = digest.hexdigest()
+                if self._path(sha).is_file():
+                    # Stored already, and synced by the write that stored it: this copy
+                    # is dropped unsynced (a burst of the same result costs no fsync).
+                    return StoredBlob(sha256=sha, size=size)
                 dst.flush()
                 os.fsync(dst.fileno())
-            return self._commit(tmp, digest.hexdigest(), size)
+            return self._commit(tmp, sha, size)
         finally:
             tmp.unlink(missing_ok=True)
 
