@@ -173,3 +173,31 @@ async def test_partial_writes_of_an_owner_are_discarded(
     assert [p.exists() for p in leftovers] == [False, True, True]
     with pytest.raises(ValueError):
         await store.discard_partial("*")
+
+
+async def test_a_blob_stored_already_costs_no_second_fsync(
+    store: LocalBlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first write of some bytes is synced before it is moved into place; storing
+    them again finds them synced already (a burst of one result stored many times)."""
+    from vidgate.media import storage
+
+    synced: list[int] = []
+    real = os.fsync
+
+    def counting(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(storage.os, "fsync", counting)
+    source = tmp_path / "result.mp4"
+    source.write_bytes(b"the same result" * 1000)
+    first = await store.put_file(source, owner="job_a")
+    assert len(synced) == 1
+    again = await store.put_file(source, owner="job_b")
+    assert again == first and len(synced) == 1
+    assert not list((store.root / ".tmp").glob("*.part"))
+    other = tmp_path / "other.mp4"
+    other.write_bytes(b"another result")
+    await store.put_file(other)
+    assert len(synced) == 2
