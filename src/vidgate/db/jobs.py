@@ -26,7 +26,7 @@ from vidgate.core.jobs import (
 )
 from vidgate.core.spec import JobSpec
 from vidgate.db import ledger
-from vidgate.db.schema import blobs, idempotency_keys, job_outputs, jobs
+from vidgate.db.schema import idempotency_keys, job_outputs, jobs
 
 # The columns of a job row, in ``JobRecord``'s field order: what every query that
 # builds a ``JobRecord`` selects or returns.
@@ -181,27 +181,6 @@ async def insert_output(conn: AsyncConnection, output: OutputRecord) -> bool:
 
 _OUTPUT_COLUMNS = [job_outputs.c[f.name] for f in dataclasses.fields(OutputRecord)]
 _OUTPUT_FIELDS = [f.name for f in dataclasses.fields(OutputRecord)]
-
-
-async def insert_video_output(
-    conn: AsyncConnection, output: OutputRecord, *, size: int, content_type: str
-) -> None:
-    """Record an output and its video's blob row in one statement (finalize's: one round
-    trip per output); a repeated finalize step keeps the first of each."""
-    blob = (
-        pg_insert(blobs)
-        .values(sha256=output.video_sha256, size=size, content_type=content_type)
-        .on_conflict_do_nothing()
-        .cte("video_blob")
-    )
-    # The blob's row is inserted by the same statement; the foreign key is checked at
-    # its end, when the row is there.
-    await conn.execute(
-        pg_insert(job_outputs)
-        .add_cte(blob)
-        .values(dataclasses.asdict(output))
-        .on_conflict_do_nothing()
-    )
 
 
 async def get_job_and_outputs(

@@ -4,9 +4,10 @@ completed.
 A job is ``completed`` as soon as its videos are stored and probed; their thumbnails and
 spritesheets follow (engine/previews.py), so a burst of finishes waits on nothing but
 the download, a probe of each file's header and one write per video. What a completion
-writes is one transaction: the videos' rows, the outputs, the settled cost, the state
-and the steps that follow (webhook, previews). Each video is durable (the store syncs
-it) before that transaction commits.
+writes is one transaction: the videos' rows (held against a concurrent deletion of the
+same bytes, engine/media_gc.py), the outputs, the settled cost, the state and the
+steps that follow (webhook, previews). Each video is durable (the store syncs it)
+before that transaction commits.
 
 Safe to run again after a crash at any point: outputs are content-addressed and
 recorded once per (job, index), so a re-run skips what is already stored; it works in a
@@ -27,11 +28,11 @@ import structlog
 
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.jobs import JobRecord, JobState, OutputRecord
-from vidgate.db.jobs import db_now, get_job_and_outputs, insert_video_output, transition
+from vidgate.db.jobs import db_now, get_job_and_outputs, insert_output, transition
 from vidgate.engine import steps
+from vidgate.engine.media_gc import hold_outputs
 from vidgate.engine.settlement import settled_cost
 from vidgate.engine.webhooks import enqueue_event
-from vidgate.media.previews import VIDEO_CONTENT_TYPE
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import StoredBlob
 from vidgate.providers.base import ProviderError, UpstreamTask
@@ -48,6 +49,7 @@ _FINALIZING = (JobState.FINALIZING,)
 class _Stored:
     output: OutputRecord
     blob: StoredBlob
+    path: Path  # what it was stored from: stored again if a deletion took it meanwhile
 
 
 async def finalize(runner: JobRunner, job_id: str) -> None:
@@ -59,27 +61,36 @@ async def finalize(runner: JobRunner, job_id: str) -> None:
     job, outputs = found
     if job.state != JobState.FINALIZING or job.upstream_id is None:
         return
-    if len(outputs) < job.spec.n:
-        tmp = await _scratch(runner, job_id)
-        try:
-            new = await _store_outputs(runner, job, {o.index for o in outputs}, tmp)
-        finally:
-            await asyncio.to_thread(shutil.rmtree, tmp, ignore_errors=True)
-        if new is None:
-            return
-    else:
-        new = []
+    if len(outputs) >= job.spec.n:
+        await _complete(runner, job, outputs, [])
+        return
+    tmp = await _scratch(runner, job_id)
+    try:
+        new = await _store_outputs(runner, job, {o.index for o in outputs}, tmp)
+        if new is not None:
+            await _complete(runner, job, outputs, new)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, tmp, ignore_errors=True)
+
+
+async def _complete(
+    runner: JobRunner, job: JobRecord, outputs: list[OutputRecord], new: list[_Stored]
+) -> None:
+    """Record the new outputs and complete the job, in one transaction."""
+    ctx = runner.ctx
     async with ctx.db.begin() as conn:
         for item in new:
-            await insert_video_output(
-                conn, item.output, size=item.blob.size, content_type=VIDEO_CONTENT_TYPE
-            )
+            # The video's blob held against a deletion (engine/media_gc.py); none when
+            # the job was deleted while it finalized.
+            if not await hold_outputs(conn, ctx.blobs, job.id, (item.blob, item.path)):
+                return
+            await insert_output(conn, item.output)
         outputs = sorted([*outputs, *(item.output for item in new)], key=lambda o: o.index)
         # Settled in this transaction (db/jobs.py ``transition``), at the real cost.
         cost = await settled_cost(ctx, conn, job, outputs)
         done = await transition(
             conn,
-            job_id,
+            job.id,
             from_states=_FINALIZING,
             to=JobState.COMPLETED,
             progress=100,
@@ -90,8 +101,8 @@ async def finalize(runner: JobRunner, job_id: str) -> None:
         if done is None:
             return
         await enqueue_event(ctx, conn, done)
-        await steps.enqueue(ctx.app, conn, steps.PREVIEWS, job_id, lock=steps.previews_lock(job_id))
-    log.info("job.completed", job_id=job_id, outputs=job.spec.n, duration_s=_since(job))
+        await steps.enqueue(ctx.app, conn, steps.PREVIEWS, job.id, lock=steps.previews_lock(job.id))
+    log.info("job.completed", job_id=job.id, outputs=job.spec.n, duration_s=_since(job))
 
 
 async def _scratch(runner: JobRunner, job_id: str) -> Path:
@@ -164,7 +175,7 @@ async def _store_outputs(
             duration=info.duration,
             size_bytes=info.size_bytes,
         )
-        new.append(_Stored(output, blob))
+        new.append(_Stored(output, blob, path))
     return new
 
 

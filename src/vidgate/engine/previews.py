@@ -11,7 +11,9 @@ harmless, since blobs are content-addressed and the first recording is kept
 share one making.
 
 The stored video is read through the blob store's protocol (``copy_to`` a scratch
-file), so a store with no local files (S3) serves the same.
+file), so a store with no local files (S3) serves the same. The previews' blobs are
+held against a concurrent deletion of the same bytes as finalize's are
+(engine/media_gc.py).
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vidgate.core.errors import NotFound
 from vidgate.core.jobs import OutputRecord
-from vidgate.db.blobs import record_blob
+from vidgate.db.blobs import hold_blobs, job_media_released, request_deletions
 from vidgate.db.health import log_failure
 from vidgate.db.jobs import get_job, get_outputs, set_previews
 from vidgate.db.queue import finalize_queued
 from vidgate.engine import steps
 from vidgate.media.previews import SPRITESHEET_CONTENT_TYPE, THUMBNAIL_CONTENT_TYPE, make_previews
-from vidgate.media.storage import BlobStore
+from vidgate.media.storage import BlobStore, StoredBlob
 
 log = structlog.get_logger("vidgate.engine")
 
@@ -116,21 +118,39 @@ class PreviewMaker:
                 make_previews, video, thumbnail=thumbnail, spritesheet=spritesheet
             )
             # Durable before the row that names them commits (put_file syncs).
-            thumb = await self._blobs.put_file(thumbnail)
-            sprites = await self._blobs.put_file(spritesheet)
+            made = [
+                (await self._blobs.put_file(thumbnail), THUMBNAIL_CONTENT_TYPE, thumbnail),
+                (await self._blobs.put_file(spritesheet), SPRITESHEET_CONTENT_TYPE, spritesheet),
+            ]
+            done = await self._record(output, made)
         finally:
             await asyncio.to_thread(shutil.rmtree, scratch, ignore_errors=True)
-        async with self._db.begin() as conn:
-            await record_blob(conn, thumb.sha256, thumb.size, THUMBNAIL_CONTENT_TYPE)
-            await record_blob(conn, sprites.sha256, sprites.size, SPRITESHEET_CONTENT_TYPE)
-            done = await set_previews(
-                conn,
-                output.job_id,
-                output.index,
-                thumbnail=thumb.sha256,
-                spritesheet=sprites.sha256,
-            )
         if done is None:
             raise NotFound(f"video {output.job_id} has no output {output.index}")
         log.info("job.previews", job_id=output.job_id, index=output.index)
+        return done
+
+    async def _record(
+        self, output: OutputRecord, made: list[tuple[StoredBlob, str, Path]]
+    ) -> OutputRecord | None:
+        """Record the previews on the output, their blobs held against a deletion of the
+        same bytes as finalize holds a video's (engine/media_gc.py): stored again from
+        ``made``'s files if a deletion took them meanwhile. Blobs nothing records (the
+        job's media released meanwhile, or another making recorded other bytes first)
+        are queued for deletion."""
+        shas = {blob.sha256 for blob, _, _ in made}
+        async with self._db.begin() as conn:
+            if await job_media_released(conn, output.job_id):
+                await request_deletions(conn, shas)
+                return None
+            await hold_blobs(conn, [(blob.sha256, blob.size, kind) for blob, kind, _ in made])
+            for blob, _, path in made:
+                if not await self._blobs.exists(blob.sha256):
+                    await self._blobs.put_file(path)
+            thumb, sprites = (blob.sha256 for blob, _, _ in made)
+            done = await set_previews(
+                conn, output.job_id, output.index, thumbnail=thumb, spritesheet=sprites
+            )
+            recorded = set() if done is None else {done.thumbnail_sha256, done.spritesheet_sha256}
+            await request_deletions(conn, shas - recorded)
         return done

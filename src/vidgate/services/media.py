@@ -64,6 +64,7 @@ class MediaService:
         self._blobs = blobs
         self._signer = signer
         self._db = db
+        self._previews = previews
         # Settings.storage_links: only an S3 store can hand a download to the bucket.
         self._presign = isinstance(blobs, S3BlobStore) and links == "presigned"
         self._small = SmallBlobs()

@@ -6,7 +6,7 @@ by a low-priority step or on the first request for one. Until then they are NULL
 from alembic import op
 
 revision = "0019"
-down_revision = "0016"
+down_revision = "0018"
 
 
 def upgrade() -> None:

@@ -7,7 +7,7 @@ NULL: no estimate (no progress reported yet, or none at all).
 from alembic import op
 
 revision = "0020"
-down_revision = "0018"
+down_revision = "0019"
 
 
 def upgrade() -> None:
