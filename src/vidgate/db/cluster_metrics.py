@@ -19,7 +19,7 @@ from vidgate.core.jobs import ACTIVE
 
 # The step queues (procrastinate's), then the queues that are due times on rows: jobs
 # to submit, waiting jobs to poll, webhook endpoint deliveries.
-STEP_QUEUES = ("jobs", "media", "webhooks")
+STEP_QUEUES = ("jobs", "media", "previews", "webhooks")
 ROW_QUEUES = ("submit", "poll", "deliveries")
 
 _SNAPSHOT = sa.text(
