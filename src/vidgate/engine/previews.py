@@ -60,15 +60,21 @@ class PreviewMaker:
         self._scratch = scratch
         self._making: dict[_Key, asyncio.Task[OutputRecord]] = {}
 
-    async def ensure(self, output: OutputRecord) -> OutputRecord:
-        """``output`` with its previews: as recorded, or made now. A caller that gives up
-        (a request cancelled) leaves the making to finish for the others."""
+    async def ensure(
+        self, output: OutputRecord, *, scratch: Path | None = None, owner: str | None = None
+    ) -> OutputRecord:
+        """``output`` with its previews: as recorded, or made now (in ``scratch``, its
+        writes to the store tagged ``owner``, where the caller cleans up after a kill;
+        else in a directory of its own, which the sweeper removes once old). A caller
+        that gives up (a request cancelled) leaves the making to finish for the others."""
         if has_previews(output):
             return output
         key = (output.job_id, output.index)
         task = self._making.get(key)
         if task is None:
-            task = asyncio.create_task(self._make(output), name=f"vidgate-previews-{key}")
+            scratch = scratch or self._scratch / f"previews-{secrets.token_hex(8)}"
+            making = self._make(output, scratch, owner)
+            task = asyncio.create_task(making, name=f"vidgate-previews-{key}")
             self._making[key] = task
             task.add_done_callback(partial(self._done, key))
         return await asyncio.shield(task)
@@ -103,13 +109,23 @@ class PreviewMaker:
         async with self._db.connect() as conn:
             job = await get_job(conn, job_id)
             outputs = await get_outputs(conn, job_id) if job is not None else []
-        for output in outputs:
-            await self.ensure(output)
-
-    async def _make(self, output: OutputRecord) -> OutputRecord:
-        scratch = self._scratch / f"previews-{secrets.token_hex(8)}"
+        # Like finalize's: a run cut short (kill -9) left its files here and maybe a
+        # partial write in the store; the step's next run (one at a time per job, its
+        # lock) removes both first.
+        scratch, owner = self._scratch / f"{job_id}-previews", f"{job_id}-previews"
+        await asyncio.to_thread(shutil.rmtree, scratch, ignore_errors=True)
+        await self._blobs.discard_partial(owner)
+        if all(has_previews(output) for output in outputs):
+            return
         try:
-            await asyncio.to_thread(scratch.mkdir, parents=True)
+            for output in outputs:
+                await self.ensure(output, scratch=scratch / str(output.index), owner=owner)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, scratch, ignore_errors=True)
+
+    async def _make(self, output: OutputRecord, scratch: Path, owner: str | None) -> OutputRecord:
+        try:
+            await asyncio.to_thread(scratch.mkdir, parents=True, exist_ok=True)
             video = scratch / "video"
             await self._blobs.copy_to(output.video_sha256, video)
             thumbnail, spritesheet = scratch / "thumb.webp", scratch / "sprites.jpg"
@@ -119,8 +135,16 @@ class PreviewMaker:
             )
             # Durable before the row that names them commits (put_file syncs).
             made = [
-                (await self._blobs.put_file(thumbnail), THUMBNAIL_CONTENT_TYPE, thumbnail),
-                (await self._blobs.put_file(spritesheet), SPRITESHEET_CONTENT_TYPE, spritesheet),
+                (
+                    await self._blobs.put_file(thumbnail, owner=owner),
+                    THUMBNAIL_CONTENT_TYPE,
+                    thumbnail,
+                ),
+                (
+                    await self._blobs.put_file(spritesheet, owner=owner),
+                    SPRITESHEET_CONTENT_TYPE,
+                    spritesheet,
+                ),
             ]
             done = await self._record(output, made)
         finally:
