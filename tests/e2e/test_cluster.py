@@ -433,12 +433,18 @@ def _check_stored_once(
     jobs: dict[str, dict[str, Any]],
     upstreams: dict[str, tuple[Provider, TimedFake, FakeServer]],
 ) -> dict[str, Output]:
-    rows = _rows(
-        database_url,
+    query = (
         "SELECT job_id, index, video_sha256, thumbnail_sha256, spritesheet_sha256"
-        " FROM job_outputs WHERE job_id = ANY(%s)",
-        list(jobs),
+        " FROM job_outputs WHERE job_id = ANY(%s)"
     )
+    # Previews follow the completion (engine/previews.py: the media worker's step).
+    deadline = time.monotonic() + 120
+    while True:
+        rows = _rows(database_url, query, list(jobs))
+        if all(r["thumbnail_sha256"] and r["spritesheet_sha256"] for r in rows):
+            break
+        assert time.monotonic() < deadline, "previews not made within 120 s of completion"
+        time.sleep(0.5)
     assert Counter(r["job_id"] for r in rows) == Counter(dict.fromkeys(jobs, 1))
     outputs = {
         r["job_id"]: Output(
