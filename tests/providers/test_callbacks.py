@@ -140,13 +140,15 @@ def _task_of(fake: FakeUpstream, upstream_id: str) -> str:
 
 
 def _steps(gateway: tuple[ServerProcess, str], job_id: str) -> list[tuple[str, str, float]]:
-    """(task name, status, seconds until due) of the job's queued and running steps."""
+    """(task name, status, seconds until due) of the job's queued and running steps,
+    but for the previews step that follows a completion (engine/previews.py): it makes
+    a thumbnail from the stored video and reads nothing upstream."""
     with psycopg.connect(_db(gateway)) as conn:
         rows = conn.execute(
             "SELECT task_name, status::text,"
             " EXTRACT(EPOCH FROM (COALESCE(scheduled_at, now()) - now()))"
             " FROM procrastinate_jobs WHERE args->>'job_id' = %s"
-            " AND status IN ('todo', 'doing') ORDER BY id",
+            " AND status IN ('todo', 'doing') AND task_name <> 'vidgate:previews' ORDER BY id",
             (job_id,),
         ).fetchall()
     return [(r[0], r[1], float(r[2])) for r in rows]
