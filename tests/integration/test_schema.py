@@ -64,7 +64,7 @@ def _catalogue(url: str, owned: Callable[[tuple[str, ...]], bool]) -> Catalogue:
 
 
 def _migrated(pg_server: str) -> str:
-    url = make_database(pg_server)
+    url = make_database(pg_server, migrated=False)
     migrate(url)
     return url
 
@@ -102,7 +102,7 @@ def test_migrations_make_the_tables_the_code_uses(pg_server: str) -> None:
 
 
 def test_migrations_make_the_indexes_and_checks_the_code_declares(pg_server: str) -> None:
-    declared = make_database(pg_server)
+    declared = make_database(pg_server, migrated=False)
     engine = sa.create_engine(to_sqlalchemy_url(declared), poolclass=sa.NullPool)
     schema.metadata.create_all(engine)
     engine.dispose()
@@ -122,7 +122,7 @@ def test_procrastinate_installed_is_the_one_the_migrations_apply() -> None:
 
 
 def test_migrations_make_procrastinates_own_schema(pg_server: str) -> None:
-    own = make_database(pg_server)
+    own = make_database(pg_server, migrated=False)
     with psycopg.connect(own, autocommit=True) as conn:
         conn.execute(SchemaManager.get_schema())
     migrated = _catalogue(_migrated(pg_server), _procrastinate)

@@ -79,7 +79,8 @@ def _insert_jobs(url: str) -> None:
         engine.dispose()
 
 
-def test_0007_unpacks_ids_and_downgrade_packs_them_again(database_url: str) -> None:
+def test_0007_unpacks_ids_and_downgrade_packs_them_again(empty_database_url: str) -> None:
+    database_url = empty_database_url
     _run(database_url, "upgrade", "0006")
     _insert_jobs(database_url)
     _run(database_url, "upgrade", "0007")
