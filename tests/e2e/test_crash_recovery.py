@@ -7,8 +7,8 @@ PostgreSQL it starts by default (no VIDGATE_DATABASE_URL), and SIGKILL it mid-fl
 
 from __future__ import annotations
 
+import datetime as dt
 import random
-import re
 import time
 import warnings
 from collections import Counter
@@ -325,7 +325,7 @@ def test_sigkill_at_random_instants_loses_nothing(tmp_path: Path) -> None:
     assert_postgres_stopped(data_dir)
 
 
-def test_step_doing_at_kill_is_retried_by_the_sweeper(tmp_path: Path) -> None:
+def test_finalize_claimed_at_kill_is_taken_up_when_its_lease_runs_out(tmp_path: Path) -> None:
     data_dir = tmp_path / "vidgate"
     srv = ServerProcess(data_dir=data_dir, env=fast_env())
     try:
@@ -347,22 +347,18 @@ def test_step_doing_at_kill_is_retried_by_the_sweeper(tmp_path: Path) -> None:
         assert response.status_code == 200, response.text
         job_id = response.json()["id"]
 
-        # Wait for the finalize step (which renders and stores the clip) to be running.
-        doing_sql = (
-            "SELECT id FROM procrastinate_jobs WHERE task_name = 'vidgate:finalize'"
-            " AND args->>'job_id' = %s AND status = 'doing'"
-        )
+        # Wait for the finalizer to have claimed the job (it renders and stores the clip).
         deadline = time.monotonic() + 30
         with connect(data_dir) as conn:
-            while conn.execute(doing_sql, (job_id,)).fetchone() is None:
+            while finalize_lease(conn, job_id) is None:
                 assert time.monotonic() < deadline, "finalize never started"
                 time.sleep(0.02)
         time.sleep(random.uniform(0.1, 0.5))
         srv.kill()
 
         with connect(data_dir) as conn:
-            # The killed step is left `doing`, by a worker that will never come back.
-            assert conn.execute(doing_sql, (job_id,)).fetchone() is not None, (
+            # The killed claim's lease is still ahead: a worker that will never renew it.
+            assert finalize_lease(conn, job_id) is not None, (
                 "finalize finished before the kill; the test needs a longer render"
             )
             state = conn.execute("SELECT state FROM jobs WHERE id = %s", (job_id,)).fetchone()
@@ -371,14 +367,11 @@ def test_step_doing_at_kill_is_retried_by_the_sweeper(tmp_path: Path) -> None:
                 "SELECT count(*) AS n FROM job_outputs WHERE job_id = %s", (job_id,)
             ).fetchone() == {"n": 0}
 
-        log_offset = len(srv.log())
         srv.start()
+        # The new process's finalizer takes the job up once the dead claim's lease ran
+        # out, and downloads it again.
         rows = wait_all_terminal(data_dir, timeout=40)
         assert [(r["id"], r["state"]) for r in rows] == [(job_id, "completed")]
-
-        # The sweeper of the new process found the stalled step and retried it.
-        requeued = re.findall(r"sweeper\.requeued.*stalled_steps=(\d+)", srv.log()[log_offset:])
-        assert max(map(int, requeued), default=0) >= 1, srv.log()[log_offset:]
 
         with connect(data_dir) as conn:
             outputs = conn.execute(
@@ -404,6 +397,17 @@ def test_step_doing_at_kill_is_retried_by_the_sweeper(tmp_path: Path) -> None:
     finally:
         srv.stop()
     assert_postgres_stopped(data_dir)
+
+
+def finalize_lease(conn: psycopg.Connection[dict[str, Any]], job_id: str) -> dt.datetime | None:
+    """The lease of the finalizer's claim on the job while one holds it (its row's
+    ``next_poll_at``, ahead of now: engine/finalizer.py), else None."""
+    row = conn.execute(
+        "SELECT next_poll_at FROM jobs WHERE id = %s AND state = 'finalizing'"
+        " AND next_poll_at > now()",
+        (job_id,),
+    ).fetchone()
+    return None if row is None else row["next_poll_at"]
 
 
 def stray_files(data_dir: Path, referenced: set[str]) -> list[str]:
@@ -435,12 +439,6 @@ def test_sigkill_during_finalize_leaves_one_copy_and_no_scratch(tmp_path: Path) 
     rng = random.Random(seed)
     data_dir = tmp_path / "vidgate"
     srv = ServerProcess(data_dir=data_dir, env=fast_env())
-    # A run of the job's finalize step under way: after a kill, the sweeper's retry of
-    # the step the dead worker left ``doing`` counts one more attempt.
-    doing_sql = (
-        "SELECT id FROM procrastinate_jobs WHERE task_name = 'vidgate:finalize'"
-        " AND args->>'job_id' = %s AND status = 'doing' AND attempts >= %s"
-    )
     try:
         srv.start()
         key = srv.create_key("finalize crash test")
@@ -462,10 +460,12 @@ def test_sigkill_during_finalize_leaves_one_copy_and_no_scratch(tmp_path: Path) 
         job_id = response.json()["id"]
 
         kills = 0
+        # The lease of the claim killed last: a run under way holds another one.
+        killed: dt.datetime | None = None
         for delay in sorted(rng.uniform(0.05, 2.5) for _ in range(3)):
             deadline = time.monotonic() + 60
             with connect(data_dir) as conn:
-                while conn.execute(doing_sql, (job_id, kills)).fetchone() is None:
+                while finalize_lease(conn, job_id) in (None, killed):
                     state = conn.execute("SELECT state FROM jobs WHERE id = %s", (job_id,))
                     if state.fetchone() == {"state": "completed"}:
                         break
@@ -474,6 +474,7 @@ def test_sigkill_during_finalize_leaves_one_copy_and_no_scratch(tmp_path: Path) 
             time.sleep(delay)
             srv.kill()
             with connect(data_dir) as conn:
+                killed = finalize_lease(conn, job_id)
                 state = conn.execute("SELECT state FROM jobs WHERE id = %s", (job_id,)).fetchone()
             print(f"killed {delay:.2f} s into finalize: {state}")
             srv.start()

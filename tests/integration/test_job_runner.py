@@ -227,15 +227,10 @@ async def test_happy_path_enqueues_each_next_step(
     provider.statuses = [UpstreamStatus("succeeded", cost=Decimal("0.042"))]
     await runner.poll(job_id)
     assert (await _job(runtime, job_id)).state == "finalizing"
-    assert _next_poll(runtime.database_url, job_id) is None
-    assert [t for t, _ in _pending(runtime.database_url, job_id)] == [steps.FINALIZE]
-    # On the media queue, whose own worker keeps finalizing from starving submissions.
-    with psycopg.connect(runtime.database_url) as conn:
-        queues = conn.execute(
-            "SELECT queue_name FROM procrastinate_jobs WHERE args->>'job_id' = %s", (job_id,)
-        ).fetchall()
-    assert queues == [(steps.MEDIA_QUEUE,)]
-    _clear(runtime.database_url, job_id)
+    # Its finalize is due at once, on its row (engine/finalizer.py), not a queued task.
+    delay = _next_poll(runtime.database_url, job_id)
+    assert delay is not None and delay <= 0
+    assert _pending(runtime.database_url, job_id) == []
 
     await runner.finalize(job_id)
     job = await _job(runtime, job_id)
@@ -457,12 +452,15 @@ async def test_sweeper_requeues_an_active_job_with_nothing_to_move_it(
     assert await sweep_once(runner.ctx) == (0, 1)
     delay = _next_poll(url, job_id)
     assert delay is not None and delay <= 0
-    # A finalizing job whose finalize step was lost gets the step again, once.
+    # A finalizing job is the finalizer's, unless its row lost its due time.
     provider.statuses = [UpstreamStatus("succeeded")]
     await runner.poll(job_id)
-    _clear(url, job_id)
+    assert await sweep_once(runner.ctx) == (0, 0)
+    await _update_job(runtime, job_id, next_poll_at=None)
     assert await sweep_once(runner.ctx) == (0, 1)
-    assert [t for t, _ in _pending(url, job_id)] == [steps.FINALIZE]
+    delay = _next_poll(url, job_id)
+    assert delay is not None and delay <= 0
+    assert _pending(url, job_id) == []
     assert (await sweep_once(runner.ctx))[1] == 0
 
 
@@ -905,7 +903,7 @@ async def test_reads_near_the_expected_end_keep_it_on_the_job(
     assert _due_in(url, job_id, "expected_end_at") is None
 
 
-async def test_finished_reads_move_on_together_each_with_its_finalize_step(
+async def test_finished_reads_move_on_together_each_due_to_finalize(
     runtime: Runtime, setup: Any, provider: ScriptedProvider
 ) -> None:
     runner, service, principal = setup
@@ -921,19 +919,14 @@ async def test_finished_reads_move_on_together_each_with_its_finalize_step(
     ]
     assert await Poller(runner.ctx, concurrency=4).run_due_once() == 3
     found = [await _job(runtime, job_id) for job_id in jobs]
-    assert [(j.state, j.progress, j.poll_count, j.next_poll_at) for j in found] == [
-        ("finalizing", 95, 1, None)
-    ] * 3
+    assert [(j.state, j.progress, j.poll_count) for j in found] == [("finalizing", 95, 1)] * 3
+    # Each due to finalize at once, on its row (engine/finalizer.py).
+    assert all(j.next_poll_at is not None and j.next_poll_at <= _now() for j in found)
     # The provider's cost where it gave one; no cost written where it gave none.
     assert sorted(str(j.cost) for j in found) == ["0.500000", "None", "None"]
     with psycopg.connect(url) as conn:
-        steps_queued = conn.execute(
-            "SELECT args->>'job_id', lock, queue_name FROM procrastinate_jobs"
-            " WHERE task_name = %s ORDER BY 1",
-            (steps.FINALIZE,),
-        ).fetchall()
-    # One step each, under each job's own lock (not one lock for the batch).
-    assert steps_queued == [(j, f"job:{j}", steps.MEDIA_QUEUE) for j in sorted(jobs)]
+        queued = conn.execute("SELECT count(*) FROM procrastinate_jobs").fetchone()
+    assert queued == (0,)
 
 
 async def test_a_dead_pollers_claims_run_out(

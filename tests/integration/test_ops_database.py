@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -22,7 +21,8 @@ from vidgate.core.jobs import ACTIVE, JobState
 from vidgate.core.spec import VideoRequest
 from vidgate.db.deployments import record_deployment_failure
 from vidgate.db.jobs import transition
-from vidgate.engine import steps, tasks
+from vidgate.engine import steps
+from vidgate.engine.finalizer import Finalizer
 from vidgate.engine.poller import Poller
 from vidgate.engine.service import JobService, Principal
 from vidgate.engine.submitter import Submitter
@@ -55,12 +55,19 @@ async def test_cluster_metrics_are_what_the_database_holds(runtime: Runtime) -> 
         principal = await add_caller(conn, "m")
     ids = await _jobs(runtime, principal, 4)
     with psycopg.connect(runtime.database_url, autocommit=True) as pg:
-        # Where the submitter and the poller would have taken them.
-        pg.execute("UPDATE jobs SET state = 'finalizing' WHERE id = ANY(%s)", (ids[2:],))
+        # Where the submitter and the poller would have taken them: one due to finalize,
+        # one a finalizer holds (its lease ahead).
+        pg.execute(
+            "UPDATE jobs SET state = 'finalizing', next_poll_at = CASE WHEN id = %s"
+            " THEN now() - interval '1 minute' ELSE now() + interval '1 minute' END"
+            " WHERE id = ANY(%s)",
+            (ids[2], ids[2:]),
+        )
     async with runtime.db.begin() as conn:
         await transition(conn, ids[0], from_states=ACTIVE, to=JobState.FAILED)
         await transition(conn, ids[1], from_states=ACTIVE, to=JobState.CANCELLED)
-        await steps.enqueue(runtime.engine.app, conn, steps.FINALIZE, ids[2])
+        # A finalize task an older version queued: finalize backlog too.
+        await steps.enqueue(runtime.engine.app, conn, steps.FINALIZE, ids[3])
         await record_deployment_failure(
             conn, "luma", "upstream_error", threshold=1, cooldown_s=60, unhealthy=False
         )
@@ -78,15 +85,15 @@ async def test_cluster_metrics_are_what_the_database_holds(runtime: Runtime) -> 
     assert snap is not None
     assert snap.ended == {("failed", "sandbox"): 1, ("cancelled", "sandbox"): 1}
     assert snap.inflight == {"queued": 0, "submitting": 0, "waiting": 0, "finalizing": 2}
-    assert (snap.queues["submit"].depth, snap.queues["media"].depth) == (0, 1)
-    assert snap.queues["media"].oldest_age_s > 0
+    assert (snap.queues["submit"].depth, snap.queues["media"].depth) == (0, 2)
+    assert snap.queues["media"].oldest_age_s >= 60
     assert (snap.queues["poll"].depth, snap.queues["jobs"].depth) == (0, 0)
     assert snap.breakers["luma"].state == "open"
 
     samples = _samples((await service.exposition()).decode())
     assert samples[("vidgate_jobs_total", (("model", "sandbox"), ("state", "failed")))] == 1
     assert samples[("vidgate_jobs_in_flight", (("state", "finalizing"),))] == 2
-    assert samples[("vidgate_queue_depth", (("queue", "media"),))] == 1
+    assert samples[("vidgate_queue_depth", (("queue", "media"),))] == 2
     # Configured deployments without a failure are closed; one that failed is open.
     assert samples[("vidgate_breaker_state", (("deployment", "kling"), ("state", "closed")))] == 1
     assert samples[("vidgate_breaker_state", (("deployment", "luma"), ("state", "open")))] == 1
@@ -188,8 +195,7 @@ async def test_each_step_runs_with_its_job_id_in_the_logging_context(runtime: Ru
         pg.execute("UPDATE jobs SET next_poll_at = now() WHERE id = %s", (job_id,))
     provider.statuses = [UpstreamStatus("succeeded")]
     assert await Poller(ctx, concurrency=2).run_due_once() == 1
-    context = SimpleNamespace(additional_context={tasks.CONTEXT_KEY: ctx})
-    await tasks.finalize.func(context, job_id)  # type: ignore[arg-type]
+    assert await Finalizer(ctx, concurrency=2).run_due_once() == 1
 
     assert provider.seen == [("submit", job_id), ("status", job_id), ("fetch", job_id)]
     # Nothing leaks into the caller's context.

@@ -24,8 +24,8 @@ from vidgate.api.app import create_app
 from vidgate.core.catalog import Catalog, DeploymentRef
 from vidgate.core.jobs import OutputRecord
 from vidgate.core.spec import VideoRequest
+from vidgate.db.finalize_claims import finalize_due
 from vidgate.db.jobs import get_job, get_outputs
-from vidgate.db.queue import finalize_queued
 from vidgate.engine import previews as previews_module
 from vidgate.engine import steps
 from vidgate.engine.context import EngineContext
@@ -70,12 +70,6 @@ async def _completed_job(runtime: Runtime, video: bytes | None = None) -> tuple[
     provider.statuses = [UpstreamStatus("succeeded")]
     await runner.poll(job.id)
     await runner.finalize(job.id)
-    with psycopg.connect(runtime.database_url) as conn:
-        # Play the worker: the finalize step has run (a queued one holds previews back).
-        conn.execute(
-            "DELETE FROM procrastinate_jobs WHERE args->>'job_id' = %s AND task_name = %s",
-            (job.id, steps.FINALIZE),
-        )
     return ctx, job.id
 
 
@@ -178,23 +172,28 @@ async def test_the_previews_step_makes_them_and_a_failing_one_leaves_the_job_com
     assert await _outputs(runtime, broken) == [output]
 
 
-async def test_the_previews_step_gives_way_to_queued_finalize_steps(runtime: Runtime) -> None:
+async def test_the_previews_step_gives_way_to_due_finalizes(runtime: Runtime) -> None:
     url = runtime.database_url
     async with runtime.db.connect() as conn:
-        assert not await finalize_queued(conn, steps.MEDIA_QUEUE)
+        assert not await finalize_due(conn)
+    provider = ScriptedProvider()
+    ctx = _engine(runtime, provider)
+    async with runtime.db.begin() as conn:
+        principal = await add_caller(conn, "p-due", mode="live")
+    job = await JobService(ctx).create(
+        principal, VideoRequest(model="sandbox", prompt="p", seconds=1, size="320x240")
+    )
+    runner = JobRunner(ctx)
+    await runner.submit(job.id)
+    provider.statuses = [UpstreamStatus("succeeded")]
+    await runner.poll(job.id)
+    # Finalizing and due at once (the poller's move): previews wait.
+    async with runtime.db.connect() as conn:
+        assert await finalize_due(conn)
+    # One claimed (its lease ahead), or backing off, waits for nobody.
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
-            "INSERT INTO procrastinate_jobs (queue_name, task_name, args, scheduled_at)"
-            " VALUES (%s, %s, '{}', now() + interval '1 hour')",
-            (steps.MEDIA_QUEUE, steps.FINALIZE),
-        )
-    # One scheduled for later waits for nobody.
-    async with runtime.db.connect() as conn:
-        assert not await finalize_queued(conn, steps.MEDIA_QUEUE)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO procrastinate_jobs (queue_name, task_name, args) VALUES (%s, %s, '{}')",
-            (steps.MEDIA_QUEUE, steps.FINALIZE),
+            "UPDATE jobs SET next_poll_at = now() + interval '1 hour' WHERE id = %s", (job.id,)
         )
     async with runtime.db.connect() as conn:
-        assert await finalize_queued(conn, steps.MEDIA_QUEUE)
+        assert not await finalize_due(conn)

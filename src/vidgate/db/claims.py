@@ -279,13 +279,14 @@ async def reschedule_polls(conn: AsyncConnection, items: list[PollReschedule]) -
 async def finish_polls(conn: AsyncConnection, items: list[PollDone], *, progress: int) -> list[str]:
     """``waiting`` -> ``finalizing`` for a batch, with the provider's cost where it gave
     one. A job no longer waiting (cancelled meanwhile, or moved on by another read) is
-    left as it is. Returns the ids moved, for their finalize steps."""
+    left as it is. Each moved job's finalize is due at once (db/finalize_claims.py).
+    Returns the ids moved."""
     if not items:
         return []
     result = await conn.execute(
         sa.text(
             "UPDATE jobs SET state = 'finalizing', progress = :progress,"
-            " poll_count = u.poll_count, step_attempts = 0, next_poll_at = NULL,"
+            " poll_count = u.poll_count, step_attempts = 0, next_poll_at = now(),"
             " cost = COALESCE(u.cost, jobs.cost), updated_at = now()"
             " FROM unnest(CAST(:ids AS text[]), CAST(:polls AS int[]),"
             " CAST(:costs AS numeric[])) AS u(id, poll_count, cost)"
@@ -338,8 +339,9 @@ async def notify_pollers(conn: AsyncConnection) -> None:
 
 
 async def schedule_unscheduled(conn: AsyncConnection) -> int:
-    """Jobs to submit with no submit time, and waiting jobs with no next poll (none is
-    written without one; a hand-edited row, say): take them up now."""
+    """Jobs to submit with no submit time, and waiting or finalizing jobs with no next
+    poll or finalize (none is written without one; a hand-edited row, say): take them
+    up now."""
     submits = await conn.execute(
         jobs.update()
         .where(jobs.c.state.in_(sorted(TO_SUBMIT)), jobs.c.submit_at.is_(None))
@@ -347,7 +349,10 @@ async def schedule_unscheduled(conn: AsyncConnection) -> int:
     )
     polls = await conn.execute(
         jobs.update()
-        .where(jobs.c.state == JobState.WAITING, jobs.c.next_poll_at.is_(None))
+        .where(
+            jobs.c.state.in_([JobState.WAITING, JobState.FINALIZING]),
+            jobs.c.next_poll_at.is_(None),
+        )
         .values(next_poll_at=sa.func.now())
     )
     return int(submits.rowcount) + int(polls.rowcount)

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vidgate.core.jobs import ACTIVE
 
 # The step queues (procrastinate's), then the queues that are due times on rows: jobs
-# to submit, waiting jobs to poll, webhook endpoint deliveries.
+# to submit, waiting jobs to poll, webhook endpoint deliveries; and ``media``, whose
+# finalizes are due times on rows too (engine/finalizer.py), counted with it.
 STEP_QUEUES = ("jobs", "media", "previews", "webhooks")
 ROW_QUEUES = ("submit", "poll", "deliveries")
 
@@ -43,6 +44,9 @@ _SNAPSHOT = sa.text(
     UNION ALL
     SELECT 'queue', 'poll', NULL, count(*), min(next_poll_at) FROM jobs
         WHERE state = 'waiting' AND next_poll_at <= now()
+    UNION ALL
+    SELECT 'queue', 'media', NULL, count(*), min(next_poll_at) FROM jobs
+        WHERE state = 'finalizing' AND next_poll_at <= now()
     UNION ALL
     SELECT 'queue', 'deliveries', NULL, count(*), min(next_attempt_at) FROM webhook_deliveries
         WHERE status = 'pending' AND next_attempt_at <= now()
@@ -93,7 +97,12 @@ async def snapshot(conn: AsyncConnection) -> ClusterSnapshot:
         elif row.kind == "inflight":
             inflight[row.a] = int(row.n)
         elif row.kind == "queue":
-            queues[row.a] = QueueStat(int(row.n), _age(now, row.at))
+            # ``media`` twice: finalizes due on the job rows, and tasks an older
+            # version queued there.
+            seen, stat = queues[row.a], QueueStat(int(row.n), _age(now, row.at))
+            queues[row.a] = QueueStat(
+                seen.depth + stat.depth, max(seen.oldest_age_s, stat.oldest_age_s)
+            )
         elif row.kind == "breaker":
             breakers[row.a] = Breaker(row.b, int(row.n))
     return ClusterSnapshot(ended, inflight, queues, breakers)

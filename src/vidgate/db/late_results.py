@@ -87,6 +87,8 @@ async def revive(
                 cost=cost,
                 step_attempts=0,
                 late_check_at=None,
+                # Its finalize due at once (db/finalize_claims.py).
+                next_poll_at=db_now(),
                 updated_at=db_now(),
             )
             .returning(*_SELECT_JOB)

@@ -1,5 +1,5 @@
-"""The step queue (procrastinate's table): pending finalize steps, and the planner's
-statistics of it (engine/queue_stats.py)."""
+"""The step queue (procrastinate's table): the planner's statistics of it
+(engine/queue_stats.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB as JSONB_TYPE
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vidgate.core.jobs import JobState
-from vidgate.db.schema import jobs
-
 _procrastinate_jobs = sa.table(
     "procrastinate_jobs",
     sa.column("args", JSONB_TYPE),
@@ -23,58 +20,6 @@ _procrastinate_jobs = sa.table(
     sa.column("queue_name", sa.Text),
     sa.column("scheduled_at", sa.DateTime(timezone=True)),
 )
-
-
-def _pending_step(job_id: sa.ColumnElement[str]) -> sa.Exists:
-    """A queued or running finalize step (engine/steps.py) for the job."""
-    pj = _procrastinate_jobs
-    return (
-        sa.select(sa.literal(1))
-        .select_from(pj)
-        .where(
-            pj.c.args["job_id"].astext == job_id,
-            sa.cast(pj.c.status, sa.Text).in_(["todo", "doing"]),
-            pj.c.task_name == "vidgate:finalize",
-        )
-        .exists()
-    )
-
-
-async def has_pending_step(conn: AsyncConnection, job_id: str) -> bool:
-    return bool(await conn.scalar(sa.select(_pending_step(sa.literal(job_id)))))
-
-
-async def finalize_queued(conn: AsyncConnection, queue: str) -> bool:
-    """Whether a step on ``queue`` (the finalize steps') is due and waits to run: the
-    previews step gives way to them."""
-    return bool(
-        await conn.scalar(
-            sa.select(
-                sa.select(sa.literal(1))
-                .select_from(_procrastinate_jobs)
-                .where(
-                    _procrastinate_jobs.c.queue_name == queue,
-                    sa.cast(_procrastinate_jobs.c.status, sa.Text) == "todo",
-                    _procrastinate_jobs.c.scheduled_at.is_(None)
-                    | (_procrastinate_jobs.c.scheduled_at <= sa.func.now()),
-                )
-                .exists()
-            )
-        )
-    )
-
-
-async def active_jobs_without_task(conn: AsyncConnection, limit: int = 500) -> list[str]:
-    """Finalizing jobs that no procrastinate task will advance: lost work for the
-    sweeper. (Jobs to submit and waiting jobs are the submitter's and the poller's:
-    their row says when.)"""
-    rows = await conn.execute(
-        sa.select(jobs.c.id)
-        .where(jobs.c.state == JobState.FINALIZING, ~_pending_step(jobs.c.id))
-        .order_by(jobs.c.id)
-        .limit(limit)
-    )
-    return [r[0] for r in rows]
 
 
 # Steps that are queued or running: the rows procrastinate's fetch looks through.

@@ -495,3 +495,9 @@ jobs.append_column(sa.Column("expected_end_at", sa.DateTime(timezone=True)))
 # low-priority previews step, or the first request for one, has made it.
 job_outputs.c.thumbnail_sha256.nullable = True
 job_outputs.c.spritesheet_sha256.nullable = True
+
+# --- batch finalize (issue 14): the finalizer's scan, finalizing jobs in order of when
+# their finalize is due (``next_poll_at``; engine/finalizer.py; migration 0022).
+sa.Index(
+    "jobs_finalize_due_idx", jobs.c.next_poll_at, postgresql_where=jobs.c.state == "finalizing"
+)

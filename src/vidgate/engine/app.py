@@ -17,6 +17,7 @@ from vidgate.engine import steps, worker_queues
 from vidgate.engine.context import EngineContext
 from vidgate.engine.delivery_gate import DeliveryGate
 from vidgate.engine.endpoint_deliverer import EndpointDeliverer
+from vidgate.engine.finalizer import Finalizer
 from vidgate.engine.housekeeping import run_housekeeping
 from vidgate.engine.late_results import run_late_results
 from vidgate.engine.media_gc import run_media_sweeper
@@ -53,12 +54,14 @@ async def run_worker(
     """Process the job steps of ``queues`` (engine/worker_queues.py) until ``shutdown``
     is requested, then stop as engine/shutdown.py says; cancelled, the same at once.
 
-    ``submit``: the submitter; ``poll``: the poller and the late-result watch (both
-    claim from the job rows); ``cancel``, ``webhooks``, ``media``: procrastinate workers
-    on the queues ``jobs`` (upstream cancels), ``webhooks`` (deliveries, waiting on
-    servers the clients chose; the webhook endpoints' deliverer with them) and ``media``
-    (finalize, on CPU and disk; and ``previews``, thumbnails and spritesheets after
-    completion), each with slots of its own; ``gpu``: nothing yet.
+    ``submit``: the submitter; ``poll``: the poller and the late-result watch;
+    ``media``: the finalizer (on CPU and disk; these three claim from the job rows),
+    and a procrastinate worker on ``previews`` (thumbnails and spritesheets after
+    completion; and one on ``media`` for finalize tasks an older version queued);
+    ``cancel``, ``webhooks``: procrastinate workers on the queues ``jobs`` (upstream
+    cancels) and ``webhooks`` (deliveries, waiting on servers the clients chose; the
+    webhook endpoints' deliverer with them), each with slots of its own; ``gpu``:
+    nothing yet.
     Every worker runs the sweeper, the queue statistics keeper and the housekeeping;
     those that take ``media``, the media sweeper (engine/media_gc.py)."""
     settings = ctx.settings
@@ -91,6 +94,9 @@ async def run_worker(
         loops.append(
             asyncio.create_task(run_late_results(ctx, shutdown), name="vidgate-late-results")
         )
+    if worker_queues.MEDIA in queues:
+        finalizer = Finalizer(ctx, concurrency=settings.media_concurrency)
+        loops.append(asyncio.create_task(finalizer.run(shutdown), name="vidgate-finalizer"))
     if worker_queues.WEBHOOKS in queues:
         # Projects' webhook endpoints, under the same caps as per-request webhooks.
         deliverer = EndpointDeliverer(ctx, concurrency=settings.webhook_concurrency, gate=gate)
@@ -104,7 +110,8 @@ async def run_worker(
         for public, queue, concurrency in (
             (worker_queues.CANCEL, steps.QUEUE, settings.cancel_concurrency),
             (worker_queues.WEBHOOKS, steps.WEBHOOK_QUEUE, settings.webhook_concurrency),
-            (worker_queues.MEDIA, steps.MEDIA_QUEUE, settings.media_concurrency),
+            # Finalize tasks an older version queued: each only makes its job due.
+            (worker_queues.MEDIA, steps.MEDIA_QUEUE, 1),
             # Where the media is: a preview is made from the stored video.
             (worker_queues.MEDIA, steps.PREVIEWS_QUEUE, settings.previews_concurrency),
         )

@@ -1,17 +1,21 @@
 """The finalize step: a job that succeeded upstream, its results stored and the job
-completed.
+completed, many jobs at a time (engine/finalizer.py claims them from the job rows).
 
 A job is ``completed`` as soon as its videos are stored and probed; their thumbnails and
 spritesheets follow (engine/previews.py), so a burst of finishes waits on nothing but
-the download, a probe of each file's header and one write per video. What a completion
-writes is one transaction: the videos' rows (held against a concurrent deletion of the
-same bytes, engine/media_gc.py), the outputs, the settled cost, the state and the
-steps that follow (webhook, previews). Each video is durable (the store syncs it)
+the download, a probe of each file's header and its share of one write-back. A
+write-back is one transaction for a batch of jobs: for each, the videos' rows (held
+against a concurrent deletion of the same bytes, engine/media_gc.py), the outputs, the
+settled cost, the state and the webhook, each job under a savepoint of its own (one
+that fails is retried later and holds back none of the others); then the previews
+steps of all of them in one statement. Each video is durable (the store syncs it)
 before that transaction commits.
 
 Safe to run again after a crash at any point: outputs are content-addressed and
-recorded once per (job, index), so a re-run skips what is already stored; it works in a
-scratch directory of the job's own, which a re-run empties first.
+recorded once per (job, index), so a re-run skips what is already stored; the move to
+``completed`` is conditional, so only one run completes the job and settles it; it
+works in a scratch directory of the job's own, which a re-run empties first and a
+completed write-back removes.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.jobs import JobRecord, JobState, OutputRecord
-from vidgate.db.jobs import db_now, get_job_and_outputs, insert_output, transition
+from vidgate.db.finalize_claims import claim_finalize, lock_finalizing
+from vidgate.db.jobs import db_now, insert_output, transition
 from vidgate.engine import steps
 from vidgate.engine.media_gc import hold_outputs
 from vidgate.engine.settlement import settled_cost
@@ -52,64 +58,136 @@ class _Stored:
     path: Path  # what it was stored from: stored again if a deletion took it meanwhile
 
 
+@dataclass(frozen=True, slots=True)
+class FinalizeClaim:
+    """A finalizing job a finalizer has claimed, with the outputs already recorded."""
+
+    job: JobRecord
+    outputs: list[OutputRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class Finalized:
+    """A claimed job's results, stored and probed: what its write-back records.
+    ``scratch`` (None: nothing was downloaded) is removed once they are written."""
+
+    claim: FinalizeClaim
+    new: list[_Stored]
+    scratch: Path | None
+
+
 async def finalize(runner: JobRunner, job_id: str) -> None:
-    ctx = runner.ctx
-    async with ctx.db.connect() as conn:
-        found = await get_job_and_outputs(conn, job_id)
+    """Finalize one job now, due or not (the finalizer does this in batches)."""
+    async with runner.ctx.db.begin() as conn:
+        found = await claim_finalize(conn, job_id, lease_s=runner.ctx.settings.stalled_after_s)
     if found is None:
         return
-    job, outputs = found
-    if job.state != JobState.FINALIZING or job.upstream_id is None:
-        return
+    result = await store(runner, FinalizeClaim(*found))
+    if result is not None:
+        await complete(runner, [result])
+
+
+async def store(runner: JobRunner, claim: FinalizeClaim) -> Finalized | None:
+    """Download, probe and store a claimed job's outputs not stored yet: the results to
+    write back; None when the job cannot complete now (its retry or failure written
+    here). Its scratch directory is kept for the write-back, which may have to store a
+    video again (engine/media_gc.py)."""
+    job, outputs = claim.job, claim.outputs
+    if job.upstream_id is None:
+        return None
     if len(outputs) >= job.spec.n:
-        await _complete(runner, job, outputs, [])
-        return
-    tmp = await _scratch(runner, job_id)
+        return Finalized(claim, [], None)
+    tmp = await _scratch(runner, job.id)
+    new: list[_Stored] | None = None
     try:
         new = await _store_outputs(runner, job, {o.index for o in outputs}, tmp)
-        if new is not None:
-            await _complete(runner, job, outputs, new)
     finally:
-        await asyncio.to_thread(shutil.rmtree, tmp, ignore_errors=True)
+        if new is None:
+            await asyncio.to_thread(shutil.rmtree, tmp, ignore_errors=True)
+    return None if new is None else Finalized(claim, new, tmp)
 
 
-async def _complete(
-    runner: JobRunner, job: JobRecord, outputs: list[OutputRecord], new: list[_Stored]
-) -> None:
-    """Record the new outputs and complete the job, in one transaction."""
+async def complete(runner: JobRunner, results: list[Finalized]) -> None:
+    """Record a batch of jobs' outputs and complete them, in one transaction. A job no
+    longer finalizing (cancelled, or completed by another run after a lease ran out)
+    is left as it is; one whose write fails is retried later (engine/runner.py
+    ``step_failed``)."""
+    if not results:
+        return
     ctx = runner.ctx
+    completed: list[JobRecord] = []
+    failed: list[tuple[str, Exception]] = []
     async with ctx.db.begin() as conn:
-        for item in new:
-            # The video's blob held against a deletion (engine/media_gc.py); none when
-            # the job was deleted while it finalized.
-            if not await hold_outputs(conn, ctx.blobs, job.id, (item.blob, item.path)):
-                return
-            await insert_output(conn, item.output)
-        outputs = sorted([*outputs, *(item.output for item in new)], key=lambda o: o.index)
-        # Settled in this transaction (db/jobs.py ``transition``), at the real cost.
-        cost = await settled_cost(ctx, conn, job, outputs)
-        done = await transition(
-            conn,
-            job.id,
-            from_states=_FINALIZING,
-            to=JobState.COMPLETED,
-            progress=100,
-            completed_at=db_now(),
-            cost=cost,
-            step_attempts=0,
+        live = await lock_finalizing(conn, sorted({r.claim.job.id for r in results}))
+        for result in sorted(results, key=lambda r: r.claim.job.id):
+            job_id = result.claim.job.id
+            if job_id not in live:
+                continue
+            live.discard(job_id)  # twice in a batch: the first one writes it
+            try:
+                async with conn.begin_nested():
+                    done = await _complete_one(runner, conn, result)
+            except Exception as exc:
+                failed.append((job_id, exc))
+                continue
+            if done is not None:
+                completed.append(done)
+        await steps.enqueue_many(
+            ctx.app, conn, steps.PREVIEWS, [j.id for j in completed], lock=steps.previews_lock
         )
-        if done is None:
-            return
+    # Only once written: a write-back tried again may need the files (a kill -9 before
+    # this leaves them for the job's next run, or the sweeper, to remove).
+    await asyncio.to_thread(_remove, [r.scratch for r in results if r.scratch is not None])
+    for job in completed:
+        log.info("job.completed", job_id=job.id, outputs=job.spec.n, duration_s=_since(job))
+    for job_id, error in failed:
+        await runner.step_failed(steps.FINALIZE, job_id, error)
+
+
+async def _complete_one(
+    runner: JobRunner, conn: AsyncConnection, result: Finalized
+) -> JobRecord | None:
+    """One job's part of a write-back: the job as completed, or None when it was
+    deleted while it finalized (its blobs queued for deletion instead)."""
+    ctx = runner.ctx
+    job = result.claim.job
+    for item in result.new:
+        # The video's blob held against a deletion (engine/media_gc.py); none when
+        # the job was deleted while it finalized.
+        if not await hold_outputs(conn, ctx.blobs, job.id, (item.blob, item.path)):
+            return None
+        await insert_output(conn, item.output)
+    outputs = sorted(
+        [*result.claim.outputs, *(item.output for item in result.new)], key=lambda o: o.index
+    )
+    # Settled in this transaction (db/jobs.py ``transition``), at the real cost.
+    cost = await settled_cost(ctx, conn, job, outputs)
+    done = await transition(
+        conn,
+        job.id,
+        from_states=_FINALIZING,
+        to=JobState.COMPLETED,
+        progress=100,
+        completed_at=db_now(),
+        cost=cost,
+        step_attempts=0,
+        next_poll_at=None,
+    )
+    if done is not None:
         await enqueue_event(ctx, conn, done)
-        await steps.enqueue(ctx.app, conn, steps.PREVIEWS, job.id, lock=steps.previews_lock(job.id))
-    log.info("job.completed", job_id=job.id, outputs=job.spec.n, duration_s=_since(job))
+    return done
+
+
+def _remove(directories: list[Path]) -> None:
+    for directory in directories:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 async def _scratch(runner: JobRunner, job_id: str) -> Path:
     """The job's scratch directory, empty. A finalize cut short (kill -9) left its
     files there, and maybe a partial blob write in the store: this run, the job's
-    next, removes both first. Steps of a job never run side by side (the job's
-    lock, engine/steps.py), so no other run is using them."""
+    next, removes both first. A job's finalizes never run side by side (its claim's
+    lease, renewed while it runs), so no other run is using them."""
     tmp = runner.ctx.settings.data_dir / "tmp" / job_id
     await asyncio.to_thread(_empty_dir, tmp)
     await runner.ctx.blobs.discard_partial(job_id)

@@ -10,7 +10,7 @@ on every read to the bound): vidgate gave up on the task, the provider did not f
 
 - still queued or running: read again later;
 - succeeded: the job goes back to ``finalizing`` (core/jobs.py ``LATE_RESULT``) with
-  the provider's cost, if reported, and its finalize step; it completes and is settled
+  the provider's cost, if reported, and its finalize due; it completes and is settled
   like any other job, so the client gets the video it is charged for;
 - failed or cancelled upstream, watched for too long, deleted: the watch ends;
 - a status read that fails: read again at the next turn.
@@ -25,8 +25,8 @@ from __future__ import annotations
 import structlog
 
 from vidgate.core.jobs import JobRecord
+from vidgate.db.finalize_claims import notify_finalizers
 from vidgate.db.late_results import claim_due, revive, stop_watching
-from vidgate.engine import steps
 from vidgate.engine.context import EngineContext
 from vidgate.engine.periodic import run_periodically
 from vidgate.engine.shutdown import Shutdown
@@ -80,7 +80,7 @@ async def _check(ctx: EngineContext, job: JobRecord) -> None:
         )
         if revived is None:
             return
-        await steps.enqueue(ctx.app, conn, steps.FINALIZE, job.id)
+        await notify_finalizers(conn)
     log.info("job.late_result", job_id=job.id, provider=job.provider)
 
 

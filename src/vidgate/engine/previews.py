@@ -2,8 +2,9 @@
 
 A job is completed as soon as its video is stored and probed (engine/finalize.py): a
 burst of finishes must not wait on decoding frames. Its previews follow, made by
-whichever comes first: the previews step (a procrastinate task on the media queue, at a
-priority below finalize's, so it runs only while no finalize waits), or the first
+whichever comes first: the previews step (a procrastinate task on the previews queue,
+enqueued for a whole write-back of completions at once, which waits while finalizes
+are due: engine/finalizer.py), or the first
 request for one (api/routes/videos.py, through services/media.py). Either way the
 result is recorded on the output, so neither makes it again; the two racing is
 harmless, since blobs are content-addressed and the first recording is kept
@@ -30,17 +31,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vidgate.core.errors import NotFound
 from vidgate.core.jobs import OutputRecord
 from vidgate.db.blobs import hold_blobs, job_media_released, request_deletions
+from vidgate.db.finalize_claims import finalize_due
 from vidgate.db.health import log_failure
 from vidgate.db.jobs import get_job, get_outputs, set_previews
-from vidgate.db.queue import finalize_queued
-from vidgate.engine import steps
 from vidgate.media.previews import SPRITESHEET_CONTENT_TYPE, THUMBNAIL_CONTENT_TYPE, make_previews
 from vidgate.media.storage import BlobStore, StoredBlob
 
 log = structlog.get_logger("vidgate.engine")
 
 _Key = tuple[str, int]
-# While finalize steps are queued, the previews step looks again this often; past the
+# While finalizes are due and unclaimed, the previews step looks again this often; past the
 # longest wait it goes ahead (a queue never empty must not starve previews for ever).
 _RECHECK_S = 1.0
 _MAX_WAIT_S = 600.0
@@ -86,8 +86,8 @@ class PreviewMaker:
             task.exception()  # seen, even when every waiter gave up
 
     async def for_job(self, job_id: str) -> None:
-        """The previews step: make those the job's outputs lack, once no finalize step
-        is queued (a burst of finishes goes first). A job deleted meanwhile is left
+        """The previews step: make those the job's outputs lack, once no finalize is
+        due (a burst of finishes goes first). A job deleted meanwhile is left
         alone. A failure is logged, not raised: the job stays completed, and the first
         request for a preview makes it."""
         try:
@@ -100,7 +100,7 @@ class PreviewMaker:
         waited = 0.0
         while waited < _MAX_WAIT_S:
             async with self._db.connect() as conn:
-                if not await finalize_queued(conn, steps.MEDIA_QUEUE):
+                if not await finalize_due(conn):
                     return
             await asyncio.sleep(_RECHECK_S)
             waited += _RECHECK_S

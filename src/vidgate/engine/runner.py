@@ -10,9 +10,10 @@ any point:
 - submit: ``submitting`` is committed before the provider is called, and the provider
   gets the job id as its idempotency key, so a re-run finds the same upstream task;
 - poll: only reads upstream (engine/poller.py claims due jobs in batches);
-- finalize (engine/finalize.py): outputs are content-addressed and recorded once per
-  (job, index), so a re-run skips what is already stored; it works in a scratch
-  directory of the job's own, which a re-run empties first.
+- finalize (engine/finalize.py; engine/finalizer.py claims due jobs in batches):
+  outputs are content-addressed and recorded once per (job, index), so a re-run skips
+  what is already stored; it works in a scratch directory of the job's own, which a
+  re-run empties first.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from vidgate.db.claims import (
     reschedule_polls,
 )
 from vidgate.db.database import autocommit
+from vidgate.db.finalize_claims import notify_finalizers
 from vidgate.db.health import log_failure
 from vidgate.db.jobs import db_now, get_job, transition
 from vidgate.engine import failover, routing, steps
@@ -118,15 +120,14 @@ class JobRunner:
         delay_s: float,
     ) -> bool:
         """Schedule a step of the job again, counting ``attempts``, if the job is still
-        in one of ``from_states``: a submission on the job row (the submitter's), any
-        other step as a procrastinate task. Whether it was scheduled."""
-        if step == steps.SUBMIT:
+        in one of ``from_states``: a submission or a finalize on the job row (the
+        submitter's, the finalizer's), any other step as a procrastinate task. Whether
+        it was scheduled."""
+        on_row = {steps.SUBMIT: "submit_at", steps.FINALIZE: "next_poll_at"}
+        if step in on_row:
+            due: dict[str, Any] = {on_row[step]: db_now(after_s=delay_s)}
             job = await transition(
-                conn,
-                job_id,
-                from_states=from_states,
-                step_attempts=attempts,
-                submit_at=db_now(after_s=delay_s),
+                conn, job_id, from_states=from_states, step_attempts=attempts, **due
             )
             return job is not None
         if await transition(conn, job_id, from_states=from_states, step_attempts=attempts) is None:
@@ -322,14 +323,16 @@ class JobRunner:
 
     async def record_polls(self, outcomes: list[PollOutcome]) -> None:
         """Write back a batch of status reads in one transaction: the jobs still running
-        with their next read, the finished ones to ``finalizing`` with their finalize
-        steps (one statement each, however many)."""
+        with their next read, the finished ones to ``finalizing``, their finalizes due
+        (one statement each, however many)."""
         running = [o for o in outcomes if isinstance(o, PollReschedule)]
         done = [o for o in outcomes if isinstance(o, PollDone)]
         async with self.ctx.db.begin() as conn:
             await reschedule_polls(conn, running)
             moved = await finish_polls(conn, done, progress=_UPSTREAM_PROGRESS_CAP)
-            await steps.enqueue_many(self.ctx.app, conn, steps.FINALIZE, moved)
+            if moved:
+                # Due at once (finish_polls): wake a sleeping finalizer.
+                await notify_finalizers(conn)
 
     async def check_upstream(self, claim: PollClaim) -> PollOutcome | None:
         """One status read of a claimed job. A job still running upstream (or an error

@@ -1,5 +1,6 @@
 """Names of the steps that move a job along, and how to enqueue the ones that are
-procrastinate tasks (all but submit, which engine/submitter.py claims from the job row).
+procrastinate tasks (all but submit and finalize, which engine/submitter.py and
+engine/finalizer.py claim from the job rows).
 
 Every enqueue happens on the caller's open transaction, so a state change and the task
 that continues from it commit together or not at all.
@@ -7,6 +8,7 @@ that continues from it commit together or not at all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import procrastinate
@@ -18,19 +20,19 @@ from vidgate.db.database import raw_connection
 # queue of their own; one enqueued by that version is moved to ``webhooks`` when it
 # runs (engine/tasks.py).
 QUEUE = "jobs"
-# Finalize (download, probe, previews: CPU and disk) runs on a queue of its own with its
-# own concurrency (``media_concurrency``), so that a burst of results never holds back
-# cancels and webhooks.
+# Finalize steps queued by a version before finalize was claimed from the job rows
+# (engine/finalizer.py): each now only makes its job due for the finalizer.
 MEDIA_QUEUE = "media"
 # Webhook deliveries (``webhook_concurrency``): waits on servers the clients chose, so
 # apart from cancels, which a full backlog of slow receivers must never hold back.
 WEBHOOK_QUEUE = "webhooks"
 # Thumbnails and spritesheets, made after the job completed (engine/previews.py): a
-# queue of their own (``previews_concurrency``), whose steps wait while finalize steps
-# are queued, so that preview work never slows a burst of finishes.
+# queue of their own (``previews_concurrency``), whose steps wait while finalizes are
+# due, so that preview work never slows a burst of finishes.
 PREVIEWS_QUEUE = "previews"
 NAMESPACE = "vidgate"
-# A step, not a task: its retries are due times on the job row (engine/submitter.py).
+# Steps, not tasks: their retries are due times on the job row (engine/submitter.py,
+# engine/finalizer.py). FINALIZE is also the old task's name, kept registered.
 SUBMIT = "vidgate:submit"
 FINALIZE = "vidgate:finalize"
 CANCEL_UPSTREAM = "vidgate:cancel_upstream"
@@ -87,16 +89,22 @@ async def enqueue(
 
 
 async def enqueue_many(
-    app: procrastinate.App, conn: AsyncConnection, step: str, job_ids: list[str]
+    app: procrastinate.App,
+    conn: AsyncConnection,
+    step: str,
+    job_ids: list[str],
+    *,
+    lock: Callable[[str], str] = job_lock,
 ) -> None:
-    """``enqueue`` for many jobs in one statement, each with its own job lock."""
+    """``enqueue`` for many jobs in one statement, each with its own lock (``lock`` of
+    its id: the job's lock unless said otherwise)."""
     if not job_ids:
         return
     jobs = [
         procrastinate.jobs.Job(
             queue=QUEUE_FOR.get(step, QUEUE),
             priority=PRIORITY.get(step, 0),
-            lock=job_lock(job_id),
+            lock=lock(job_id),
             queueing_lock=None,
             task_name=step,
             task_kwargs={"job_id": job_id},

@@ -4,10 +4,9 @@ Runs at worker start and then every ``sweep_interval_s``. It is idempotent, so a
 number of worker processes may sweep the same database.
 
 1. Steps left ``doing`` by a dead worker (kill -9, lost host): retried.
-2. Finalizing jobs with no pending finalize step (a step that ended in an unexpected
-   way): the step is enqueued again. Jobs to submit and waiting jobs need no such
-   sweeping: a claim whose submitter or poller died becomes due again when its lease
-   runs out (engine/due.py); rows with no due time at all are given one.
+2. Jobs to submit, waiting and finalizing jobs need no such sweeping: a claim whose
+   submitter, poller or finalizer died becomes due again when its lease runs out
+   (engine/due.py); rows with no due time at all are given one.
 """
 
 from __future__ import annotations
@@ -19,11 +18,7 @@ from pathlib import Path
 import anyio
 import structlog
 
-from vidgate.core.jobs import JobState
 from vidgate.db.claims import schedule_unscheduled
-from vidgate.db.jobs import transition
-from vidgate.db.queue import active_jobs_without_task, has_pending_step
-from vidgate.engine import steps
 from vidgate.engine.context import EngineContext
 from vidgate.engine.periodic import run_periodically
 
@@ -38,17 +33,8 @@ async def sweep_once(ctx: EngineContext) -> tuple[int, int]:
     for job in stalled:
         await manager.retry_job(job)
     await manager.prune_stalled_workers(seconds_since_heartbeat=ctx.settings.stalled_after_s)
-    requeued = 0
     async with ctx.db.begin() as conn:
-        for job_id in await active_jobs_without_task(conn):
-            # Lock the row if the job still finalizes, then look again: another sweeper
-            # may have just re-queued it.
-            record = await transition(conn, job_id, from_states=(JobState.FINALIZING,))
-            if record is None or await has_pending_step(conn, job_id):
-                continue
-            await steps.enqueue(ctx.app, conn, steps.FINALIZE, job_id)
-            requeued += 1
-        requeued += await schedule_unscheduled(conn)
+        requeued = await schedule_unscheduled(conn)
     if stalled or requeued:
         log.info("sweeper.requeued", stalled_steps=len(stalled), lost_jobs=requeued)
     return len(stalled), requeued

@@ -1,13 +1,14 @@
 """procrastinate tasks: thin wrappers that hand each step to the ``JobRunner``.
 
-Submissions and status reads are not tasks: engine/submitter.py and engine/poller.py
-claim them from the job rows in batches."""
+Submissions, status reads and finalizes are not tasks: engine/submitter.py,
+engine/poller.py and engine/finalizer.py claim them from the job rows in batches."""
 
 from __future__ import annotations
 
 import procrastinate
 from structlog.contextvars import bound_contextvars
 
+from vidgate.db.finalize_claims import make_finalize_due, notify_finalizers
 from vidgate.engine import steps, webhooks
 from vidgate.engine.context import EngineContext
 from vidgate.engine.delivery_gate import DeliveryGate
@@ -34,9 +35,12 @@ def _runner(context: procrastinate.JobContext) -> JobRunner:
     retry=HAND_BACK,
 )
 async def finalize(context: procrastinate.JobContext, job_id: str) -> None:
-    runner = _runner(context)
-    with bound_contextvars(job_id=job_id):
-        await runner.guarded(steps.FINALIZE, job_id, runner.finalize)
+    """Queued by a version before finalize was claimed from the job rows: the job is
+    made due for the finalizer (engine/finalizer.py), which does the work."""
+    ctx: EngineContext = context.additional_context[CONTEXT_KEY]
+    async with ctx.db.begin() as conn:
+        if await make_finalize_due(conn, job_id):
+            await notify_finalizers(conn)
 
 
 @blueprint.task(

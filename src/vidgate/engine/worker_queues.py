@@ -23,8 +23,8 @@ QUEUES: dict[str, str] = {
     SUBMIT: "submissions of queued jobs to their providers (engine/submitter.py)",
     POLL: "status reads of waiting jobs, and the late-result watch (engine/poller.py,"
     " engine/late_results.py)",
-    MEDIA: "finalize: results downloaded, probed, stored (procrastinate queue `media`), and"
-    " their previews after completion (queue `previews`)",
+    MEDIA: "finalize: results downloaded, probed, stored (engine/finalizer.py), and their"
+    " previews after completion (procrastinate queue `previews`)",
     WEBHOOKS: "per-request webhooks (procrastinate queue `webhooks`) and webhook endpoints'"
     " deliveries (engine/endpoint_deliverer.py)",
     CANCEL: "upstream cancels (procrastinate queue `jobs`)",

@@ -1,0 +1,160 @@
+"""The finalizer (engine/finalizer.py): finalizing jobs claimed from their rows in
+batches, written back in one transaction, and taken up again when a claim's lease runs
+out. Real PostgreSQL, a scripted provider (tests/integration/test_job_runner.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import psycopg
+import pytest
+from tests.integration.conftest import add_caller, runtime_on
+from tests.integration.test_job_runner import ScriptedProvider, _with_deployments
+
+from vidgate.core.spec import VideoRequest
+from vidgate.engine import steps, tasks
+from vidgate.engine.context import EngineContext
+from vidgate.engine.finalizer import Finalizer
+from vidgate.engine.poller import Poller
+from vidgate.engine.service import JobService
+from vidgate.engine.submitter import Submitter
+from vidgate.providers.base import ProviderError, UpstreamStatus, UpstreamTask
+from vidgate.runtime import Runtime
+
+
+class _Failing(ScriptedProvider):
+    """Fetches fail for the upstream tasks named in ``errors``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: dict[str, ProviderError] = {}
+
+    async def fetch(self, task: UpstreamTask, dest_dir: Path, progress: Any = None) -> list[Path]:
+        if task.id in self.errors:
+            raise self.errors[task.id]
+        return await super().fetch(task, dest_dir, progress)
+
+
+@pytest.fixture
+async def runtime(database_url: str, tmp_path: Path) -> AsyncIterator[Runtime]:
+    async with runtime_on(database_url, tmp_path, max_step_attempts=3) as rt:
+        yield rt
+
+
+async def _finalizing(runtime: Runtime, provider: ScriptedProvider, n: int) -> EngineContext:
+    """``n`` live jobs taken to ``finalizing`` by the submitter and the poller."""
+    ctx = _with_deployments(runtime, {"scripted": provider})
+    async with runtime.db.begin() as conn:
+        principal = await add_caller(conn, "f", mode="live")
+    service = JobService(ctx)
+    request = VideoRequest(model="sandbox", prompt="p", seconds=1, size="320x240")
+    for _ in range(n):
+        await service.create(principal, request)
+    assert await Submitter(ctx, concurrency=n).run_due_once() == n
+    _sql(runtime, "UPDATE jobs SET next_poll_at = now()")
+    provider.statuses = [UpstreamStatus("succeeded") for _ in range(n)]
+    assert await Poller(ctx, concurrency=n).run_due_once() == n
+    return ctx
+
+
+def _sql(runtime: Runtime, query: str, *args: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(runtime.database_url, autocommit=True) as conn:
+        cursor = conn.execute(query, args)
+        return cursor.fetchall() if cursor.description else []
+
+
+async def test_a_batch_is_written_back_in_one_transaction_and_a_failure_holds_none_back(
+    runtime: Runtime,
+) -> None:
+    provider = _Failing()
+    await _finalizing(runtime, provider, 6)
+    ids = [row[0] for row in _sql(runtime, "SELECT id FROM jobs ORDER BY id")]
+    broken, flaky = ids[1], ids[4]
+    provider.errors = {
+        f"up-{broken}": ProviderError("upstream_failed", "gone", retryable=False),
+        f"up-{flaky}": ProviderError("download_failed", "reset", retryable=True, retry_after_s=30),
+    }
+    ctx = _with_deployments(runtime, {"scripted": provider})
+
+    assert await Finalizer(ctx, concurrency=8).run_due_once() == 6
+
+    rows = {
+        row[0]: row[1:]
+        for row in _sql(
+            runtime,
+            "SELECT id, state, error_code, step_attempts, completed_at,"
+            " next_poll_at > now() + interval '20 s' FROM jobs",
+        )
+    }
+    done = [job_id for job_id in ids if job_id not in (broken, flaky)]
+    # The final failure fails its job at once, with its code; the retryable one is due
+    # again later on its row (its Retry-After), counted; neither held the others back.
+    assert rows[broken][:2] == ("failed", "upstream_failed")
+    assert rows[flaky][:3] == ("finalizing", None, 1) and rows[flaky][4] is True
+    assert [rows[job_id][0] for job_id in done] == ["completed"] * 4
+    # One transaction for the whole batch: its now() is every completion's time.
+    assert len({rows[job_id][3] for job_id in done}) == 1
+    assert _sql(runtime, "SELECT job_id FROM job_outputs ORDER BY 1") == [(j,) for j in done]
+    settled = _sql(runtime, "SELECT job_id FROM ledger WHERE step = 'settle' ORDER BY 1")
+    assert settled == [(j,) for j in done]
+    # The previews steps of the batch, each under its own lock.
+    queued = _sql(
+        runtime,
+        "SELECT args->>'job_id', lock, queue_name FROM procrastinate_jobs"
+        " WHERE task_name = %s ORDER BY 1",
+        steps.PREVIEWS,
+    )
+    assert queued == [(j, steps.previews_lock(j), steps.PREVIEWS_QUEUE) for j in done]
+    # No scratch left behind, by the completed jobs or the failed ones.
+    assert not any((runtime.settings.data_dir / "tmp").glob("video_*"))
+
+
+async def test_a_dead_finalizers_claim_is_taken_up_once_its_lease_runs_out(
+    runtime: Runtime,
+) -> None:
+    provider = ScriptedProvider()
+    ctx = await _finalizing(runtime, provider, 1)
+    [(job_id,)] = _sql(runtime, "SELECT id FROM jobs")
+    dead = Finalizer(ctx, concurrency=2)
+    dead.lease_s = 0.5
+    [claim] = await dead.claim(10)
+    # Its claim is renewed by nobody (the process died); until the lease runs out,
+    # nobody else takes the job.
+    live = Finalizer(ctx, concurrency=2)
+    assert await live.run_due_once() == 0
+    await asyncio.sleep(0.6)
+    assert await live.run_due_once() == 1
+    [(state, completed_at)] = _sql(runtime, "SELECT state, completed_at FROM jobs")
+    assert state == "completed"
+
+    # The claim that outlived its lease finishes after all: it completes nothing twice.
+    result = await dead.work(claim)
+    assert result is not None
+    await dead.write_back([result])
+    assert _sql(runtime, "SELECT state, completed_at FROM jobs") == [("completed", completed_at)]
+    assert _sql(runtime, "SELECT count(*) FROM job_outputs") == [(1,)]
+    assert _sql(runtime, "SELECT step FROM ledger ORDER BY 1") == [("reserve",), ("settle",)]
+    assert _sql(runtime, "SELECT count(*) FROM procrastinate_jobs") == [(1,)]  # one previews
+    assert not (runtime.settings.data_dir / "tmp" / job_id).exists()
+
+
+async def test_a_finalize_task_queued_by_an_older_version_still_completes_its_job(
+    runtime: Runtime,
+) -> None:
+    provider = ScriptedProvider()
+    ctx = await _finalizing(runtime, provider, 1)
+    [(job_id,)] = _sql(runtime, "SELECT id FROM jobs")
+    # As an older version left it: no due time on the row, a task queued instead.
+    _sql(runtime, "UPDATE jobs SET next_poll_at = NULL")
+    async with runtime.db.begin() as conn:
+        await steps.enqueue(ctx.app, conn, steps.FINALIZE, job_id)
+    finalizer = Finalizer(ctx, concurrency=2)
+    assert await finalizer.run_due_once() == 0
+    context = SimpleNamespace(additional_context={tasks.CONTEXT_KEY: ctx})
+    await tasks.finalize.func(context, job_id)  # type: ignore[arg-type]
+    assert await finalizer.run_due_once() == 1
+    assert _sql(runtime, "SELECT state FROM jobs") == [("completed",)]
