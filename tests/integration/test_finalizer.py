@@ -158,3 +158,24 @@ async def test_a_finalize_task_queued_by_an_older_version_still_completes_its_jo
     await tasks.finalize.func(context, job_id)  # type: ignore[arg-type]
     assert await finalizer.run_due_once() == 1
     assert _sql(runtime, "SELECT state FROM jobs") == [("completed",)]
+
+
+async def test_a_job_whose_media_was_released_while_it_finalized_records_nothing(
+    runtime: Runtime,
+) -> None:
+    provider = ScriptedProvider()
+    ctx = await _finalizing(runtime, provider, 2)
+    finalizer = Finalizer(ctx, concurrency=2)
+    claims = await finalizer.claim(10)
+    results = [await finalizer.work(claim) for claim in claims]
+    released = claims[0].job.id
+    _sql(runtime, "UPDATE jobs SET media_deleted_at = now() WHERE id = %s", released)
+    await finalizer.write_back([r for r in results if r is not None])
+    # The other job of the batch completes; the released one records no output, and its
+    # video is queued for deletion (engine/media_gc.py).
+    assert _sql(runtime, "SELECT id, state FROM jobs ORDER BY id") == sorted(
+        [(released, "finalizing"), (claims[1].job.id, "completed")]
+    )
+    assert _sql(runtime, "SELECT job_id FROM job_outputs") == [(claims[1].job.id,)]
+    [video] = [r.new[0].blob.sha256 for r in results if r is not None and r.claim is claims[0]]
+    assert _sql(runtime, "SELECT sha256 FROM blob_deletions") == [(video,)]

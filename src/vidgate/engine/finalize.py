@@ -36,7 +36,7 @@ from vidgate.core.jobs import JobRecord, JobState, OutputRecord
 from vidgate.db.finalize_claims import claim_finalize, lock_finalizing
 from vidgate.db.jobs import db_now, insert_output, transition
 from vidgate.engine import steps
-from vidgate.engine.media_gc import hold_outputs
+from vidgate.engine.media_gc import hold_jobs_videos
 from vidgate.engine.settlement import settled_cost
 from vidgate.engine.webhooks import enqueue_event
 from vidgate.media.probe import probe_video
@@ -119,11 +119,22 @@ async def complete(runner: JobRunner, results: list[Finalized]) -> None:
     failed: list[tuple[str, Exception]] = []
     async with ctx.db.begin() as conn:
         live = await lock_finalizing(conn, sorted({r.claim.job.id for r in results}))
-        for result in sorted(results, key=lambda r: r.claim.job.id):
-            job_id = result.claim.job.id
-            if job_id not in live:
+        batch: dict[str, Finalized] = {}
+        for result in results:
+            # Twice in a batch (a claim taken again after its lease ran out): the
+            # first one writes it.
+            if result.claim.job.id in live:
+                batch.setdefault(result.claim.job.id, result)
+        # The videos' blobs held against a deletion (engine/media_gc.py); none recorded
+        # for a job deleted while it finalized.
+        released = await hold_jobs_videos(
+            conn,
+            ctx.blobs,
+            {job_id: [(i.blob, i.path) for i in r.new] for job_id, r in batch.items()},
+        )
+        for job_id, result in sorted(batch.items()):
+            if job_id in released:
                 continue
-            live.discard(job_id)  # twice in a batch: the first one writes it
             try:
                 async with conn.begin_nested():
                     done = await _complete_one(runner, conn, result)
@@ -147,15 +158,11 @@ async def complete(runner: JobRunner, results: list[Finalized]) -> None:
 async def _complete_one(
     runner: JobRunner, conn: AsyncConnection, result: Finalized
 ) -> JobRecord | None:
-    """One job's part of a write-back: the job as completed, or None when it was
-    deleted while it finalized (its blobs queued for deletion instead)."""
+    """One job's part of a write-back, its videos held already: the job as completed,
+    or None when it is no longer finalizing."""
     ctx = runner.ctx
     job = result.claim.job
     for item in result.new:
-        # The video's blob held against a deletion (engine/media_gc.py); none when
-        # the job was deleted while it finalized.
-        if not await hold_outputs(conn, ctx.blobs, job.id, (item.blob, item.path)):
-            return None
         await insert_output(conn, item.output)
     outputs = sorted(
         [*result.claim.outputs, *(item.output for item in result.new)], key=lambda o: o.index

@@ -25,7 +25,7 @@ object is put back before the reference commits. Never a reference to a missing 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import structlog
@@ -37,6 +37,7 @@ from vidgate.db.blobs import (
     hold_blobs,
     is_referenced,
     job_media_released,
+    jobs_media_released,
     lock_for_deletion,
     release_due_jobs,
     request_deletions,
@@ -98,6 +99,26 @@ async def hold_outputs(
     await hold_blobs(conn, [(blob.sha256, blob.size, kind) for (blob, _), kind in stored])
     await _restore_missing(store, [item for item, _ in stored])
     return True
+
+
+async def hold_jobs_videos(
+    conn: AsyncConnection,
+    store: BlobStore,
+    videos: Mapping[str, Sequence[tuple[StoredBlob, Path]]],
+) -> set[str]:
+    """``hold_outputs`` for the videos of many jobs at once (a finalize write-back):
+    every blob held in one hash-ordered pass, so that two write-backs sharing blobs
+    never wait on each other in a cycle. Returns the jobs whose media was released
+    meanwhile: their outputs must not be recorded, and their blobs are queued for
+    deletion."""
+    released = await jobs_media_released(conn, list(videos))
+    if released:
+        await request_deletions(conn, [blob.sha256 for job in released for blob, _ in videos[job]])
+    kept = [item for job, items in videos.items() if job not in released for item in items]
+    if kept:
+        await hold_blobs(conn, [(blob.sha256, blob.size, VIDEO_CONTENT_TYPE) for blob, _ in kept])
+        await _restore_missing(store, kept)
+    return released
 
 
 async def _restore_missing(
