@@ -16,6 +16,7 @@ from tests.integration.conftest import add_caller, runtime_on
 from tests.integration.test_job_runner import ScriptedProvider, _with_deployments
 
 from vidgate.core.spec import VideoRequest
+from vidgate.db.finalize_claims import lock_finalizing, renew_finalizes
 from vidgate.engine import steps, tasks
 from vidgate.engine.context import EngineContext
 from vidgate.engine.finalizer import Finalizer
@@ -179,3 +180,18 @@ async def test_a_job_whose_media_was_released_while_it_finalized_records_nothing
     assert _sql(runtime, "SELECT job_id FROM job_outputs") == [(claims[1].job.id,)]
     [video] = [r.new[0].blob.sha256 for r in results if r is not None and r.claim is claims[0]]
     assert _sql(runtime, "SELECT sha256 FROM blob_deletions") == [(video,)]
+
+
+async def test_a_lease_renewal_skips_the_rows_a_write_back_holds(runtime: Runtime) -> None:
+    await _finalizing(runtime, ScriptedProvider(), 2)
+    ids = [row[0] for row in _sql(runtime, "SELECT id FROM jobs ORDER BY id")]
+    before = dict(_sql(runtime, "SELECT id, next_poll_at FROM jobs"))
+    async with runtime.db.begin() as held:
+        # A write-back under way holds the first row: the renewal neither waits for it
+        # (nor, taking rows in its own order, deadlocks with it) and renews the other.
+        assert await lock_finalizing(held, ids[:1]) == {ids[0]}
+        async with asyncio.timeout(5):
+            async with runtime.db.begin() as conn:
+                await renew_finalizes(conn, ids, lease_s=60)
+    after = dict(_sql(runtime, "SELECT id, next_poll_at FROM jobs"))
+    assert after[ids[0]] == before[ids[0]] and after[ids[1]] > before[ids[1]]

@@ -70,11 +70,14 @@ async def _with_outputs(
 
 async def renew_finalizes(conn: AsyncConnection, job_ids: list[str], *, lease_s: float) -> None:
     """Extend the leases of finalizes still under way (``lease_s=0``: give them up, due
-    again at once)."""
+    again at once). Rows a write-back holds are skipped, not waited for: it is
+    completing them (and a renewal taking rows in another order than the write-back's
+    would deadlock with it)."""
     await conn.execute(
         sa.text(
-            f"UPDATE jobs SET {_LEASE} WHERE id = ANY(CAST(:ids AS text[]))"
-            " AND state = 'finalizing'"
+            f"UPDATE jobs SET {_LEASE} WHERE id IN (SELECT id FROM jobs"
+            " WHERE id = ANY(CAST(:ids AS text[])) AND state = 'finalizing'"
+            " ORDER BY id FOR UPDATE SKIP LOCKED)"
         ),
         {"ids": job_ids, "lease": lease_s},
     )

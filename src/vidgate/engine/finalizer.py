@@ -64,7 +64,10 @@ class Finalizer(DueWorker[FinalizeClaim, Finalized]):
             return None
 
     async def write_back(self, results: list[Finalized]) -> None:
-        await complete(self.runner, results)
+        # A transaction per claim batch at most: results that piled up behind a slow
+        # write-back are not one long transaction holding thousands of rows.
+        for start in range(0, len(results), self.batch):
+            await complete(self.runner, results[start : start + self.batch])
 
     async def next_due_in(self) -> float | None:
         async with self.ctx.db.connect() as conn:
