@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -24,7 +23,7 @@ import psutil
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import VIDGATE, ServerProcess
+from tests.conftest import VIDGATE, ServerProcess, VidgateProcess
 from tests.s3 import S3Endpoint
 
 # What `vidgate worker` logs once it has started on its queues.
@@ -36,7 +35,7 @@ def tail(text: str, lines: int = 30) -> str:
 
 
 @dataclass
-class WorkerProcess:
+class WorkerProcess(VidgateProcess):
     """One ``vidgate worker`` process, its output in a log file beside the data dir."""
 
     name: str
@@ -71,23 +70,6 @@ class WorkerProcess:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
     @property
     def metrics_port(self) -> int:

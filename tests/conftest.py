@@ -176,8 +176,33 @@ def fast_env(**extra: str) -> dict[str, str]:
     }
 
 
+class VidgateProcess:
+    """What tests do with a vidgate process they started (a server, a worker): read
+    its log, kill it, stop it gracefully."""
+
+    proc: subprocess.Popen[str] | None
+    log_path: Path | None
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
 @dataclass
-class ServerProcess:
+class ServerProcess(VidgateProcess):
     data_dir: Path
     env: dict[str, str]
     port: int = field(default_factory=free_port)
@@ -225,23 +250,6 @@ class ServerProcess:
                 pass
             time.sleep(0.1)
         raise AssertionError(f"server did not become healthy:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
     def create_key(self, name: str, *flags: str) -> str:
         """``vidgate keys create`` for this server: its secret. On a server with a
