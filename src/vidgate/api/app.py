@@ -25,6 +25,7 @@ from vidgate.api.routes import (
     generations,
     health,
     inputs,
+    me,
     metrics,
     models,
     usage,
@@ -61,6 +62,7 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     app.include_router(admin_projects.router)
     app.include_router(admin_keys.router)
     app.include_router(admin_audit.router)
+    app.include_router(me.router)
     if settings.metrics:
         app.include_router(metrics.router)
     app.add_middleware(

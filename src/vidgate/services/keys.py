@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vidgate.core.errors import AuthenticationError
+from vidgate.core.keys import KeyRecord
+from vidgate.db.keys import get_key
 from vidgate.db.reads import JobReads
 from vidgate.engine.service import Principal
 from vidgate.engine.webhooks import tenant_secret
@@ -35,6 +38,17 @@ class KeyService:
         principal = Principal(record.id, record.tenant_id, record.mode, record.role, models)
         expires_at = record.expires_at.timestamp() if record.expires_at else None
         return Grant(principal, expires_at)
+
+    async def own_key(self, principal: Principal) -> KeyRecord:
+        """The calling key as stored, with its project's name (``GET /v1/me``)."""
+        async with self._db.connect() as conn:
+            found = await get_key(conn, principal.key_id, tenant_id=principal.tenant_id)
+        # The key authenticated a moment ago; only a race with its deletion loses it.
+        if found is None:
+            raise AuthenticationError(
+                "invalid API key (unknown, revoked or expired)", code="invalid_api_key"
+            )
+        return found
 
     async def webhook_secret(self, principal: Principal) -> str:
         """The tenant's Standard Webhooks signing secret, made on first use."""
