@@ -240,14 +240,8 @@ class VideoObject(BaseModel):
     estimated_cost: float | None
     cost: float | None
     currency: Literal["USD"] = "USD"
-
-
-class VideoList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[VideoObject]
-    first_id: str | None
-    last_id: str | None
-    has_more: bool
+    # The mode of the key that created it: test (sandbox) or live.
+    mode: Literal["test", "live"]
 
 
 class VideoDeleted(BaseModel):

@@ -87,6 +87,32 @@ def video_json(job: JobRecord) -> dict[str, Any]:
         "estimated_cost": _usd(job.estimated_cost),
         "cost": float(job.cost) if job.cost is not None else None,
         "currency": "USD",
+        "mode": job.mode,
+    }
+
+
+def video_links(
+    job: JobRecord, output: OutputRecord | None, media: MediaService, base_url: str
+) -> dict[str, Any] | None:
+    """``VideoLinks`` of output 0 as JSON: the signed links the task shape's outputs
+    carry, and the spritesheet's grid; None until the job completed with an output,
+    and once its media expired or was released (``output`` None)."""
+    if job.state != JobState.COMPLETED or output is None or _expired(job):
+        return None
+    links = media.output_links(base_url, job.id, output.index)
+    grid = media.spritesheet_grid(output)
+    return {
+        "video": links.video,
+        "thumbnail": links.thumbnail,
+        "spritesheet": links.spritesheet,
+        "expires_at": links.expires_at,
+        "spritesheet_grid": {
+            "columns": grid.columns,
+            "rows": grid.rows,
+            "frames": grid.frames,
+            "tile_width": grid.tile_width,
+            "tile_height": grid.tile_height,
+        },
     }
 
 

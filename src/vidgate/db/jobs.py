@@ -25,6 +25,7 @@ from vidgate.core.jobs import (
     stored_spec,
 )
 from vidgate.core.spec import JobSpec
+from vidgate.core.video_filters import VideoFilter
 from vidgate.db import ledger
 from vidgate.db.schema import idempotency_keys, job_outputs, jobs
 
@@ -93,13 +94,58 @@ async def list_jobs(
     after: str | None,
     limit: int,
     order: Literal["asc", "desc"],
-) -> list[JobRecord]:
-    """A page of the tenant's jobs; ids are time-ordered, so the id is the cursor."""
-    stmt = sa.select(*_SELECT_JOB).where(jobs.c.tenant_id == tenant_id, jobs.c.deleted_at.is_(None))
+    where: VideoFilter | None = None,
+    first_output: bool = False,
+) -> list[tuple[JobRecord, OutputRecord | None]]:
+    """A page of the tenant's jobs that match ``where``; ids are time-ordered, so the
+    id is the cursor. With ``first_output``, each job's output 0 in the same statement
+    (None until it has one, and once its media was released); else None."""
+    columns: list[Any] = list(_SELECT_JOB)
+    source: Any = jobs
+    if first_output:
+        columns += [c.label(f"output_{c.name}") for c in _OUTPUT_COLUMNS]
+        source = jobs.outerjoin(
+            job_outputs,
+            sa.and_(
+                job_outputs.c.job_id == jobs.c.id,
+                job_outputs.c.index == 0,
+                jobs.c.media_deleted_at.is_(None),
+            ),
+        )
+    stmt = (
+        sa.select(*columns)
+        .select_from(source)
+        .where(jobs.c.tenant_id == tenant_id, jobs.c.deleted_at.is_(None))
+    )
     if after is not None:
         stmt = stmt.where(jobs.c.id > after if order == "asc" else jobs.c.id < after)
+    if where is not None:
+        stmt = stmt.where(*_matching(where))
     stmt = stmt.order_by(jobs.c.id.asc() if order == "asc" else jobs.c.id.desc()).limit(limit)
-    return [job_from_row(r) for r in await conn.execute(stmt)]
+    found: list[tuple[JobRecord, OutputRecord | None]] = []
+    for row in await conn.execute(stmt):
+        output = None
+        if first_output and row._mapping["output_index"] is not None:
+            output = OutputRecord(
+                **{name: row._mapping[f"output_{name}"] for name in _OUTPUT_FIELDS}
+            )
+        found.append((job_from_row(row), output))
+    return found
+
+
+def _matching(where: VideoFilter) -> list[sa.ColumnElement[bool]]:
+    clauses: list[sa.ColumnElement[bool]] = []
+    if where.models is not None:
+        clauses.append(jobs.c.model.in_(sorted(where.models)))
+    if where.states is not None:
+        clauses.append(jobs.c.state.in_(sorted(where.states)))
+    if where.mode is not None:
+        clauses.append(jobs.c.mode == where.mode)
+    if where.created_after is not None:
+        clauses.append(jobs.c.created_at >= where.created_after)
+    if where.created_before is not None:
+        clauses.append(jobs.c.created_at < where.created_before)
+    return clauses
 
 
 async def update_job(conn: AsyncConnection, job_id: str, **values: Any) -> None:

@@ -34,7 +34,9 @@ from vidgate.core.jobs import JobRecord, JobState, OutputRecord
 from vidgate.core.keys import Role
 from vidgate.core.limits import Verdict
 from vidgate.core.spec import ImageRef, SourceRef, VideoRequest, normalize
+from vidgate.core.text import check_text
 from vidgate.core.urls import check_outbound_url
+from vidgate.core.video_filters import VideoFilter
 from vidgate.db import writes
 from vidgate.db.claims import notify_submitters
 from vidgate.db.jobs import (
@@ -78,6 +80,10 @@ class InputImage:
 
     ref: ImageRef
     data: bytes
+
+
+# A page of the video list: each job, with its output 0 where asked (else None).
+Page = list[tuple[JobRecord, OutputRecord | None]]
 
 
 class _Replay(Exception):
@@ -307,6 +313,21 @@ class JobService:
         limit: int,
         order: Literal["asc", "desc"],
     ) -> tuple[list[JobRecord], bool]:
+        rows, has_more = await self.page(principal, after=after, limit=limit, order=order)
+        return [job for job, _ in rows], has_more
+
+    async def page(
+        self,
+        principal: Principal,
+        *,
+        after: str | None,
+        limit: int,
+        order: Literal["asc", "desc"],
+        where: VideoFilter | None = None,
+        first_output: bool = False,
+    ) -> tuple[Page, bool]:
+        """A page of the caller's videos that match ``where``, each with its output 0
+        when ``first_output`` (db/jobs.py ``list_jobs``), and whether more follow."""
         if after is not None and not looks_like("video", after):
             raise InvalidParameter(
                 f"after {after[:64]!r} is not a video id; allowed: the id of a video, such"
@@ -315,9 +336,25 @@ class JobService:
             )
         async with self.ctx.db.connect() as conn:
             rows = await list_jobs(
-                conn, principal.tenant_id, after=after, limit=limit + 1, order=order
+                conn,
+                principal.tenant_id,
+                after=after,
+                limit=limit + 1,
+                order=order,
+                where=where,
+                first_output=first_output,
             )
         return rows[:limit], len(rows) > limit
+
+    def model_names(self, model: str) -> frozenset[str]:
+        """Every name the jobs of ``model``'s card may be stored under (its id and
+        aliases); a name the catalogue does not know stands for itself."""
+        # No stored name holds a control character, and PostgreSQL refuses a NUL.
+        check_text(model, param="model")
+        if model not in self.ctx.catalog:
+            return frozenset({model})
+        card = self.ctx.catalog.get(model)
+        return frozenset({card.id, *card.aliases})
 
     async def nudge(self, job_id: str) -> bool:
         """An upstream called back about ``job_id``: read its status now (a hint only;

@@ -11,6 +11,7 @@ import math
 import os
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +25,56 @@ from vidgate.core.errors import InvalidParameter
 from vidgate.media.probe import open_video
 
 __all__ = [
+    "SPRITESHEET_COLUMNS",
     "SPRITESHEET_CONTENT_TYPE",
+    "SPRITESHEET_TILES",
+    "SPRITESHEET_TILE_WIDTH",
     "THUMBNAIL_CONTENT_TYPE",
     "VIDEO_CONTENT_TYPE",
+    "SpritesheetGrid",
     "make_previews",
     "make_spritesheet",
     "make_thumbnail",
+    "spritesheet_grid",
 ]
 
 THUMBNAIL_CONTENT_TYPE = "image/webp"
 SPRITESHEET_CONTENT_TYPE = "image/jpeg"
 VIDEO_CONTENT_TYPE = "video/mp4"
+
+# The spritesheet every output gets: what make_previews draws by default, and what
+# the API describes to clients that cut it into frames (``spritesheet_grid``).
+SPRITESHEET_TILES = 10
+SPRITESHEET_COLUMNS = 5
+SPRITESHEET_TILE_WIDTH = 160
+
+
+@dataclass(frozen=True, slots=True)
+class SpritesheetGrid:
+    """Where a spritesheet's tiles are: ``frames`` tiles of ``tile_width`` by
+    ``tile_height``, ``columns`` per row, left to right then top to bottom."""
+
+    columns: int
+    rows: int
+    frames: int
+    tile_width: int
+    tile_height: int
+
+
+def spritesheet_grid(
+    width: int,
+    height: int,
+    *,
+    tiles: int = SPRITESHEET_TILES,
+    columns: int = SPRITESHEET_COLUMNS,
+    tile_width: int = SPRITESHEET_TILE_WIDTH,
+) -> SpritesheetGrid:
+    """The grid of a spritesheet made from a ``width`` x ``height`` video: tiles keep
+    the video's aspect ratio."""
+    columns = min(columns, tiles)
+    tile_height = max(1, round(height * tile_width / width))
+    return SpritesheetGrid(columns, math.ceil(tiles / columns), tiles, tile_width, tile_height)
+
 
 # Up to this length one sequential decode is cheaper than a seek per frame, since
 # every seek decodes from a keyframe that may be seconds before its target.
@@ -48,7 +88,12 @@ def make_thumbnail(video: Path, out: Path, *, max_width: int = 640) -> None:
 
 
 def make_spritesheet(
-    video: Path, out: Path, *, tiles: int = 10, columns: int = 5, tile_width: int = 160
+    video: Path,
+    out: Path,
+    *,
+    tiles: int = SPRITESHEET_TILES,
+    columns: int = SPRITESHEET_COLUMNS,
+    tile_width: int = SPRITESHEET_TILE_WIDTH,
 ) -> None:
     """Write a JPEG grid of ``tiles`` evenly spaced frames, ``columns`` per row, left
     to right then top to bottom; each tile is ``tile_width`` wide with the video's
@@ -62,9 +107,9 @@ def make_previews(
     thumbnail: Path | None = None,
     spritesheet: Path | None = None,
     max_width: int = 640,
-    tiles: int = 10,
-    columns: int = 5,
-    tile_width: int = 160,
+    tiles: int = SPRITESHEET_TILES,
+    columns: int = SPRITESHEET_COLUMNS,
+    tile_width: int = SPRITESHEET_TILE_WIDTH,
 ) -> None:
     """Write the thumbnail and/or the spritesheet (as ``make_thumbnail`` and
     ``make_spritesheet`` describe them) from one opening of the file and one pass over
@@ -72,13 +117,14 @@ def make_previews(
     everything else for short clips."""
     if max_width < 1 or tiles < 1 or columns < 1 or tile_width < 1:
         raise ValueError("max_width, tiles, columns and tile_width must be positive")
-    columns = min(columns, tiles)
-    rows = math.ceil(tiles / columns)
     thumb: Image.Image | None = None
     sheet: Image.Image | None = None
     with open_video(video) as (container, stream):
         ctx = stream.codec_context
-        tile_height = max(1, round(ctx.height * tile_width / ctx.width))
+        grid = spritesheet_grid(
+            ctx.width, ctx.height, tiles=tiles, columns=columns, tile_width=tile_width
+        )
+        columns, rows, tile_height = grid.columns, grid.rows, grid.tile_height
         duration = _duration(container, stream)
         # (time, what to make of the frame there): the thumbnail a third of the way in;
         # tiles at the middle of each of `tiles` equal slices, so never the black first

@@ -20,6 +20,8 @@ from vidgate.media.previews import (
     SPRITESHEET_CONTENT_TYPE,
     THUMBNAIL_CONTENT_TYPE,
     VIDEO_CONTENT_TYPE,
+    SpritesheetGrid,
+    spritesheet_grid,
 )
 from vidgate.media.s3_storage import S3BlobStore
 from vidgate.media.storage import BlobStore
@@ -151,6 +153,11 @@ class MediaService:
         thumbnail, _ = self._signer.sign(base_url, job_id, "thumbnail", index)
         spritesheet, _ = self._signer.sign(base_url, job_id, "spritesheet", index)
         return OutputLinks(url, thumbnail, spritesheet, expires)
+
+    @staticmethod
+    def spritesheet_grid(output: OutputRecord) -> SpritesheetGrid:
+        """How the output's spritesheet is laid out (made now or later, the same)."""
+        return spritesheet_grid(output.width, output.height)
 
     def verify_callback(self, job_id: str, signature: str) -> bool:
         """Whether ``signature`` is the one in the callback URL handed to the upstream."""

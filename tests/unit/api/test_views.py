@@ -52,6 +52,7 @@ def _reference(job: JobRecord) -> dict[str, Any]:
         metadata=spec.metadata,
         estimated_cost=float(job.estimated_cost) if job.estimated_cost is not None else None,
         cost=float(job.cost) if job.cost is not None else None,
+        mode=job.mode,  # type: ignore[arg-type]
     ).model_dump(mode="json")
 
 

@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from vidgate.api.billing_schemas import EstimateBody, EstimateObject, estimate_json
+from vidgate.api.console_schemas import VideoList
 from vidgate.api.content import video_content as content_response
-from vidgate.api.deps import Caller, State, Writer, get_writer
+from vidgate.api.deps import Caller, State, Writer, get_writer, public_base_url
 from vidgate.api.fast_lane import video_status
 from vidgate.api.inputs import inspect_url, parse_model, read_body
 from vidgate.api.openapi import request_body
@@ -20,17 +21,20 @@ from vidgate.api.schemas import (
     ImageUrlReference,
     RemixBody,
     VideoDeleted,
-    VideoList,
     VideoObject,
 )
-from vidgate.api.views import video_json
+from vidgate.api.views import video_json, video_links
 from vidgate.config import Settings
 from vidgate.core.errors import InvalidImage, InvalidRequest
+from vidgate.core.video_filters import video_filter
 from vidgate.engine.service import InputImage, JobService
 
 router = APIRouter(prefix="/v1/videos", tags=["videos (OpenAI shape)"])
 
 DEFAULT_MODEL = "sora-2"
+
+# The list's time filters: Unix seconds up to the last second of year 9999.
+_LAST_TIME = 253_402_300_799
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
@@ -155,19 +159,45 @@ async def estimate_video(request: Request, caller: Caller) -> FastJSONResponse:
 
 @router.get("", response_model=VideoList)
 async def list_videos(
+    request: Request,
     caller: Caller,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Literal["asc", "desc"] = "desc",
+    model: Annotated[str | None, Query(max_length=128)] = None,
+    status: Annotated[str | None, Query(max_length=64)] = None,
+    mode: Annotated[str | None, Query(max_length=64)] = None,
+    created_after: Annotated[int | None, Query(ge=0, le=_LAST_TIME)] = None,
+    created_before: Annotated[int | None, Query(ge=0, le=_LAST_TIME)] = None,
+    links: bool = False,
 ) -> FastJSONResponse:
-    rows, has_more = await caller.jobs.list(caller.principal, after=after, limit=limit, order=order)
-    data = [video_json(job) for job in rows]
+    """The caller's videos, newest first by default. Filters combine (AND) and keep
+    the cursor: ``model`` (an id or alias: every video of its model, whichever of its
+    names created it), ``status`` (queued, in_progress, completed, failed), ``mode``
+    (test, live), ``created_after`` (inclusive) and ``created_before`` (exclusive),
+    Unix seconds. ``links=true`` adds each video's signed ``links``."""
+    jobs = caller.jobs
+    where = video_filter(
+        model_names=jobs.model_names(model) if model is not None else None,
+        status=status,
+        mode=mode,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    rows, has_more = await jobs.page(
+        caller.principal, after=after, limit=limit, order=order, where=where, first_output=links
+    )
+    data = [video_json(job) for job, _ in rows]
+    if links:
+        base_url = public_base_url(request, caller.settings)
+        for item, (job, output) in zip(data, rows, strict=True):
+            item["links"] = video_links(job, output, caller.media, base_url)
     return FastJSONResponse(
         {
             "object": "list",
             "data": data,
-            "first_id": rows[0].id if rows else None,
-            "last_id": rows[-1].id if rows else None,
+            "first_id": rows[0][0].id if rows else None,
+            "last_id": rows[-1][0].id if rows else None,
             "has_more": has_more,
         }
     )
