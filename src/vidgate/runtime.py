@@ -50,6 +50,7 @@ from vidgate.services.models import ModelService
 from vidgate.services.prices import PriceService
 from vidgate.services.retention import RetentionService
 from vidgate.services.usage import UsageService
+from vidgate.services.video_details import VideoDetailsService
 from vidgate.services.webhook_endpoints import EndpointService
 
 log = structlog.get_logger("vidgate.runtime")
@@ -186,6 +187,7 @@ async def open_runtime(
                 metrics=MetricsService(
                     db, health, deployments=providers, cache_s=settings.metrics_cache_s
                 ),
+                details=VideoDetailsService(db),
             )
             yield Runtime(
                 settings, database_url, db, catalog, ctx, jobs, signer, reads, health, services

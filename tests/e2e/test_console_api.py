@@ -7,6 +7,7 @@ modes and times the sandbox would take seconds to produce)."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import io
 import time
@@ -18,7 +19,7 @@ import httpx
 import psycopg
 import pytest
 from PIL import Image
-from tests.conftest import ServerProcess, fast_env, make_database
+from tests.conftest import ServerProcess, fast_env, make_database, png_bytes
 
 from vidgate.core.ids import new_id
 
@@ -385,3 +386,111 @@ def test_links_work_without_auth_and_make_previews_lazily(
             (completed["id"],),
         ).fetchone()
     assert made is not None and None not in made
+
+
+# --- GET /v1/videos/{id}/details ---------------------------------------------------------
+
+
+def _details(project: Project, video_id: str) -> Json:
+    answer = project.get(f"/v1/videos/{video_id}/details")
+    assert answer.status_code == 200, answer.text
+    body = dict(answer.json())
+    assert body["object"] == "video.details"
+    return body
+
+
+def test_details_of_a_completed_video(project: Project, completed: Json) -> None:
+    details = _details(project, completed["id"])
+    assert details["video"] == project.get(f"/v1/videos/{completed['id']}").json()
+    assert details["video"]["mode"] == "test"
+    request = details["request"]
+    assert request == {
+        "model": "sandbox", "kind": "generate", "prompt": "a finished clip",
+        "negative_prompt": None, "seconds": 1, "size": "320x240",
+        "resolution": request["resolution"], "aspect_ratio": "4:3", "fps": request["fps"],
+        "n": 1, "seed": None, "metadata": {}, "source_video_id": None, "images": [],
+        "webhook_url": None,
+    }  # fmt: skip
+    assert details["deployment"]["provider"] == "sandbox"
+    assert details["deployment"]["upstream_id"] and details["deployment"]["tried"] == []
+    steps = details["history"]
+    assert [step["status"] for step in steps] == ["queued", "in_progress", "completed"]
+    assert [step["at"] for step in steps] == sorted(step["at"] for step in steps)
+    timings = details["timings"]
+    assert timings["queued_s"] >= 0 and timings["generating_s"] > 0
+    assert timings["total_s"] == pytest.approx(
+        timings["queued_s"] + timings["generating_s"], abs=0.01
+    )
+    assert (details["cost"], details["estimated_cost"], details["currency"]) == (
+        completed["cost"], completed["estimated_cost"], "USD"
+    )  # fmt: skip
+    assert details["links"]["spritesheet_grid"]["frames"] == 10
+    [output] = details["outputs"]
+    assert (output["index"], output["width"], output["height"]) == (0, 320, 240)
+    assert output["size_bytes"] > 0 and output["duration"] > 0
+    with httpx.Client(timeout=30) as anonymous:
+        for variant in ("video", "thumbnail", "spritesheet"):
+            assert anonymous.get(output[variant]).status_code == 200
+    assert details["webhook_deliveries"] == []
+
+
+def test_details_of_failed_and_remixed_videos(project: Project, completed: Json) -> None:
+    failed = project.make_video(prompt="will fail", metadata={"sandbox_fail": "boom"})
+    remix = project.client.post(f"/v1/videos/{completed['id']}/remix", json={"prompt": "again"})
+    assert remix.status_code == 200, remix.text
+    image = "data:image/png;base64," + base64.b64encode(png_bytes(320, 240)).decode()
+    with_image = project.make_video(prompt="from a frame", input_reference=image)
+    project.wait(failed["id"])
+
+    details = _details(project, failed["id"])
+    assert details["video"]["status"] == "failed"
+    assert details["video"]["error"]["code"] == "boom"
+    assert [step["status"] for step in details["history"]][-1] == "failed"
+    assert details["links"] is None and details["outputs"] == []
+    assert details["cost"] == 0
+
+    project.wait(remix.json()["id"])
+    details = _details(project, remix.json()["id"])
+    assert details["request"]["kind"] == "remix"
+    assert details["request"]["source_video_id"] == completed["id"]
+    assert details["video"]["remixed_from_video_id"] == completed["id"]
+    assert details["links"] is not None and len(details["outputs"]) == 1
+
+    answer = project.get(f"/v1/videos/{with_image['id']}/details")
+    [ref] = answer.json()["request"]["images"]
+    assert ref["role"] == "input_reference" and ref["content_type"] == "image/png"
+    assert len(ref["sha256"]) == 64 and (ref["width"], ref["height"]) == (320, 240)
+    # Never the image's bytes.
+    assert image[22:80] not in answer.text
+
+
+def test_details_list_webhook_deliveries(server: ServerProcess, completed: Json) -> None:
+    admin = Project(server, f"console-hooks-{uuid.uuid4().hex[:8]}", "--role", "admin")
+    hook = "http://127.0.0.1:9/vidgate"  # nothing listens: deliveries stay pending
+    endpoint = admin.client.post(
+        "/v1/webhook_endpoints", json={"url": hook, "events": ["video.queued", "video.completed"]}
+    )
+    assert endpoint.status_code == 200, endpoint.text
+    video = admin.make_video(prompt="heard", webhook_url="http://127.0.0.1:9/own")
+    admin.wait(video["id"])
+    deliveries = _details(admin, video["id"])["webhook_deliveries"]
+    by_url = {(d["url"], d["event_type"]): d for d in deliveries}
+    assert set(by_url) == {
+        (hook, "video.queued"),
+        (hook, "video.completed"),
+        ("http://127.0.0.1:9/own", "video.completed"),
+    }
+    queued = by_url[(hook, "video.queued")]
+    assert queued["id"].startswith("whd_") and queued["status"] in ("pending", "failed")
+    assert by_url[("http://127.0.0.1:9/own", "video.completed")]["attempts"] >= 1
+    admin.client.close()
+
+
+def test_details_of_missing_deleted_and_odd_ids_are_404(
+    project: Project, completed: Json, session_db: str
+) -> None:
+    [gone] = _copies(session_db, completed["id"], [{"deleted_at": dt.datetime.now(dt.UTC)}])
+    for video_id in (gone, new_id("video"), "nope", "video_" + "0" * 26):
+        answer = project.get(f"/v1/videos/{video_id}/details")
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["error"]["code"] == "video_not_found"

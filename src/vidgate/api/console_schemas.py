@@ -74,3 +74,90 @@ class VideoList(BaseModel):
     first_id: str | None
     last_id: str | None
     has_more: bool
+
+
+class InputImageInfo(BaseModel):
+    """An input image as the request named it; never its bytes."""
+
+    role: Literal["input_reference", "last_frame", "reference_image"]
+    sha256: str
+    content_type: str
+    width: int
+    height: int
+
+
+class StoredRequest(BaseModel):
+    """The request as the gateway stored it, after validation and defaults."""
+
+    model: str
+    kind: str
+    prompt: str
+    negative_prompt: str | None
+    # For an extension: the added seconds (the Video's seconds is the total).
+    seconds: int
+    size: str
+    resolution: str
+    aspect_ratio: str
+    fps: int
+    n: int
+    seed: int | None
+    metadata: dict[str, str]
+    source_video_id: str | None
+    images: list[InputImageInfo]
+    webhook_url: str | None
+
+
+class Deployment(BaseModel):
+    provider: str
+    upstream_model: str | None
+    upstream_id: str | None
+    # Deployments a submission failed on before this one.
+    tried: list[str]
+
+
+class HistoryStep(BaseModel):
+    status: Literal["queued", "in_progress", "completed", "failed"]
+    at: int
+
+
+class DetailTimings(BaseModel):
+    queued_s: float | None
+    generating_s: float | None
+    total_s: float | None
+
+
+class DetailOutput(BaseModel):
+    index: int
+    width: int
+    height: int
+    duration: float
+    fps: float
+    size_bytes: int
+    video: str
+    thumbnail: str
+    spritesheet: str
+
+
+class DetailDelivery(BaseModel):
+    id: str
+    event_type: str
+    url: str
+    status: Literal["pending", "delivered", "failed", "ended"]
+    attempts: int
+    last_status_code: int | None
+    created_at: int
+
+
+class VideoDetailsObject(BaseModel):
+    object: Literal["video.details"] = "video.details"
+    video: VideoObject
+    request: StoredRequest
+    deployment: Deployment
+    history: list[HistoryStep]
+    timings: DetailTimings
+    cost: float | None
+    estimated_cost: float | None
+    currency: Literal["USD"] = "USD"
+    links: VideoLinks | None
+    outputs: list[DetailOutput]
+    webhook_deliveries: list[DetailDelivery]

@@ -45,6 +45,7 @@ class ApiState:
         self.budgets = services.budgets
         self.accounts: AccountService = services.accounts
         self.metrics = services.metrics
+        self.details = services.details
         self.settings = settings
         self.auth = KeyAuthenticator(services.keys)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from vidgate.api.schemas import ErrorInfo, GenerationObject, GenerationOutput
 from vidgate.core.jobs import JobRecord, JobState, OutputRecord
+from vidgate.core.video_details import VideoDetails, history, timings
 from vidgate.services.media import MediaService
 
 _OPENAI_STATUS = {
@@ -167,3 +168,98 @@ def generation_object(
 def _expired(job: JobRecord) -> bool:
     """Past its project's retention: no links (its content answers video_expired)."""
     return job.expires_at is not None and job.expires_at <= dt.datetime.now(dt.UTC)
+
+
+def _request_json(job: JobRecord) -> dict[str, Any]:
+    spec = job.spec
+    images = [("input_reference", spec.image), ("last_frame", spec.last_frame)]
+    images += [("reference_image", ref) for ref in spec.reference_images]
+    return {
+        "model": job.model,
+        "kind": spec.kind,
+        "prompt": spec.prompt,
+        "negative_prompt": spec.negative_prompt,
+        "seconds": spec.seconds,
+        "size": spec.size,
+        "resolution": spec.resolution,
+        "aspect_ratio": spec.aspect_ratio,
+        "fps": spec.fps,
+        "n": spec.n,
+        "seed": spec.seed,
+        "metadata": spec.metadata,
+        "source_video_id": job.source_video_id,
+        "images": [
+            {
+                "role": role,
+                "sha256": ref.sha256,
+                "content_type": ref.content_type,
+                "width": ref.width,
+                "height": ref.height,
+            }
+            for role, ref in images
+            if ref is not None
+        ],
+        "webhook_url": job.webhook_url,
+    }
+
+
+def details_json(found: VideoDetails, media: MediaService, base_url: str) -> dict[str, Any]:
+    """``VideoDetailsObject`` as JSON: the links of every output (none until completed,
+    nor once the media expired or was released)."""
+    job = found.job
+    outputs = found.outputs if not found.media_released else []
+    first = outputs[0] if outputs else None
+    shown: list[dict[str, Any]] = []
+    if job.state == JobState.COMPLETED and not _expired(job):
+        for out in outputs:
+            links = media.output_links(base_url, job.id, out.index)
+            shown.append(
+                {
+                    "index": out.index,
+                    "width": out.width,
+                    "height": out.height,
+                    "duration": out.duration,
+                    "fps": out.fps,
+                    "size_bytes": out.size_bytes,
+                    "video": links.video,
+                    "thumbnail": links.thumbnail,
+                    "spritesheet": links.spritesheet,
+                }
+            )
+    spent = timings(job)
+    return {
+        "object": "video.details",
+        "video": video_json(job),
+        "request": _request_json(job),
+        "deployment": {
+            "provider": job.provider,
+            "upstream_model": job.upstream_model,
+            "upstream_id": job.upstream_id,
+            "tried": list(job.tried_providers),
+        },
+        "history": [
+            {"status": step.status, "at": int(step.at.timestamp())} for step in history(job)
+        ],
+        "timings": {
+            "queued_s": spent.queued_s,
+            "generating_s": spent.generating_s,
+            "total_s": spent.total_s,
+        },
+        "cost": float(job.cost) if job.cost is not None else None,
+        "estimated_cost": _usd(job.estimated_cost),
+        "currency": "USD",
+        "links": video_links(job, first, media, base_url),
+        "outputs": shown,
+        "webhook_deliveries": [
+            {
+                "id": d.id,
+                "event_type": d.event_type,
+                "url": d.url,
+                "status": d.status,
+                "attempts": d.attempts,
+                "last_status_code": d.last_status_code,
+                "created_at": int(d.created_at.timestamp()),
+            }
+            for d in found.deliveries
+        ],
+    }

@@ -501,3 +501,7 @@ job_outputs.c.spritesheet_sha256.nullable = True
 sa.Index(
     "jobs_finalize_due_idx", jobs.c.next_poll_at, postgresql_where=jobs.c.state == "finalizing"
 )
+
+# --- console-api (issue 15): a video's webhook deliveries, read by job for its details
+# page (db/video_details.py; migration 0023).
+sa.Index("webhook_deliveries_job_idx", webhook_deliveries.c.job_id)

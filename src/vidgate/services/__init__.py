@@ -17,6 +17,8 @@ engine, no provider, no blob store. Each service is named for what it answers:
 - ``accounts`` (``accounts.py``): projects, their keys and the audit log (admin API).
 - ``retention`` (``retention.py``): how long each project keeps its videos' media.
 - ``metrics`` (``metrics.py``): ``/metrics``, the process's and the cluster's.
+- ``details`` (``video_details.py``): one video with its request, history, outputs and
+  webhook deliveries (the web console's detail page).
 
 ``runtime.open_runtime`` builds them once per process. The records they return are
 those of ``core/jobs.py`` and ``core/keys.py``.
@@ -38,6 +40,7 @@ from vidgate.services.models import ModelService
 from vidgate.services.prices import PriceService
 from vidgate.services.retention import RetentionService
 from vidgate.services.usage import UsageService
+from vidgate.services.video_details import VideoDetailsService
 from vidgate.services.webhook_endpoints import EndpointService
 
 
@@ -57,3 +60,5 @@ class Services:
     # storage (issue 14)
     retention: RetentionService
     metrics: MetricsService
+    # console-api (issue 15)
+    details: VideoDetailsService

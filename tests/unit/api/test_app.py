@@ -39,6 +39,7 @@ def _services() -> Services:
         accounts=unused,
         retention=unused,
         metrics=unused,
+        details=unused,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from vidgate.api.billing_schemas import EstimateBody, EstimateObject, estimate_json
-from vidgate.api.console_schemas import VideoList
+from vidgate.api.console_schemas import VideoDetailsObject, VideoList
 from vidgate.api.content import video_content as content_response
 from vidgate.api.deps import Caller, State, Writer, get_writer, public_base_url
 from vidgate.api.fast_lane import video_status
@@ -23,7 +23,7 @@ from vidgate.api.schemas import (
     VideoDeleted,
     VideoObject,
 )
-from vidgate.api.views import video_json, video_links
+from vidgate.api.views import details_json, video_json, video_links
 from vidgate.config import Settings
 from vidgate.core.errors import InvalidImage, InvalidRequest
 from vidgate.core.video_filters import video_filter
@@ -239,6 +239,16 @@ async def retrieve_video(video_id: str, request: Request) -> Response:
     # Requests for ids of vidgate's shape are answered by the edge before routing
     # (api/fast_lane.py); this route answers the rest the same way, and documents it.
     return await video_status(request.app.state.api, request.headers.get("authorization"), video_id)
+
+
+@router.get("/{video_id}/details", response_model=VideoDetailsObject)
+async def video_details(video_id: str, request: Request, caller: Caller) -> FastJSONResponse:
+    """vidgate extension: the video with its request as stored, the deployment that
+    served it, its status history and timings, cost, links, outputs and webhook
+    deliveries (the web console's detail page). Any role of the owner's project."""
+    found = await caller.state.details.details(caller.principal, video_id)
+    base_url = public_base_url(request, caller.settings)
+    return FastJSONResponse(details_json(found, caller.media, base_url))
 
 
 @router.delete("/{video_id}", response_model=VideoDeleted)
