@@ -1,9 +1,10 @@
-"""vidgate's benchmark suite in one command: B1-B8, each against its baseline in the same
+"""vidgate's benchmark suite in one command: B1-B9, each against its baseline in the same
 run; prints a table and writes docs/benchmarks.md (machine, date, command).
 
     python bench/run.py                 # everything (about 20 minutes on 2 cores)
     python bench/run.py --quick         # smaller B3/B6, shorter runs (a few minutes)
     python bench/run.py --only B1,B2 --profile
+    python bench/run.py --only B9             # the console's gallery, 10,000 videos
     python bench/run.py --only B7,B8 --litellm /path/to/venv/bin/litellm
 
 Needs wrk and nginx (and py-spy for --profile); see bench/README.md.
@@ -24,12 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.gallery import GalleryBench
 from bench.harness import REPO, Postgres, machine_info, missing_tools
 from bench.latency import LatencyBench, find_litellm
 from bench.report import Results, Row, print_table, write_markdown
 from bench.suites import Bench, Config
 
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -135,6 +137,7 @@ def main(argv: list[str]) -> int:
                     baseline_python=args.b7_baseline_python,
                 ).run,
             ),
+            ({"B9"}, GalleryBench(bench).run),
         ]
         for names, run in groups:
             if not want & names:
