@@ -18,6 +18,7 @@ from vidgate.media.previews import (
     make_previews,
     make_spritesheet,
     make_thumbnail,
+    spritesheet_grid,
 )
 from vidgate.media.render import ClipRequest, render_clip
 
@@ -104,6 +105,20 @@ def test_spritesheet_grid(clip: Path, tmp_path: Path) -> None:
     make_spritesheet(clip, out, tiles=7, columns=3, tile_width=64)
     with Image.open(out) as img:
         assert img.size == (3 * 64, 3 * 36)
+
+
+@pytest.mark.parametrize(("width", "height"), [(320, 180), (180, 320), (426, 240)])
+def test_the_described_grid_is_the_one_drawn(width: int, height: int, tmp_path: Path) -> None:
+    """What the API tells clients (``spritesheet_grid``) is what make_previews draws."""
+    video, out = tmp_path / "clip.mp4", tmp_path / "sheet.jpg"
+    render_clip(
+        ClipRequest(width=width, height=height, fps=8, seconds=1, prompt="p", label="l"), video
+    )
+    make_spritesheet(video, out)
+    grid = spritesheet_grid(width, height)
+    assert (grid.columns, grid.rows, grid.frames, grid.tile_width) == (5, 2, 10, 160)
+    with Image.open(out) as img:
+        assert img.size == (grid.columns * grid.tile_width, grid.rows * grid.tile_height)
 
 
 def _tile_grays(sheet: Path, tiles: int, columns: int, tile_w: int, tile_h: int) -> list[float]:
