@@ -121,6 +121,7 @@ def serve(
     out.print(
         f"vidgate listening on http://{settings.host}:{settings.port}  (data: {settings.data_dir})"
     )
+    out.print(f"console: http://{settings.host}:{settings.port}/ui/", highlight=False)
     sys.stdout.flush()
     limits = ConnectionLimits(
         max_connections=settings.max_connections,

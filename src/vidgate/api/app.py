@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from vidgate.api import openapi
+from vidgate.api.console import install_console
 from vidgate.api.deps import ApiState
 from vidgate.api.edge import EdgeMiddleware
 from vidgate.api.errors import install_error_handlers
@@ -65,6 +66,8 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     app.include_router(me.router)
     if settings.metrics:
         app.include_router(metrics.router)
+    # The web console (/ui/, and / redirects there): static pages over the API above.
+    install_console(app)
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=settings.max_body_bytes,
