@@ -40,12 +40,17 @@ function renderNav(current) {
   );
 }
 
+// To a page: by the hash (hashchange routes), or again when the hash is already that.
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
 function signOut() {
   clearKey();
   forget();
   clear(document.getElementById("who"));
-  location.hash = "#/signin";
-  route();
+  go("#/signin");
 }
 
 function signInPage(target, error) {
@@ -66,8 +71,7 @@ function signInPage(target, error) {
     setKey(input.value.trim());
     try {
       session.me = await get("/v1/me");
-      location.hash = "#/gallery";
-      route();
+      go("#/gallery");
     } catch (e) {
       clearKey();
       signInPage(target, e);

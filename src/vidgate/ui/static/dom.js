@@ -77,7 +77,10 @@ export function showError(box, error) {
 
 export function money(value, currency = "USD") {
   if (value === null || value === undefined) return "—";
-  return `${currency === "USD" ? "$" : ""}${Number(value).toFixed(Number(value) < 1 ? 3 : 2)}`;
+  const n = Number(value);
+  // Sub-dollar prices keep their cents' fractions ($0.125), others two places.
+  const text = n === 0 || n >= 1 ? n.toFixed(2) : n.toFixed(3);
+  return currency === "USD" ? `$${text}` : `${text} ${currency}`;
 }
 
 export function when(unix) {

@@ -1,7 +1,7 @@
 // Detail: one video (GET /v1/videos/{id}/details): the player, the request as the
 // gateway stored it, its status history with timings, the deployment that served it,
 // cost, webhook deliveries; remix, extend, download and delete for keys that may.
-import { del, get, post } from "../api.js";
+import { del, get, post, videoDetails } from "../api.js";
 import { clear, errorBox, field, h, money, seconds, showError, table, when } from "../dom.js";
 import { canWrite, loadModels } from "../session.js";
 import { player, watchVideo } from "./video.js";
@@ -11,7 +11,7 @@ export async function render(target, ctx) {
   const errors = errorBox(null);
   let details;
   try {
-    details = await get(`/v1/videos/${encodeURIComponent(id)}/details`);
+    details = await videoDetails(id);
   } catch (err) {
     showError(errors, err);
     clear(target, h("h1", {}, "Video"), errors);

@@ -1,6 +1,6 @@
 // What several pages show of a video: its model's price and modes, a progress line
 // while it runs, and the player once it has completed.
-import { get, pollVideo } from "../api.js";
+import { pollVideo, videoDetails } from "../api.js";
 import { aspectBox, clear, h, money, showError } from "../dom.js";
 
 export function priceText(model) {
@@ -67,7 +67,7 @@ export async function watchVideo(id, slot, { isCurrent = () => true, onDone } = 
   }
   if (!isCurrent()) return video;
   if (video.status === "completed") {
-    const details = await get(`/v1/videos/${encodeURIComponent(id)}/details`);
+    const details = await videoDetails(id);
     clear(slot, player(details.video, details.links));
     if (onDone) onDone(video, details);
   } else if (onDone) {
