@@ -324,3 +324,20 @@ def png_bytes(
     buf = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The screenshots the console's browser tests wrote (tests/e2e/test_console.py), a
+    line per file: kept in each report's user_properties, which pytest-xdist carries
+    back from its workers."""
+    paths = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        for name, value in getattr(report, "user_properties", ())
+        if name == "screenshot"
+    ]
+    if paths:
+        terminalreporter.section("console screenshots")
+        for path in dict.fromkeys(paths):
+            terminalreporter.write_line(f"screenshot: {path}")

@@ -50,3 +50,26 @@ def test_every_module_is_in_the_layout_table(path: Path) -> None:
 def test_no_module_is_over_600_lines(path: Path) -> None:
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path.name} has {lines} lines; split it by concern"
+
+
+CONSOLE = PACKAGE / "ui" / "static"
+
+
+def test_the_console_files_are_in_the_layout_and_ship_with_the_package() -> None:
+    """Every file of the web console (api/console.py serves them) is named in the
+    Layout's `ui/` row, is of a type the console serves, and lies under the package
+    the wheel is built from (pyproject: hatch's `packages`, files included)."""
+    from vidgate.api.console import STATIC_DIR, load_files
+
+    files = sorted(p.relative_to(CONSOLE).as_posix() for p in CONSOLE.rglob("*") if p.is_file())
+    assert {"index.html", "app.js", "api.js", "style.css"} <= set(files)
+    assert any(name.startswith("pages/") for name in files)
+    row = next(row for first, row in _layout_rows().items() if "`ui/`" in first)
+    missing = [name for name in files if f"`{name.rsplit('/', 1)[-1]}`" not in row]
+    assert not missing, f"docs/architecture.md's Layout row for ui/ does not name {missing}"
+    assert STATIC_DIR == CONSOLE
+    assert sorted(load_files()) == files, "a console file of a type api/console.py does not serve"
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'packages = ["src/vidgate"]' in pyproject
+    wheel = pyproject.split("[tool.hatch.build.targets.wheel]", 1)[1].split("\n[", 1)[0]
+    assert "exclude" not in wheel

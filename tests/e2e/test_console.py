@@ -1,0 +1,329 @@
+"""The web console in a real browser (Debian's chromium through Selenium and the Debian
+chromedriver) against the session's live gateway: sign in, create a sandbox video from
+the form, watch it complete, play and seek it, remix it, compare two models, delete,
+see usage; an admin creates and revokes a key; a reader key sees no create button.
+
+Each page is photographed at desktop (1280x800) and phone (390x844) width into
+``$VIDGATE_SCREENSHOTS`` (else a temporary folder); the paths are listed at the end of
+the run (tests/conftest.py's terminal summary) and printed by the test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.conftest import ServerProcess
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the dev extra)")
+from selenium.common.exceptions import WebDriverException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
+TIMEOUT = 20
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    """One headless chromium for the module."""
+    if shutil.which("chromium") is None or not CHROMEDRIVER.exists():
+        pytest.skip("Debian's chromium and chromium-driver are not installed (scripts/test does)")
+    options = webdriver.ChromeOptions()
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--mute-audio",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=1280,800",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_script_timeout(TIMEOUT)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def shots_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    wanted = os.environ.get("VIDGATE_SCREENSHOTS")
+    path = Path(wanted) if wanted else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class Console:
+    """The console as a person drives it, with the waits it needs."""
+
+    def __init__(
+        self, driver: WebDriver, base_url: str, shots: Path, request: pytest.FixtureRequest
+    ) -> None:
+        self.d = driver
+        self.base = base_url
+        self.shots = shots
+        self.request = request
+
+    def wait(self, check: Callable[[], Any], what: str) -> Any:
+        try:
+            return WebDriverWait(self.d, TIMEOUT, poll_frequency=0.05).until(
+                lambda _: check(), message=what
+            )
+        except WebDriverException as exc:
+            raise AssertionError(f"waited for {what}: {exc}\n{self.logs()}") from exc
+
+    def logs(self) -> str:
+        try:
+            return "\n".join(str(e) for e in self.d.get_log("browser"))
+        except WebDriverException:
+            return ""
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.d.execute_script(script, *args)
+
+    def find(self, css: str) -> WebElement | None:
+        found = self.d.find_elements(By.CSS_SELECTOR, css)
+        return found[0] if found else None
+
+    def text(self, css: str) -> str:
+        return str(
+            self.js(
+                "const e = document.querySelector(arguments[0]); return e ? e.textContent : ''", css
+            )
+        )
+
+    def open(self, page: str, ready_css: str) -> None:
+        self.d.get(f"{self.base}/ui/#/{page}")
+        self.wait(lambda: self.find(ready_css), f"{ready_css} on #/{page}")
+
+    def sign_in(self, key: str) -> None:
+        self.d.get(f"{self.base}/")
+        self.js("sessionStorage.clear()")
+        self.d.get(f"{self.base}/ui/#/gallery")
+        self.wait(lambda: self.find("input[name=key]"), "the sign-in form")
+        self.find("input[name=key]").send_keys(key)  # type: ignore[union-attr]
+        self.find("form.signin button[type=submit]").click()  # type: ignore[union-attr]
+        self.wait(lambda: self.find("#who button"), "signed in")
+
+    def nav(self) -> list[str]:
+        return [a.text for a in self.d.find_elements(By.CSS_SELECTOR, "#nav a")]
+
+    def fill(self, css: str, value: str) -> None:
+        element = self.find(css)
+        assert element is not None, css
+        element.clear()
+        element.send_keys(value)
+
+    def shoot(self, name: str, at: str | None = None) -> None:
+        """The page at desktop and at phone width: its top, or the element ``at``."""
+        for size, (width, height) in SIZES.items():
+            self.d.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {
+                    "width": width,
+                    "height": height,
+                    "deviceScaleFactor": 1,
+                    "mobile": size == "phone",
+                },
+            )
+            self.js(
+                "const e = arguments[0] && document.querySelector(arguments[0]);"
+                "if (e) e.scrollIntoView({block: 'center'}); else window.scrollTo(0, 0)",
+                at,
+            )
+            path = self.shots / f"{name}-{size}.png"
+            self.d.save_screenshot(str(path))
+            self.request.node.user_properties.append(("screenshot", str(path)))
+            print(f"screenshot: {path}")
+        self.d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+@pytest.fixture
+def console(
+    browser: WebDriver, server: ServerProcess, shots_dir: Path, request: pytest.FixtureRequest
+) -> Console:
+    return Console(browser, server.base_url, shots_dir, request)
+
+
+def _api(server: ServerProcess, key: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=10
+    )
+
+
+def _video_id_in_hash(console: Console) -> str:
+    return str(console.js("return decodeURIComponent(location.hash.split('/')[2] || '')"))
+
+
+def _completed_detail(console: Console) -> None:
+    console.wait(
+        lambda: console.text("[data-field=status]") == "completed" and console.find(".stage video"),
+        "the detail page of a completed video",
+    )
+
+
+def test_a_person_makes_watches_remixes_compares_deletes_and_sees_usage(
+    console: Console, server: ServerProcess
+) -> None:
+    key = server.create_key("console admin", "--tenant", "console-a", "--role", "admin")
+    console.sign_in(key)
+    assert console.nav() == ["Create", "Gallery", "Compare", "Usage", "Admin"]
+
+    # Create: the form offers the model's own choices, the estimate follows it, an error
+    # says which parameter was wrong.
+    console.open("create", "textarea[name=prompt]")
+    console.find("textarea[name=prompt]").send_keys("a paper boat on a river")  # type: ignore[union-attr]
+    console.fill("input[name=seconds]", "99")
+    console.wait(lambda: "parameter: seconds" in console.text(".error"), "the error naming seconds")
+    console.fill("input[name=seconds]", "2")
+    console.js(
+        "const s = document.querySelector('select[name=resolution]'); s.value = '360p';"
+        "s.dispatchEvent(new Event('change', {bubbles: true}))"
+    )
+    console.wait(lambda: "2 s at 640x360" in console.text(".estimate"), "the estimate")
+    console.shoot("create")
+    console.find("form button.primary").click()  # type: ignore[union-attr]
+    console.wait(lambda: console.find(".result video"), "the player after the video completed")
+    video_id = console.text(".result a")
+    assert video_id.startswith("video_")
+
+    # The player plays, and seeks (the signed link answers Range requests).
+    played = console.d.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        const v = document.querySelector('.result video');
+        v.muted = true;
+        v.play().then(() => {
+          const seeked = () => done({t: v.currentTime, ready: v.readyState});
+          v.addEventListener('seeked', seeked, {once: true});
+          v.currentTime = 1.5;
+        }, (e) => done({error: String(e)}));
+        """
+    )
+    assert "error" not in played, played
+    assert abs(played["t"] - 1.5) < 0.1, played
+    assert played["ready"] >= 2, played
+    console.shoot("create-done", at=".result")
+
+    # Gallery: the tile with its lazy thumbnail; hovering scrubs the spritesheet.
+    console.open("gallery", f".tile[data-id='{video_id}'] img")
+    assert console.find(f".tile[data-id='{video_id}'] img").get_attribute("loading") == "lazy"  # type: ignore[union-attr]
+    frame = console.find(f".tile[data-id='{video_id}'] .frame")
+    ActionChains(console.d).move_to_element_with_offset(frame, 40, 0).perform()
+    sprite = console.wait(
+        lambda: console.js(
+            "const s = document.querySelector(arguments[0]); return s && s.style.backgroundImage",
+            f".tile[data-id='{video_id}'] .sprite",
+        ),
+        "the spritesheet on hover",
+    )
+    assert "variant=spritesheet" in sprite
+    console.shoot("gallery")
+
+    # Detail, then remix from it: the remix opens, runs and completes.
+    console.find(f".tile[data-id='{video_id}']").click()  # type: ignore[union-attr]
+    _completed_detail(console)
+    assert '"prompt": "a paper boat on a river"' in console.text("pre.json")
+    console.shoot("detail")
+    console.fill("input[name=remix_prompt]", "the same boat at night")
+    console.find("form[aria-label=Remix] button").click()  # type: ignore[union-attr]
+    console.wait(lambda: _video_id_in_hash(console) not in ("", video_id), "the remix's page")
+    remix_id = _video_id_in_hash(console)
+    _completed_detail(console)
+    assert f"remix of {video_id}" in console.text(".facts")
+
+    # Delete the remix: two steps, then it is gone from the API.
+    console.d.find_element(By.XPATH, "//button[text()='Delete']").click()
+    console.d.find_element(By.XPATH, "//button[text()='Yes, delete it']").click()
+    console.wait(lambda: console.find(".gallery"), "the gallery after delete")
+    with _api(server, key) as api:
+        assert api.get(f"/v1/videos/{remix_id}").status_code == 404
+
+    # Compare two models side by side, each with its cost and time.
+    console.open("compare", "input[name=model]")
+    console.js(
+        "for (const c of document.querySelectorAll('input[name=model]'))"
+        " c.checked = ['sandbox', 'sora-2'].includes(c.value)"
+    )
+    console.find("textarea[name=prompt]").send_keys("two takes of one prompt")  # type: ignore[union-attr]
+    console.find("form button.primary").click()  # type: ignore[union-attr]
+    console.wait(
+        lambda: (
+            console.js(
+                "return [...document.querySelectorAll('.column .stats')]"
+                ".filter(s => s.textContent.startsWith('completed')).length"
+            )
+            == 2
+        ),
+        "both compared videos completed",
+    )
+    assert [
+        c.get_attribute("data-model") for c in console.d.find_elements(By.CSS_SELECTOR, ".column")
+    ] == ["sandbox", "sora-2"]
+    assert "cost $" in console.text(".column[data-model='sora-2'] .stats")
+    console.shoot("compare")
+
+    # Usage: the completed test videos, charted and tabled.
+    console.open("usage", ".usage table")
+    console.wait(lambda: console.find(".usage tbody tr"), "usage rows")
+    assert console.find(".usage svg.chart rect") is not None
+    console.shoot("usage")
+
+
+def test_an_admin_creates_and_revokes_a_key(console: Console, server: ServerProcess) -> None:
+    console.sign_in(server.create_key("console owner", "--tenant", "console-b", "--role", "admin"))
+    console.open("admin", "form[aria-label='create a key'] input[name=name]")
+    console.wait(lambda: console.find("#admin-deployments tbody tr"), "the deployments table")
+    console.fill("form[aria-label='create a key'] input[name=name]", "made in the console")
+    console.find("form[aria-label='create a key'] button").click()  # type: ignore[union-attr]
+    secret = console.wait(lambda: console.text(".secret-value"), "the new key's secret")
+    assert secret.startswith("vg_test_")
+    with _api(server, secret) as api:
+        me = api.get("/v1/me").json()
+        assert me["name"] == "made in the console"
+        console.shoot("admin")
+        console.find(f"button[data-key='{me['id']}']").click()  # type: ignore[union-attr]
+        console.wait(lambda: not console.find(f"button[data-key='{me['id']}']"), "the revoke")
+        deadline = time.monotonic() + 3
+        while api.get("/v1/me").status_code != 401:
+            assert time.monotonic() < deadline, "the revoked key still works"
+            time.sleep(0.1)
+
+
+def test_a_reader_key_sees_no_buttons_that_would_fail(
+    console: Console, server: ServerProcess
+) -> None:
+    member = server.create_key("console member", "--tenant", "console-c")
+    reader = server.create_key("console reader", "--tenant", "console-c", "--role", "reader")
+    with _api(server, member) as api:
+        video = api.post(
+            "/v1/videos",
+            json={"model": "sandbox", "prompt": "read only", "seconds": 1, "size": "320x240"},
+        ).json()
+        deadline = time.monotonic() + TIMEOUT
+        while api.get(f"/v1/videos/{video['id']}").json()["status"] != "completed":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    console.sign_in(reader)
+    assert console.nav() == ["Gallery"]
+    console.open("create", ".gallery")  # not a page for this key: the gallery instead
+    assert not console.find("textarea[name=prompt]")
+    console.open(f"video/{video['id']}", ".stage video")
+    assert console.find("a.button[download]") is not None
+    assert not console.d.find_elements(By.CSS_SELECTOR, "main button")
+    console.shoot("reader-detail")
