@@ -114,7 +114,7 @@ class Console:
     def sign_in(self, key: str) -> None:
         self.d.get(f"{self.base}/")
         self.js("sessionStorage.clear()")
-        self.d.get(f"{self.base}/ui/#/gallery")
+        self.d.refresh()
         self.wait(lambda: self.find("input[name=key]"), "the sign-in form")
         self.find("input[name=key]").send_keys(key)  # type: ignore[union-attr]
         self.find("form.signin button[type=submit]").click()  # type: ignore[union-attr]

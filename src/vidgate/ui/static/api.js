@@ -81,33 +81,7 @@ export async function pollVideo(id, onUpdate, { isCancelled = () => false } = {}
   }
 }
 
-// GET /v1/videos/{id}/details. On a gateway without that route (code "not_found", not
-// "video_not_found"), what the video and task-shape reads tell: the video, its links
-// (the task shape's signed output links) and no history beyond its times.
-export async function videoDetails(id) {
-  const path = `/v1/videos/${encodeURIComponent(id)}`;
-  try {
-    return await get(`${path}/details`);
-  } catch (err) {
-    if (!(err instanceof ApiError) || err.code !== "not_found") throw err;
-  }
-  const video = await get(path);
-  const task = await get(`/v1/videos/generations/${encodeURIComponent(id)}`);
-  const out = task.data && task.data[0];
-  const history = [{ status: "queued", at: video.created_at }];
-  if (video.completed_at) history.push({ status: video.status, at: video.completed_at });
-  return {
-    object: "video.details",
-    video,
-    request: { prompt: video.prompt, seconds: video.seconds, size: video.size, metadata: video.metadata },
-    deployment: null,
-    history,
-    timings: { total_s: video.completed_at ? video.completed_at - video.created_at : null },
-    cost: video.cost,
-    estimated_cost: video.estimated_cost,
-    currency: video.currency,
-    links: out ? { video: out.url, thumbnail: out.thumbnail_url, spritesheet: out.spritesheet_url, expires_at: out.expires_at } : null,
-    outputs: task.data || [],
-    webhook_deliveries: [],
-  };
+// GET /v1/videos/{id}/details: the video, its request, history, deployment, links.
+export function videoDetails(id) {
+  return get(`/v1/videos/${encodeURIComponent(id)}/details`);
 }

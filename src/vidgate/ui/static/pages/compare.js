@@ -8,7 +8,7 @@ import { priceText, watchVideo } from "./video.js";
 const MAX = 4;
 
 export async function render(target, ctx) {
-  const models = (await loadModels(get)).filter((m) => m.capabilities.text_to_video);
+  const models = (await loadModels(get)).filter((m) => m.capabilities.text_to_video && !m.alias_of);
   const prompt = h("textarea", { name: "prompt", rows: "2", required: true });
   const boxes = h(
     "fieldset",

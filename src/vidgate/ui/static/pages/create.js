@@ -2,7 +2,7 @@
 // fill a form that offers only what that model accepts, see the estimate change as
 // the form does (POST /v1/videos/estimate), submit, watch it run until the player.
 import { get, post } from "../api.js";
-import { clear, errorBox, field, h, money, select, showError } from "../dom.js";
+import { aspectBox, clear, errorBox, field, h, money, select, showError } from "../dom.js";
 import { loadModels } from "../session.js";
 import { durationsText, modes, priceText, watchVideo } from "./video.js";
 
@@ -10,7 +10,7 @@ export async function render(target, ctx) {
   const models = await loadModels(get);
   const modelSelect = select(
     "model",
-    models.map((m) => [m.id, m.alias_of ? `${m.id} (alias of ${m.alias_of})` : m.id]),
+    models.map((m) => [m.id, `${m.id}${m.alias_of ? ` (alias of ${m.alias_of})` : ""} · ${durationsText(m.capabilities)} · ${priceText(m)}`]),
     "sandbox",
   );
   const card = h("div", { class: "model-card" });
@@ -20,7 +20,12 @@ export async function render(target, ctx) {
   const estimate = h("p", { class: "estimate", "aria-live": "polite" }, "Write a prompt to see the estimate.");
   const errors = errorBox(null);
   const submit = h("button", { type: "submit", class: "primary" }, "Create video");
-  const result = h("section", { class: "result", "aria-label": "result" });
+  const result = h(
+    "section",
+    { class: "result", "aria-label": "result" },
+    h("h2", {}, "Result"),
+    aspectBox("16x9", h("p", { class: "placeholder" }, "Your video plays here once it is made.")),
+  );
   const form = h(
     "form",
     { class: "card", "aria-label": "create a video" },
