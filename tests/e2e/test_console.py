@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, png_bytes
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the dev extra)")
 from selenium.common.exceptions import WebDriverException  # noqa: E402
@@ -34,6 +34,7 @@ pytestmark = pytest.mark.slow
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
 TIMEOUT = 20
+PAGE = 24  # pages/gallery.js: videos per page
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +179,7 @@ def _completed_detail(console: Console) -> None:
 
 
 def test_a_person_makes_watches_remixes_compares_deletes_and_sees_usage(
-    console: Console, server: ServerProcess
+    console: Console, server: ServerProcess, tmp_path: Path
 ) -> None:
     key = server.create_key("console admin", "--tenant", "console-a", "--role", "admin")
     console.sign_in(key)
@@ -196,11 +197,17 @@ def test_a_person_makes_watches_remixes_compares_deletes_and_sees_usage(
         "s.dispatchEvent(new Event('change', {bubbles: true}))"
     )
     console.wait(lambda: "2 s at 640x360" in console.text(".estimate"), "the estimate")
+    first_frame = tmp_path / "first.png"
+    first_frame.write_bytes(png_bytes(64, 36, (0, 128, 255)))
+    console.find("input[name=input_reference]").send_keys(str(first_frame))  # type: ignore[union-attr]
     console.shoot("create")
     console.find("form button.primary").click()  # type: ignore[union-attr]
     console.wait(lambda: console.find(".result video"), "the player after the video completed")
     video_id = console.text(".result a")
     assert video_id.startswith("video_")
+    with _api(server, key) as api:
+        sent = api.get(f"/v1/videos/{video_id}/details").json()["request"]
+    assert [image["role"] for image in sent["images"]] == ["input_reference"]
 
     # The player plays, and seeks (the signed link answers Range requests).
     played = console.d.execute_async_script(
@@ -305,16 +312,18 @@ def test_an_admin_creates_and_revokes_a_key(console: Console, server: ServerProc
             time.sleep(0.1)
 
 
-def test_a_reader_key_sees_no_buttons_that_would_fail(
+def test_a_reader_scrolls_and_filters_the_gallery_and_sees_no_buttons_that_would_fail(
     console: Console, server: ServerProcess
 ) -> None:
     member = server.create_key("console member", "--tenant", "console-c")
     reader = server.create_key("console reader", "--tenant", "console-c", "--role", "reader")
     with _api(server, member) as api:
-        video = api.post(
-            "/v1/videos",
-            json={"model": "sandbox", "prompt": "read only", "seconds": 1, "size": "320x240"},
-        ).json()
+        body = {"model": "sandbox", "prompt": "read only", "seconds": 1, "size": "320x240"}
+        video = api.post("/v1/videos", json=body).json()
+        # More than the gallery's first page (24), failing at once (no clip to render).
+        failing = {**body, "prompt": "refused", "metadata": {"sandbox_fail": "submit"}}
+        for _ in range(PAGE):
+            assert api.post("/v1/videos", json=failing).status_code == 200
         deadline = time.monotonic() + TIMEOUT
         while api.get(f"/v1/videos/{video['id']}").json()["status"] != "completed":
             assert time.monotonic() < deadline
@@ -323,6 +332,27 @@ def test_a_reader_key_sees_no_buttons_that_would_fail(
     assert console.nav() == ["Gallery"]
     console.open("create", ".gallery")  # not a page for this key: the gallery instead
     assert not console.find("textarea[name=prompt]")
+
+    # Endless scroll: the first page, then the next cursor page at the end of the grid.
+    console.wait(lambda: len(console.d.find_elements(By.CSS_SELECTOR, ".tile")) == PAGE, "page 1")
+    console.js("document.querySelector('.more').scrollIntoView()")
+    console.wait(
+        lambda: len(console.d.find_elements(By.CSS_SELECTOR, ".tile")) == PAGE + 1, "page 2"
+    )
+    console.shoot("gallery-many")
+    # Filters: the query parameters of GET /v1/videos.
+    console.js(
+        "const s = document.querySelector('select[name=status]'); s.value = 'completed';"
+        "s.dispatchEvent(new Event('change', {bubbles: true}))"
+    )
+    console.wait(
+        lambda: (
+            [t.get_attribute("data-id") for t in console.d.find_elements(By.CSS_SELECTOR, ".tile")]
+            == [video["id"]]
+        ),
+        "only the completed video",
+    )
+
     console.open(f"video/{video['id']}", ".stage video")
     assert console.find("a.button[download]") is not None
     assert not console.d.find_elements(By.CSS_SELECTOR, "main button")
