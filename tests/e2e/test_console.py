@@ -94,6 +94,12 @@ class Console:
         except WebDriverException:
             return ""
 
+    def assert_no_csp_violation(self) -> None:
+        """The pages work under their own Content-Security-Policy: chromium logs every
+        refusal of it."""
+        refused = [line for line in self.logs().splitlines() if "Content Security Policy" in line]
+        assert not refused, refused
+
     def js(self, script: str, *args: Any) -> Any:
         return self.d.execute_script(script, *args)
 
@@ -290,10 +296,12 @@ def test_a_person_makes_watches_remixes_compares_deletes_and_sees_usage(
     console.wait(lambda: console.find(".usage tbody tr"), "usage rows")
     assert console.find(".usage svg.chart rect") is not None
     console.shoot("usage")
+    console.assert_no_csp_violation()
 
 
 def test_an_admin_creates_and_revokes_a_key(console: Console, server: ServerProcess) -> None:
-    console.sign_in(server.create_key("console owner", "--tenant", "console-b", "--role", "admin"))
+    owner = server.create_key("console owner", "--tenant", "console-b", "--role", "admin")
+    console.sign_in(owner)
     console.open("admin", "form[aria-label='create a key'] input[name=name]")
     console.wait(lambda: console.find("#admin-deployments tbody tr"), "the deployments table")
     console.fill("form[aria-label='create a key'] input[name=name]", "made in the console")
@@ -306,10 +314,25 @@ def test_an_admin_creates_and_revokes_a_key(console: Console, server: ServerProc
         console.shoot("admin")
         console.find(f"button[data-key='{me['id']}']").click()  # type: ignore[union-attr]
         console.wait(lambda: not console.find(f"button[data-key='{me['id']}']"), "the revoke")
-        deadline = time.monotonic() + 3
-        while api.get("/v1/me").status_code != 401:
-            assert time.monotonic() < deadline, "the revoked key still works"
-            time.sleep(0.1)
+        _until_refused(api)
+
+    # A key revoked while it is signed in: the next call's 401 brings the sign-in back.
+    member = server.create_key("console member", "--tenant", "console-b")
+    console.sign_in(member)
+    with _api(server, owner) as admin, _api(server, member) as api:
+        member_id = api.get("/v1/me").json()["id"]
+        assert admin.delete(f"/v1/admin/keys/{member_id}").status_code == 200
+        _until_refused(api)
+    console.open("create", "textarea[name=prompt]")
+    console.open("gallery", "form.signin .error")
+    assert "key" in console.text("form.signin .error").lower()
+
+
+def _until_refused(api: httpx.Client) -> None:
+    deadline = time.monotonic() + 3
+    while api.get("/v1/me").status_code != 401:
+        assert time.monotonic() < deadline, "the revoked key still works"
+        time.sleep(0.1)
 
 
 def test_a_reader_scrolls_and_filters_the_gallery_and_sees_no_buttons_that_would_fail(
@@ -357,3 +380,4 @@ def test_a_reader_scrolls_and_filters_the_gallery_and_sees_no_buttons_that_would
     assert console.find("a.button[download]") is not None
     assert not console.d.find_elements(By.CSS_SELECTOR, "main button")
     console.shoot("reader-detail")
+    console.assert_no_csp_violation()

@@ -49,7 +49,10 @@ export async function call(method, path, body, { raw = false } = {}) {
     data = await response.json();
   }
   if (!response.ok) {
-    throw new ApiError(response.status, data);
+    const error = new ApiError(response.status, data);
+    // A key revoked or expired while signed in: the console asks for another.
+    if (response.status === 401) window.dispatchEvent(new CustomEvent("vidgate:unauthorized", { detail: error }));
+    throw error;
   }
   return raw ? { data, response } : data;
 }

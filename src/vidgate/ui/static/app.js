@@ -119,4 +119,11 @@ export async function route() {
 }
 
 window.addEventListener("hashchange", route);
+window.addEventListener("vidgate:unauthorized", (event) => {
+  clearKey();
+  forget();
+  renderNav(null);
+  clear(document.getElementById("who"));
+  signInPage(main(), event.detail);
+});
 route();
