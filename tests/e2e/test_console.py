@@ -259,13 +259,22 @@ def test_a_person_makes_watches_remixes_compares_deletes_and_sees_usage(
     remix_id = _video_id_in_hash(console)
     _completed_detail(console)
     assert f"remix of {video_id}" in console.text(".facts")
+    # Extend the remix by a second: a video of the remix's seconds and one more.
+    console.fill("input[name=extend_prompt]", "and then the sun rises")
+    console.fill("input[name=seconds]", "1")
+    console.find("form[aria-label=Extend] button").click()  # type: ignore[union-attr]
+    console.wait(lambda: _video_id_in_hash(console) not in ("", remix_id), "the extension's page")
+    _completed_detail(console)
+    assert "extend" in console.text(".facts")
+    assert "3 s" in console.text(".facts")
 
-    # Delete the remix: two steps, then it is gone from the API.
+    # Delete the extension: two steps, then it is gone from the API.
+    extension_id = _video_id_in_hash(console)
     console.d.find_element(By.XPATH, "//button[text()='Delete']").click()
     console.d.find_element(By.XPATH, "//button[text()='Yes, delete it']").click()
     console.wait(lambda: console.find(".gallery"), "the gallery after delete")
     with _api(server, key) as api:
-        assert api.get(f"/v1/videos/{remix_id}").status_code == 404
+        assert api.get(f"/v1/videos/{extension_id}").status_code == 404
 
     # Compare two models side by side, each with its cost and time.
     console.open("compare", "input[name=model]")
@@ -308,6 +317,21 @@ def test_an_admin_creates_and_revokes_a_key(console: Console, server: ServerProc
     console.find("form[aria-label='create a key'] button").click()  # type: ignore[union-attr]
     secret = console.wait(lambda: console.text(".secret-value"), "the new key's secret")
     assert secret.startswith("vg_test_")
+    # A budget, and a webhook endpoint with its secret shown once and its deliveries.
+    console.fill("#admin-budgets input[name=usd]", "5")
+    console.find("#admin-budgets form button").click()  # type: ignore[union-attr]
+    console.wait(lambda: "$5.00" in console.text("#admin-budgets tbody"), "the budget")
+    console.fill("#admin-webhooks input[name=url]", "https://hooks.example.com/vidgate")
+    console.find("#admin-webhooks form button").click()  # type: ignore[union-attr]
+    console.wait(lambda: console.text("#admin-webhooks .secret-value"), "the endpoint's secret")
+    assert console.text("#admin-webhooks .secret-value").startswith("whsec_")
+    console.d.find_element(
+        By.XPATH, "//section[@id='admin-webhooks']//button[text()='Deliveries']"
+    ).click()
+    console.wait(
+        lambda: "Deliveries to https://hooks.example.com" in console.text(".deliveries"),
+        "deliveries",
+    )
     with _api(server, secret) as api:
         me = api.get("/v1/me").json()
         assert me["name"] == "made in the console"
