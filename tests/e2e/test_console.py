@@ -25,6 +25,7 @@ from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -123,8 +124,8 @@ class Console:
         self.js("sessionStorage.clear()")
         self.d.refresh()
         self.wait(lambda: self.find("input[name=key]"), "the sign-in form")
-        self.find("input[name=key]").send_keys(key)  # type: ignore[union-attr]
-        self.find("form.signin button[type=submit]").click()  # type: ignore[union-attr]
+        # By keyboard: the key, then Enter.
+        self.find("input[name=key]").send_keys(key + Keys.ENTER)  # type: ignore[union-attr]
         self.wait(lambda: self.find("#who button"), "signed in")
 
     def nav(self) -> list[str]:
@@ -137,7 +138,13 @@ class Console:
         element.send_keys(value)
 
     def shoot(self, name: str, at: str | None = None) -> None:
-        """The page at desktop and at phone width: its top, or the element ``at``."""
+        """The page at desktop and at phone width: its top, or the element ``at``.
+        Every form control on it has a label."""
+        unlabelled = self.js(
+            "return [...document.querySelectorAll('input, select, textarea')]"
+            ".filter(c => !c.labels || !c.labels.length).map(c => c.outerHTML)"
+        )
+        assert not unlabelled, f"controls without a <label> on {name}: {unlabelled}"
         for size, (width, height) in SIZES.items():
             self.d.execute_cdp_cmd(
                 "Emulation.setDeviceMetricsOverride",
@@ -249,7 +256,7 @@ def test_a_person_makes_watches_remixes_compares_deletes_and_sees_usage(
     console.shoot("gallery")
 
     # Detail, then remix from it: the remix opens, runs and completes.
-    console.find(f".tile[data-id='{video_id}']").click()  # type: ignore[union-attr]
+    console.find(f".tile[data-id='{video_id}']").send_keys(Keys.ENTER)  # type: ignore[union-attr]
     _completed_detail(console)
     assert '"prompt": "a paper boat on a river"' in console.text("pre.json")
     console.shoot("detail")
