@@ -43,7 +43,10 @@ export function stackedBars(title, days, series, format) {
       rect.append(el("title", {}, `${day} · ${s.name}: ${format(value)}`));
       svg.append(rect);
     });
-    svg.append(el("text", { x: x + barW / 2, y: height - pad.bottom + 16, "text-anchor": "middle", class: "axis" }, day.slice(5)));
+    // At most about a dozen day labels, whatever the range.
+    if (i % Math.ceil(days.length / 12) === 0) {
+      svg.append(el("text", { x: x + barW / 2, y: height - pad.bottom + 16, "text-anchor": "middle", class: "axis" }, day.slice(5)));
+    }
   });
   return svg;
 }

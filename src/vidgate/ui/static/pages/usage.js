@@ -32,7 +32,7 @@ export async function render(target, ctx) {
 
 function draw(out, usage, mode) {
   const rows = usage.data.filter((r) => mode === "all" || r.mode === mode);
-  const days = [...new Set(rows.map((r) => r.day))].sort();
+  const days = daysBetween(usage.start, usage.end, rows);
   const names = [...new Set(rows.map((r) => `${r.model} (${r.mode})`))].sort();
   const series = (field) =>
     names.map((name) => ({
@@ -60,4 +60,15 @@ function draw(out, usage, mode) {
       "Usage by day and model",
     ),
   );
+}
+
+// Every day of the range (a day without videos is a gap in the chart, not left out),
+// or only the days with rows when the range is long.
+function daysBetween(start, end, rows) {
+  const out = [];
+  const last = Date.parse(`${end}T00:00:00Z`);
+  for (let t = Date.parse(`${start}T00:00:00Z`); t <= last && out.length <= 62; t += 86400000) {
+    out.push(new Date(t).toISOString().slice(0, 10));
+  }
+  return out.length > 62 ? [...new Set(rows.map((r) => r.day))].sort() : out;
 }
