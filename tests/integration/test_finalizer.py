@@ -5,6 +5,7 @@ out. Real PostgreSQL, a scripted provider (tests/integration/test_job_runner.py)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,12 +13,13 @@ from typing import Any
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from tests.integration.conftest import add_caller, runtime_on
 from tests.integration.test_job_runner import ScriptedProvider, _with_deployments
 
 from vidgate.core.spec import VideoRequest
 from vidgate.db.finalize_claims import lock_finalizing, renew_finalizes
-from vidgate.engine import steps, tasks
+from vidgate.engine import steps, tasks, webhooks
 from vidgate.engine.context import EngineContext
 from vidgate.engine.finalizer import Finalizer
 from vidgate.engine.poller import Poller
@@ -195,3 +197,82 @@ async def test_a_lease_renewal_skips_the_rows_a_write_back_holds(runtime: Runtim
                 await renew_finalizes(conn, ids, lease_s=60)
     after = dict(_sql(runtime, "SELECT id, next_poll_at FROM jobs"))
     assert after[ids[0]] == before[ids[0]] and after[ids[1]] > before[ids[1]]
+
+
+async def test_a_write_back_costs_the_same_statements_for_two_jobs_or_six(
+    runtime: Runtime,
+) -> None:
+    provider = ScriptedProvider()
+    ctx = await _finalizing(runtime, provider, 8)
+    # Half of them with a webhook: their events are queued by the batch too.
+    _sql(
+        runtime,
+        "UPDATE jobs SET webhook_url = 'https://example.com/hook' WHERE id IN"
+        " (SELECT id FROM jobs ORDER BY id LIMIT 4)",
+    )
+    finalizer = Finalizer(ctx, concurrency=8)
+    claims = await finalizer.claim(8)
+    results = [r for r in [await finalizer.work(c) for c in claims] if r is not None]
+    assert len(results) == 8
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    sa.event.listen(runtime.db.sync_engine, "before_cursor_execute", count)
+    try:
+        await finalizer.write_back(results[:2])
+        two = len(statements)
+        statements.clear()
+        await finalizer.write_back(results[2:])
+        six = len(statements)
+    finally:
+        sa.event.remove(runtime.db.sync_engine, "before_cursor_execute", count)
+    # A statement per table for the whole batch, not a few per job.
+    assert two == six
+    ids = sorted(r.claim.job.id for r in results)
+    assert _sql(runtime, "SELECT id, state, progress FROM jobs ORDER BY id") == [
+        (job_id, "completed", 100) for job_id in ids
+    ]
+    assert _sql(runtime, "SELECT job_id FROM job_outputs ORDER BY 1") == [(j,) for j in ids]
+    # Settled at the real cost: 1 s of the sandbox, less the reservation already held.
+    sums = _sql(
+        runtime,
+        "SELECT j.id, j.cost, sum(l.amount), count(*) FILTER (WHERE l.step = 'settle')"
+        " FROM jobs j JOIN ledger l ON l.job_id = j.id GROUP BY j.id, j.cost ORDER BY 1",
+    )
+    assert [(job_id, n) for job_id, _, _, n in sums] == [(j, 1) for j in ids]
+    assert all(cost is not None and total == cost for _, cost, total, _ in sums)
+    hooked = sorted(ids[:4])
+    queued = _sql(
+        runtime,
+        "SELECT args->>'job_id', (args->>'attempt')::int, lock, queue_name"
+        " FROM procrastinate_jobs WHERE task_name = %s ORDER BY 1",
+        steps.WEBHOOK,
+    )
+    assert queued == [(j, 1, webhooks.lock(j), steps.WEBHOOK_QUEUE) for j in hooked]
+
+
+async def test_a_job_the_batch_statements_cannot_write_fails_alone(runtime: Runtime) -> None:
+    provider = ScriptedProvider()
+    ctx = await _finalizing(runtime, provider, 3)
+    finalizer = Finalizer(ctx, concurrency=3)
+    claims = await finalizer.claim(3)
+    results = [r for r in [await finalizer.work(c) for c in claims] if r is not None]
+    # An output no column can hold (a width past int4): the batch's insert fails.
+    bad = results[1]
+    item = bad.new[0]
+    results[1] = dataclasses.replace(
+        bad, new=[dataclasses.replace(item, output=dataclasses.replace(item.output, width=2**40))]
+    )
+    await finalizer.write_back(results)
+    rows = dict(_sql(runtime, "SELECT id, state FROM jobs"))
+    others = [r.claim.job.id for r in results if r is not results[1]]
+    assert [rows[job_id] for job_id in others] == ["completed", "completed"]
+    # The bad one is retried later on its row, counted, as a failed write-back was.
+    assert _sql(
+        runtime, "SELECT state, step_attempts FROM jobs WHERE id = %s", bad.claim.job.id
+    ) == [("finalizing", 1)]
+    assert _sql(runtime, "SELECT job_id FROM job_outputs ORDER BY 1") == [
+        (j,) for j in sorted(others)
+    ]

@@ -1,4 +1,5 @@
-"""Job rows: read, list, the one conditional state change, outputs and idempotency keys.
+"""Job rows: read, list, the one conditional state change (and its form for a batch of
+finalized jobs), outputs and idempotency keys.
 
 Callers pass an open ``AsyncConnection`` (and so decide the transaction); functions
 return the records of core/jobs.py, never SQLAlchemy rows.
@@ -197,6 +198,41 @@ async def transition(
 
 _UNBILLED = frozenset({JobState.FAILED, JobState.CANCELLED})
 
+_FINALIZING = frozenset({JobState.FINALIZING})
+_RETURNING_JOB = "RETURNING " + ", ".join(f"jobs.{name}" for name in JOB_COLUMNS)
+
+
+async def complete_finalized(
+    conn: AsyncConnection, costs: Sequence[tuple[str, Decimal | None]]
+) -> list[JobRecord]:
+    """``transition`` from ``finalizing`` to ``completed`` for a batch of jobs, each at
+    its ``(job_id, cost)``, in one statement, and their ledger rows in one more (a
+    finalize write-back: engine/finalize.py). A job no longer finalizing is left as
+    it is. The jobs as written, in id order."""
+    check_transition(_FINALIZING, JobState.COMPLETED)
+    if not costs:
+        return []
+    result = await conn.execute(
+        sa.text(
+            "UPDATE jobs SET state = 'completed', progress = 100, completed_at = now(),"
+            " cost = u.cost, step_attempts = 0, next_poll_at = NULL, updated_at = now()"
+            " FROM unnest(CAST(:ids AS text[]), CAST(:costs AS numeric[])) AS u(id, cost)"
+            " WHERE jobs.id = u.id AND jobs.state = 'finalizing' " + _RETURNING_JOB
+        ),
+        {"ids": [job_id for job_id, _ in costs], "costs": [cost for _, cost in costs]},
+    )
+    done = sorted((job_from_row(row) for row in result), key=lambda job: job.id)
+    # As ``account_for_end`` for each: test-mode jobs hold nothing.
+    await ledger.settle_many(
+        conn,
+        [
+            (job.id, job.cost if job.cost is not None else Decimal(0))
+            for job in done
+            if job.mode == "live"
+        ],
+    )
+    return done
+
 
 async def account_for_end(conn: AsyncConnection, job: JobRecord) -> None:
     """The ledger's row for a job that has just ended (as written, its row locked):
@@ -227,6 +263,34 @@ async def insert_output(conn: AsyncConnection, output: OutputRecord) -> bool:
 
 _OUTPUT_COLUMNS = [job_outputs.c[f.name] for f in dataclasses.fields(OutputRecord)]
 _OUTPUT_FIELDS = [f.name for f in dataclasses.fields(OutputRecord)]
+_OUTPUT_TYPES = {
+    "job_id": "text",
+    "index": "int",
+    "video_sha256": "text",
+    "thumbnail_sha256": "text",
+    "spritesheet_sha256": "text",
+    "width": "int",
+    "height": "int",
+    "fps": "float8",
+    "duration": "float8",
+    "size_bytes": "bigint",
+}
+assert list(_OUTPUT_TYPES) == _OUTPUT_FIELDS
+_INSERT_OUTPUTS = sa.text(
+    "INSERT INTO job_outputs (" + ", ".join(f'"{name}"' for name in _OUTPUT_FIELDS) + ")"
+    " SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _OUTPUT_TYPES.items())
+    + ") ON CONFLICT DO NOTHING"
+)
+
+
+async def insert_outputs(conn: AsyncConnection, outputs: Sequence[OutputRecord]) -> None:
+    """``insert_output`` for many outputs in one statement."""
+    if outputs:
+        await conn.execute(
+            _INSERT_OUTPUTS,
+            {name: [getattr(o, name) for o in outputs] for name in _OUTPUT_FIELDS},
+        )
 
 
 async def get_job_and_outputs(

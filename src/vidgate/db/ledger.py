@@ -14,6 +14,7 @@ they account for: the job row's lock, taken by that conditional UPDATE, orders t
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -75,3 +76,23 @@ async def release(conn: AsyncConnection, job_id: str) -> bool:
     params = {"step": "release", "cost": Decimal(0), "job_id": job_id}
     row = (await conn.execute(_CLOSE, params)).first()
     return row is not None
+
+
+# ``settle`` for many jobs: the rows of those with a reservation and no settle row yet.
+_SETTLE_MANY = sa.text(
+    "INSERT INTO ledger (job_id, step, tenant_id, api_key_id, amount, booked_at)"
+    " SELECT r.job_id, 'settle', r.tenant_id, r.api_key_id,"
+    "  u.cost - (SELECT sum(amount) FROM ledger WHERE job_id = r.job_id), r.booked_at"
+    " FROM unnest(CAST(:ids AS text[]), CAST(:costs AS numeric[])) AS u(job_id, cost)"
+    " JOIN ledger r ON r.job_id = u.job_id AND r.step = 'reserve'"
+    " ON CONFLICT DO NOTHING"
+)
+
+
+async def settle_many(conn: AsyncConnection, costs: Sequence[tuple[str, Decimal]]) -> None:
+    """``settle`` for a batch of ``(job_id, cost)`` in one statement."""
+    if costs:
+        await conn.execute(
+            _SETTLE_MANY,
+            {"ids": [job_id for job_id, _ in costs], "costs": [cost for _, cost in costs]},
+        )

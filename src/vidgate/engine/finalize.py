@@ -33,12 +33,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.core.errors import InvalidParameter
 from vidgate.core.jobs import JobRecord, JobState, OutputRecord
+from vidgate.core.pricing import PriceOverride
 from vidgate.db.finalize_claims import claim_finalize, lock_finalizing
-from vidgate.db.jobs import db_now, insert_output, transition
+from vidgate.db.jobs import (
+    complete_finalized,
+    db_now,
+    insert_output,
+    insert_outputs,
+    transition,
+)
 from vidgate.engine import steps
 from vidgate.engine.media_gc import hold_jobs_videos
 from vidgate.engine.settlement import settled_cost
-from vidgate.engine.webhooks import enqueue_event
+from vidgate.engine.webhooks import enqueue_event, enqueue_events
 from vidgate.media.probe import probe_video
 from vidgate.media.storage import StoredBlob
 from vidgate.providers.base import ProviderError, UpstreamTask
@@ -132,17 +139,25 @@ async def complete(runner: JobRunner, results: list[Finalized]) -> None:
             ctx.blobs,
             {job_id: [(i.blob, i.path) for i in r.new] for job_id, r in batch.items()},
         )
-        for job_id, result in sorted(batch.items()):
-            if job_id in released:
-                continue
-            try:
-                async with conn.begin_nested():
-                    done = await _complete_one(runner, conn, result)
-            except Exception as exc:
-                failed.append((job_id, exc))
-                continue
-            if done is not None:
-                completed.append(done)
+        todo = [result for job_id, result in sorted(batch.items()) if job_id not in released]
+        prices: dict[tuple[str, str], PriceOverride | None] = {}
+        try:
+            async with conn.begin_nested():
+                completed = await _complete_all(runner, conn, todo, prices)
+        except Exception as exc:
+            # One job the batch's statements could not write must not hold back the
+            # others: each again, under a savepoint of its own.
+            log.warning("finalize.batch_failed", jobs=len(todo), error=str(exc)[:300])
+            completed = []
+            for result in todo:
+                try:
+                    async with conn.begin_nested():
+                        done = await _complete_one(runner, conn, result, prices)
+                except Exception as exc:
+                    failed.append((result.claim.job.id, exc))
+                    continue
+                if done is not None:
+                    completed.append(done)
         await steps.enqueue_many(
             ctx.app, conn, steps.PREVIEWS, [j.id for j in completed], lock=steps.previews_lock
         )
@@ -155,8 +170,34 @@ async def complete(runner: JobRunner, results: list[Finalized]) -> None:
         await runner.step_failed(steps.FINALIZE, job_id, error)
 
 
+async def _complete_all(
+    runner: JobRunner,
+    conn: AsyncConnection,
+    results: list[Finalized],
+    prices: dict[tuple[str, str], PriceOverride | None],
+) -> list[JobRecord]:
+    """The write-back of a batch, its videos held already, in a statement per table:
+    the outputs, the state changes (settled in the ledger at the real cost) and the
+    webhooks. The jobs completed (those still finalizing)."""
+    ctx = runner.ctx
+    costs = [
+        (
+            result.claim.job.id,
+            await settled_cost(ctx, conn, result.claim.job, _outputs(result), prices),
+        )
+        for result in results
+    ]
+    await insert_outputs(conn, [item.output for result in results for item in result.new])
+    completed = await complete_finalized(conn, costs)
+    await enqueue_events(ctx, conn, completed)
+    return completed
+
+
 async def _complete_one(
-    runner: JobRunner, conn: AsyncConnection, result: Finalized
+    runner: JobRunner,
+    conn: AsyncConnection,
+    result: Finalized,
+    prices: dict[tuple[str, str], PriceOverride | None],
 ) -> JobRecord | None:
     """One job's part of a write-back, its videos held already: the job as completed,
     or None when it is no longer finalizing."""
@@ -164,11 +205,8 @@ async def _complete_one(
     job = result.claim.job
     for item in result.new:
         await insert_output(conn, item.output)
-    outputs = sorted(
-        [*result.claim.outputs, *(item.output for item in result.new)], key=lambda o: o.index
-    )
     # Settled in this transaction (db/jobs.py ``transition``), at the real cost.
-    cost = await settled_cost(ctx, conn, job, outputs)
+    cost = await settled_cost(ctx, conn, job, _outputs(result), prices)
     done = await transition(
         conn,
         job.id,
@@ -183,6 +221,13 @@ async def _complete_one(
     if done is not None:
         await enqueue_event(ctx, conn, done)
     return done
+
+
+def _outputs(result: Finalized) -> list[OutputRecord]:
+    """The job's outputs once its write-back is done, in index order."""
+    return sorted(
+        [*result.claim.outputs, *(item.output for item in result.new)], key=lambda o: o.index
+    )
 
 
 def _remove(directories: list[Path]) -> None:

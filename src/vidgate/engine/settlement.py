@@ -22,7 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.core.jobs import JobRecord, OutputRecord
-from vidgate.core.pricing import price
+from vidgate.core.pricing import PriceOverride, price
 from vidgate.engine.context import EngineContext
 from vidgate.engine.prices import override_for
 
@@ -32,10 +32,12 @@ async def settled_cost(
     conn: AsyncConnection,
     job: JobRecord,
     outputs: Sequence[OutputRecord],
+    overrides: dict[tuple[str, str], PriceOverride | None] | None = None,
 ) -> Decimal | None:
     """The job's cost in USD: 0 for a test-mode job (the sandbox charges nothing);
     None when it is unknown (no reported cost and a model without a price). ``conn``
-    is the completing transaction's, for prices kept in the database."""
+    is the completing transaction's, for prices kept in the database; ``overrides``
+    keeps the projects' prices read, for the other jobs of a batch."""
     if job.mode == "test":
         return Decimal(0)
     if job.cost is not None:
@@ -46,7 +48,13 @@ async def settled_cost(
         # was created and reserved at.
         return job.estimated_cost
     # The project's own price where it has one, as at create (engine/prices.py).
-    override = await override_for(ctx, conn, job.tenant_id, card)
+    key = (job.tenant_id, card.id)
+    if overrides is not None and key in overrides:
+        override = overrides[key]
+    else:
+        override = await override_for(ctx, conn, job.tenant_id, card)
+        if overrides is not None:
+            overrides[key] = override
     total = Decimal(0)
     for output in outputs:
         amount = price(card, override, job.spec.resolution, produced_seconds(job, output))

@@ -95,9 +95,10 @@ async def enqueue_many(
     job_ids: list[str],
     *,
     lock: Callable[[str], str] = job_lock,
+    **task_kwargs: Any,
 ) -> None:
     """``enqueue`` for many jobs in one statement, each with its own lock (``lock`` of
-    its id: the job's lock unless said otherwise)."""
+    its id: the job's lock unless said otherwise) and ``task_kwargs``."""
     if not job_ids:
         return
     jobs = [
@@ -107,7 +108,7 @@ async def enqueue_many(
             lock=lock(job_id),
             queueing_lock=None,
             task_name=step,
-            task_kwargs={"job_id": job_id},
+            task_kwargs={"job_id": job_id, **task_kwargs},
         )
         for job_id in job_ids
     ]

@@ -62,6 +62,12 @@ async def enqueue_event(ctx: EngineContext, conn: AsyncConnection, job: JobRecor
         await steps.enqueue(ctx.app, conn, steps.WEBHOOK, job.id, lock=lock(job.id), attempt=1)
 
 
+async def enqueue_events(ctx: EngineContext, conn: AsyncConnection, jobs: list[JobRecord]) -> None:
+    """``enqueue_event`` for many jobs, in one statement (a finalize write-back)."""
+    ids = [job.id for job in jobs if job.webhook_url and job.state in EVENTS]
+    await steps.enqueue_many(ctx.app, conn, steps.WEBHOOK, ids, lock=lock, attempt=1)
+
+
 async def requeue(
     ctx: EngineContext, job_id: str, *, attempt: int, delay_s: float = 0.0, deferred: int = 0
 ) -> None:
