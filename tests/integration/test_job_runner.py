@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -1147,6 +1148,24 @@ async def test_a_second_submission_of_a_job_keeps_the_first_task(
     await runner.record_submitted([other])
     assert provider.cancelled == ["up-duplicate"]
     assert (await _job(runtime, job_id)).upstream_id == f"up-{job_id}"
+
+
+async def test_submitted_at_is_when_the_provider_answered_not_the_write_back(
+    runtime: Runtime, setup: Any
+) -> None:
+    """A write-back that waited (a busy gateway, others joining its batch) does not make
+    the task younger than it is: its expected end would come early."""
+    runner, service, principal = setup
+    job_id = await _new_job(runtime, service, principal)
+    async with runtime.db.begin() as conn:
+        [claim] = await claim_due_submissions(conn, limit=1, lease_s=10, capped=[])
+    submitted = await runner.submit_claimed(claim)
+    assert submitted is not None
+    await runner.record_submitted([dataclasses.replace(submitted, answered=time.monotonic() - 2)])
+    job = await _job(runtime, job_id)
+    assert job.submitted_at is not None
+    age = (_now() - job.submitted_at).total_seconds()
+    assert 2.0 <= age < 3.0, age
 
 
 def test_adaptive_poll_interval_grows_with_the_wait_within_bounds() -> None:

@@ -14,6 +14,7 @@ it writes against ``TRANSITIONS`` (db/jobs.py ``transition``).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -159,13 +160,16 @@ class OutputRecord:
 
 @dataclass(frozen=True, slots=True)
 class Submitted:
-    """A claimed job its provider accepted: written back with others in one statement."""
+    """A claimed job its provider accepted: written back with others in one statement.
+    ``answered`` (``time.monotonic()``, when this was made) is when the provider
+    answered: the job's ``submitted_at``, however long its write-back waits."""
 
     job_id: str
     provider: str
     upstream_id: str
     first_poll_s: float
     upstream_state: Mapping[str, Any] = field(default_factory=dict)
+    answered: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True, slots=True)

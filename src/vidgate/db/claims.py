@@ -9,6 +9,7 @@ claim whose worker died becomes due again when the lease runs out.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -129,16 +130,22 @@ async def record_submissions(conn: AsyncConnection, items: list[Submitted]) -> s
     ids written."""
     if not items:
         return set()
+    # ``submitted_at`` is when the provider answered, not this write-back, which a busy
+    # gateway makes later: a task's age is counted from it, and its expected end from
+    # its age and progress (engine/poll_schedule.py), so it would come early by as much.
+    answered_ago = [max(0.0, time.monotonic() - i.answered) for i in items]
     result = await conn.execute(
         sa.text(
             "UPDATE jobs SET state = 'waiting', upstream_id = u.upstream_id,"
             " upstream_state = u.upstream_state,"
-            " submitted_at = now(), next_poll_at = now() + make_interval(secs => u.first_poll),"
+            " submitted_at = now() - make_interval(secs => u.answered_ago),"
+            " next_poll_at = now() + make_interval(secs => u.first_poll),"
             " expected_end_at = NULL,"
             " submit_at = NULL, step_attempts = 0, updated_at = now()"
             " FROM unnest(CAST(:ids AS text[]), CAST(:upstream AS text[]),"
-            " CAST(:first_poll AS float8[]), CAST(:state AS jsonb[]))"
-            " AS u(id, upstream_id, first_poll, upstream_state)"
+            " CAST(:first_poll AS float8[]), CAST(:state AS jsonb[]),"
+            " CAST(:answered_ago AS float8[]))"
+            " AS u(id, upstream_id, first_poll, upstream_state, answered_ago)"
             " WHERE jobs.id = u.id AND jobs.state = 'submitting'"
             " RETURNING jobs.id"
         ),
@@ -148,6 +155,7 @@ async def record_submissions(conn: AsyncConnection, items: list[Submitted]) -> s
             "first_poll": [i.first_poll_s for i in items],
             # An adapter with nothing to keep leaves the column NULL.
             "state": [json.dumps(i.upstream_state) if i.upstream_state else None for i in items],
+            "answered_ago": answered_ago,
         },
     )
     return {row[0] for row in result}
