@@ -241,8 +241,11 @@ async def _scratch(runner: JobRunner, job_id: str) -> Path:
     next, removes both first. A job's finalizes never run side by side (its claim's
     lease, renewed while it runs), so no other run is using them."""
     tmp = runner.ctx.settings.data_dir / "tmp" / job_id
-    await asyncio.to_thread(_empty_dir, tmp)
-    await runner.ctx.blobs.discard_partial(job_id)
+    # Side by side: each is a thread's turn (or, on S3, a listing), and a burst of
+    # finalizes queues for those.
+    await asyncio.gather(
+        asyncio.to_thread(_empty_dir, tmp), runner.ctx.blobs.discard_partial(job_id)
+    )
     return tmp
 
 

@@ -28,6 +28,8 @@ from vidgate.media.storage import BlobStore
 from vidgate.providers import base, sandbox_store
 
 _MAX_POLL_S = 2.0
+# Sandbox clips rendered at once per sandbox deployment (``SandboxProvider.fetch``).
+RENDERS_AT_ONCE = 16
 
 
 class SandboxProvider:
@@ -37,6 +39,9 @@ class SandboxProvider:
         self._engine = engine
         self._blobs = blobs
         self._latency_s = latency_s
+        # Each render holds its fitted background (1.5 bytes per output pixel) until
+        # it ends: bounded here, not by how many finalizes download at once.
+        self._renders = asyncio.Semaphore(RENDERS_AT_ONCE)
 
     def validate(self, spec: JobSpec, upstream_model: str | None) -> None:
         """The sandbox renders whatever the catalogue allows."""
@@ -118,6 +123,17 @@ class SandboxProvider:
         # An upstream task has one result: downloading it again (a finalize step re-run
         # after a crash) must give the same bytes, so an unseeded job gets the task's seed.
         seed = spec.seed if spec.seed is not None else _task_seed(task.id)
+        async with self._renders:
+            return await self._render(spec, label, seed, dest_dir, progress)
+
+    async def _render(
+        self,
+        spec: JobSpec,
+        label: str,
+        seed: int,
+        dest_dir: Path,
+        progress: base.ProgressCallback | None,
+    ) -> list[Path]:
         with tempfile.TemporaryDirectory(dir=dest_dir) as tmp:
             inputs = Path(tmp)
             # Decoded once for all n outputs, within the process's budget for decoded
