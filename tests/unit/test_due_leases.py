@@ -13,6 +13,9 @@ import asyncio
 import contextlib
 from types import SimpleNamespace
 
+import pytest
+
+from vidgate.engine import due
 from vidgate.engine.due import DueWorker
 
 LEASE_S = 0.3
@@ -95,3 +98,40 @@ async def test_a_failed_write_back_is_tried_again_and_its_claim_kept() -> None:
     # out: a second submission upstream.
     assert loop.written == ["job-1"]
     assert "job-1" in loop.renewed
+
+
+class TwoSteps(SlowWriteBack):
+    """Two jobs; the second's step ends a moment after the first's; quick write-backs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.due = ["job-1", "job-2"]
+        self.flushes: list[list[str]] = []
+        self.flushed = asyncio.Event()
+
+    async def work(self, claim: str) -> str:
+        await asyncio.sleep(0.01 if claim == "job-1" else 0.05)
+        return claim
+
+    async def write_back(self, results: list[str]) -> None:
+        self.flushes.append(results)
+        self.flushed.set()
+
+
+async def test_a_write_back_waits_for_steps_in_flight_only_while_there_are_any(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Were the wait for others to join the full delay, both would still wait here.
+    monkeypatch.setattr(due, "_FLUSH_DELAY_S", 30.0)
+    loop = TwoSteps()
+    runner = asyncio.create_task(loop.run())
+    try:
+        async with asyncio.timeout(5):
+            await loop.flushed.wait()
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+    # The first result waited for the second, then both went in one write-back as soon
+    # as nothing was in flight.
+    assert loop.flushes == [["job-1", "job-2"]]

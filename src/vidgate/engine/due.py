@@ -36,7 +36,8 @@ from vidgate.engine.shutdown import Shutdown
 ClaimT = TypeVar("ClaimT")
 ResultT = TypeVar("ResultT")
 
-# A write-back waits this long for others still in flight to join it.
+# A write-back waits this long for others still in flight to join it (less once none
+# is: the last of a burst is not held back for them).
 _FLUSH_DELAY_S = 0.05
 _LISTEN_RETRY_S = 5.0
 # The shortest sleep: work falling due one job after another is claimed in batches.
@@ -63,6 +64,8 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
         self.log = structlog.get_logger(f"vidgate.{self.name}")
         self._wake = asyncio.Event()
         self._flush_wanted = asyncio.Event()
+        # Set when the last step in flight ends.
+        self._drained = asyncio.Event()
         self._inflight: dict[int, ClaimT] = {}
         # Claims whose step is done and whose result waits for its write-back: still
         # renewed, or a write-back slower than what is left of the lease would let
@@ -230,6 +233,8 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
             self._inflight.pop(key, None)
             if len(self._inflight) == self.concurrency - 1:
                 self._wake.set()  # a slot is free again
+            if not self._inflight:
+                self._drained.set()
         if result is not None:
             self._unwritten[key] = claim
             self._pending.append((key, result))
@@ -238,10 +243,13 @@ class DueWorker(ABC, Generic[ClaimT, ResultT]):
     async def _flush_loop(self) -> None:
         while True:
             await self._flush_wanted.wait()
-            # Steps still in flight may join this write-back; with none, waiting for
-            # them would only delay the job (a lone submission's first poll, say).
+            # Steps still in flight may join this write-back; with none (from the
+            # start, or once the last ends), waiting would only delay the jobs (a lone
+            # submission's first poll; the last results of a burst, B7).
             if self._inflight:
-                await asyncio.sleep(_FLUSH_DELAY_S)
+                self._drained.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._drained.wait(), _FLUSH_DELAY_S)
             self._flush_wanted.clear()
             await self.flush()
 
