@@ -6,7 +6,9 @@ and four statuses, 10 s apart, the completed ones with an output pointing at one
 real stored files (so their links work). It measures the gallery's first page,
 ``GET /v1/videos?limit=48&links=true``, alone and with filters, one request at a time,
 against the same list without links or filters of an empty project on the same
-gateway, in the same run; and keeps PostgreSQL's plans of the filtered pages.
+gateway, in the same run; and keeps PostgreSQL's plans of the filtered pages. Then,
+where Debian's chromium and chromedriver are installed, the same gallery in a real
+browser (bench/gallery_browser.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 import httpx
 import psycopg
 
+from bench.gallery_browser import GalleryBrowser
 from bench.harness import REPO, ApiKey, Gateway, percentile
 from bench.report import Row, fmt_ms
 from bench.suites import Bench, _columns, _copy_sql, wait_completed
@@ -48,6 +51,7 @@ class GalleryBench:
             )
             self._measure(gw, key, empty)
             self._plans(gw, key)
+            GalleryBrowser(bench).run(gw, key)
         finally:
             gw.stop()
             bench.pg.drop_database(gw.database_url)

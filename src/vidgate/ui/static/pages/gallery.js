@@ -2,6 +2,11 @@
 // status, dates, test/live) go to GET /v1/videos as query parameters; the next cursor
 // page loads when the end of the grid scrolls into view; thumbnails load only when
 // visible (loading=lazy), and hovering one scrubs through its spritesheet.
+//
+// Hooks for tests and bench B9 (no behaviour hangs on them): the grid's
+// `data-loaded-count` is the number of tiles in it after each page, and each page
+// appended sets the performance marks "gallery:page" (detail: that count) and, for the
+// first page of the gallery or of a filter, "gallery:first-page".
 import { get, query } from "../api.js";
 import { aspectBox, clear, errorBox, field, h, money, select, showError } from "../dom.js";
 import { loadModels } from "../session.js";
@@ -25,6 +30,7 @@ export async function render(target, ctx) {
   clear(target, h("h1", {}, "Gallery"), filters, errors, grid, more);
 
   let cursor = null;
+  let first = true;
   let hasMore = true;
   let loading = false;
   let run = 0;
@@ -51,6 +57,10 @@ export async function render(target, ctx) {
       if (mine !== run) return;
       showError(errors, null);
       for (const video of page.data) grid.append(tile(video));
+      grid.dataset.loadedCount = String(grid.children.length);
+      performance.mark("gallery:page", { detail: grid.children.length });
+      if (first) performance.mark("gallery:first-page", { detail: grid.children.length });
+      first = false;
       cursor = page.last_id;
       hasMore = page.has_more;
       more.textContent = hasMore ? "" : grid.children.length ? "The end." : "No videos yet.";
@@ -68,6 +78,7 @@ export async function render(target, ctx) {
   filters.addEventListener("change", () => {
     run += 1;
     cursor = null;
+    first = true;
     hasMore = true;
     loading = false;
     clear(grid);
