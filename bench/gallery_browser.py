@@ -6,7 +6,8 @@ load navigates away (about:blank) and back to ``/ui/#/gallery``, a new document 
 time. Times come from the page itself (the Performance API, relative to the
 navigation's start): the gallery's ``gallery:first-page`` mark (its first page of tiles
 in the DOM) and the resource timings of the thumbnails of the tiles in the viewport
-(the last one's ``responseEnd``). After each load it counts the thumbnails requested
+(the last one's ``responseEnd``); the last load's resources and marks are written to
+``bench/out/b9-browser-timeline.txt``. After each load it counts the thumbnails requested
 (resource timings whose URL is a tile's thumbnail link) against the tiles in the DOM
 and those in the viewport. Then it scrolls to the end of the grid page after page and
 times each next page from the scroll to its ``gallery:page`` mark (the tiles appended).
@@ -72,6 +73,23 @@ performance.setResourceTimingBufferSize(10000);
 check();
 """
 
+# The last load's timeline: every resource and mark, by start time.
+_TIMELINE = """
+const short = (name) => {
+  const url = new URL(name);
+  return url.pathname + url.search.slice(0, 40);
+};
+const rows = performance.getEntriesByType("resource")
+  .map((e) => [e.startTime, e.responseEnd, e.initiatorType, short(e.name)]);
+const nav = performance.getEntriesByType("navigation")[0];
+rows.push([0, nav.responseEnd, "navigation", "document"]);
+for (const m of performance.getEntriesByType("mark")) {
+  rows.push([m.startTime, m.startTime, "mark", m.name]);
+}
+rows.sort((a, b) => a[0] - b[0]);
+return rows;
+"""
+
 # One more page: scroll to the end of the grid, wait for the grid's count to grow, and
 # answer the time from the scroll to the page's mark, once the thumbnails now in view
 # have loaded.
@@ -132,6 +150,7 @@ class GalleryBrowser:
             )
             self._load(driver, gw)  # warm: the browser's cache of the console's files
             loads = [self._load(driver, gw) for _ in range(self.loads)]
+            self._timeline(driver.execute_script(_TIMELINE))
             pages = [driver.execute_async_script(_NEXT_PAGE) for _ in range(self.pages)]
         finally:
             driver.quit()
@@ -141,6 +160,13 @@ class GalleryBrowser:
         driver.get("about:blank")
         driver.get(f"{gw.base_url}/ui/#/gallery")
         return dict(driver.execute_async_script(_FIRST_LOAD))
+
+    def _timeline(self, rows: list[list[Any]]) -> None:
+        out = self.bench.cfg.out / "b9-browser-timeline.txt"
+        lines = [f"{'start ms':>9} {'end ms':>9}  {'kind':<11} what"]
+        lines += [f"{r[0]:9.1f} {r[1]:9.1f}  {r[2]:<11} {r[3]}" for r in rows]
+        out.write_text("\n".join(lines) + "\n")
+        self.bench.results.note(f"B9: the last browser load's timeline in bench/out/{out.name}")
 
     def _report(self, loads: list[dict[str, Any]], pages: list[dict[str, Any]]) -> None:
         add = self.bench.add

@@ -48,6 +48,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--b3-poll-after-ms", type=int, help="make B3's fake send openai-poll-after-ms"
     )
     parser.add_argument("--b5-jobs", type=int)
+    parser.add_argument(
+        "--b9-requests", type=int, default=200, help="B9: API requests per case (200)"
+    )
     parser.add_argument("--b6-sizes", help="comma-separated stored-job counts, e.g. 10000,100000")
     parser.add_argument("--b7-jobs", type=int, default=50, help="jobs finishing together")
     parser.add_argument("--b7-rounds", type=int, help="rounds per gateway (3, or 2 with --quick)")
@@ -137,7 +140,7 @@ def main(argv: list[str]) -> int:
                     baseline_python=args.b7_baseline_python,
                 ).run,
             ),
-            ({"B9"}, GalleryBench(bench).run),
+            ({"B9"}, GalleryBench(bench, requests=args.b9_requests).run),
         ]
         for names, run in groups:
             if not want & names:

@@ -36,6 +36,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
 TIMEOUT = 20
 PAGE = 24  # pages/gallery.js: videos per page
+COMPLETED = 6  # the reader's gallery: videos with a thumbnail
 
 
 @pytest.fixture(scope="module")
@@ -240,9 +241,9 @@ def test_a_person_makes_watches_remixes_compares_deletes_and_sees_usage(
     assert played["ready"] >= 2, played
     console.shoot("create-done", at=".result")
 
-    # Gallery: the tile with its lazy thumbnail; hovering scrubs the spritesheet.
-    console.open("gallery", f".tile[data-id='{video_id}'] img")
-    assert console.find(f".tile[data-id='{video_id}'] img").get_attribute("loading") == "lazy"  # type: ignore[union-attr]
+    # Gallery: the tile with its thumbnail (requested once in view); hovering scrubs the
+    # spritesheet.
+    console.open("gallery", f".tile[data-id='{video_id}'] img[src]")
     frame = console.find(f".tile[data-id='{video_id}'] .frame")
     ActionChains(console.d).move_to_element_with_offset(frame, 40, 0).perform()
     sprite = console.wait(
@@ -373,25 +374,30 @@ def test_a_reader_scrolls_and_filters_the_gallery_and_sees_no_buttons_that_would
     reader = server.create_key("console reader", "--tenant", "console-c", "--role", "reader")
     with _api(server, member) as api:
         body = {"model": "sandbox", "prompt": "read only", "seconds": 1, "size": "320x240"}
-        video = api.post("/v1/videos", json=body).json()
-        # More than the gallery's first page (24), failing at once (no clip to render).
+        # With the completed videos, more than the gallery's first page (24), failing at
+        # once (no clip to render).
         failing = {**body, "prompt": "refused", "metadata": {"sandbox_fail": "submit"}}
         for _ in range(PAGE):
             assert api.post("/v1/videos", json=failing).status_code == 200
+        # The newest: a first row of thumbnails and one more (5 columns at 1280 px).
+        videos = [api.post("/v1/videos", json=body).json() for _ in range(COMPLETED)]
         deadline = time.monotonic() + TIMEOUT
-        while api.get(f"/v1/videos/{video['id']}").json()["status"] != "completed":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        for video in videos:
+            while api.get(f"/v1/videos/{video['id']}").json()["status"] != "completed":
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
     console.sign_in(reader)
     assert console.nav() == ["Gallery"]
     console.open("create", ".gallery")  # not a page for this key: the gallery instead
     assert not console.find("textarea[name=prompt]")
+    _only_thumbnails_in_view_are_requested(console)
 
     # Endless scroll: the first page, then the next cursor page at the end of the grid.
     console.wait(lambda: len(console.d.find_elements(By.CSS_SELECTOR, ".tile")) == PAGE, "page 1")
     console.js("document.querySelector('.more').scrollIntoView()")
     console.wait(
-        lambda: len(console.d.find_elements(By.CSS_SELECTOR, ".tile")) == PAGE + 1, "page 2"
+        lambda: len(console.d.find_elements(By.CSS_SELECTOR, ".tile")) == PAGE + COMPLETED,
+        "page 2",
     )
     console.shoot("gallery-many")
     # Filters: the query parameters of GET /v1/videos.
@@ -401,14 +407,64 @@ def test_a_reader_scrolls_and_filters_the_gallery_and_sees_no_buttons_that_would
     )
     console.wait(
         lambda: (
-            [t.get_attribute("data-id") for t in console.d.find_elements(By.CSS_SELECTOR, ".tile")]
-            == [video["id"]]
+            sorted(
+                str(t.get_attribute("data-id"))
+                for t in console.d.find_elements(By.CSS_SELECTOR, ".tile")
+            )
+            == sorted(v["id"] for v in videos)
         ),
-        "only the completed video",
+        "only the completed videos",
     )
 
-    console.open(f"video/{video['id']}", ".stage video")
+    console.open(f"video/{videos[0]['id']}", ".stage video")
     assert console.find("a.button[download]") is not None
     assert not console.d.find_elements(By.CSS_SELECTOR, "main button")
     console.shoot("reader-detail")
     console.assert_no_csp_violation()
+
+
+# The gallery's tiles (img: its thumbnail), which are in the viewport, and the thumbnail
+# URLs the page has requested (resource timings), once the first page is in the DOM
+# (pages/gallery.js marks it) and the thumbnails in view have loaded; null until then.
+_THUMBNAILS = """
+if (!performance.getEntriesByName("gallery:first-page").length) return null;
+const tiles = [...document.querySelectorAll(".gallery .tile")].map((tile) => {
+  const r = tile.getBoundingClientRect();
+  const img = tile.querySelector("img");
+  return {
+    in_view: r.bottom > 0 && r.top < innerHeight,
+    url: img && (img.dataset.src || img.src),
+    src: img ? img.getAttribute("src") : null,
+    done: img ? img.complete : true,
+  };
+});
+if (tiles.some((t) => t.in_view && t.url && !(t.src && t.done))) return null;
+const urls = new Set(tiles.map((t) => t.url));
+const requested = performance.getEntriesByType("resource").map((e) => e.name);
+return { tiles: tiles, requested: requested.filter((name) => urls.has(name)) };
+"""
+
+
+def _only_thumbnails_in_view_are_requested(console: Console) -> None:
+    """A first load of the gallery in a viewport that shows half of its first row of
+    thumbnails: those are requested, the next row's are not."""
+    top = console.js(
+        "return document.querySelector('.gallery').getBoundingClientRect().top + scrollY"
+    )
+    width, _ = SIZES["desktop"]
+    console.d.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": int(top) + 60, "deviceScaleFactor": 1, "mobile": False},
+    )
+    try:
+        console.d.get("about:blank")
+        console.d.get(f"{console.base}/ui/#/gallery")
+        seen = console.wait(lambda: console.js(_THUMBNAILS), "the thumbnails in view loaded")
+    finally:
+        console.d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    tiles = seen["tiles"]
+    in_view = [t["url"] for t in tiles if t["in_view"] and t["url"]]
+    out_of_view = [t for t in tiles if not t["in_view"] and t["url"]]
+    assert in_view and out_of_view, tiles  # more thumbnails than fit
+    assert sorted(set(seen["requested"])) == sorted(in_view), seen
+    assert not [t for t in out_of_view if t["src"]], out_of_view

@@ -4,8 +4,13 @@ console file is a 404 in the API's error shape, and ``serve`` prints the address
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import httpx
 from tests.conftest import ServerProcess
+
+import vidgate
 
 
 def test_root_redirects_to_the_console(server: ServerProcess) -> None:
@@ -49,3 +54,27 @@ def test_unknown_console_paths_are_404(server: ServerProcess) -> None:
 
 def test_serve_prints_the_console_address(server: ServerProcess) -> None:
     assert f"console: http://127.0.0.1:{server.port}/ui/" in server.log()
+
+
+def test_the_page_preloads_the_modules_of_the_shell_and_the_gallery(
+    server: ServerProcess,
+) -> None:
+    """index.html names for ``modulepreload`` every module that app.js imports, directly
+    or not (the gallery, the first page, among them), so the browser asks for them all
+    at once rather than an import level after another; a module added and not listed
+    would load later. The other pages are left to ``import()`` when opened."""
+    static = Path(vidgate.__file__).parent / "ui" / "static"
+    needed: set[str] = set()
+    todo = [static / "app.js"]
+    while todo:
+        module = todo.pop()
+        for name in re.findall(r'^import .* from "([^"]+)";$', module.read_text(), re.M):
+            found = (module.parent / name).resolve()
+            path = f"/ui/{found.relative_to(static).as_posix()}"
+            if path not in needed:
+                needed.add(path)
+                todo.append(found)
+    assert "/ui/pages/gallery.js" in needed
+    page = httpx.get(server.base_url + "/ui/").text
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="([^"]+)">', page))
+    assert preloaded == needed

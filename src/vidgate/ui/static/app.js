@@ -2,21 +2,18 @@
 // role allows, and hash routing (#/gallery, #/video/ID, ...) to one module per page.
 import { clearKey, get, getKey, setKey } from "./api.js";
 import { clear, errorBox, field, h } from "./dom.js";
-import * as admin from "./pages/admin.js";
-import * as compare from "./pages/compare.js";
-import * as create from "./pages/create.js";
-import * as detail from "./pages/detail.js";
 import * as gallery from "./pages/gallery.js";
-import * as usage from "./pages/usage.js";
 import { canWrite, forget, isAdmin, session } from "./session.js";
 
-
+// The gallery, every role's first page, comes with the shell; the other pages' modules
+// when first opened (import() loads each once), so that opening the console asks the
+// gateway for the gallery's files only (index.html preloads them).
 const PAGES = [
-  { path: "create", title: "Create", page: create, allowed: canWrite },
-  { path: "gallery", title: "Gallery", page: gallery, allowed: () => true },
-  { path: "compare", title: "Compare", page: compare, allowed: canWrite },
-  { path: "usage", title: "Usage", page: usage, allowed: isAdmin },
-  { path: "admin", title: "Admin", page: admin, allowed: isAdmin },
+  { path: "create", title: "Create", page: () => import("./pages/create.js"), allowed: canWrite },
+  { path: "gallery", title: "Gallery", page: async () => gallery, allowed: () => true },
+  { path: "compare", title: "Compare", page: () => import("./pages/compare.js"), allowed: canWrite },
+  { path: "usage", title: "Usage", page: () => import("./pages/usage.js"), allowed: isAdmin },
+  { path: "admin", title: "Admin", page: () => import("./pages/admin.js"), allowed: isAdmin },
 ];
 
 const main = () => document.getElementById("main");
@@ -88,12 +85,15 @@ export async function route() {
   const [, name = "", ...rest] = (location.hash || "#/").slice(1).split("/");
   generation += 1;
   const mine = generation;
+  let prefetched = null;
   if (!getKey()) {
     renderNav(null);
     signInPage(target);
     return;
   }
   if (!session.me) {
+    // The gallery is every role's page: its first page need not wait for /v1/me.
+    if (name === "gallery" || name === "") prefetched = gallery.prefetch();
     try {
       session.me = await get("/v1/me");
     } catch (e) {
@@ -107,15 +107,21 @@ export async function route() {
   let entry = PAGES.find((p) => p.path === name);
   let args = rest.map(decodeURIComponent);
   if (name === "video" && rest.length) {
-    entry = { path: "gallery", page: detail, allowed: () => true };
+    entry = { path: "gallery", page: () => import("./pages/detail.js"), allowed: () => true };
   } else if (!entry || !entry.allowed()) {
     entry = PAGES.find((p) => p.path === "gallery");
     args = [];
   }
+  const page = await entry.page();
+  if (mine !== generation) return;
   renderNav(entry.path);
   clear(target);
   document.title = `${entry.title || "Video"} · vidgate console`;
-  await entry.page.render(target, { args, isCurrent: () => mine === generation });
+  await page.render(target, {
+    args,
+    isCurrent: () => mine === generation,
+    prefetched: page === gallery ? prefetched : null,
+  });
 }
 
 window.addEventListener("hashchange", route);

@@ -1,7 +1,7 @@
 // Gallery: the project's videos as a grid of thumbnails, newest first. Filters (model,
 // status, dates, test/live) go to GET /v1/videos as query parameters; the next cursor
-// page loads when the end of the grid scrolls into view; thumbnails load only when
-// visible (loading=lazy), and hovering one scrubs through its spritesheet.
+// page loads when the end of the grid scrolls into view; a thumbnail is requested only
+// when its tile enters the viewport, and hovering one scrubs through its spritesheet.
 //
 // Hooks for tests and bench B9 (no behaviour hangs on them): the grid's
 // `data-loaded-count` is the number of tiles in it after each page, and each page
@@ -12,9 +12,28 @@ import { aspectBox, clear, errorBox, field, h, money, select, showError } from "
 import { loadModels } from "../session.js";
 
 const PAGE = 24;
+// The next page is asked for when the end of the grid comes this close to the screen.
+const AHEAD_PX = 400;
+
+const pageUrl = (filters, after) => `/v1/videos${query({ ...filters, limit: PAGE, after, links: "true" })}`;
+
+const firstUrl = pageUrl({}, null);
+
+// The first page (no filter) and the models, asked for at once. app.js calls this when
+// the route is the gallery while it asks who the key is (every role sees the gallery),
+// and hands the answer to render() as ctx.prefetched.
+export function prefetch() {
+  const page = get(firstUrl);
+  const models = loadModels(get);
+  page.catch(() => {}); // their errors are shown when render() awaits them
+  models.catch(() => {});
+  return { page, models };
+}
 
 export async function render(target, ctx) {
-  const models = await loadModels(get);
+  const asked = ctx.prefetched || prefetch();
+  let early = asked.page;
+  const models = await asked.models;
   const filters = h(
     "form",
     { class: "filters", "aria-label": "filters" },
@@ -28,6 +47,54 @@ export async function render(target, ctx) {
   const more = h("p", { class: "more", "aria-live": "polite" });
   const errors = errorBox(null);
   clear(target, h("h1", {}, "Gallery"), filters, errors, grid, more);
+
+  // Created before the thumbnails' observer, so called first when a scroll brings both
+  // the end of the grid and new tiles into view: the next page's request goes out
+  // ahead of the thumbnails (six connections to the gateway at most, HTTP/1.1).
+  const observer = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) nextPage();
+  }, { rootMargin: `${AHEAD_PX}px` });
+
+  // The thumbnails requested and not loaded yet. A next page asked for ahead of the end
+  // of the grid (the end is not on the screen yet) waits for them: what is on the
+  // screen comes first, the requests of both would share the same connections.
+  const pending = new Set();
+  let whenLoaded = null;
+  const loaded = (img) => {
+    if (!pending.delete(img) || pending.size || !whenLoaded) return;
+    const next = whenLoaded;
+    whenLoaded = null;
+    next();
+  };
+  function nextPage() {
+    const top = more.getBoundingClientRect().top;
+    if (top < window.innerHeight) return loadMore();
+    if (top >= window.innerHeight + AHEAD_PX) return;
+    // Two frames: the thumbnails' observer has then seen the tiles just appended.
+    const go = () => {
+      if (more.getBoundingClientRect().top < window.innerHeight + AHEAD_PX) loadMore();
+    };
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      if (pending.size) whenLoaded = go;
+      else go();
+    }));
+  }
+
+  // Not loading=lazy: chromium starts lazy images 1250-2500 px before they come into
+  // view, which at 24 tiles a page is every thumbnail of the first pages. The src is
+  // set when the tile enters the viewport itself, once.
+  const thumbs = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      if (entry.isIntersecting) request(entry.target);
+    }
+  });
+  function request(img) {
+    thumbs.unobserve(img);
+    pending.add(img);
+    img.addEventListener("load", () => loaded(img), { once: true });
+    img.addEventListener("error", () => loaded(img), { once: true });
+    img.src = img.dataset.src;
+  }
 
   let cursor = null;
   let first = true;
@@ -53,14 +120,26 @@ export async function render(target, ctx) {
     const mine = run;
     more.textContent = "Loading…";
     try {
-      const page = await get(`/v1/videos${query({ ...params(), limit: PAGE, after: cursor, links: "true" })}`);
+      const url = pageUrl(params(), cursor);
+      const asking = early && url === firstUrl ? early : get(url);
+      early = null;
+      const page = await asking;
       if (mine !== run) return;
       showError(errors, null);
-      for (const video of page.data) grid.append(tile(video));
+      // One insertion per page: the layout work of a page does not grow with the grid.
+      const tiles = document.createDocumentFragment();
+      for (const video of page.data) tiles.append(tile(video, thumbs));
+      const images = [...tiles.querySelectorAll("img")];
+      grid.append(tiles);
       grid.dataset.loadedCount = String(grid.children.length);
       performance.mark("gallery:page", { detail: grid.children.length });
       if (first) performance.mark("gallery:first-page", { detail: grid.children.length });
       first = false;
+      // Those on the screen now, not a frame later when the observer would say so.
+      for (const img of images) {
+        const r = img.getBoundingClientRect();
+        if (r.bottom > 0 && r.top < window.innerHeight && r.height) request(img);
+      }
       cursor = page.last_id;
       hasMore = page.has_more;
       more.textContent = hasMore ? "" : grid.children.length ? "The end." : "No videos yet.";
@@ -71,8 +150,9 @@ export async function render(target, ctx) {
     } finally {
       loading = false;
     }
-    // A short first page may not fill the screen: the sentinel is still in view.
-    if (hasMore && mine === run && visible(more)) loadMore();
+    // A short page may not reach the end of the screen and its margin: the sentinel is
+    // still there (its observer, which saw it there already, says nothing new).
+    if (hasMore && mine === run) nextPage();
   }
 
   filters.addEventListener("change", () => {
@@ -81,26 +161,22 @@ export async function render(target, ctx) {
     first = true;
     hasMore = true;
     loading = false;
+    thumbs.disconnect();
+    pending.clear();
+    whenLoaded = null;
     clear(grid);
     loadMore();
   });
-  const observer = new IntersectionObserver((entries) => {
-    if (entries.some((e) => e.isIntersecting)) loadMore();
-  }, { rootMargin: "400px" });
   observer.observe(more);
   await loadMore();
 }
 
-function visible(el) {
-  const rect = el.getBoundingClientRect();
-  return rect.top < window.innerHeight + 400;
-}
-
-function tile(video) {
+function tile(video, thumbs) {
   const links = video.links || null;
   const picture = links
-    ? h("img", { src: links.thumbnail, alt: "", loading: "lazy", decoding: "async" })
+    ? h("img", { "data-src": links.thumbnail, alt: "", decoding: "async" })
     : h("span", { class: "placeholder" }, video.status);
+  if (links) thumbs.observe(picture);
   const frame = aspectBox("16x9", picture);
   frame.classList.add("thumb");
   if (links && links.spritesheet && links.spritesheet_grid) scrubber(frame, links);
