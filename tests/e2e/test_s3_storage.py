@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -124,8 +125,14 @@ def _check(
     for name, value in s3.env_for(prefix).items():
         monkeypatch.setenv(name, value)
     settings = Settings(data_dir=elsewhere, database_url=db, storage_links="presigned")
-    redirect = asyncio.run(_get_elsewhere(settings, signed))
+    redirect, console = asyncio.run(_get_elsewhere(settings, signed, "/ui/"))
     assert redirect.status_code == 307 and redirect.headers["location"].startswith(s3.endpoint_url)
+    # The console's CSP lets its <img> and <video> follow that redirect.
+    bucket = "{0.scheme}://{0.netloc}".format(urlsplit(redirect.headers["location"]))
+    csp = dict(
+        p.strip().split(" ", 1) for p in console.headers["content-security-policy"].split(";")
+    )
+    assert csp["img-src"] == csp["media-src"] == f"'self' {bucket}"
     fetched = httpx.get(redirect.headers["location"])
     assert fetched.status_code == 200 and fetched.content == whole.content
     assert fetched.headers["content-type"] == "video/mp4"
@@ -171,14 +178,14 @@ def _check(
     _until(lambda: keys() == set(), "every object is deleted")
 
 
-async def _get_elsewhere(settings: Settings, path: str) -> httpx.Response:
-    """``GET path`` from an API of another host: a runtime and app in this process."""
+async def _get_elsewhere(settings: Settings, *paths: str) -> list[httpx.Response]:
+    """``GET`` each path from an API of another host: a runtime and app in this process."""
     assert settings.database_url is not None
     async with open_runtime(settings, settings.database_url) as rt:
         app = create_app(rt.services, settings)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://two") as client:
-            return await client.get(path)
+            return [await client.get(path) for path in paths]
 
 
 def _keys_of(stored: set[str], db: str, job_id: str) -> set[str]:

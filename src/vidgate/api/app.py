@@ -35,6 +35,7 @@ from vidgate.api.routes import (
     webhooks,
 )
 from vidgate.config import Settings
+from vidgate.media.stores import presigned_origins
 from vidgate.metrics import HTTP
 from vidgate.services import Services
 
@@ -66,8 +67,9 @@ def create_app(services: Services, settings: Settings) -> FastAPI:
     app.include_router(me.router)
     if settings.metrics:
         app.include_router(metrics.router)
-    # The web console (/ui/, and / redirects there): static pages over the API above.
-    install_console(app)
+    # The web console (/ui/, and / redirects there): static pages over the API above;
+    # its CSP lets media load from the bucket where content links are presigned.
+    install_console(app, media_origins=presigned_origins(settings))
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -6,10 +6,12 @@ the user's key (docs/console.md): nothing here knows a key or a tenant. The file
 read once, when the app is built, into a map from URL path to bytes: a request names
 one of them or gets a 404, so no path a client writes ever reaches the file system.
 Every answer carries a strict Content-Security-Policy: scripts, styles, images and
-media from this origin only, no inline script, no framing."""
+media from this origin only (images and media also from the bucket where content links
+are presigned redirects), no inline script, no framing."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +34,6 @@ CONTENT_SECURITY_POLICY = (
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 _HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
@@ -46,6 +47,17 @@ _TYPES = {
     ".svg": "image/svg+xml",
     ".txt": "text/plain; charset=utf-8",
 }
+
+
+def content_security_policy(media_origins: Sequence[str] = ()) -> str:
+    """The console's CSP; ``media_origins`` (media/stores.py ``presigned_origins``): where
+    presigned content links redirect <img> and <video>, allowed beside 'self'."""
+    if not media_origins:
+        return CONTENT_SECURITY_POLICY
+    sources = " ".join(["'self'", *media_origins])
+    return CONTENT_SECURITY_POLICY.replace("img-src 'self'", f"img-src {sources}").replace(
+        "media-src 'self'", f"media-src {sources}"
+    )
 
 
 @dataclass(frozen=True)
@@ -63,11 +75,18 @@ def load_files(root: Path = STATIC_DIR) -> dict[str, StaticFile]:
     }
 
 
-def install_console(app: FastAPI, files: dict[str, StaticFile] | None = None) -> None:
+def install_console(
+    app: FastAPI,
+    files: dict[str, StaticFile] | None = None,
+    *,
+    media_origins: Sequence[str] = (),
+) -> None:
     """Add ``/``, ``/ui`` and ``/ui/{path}`` to ``app`` (left out of the OpenAPI
-    document: they are pages, not API)."""
+    document: they are pages, not API); ``media_origins`` as ``content_security_policy``
+    takes them."""
     served = load_files() if files is None else files
     index = served["index.html"]
+    headers = {"Content-Security-Policy": content_security_policy(media_origins), **_HEADERS}
 
     async def root() -> Response:
         return RedirectResponse(PREFIX, status_code=307)
@@ -78,7 +97,7 @@ def install_console(app: FastAPI, files: dict[str, StaticFile] | None = None) ->
         found = index if path == "" else served.get(path)
         if found is None:
             return error_response(NotFound(f"no console file {path!r}", code="not_found"))
-        return Response(found.body, media_type=found.media_type, headers=_HEADERS)
+        return Response(found.body, media_type=found.media_type, headers=headers)
 
     app.add_api_route("/", root, methods=["GET"], include_in_schema=False)
     app.add_api_route("/ui", root, methods=["GET"], include_in_schema=False)
