@@ -23,10 +23,25 @@ INPUT_VARIANT = "input"
 CALLBACK_VARIANT = "callback"
 
 
+# How long links made one after the other stay the same URL, as a share of their
+# lifetime: a browser's cache then serves a thumbnail again instead of fetching it under
+# a new URL (the console lists the same gallery many times), at the price of links
+# lasting up to that much longer than the TTL.
+_STEP_SHARE = 12
+_MAX_STEP_S = 300
+
+
 class UrlSigner:
     def __init__(self, key: bytes, ttl_s: int) -> None:
         self._key = key
         self.ttl_s = ttl_s
+        self._step_s = max(1, min(ttl_s // _STEP_SHARE, _MAX_STEP_S))
+
+    def expiry(self) -> int:
+        """When a link made now expires: at least ``ttl_s`` from now, rounded up to a
+        multiple of the step (a twelfth of the TTL, at most 5 minutes)."""
+        at = int(time.time()) + self.ttl_s
+        return -(-at // self._step_s) * self._step_s
 
     def _signature(self, video_id: str, variant: str, index: int, expires: int) -> str:
         message = f"{video_id}\n{variant}\n{index}\n{expires}".encode()
@@ -34,7 +49,7 @@ class UrlSigner:
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def sign(self, base_url: str, video_id: str, variant: str, index: int) -> tuple[str, int]:
-        expires = int(time.time()) + self.ttl_s
+        expires = self.expiry()
         query = urlencode(
             {
                 "variant": variant,
@@ -47,7 +62,7 @@ class UrlSigner:
 
     def sign_input(self, base_url: str, sha256: str) -> str:
         """A link to a stored input image, for providers that only take URLs."""
-        expires = int(time.time()) + self.ttl_s
+        expires = self.expiry()
         signature = self._signature(sha256, INPUT_VARIANT, 0, expires)
         query = urlencode({"expires": expires, "signature": signature})
         return f"{base_url.rstrip('/')}/v1/inputs/{sha256}?{query}"

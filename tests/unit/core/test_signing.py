@@ -1,4 +1,5 @@
-"""Callback URLs: signed per job, with no expiry, and never usable as another link."""
+"""Download links expire on a rounded step; callback URLs are signed per job, with no
+expiry, and never usable as another link."""
 
 from __future__ import annotations
 
@@ -73,3 +74,24 @@ def test_signatures_are_scrubbed_from_log_lines() -> None:
     event = scrub_secrets(None, "info", {"event": line, "url": download})
     assert signature not in str(event) and _signature(download) not in str(event)
     assert "video_abc" in event["event"] and "signature%3D***" in event["event"]
+
+
+def test_links_made_within_a_step_are_the_same_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    signer = UrlSigner(KEY, ttl_s=3600)  # a step of 300 s
+    now = [1_800_000_000.0]  # a multiple of 300
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    first, expires = signer.sign("http://h", "video_abc", "thumbnail", 0)
+    assert expires == 1_800_003_600
+    now[0] += 1
+    second, later = signer.sign("http://h", "video_abc", "thumbnail", 0)
+    # Rounded up: never shorter than the TTL, at most one step longer.
+    assert later == 1_800_003_900 and second != first
+    now[0] += 298
+    assert signer.sign("http://h", "video_abc", "thumbnail", 0) == (second, later)
+    assert signer.verify("video_abc", "thumbnail", 0, later, _signature(second))
+
+
+def test_a_short_ttl_is_not_stretched(monkeypatch: pytest.MonkeyPatch) -> None:
+    signer = UrlSigner(KEY, ttl_s=5)
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.4)
+    assert signer.sign("http://h", "video_abc", "video", 0)[1] == 1_800_000_005
