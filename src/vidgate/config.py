@@ -190,3 +190,9 @@ class Settings(BaseSettings):
     # `vidgate worker` serves its own process's metrics at /metrics on this port
     # (on VIDGATE_HOST); unset: not served.
     metrics_port: int | None = None
+    # --- status hold (issue 14, bench B7): engine/status_hold.py -----------------------
+    # A status read of a job that is finishing (finalizing, or just past its expected
+    # end) waits up to this long for it to complete; 0: reads never wait.
+    status_hold_ms: int = Field(default=500, ge=0)
+    # Status reads held at once per process; beyond it, reads answer at once.
+    status_hold_max_reads: int = Field(default=1000, ge=0)

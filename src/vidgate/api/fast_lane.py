@@ -99,6 +99,9 @@ async def video_status(state: ApiState, authorization: str | None, video_id: str
     """The status read's answer; raises ``VidgateError``."""
     principal = await state.auth.authenticate(authorization)
     job = await state.jobs.get(principal, video_id)
+    if not job.is_terminal:
+        # A job about to complete is waited for, so that the read finds it done.
+        job = await state.jobs.hold(principal, job)
     poll_after = None if job.is_terminal else poll_after_ms(job, time.time())
     return StatusResponse(orjson.dumps(video_json(job)), poll_after)
 

@@ -14,6 +14,7 @@ from vidgate.core.deployment_refs import DeploymentRefs
 from vidgate.core.deployments import DeploymentConfig
 from vidgate.core.project_prices import ProjectPrices
 from vidgate.engine.previews import PreviewMaker
+from vidgate.engine.status_hold import StatusHolds
 from vidgate.media.storage import BlobStore
 from vidgate.providers.base import Provider
 from vidgate.providers.registry import ADAPTERS
@@ -40,6 +41,8 @@ class EngineContext:
     # The process's maker of thumbnails and spritesheets, shared by the previews step and
     # the API (one making per output at a time).
     previews: PreviewMaker = field(init=False)
+    # Status reads waiting for a finishing job, woken by the finalizer's write-backs.
+    holds: StatusHolds = field(init=False)
 
     def __post_init__(self) -> None:
         adapters = {
@@ -49,3 +52,5 @@ class EngineContext:
         object.__setattr__(self, "refs", DeploymentRefs(adapters, ADAPTERS))
         scratch = self.settings.data_dir / "tmp"
         object.__setattr__(self, "previews", PreviewMaker(self.blobs, self.db, scratch))
+        holds = StatusHolds(self.settings.status_hold_ms, self.settings.status_hold_max_reads)
+        object.__setattr__(self, "holds", holds)

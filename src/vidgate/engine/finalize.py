@@ -161,6 +161,8 @@ async def complete(runner: JobRunner, results: list[Finalized]) -> None:
         await steps.enqueue_many(
             ctx.app, conn, steps.PREVIEWS, [j.id for j in completed], lock=steps.previews_lock
         )
+    # Committed: the status reads held for these jobs answer now (engine/status_hold.py).
+    ctx.holds.wake(job.id for job in completed)
     # Only once written: a write-back tried again may need the files (a kill -9 before
     # this leaves them for the job's next run, or the sweeper, to remove).
     await asyncio.to_thread(_remove, [r.scratch for r in results if r.scratch is not None])

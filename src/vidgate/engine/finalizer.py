@@ -46,6 +46,8 @@ class Finalizer(DueWorker[FinalizeClaim, Finalized]):
     ) -> None:
         super().__init__(ctx, concurrency=concurrency, batch=batch, idle_s=idle_s)
         self.runner = JobRunner(ctx)
+        # Status reads held in this process wait for this finalizer's write-backs.
+        ctx.holds.local = True
 
     async def claim(self, limit: int) -> list[FinalizeClaim]:
         async with self.ctx.db.begin() as conn:

@@ -288,6 +288,11 @@ class JobService:
             raise _not_found(job_id)
         return job
 
+    async def hold(self, principal: Principal, job: JobRecord) -> JobRecord:
+        """``job`` (not terminal) as a status read should answer it: a job that is
+        finishing is waited for a moment (engine/status_hold.py)."""
+        return await self.ctx.holds.hold(job, lambda: self.get(principal, job.id))
+
     async def get_with_outputs(
         self, principal: Principal, job_id: str
     ) -> tuple[JobRecord, list[OutputRecord]]:

@@ -58,7 +58,14 @@ async def create_generation(
 
 @router.get("/{generation_id}", response_model=GenerationObject)
 async def get_generation(generation_id: str, request: Request, caller: Caller) -> FastJSONResponse:
-    job, outputs = await caller.jobs.get_with_outputs(caller.principal, generation_id)
+    jobs, principal = caller.jobs, caller.principal
+    job, outputs = await jobs.get_with_outputs(principal, generation_id)
+    if not job.is_terminal:
+        # A job about to complete is waited for (engine/status_hold.py); its outputs
+        # read again once it has.
+        held = await jobs.hold(principal, job)
+        if held.state != job.state:
+            job, outputs = await jobs.get_with_outputs(principal, generation_id)
     base_url = public_base_url(request, caller.settings)
     view = generation_object(job, outputs, caller.media, base_url)
     return FastJSONResponse(view.model_dump(mode="json"))
