@@ -192,7 +192,10 @@ class Settings(BaseSettings):
     metrics_port: int | None = None
     # --- status hold (issue 14, bench B7): engine/status_hold.py -----------------------
     # A status read of a job that is finishing (finalizing, or just past its expected
-    # end) waits up to this long for it to complete; 0: reads never wait.
-    status_hold_ms: int = Field(default=500, ge=0)
+    # end) waits up to this long for it to complete; 0: reads never wait. A second: a
+    # read that starts a quarter second before the expected end must outlast the
+    # poller noticing the end and the finalize (0.3-0.5 s in B7); one that gives up
+    # first costs a client that sleeps its interval after each answer the hold too.
+    status_hold_ms: int = Field(default=1000, ge=0)
     # Status reads held at once per process; beyond it, reads answer at once.
     status_hold_max_reads: int = Field(default=1000, ge=0)
