@@ -15,15 +15,14 @@ times each next page from the scroll to its ``gallery:page`` mark (the tiles app
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import Any
+
+from tests.chromium import chromium_installed, headless_chromium
 
 from bench.harness import ApiKey, Gateway, percentile
 from bench.report import Row, fmt_ms
 from bench.suites import Bench
 
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WIDTH, HEIGHT = 1280, 800
 GOAL_MS = 300.0
 KEY_STORAGE = "vidgate.key"  # ui/static/api.js
@@ -122,7 +121,7 @@ check();
 
 def browser_missing() -> str | None:
     """Why the browser part cannot run here, or None."""
-    if shutil.which("chromium") is None or not CHROMEDRIVER.exists():
+    if not chromium_installed():
         return "Debian's chromium and chromium-driver are not installed"
     try:
         import selenium  # noqa: F401
@@ -220,20 +219,7 @@ class GalleryBrowser:
 
 
 def _chromium() -> Any:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        f"--window-size={WIDTH},{HEIGHT}",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_script_timeout(TIMEOUT_S)
+    driver = headless_chromium(WIDTH, HEIGHT, script_timeout_s=TIMEOUT_S)
     # --window-size is the window's, not the page's: the viewport is set exactly.
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",

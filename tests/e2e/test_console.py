@@ -10,7 +10,6 @@ the run (tests/conftest.py's terminal summary) and printed by the test."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,11 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.chromium import chromium_installed, headless_chromium
 from tests.conftest import ServerProcess, png_bytes
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the dev extra)")
 from selenium.common.exceptions import WebDriverException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -32,7 +31,6 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
 TIMEOUT = 20
 PAGE = 24  # pages/gallery.js: videos per page
@@ -42,21 +40,14 @@ COMPLETED = 6  # the reader's gallery: videos with a thumbnail
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
     """One headless chromium for the module."""
-    if shutil.which("chromium") is None or not CHROMEDRIVER.exists():
+    if not chromium_installed():
         pytest.skip("Debian's chromium and chromium-driver are not installed (scripts/test does)")
-    options = webdriver.ChromeOptions()
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--mute-audio",
-        "--autoplay-policy=no-user-gesture-required",
-        "--window-size=1280,800",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_script_timeout(TIMEOUT)
+    driver = headless_chromium(
+        1280,
+        800,
+        script_timeout_s=TIMEOUT,
+        extra_args=("--mute-audio", "--autoplay-policy=no-user-gesture-required"),
+    )
     try:
         yield driver
     finally:
