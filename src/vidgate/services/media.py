@@ -134,8 +134,9 @@ class MediaService:
         if not self._presign:
             return None
         assert isinstance(self._blobs, S3BlobStore)
-        ttl = self._signer.ttl_s
-        lifetime = ttl if expires is None else min(ttl, expires - int(time.time()))
+        # A signed link's ``expires`` was verified: it is one this gateway made, which
+        # may outlast the TTL by its rounding step (core/signing.py).
+        lifetime = self._signer.ttl_s if expires is None else expires - int(time.time())
         return await self._blobs.presigned_url(
             file.sha256,
             expires_in=max(1, lifetime),
